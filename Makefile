@@ -1,0 +1,87 @@
+# lua-mediquo build. Every variable below can be overridden on the command
+# line, e.g. `make LUA_VERSION=5.3` or `make test BUSTED_ARGS=--filter=create`.
+#
+#   LUA_VERSION   Lua the rock is built for (5.4)          LUAJIT_INC  LuaJIT headers
+#   TREE          local LuaRocks tree for make/test (.rocks) CURL_CFLAGS/CURL_LIBS from pkg-config
+#   PREFIX        install prefix for `make install` (/usr/local)   DESTDIR  staging root
+#   WARN          warnings, always fatal                      OPT  optimisation flags
+#
+# Targets: all (default: the rock into TREE + the LuaJIT module), env, test,
+# demo, clean; more in mk/*.mk (bench, soak, fuzz, lint, asan, ...).
+
+LUA_VERSION ?= 5.4
+LUA         ?= lua$(LUA_VERSION)
+TREE        ?= $(CURDIR)/.rocks
+ROCKSPEC    ?= rockspec/mediquo-scm-1.rockspec
+LUAROCKS    ?= luarocks
+PKG_CONFIG  ?= pkg-config
+CC          ?= cc
+OPT         ?= -O2 -g
+WARN        ?= -Wall -Wextra -Werror
+CSTD        ?= -std=c99 -D_GNU_SOURCE
+CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+CURL_INCDIR ?= $(or $(shell $(PKG_CONFIG) --variable=includedir libcurl 2>/dev/null),/usr/include)
+CURL_LIBDIR ?= $(or $(shell $(PKG_CONFIG) --variable=libdir libcurl 2>/dev/null),/usr/lib)
+LUAJIT_INC  ?= /usr/include/luajit-2.1
+BUILD       ?= $(CURDIR)/build
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+
+CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
+             src/call.c src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
+             src/urlenc.c src/headers.c
+CORE_HDRS := $(wildcard src/*.h)
+MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
+
+LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')
+
+.PHONY: all rock luajit env test demo clean deps
+
+all: rock luajit
+
+# The rock, installed into the local tree exactly as a user would get it.
+rock: $(TREE)/.stamp-$(LUA_VERSION)
+$(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
+	@command -v $(LUAROCKS) >/dev/null || { echo "luarocks missing: run 'make deps' (apt-get install luarocks)" >&2; exit 1; }
+	$(LUAROCKS) --lua-version $(LUA_VERSION) --tree $(TREE) make --deps-mode=none $(ROCKSPEC) \
+	    CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR) \
+	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD).rock.log 2>&1 \
+	    || { cat $(BUILD).rock.log >&2; exit 1; }
+	@touch $@
+
+# The same sources against LuaJIT (what nginx's Lua module runs).
+luajit: $(BUILD)/luajit/mediquo/core.so
+$(BUILD)/luajit/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+
+# `eval "$(make -s env)"` makes `require "mediquo"` work from any folder.
+env:
+	@echo 'export LUA_PATH="$(TREE)/share/lua/$(LUA_VERSION)/?.lua;$(TREE)/share/lua/$(LUA_VERSION)/?/init.lua;$(CURDIR)/lua/?.lua;;"'
+	@echo 'export LUA_CPATH="$(TREE)/lib/lua/$(LUA_VERSION)/?.so;;"'
+	@echo 'export PATH="$(CURDIR)/bin:$$PATH"'
+
+# Debian packages the build, the tests and the demo need; installed only
+# when one is missing (needs root, as on CI).
+DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
+            libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
+            luajit2 libluajit2-5.1-dev openssl curl
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Every suite; the last line is "N passed, N failed".
+test: deps all
+	@bash spec/run.sh
+
+demo: deps rock
+	@bash examples/demo.sh
+
+clean:
+	rm -rf $(TREE) $(BUILD) $(BUILD).rock.log
+
+-include mk/*.mk

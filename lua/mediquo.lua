@@ -1,0 +1,217 @@
+-- mediquo: create, reschedule and cancel mediQuo video-call appointments.
+--
+--   local mediquo = require "mediquo"
+--   local client = assert(mediquo.new{ api_key = ..., secret_key = ... })
+--   local appt, err = client:create{ code = "A1", starts_at = "2030-05-20T10:00:00Z",
+--                                    patient = "P1", professional = "prof-demo-1" }
+--
+-- The C core (mediquo.core) does the transport, the shared limiter and the
+-- retry loop; this module does defaults, validation and result shaping.
+-- Failures are returned as `nil, err`, never raised.
+
+local core = require "mediquo.core"
+local errors = require "mediquo.errors"
+local validate = require "mediquo.validate"
+local protocol = require "mediquo.protocol"
+local limiter = require "mediquo.limiter"
+
+local setmetatable = setmetatable
+local pairs = pairs
+local type = type
+local tostring = tostring
+
+local _M = { _VERSION = "0.1.0" }
+local mt = { __index = _M }
+
+local DEFAULT_BASE = "https://sdk.mediquo.com/v1"
+
+local OPTIONS = {
+    api_key = true, secret_key = true, base_url = true, timeout = true,
+    connect_timeout = true, deadline = true, max_retries = true,
+    retry_post = true, rate_limit = true, ca_file = true, insecure = true,
+    user_agent = true,
+}
+
+local function secret(field, v)
+    if type(v) ~= "string" or v == "" then
+        return nil, errors.invalid(field, "is required (a non-empty string)")
+    end
+    if #v > 1024 or v:find("[%z\1-\31\127]") then
+        return nil, errors.invalid(field, "must be at most 1024 bytes with no control characters")
+    end
+    return v
+end
+
+-- normalised options for mediquo.core.client, plus the limiter settings
+local function options(opts)
+    local v = validate
+    local ok, err = v.fields("opts", opts, OPTIONS)
+    if not ok then return nil, err end
+    local o = {}
+    o.api_key, err = secret("api_key", opts.api_key)
+    if not o.api_key then return nil, err end
+    o.secret_key, err = secret("secret_key", opts.secret_key)
+    if not o.secret_key then return nil, err end
+    o.insecure, err = v.boolean("insecure", opts.insecure, false)
+    if err then return nil, err end
+    local base
+    base, err = v.base_url(opts.base_url == nil and DEFAULT_BASE or opts.base_url, o.insecure)
+    if not base then return nil, err end
+    o.base_url, o.base_path = base.url, base.path
+    o.timeout, err = v.number("timeout", opts.timeout, 10)
+    if not o.timeout then return nil, err end
+    o.connect_timeout, err = v.number("connect_timeout", opts.connect_timeout, 3)
+    if not o.connect_timeout then return nil, err end
+    o.deadline, err = v.number("deadline", opts.deadline, 30)
+    if not o.deadline then return nil, err end
+    local mr = opts.max_retries
+    if mr == nil then
+        mr = 2
+    elseif not v.is_integer(mr) or mr < 0 or mr > 100 then
+        return nil, errors.invalid("max_retries", "must be an integer from 0 to 100")
+    end
+    o.max_retries = mr
+    o.retry_post, err = v.boolean("retry_post", opts.retry_post, false)
+    if err then return nil, err end
+    if opts.ca_file ~= nil then
+        if type(opts.ca_file) ~= "string" or opts.ca_file == "" then
+            return nil, errors.invalid("ca_file", "must be a path to a CA bundle")
+        end
+        local f = io.open(opts.ca_file, "rb")
+        if not f then return nil, errors.invalid("ca_file", "cannot be read") end
+        f:close()
+        o.ca_file = opts.ca_file
+    end
+    if opts.user_agent ~= nil then
+        o.user_agent, err = v.text("user_agent", opts.user_agent, 256)
+        if not o.user_agent then return nil, err end
+    end
+    local rl = opts.rate_limit
+    if rl == nil then rl = {} end
+    if rl ~= false then
+        if type(rl) ~= "table" then
+            return nil, errors.invalid("rate_limit", "must be a table or false")
+        end
+        o.rate_limit, err = limiter.normalize(rl, base.host .. ":" .. base.port)
+        if not o.rate_limit then return nil, err end
+    end
+    return o
+end
+_M._options = options
+
+-- mediquo.new(opts) -> client | nil, err
+function _M.new(opts)
+    local o, err = options(opts)
+    if not o then return nil, err end
+    local lim
+    if o.rate_limit then
+        local msg
+        lim, msg = core.limiter(o.rate_limit)
+        if not lim then
+            return nil, errors.new{ kind = "invalid_argument", message = "rate_limit: " .. tostring(msg) }
+        end
+    end
+    local c, msg = core.client{
+        api_key = o.api_key, secret_key = o.secret_key, base_url = o.base_url,
+        user_agent = o.user_agent, ca_file = o.ca_file, insecure = o.insecure,
+        timeout = o.timeout, connect_timeout = o.connect_timeout,
+        deadline = o.deadline, max_retries = o.max_retries,
+        retry_post = o.retry_post, limiter = lim,
+        max_wait = o.rate_limit and o.rate_limit.max_wait or 0,
+        limiter_period = o.rate_limit and o.rate_limit.period or 60,
+    }
+    if not c then
+        return nil, errors.new{ kind = "invalid_argument", message = msg }
+    end
+    return setmetatable({
+        _core = c,
+        _base_path = o.base_path,
+        _base_url = o.base_url,
+        _ok = 0,
+        _by_kind = {},
+    }, mt)
+end
+
+-- one request through the C loop, shaped; confirms an ambiguous create
+local function perform(self, req)
+    local c = self._core
+    if not c then error("mediquo client is closed", 3) end
+    local kind, status, body, attempts, ambiguous, retry_after, message =
+        c:call(req.method, req.path, req.body)
+    local value, err, confirm = protocol.shape(req, self._base_path, kind, status, body,
+                                               attempts, ambiguous, retry_after, message)
+    if confirm then
+        -- The create reached the server on an earlier attempt: a reschedule
+        -- to the same start is idempotent and hands back a live URL.
+        local put = protocol.build("reschedule", req.code, req.starts_at)
+        kind, status, body, attempts, ambiguous, retry_after, message =
+            c:call(put.method, put.path, put.body)
+        value, err = protocol.shape(put, self._base_path, kind, status, body,
+                                    attempts, ambiguous, retry_after, message)
+        if err then err.attempts = err.attempts + attempts end
+    end
+    if value then
+        self._ok = self._ok + 1
+    else
+        self._by_kind[err.kind] = (self._by_kind[err.kind] or 0) + 1
+    end
+    return value, err
+end
+
+local function refuse(self, err)
+    self._by_kind[err.kind] = (self._by_kind[err.kind] or 0) + 1
+    return nil, err
+end
+
+-- client:create(a) -> { code, url } | nil, err
+function _M:create(a)
+    local req, err = protocol.build("create", a)
+    if not req then return refuse(self, err) end
+    return perform(self, req)
+end
+
+-- client:reschedule(code, starts_at) -> { code, url } | nil, err
+function _M:reschedule(code, starts_at)
+    local req, err = protocol.build("reschedule", code, starts_at)
+    if not req then return refuse(self, err) end
+    return perform(self, req)
+end
+
+-- client:cancel(code) -> true | nil, err
+function _M:cancel(code)
+    local req, err = protocol.build("cancel", code)
+    if not req then return refuse(self, err) end
+    return perform(self, req)
+end
+
+-- client:stats() -> counters since the client was made
+function _M:stats()
+    local s = self._core and self._core:stats() or {
+        requests = 0, retries = 0, limiter_waits = 0, limiter_wait_seconds = 0 }
+    s.ok = self._ok
+    local by = {}
+    for k, n in pairs(self._by_kind) do by[k] = n end
+    s.by_kind = by
+    return s
+end
+
+-- client:close(): frees the connection now (idempotent)
+function _M:close()
+    local c = self._core
+    if c then
+        self._core = nil
+        c:close()
+    end
+end
+
+mt.__close = _M.close
+mt.__tostring = function(self)
+    return "mediquo.client(" .. tostring(self._base_url) .. (self._core and ")" or ", closed)")
+end
+
+-- mediquo.limiter(opts) -> limiter | nil, err  (see mediquo.limiter)
+function _M.limiter(opts)
+    return limiter.new(opts)
+end
+
+return _M

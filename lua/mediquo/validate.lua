@@ -1,0 +1,173 @@
+-- mediquo.validate: checks every argument before anything is sent, and says
+-- which field is wrong. Values are never echoed in messages: a secret passed
+-- in the wrong place must not end up in an error.
+
+local core = require "mediquo.core"
+local errors = require "mediquo.errors"
+
+local type = type
+local pairs = pairs
+local tostring = tostring
+local tonumber = tonumber
+local byte = string.byte
+local find = string.find
+local floor = math.floor
+local huge = math.huge
+
+local invalid = errors.invalid
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_ID = 255
+
+-- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)
+local function utf8_ok(s)
+    local i, n = 1, #s
+    while i <= n do
+        local c = byte(s, i)
+        if c < 0x80 then
+            i = i + 1
+        else
+            local len, min
+            if c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
+            elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
+            elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
+            else return false end
+            if i + len - 1 > n then return false end
+            local cp = c % (2 ^ (7 - len))
+            for k = 1, len - 1 do
+                local cc = byte(s, i + k)
+                if cc < 0x80 or cc > 0xBF then return false end
+                cp = cp * 64 + (cc - 0x80)
+            end
+            if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then
+                return false
+            end
+            i = i + len
+        end
+    end
+    return true
+end
+_M.utf8_ok = utf8_ok
+
+local function is_integer(v)
+    return type(v) == "number" and v == v and v > -huge and v < huge and floor(v) == v
+end
+_M.is_integer = is_integer
+
+local function is_finite(v)
+    return type(v) == "number" and v == v and v > -huge and v < huge
+end
+
+-- A text field: non-empty string, bounded, no control characters, UTF-8.
+function _M.text(field, v, max)
+    if type(v) ~= "string" then
+        return nil, invalid(field, "must be a string, got " .. type(v))
+    end
+    if v == "" then return nil, invalid(field, "must not be empty") end
+    if #v > (max or MAX_ID) then
+        return nil, invalid(field, "must be at most " .. (max or MAX_ID) .. " bytes")
+    end
+    if find(v, "[%z\1-\31\127]") then
+        return nil, invalid(field, "must not contain control characters")
+    end
+    if not utf8_ok(v) then return nil, invalid(field, "must be valid UTF-8") end
+    return v
+end
+
+-- starts_at: ISO 8601 string (normalised to UTC) or Unix epoch seconds.
+function _M.starts_at(field, v)
+    if type(v) == "string" then
+        if #v > 64 then return nil, invalid(field, "is not an ISO 8601 date-time") end
+        local s, why = core.iso8601(v)
+        if not s then return nil, invalid(field, why) end
+        return s
+    elseif type(v) == "number" then
+        if not is_finite(v) then return nil, invalid(field, "must be a finite number") end
+        local s, why = core.epoch(v)
+        if not s then return nil, invalid(field, why) end
+        return s
+    end
+    return nil, invalid(field, "must be an ISO 8601 string or Unix epoch seconds, got " .. type(v))
+end
+
+function _M.duration(field, v)
+    if v == nil then return nil end
+    if not is_integer(v) or v <= 0 or v > 2147483647 then
+        return nil, invalid(field, "must be an integer number of seconds > 0")
+    end
+    return v
+end
+
+-- Checks that t is a table with only the allowed keys.
+function _M.fields(field, t, allowed)
+    if type(t) ~= "table" then
+        return nil, invalid(field, "must be a table, got " .. type(t))
+    end
+    for k in pairs(t) do
+        if type(k) ~= "string" or not allowed[k] then
+            return nil, invalid(field, "unknown field " .. (type(k) == "string"
+                and ("'" .. k:sub(1, 40):gsub("[%c]", "?") .. "'") or ("of type " .. type(k))))
+        end
+    end
+    return t
+end
+
+function _M.number(field, v, def, min)
+    if v == nil then return def end
+    if not is_finite(v) or v <= (min or 0) then
+        return nil, invalid(field, "must be a number > " .. tostring(min or 0))
+    end
+    return v
+end
+
+function _M.boolean(field, v, def)
+    if v == nil then return def end
+    if type(v) ~= "boolean" then
+        return nil, invalid(field, "must be a boolean, got " .. type(v))
+    end
+    return v
+end
+
+local LOOPBACK = { localhost = true, ["[::1]"] = true }
+
+-- base_url -> { scheme, host, port, path, url } | nil, err
+function _M.base_url(v, insecure)
+    if type(v) ~= "string" then
+        return nil, invalid("base_url", "must be a string, got " .. type(v))
+    end
+    if #v > 1024 or find(v, "[%z\1-\32\127]") then
+        return nil, invalid("base_url", "must be a URL without spaces or control characters")
+    end
+    local scheme, authority, path = v:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)$")
+    if not scheme then
+        return nil, invalid("base_url", "must be an http(s) URL with no query or fragment")
+    end
+    scheme = scheme:lower()
+    if scheme ~= "http" and scheme ~= "https" then
+        return nil, invalid("base_url", "scheme must be https (or http for loopback)")
+    end
+    if authority == "" or find(authority, "@", 1, true) then
+        return nil, invalid("base_url", "must name a host (and no user info)")
+    end
+    local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
+    if not host then host, port = authority:match("^([%w.-]+):?(%d*)$") end
+    if not host then return nil, invalid("base_url", "has an invalid host") end
+    host = host:lower()
+    if port == "" then port = scheme == "https" and 443 or 80 else port = tonumber(port) end
+    if not port or port < 1 or port > 65535 then
+        return nil, invalid("base_url", "has an invalid port")
+    end
+    if scheme == "http" and not insecure then
+        local loop = LOOPBACK[host] or host:match("^127%.%d+%.%d+%.%d+$")
+        if not loop then
+            return nil, invalid("base_url",
+                "http:// is only allowed for loopback hosts (or with insecure = true)")
+        end
+    end
+    path = path:gsub("/+$", "")
+    return { scheme = scheme, host = host, port = port, path = path,
+             url = scheme .. "://" .. authority .. path }
+end
+
+return _M

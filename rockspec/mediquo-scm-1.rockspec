@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "mediquo"
+version = "scm-1"
+source = {
+   url = "git+https://github.com/lua-mediquo/lua-mediquo.git",
+}
+description = {
+   summary = "mediQuo SDK appointments client: a C core over libcurl, a host-wide rate limiter, OpenResty adapter",
+   detailed = [[
+Create, reschedule and cancel mediQuo video-call appointments from Lua at
+native speed: libcurl transport with connection reuse, retries with backoff
+and deadlines, exactly-once effects, and one rate-limit budget shared by
+every process on the host. Works from Lua 5.1-5.4, LuaJIT and OpenResty.
+]],
+   license = "MIT",
+   labels = { "http", "curl", "openresty", "mediquo" },
+}
+dependencies = {
+   "lua >= 5.1",
+   "lua-cjson",
+}
+external_dependencies = {
+   CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["mediquo.core"] = {
+         sources = {
+            "src/lmediquo.c", "src/lclient.c", "src/llimiter.c",
+            "src/transport.c", "src/call.c", "src/policy.c",
+            "src/limiter.c", "src/limiter_file.c",
+            "src/iso8601.c", "src/urlenc.c", "src/headers.c",
+         },
+         libraries = { "curl", "pthread" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
+      },
+      mediquo = "lua/mediquo.lua",
+      ["mediquo.errors"] = "lua/mediquo/errors.lua",
+      ["mediquo.validate"] = "lua/mediquo/validate.lua",
+      ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
+      ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
+   },
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# spec/run.sh: runs every spec suite (busted, TAP output) and ends with one
+# line "N passed, N failed" summing all of them. Called by `make test`.
+#   SUITES   which suites to run (default: "lua54 luajit")
+#   BUSTED_ARGS  extra busted arguments (e.g. --filter=...)
+set -u
+cd "$(dirname "$0")/.." || exit 2
+root=$PWD
+eval "$(make -s env)"
+export MEDIQUO_TEST_PIDS
+MEDIQUO_TEST_PIDS=$(mktemp "${TMPDIR:-/tmp}/mediquo-test-pids.XXXXXX")
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-test-logs.XXXXXX")
+
+cleanup() {
+    # stop every sandbox a spec left running (specs stop their own; this is
+    # the net under a spec that died)
+    if [ -s "$MEDIQUO_TEST_PIDS" ]; then
+        sort -u "$MEDIQUO_TEST_PIDS" | while read -r prefix; do
+            [ -n "$prefix" ] && bin/mediquo-sandbox stop --prefix "$prefix" >/dev/null 2>&1
+        done
+    fi
+    rm -f "$MEDIQUO_TEST_PIDS"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+
+# run_suite NAME CMD... : runs a busted command, counts TAP lines
+run_suite() {
+    local name=$1; shift
+    local out="$logdir/$name.tap"
+    echo "== suite $name: $*"
+    "$@" -o TAP ${BUSTED_ARGS:-} >"$out" 2>&1
+    local rc=$?
+    local p f
+    p=$(grep -c '^ok ' "$out")
+    f=$(grep -c '^not ok ' "$out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1   # busted itself failed (a spec file did not load, a crash)
+        tail -n 40 "$out"
+    fi
+    grep -A 25 '^not ok ' "$out" | head -n 200
+    echo "-- $name: $p passed, $f failed"
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+specs() { ls spec/[0-9]*_spec.lua 2>/dev/null | grep -E "$1" ; }
+
+for suite in ${SUITES:-lua54 luajit}; do
+    case $suite in
+    lua54)
+        # shellcheck disable=SC2046
+        run_suite lua54 lua5.4 /usr/bin/busted $(specs '.')
+        ;;
+    luajit)
+        # the C core built against LuaJIT, from the same sources; specs that
+        # need no nginx and no Lua 5.4-only feature (files listed in
+        # spec/luajit.list)
+        if [ -f spec/luajit.list ]; then
+            LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" \
+            LUA_CPATH="$root/build/luajit/?.so;;" \
+            MEDIQUO_LUA=luajit \
+            run_suite luajit luajit /usr/bin/busted $(grep -v '^#' spec/luajit.list)
+        fi
+        ;;
+    esac
+done
+
+echo "logs: $logdir"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,78 @@
+/* call.h: the retry policy and the blocking call loop. */
+#ifndef MQ_CALL_H
+#define MQ_CALL_H
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+#include "mq.h"
+#include "transport.h"
+
+typedef enum {
+    MQ_K_OK = 0,
+    MQ_K_BAD_REQUEST, MQ_K_UNAUTHORIZED, MQ_K_FORBIDDEN, MQ_K_NOT_FOUND,
+    MQ_K_UNPROCESSABLE, MQ_K_RATE_LIMITED, MQ_K_SERVER_ERROR, MQ_K_TIMEOUT,
+    MQ_K_NETWORK, MQ_K_BAD_RESPONSE, MQ_K_INVALID_ARGUMENT,
+    MQ_K__COUNT
+} mq_kind;
+
+typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE } mq_method;
+
+/* ---- policy.c ---------------------------------------------------------- */
+typedef struct {
+    mq_kind kind;
+    int retryable;   /* for this method, under this client's settings */
+    int ambiguous;   /* the server may have processed it */
+} mq_verdict;
+
+const char *mq_kind_name(mq_kind k);
+int  mq_method_parse(const char *s, mq_method *m);
+/* Classify one attempt: outcome + status -> kind, retryable, ambiguous. */
+mq_verdict mq_classify(mq_method m, mq_outcome o, long status, int retry_post);
+/* Full-jitter backoff before retry number `retry` (1-based), using u in
+ * [0,1): u * min(cap, base * 2^(retry-1)). */
+double mq_backoff(int retry, double u);
+/* Small per-client PRNG (xorshift64*), seeded from the OS. */
+uint64_t mq_rand_seed(void);
+double mq_rand_unit(uint64_t *state);
+
+/* ---- call.c -------------------------------------------------------------- */
+typedef struct {
+    double timeout, connect_timeout, deadline;
+    int max_retries;
+    int retry_post;
+    double max_wait;        /* limiter wait bound, per acquire */
+    double limiter_period;  /* the window, for a pause with no Retry-After */
+} mq_call_cfg;
+
+typedef struct {
+    long requests, retries, limiter_waits;
+    double limiter_wait_seconds;
+} mq_call_stats;
+
+typedef struct {
+    mq_kind kind;           /* MQ_K_OK for a 2xx (the body still to be checked) */
+    long status;
+    const char *body;       /* valid until the next call on this transport */
+    size_t body_len;
+    int attempts;
+    int ambiguous_before;   /* an earlier attempt of this call may have been processed */
+    int retryable;
+    double retry_after;     /* -1 when none */
+    char message[256];      /* transport or limiter reason when no HTTP answer */
+} mq_result;
+
+/* The whole call: limiter slot per attempt, retries, backoff, deadline. */
+void mq_call(mq_transport *t, mq_limiter *lim, const mq_call_cfg *cfg, mq_call_stats *st,
+             uint64_t *rng, mq_method m, const char *url, const char *body, size_t body_len,
+             mq_result *res);
+/* What the server's rate-limit headers on an answer mean for the shared
+ * limiter (pause on 429 / remaining 0, calibrate otherwise). */
+void mq_call_observe(mq_limiter *lim, const mq_response *r, double period);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif

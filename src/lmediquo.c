@@ -1,0 +1,112 @@
+/* lmediquo.c: luaopen_mediquo_core, the one exported symbol, and the small
+ * pure functions the Lua side uses (date normalising, path encoding, the
+ * retry policy for the nginx adapter's own loop). */
+#include "lmq.h"
+#include "call.h"
+
+#include <string.h>
+
+#define MQ_CORE_VERSION "0.1.0"
+
+/* core.iso8601(s) -> "YYYY-MM-DDTHH:MM:SSZ" | nil, why */
+static int l_iso8601(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char out[MQ_ISO_LEN];
+    const char *why = NULL;
+    if (mq_iso8601_utc(s, len, out, &why) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why ? why : "is not an ISO 8601 date-time");
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* core.epoch(n) -> "YYYY-MM-DDTHH:MM:SSZ" | nil, why */
+static int l_epoch(lua_State *L)
+{
+    char out[MQ_ISO_LEN];
+    const char *why = NULL;
+    if (mq_epoch_utc(luaL_checknumber(L, 1), out, &why) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why ? why : "is not a valid time");
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* core.urlenc(s) -> s with every byte but RFC 3986 unreserved as %XX */
+static int l_urlenc(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    size_t cap = len * 3 + 1;
+    char *out;
+    if (len > 65536)
+        return luaL_argerror(L, 1, "string too long");
+    out = lua_newuserdata(L, cap);  /* Lua owns it, even if pushing fails */
+    lua_pushlstring(L, out, mq_urlenc(s, len, out, cap));
+    return 1;
+}
+
+static const char *const outcomes[] = {
+    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", NULL,
+};
+
+/* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous */
+static int l_classify(lua_State *L)
+{
+    mq_method m;
+    int o = luaL_checkoption(L, 2, NULL, outcomes);
+    mq_verdict v;
+    if (mq_method_parse(luaL_checkstring(L, 1), &m) != 0)
+        return luaL_argerror(L, 1, "method must be POST, PUT or DELETE");
+    v = mq_classify(m, (mq_outcome)o, (long)luaL_optinteger(L, 3, 0), lua_toboolean(L, 4));
+    lua_pushstring(L, mq_kind_name(v.kind));
+    lua_pushboolean(L, v.retryable);
+    lua_pushboolean(L, v.ambiguous);
+    return 3;
+}
+
+/* core.backoff(retry, u) -> seconds (full jitter; u uniform in [0,1)) */
+static int l_backoff(lua_State *L)
+{
+    lua_pushnumber(L, mq_backoff((int)luaL_checkinteger(L, 1), luaL_checknumber(L, 2)));
+    return 1;
+}
+
+/* core.now() -> monotonic seconds, the clock of deadlines and the limiter */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, mq_now());
+    return 1;
+}
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_mediquo_core(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "iso8601", l_iso8601 },
+        { "epoch", l_epoch },
+        { "urlenc", l_urlenc },
+        { "classify", l_classify },
+        { "backoff", l_backoff },
+        { "now", l_now },
+        { NULL, NULL },
+    };
+    if (mq_transport_global_init() != 0)
+        return luaL_error(L, "mediquo.core: curl_global_init failed");
+    mq_newlib(L, funcs);
+    mq_lclient_open(L);
+    mq_llimiter_open(L);
+    lua_pushliteral(L, MQ_CORE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushstring(L, mq_transport_curl_version());
+    lua_setfield(L, -2, "curl_version");
+    return 1;
+}

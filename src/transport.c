@@ -1,0 +1,379 @@
+/* transport.c: one HTTP exchange over a reused libcurl easy handle.
+ *
+ * A client owns one easy handle for its whole life, so the connection,
+ * the TLS session and (when the server offers it) HTTP/2 are reused across
+ * calls. The secret headers are built here once and never handed back to
+ * Lua. Bodies and headers are collected in C buffers inside the callbacks;
+ * nothing here touches a Lua state, so no Lua error can unwind through
+ * libcurl frames. */
+#include "transport.h"
+#include "mq.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MQ_LIB_UA "lua-mediquo/0.1.0"
+
+struct mq_transport {
+    CURL *easy;
+    struct curl_slist *hdr_body;    /* with Content-Type */
+    struct curl_slist *hdr_nobody;
+    char *buf;                      /* response body, grows up to MQ_BODY_CAP */
+    size_t len, cap;
+    int too_big;
+    const char *send;               /* request body being sent */
+    size_t send_len, send_off;
+    int rewinds;                    /* libcurl wanted to send the body again */
+    mq_response *resp;              /* the response being filled */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int mq_transport_global_init(void)
+{
+    if (pthread_once(&global_once, global_init) != 0)
+        return -1;
+    return global_rc == CURLE_OK ? 0 : -1;
+}
+
+const char *mq_transport_curl_version(void)
+{
+    return curl_version();
+}
+
+/* ---- callbacks -------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    mq_transport *t = ud;
+    size_t add = size * n;
+    if (add > MQ_BODY_CAP - t->len) {
+        t->too_big = 1;
+        return 0;   /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    if (t->len + add + 1 > t->cap) {
+        size_t ncap = t->cap ? t->cap : 4096;
+        while (ncap < t->len + add + 1)
+            ncap *= 2;
+        char *nb = realloc(t->buf, ncap);
+        if (nb == NULL)
+            return 0;
+        t->buf = nb;
+        t->cap = ncap;
+    }
+    memcpy(t->buf + t->len, data, add);
+    t->len += add;
+    t->buf[t->len] = '\0';
+    return add;
+}
+
+/* header name match: case-insensitive, followed by ':' */
+static const char *header_value(const char *line, size_t len, const char *name, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+        return NULL;
+    const char *v = line + nl + 1;
+    size_t l = len - nl - 1;
+    while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n'))
+        l--;
+    *vlen = l;
+    return v;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud)
+{
+    mq_transport *t = ud;
+    mq_response *r = t->resp;
+    size_t len = size * n;
+    size_t vl;
+    const char *v;
+
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        /* a new response (an interim 1xx, or a fresh one): forget the last */
+        r->retry_after = -1;
+        r->rl_remaining = r->rl_limit = -1;
+        r->rl_reset = -1;
+    } else if ((v = header_value(line, len, "retry-after", &vl)) != NULL) {
+        r->retry_after = mq_retry_after(v, vl, time(NULL));
+    } else if ((v = header_value(line, len, "x-ratelimit-remaining", &vl)) != NULL) {
+        r->rl_remaining = mq_header_long(v, vl);
+    } else if ((v = header_value(line, len, "x-ratelimit-limit", &vl)) != NULL) {
+        r->rl_limit = mq_header_long(v, vl);
+    } else if ((v = header_value(line, len, "x-ratelimit-reset", &vl)) != NULL) {
+        long at = mq_header_long(v, vl);
+        time_t now = time(NULL);
+        if (at >= 0)   /* an epoch time, or (some servers) seconds left */
+            r->rl_reset = at > (long)now - 86400 ? (double)(at - now) : (double)at;
+        if (r->rl_reset < 0)
+            r->rl_reset = 0;
+    }
+    return len;
+}
+
+static size_t on_read(char *dst, size_t size, size_t n, void *ud)
+{
+    mq_transport *t = ud;
+    size_t want = size * n;
+    size_t left = t->send_len - t->send_off;
+    if (want > left)
+        want = left;
+    memcpy(dst, t->send + t->send_off, want);
+    t->send_off += want;
+    return want;
+}
+
+/* libcurl asks to rewind when it wants to send the body again on a fresh
+ * connection after the first one died. Refuse: every send of a body must be
+ * an attempt of ours, under the limiter and the retry policy (a create sent
+ * twice behind our back is how duplicates happen). */
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+    mq_transport *t = ud;
+    (void)origin;
+    if (off == 0 && t->send_off == 0)
+        return CURL_SEEKFUNC_OK;
+    t->rewinds++;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+#define SETOPT(opt, val) do { \
+        CURLcode rc_ = curl_easy_setopt(t->easy, opt, val); \
+        if (rc_ != CURLE_OK) { \
+            snprintf(err, errlen, "curl_easy_setopt(%s): %s", #opt, curl_easy_strerror(rc_)); \
+            goto fail; \
+        } \
+    } while (0)
+
+static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value, int *ok)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *h = malloc(n);
+    struct curl_slist *nl;
+    if (h == NULL) {
+        *ok = 0;
+        return l;
+    }
+    snprintf(h, n, "%s: %s", name, value);
+    nl = curl_slist_append(l, h);
+    /* the header carries a secret: wipe our copy (curl keeps its own) */
+    memset(h, 0, n);
+    free(h);
+    if (nl == NULL)
+        *ok = 0;
+    return nl ? nl : l;
+}
+
+static struct curl_slist *base_headers(const mq_transport_cfg *cfg, int with_body, int *ok)
+{
+    struct curl_slist *l = NULL;
+    l = add_header(l, "X-API-Key", cfg->api_key, ok);
+    l = add_header(l, "X-Secret-Key", cfg->secret_key, ok);
+    l = add_header(l, "Accept", "application/json", ok);
+    if (with_body)
+        l = add_header(l, "Content-Type", "application/json", ok);
+    /* no "Expect: 100-continue" round trip for our small bodies */
+    l = add_header(l, "Expect", "", ok);
+    return l;
+}
+
+int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err, size_t errlen)
+{
+    mq_transport *t;
+    char ua[512];
+    int ok = 1;
+
+    *out = NULL;
+    if (mq_transport_global_init() != 0) {
+        snprintf(err, errlen, "curl_global_init failed");
+        return -1;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        snprintf(err, errlen, "curl_easy_init failed");
+        goto fail;
+    }
+    t->hdr_body = base_headers(cfg, 1, &ok);
+    t->hdr_nobody = base_headers(cfg, 0, &ok);
+    if (!ok) {
+        snprintf(err, errlen, "out of memory building headers");
+        goto fail;
+    }
+    snprintf(ua, sizeof ua, "%s (libcurl/%s)%s%s", MQ_LIB_UA, curl_version_info(CURLVERSION_NOW)->version,
+             cfg->user_agent && *cfg->user_agent ? " " : "", cfg->user_agent ? cfg->user_agent : "");
+
+    SETOPT(CURLOPT_USERAGENT, ua);  /* curl copies strings it is given */
+    SETOPT(CURLOPT_NOSIGNAL, 1L);   /* threads (nginx thread pool) and no SIGALRM */
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* the keys must not travel to another host */
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);  /* h2 when TLS offers it */
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, t);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, t);
+    SETOPT(CURLOPT_READFUNCTION, on_read);
+    SETOPT(CURLOPT_READDATA, t);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+    SETOPT(CURLOPT_SEEKDATA, t);
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MQ_BODY_CAP);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+    if (cfg->ca_file && *cfg->ca_file)
+        SETOPT(CURLOPT_CAINFO, cfg->ca_file);
+    *out = t;
+    return 0;
+fail:
+    mq_transport_free(t);
+    return -1;
+}
+
+void mq_transport_free(mq_transport *t)
+{
+    if (t == NULL)
+        return;
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->hdr_body);
+    curl_slist_free_all(t->hdr_nobody);
+    free(t->buf);
+    free(t);
+}
+
+/* ---- one attempt -------------------------------------------------------- */
+
+static long ms(double s)
+{
+    if (s <= 0.001)
+        return 1;
+    if (s > 86400.0)
+        return 86400000L;
+    return (long)(s * 1000.0 + 0.5);
+}
+
+static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
+{
+    curl_off_t pre = 0;
+    switch (rc) {
+    case CURLE_OK:
+        return MQ_T_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return MQ_T_CONNECT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return MQ_T_TLS;
+    case CURLE_OPERATION_TIMEDOUT:
+        /* before the request went out (still connecting) nothing was sent */
+        if (curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre == 0)
+            return MQ_T_CONNECT;
+        return MQ_T_TIMEOUT;
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+        return t->too_big || rc == CURLE_FILESIZE_EXCEEDED ? MQ_T_TOO_BIG : MQ_T_FAILED;
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SEND_FAIL_REWIND:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return MQ_T_RESET;
+    default:
+        return MQ_T_FAILED;
+    }
+}
+
+void mq_transport_perform(mq_transport *t, const char *method, const char *url,
+                          const char *body, size_t body_len,
+                          double timeout, double connect_timeout, mq_response *r)
+{
+    CURLcode rc;
+    int post = body != NULL;
+
+    memset(r, 0, sizeof *r);
+    r->retry_after = -1;
+    r->rl_remaining = r->rl_limit = -1;
+    r->rl_reset = -1;
+    r->body = "";
+    t->resp = r;
+    t->len = 0;
+    t->too_big = 0;
+    t->send = body;
+    t->send_len = body_len;
+    t->send_off = 0;
+    t->rewinds = 0;
+    t->errbuf[0] = '\0';
+
+    if (connect_timeout > timeout)
+        connect_timeout = timeout;
+    /* Each option below is set on every call because a method switch must
+     * undo the previous one; curl_easy_setopt only fails here for an
+     * unknown option or out of memory, which perform then reports. */
+    if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms(timeout)) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, ms(connect_timeout)) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, post ? t->hdr_body : t->hdr_nobody) != CURLE_OK
+        || (post
+            ? (curl_easy_setopt(t->easy, CURLOPT_POST, 1L) != CURLE_OK
+               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK
+               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK)
+            : curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+        || curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST,
+                            strcmp(method, "POST") == 0 ? NULL : method) != CURLE_OK) {
+        r->outcome = MQ_T_FAILED;
+        snprintf(r->message, sizeof r->message, "could not set up the request");
+        return;
+    }
+
+    rc = curl_easy_perform(t->easy);
+    r->outcome = outcome_of(t, rc);
+    if (rc == CURLE_OK) {
+        if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
+            r->status = 0;
+        r->body = t->buf ? t->buf : "";
+        r->body_len = t->len;
+    } else {
+        long code = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
+            r->status = code;   /* known even when the body was cut short */
+        if (r->outcome == MQ_T_TOO_BIG)
+            snprintf(r->message, sizeof r->message, "response body over %d bytes", MQ_BODY_CAP);
+        else
+            snprintf(r->message, sizeof r->message, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    }
+    t->resp = NULL;
+    t->send = NULL;
+}

@@ -1,0 +1,60 @@
+/* transport.h: one HTTP exchange over a reused libcurl easy handle. */
+#ifndef MQ_TRANSPORT_H
+#define MQ_TRANSPORT_H
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+#include <stddef.h>
+
+#define MQ_BODY_CAP (1024 * 1024)   /* larger answers are refused, not read */
+
+/* What became of an attempt at the transport level. */
+typedef enum {
+    MQ_T_OK = 0,        /* a complete HTTP response */
+    MQ_T_CONNECT,       /* never connected (refused, DNS, connect timeout): nothing sent */
+    MQ_T_TLS,           /* TLS handshake or certificate failure: nothing sent */
+    MQ_T_TIMEOUT,       /* timed out after the connection was made: may have been processed */
+    MQ_T_RESET,         /* connection closed/reset or response cut short after sending */
+    MQ_T_TOO_BIG,       /* body over MQ_BODY_CAP */
+    MQ_T_FAILED         /* anything else (out of memory, bad URL, ...) */
+} mq_outcome;
+
+typedef struct {
+    const char *api_key;
+    const char *secret_key;
+    const char *user_agent;     /* appended to the library's own; may be NULL */
+    const char *ca_file;        /* NULL: system bundle */
+    int insecure;               /* skip TLS verification */
+} mq_transport_cfg;
+
+typedef struct {
+    mq_outcome outcome;
+    long status;                /* HTTP status, 0 when none */
+    const char *body;           /* owned by the transport, valid until the next perform */
+    size_t body_len;
+    double retry_after;         /* seconds, -1 when absent */
+    long rl_remaining, rl_limit;/* -1 when absent */
+    double rl_reset;            /* seconds until the server's window ends, -1 when absent */
+    char message[256];          /* why the transport failed (no secrets: curl's words) */
+} mq_response;
+
+typedef struct mq_transport mq_transport;
+
+int  mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err, size_t errlen);
+/* One attempt. method: "POST", "PUT" or "DELETE"; body may be NULL. */
+void mq_transport_perform(mq_transport *t, const char *method, const char *url,
+                          const char *body, size_t body_len,
+                          double timeout, double connect_timeout, mq_response *r);
+void mq_transport_free(mq_transport *t);
+/* curl's version string, for the User-Agent and diagnostics. */
+const char *mq_transport_curl_version(void);
+/* Once per process, thread-safe: curl_global_init. 0 on success. */
+int  mq_transport_global_init(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif
