@@ -43,11 +43,12 @@ all: rock luajit
 # The rock, installed into the local tree exactly as a user would get it.
 rock: $(TREE)/.stamp-$(LUA_VERSION)
 $(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
+	@mkdir -p $(BUILD)
 	@command -v $(LUAROCKS) >/dev/null || { echo "luarocks missing: run 'make deps' (apt-get install luarocks)" >&2; exit 1; }
 	$(LUAROCKS) --lua-version $(LUA_VERSION) --tree $(TREE) make --deps-mode=none $(ROCKSPEC) \
 	    CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR) \
-	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD).rock.log 2>&1 \
-	    || { cat $(BUILD).rock.log >&2; exit 1; }
+	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD)/rock.log 2>&1 \
+	    || { cat $(BUILD)/rock.log >&2; exit 1; }
 	@touch $@
 
 # The same sources against LuaJIT (what nginx's Lua module runs).
@@ -82,6 +83,6 @@ demo: deps rock
 	@bash examples/demo.sh
 
 clean:
-	rm -rf $(TREE) $(BUILD) $(BUILD).rock.log
+	rm -rf $(TREE) $(BUILD) src/*.o
 
 -include mk/*.mk

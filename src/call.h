@@ -2,12 +2,13 @@
 #ifndef MQ_CALL_H
 #define MQ_CALL_H
 
+#include "mq.h"
+#include "transport.h"
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#include "mq.h"
-#include "transport.h"
 
 typedef enum {
     MQ_K_OK = 0,

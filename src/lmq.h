@@ -2,12 +2,13 @@
 #ifndef MQ_LMQ_H
 #define MQ_LMQ_H
 
+#include "compat.h"
+#include "mq.h"
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#include "compat.h"
-#include "mq.h"
 
 #define MQ_LIMITER_MT "mediquo.core.limiter"
 #define MQ_CLIENT_MT  "mediquo.core.client"

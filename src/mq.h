@@ -5,13 +5,14 @@
 #ifndef MQ_H
 #define MQ_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#include <stddef.h>
-#include <stdint.h>
-#include <time.h>
 
 /* ---- clock.c-free helpers (static inline) ---------------------------- */
 static inline double mq_now(void)           /* monotonic seconds */

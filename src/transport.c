@@ -229,6 +229,7 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
 #else
     SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+    SETOPT(CURLOPT_PATH_AS_IS, 1L);  /* our encoded path is final: no dot-segment squashing */
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);  /* h2 when TLS offers it */
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_TCP_NODELAY, 1L);

@@ -2,11 +2,12 @@
 #ifndef MQ_TRANSPORT_H
 #define MQ_TRANSPORT_H
 
+#include <stddef.h>
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#include <stddef.h>
 
 #define MQ_BODY_CAP (1024 * 1024)   /* larger answers are refused, not read */
 

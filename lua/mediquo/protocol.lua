@@ -21,6 +21,17 @@ json.encode_max_depth(16)
 
 local _M = { _VERSION = "0.1.0" }
 
+-- "." and ".." are dot-segments: in a path they address the parent
+-- resource on any server that normalises URLs, so such a code could never
+-- be rescheduled or cancelled safely.
+local function code_of(v)
+    local code, err = validate.text("code", v)
+    if code and (code == "." or code == "..") then
+        return nil, errors.invalid("code", "must not be '.' or '..' (a URL dot-segment)")
+    end
+    return code, err
+end
+
 local CREATE_FIELDS = { code = true, starts_at = true, patient = true,
                         professional = true, duration = true, op = true }
 
@@ -32,7 +43,7 @@ function _M.build(op, a, b)
         local ok, err = v.fields("appointment", a, CREATE_FIELDS)
         if not ok then return nil, err end
         local code, starts_at, patient, professional, duration
-        code, err = v.text("code", a.code)
+        code, err = code_of(a.code)
         if not code then return nil, err end
         starts_at, err = v.starts_at("starts_at", a.starts_at)
         if not starts_at then return nil, err end
@@ -50,7 +61,7 @@ function _M.build(op, a, b)
         return { op = op, method = "POST", path = "/appointments", body = body,
                  code = code, starts_at = starts_at }
     elseif op == "reschedule" then
-        local code, err = v.text("code", a)
+        local code, err = code_of(a)
         if not code then return nil, err end
         local starts_at
         starts_at, err = v.starts_at("starts_at", b)
@@ -59,7 +70,7 @@ function _M.build(op, a, b)
                  body = json.encode{ appointment = { starts_at = starts_at } },
                  code = code, starts_at = starts_at }
     elseif op == "cancel" then
-        local code, err = v.text("code", a)
+        local code, err = code_of(a)
         if not code then return nil, err end
         return { op = op, method = "DELETE", path = "/appointments/" .. core.urlenc(code),
                  code = code }

@@ -1,0 +1,162 @@
+-- Bad input of any kind: refused with invalid_argument naming the field,
+-- attempts == 0, and nothing reaches the sandbox.
+local H = require "spec.helper"
+local mediquo = require "mediquo"
+
+local sb
+
+local function client(extra)
+    local o = { api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
+                rate_limit = false }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(mediquo.new(o))
+end
+
+local function good(over)
+    local a = { code = "v1", starts_at = "2030-05-20T10:00:00Z", patient = "p",
+                professional = "prof-demo-1" }
+    for k, v in pairs(over) do
+        if v == "<nil>" then a[k] = nil else a[k] = v end
+    end
+    return a
+end
+
+local long = ("x"):rep(256)
+
+-- field, create fields override
+local create_cases = {
+    { "code", { code = "<nil>" } }, { "code", { code = "" } }, { "code", { code = 42 } },
+    { "code", { code = long } }, { "code", { code = "a\nb" } }, { "code", { code = "a\0b" } },
+    { "code", { code = "\255\254" } }, { "code", { code = {} } }, { "code", { code = "tab\there" } },
+    { "code", { code = "." } }, { "code", { code = ".." } },
+    { "patient", { patient = "<nil>" } }, { "patient", { patient = "" } },
+    { "patient", { patient = true } }, { "patient", { patient = long } },
+    { "professional", { professional = "<nil>" } }, { "professional", { professional = 1 } },
+    { "professional", { professional = "\127" } },
+    { "starts_at", { starts_at = "<nil>" } }, { "starts_at", { starts_at = "" } },
+    { "starts_at", { starts_at = "2030-13-01T10:00:00Z" } },
+    { "starts_at", { starts_at = "2031-02-29T10:00:00Z" } },
+    { "starts_at", { starts_at = "2030-02-30T10:00:00Z" } },
+    { "starts_at", { starts_at = "2030-04-31T10:00:00Z" } },
+    { "starts_at", { starts_at = "2030-05-20T10:00:00" } },
+    { "starts_at", { starts_at = "2030-05-20T24:00:00Z" } },
+    { "starts_at", { starts_at = "2030-05-20T10:60:00Z" } },
+    { "starts_at", { starts_at = "2030-05-20T10:00:00+25:00" } },
+    { "starts_at", { starts_at = "2030-05-20 garbage" } },
+    { "starts_at", { starts_at = "2030-05-20T10:00:00Zjunk" } },
+    { "starts_at", { starts_at = "1900-02-29T10:00:00Z" } },
+    { "starts_at", { starts_at = 0 / 0 } }, { "starts_at", { starts_at = math.huge } },
+    { "starts_at", { starts_at = -1 } }, { "starts_at", { starts_at = 1e20 } },
+    { "starts_at", { starts_at = {} } }, { "starts_at", { starts_at = ("9"):rep(100) } },
+    { "duration", { duration = 0 } }, { "duration", { duration = -5 } },
+    { "duration", { duration = 1.5 } }, { "duration", { duration = "900" } },
+    { "duration", { duration = 0 / 0 } }, { "duration", { duration = 2 ^ 40 } },
+    { "appointment", { startsAt = "2030-05-20T10:00:00Z" } },
+}
+
+describe("validation", function()
+    setup(function() sb = H.sandbox() end)
+    before_each(function() sb:reset() end)
+
+    for i, case in ipairs(create_cases) do
+        it(("create refuses bad %s (#%d)"):format(case[1], i), function()
+            local c = client()
+            local v, err = c:create(good(case[2]))
+            assert.is_nil(v)
+            assert.equal("invalid_argument", err.kind)
+            assert.equal(0, err.attempts)
+            assert.is_nil(err.status)
+            assert.truthy(err.message:find(case[1], 1, true), err.message)
+            assert.equal(0, c:stats().requests)
+        end)
+    end
+
+    it("create refuses a non-table", function()
+        local c = client()
+        for _, a in ipairs{ "x", 1, true } do
+            local v, err = c:create(a)
+            assert.is_nil(v)
+            assert.equal("invalid_argument", err.kind)
+        end
+        local v, err = c:create()
+        assert.is_nil(v)
+        assert.equal("invalid_argument", err.kind)
+    end)
+
+    it("reschedule and cancel refuse bad codes and dates", function()
+        local c = client()
+        for _, args in ipairs{ { nil, "2030-01-01T00:00:00Z" }, { "", "2030-01-01T00:00:00Z" },
+                               { long, "2030-01-01T00:00:00Z" }, { "ok", "2030-02-30T00:00:00Z" },
+                               { "ok", nil }, { "ok", "tomorrow" } } do
+            local v, err = c:reschedule(args[1], args[2])
+            assert.is_nil(v)
+            assert.equal("invalid_argument", err.kind)
+            assert.equal(0, err.attempts)
+        end
+        for _, code in ipairs{ false, "", "a\r\nX-Evil: 1", long, 12 } do
+            local v, err = c:cancel(code)
+            assert.is_nil(v)
+            assert.equal("invalid_argument", err.kind)
+            assert.matches("^code", err.message)
+        end
+    end)
+
+    it("sent nothing for any of the above", function()
+        local c = client()
+        for _, case in ipairs(create_cases) do c:create(good(case[2])) end
+        c:cancel("")
+        c:reschedule("x", "nope")
+        assert.same({}, sb:log())
+    end)
+
+    describe("mediquo.new refuses bad options, naming them", function()
+        local base = function(over)
+            local o = { api_key = "k", secret_key = "s", base_url = "http://127.0.0.1:1/v1",
+                        rate_limit = false }
+            for k, v in pairs(over) do
+                if v == "<nil>" then o[k] = nil else o[k] = v end
+            end
+            return o
+        end
+        local cases = {
+            { "api_key", { api_key = "<nil>" } }, { "api_key", { api_key = "" } },
+            { "api_key", { api_key = "a\r\nb" } }, { "secret_key", { secret_key = 5 } },
+            { "base_url", { base_url = "ftp://127.0.0.1/v1" } },
+            { "base_url", { base_url = "http://example.com/v1" } },
+            { "base_url", { base_url = "http://user:pw@127.0.0.1/v1" } },
+            { "base_url", { base_url = "https://h/v1?x=1" } },
+            { "base_url", { base_url = "not a url" } }, { "base_url", { base_url = 1 } },
+            { "base_url", { base_url = "https://h:99999/v1" } },
+            { "timeout", { timeout = 0 } }, { "timeout", { timeout = "3" } },
+            { "connect_timeout", { connect_timeout = -1 } }, { "deadline", { deadline = 0 / 0 } },
+            { "max_retries", { max_retries = -1 } }, { "max_retries", { max_retries = 1.5 } },
+            { "retry_post", { retry_post = "yes" } }, { "insecure", { insecure = 1 } },
+            { "ca_file", { ca_file = "/nonexistent/ca.pem" } },
+            { "user_agent", { user_agent = "a\nb" } },
+            { "rate_limit", { rate_limit = true } },
+            { "rate_limit", { rate_limit = { per_minute = 0 } } },
+            { "rate_limit", { rate_limit = { burst = -1 } } },
+            { "rate_limit", { rate_limit = { bogus = 1 } } },
+            { "opts", { bogus = 1 } },
+        }
+        for i, case in ipairs(cases) do
+            it(("%s (#%d)"):format(case[1], i), function()
+                local c, err = mediquo.new(base(case[2]))
+                assert.is_nil(c)
+                assert.equal("invalid_argument", err.kind)
+                assert.truthy(err.message:find(case[1], 1, true), err.message)
+            end)
+        end
+        it("opts not a table", function()
+            local c, err = mediquo.new("x")
+            assert.is_nil(c)
+            assert.equal("invalid_argument", err.kind)
+        end)
+        it("plain http to a non-loopback host only with insecure = true", function()
+            assert.truthy(mediquo.new(base{ base_url = "http://example.com/v1", insecure = true }))
+            assert.truthy(mediquo.new(base{ base_url = "http://localhost:8/v1" }))
+            assert.truthy(mediquo.new(base{ base_url = "http://[::1]:8/v1" }))
+            assert.truthy(mediquo.new(base{ base_url = "https://sdk.mediquo.com/v1" }))
+        end)
+    end)
+end)
