@@ -1,0 +1,427 @@
+/* test_parsers.c: table-driven unit tests for iso8601.c, urlenc.c and
+ * headers.c. Prints "N passed, N failed"; exits non-zero on any failure.
+ * Inputs found by the fuzzers go in the "regression" rows. */
+#include "mq.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int passed, failed;
+
+static void check(int ok, const char *what, const char *input, const char *got)
+{
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL %s: input \"%s\" got \"%s\"\n", what, input, got);
+    }
+}
+
+/* ---- iso8601 ------------------------------------------------------------ */
+
+/* want: the UTC output, or NULL for a refusal whose why contains `why`. */
+static const struct { const char *in; const char *want; const char *why; } ISO[] = {
+    /* the plain forms */
+    {"2024-05-17T09:30:00Z", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17T09:30:00z", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17t09:30:00Z", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17 09:30:00Z", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17T09:30:00+00:00", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17T09:30:00-00:00", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17T09:30:00+02:00", "2024-05-17T07:30:00Z", NULL},
+    {"2024-05-17T09:30:00+0200", "2024-05-17T07:30:00Z", NULL},
+    {"2024-05-17T09:30:00+02", "2024-05-17T07:30:00Z", NULL},
+    {"2024-05-17T09:30:00-05:30", "2024-05-17T15:00:00Z", NULL},
+    {"2024-05-17T09:30:00+05:45", "2024-05-17T03:45:00Z", NULL},
+    {"2024-05-17T09:30:00+23:59", "2024-05-16T09:31:00Z", NULL},
+    {"2024-05-17T09:30:00-23:59", "2024-05-18T09:29:00Z", NULL},
+    /* fractions: truncated, never rounded */
+    {"2024-05-17T09:30:00.999Z", "2024-05-17T09:30:00Z", NULL},
+    {"2024-05-17T09:30:59.999999999999999Z", "2024-05-17T09:30:59Z", NULL},
+    {"2024-12-31T23:59:59.9Z", "2024-12-31T23:59:59Z", NULL},
+    {"2024-05-17T09:30:00.5+01:00", "2024-05-17T08:30:00Z", NULL},
+    {"2024-05-17T09:30:00.0z", "2024-05-17T09:30:00Z", NULL},
+    /* offsets across day, month, year and leap-day boundaries */
+    {"2024-03-01T00:30:00+01:00", "2024-02-29T23:30:00Z", NULL},
+    {"2023-03-01T00:30:00+01:00", "2023-02-28T23:30:00Z", NULL},
+    {"2023-12-31T23:30:00-01:00", "2024-01-01T00:30:00Z", NULL},
+    {"2024-01-01T00:00:00+00:01", "2023-12-31T23:59:00Z", NULL},
+    {"2024-02-28T23:00:00-02:00", "2024-02-29T01:00:00Z", NULL},
+    {"2023-02-28T23:00:00-02:00", "2023-03-01T01:00:00Z", NULL},
+    {"2000-03-01T05:00:00+06", "2000-02-29T23:00:00Z", NULL},
+    {"1900-03-01T05:00:00+06", "1900-02-28T23:00:00Z", NULL},
+    {"2024-04-30T20:00:00-04:00", "2024-05-01T00:00:00Z", NULL},
+    {"2024-05-01T03:00:00+0400", "2024-04-30T23:00:00Z", NULL},
+    {"1970-01-01T00:00:00+01:00", "1969-12-31T23:00:00Z", NULL},
+    /* calendar edges that are valid */
+    {"2024-02-29T12:00:00Z", "2024-02-29T12:00:00Z", NULL},
+    {"2000-02-29T12:00:00Z", "2000-02-29T12:00:00Z", NULL},
+    {"1600-02-29T12:00:00Z", "1600-02-29T12:00:00Z", NULL},
+    {"2023-04-30T00:00:00Z", "2023-04-30T00:00:00Z", NULL},
+    {"2023-01-31T23:59:59Z", "2023-01-31T23:59:59Z", NULL},
+    {"0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z", NULL},
+    {"9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", NULL},
+    {"0001-01-01T00:00:00-01:00", "0001-01-01T01:00:00Z", NULL},
+    {"9999-12-31T23:59:59+01:00", "9999-12-31T22:59:59Z", NULL},
+    /* calendar refusals */
+    {"2024-13-01T00:00:00Z", NULL, "month out of range"},
+    {"2024-00-01T00:00:00Z", NULL, "month out of range"},
+    {"2024-01-00T00:00:00Z", NULL, "day out of range"},
+    {"2024-01-32T00:00:00Z", NULL, "day out of range"},
+    {"2023-02-29T00:00:00Z", NULL, "day out of range"},
+    {"1900-02-29T00:00:00Z", NULL, "day out of range"},
+    {"2100-02-29T00:00:00Z", NULL, "day out of range"},
+    {"2024-02-30T00:00:00Z", NULL, "day out of range"},
+    {"2024-04-31T00:00:00Z", NULL, "day out of range"},
+    {"2024-06-31T00:00:00Z", NULL, "day out of range"},
+    {"2024-09-31T00:00:00Z", NULL, "day out of range"},
+    {"2024-11-31T00:00:00Z", NULL, "day out of range"},
+    {"2024-05-17T24:00:00Z", NULL, "hour out of range"},
+    {"2024-05-17T99:00:00Z", NULL, "hour out of range"},
+    {"2024-05-17T09:60:00Z", NULL, "minute out of range"},
+    {"2024-05-17T09:30:60Z", NULL, "second out of range"},
+    {"2016-12-31T23:59:60Z", NULL, "leap seconds"},
+    {"2024-05-17T09:30:00+24:00", NULL, "offset out of range"},
+    {"2024-05-17T09:30:00+99", NULL, "offset out of range"},
+    {"2024-05-17T09:30:00+01:60", NULL, "offset out of range"},
+    {"2024-05-17T09:30:00-0075", NULL, "offset out of range"},
+    {"0000-01-01T00:00:00Z", NULL, "year out of range"},
+    {"0001-01-01T00:00:00+00:01", NULL, "once converted to UTC"},
+    {"0001-01-01T05:00:00+06:00", NULL, "once converted to UTC"},
+    {"9999-12-31T23:59:59-00:01", NULL, "once converted to UTC"},
+    {"9999-12-31T20:00:00-04:00", NULL, "once converted to UTC"},
+    /* shape refusals */
+    {"2024-05-17T09:30:00", NULL, "no time zone"},
+    {"2024-05-17T09:30:00.123", NULL, "no time zone"},
+    {"2024-05-17", NULL, "has no time"},
+    {"2024-05-17T09:30Z", NULL, "no seconds"},
+    {"2024-05-17T09:30", NULL, "no seconds"},
+    {"2024-05-17T09:30+01:00", NULL, "no seconds"},
+    {"2024-05-17T09:30:00ZZ", NULL, "trailing"},
+    {"2024-05-17T09:30:00Z ", NULL, "trailing"},
+    {"2024-05-17T09:30:00+01:00x", NULL, "trailing"},
+    {"2024-05-17T09:30:00+01x", NULL, "trailing"},
+    {"2024-05-17T09:30:00+01:0", NULL, "malformed time zone"},
+    {"2024-05-17T09:30:00+1:00", NULL, "malformed time zone"},
+    {"2024-05-17T09:30:00+010", NULL, "malformed time zone"},
+    {"2024-05-17T09:30:00+01:", NULL, "malformed time zone"},
+    {"2024-05-17T09:30:00+", NULL, "malformed time zone"},
+    {"2024-05-17T09:30:00.Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T09:30:00,5Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T09:30:00 Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T09:30:00UTC", NULL, "not an ISO 8601"},
+    {" 2024-05-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"2024-05-17X09:30:00Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T9:30:00Z", NULL, "not an ISO 8601"},
+    {"2024-5-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"24-05-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"12024-05-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"-2024-05-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"+2024-05-17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"20240517T093000Z", NULL, "not an ISO 8601"},
+    {"2024-W20-5T09:30:00Z", NULL, "not an ISO 8601"},
+    {"2024-138T09:30:00Z", NULL, "not an ISO 8601"},
+    {"2024/05/17T09:30:00Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T09.30.00Z", NULL, "not an ISO 8601"},
+    {"2024-05-17T09:30:0aZ", NULL, "not an ISO 8601"},
+    {"1715938200", NULL, "not an ISO 8601"},
+    {"tomorrow", NULL, "not an ISO 8601"},
+    {"", NULL, "not an ISO 8601"},
+    {"2024-05-17T09:30:00\xef\xbc\xba", NULL, "not an ISO 8601"},
+};
+
+/* Inputs with a NUL inside: len, not the NUL, is where they end. */
+static const struct { const char *in; size_t len; const char *want; } ISO_LEN[] = {
+    {"2024-05-17T09:30:00Z\0", 21, NULL},
+    {"2024-05-17T09:30:00\0Z", 21, NULL},
+    {"2024\0-05-17T09:30:00Z", 21, NULL},
+    {"2024-05-17T09:30:00Z+garbage", 20, "2024-05-17T09:30:00Z"},
+    {"2024-05-17T09:30:00+01:00", 22, "2024-05-17T08:30:00Z"},   /* "+01" */
+    {"2024-05-17T09:30:00+01:00", 19, NULL},                     /* no zone */
+    {"2024-05-17T09:30:00Z", 0, NULL},
+};
+
+static void test_iso8601(void)
+{
+    char out[MQ_ISO_LEN];
+    for (size_t k = 0; k < sizeof ISO / sizeof ISO[0]; k++) {
+        const char *why = NULL;
+        memset(out, 0, sizeof out);
+        int rc = mq_iso8601_utc(ISO[k].in, strlen(ISO[k].in), out, &why);
+        if (ISO[k].want)
+            check(rc == 0 && strcmp(out, ISO[k].want) == 0, "iso8601", ISO[k].in,
+                  rc == 0 ? out : why);
+        else
+            check(rc == -1 && why && strstr(why, ISO[k].why), "iso8601 refusal", ISO[k].in,
+                  rc == 0 ? out : why);
+    }
+    for (size_t k = 0; k < sizeof ISO_LEN / sizeof ISO_LEN[0]; k++) {
+        const char *why = NULL;
+        int rc = mq_iso8601_utc(ISO_LEN[k].in, ISO_LEN[k].len, out, &why);
+        if (ISO_LEN[k].want)
+            check(rc == 0 && strcmp(out, ISO_LEN[k].want) == 0, "iso8601 len", ISO_LEN[k].in,
+                  rc == 0 ? out : why);
+        else
+            check(rc == -1 && why != NULL, "iso8601 len refusal", ISO_LEN[k].in,
+                  rc == 0 ? out : "");
+    }
+    /* why may be NULL; NULL input refused */
+    check(mq_iso8601_utc("2024-13-01T00:00:00Z", 20, out, NULL) == -1, "iso8601 why=NULL",
+          "month 13", "");
+    check(mq_iso8601_utc(NULL, 0, out, NULL) == -1, "iso8601 NULL", "NULL", "");
+
+    /* Every day 1600..2400 at noon +14:00 and -14:00... too slow to be worth
+     * it; instead every day of 1999..2001 and 2099..2101 round-trips. */
+    static const int spans[][2] = {{1999, 2001}, {2099, 2101}, {1899, 1901}};
+    for (size_t sp = 0; sp < 3; sp++) {
+        for (int y = spans[sp][0]; y <= spans[sp][1]; y++) {
+            for (int m = 1; m <= 12; m++) {
+                for (int d = 1; d <= 31; d++) {
+                    char in[32], want[32];
+                    const char *why = NULL;
+                    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+                    int mdays = m == 2 ? 28 + leap : (m == 4 || m == 6 || m == 9 || m == 11) ? 30 : 31;
+                    snprintf(in, sizeof in, "%04d-%02d-%02dT12:34:56Z", y, m, d);
+                    int rc = mq_iso8601_utc(in, strlen(in), out, &why);
+                    if (d <= mdays) {
+                        snprintf(want, sizeof want, "%s", in);
+                        check(rc == 0 && strcmp(out, want) == 0, "iso8601 calendar", in,
+                              rc == 0 ? out : why);
+                    } else {
+                        check(rc == -1, "iso8601 calendar refusal", in, rc == 0 ? out : "");
+                    }
+                }
+            }
+        }
+    }
+}
+
+static const struct { double t; const char *want; } EPOCH[] = {
+    {0, "1970-01-01T00:00:00Z"},
+    {-0.0, "1970-01-01T00:00:00Z"},
+    {0.999, "1970-01-01T00:00:00Z"},
+    {1700000000.9, "2023-11-14T22:13:20Z"},
+    {951782400, "2000-02-29T00:00:00Z"},
+    {1709251140, "2024-02-29T23:59:00Z"},
+    {784111777, "1994-11-06T08:49:37Z"},
+    {253402300799.0, "9999-12-31T23:59:59Z"},
+    {253402300799.99, "9999-12-31T23:59:59Z"},
+    {253402300800.0, NULL},
+    {1e300, NULL},
+    {-1, NULL},
+    {-0.5, NULL},
+    {-1e300, NULL},
+    {HUGE_VAL, NULL},
+    {-HUGE_VAL, NULL},
+    {NAN, NULL},
+};
+
+static void test_epoch(void)
+{
+    for (size_t k = 0; k < sizeof EPOCH / sizeof EPOCH[0]; k++) {
+        char out[MQ_ISO_LEN], in[64];
+        const char *why = NULL;
+        snprintf(in, sizeof in, "%.17g", EPOCH[k].t);
+        int rc = mq_epoch_utc(EPOCH[k].t, out, &why);
+        if (EPOCH[k].want)
+            check(rc == 0 && strcmp(out, EPOCH[k].want) == 0, "epoch", in, rc == 0 ? out : why);
+        else
+            check(rc == -1 && why != NULL, "epoch refusal", in, rc == 0 ? out : "");
+    }
+}
+
+/* ---- urlenc ------------------------------------------------------------- */
+
+static const struct { const char *in; size_t len; const char *want; } URL[] = {
+    {"abc", 3, "abc"},
+    {"", 0, ""},
+    {"../x", 4, "..%2Fx"},
+    {"..", 2, ".."},
+    {"a/b?c#d", 7, "a%2Fb%3Fc%23d"},
+    {"a b", 3, "a%20b"},
+    {"a+b", 3, "a%2Bb"},
+    {"100%", 4, "100%25"},
+    {"%2F", 3, "%252F"},
+    {"A-Z_a.z~0-9", 11, "A-Z_a.z~0-9"},
+    {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~", 66,
+     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"},
+    {"!*'();:@&=+$,/?#[]", 18, "%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D"},
+    {"\"<>\\^`{|}", 9, "%22%3C%3E%5C%5E%60%7B%7C%7D"},
+    {"caf\xc3\xa9", 5, "caf%C3%A9"},
+    {"\xff\x80\x7f", 3, "%FF%80%7F"},
+    {"a\0b", 3, "a%00b"},
+    {"\r\n\t", 3, "%0D%0A%09"},
+    {"\x01\x1f", 2, "%01%1F"},
+};
+
+static void test_urlenc(void)
+{
+    char out[256];
+    for (size_t k = 0; k < sizeof URL / sizeof URL[0]; k++) {
+        memset(out, 'X', sizeof out);
+        size_t need = mq_urlenc(URL[k].in, URL[k].len, out, sizeof out);
+        check(need == strlen(URL[k].want) && strcmp(out, URL[k].want) == 0, "urlenc",
+              URL[k].want, out);
+    }
+    /* Small buffers: snprintf-like, NUL-terminated, never a partial %XX. */
+    static const struct { size_t cap; const char *want; } SMALL[] = {
+        {1, ""}, {2, "a"}, {3, "a"}, {4, "a"}, {5, "a%2F"}, {6, "a%2Fb"}, {7, "a%2Fb"},
+        {9, "a%2Fb%3F"}, {10, "a%2Fb%3F"},
+    };
+    for (size_t k = 0; k < sizeof SMALL / sizeof SMALL[0]; k++) {
+        memset(out, 'X', sizeof out);
+        size_t need = mq_urlenc("a/b?", 4, out, SMALL[k].cap);
+        check(need == 8 && strcmp(out, SMALL[k].want) == 0 && out[SMALL[k].cap] == 'X',
+              "urlenc small buffer", SMALL[k].want, out);
+    }
+    memset(out, 'X', sizeof out);
+    check(mq_urlenc("a/b", 3, out, 0) == 5 && out[0] == 'X', "urlenc cap 0", "a/b", out);
+    check(mq_urlenc("a/b", 3, NULL, 0) == 5, "urlenc NULL out", "a/b", "");
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+#define NOW 784111677   /* 100 s before Sun, 06 Nov 1994 08:49:37 GMT */
+#define NOW_2026 1779840000  /* 2026-05-27T00:00:00Z */
+
+static const struct { const char *in; time_t now; double want; } RA[] = {
+    /* delta-seconds */
+    {"0", NOW, 0},
+    {"120", NOW, 120},
+    {"  120 ", NOW, 120},
+    {"\t7\r\n", NOW, 7},
+    {"007", NOW, 7},
+    {"86400", NOW, 86400},
+    {"86401", NOW, 86400},
+    {"99999999999999999999999999999999", NOW, 86400},
+    {"18446744073709551616", NOW, 86400},
+    {"-1", NOW, -1},
+    {"+5", NOW, -1},
+    {"1.5", NOW, -1},
+    {"1e3", NOW, -1},
+    {"12 34", NOW, -1},
+    {"0x10", NOW, -1},
+    {"", NOW, -1},
+    {"   ", NOW, -1},
+    {"soon", NOW, -1},
+    /* IMF-fixdate */
+    {"Sun, 06 Nov 1994 08:49:37 GMT", NOW, 100},
+    {"sun, 06 nov 1994 08:49:37 gmt", NOW, 100},
+    {" Sun, 06 Nov 1994 08:49:37 GMT\r\n", NOW, 100},
+    {"Mon, 06 Nov 1994 08:49:37 GMT", NOW, 100},       /* day name not checked */
+    {"Sun, 06 Nov 1994 08:49:37 GMT", NOW + 100, 0},
+    {"Sun, 06 Nov 1994 08:49:37 GMT", NOW + 1000, 0},   /* past -> 0 */
+    {"Sun, 06 Nov 1994 08:49:37 GMT", 0, 86400},        /* far future -> cap */
+    {"Mon, 07 Nov 1994 08:49:37 GMT", NOW, 86400},
+    {"Mon, 07 Nov 1994 08:49:57 GMT", NOW, 86400},      /* 86420 -> cap */
+    {"Mon, 07 Nov 1994 08:49:17 GMT", NOW + 100, 86380},
+    {"Sun, 06 Nov 1994 08:50:37 GMT", NOW, 160},
+    {"Sun, 06 Nov 1994 08:49:60 GMT", NOW, 123},        /* RFC 9110 allows :60 */
+    {"Thu, 29 Feb 1996 00:00:00 GMT", 825552000 - 5, 5},
+    {"Thu, 01 Jan 1970 00:00:00 GMT", NOW, 0},
+    {"Fri, 31 Dec 9999 23:59:59 GMT", NOW, 86400},
+    {"Sun, 06 Nov 1994 08:49:37 UTC", NOW, -1},
+    {"Sun, 06 Nov 1994 08:49:37 +0000", NOW, -1},
+    {"Sun, 06 Nov 1994 08:49:37", NOW, -1},
+    {"Sun, 06 Nov 1994 08:49:37 GMTX", NOW, -1},
+    {"Sun, 6 Nov 1994 08:49:37 GMT", NOW, -1},
+    {"Sun, 06 Nov 94 08:49:37 GMT", NOW, -1},
+    {"Sun, 06 Nov 1994 8:49:37 GMT", NOW, -1},
+    {"Sun, 06 Foo 1994 08:49:37 GMT", NOW, -1},
+    {"Sun, 00 Nov 1994 08:49:37 GMT", NOW, -1},
+    {"Sun, 31 Nov 1994 08:49:37 GMT", NOW, -1},
+    {"Sun, 29 Feb 1995 08:49:37 GMT", NOW, -1},
+    {"Sun, 29 Feb 1900 08:49:37 GMT", NOW, -1},
+    {"Sun, 06 Nov 1994 24:00:00 GMT", NOW, -1},
+    {"Sun, 06 Nov 1994 08:60:00 GMT", NOW, -1},
+    {"Sun, 06 Nov 1994 08:49:61 GMT", NOW, -1},
+    {"Sun,06 Nov 1994 08:49:37 GMT", NOW, -1},
+    {"Sun, 06 Nov 1994 08:49:37 GMT, extra", NOW, -1},
+    {"Xyz, 06 Nov 1994 08:49:37 GMT", NOW, -1},
+    /* RFC 850 */
+    {"Sunday, 06-Nov-94 08:49:37 GMT", NOW, 100},
+    {"SUNDAY, 06-NOV-94 08:49:37 GMT", NOW, 100},
+    {"Wednesday, 09-Nov-94 08:49:37 GMT", NOW, 86400},
+    {"Sunday, 06-Nov-94 08:49:37 GMT", NOW_2026, 0},      /* 1994, not 2094 */
+    {"Sunday, 06-Nov-30 00:00:00 GMT", NOW_2026, 86400},  /* 2030 */
+    {"Sunday, 27-May-26 00:00:30 GMT", NOW_2026, 30},
+    {"Sunday, 06-Nov-1994 08:49:37 GMT", NOW, -1},
+    {"Sunday, 06-Nov-94 08:49:37", NOW, -1},
+    {"Sun, 06-Nov-94 08:49:37 GMT", NOW, -1},
+    {"Sunday 06-Nov-94 08:49:37 GMT", NOW, -1},
+    {"Sunday, 31-Apr-94 08:49:37 GMT", NOW, -1},
+    /* asctime */
+    {"Sun Nov  6 08:49:37 1994", NOW, 100},
+    {"Sun Nov 06 08:49:37 1994", NOW, 100},
+    {"Sun Nov 16 08:49:37 1994", NOW, 86400},
+    {"Sun Nov  6 08:49:37 1993", NOW, 0},
+    {"Sun Nov 6 08:49:37 1994", NOW, -1},
+    {"Sun Nov   6 08:49:37 1994", NOW, -1},
+    {"Sun Nov  6 08:49:37 1994 GMT", NOW, -1},
+    {"Sun Nov  6 08:49:37 94", NOW, -1},
+    {"Sun Feb 30 08:49:37 1994", NOW, -1},
+    /* regression: inputs found by fuzzing go here */
+};
+
+static const struct { const char *in; size_t len; long want; } HL[] = {
+    {"0", 1, 0},
+    {"600", 3, 600},
+    {" 599 ", 5, 599},
+    {"\t42\r\n", 5, 42},
+    {"0042", 4, 42},
+    {"9223372036854775807", 19, LONG_MAX},
+    {"9223372036854775808", 19, -1},
+    {"99999999999999999999", 20, -1},
+    {"", 0, -1},
+    {"  ", 2, -1},
+    {"-1", 2, -1},
+    {"+1", 2, -1},
+    {"1.0", 3, -1},
+    {"1 2", 3, -1},
+    {"12abc", 5, -1},
+    {"abc", 3, -1},
+    {"12\0" "3", 4, -1},
+    {"123", 2, 12},          /* len is authoritative */
+};
+
+static void test_headers(void)
+{
+    char got[64];
+    for (size_t k = 0; k < sizeof RA / sizeof RA[0]; k++) {
+        double r = mq_retry_after(RA[k].in, strlen(RA[k].in), RA[k].now);
+        snprintf(got, sizeof got, "%g", r);
+        check(r == RA[k].want, "retry_after", RA[k].in, got);
+    }
+    check(mq_retry_after(NULL, 0, NOW) == -1, "retry_after NULL", "NULL", "");
+    check(mq_retry_after("120\0junk", 8, NOW) == -1, "retry_after NUL", "120\\0junk", "");
+    check(mq_retry_after("120\0junk", 3, NOW) == 120, "retry_after len", "120", "");
+    /* extreme clocks never overflow */
+    check(mq_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 29, (time_t)INT64_MIN) == 86400,
+          "retry_after now=min", "", "");
+    check(mq_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 29, (time_t)INT64_MAX) == 0,
+          "retry_after now=max", "", "");
+    check(mq_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 30, (time_t)INT64_MAX) == 0,
+          "retry_after rfc850 now=max", "", "");
+    check(mq_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 30, (time_t)INT64_MIN) == 86400,
+          "retry_after rfc850 now=min", "", "");
+
+    for (size_t k = 0; k < sizeof HL / sizeof HL[0]; k++) {
+        long r = mq_header_long(HL[k].in, HL[k].len);
+        snprintf(got, sizeof got, "%ld", r);
+        check(r == HL[k].want, "header_long", HL[k].in, got);
+    }
+    check(mq_header_long(NULL, 0) == -1, "header_long NULL", "NULL", "");
+}
+
+int main(void)
+{
+    test_iso8601();
+    test_epoch();
+    test_urlenc();
+    test_headers();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
