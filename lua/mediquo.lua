@@ -184,6 +184,12 @@ function _M:cancel(code)
     return perform(self, req)
 end
 
+-- client:run_batch(ops, opts) -> results, summary (mediquo.batch: several
+-- calls in flight at once, for automation hosts)
+function _M:run_batch(ops, opts)
+    return require("mediquo.batch").run(self, ops, opts)
+end
+
 -- client:stats() -> counters since the client was made
 function _M:stats()
     local s = self._core and self._core:stats() or {

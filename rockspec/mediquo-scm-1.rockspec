@@ -31,6 +31,7 @@ build = {
             "src/transport.c", "src/call.c", "src/policy.c",
             "src/limiter.c", "src/limiter_file.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
+            "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
          },
          libraries = { "curl", "pthread" },
          incdirs = { "$(CURL_INCDIR)" },

@@ -8,17 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MQ_URL_MAX 4096
 
-typedef struct {
-    mq_transport *t;        /* NULL once closed */
-    mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
-    mq_call_cfg cfg;
-    mq_call_stats st;
-    uint64_t rng;
-    char *base;             /* base URL without trailing slash */
-    size_t base_len;
-} mq_client;
 
 static mq_client *check_open(lua_State *L)
 {
@@ -256,6 +246,7 @@ void mq_lclient_open(lua_State *L)
     if (luaL_newmetatable(L, MQ_CLIENT_MT)) {
         lua_newtable(L);
         mq_setfuncs(L, methods);
+        mq_lbatch_open(L);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

@@ -104,6 +104,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_newlib(L, funcs);
     mq_lclient_open(L);
     mq_llimiter_open(L);
+    mq_lmetrics_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());

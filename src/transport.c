@@ -23,6 +23,7 @@ struct mq_transport {
     CURL *easy;
     struct curl_slist *hdr_body;    /* with Content-Type */
     struct curl_slist *hdr_nobody;
+    int borrowed;                   /* header lists belong to a parent (dup) */
     char *buf;                      /* response body, grows up to MQ_BODY_CAP */
     size_t len, cap;
     int too_big;
@@ -260,8 +261,10 @@ void mq_transport_free(mq_transport *t)
         return;
     if (t->easy)
         curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->hdr_body);
-    curl_slist_free_all(t->hdr_nobody);
+    if (!t->borrowed) {
+        curl_slist_free_all(t->hdr_body);
+        curl_slist_free_all(t->hdr_nobody);
+    }
     free(t->buf);
     free(t);
 }
@@ -317,11 +320,10 @@ static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
     }
 }
 
-void mq_transport_perform(mq_transport *t, const char *method, const char *url,
-                          const char *body, size_t body_len,
-                          double timeout, double connect_timeout, mq_response *r)
+void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
+                           const char *body, size_t body_len,
+                           double timeout, double connect_timeout, mq_response *r)
 {
-    CURLcode rc;
     int post = body != NULL;
 
     memset(r, 0, sizeof *r);
@@ -342,7 +344,7 @@ void mq_transport_perform(mq_transport *t, const char *method, const char *url,
         connect_timeout = timeout;
     /* Each option below is set on every call because a method switch must
      * undo the previous one; curl_easy_setopt only fails here for an
-     * unknown option or out of memory, which perform then reports. */
+     * unknown option or out of memory. */
     if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK
         || curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms(timeout)) != CURLE_OK
         || curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, ms(connect_timeout)) != CURLE_OK
@@ -356,10 +358,15 @@ void mq_transport_perform(mq_transport *t, const char *method, const char *url,
                             strcmp(method, "POST") == 0 ? NULL : method) != CURLE_OK) {
         r->outcome = MQ_T_FAILED;
         snprintf(r->message, sizeof r->message, "could not set up the request");
-        return;
+        t->resp = NULL;
+        return NULL;
     }
+    return t->easy;
+}
 
-    rc = curl_easy_perform(t->easy);
+void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
+{
+    CURLcode rc = (CURLcode)rcode;
     r->outcome = outcome_of(t, rc);
     if (rc == CURLE_OK) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
@@ -377,4 +384,36 @@ void mq_transport_perform(mq_transport *t, const char *method, const char *url,
     }
     t->resp = NULL;
     t->send = NULL;
+}
+
+void mq_transport_perform(mq_transport *t, const char *method, const char *url,
+                          const char *body, size_t body_len,
+                          double timeout, double connect_timeout, mq_response *r)
+{
+    if (mq_transport_prepare(t, method, url, body, body_len, timeout, connect_timeout, r) == NULL)
+        return;
+    mq_transport_finish(t, (int)curl_easy_perform(t->easy), r);
+}
+
+int mq_transport_dup(mq_transport *parent, mq_transport **out)
+{
+    mq_transport *t = calloc(1, sizeof *t);
+    *out = NULL;
+    if (t == NULL)
+        return -1;
+    t->borrowed = 1;
+    t->hdr_body = parent->hdr_body;
+    t->hdr_nobody = parent->hdr_nobody;
+    t->easy = curl_easy_duphandle(parent->easy);
+    if (t->easy == NULL
+        || curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_READDATA, t) != CURLE_OK
+        || curl_easy_setopt(t->easy, CURLOPT_SEEKDATA, t) != CURLE_OK) {
+        mq_transport_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
 }

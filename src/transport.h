@@ -49,6 +49,18 @@ void mq_transport_perform(mq_transport *t, const char *method, const char *url,
                           const char *body, size_t body_len,
                           double timeout, double connect_timeout, mq_response *r);
 void mq_transport_free(mq_transport *t);
+
+/* For curl's multi interface (batch.c). dup: a second transport with the
+ * same settings and headers (it borrows the parent's header lists: free it
+ * before the parent). prepare sets up one attempt without running it and
+ * returns the easy handle to add to a multi handle (NULL on failure, with
+ * r filled as MQ_T_FAILED); finish reads the result once the multi handle
+ * says the transfer is done with code rc. */
+int  mq_transport_dup(mq_transport *parent, mq_transport **out);
+void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
+                           const char *body, size_t body_len,
+                           double timeout, double connect_timeout, mq_response *r);
+void mq_transport_finish(mq_transport *t, int rc, mq_response *r);
 /* curl's version string, for the User-Agent and diagnostics. */
 const char *mq_transport_curl_version(void);
 /* Once per process, thread-safe: curl_global_init. 0 on success. */
