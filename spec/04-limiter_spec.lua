@@ -1,0 +1,505 @@
+-- spec/04-limiter_spec.lua: the host-wide rate limiter (issue 4), with real
+-- processes (spec/limiter_worker.lua) sharing one key. Start times are the
+-- limiter's own (CLOCK_MONOTONIC ns, what its window is kept in), so the
+-- window checks below test exactly what the limiter promises.
+-- Every wait is bounded in count and time; the file takes ~20 s.
+
+local core = require "mediquo.core"
+local limiter = require "mediquo.limiter"
+
+local LUA = os.getenv("MEDIQUO_LUA") or "lua5.4"
+local NS = 1e9
+local FILE_SIZE = 8000256           -- header + 1,000,000 ring entries
+
+local function sh(cmd)
+    local p = assert(io.popen(cmd))
+    local s = p:read("*a")
+    p:close()
+    return (s:gsub("%s+$", ""))
+end
+local function sleep(s) os.execute("sleep " .. s) end
+local now = core.limiter_now
+
+local tmp
+local nkey = 0
+local function cfg(t)
+    nkey = nkey + 1
+    t.key = t.key or string.format("spec-%d-%d", nkey, now())
+    t.dir = t.dir or tmp
+    t.per_minute = t.per_minute or 50
+    t.burst = t.burst or t.per_minute
+    t.period = t.period or 2
+    return t
+end
+
+local nworker = 0
+local function spawn(mode, c, until_ns, a, b, env)
+    nworker = nworker + 1
+    local w = { out = string.format("%s/w%d.log", tmp, nworker) }
+    local cmd = string.format(
+        "%s%s spec/limiter_worker.lua %s %s '%s' '%s' %d %d %s %.0f %s %s >%s.stdout 2>&1 & echo $! >%s.pid",
+        env or "", LUA, mode, w.out, c.key, c.dir, c.per_minute, c.burst, c.period,
+        until_ns or 0, a or "", b or "", w.out, w.out)
+    os.execute(cmd)
+    local f = assert(io.open(w.out .. ".pid"))
+    w.pid = assert(tonumber(f:read("*a")))
+    f:close()
+    return w
+end
+
+local function lines(path)
+    local t, f = {}, io.open(path)
+    if not f then return t end
+    for l in f:lines() do t[#t + 1] = l end
+    f:close()
+    return t
+end
+
+-- waits (at most timeout s) for a worker to log `word`
+local function wait_for(w, word, timeout)
+    local deadline = now() + timeout * NS
+    for _ = 1, 1000 do
+        for _, l in ipairs(lines(w.out)) do
+            if l == word then return true end
+            if l:match("^error") then return false, l end
+        end
+        if now() > deadline then break end
+        sleep(0.05)
+    end
+    return false, "worker " .. w.out .. " did not log " .. word .. ": "
+        .. table.concat(lines(w.out .. ".stdout"), "\n")
+end
+
+local function alive(pid)
+    return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+        or os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0
+end
+
+local function starts(workers)
+    local ts = {}
+    for _, w in ipairs(workers) do
+        for _, l in ipairs(lines(w.out)) do
+            if l:match("^%d+$") then ts[#ts + 1] = tonumber(l) end
+        end
+    end
+    table.sort(ts)
+    return ts
+end
+
+-- the most starts in any half-open window [t, t + period)
+local function max_in_window(ts, period_ns)
+    local best, j = 0, 1
+    for i = 1, #ts do
+        while ts[i] - ts[j] >= period_ns do j = j + 1 end
+        if i - j + 1 > best then best = i - j + 1 end
+    end
+    return best
+end
+
+local function count_between(ts, from, to)
+    local n = 0
+    for _, t in ipairs(ts) do
+        if t >= from and t < to then n = n + 1 end
+    end
+    return n
+end
+
+-- the largest excess over the GCRA bound: starts in [t_i, t_j] minus
+-- (t_j - t_i) / spacing; the burst rule says it never passes burst
+local function burst_excess(ts, spacing_ns)
+    local worst = 0
+    for i = 1, #ts do
+        for j = i, #ts do
+            local e = (j - i + 1) - (ts[j] - ts[i]) / spacing_ns
+            if e > worst then worst = e end
+        end
+    end
+    return worst
+end
+
+local function file_mode(path) return sh("stat -c %a '" .. path .. "'") end
+local function file_size(path) return tonumber(sh("stat -c %s '" .. path .. "'")) end
+
+local function poke(path, offset, bytes)
+    local f = assert(io.open(path, "r+b"))
+    f:seek("set", offset)
+    f:write(bytes)
+    f:close()
+end
+
+local function write_file(path, bytes)
+    local f = assert(io.open(path, "wb"))
+    f:write(bytes)
+    f:close()
+end
+
+describe("limiter", function()
+    setup(function()
+        tmp = sh("mktemp -d /tmp/mq-limiter-spec.XXXXXX")
+        assert(tmp:match("^/tmp/mq%-limiter%-spec"))
+    end)
+    teardown(function()
+        if tmp then os.execute("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("normalize", function()
+        local cases = {
+            { {}, nil, { per_minute = 600, burst = 60, period = 60, key = "h:443", max_wait = 10 } },
+            { { per_minute = 10 }, nil, { per_minute = 10, burst = 10 } },
+            { { per_minute = 100, burst = 1, period = 0.5, key = "k", max_wait = 0, dir = "/x" }, nil,
+              { burst = 1, period = 0.5, key = "k", max_wait = 0, dir = "/x" } },
+            { { per_minute = 0 }, "rate_limit.per_minute: must be an integer > 0" },
+            { { per_minute = 1.5 }, "rate_limit.per_minute: must be an integer > 0" },
+            { { per_minute = "600" }, "rate_limit.per_minute: must be an integer > 0" },
+            { { per_minute = 1 / 0 }, "rate_limit.per_minute: must be an integer > 0" },
+            { { per_minute = 1000001 }, "rate_limit.per_minute: must be at most 1000000" },
+            { { burst = 0 }, "rate_limit.burst: must be an integer from 1 to per_minute" },
+            { { per_minute = 5, burst = 6 }, "rate_limit.burst: must be an integer from 1 to per_minute" },
+            { { period = 0 }, "rate_limit.period" },
+            { { period = 0 / 0 }, "rate_limit.period" },
+            { { period = "60" }, "rate_limit.period" },
+            { { key = "" }, "rate_limit.key: must be a non-empty string" },
+            { { key = 1 }, "rate_limit.key: must be a non-empty string" },
+            { { max_wait = -1 }, "rate_limit.max_wait: must be a number >= 0" },
+            { { max_wait = 0 / 0 }, "rate_limit.max_wait: must be a number >= 0" },
+            { { dir = false }, "rate_limit.dir: must be a non-empty string" },
+            { { per_min = 5 }, "rate_limit.per_min: is not a known field" },
+        }
+        for i, c in ipairs(cases) do
+            it("case " .. i, function()
+                local got, err = limiter.normalize(c[1], "h:443")
+                if c[2] then
+                    assert.is_nil(got)
+                    assert.equal("invalid_argument", err.kind)
+                    assert.truthy(err.message:find(c[2], 1, true), err.message)
+                else
+                    assert.is_nil(err)
+                    for k, v in pairs(c[3]) do assert.equal(v, got[k], k) end
+                end
+            end)
+        end
+        it("defaults dir to /dev/shm when writable, else the temp dir", function()
+            local got = assert(limiter.normalize(nil, "h"))
+            if core.limiter_dir_ok("/dev/shm") then
+                assert.equal("/dev/shm", got.dir)
+            else
+                assert.equal(os.getenv("TMPDIR") or "/tmp", got.dir)
+            end
+            assert.is_nil(limiter.normalize("x", "h"))
+        end)
+    end)
+
+    describe("core object", function()
+        it("never raises on bad options", function()
+            local bad = { "x", 5, {}, { key = "k" }, { key = "k", dir = tmp, per_minute = "a" },
+                          { key = "k", dir = tmp, per_minute = 1.5 },
+                          { key = "k", dir = tmp, per_minute = 0 },
+                          { key = "k", dir = tmp, per_minute = 10, burst = 11 },
+                          { key = "k", dir = tmp, period = -1 },
+                          { key = "k", dir = tmp, period = 0 / 0 },
+                          { key = {}, dir = tmp } }
+            for _, o in ipairs(bad) do
+                local l, msg = core.limiter(o)
+                assert.is_nil(l)
+                assert.is_string(msg)
+            end
+        end)
+
+        it("makes a 0600 file named by the key's hash; close is idempotent", function()
+            local l = assert(core.limiter(cfg{ key = "mode-check" }))
+            local path = l:path()
+            assert.truthy(path:match("/mediquo%-rl%-%x+%.shm$"), path)
+            assert.equal("600", file_mode(path))
+            assert.equal(FILE_SIZE, file_size(path))
+            assert.equal("mediquo.limiter(key=mode-check, per_minute=50)", tostring(l))
+            l:close()
+            l:close()
+            assert.equal("mediquo.limiter(closed)", tostring(l))
+            assert.has_error(function() l:try() end, "limiter is closed")
+            assert.has_error(function() l:status() end, "limiter is closed")
+        end)
+
+        it("is collected once closed or dropped", function()
+            local weak = setmetatable({}, { __mode = "v" })
+            do
+                local a = assert(core.limiter(cfg{}))
+                a:close()
+                weak[1] = a
+                weak[2] = assert(core.limiter(cfg{}))     -- never closed: __gc
+            end
+            collectgarbage()
+            collectgarbage()
+            assert.is_nil(weak[1])
+            assert.is_nil(weak[2])
+        end)
+
+        it("status counts the window; two keys do not interfere", function()
+            local c1, c2 = cfg{ per_minute = 3, period = 30 }, cfg{ per_minute = 3, period = 30 }
+            local a, b = assert(core.limiter(c1)), assert(core.limiter(c2))
+            assert.are_not.equal(a:path(), b:path())
+            for _ = 1, 3 do assert.is_true((a:try())) end
+            local ok, wait = a:try()
+            assert.is_false(ok)
+            assert.truthy(wait > 29 and wait <= 30, wait)
+            local st = a:status()
+            assert.same({ per_minute = 3, used = 3, available = 0, paused_until = 0 }, st)
+            for _ = 1, 3 do assert.is_true((b:try())) end
+            assert.is_false((b:try()))
+            a:close()
+            b:close()
+        end)
+
+        it("the last opener's rule applies to every handle, keeping the log", function()
+            local c = cfg{ per_minute = 5, period = 30 }
+            local a = assert(core.limiter(c))
+            for _ = 1, 5 do assert.is_true((a:try())) end
+            c.per_minute, c.burst = 3, 3
+            local b = assert(core.limiter(c))
+            assert.equal(3, a:status().per_minute)
+            assert.equal(3, a:status().used)
+            assert.is_false((a:try()))
+            assert.is_false((b:try()))
+            c.per_minute, c.burst = 8, 8
+            local d = assert(core.limiter(c))
+            assert.same({ per_minute = 8, used = 3, available = 5, paused_until = 0 }, b:status())
+            a:close() b:close() d:close()
+        end)
+    end)
+
+    describe("mediquo.limiter", function()
+        it("defaults the key to the default client's host:port", function()
+            local l = assert(limiter.new{ dir = tmp })
+            assert.truthy(tostring(l):find("key=sdk.mediquo.com:443", 1, true))
+            l:close()
+        end)
+
+        it("acquire returns rate_limited with retry_after when no slot comes", function()
+            local l = assert(limiter.new(cfg{ per_minute = 1, period = 60, max_wait = 0.05 }))
+            assert.is_true(l:acquire())
+            local t0 = now()
+            local ok, err = l:acquire()
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err.kind)
+            assert.truthy(err.retry_after > 59 and err.retry_after <= 60, err.retry_after)
+            assert.truthy(tostring(err):find("no rate-limit slot within 0.05s", 1, true), tostring(err))
+            assert.truthy(now() - t0 < 0.5 * NS)    -- fails at once, no pointless sleep
+            assert.same({ per_minute = 1, used = 1, available = 0, paused_until = 0 }, l:status())
+            local _, e2 = l:acquire(-1)
+            assert.equal("invalid_argument", e2.kind)
+            assert.is_nil(limiter.new{ dir = tmp, bogus = 1 })
+            local _, e3 = limiter.new{ dir = tmp .. "/missing/dir" }
+            assert.equal("invalid_argument", e3.kind)
+            assert.truthy(e3.message:find("cannot create", 1, true), e3.message)
+            l:close()
+        end)
+
+        it("acquire waits for the slot within max_wait", function()
+            local l = assert(limiter.new(cfg{ per_minute = 10, burst = 1, period = 1, max_wait = 1 }))
+            assert.is_true(l:acquire())
+            local t0 = now()
+            assert.is_true(l:acquire())                     -- spaced period/per_minute
+            local waited = (now() - t0) / NS
+            assert.truthy(waited > 0.08 and waited < 0.3, waited)
+            l:close()
+        end)
+    end)
+
+    describe("across processes", function()
+        it("4 processes: never more than per_minute in any window, >= 99% used, burst bounded", function()
+            local c = cfg{ per_minute = 50, burst = 10, period = 2 }
+            local P = c.period * NS
+            local until_ns = now() + 3 * P + 0.6 * NS
+            local ws = {}
+            for i = 1, 4 do ws[i] = spawn("hammer", c, until_ns) end
+            for i = 1, 4 do assert(wait_for(ws[i], "done", 12)) end
+            local ts = starts(ws)
+            local t0 = ts[1]
+            assert.equal(50, count_between(ts, t0, t0 + P))          -- exactly the budget
+            assert.equal(50, max_in_window(ts, P))                   -- never more
+            local used = count_between(ts, t0, t0 + 3 * P)
+            assert.truthy(used >= 0.99 * 150, "only " .. used .. " of 150 in 3 windows")
+            assert.truthy(burst_excess(ts, P / c.per_minute) <= c.burst + 1e-6,
+                          "burst exceeded: " .. burst_excess(ts, P / c.per_minute))
+            -- the first burst really went back to back, the rest were spaced
+            assert.truthy(ts[c.burst] - ts[1] < 0.02 * NS)
+            assert.truthy(ts[c.burst + 1] - ts[1] >= P / c.per_minute - 1)
+            -- every process got some: nobody starves
+            for i = 1, 4 do assert.truthy(#starts{ ws[i] } > 0, "worker " .. i .. " starved") end
+        end)
+
+        it("a process SIGKILLed in a tight loop neither blocks the others nor breaks the totals", function()
+            local c = cfg{ per_minute = 50, burst = 10, period = 2 }
+            local P = c.period * NS
+            local until_ns = now() + 2 * P + 0.6 * NS
+            local ws = {}
+            for i = 1, 3 do ws[i] = spawn("hammer", c, until_ns) end
+            local victim = spawn("spin", c, until_ns)
+            ws[4] = victim
+            assert(wait_for(victim, "ready", 5))
+            sleep(1.2)
+            os.execute("kill -9 " .. victim.pid)
+            for i = 1, 3 do assert(wait_for(ws[i], "done", 10)) end
+            assert.is_false(alive(victim.pid))
+            local ts = starts(ws)
+            assert.truthy(#starts{ victim } > 0, "the victim took no slot before it died")
+            assert.truthy(max_in_window(ts, P) <= 50, "window exceeded: " .. max_in_window(ts, P))
+            local used = count_between(ts, ts[1], ts[1] + 2 * P)
+            assert.truthy(used >= 0.99 * 100, "only " .. used .. " of 100 in 2 windows")
+        end)
+
+        it("a holder SIGKILLed while holding the lock is recovered (EOWNERDEAD)", function()
+            local c = cfg{ per_minute = 50, period = 2 }
+            local l = assert(core.limiter(c))
+            local w = spawn("hold", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
+            assert(wait_for(w, "locking", 5))
+            sleep(0.2)
+            local t0 = now()
+            local ok, wait = l:try()                -- the lock is held: bounded, then "later"
+            assert.is_false(ok)
+            assert.truthy(wait > 0)
+            assert.truthy(now() - t0 >= 0.9 * NS and now() - t0 < 3 * NS)
+            os.execute("kill -9 " .. w.pid)
+            for _ = 1, 100 do
+                if not alive(w.pid) then break end
+                sleep(0.02)
+            end
+            t0 = now()
+            assert.is_true((l:try()))
+            assert.truthy(now() - t0 < 0.1 * NS)
+            assert.equal(1, l:status().used)
+            l:close()
+        end)
+
+        it("a pause from one process stops the others until it ends", function()
+            local c = cfg{ per_minute = 50, period = 2 }
+            local l = assert(core.limiter(c))
+            local w = spawn("pause", c, 0, 1.0)
+            assert(wait_for(w, "done", 5))
+            local ok, wait = l:try()
+            assert.is_false(ok)
+            assert.truthy(wait > 0.3 and wait <= 1.0, wait)
+            local st = l:status()
+            assert.equal(0, st.available)
+            assert.truthy(st.paused_until > os.time() - 1 and st.paused_until < os.time() + 2)
+            -- another process spinning during the pause gets nothing
+            local spin = spawn("spin", c, now() + (wait - 0.2) * NS)
+            assert(wait_for(spin, "done", 5))
+            assert.equal(0, #starts{ spin })
+            sleep(wait + 0.05)
+            assert.is_true((l:try()))
+            l:close()
+        end)
+
+        it("the server's remaining (calibration) reduces admits until its window ends", function()
+            local c = cfg{ per_minute = 50, period = 2 }
+            local l = assert(core.limiter(c))
+            local plain = assert(core.limiter(cfg{ per_minute = 50, period = 2 }))
+            local w = spawn("observe", c, 0, 3, 1.0)       -- remaining 3, reset in 1 s
+            assert(wait_for(w, "done", 5))
+            local n, m = 0, 0
+            for _ = 1, 10 do
+                if l:try() then n = n + 1 end
+                if plain:try() then m = m + 1 end
+            end
+            assert.equal(3, n)
+            assert.equal(10, m)
+            local ok, wait = l:try()
+            assert.is_false(ok)
+            assert.truthy(wait > 0.3 and wait <= 1.0, wait)
+            assert.equal(0, l:status().available)
+            sleep(wait + 0.05)
+            assert.is_true((l:try()))
+            -- a higher remaining than we think is ignored; 0 pauses
+            l:observe(1000, 600, 1)
+            assert.is_true((l:try()))
+            l:observe(0, nil, 0.5)
+            ok, wait = l:try()
+            assert.is_false(ok)
+            assert.truthy(wait > 0.3 and wait <= 0.5, wait)
+            assert.truthy(l:status().paused_until > 0)
+            l:close()
+            plain:close()
+        end)
+    end)
+
+    describe("a bad state file", function()
+        local function bad_file(setup_bytes)
+            local c = cfg{ per_minute = 2, period = 30 }
+            local l = assert(core.limiter(c))
+            local path = l:path()
+            assert.is_true((l:try()))
+            assert.is_true((l:try()))
+            l:close()
+            setup_bytes(path)
+            return c, path
+        end
+
+        local remade = {
+            garbage = function(p)
+                local t = {}
+                for i = 1, 4096 do t[i] = string.char(math.random(0, 255)) end
+                write_file(p, table.concat(t))
+            end,
+            empty = function(p) write_file(p, "") end,
+            truncated = function(p)
+                local f = assert(io.open(p, "rb"))
+                local head = f:read(200)
+                f:close()
+                write_file(p, head)
+            end,
+            ["wrong magic"] = function(p) poke(p, 0, "NOTOURS!") end,
+            ["older version"] = function(p) poke(p, 8, "\0\0\0\0") end,
+            ["bad sizes"] = function(p) poke(p, 12, "\1\0\0\0") end,
+        }
+        for name, mangle in pairs(remade) do
+            it("is re-made when " .. name, function()
+                local c, path = bad_file(mangle)
+                local l, err = core.limiter(c)
+                assert.is_not_nil(l, err)
+                assert.equal(FILE_SIZE, file_size(path))
+                assert.equal("600", file_mode(path))
+                assert.is_true((l:try()))            -- a fresh log
+                l:close()
+            end)
+        end
+
+        it("is reset when it comes from a previous boot", function()
+            local c, path = bad_file(function(p) poke(p, 128, string.rep("x", 36)) end)
+            local l = assert(core.limiter(c))
+            assert.equal(0, l:status().used)
+            assert.is_true((l:try()))
+            l:close()
+            assert.equal(FILE_SIZE, file_size(path))
+        end)
+
+        it("keeps its log when reopened from the same boot", function()
+            local c = bad_file(function() end)
+            local l = assert(core.limiter(c))
+            assert.is_false((l:try()))
+            l:close()
+        end)
+
+        local refused = {
+            { "a newer version", function(p) poke(p, 8, "\9\0\0\0") end, "newer lua-mediquo" },
+            { "readable by others", function(p) os.execute("chmod 0644 '" .. p .. "'") end, "mode 0600" },
+            { "a symlink", function(p)
+                os.execute("rm -f '" .. p .. "' && ln -s /etc/passwd '" .. p .. "'")
+            end, "cannot open" },
+            { "a directory", function(p)
+                os.execute("rm -f '" .. p .. "' && mkdir '" .. p .. "'")
+            end, "cannot open" },
+        }
+        for _, r in ipairs(refused) do
+            it("is refused with a clear error when " .. r[1], function()
+                local c, path = bad_file(r[2])
+                local l, err = core.limiter(c)
+                assert.is_nil(l)
+                assert.truthy(err:find(r[3], 1, true), err)
+                assert.truthy(err:find(path, 1, true), err)
+                local lim, e2 = limiter.new(c)
+                assert.is_nil(lim)
+                assert.equal("invalid_argument", e2.kind)
+            end)
+        end
+    end)
+end)

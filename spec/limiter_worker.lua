@@ -1,0 +1,63 @@
+-- spec/limiter_worker.lua: one real process sharing a limiter key, driven by
+-- spec/04-limiter_spec.lua. Logs each admitted start (the limiter's own
+-- CLOCK_MONOTONIC ns, the clock its window is kept in) to `out`, one per
+-- line, flushed at once so that a SIGKILLed worker's starts still count.
+--
+--   lua spec/limiter_worker.lua MODE OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS [A [B]]
+--
+-- MODE: hammer  acquire(0.5) in a loop until UNTIL_NS
+--       spin    try() in a tight loop until UNTIL_NS
+--       pause   pause(A) once
+--       observe observe(A = remaining, nil, B = reset_in) once
+--       hold    take the lock and hang (needs MEDIQUO_TEST_HOOKS=1)
+-- The last line is "done" when the worker ended on its own.
+
+local core = require "mediquo.core"
+
+local mode, out, key, dir = arg[1], arg[2], arg[3], arg[4]
+local per_minute, burst, period = tonumber(arg[5]), tonumber(arg[6]), tonumber(arg[7])
+local until_ns = tonumber(arg[8])
+local a, b = tonumber(arg[9]), tonumber(arg[10])
+
+local f = assert(io.open(out, "w"))
+local function log(s)
+    f:write(s, "\n")
+    f:flush()
+end
+
+local lim, err = core.limiter{ per_minute = per_minute, burst = burst, period = period,
+                               key = key, dir = dir }
+if not lim then
+    log("error " .. tostring(err))
+    os.exit(1)
+end
+log("ready")
+
+local MAX_ITER = 10000000       -- a bound on every loop besides the clock
+
+if mode == "hammer" then
+    for _ = 1, MAX_ITER do
+        if core.limiter_now() >= until_ns then break end
+        local ok, _, at = lim:acquire(0.5)
+        if ok then log(string.format("%.0f", at)) end
+    end
+elseif mode == "spin" then
+    for _ = 1, MAX_ITER do
+        if core.limiter_now() >= until_ns then break end
+        local ok, at = lim:try()
+        if ok then log(string.format("%.0f", at)) end
+    end
+elseif mode == "pause" then
+    lim:pause(a)
+elseif mode == "observe" then
+    lim:observe(a, nil, b)
+elseif mode == "hold" then
+    log("locking")
+    lim:_hold_lock_forever()
+else
+    log("error unknown mode " .. tostring(mode))
+    os.exit(1)
+end
+lim:close()
+log("done")
+f:close()

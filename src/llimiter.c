@@ -1,0 +1,270 @@
+/* llimiter.c: the Lua binding of the shared rate limiter (limiter.c):
+ * core.limiter{...} -> userdata with acquire/try/pause/observe/status/close,
+ * and core.limiter_now() (the limiter's clock, for tests and logs).
+ * Options arrive validated by mediquo.limiter; this file still checks every
+ * type so that no input can crash it. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* compat.h (lua.h) before lmq.h: lmq.h includes it inside its
+ * visibility(hidden) push, which would hide the Lua API itself */
+#include "compat.h"
+#include "lmq.h"
+#include "limiter_file.h"
+
+typedef struct {
+    mq_limiter *l;              /* NULL once closed (or never opened) */
+} lim_ud;
+
+static mq_limiter *check_open(lua_State *L)
+{
+    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    if (u->l == NULL) luaL_error(L, "limiter is closed");
+    return u->l;
+}
+
+mq_limiter *mq_llimiter_get(lua_State *L, int idx)
+{
+    lim_ud *u = (lim_ud *)mq_testudata(L, idx, MQ_LIMITER_MT);
+    return u ? u->l : NULL;
+}
+
+/* opts.name as a number; dflt when nil; NULL message when fine */
+static const char *opt_number(lua_State *L, const char *name, double dflt, int integer,
+                              double lo, double hi, double *out)
+{
+    int t;
+    lua_getfield(L, 1, name);
+    t = lua_type(L, -1);
+    *out = t == LUA_TNIL ? dflt : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TNUMBER) return "must be a number";
+    if (!(*out >= lo && *out <= hi)) return "is out of range";
+    if (integer && *out != floor(*out)) return "must be an integer";
+    return NULL;
+}
+
+static int l_new(lua_State *L)
+{
+    double pm, burst, period;
+    const char *why, *field = "options";
+    mq_limiter_cfg cfg;
+    char err[512];
+    lim_ud *u;
+
+    if (lua_type(L, 1) != LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_pushstring(L, "limiter options must be a table");
+        return 2;
+    }
+    lua_settop(L, 1);
+    why = opt_number(L, field = "per_minute", 600, 1, 1, MQ_RL_MAX_PER_MIN, &pm);
+    if (!why) why = opt_number(L, field = "burst", pm < 60 ? pm : 60, 1, 1, pm, &burst);
+    if (!why) why = opt_number(L, field = "period", 60, 0, 1e-9, 86400, &period);
+    lua_getfield(L, 1, "key");              /* index 2 */
+    lua_getfield(L, 1, "dir");              /* index 3 */
+    if (!why && lua_type(L, 2) != LUA_TSTRING) why = "must be a string", field = "key";
+    if (!why && lua_type(L, 3) != LUA_TSTRING) why = "must be a string", field = "dir";
+    if (why) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "limiter: %s %s", field, why);
+        return 2;
+    }
+    cfg.per_minute = (long)pm;
+    cfg.burst = (long)burst;
+    cfg.period = period;
+    cfg.key = lua_tostring(L, 2);
+    cfg.dir = lua_tostring(L, 3);
+
+    /* the userdata first: if anything below raises, __gc sees l == NULL */
+    u = (lim_ud *)mq_newuserdata(L, sizeof *u);
+    u->l = NULL;
+    mq_setmetatable(L, MQ_LIMITER_MT);
+    if (mq_limiter_open(&cfg, &u->l, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return 1;
+}
+
+/* :acquire(max_wait) -> true, waited, at | nil, retry_after */
+static int l_acquire(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    double max_wait = luaL_optnumber(L, 2, 0), waited, retry_after;
+    int64_t at = 0;
+
+    if (mq_limiter_acquire_at(l, max_wait, &waited, &retry_after, &at)) {
+        lua_pushboolean(L, 1);
+        lua_pushnumber(L, waited);
+        lua_pushinteger(L, (lua_Integer)at);
+        return 3;
+    }
+    lua_pushnil(L);
+    lua_pushnumber(L, retry_after);
+    return 2;
+}
+
+/* :try() -> true, at | false, wait */
+static int l_try(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    double wait;
+    int64_t at = 0;
+
+    if (mq_limiter_try_at(l, &wait, &at)) {
+        lua_pushboolean(L, 1);
+        lua_pushinteger(L, (lua_Integer)at);
+        return 2;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushnumber(L, wait);
+    return 2;
+}
+
+/* :pause([seconds]) -- no seconds: until the end of the window */
+static int l_pause(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    mq_limiter_pause(l, luaL_optnumber(L, 2, -1));
+    return 0;
+}
+
+static long opt_long(lua_State *L, int i)
+{
+    double v;
+    if (lua_isnoneornil(L, i)) return -1;
+    v = luaL_checknumber(L, i);
+    if (!(v >= 0)) return -1;
+    return v > 1e15 ? (long)1e15 : (long)v;
+}
+
+/* :observe(remaining, limit, reset_in) -- nil for what the server omitted */
+static int l_observe(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    long remaining = opt_long(L, 2), limit = opt_long(L, 3);
+    double reset_in = lua_isnoneornil(L, 4) ? -1 : luaL_checknumber(L, 4);
+
+    mq_limiter_observe(l, remaining, limit, reset_in);
+    return 0;
+}
+
+static int l_status(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    mq_limiter_status_t st;
+
+    mq_limiter_status(l, &st);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, st.per_minute);
+    lua_setfield(L, -2, "per_minute");
+    lua_pushinteger(L, st.used);
+    lua_setfield(L, -2, "used");
+    lua_pushinteger(L, st.available);
+    lua_setfield(L, -2, "available");
+    lua_pushnumber(L, st.paused_until);
+    lua_setfield(L, -2, "paused_until");
+    return 1;
+}
+
+/* :path() -> the state file (for operators and specs) */
+static int l_path(lua_State *L)
+{
+    lua_pushstring(L, mq_limiter_path(check_open(L)));
+    return 1;
+}
+
+/* close, __gc and __close: one idempotent function */
+static int l_close(lua_State *L)
+{
+    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    mq_limiter_close(u->l);
+    u->l = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    mq_limiter_status_t st;
+
+    if (u->l == NULL) {
+        lua_pushliteral(L, "mediquo.limiter(closed)");
+        return 1;
+    }
+    mq_limiter_status(u->l, &st);
+    lua_pushfstring(L, "mediquo.limiter(key=%s, per_minute=%d)",
+                    mq_limiter_key(u->l), (int)st.per_minute);
+    return 1;
+}
+
+/* Test hook for the SIGKILL-while-holding-the-lock spec; refused unless
+ * MEDIQUO_TEST_HOOKS is set, so no production script can hang on it. */
+static int l_hold_lock(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    if (getenv("MEDIQUO_TEST_HOOKS") == NULL)
+        return luaL_error(L, "test hook disabled (set MEDIQUO_TEST_HOOKS)");
+    mq_limiter_hold_lock_forever(l);
+    return 0;
+}
+
+/* core.limiter_now() -> CLOCK_MONOTONIC ns, the clock of the ring */
+static int l_now(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mq_rl_now_ns());
+    return 1;
+}
+
+/* core.limiter_dir_ok(path) -> true when a directory we may create in */
+static int l_dir_ok(lua_State *L)
+{
+    const char *p = luaL_checkstring(L, 1);
+    struct stat st;
+    lua_pushboolean(L, stat(p, &st) == 0 && S_ISDIR(st.st_mode)
+                       && access(p, W_OK | X_OK) == 0);
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    { "acquire", l_acquire },
+    { "try", l_try },
+    { "pause", l_pause },
+    { "observe", l_observe },
+    { "status", l_status },
+    { "path", l_path },
+    { "close", l_close },
+    { "_hold_lock_forever", l_hold_lock },
+    { NULL, NULL },
+};
+
+static const luaL_Reg meta[] = {
+    { "__gc", l_close },
+    { "__close", l_close },
+    { "__tostring", l_tostring },
+    { NULL, NULL },
+};
+
+void mq_llimiter_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, MQ_LIMITER_MT)) {
+        mq_setfuncs(L, meta);
+        lua_newtable(L);
+        mq_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "mediquo.limiter");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "limiter");
+    lua_pushcfunction(L, l_now);
+    lua_setfield(L, -2, "limiter_now");
+    lua_pushcfunction(L, l_dir_ok);
+    lua_setfield(L, -2, "limiter_dir_ok");
+}
