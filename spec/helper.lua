@@ -1,0 +1,296 @@
+-- Shared test helper: starts sandboxes (bin/mediquo-sandbox) on free ports,
+-- stops them when the Lua state closes, and offers a plain HTTP client
+-- (LuaSocket for http, the curl CLI for https) that never raises.
+--
+--   local H = require "spec.helper"
+--   local sb = H.sandbox{ workers = 2 }     -- cached per opts, reset on return
+--   local status, body, headers = H.http("POST", sb.base_url .. "/appointments",
+--                                        H.json.encode(t), H.auth())
+
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local json = require "cjson.safe"
+
+local H = {
+    api_key = "sandbox-key",
+    secret_key = "sandbox-secret",
+    json = json,
+}
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.shell_quote = shell_quote
+
+-- Runs a shell command; returns stdout, exit code.
+local function run(cmd)
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return out, code
+end
+H.run = run
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+H.root = (function()
+    local src = debug.getinfo(1, "S").source:sub(2)
+    local dir = src:match("^(.*)/spec/helper%.lua$") or "."
+    return (run("cd " .. shell_quote(dir) .. " && pwd"):gsub("%s+$", ""))
+end)()
+
+H.bin = H.root .. "/bin/mediquo-sandbox"
+
+function H.sleep(seconds)
+    socket.sleep(seconds)
+end
+
+function H.now()
+    return socket.gettime()
+end
+
+function H.auth()
+    return {
+        ["X-API-Key"] = H.api_key,
+        ["X-Secret-Key"] = H.secret_key,
+        ["Content-Type"] = "application/json",
+        ["Accept"] = "application/json",
+    }
+end
+
+-- CA file per port, so H.http can verify https sandboxes without being told.
+local ca_by_port = {}
+
+local function tmpname()
+    local name = os.tmpname()
+    return name
+end
+
+local function curl_request(method, url, body, headers, opts)
+    local hfile, bfile, ofile = tmpname(), tmpname(), tmpname()
+    local cmd = { "curl -sS --path-as-is -X", shell_quote(method),
+                  "-D", shell_quote(hfile), "-o", shell_quote(ofile),
+                  "-w '%{http_code}'", "--max-time", tostring(opts.timeout or 10) }
+    local port = url:match("^https?://[^/:]+:(%d+)")
+    local ca = opts.ca_file or (port and ca_by_port[tonumber(port)])
+    if ca then
+        cmd[#cmd + 1] = "--cacert " .. shell_quote(ca)
+    end
+    for k, v in pairs(headers or {}) do
+        cmd[#cmd + 1] = "-H " .. shell_quote(k .. ": " .. tostring(v))
+    end
+    if body then
+        local f = assert(io.open(bfile, "wb"))
+        f:write(body)
+        f:close()
+        cmd[#cmd + 1] = "--data-binary @" .. shell_quote(bfile)
+    end
+    cmd[#cmd + 1] = shell_quote(url)
+    cmd[#cmd + 1] = "2>&1"
+    local out, code = run(table.concat(cmd, " "))
+    local raw_headers = read_file(hfile) or ""
+    local resp = read_file(ofile)
+    os.remove(hfile); os.remove(bfile); os.remove(ofile)
+    if code ~= 0 then
+        return nil, "curl: " .. (out:match("curl: %(%d+%)[^\n]*") or out)
+    end
+    local status = tonumber(out:match("(%d%d%d)$"))
+    local hs = {}
+    -- Only the last header block (there is one: redirects are not followed).
+    for line in raw_headers:gmatch("[^\r\n]+") do
+        local k, v = line:match("^([^:%s]+):%s*(.-)%s*$")
+        if k then
+            k = k:lower()
+            hs[k] = hs[k] and (hs[k] .. ", " .. v) or v
+        end
+    end
+    return status, resp or "", hs
+end
+
+-- H.http(method, url, body, headers[, opts]) -> status, body, headers
+-- opts: timeout (seconds, default 10), ca_file, curl (true: use the curl CLI
+-- for http too; it sends "Expect: 100-continue" for big bodies, so it reads
+-- an early 413 reliably). Transport failures return nil, message; HTTP
+-- errors are just statuses.
+function H.http(method, url, body, headers, opts)
+    opts = opts or {}
+    if opts.curl or url:match("^https:") then
+        return curl_request(method, url, body, headers, opts)
+    end
+    local hs = {}
+    for k, v in pairs(headers or {}) do
+        hs[k:lower()] = v
+    end
+    if body then
+        hs["content-length"] = tostring(#body)
+    end
+    -- Send the path exactly as given (LuaSocket would re-escape it).
+    local path = url:match("^https?://[^/]+(/.*)$") or "/"
+    local chunks = {}
+    -- socket.http applies its module-wide TIMEOUT to every socket it makes.
+    local saved = http.TIMEOUT
+    http.TIMEOUT = opts.timeout or 10
+    local ok, status, rheaders = http.request{
+        url = url, uri = path, method = method, headers = hs,
+        source = body and ltn12.source.string(body) or nil,
+        sink = ltn12.sink.table(chunks), redirect = false,
+    }
+    http.TIMEOUT = saved
+    if not ok then
+        return nil, tostring(status)
+    end
+    return status, table.concat(chunks), rheaders or {}
+end
+
+-- Sandboxes -----------------------------------------------------------------
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+local cache = {}     -- opts key -> running sandbox
+local started = {}   -- every sandbox this helper started and has not stopped
+
+local function control(sb, method, what, body)
+    local status, resp = H.http(method, sb.url .. "/__sandbox/" .. what,
+                                body and json.encode(body), body and
+                                { ["Content-Type"] = "application/json" })
+    assert(status == 200, ("sandbox %s %s failed: %s %s"):format(
+        method, what, tostring(status), tostring(resp)))
+    return json.decode(resp)
+end
+
+function Sandbox:reset()
+    control(self, "POST", "reset")
+end
+
+function Sandbox:faults(f)
+    return control(self, "POST", "faults", f)
+end
+
+function Sandbox:log()
+    return control(self, "GET", "log")
+end
+
+function Sandbox:state()
+    return control(self, "GET", "appointments")
+end
+
+function Sandbox:stop()
+    if self.stopped then
+        return
+    end
+    self.stopped = true
+    run(shell_quote(H.bin) .. " stop --prefix " .. shell_quote(self.prefix) .. " 2>&1")
+    run("rm -rf " .. shell_quote(self.prefix))
+    if cache[self.key] == self then
+        cache[self.key] = nil
+    end
+    for i, sb in ipairs(started) do
+        if sb == self then
+            table.remove(started, i)
+            break
+        end
+    end
+end
+
+-- Stops whatever is left when the Lua state closes (busted exits with
+-- os.exit(code, true), which closes it) or when this module is collected.
+H._sentinel = setmetatable({}, { __gc = function()
+    for i = #started, 1, -1 do
+        started[i]:stop()
+    end
+end })
+
+local function opts_key(opts)
+    local keys = {}
+    for k in pairs(opts) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        parts[#parts + 1] = k .. "=" .. tostring(opts[k])
+    end
+    return table.concat(parts, ",")
+end
+
+local function record(prefix)
+    local list = os.getenv("MEDIQUO_TEST_PIDS")
+    if list and list ~= "" then
+        local f = io.open(list, "a")
+        if f then
+            f:write(prefix, "\n")
+            f:close()
+        end
+    end
+end
+
+local function start(opts)
+    local args = {}
+    if opts.tls then
+        args[#args + 1] = "--tls"
+    end
+    for opt, flag in pairs{ per_minute = "--per-minute", window = "--window",
+                            latency_ms = "--latency-ms", workers = "--workers" } do
+        if opts[opt] then
+            args[#args + 1] = flag .. " " .. tostring(math.tointeger(opts[opt]) or opts[opt])
+        end
+    end
+    if not opts.per_minute then
+        args[#args + 1] = "--per-minute 1000000000"
+    end
+    local last_err
+    for _ = 1, 20 do
+        local port = opts.port or math.random(20000, 29999)
+        local prefix = run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-spec-XXXXXX\""):gsub("%s+$", "")
+        record(prefix)
+        local errfile = prefix .. "/start.err"
+        local out, code = run(("%s start --port %d --prefix %s %s 2>%s"):format(
+            shell_quote(H.bin), port, shell_quote(prefix), table.concat(args, " "),
+            shell_quote(errfile)))
+        if code == 0 then
+            local sb = setmetatable({
+                port = port, prefix = prefix,
+                base_url = out:match("^(%S+)"),
+                ca_file = out:match("ca_file: (%S+)"),
+            }, Sandbox)
+            sb.url = sb.base_url:gsub("/v1$", "")
+            if sb.ca_file then
+                ca_by_port[port] = sb.ca_file
+            end
+            started[#started + 1] = sb
+            return sb
+        end
+        last_err = read_file(errfile) or out
+        run("rm -rf " .. shell_quote(prefix))
+        if opts.port or not last_err:find("busy", 1, true) then
+            break
+        end
+    end
+    error("cannot start a sandbox: " .. tostring(last_err), 2)
+end
+
+-- H.sandbox(opts) -> running sandbox, freshly reset. Same opts, same sandbox.
+function H.sandbox(opts)
+    opts = opts or {}
+    local key = opts_key(opts)
+    local sb = cache[key]
+    if not sb or sb.stopped then
+        sb = start(opts)
+        sb.key = key
+        cache[key] = sb
+    end
+    sb:reset()
+    return sb
+end
+
+return H
