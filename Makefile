@@ -46,10 +46,15 @@ rock: $(TREE)/.stamp-$(LUA_VERSION)
 $(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
 	@mkdir -p $(BUILD)
 	@command -v $(LUAROCKS) >/dev/null || { echo "luarocks missing: run 'make deps' (apt-get install luarocks)" >&2; exit 1; }
-	$(LUAROCKS) --lua-version $(LUA_VERSION) --tree $(TREE) make --deps-mode=none $(ROCKSPEC) \
-	    CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR) \
-	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD)/rock.log 2>&1 \
-	    || { cat $(BUILD)/rock.log >&2; exit 1; }
+	@# luarocks builds objects next to the sources: build in a private copy
+	@# so two builds (two Lua versions, two shells) never mix objects
+	@set -e; dir=$$(mktemp -d $(BUILD)/rock.XXXXXX); \
+	cp -R $(ROCKSPEC) src lua bin $$dir/; \
+	cd $$dir && $(LUAROCKS) --lua-version $(LUA_VERSION) --tree $(TREE) make --deps-mode=none \
+	    $(notdir $(ROCKSPEC)) CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR) \
+	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD)/rock-$(LUA_VERSION).log 2>&1 \
+	    || { cat $(BUILD)/rock-$(LUA_VERSION).log >&2; rm -rf $$dir; exit 1; }; \
+	rm -rf $$dir
 	@touch $@
 
 # The same sources against LuaJIT (what nginx's Lua module runs).

@@ -19,8 +19,12 @@ dependencies = {
    "lua >= 5.1",
    "lua-cjson",
 }
+-- Only the library is probed: on Debian/Ubuntu multiarch curl.h lives in
+-- /usr/include/<triplet>/, which the compiler searches by default but the
+-- LuaRocks header probe does not. A missing header stops the build with a
+-- message naming the package (src/transport.c).
 external_dependencies = {
-   CURL = { header = "curl/curl.h", library = "curl" },
+   CURL = { library = "curl" },
 }
 build = {
    type = "builtin",

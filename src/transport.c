@@ -9,6 +9,11 @@
 #include "transport.h"
 #include "mq.h"
 
+#if defined(__has_include)
+#if !__has_include(<curl/curl.h>)
+#error "curl/curl.h not found: install libcurl's headers (Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: dnf install libcurl-devel), or pass CURL_INCDIR=..."
+#endif
+#endif
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
