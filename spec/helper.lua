@@ -50,6 +50,11 @@ end)()
 
 H.bin = H.root .. "/bin/mediquo-sandbox"
 
+-- So specs find the repo's Lua modules however busted was started.
+if not package.path:find(H.root .. "/lua/?.lua", 1, true) then
+    package.path = H.root .. "/lua/?.lua;" .. H.root .. "/?.lua;" .. package.path
+end
+
 function H.sleep(seconds)
     socket.sleep(seconds)
 end
