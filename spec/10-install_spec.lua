@@ -45,8 +45,9 @@ describe("installed rock", function()
             local tree = work .. "/tree-" .. v
             if lua ~= "luajit" then
                 -- no CURL_INCDIR / CURL_LIBDIR: found on Debian's multiarch layout
-                local out, code = sh(("cd %s && luarocks --lua-version %s --tree %s make --deps-mode=none mediquo-scm-1.rockspec")
-                    :format(H.shell_quote(work), v, H.shell_quote(tree)))
+                local out, code = sh(("cd %s && luarocks --lua-version %s --tree %s make %s")
+                    :format(H.shell_quote(work), v, H.shell_quote(tree),
+                            "--deps-mode=none mediquo-scm-1.rockspec"))
                 assert.equal(0, code, out)
             end
             local out, code = sh(("cd / && LUA_PATH=%s LUA_CPATH=%s %s %s %s %s"):format(
