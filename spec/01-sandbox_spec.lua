@@ -110,6 +110,15 @@ describe("sandbox API", function()
             end
         end)
 
+        it("echoes codes with slashes and backslashes exactly", function()
+            for i, code in ipairs{ "a\\/b", "\\", "x/y\\z/", '"q"/' } do
+                local status, body = create(code)
+                assert.equal(200, status, code)
+                assert.equal(code, body.data.appointment.code, i)
+                assert.is_table(sb:state()[code], code)
+            end
+        end)
+
         it("stores a given duration", function()
             assert.equal(200, (create("D-1", { duration = 1800 })))
             assert.equal(1800, sb:state()["D-1"].duration)

@@ -110,7 +110,7 @@ local function load(code)
 end
 
 local function save(rec, fresh)
-    local s = json.encode(rec)
+    local s = json.encode_raw(rec)
     local ok, err
     if fresh then
         -- add() is the atomic "create unless it exists" across workers.

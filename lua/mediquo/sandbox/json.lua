@@ -84,6 +84,9 @@ end
 _M.decode = cjson.decode
 
 local encode = cjson.encode
+
+-- For JSON that only this sandbox reads back (state, log): no unescaping.
+_M.encode_raw = encode
 local gsub = string.gsub
 
 -- cjson escapes every "/" as "\/"; valid, but URLs read badly. Unescaping
@@ -93,6 +96,9 @@ function _M.encode(v)
     local s, err = encode(v)
     if not s then
         return nil, err
+    end
+    if not find(s, "\\/", 1, true) then
+        return s
     end
     return (gsub(s, "\\/", "/"))
 end

@@ -6,6 +6,7 @@ local json = require "mediquo.sandbox.json"
 
 local ngx = ngx
 local max = math.max
+local encode_raw = json.encode_raw
 
 local _M = { _VERSION = "0.1.0", MAX = 10000 }
 
@@ -19,7 +20,7 @@ function _M.add(entry)
     local n = dict:incr("n", 1, 0)
     if n then
         entry.seq = n
-        dict:set("e" .. n % _M.MAX, json.encode(entry))
+        dict:set("e" .. n % _M.MAX, encode_raw(entry))
     end
 end
 
