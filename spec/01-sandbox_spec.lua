@@ -644,6 +644,10 @@ describe("sandbox API", function()
             assert.is_nil(hs2["retry-after"])
             assert.same({}, sb:state())
             fault_logged("ratelimit")
+            sb:faults{ mode = "ratelimit", seconds = 30, http_date = true }
+            local status3, _, hs3 = create("FL-3")
+            assert.equal(429, status3)
+            assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$", hs3["retry-after"])
         end)
 
         it("faulted requests count towards the rate limit; /call/ takes no fault", function()

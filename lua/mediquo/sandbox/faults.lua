@@ -51,6 +51,9 @@ local CHECK = {
         if f.seconds ~= nil and not int(f.seconds, 0, 86400) then
             return "seconds must be an integer number of seconds"
         end
+        if f.http_date ~= nil and type(f.http_date) ~= "boolean" then
+            return "http_date must be true or false"
+        end
     end,
 }
 CHECK.after = CHECK.status

@@ -228,8 +228,11 @@ local function apply_fault(ctx, f)
         ctx.remaining = 0
         local h
         if f.seconds then
-            h = { ["Retry-After"] = f.seconds,
-                  ["x-ratelimit-reset"] = math.ceil(ngx.now()) + f.seconds }
+            local until_ = ngx.time() + f.seconds
+            -- Retry-After may also be an HTTP-date (RFC 9110); clients must
+            -- read both forms.
+            h = { ["Retry-After"] = f.http_date and ngx.http_time(until_) or f.seconds,
+                  ["x-ratelimit-reset"] = until_ }
         end
         send(ctx, 429, { message = reason(429) }, h)
     else
