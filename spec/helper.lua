@@ -25,10 +25,13 @@ H.shell_quote = shell_quote
 
 -- Runs a shell command; returns stdout, exit code.
 local function run(cmd)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    return out, code
+    -- the exit code rides on the output: io.popen's close() gives no exit
+    -- code on Lua 5.1 / LuaJIT
+    local p = assert(io.popen(cmd .. "\necho \"__MQRC=$?\"", "r"))
+    local out = p:read("*a")
+    p:close()
+    local code = tonumber(out:match("__MQRC=(%d+)%s*$"))
+    return (out:gsub("__MQRC=%d+%s*$", "")), code
 end
 H.run = run
 
@@ -37,7 +40,7 @@ local function read_file(path)
     if not f then
         return nil
     end
-    local s = f:read("a")
+    local s = f:read("*a")
     f:close()
     return s
 end
@@ -247,7 +250,7 @@ local function start(opts)
     for opt, flag in pairs{ per_minute = "--per-minute", window = "--window",
                             latency_ms = "--latency-ms", workers = "--workers" } do
         if opts[opt] then
-            args[#args + 1] = flag .. " " .. tostring(math.tointeger(opts[opt]) or opts[opt])
+            args[#args + 1] = flag .. " " .. ("%d"):format(opts[opt])
         end
     end
     if not opts.per_minute then
