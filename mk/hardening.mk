@@ -1,0 +1,135 @@
+# mk/hardening.mk: sanitizers, valgrind and static checks (issue 9).
+#
+#   make test-asan      the C core built with AddressSanitizer + UBSan into
+#                       $(BUILD)/asan/ and every Lua 5.4 spec that loads it run
+#                       under it (ASAN_SPECS); any report aborts the run
+#   make test-valgrind  memcheck over the client specs (VALGRIND_SPECS): zero
+#                       errors and zero definite leaks
+#   make lint           luacheck, cppcheck, clang-tidy (static analyzer), the
+#                       sources at $(WARN) under gcc and clang against Lua 5.4
+#                       and LuaJIT headers, and the one-exported-symbol rule
+#
+# Overridable: ASAN_SPECS, VALGRIND_SPECS, HARDEN_BUSTED_ARGS (e.g.
+# --filter=...), ASAN_CC (gcc: its libasan is what LD_PRELOAD names).
+
+LUA54_INC     ?= $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+ASAN_CC       ?= gcc
+ASAN_FLAGS    ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                 -fno-sanitize-recover=all
+ASAN_DIR      := $(BUILD)/asan
+# Every spec that loads mediquo.core in lua5.4. Not: 01-sandbox* (they talk
+# to the sandbox over HTTP and never load the module) and 06-ngx* (nginx
+# runs the LuaJIT build inside its own workers, not this one).
+ASAN_SPECS    ?= $(filter-out spec/01-sandbox% spec/06-ngx%,$(wildcard spec/[0-9]*_spec.lua))
+VALGRIND_SPECS ?= $(wildcard spec/02-client_spec.lua spec/03-validation_spec.lua spec/05-*_spec.lua)
+HARDEN_BUSTED_ARGS ?=
+
+# Lua path for the sanitized runs: our Lua modules from the source tree,
+# the instrumented core from $(ASAN_DIR), everything else (cjson, busted,
+# luasocket) from the system.
+ASAN_LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+               LUA_CPATH="$(ASAN_DIR)/?.so;;"
+
+.PHONY: test-asan test-valgrind lint lint-lua lint-cc lint-cppcheck lint-tidy lint-symbols asan-build
+
+asan-build: $(ASAN_DIR)/mediquo/core.so
+$(ASAN_DIR)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_FLAGS) $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
+	    -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+
+# lua5.4 itself is not instrumented, so the ASan runtime is preloaded. Leak
+# detection is off here: at exit it reports Lua's and libcurl's own
+# still-reachable blocks; valgrind (below) is the leak check. Children of the
+# specs (limiter workers, curl, nginx) inherit the preload; nginx and curl
+# are not instrumented and only get the checked allocator.
+test-asan: deps asan-build
+	@echo "test-asan: $(ASAN_SPECS)"
+	@cd $(CURDIR) && $(ASAN_LUA_ENV) \
+	    LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    MEDIQUO_SANITIZER=asan \
+	    lua5.4 /usr/bin/busted -o TAP $(HARDEN_BUSTED_ARGS) $(ASAN_SPECS) >$(BUILD)/asan/tap.log 2>&1; \
+	    rc=$$?; \
+	    grep -E '^not ok|ERROR: AddressSanitizer|runtime error:|SUMMARY: ' -A 30 $(BUILD)/asan/tap.log | head -n 200; \
+	    p=$$(grep -c '^ok ' $(BUILD)/asan/tap.log); f=$$(grep -c '^not ok ' $(BUILD)/asan/tap.log); \
+	    if grep -qE 'ERROR: AddressSanitizer|runtime error:' $(BUILD)/asan/tap.log; then rc=1; fi; \
+	    if [ $$rc -ne 0 ] && [ $$f -eq 0 ]; then tail -n 40 $(BUILD)/asan/tap.log; f=1; fi; \
+	    echo "test-asan: $$p passed, $$f failed (log: $(BUILD)/asan/tap.log)"; \
+	    [ $$rc -eq 0 ]
+
+# The rock build as users get it (-O2 -g), under memcheck. Only errors and
+# definite leaks fail the run: libcurl and OpenSSL keep still-reachable
+# blocks until exit by design. spec/valgrind.supp says what it hides and why.
+VALGRIND ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+            --track-origins=yes --num-callers=30 --suppressions=$(CURDIR)/spec/valgrind.supp
+test-valgrind: deps rock
+	@mkdir -p $(BUILD)/valgrind
+	@echo "test-valgrind: $(VALGRIND_SPECS)"
+	@eval "$$($(MAKE) -s --no-print-directory env)"; \
+	    MEDIQUO_SANITIZER=valgrind \
+	    $(VALGRIND) --log-file=$(BUILD)/valgrind/memcheck.log \
+	    lua5.4 /usr/bin/busted -o TAP $(HARDEN_BUSTED_ARGS) $(VALGRIND_SPECS) >$(BUILD)/valgrind/tap.log 2>&1; \
+	    rc=$$?; \
+	    grep -E '^not ok' -A 25 $(BUILD)/valgrind/tap.log | head -n 100; \
+	    p=$$(grep -c '^ok ' $(BUILD)/valgrind/tap.log); f=$$(grep -c '^not ok ' $(BUILD)/valgrind/tap.log); \
+	    if [ -s $(BUILD)/valgrind/memcheck.log ]; then head -n 150 $(BUILD)/valgrind/memcheck.log; fi; \
+	    if [ $$rc -eq 99 ]; then echo "test-valgrind: memcheck errors or definite leaks (log: $(BUILD)/valgrind/memcheck.log)"; fi; \
+	    if [ $$rc -ne 0 ] && [ $$f -eq 0 ]; then f=1; tail -n 20 $(BUILD)/valgrind/tap.log; fi; \
+	    echo "test-valgrind: $$p passed, $$f failed, memcheck exit $$rc"; \
+	    [ $$rc -eq 0 ]
+
+# ---- lint ------------------------------------------------------------------
+
+LINT_LUA   := lua spec examples bench bin
+LINT_C     := $(CORE_SRCS)
+# Harnesses and tests: compiled by their own targets; here only analysed.
+LINT_C_AUX := $(wildcard test/*.c fuzz/*.c bench/*.c)
+# The static analyzer and bug-prone patterns. Left out: narrowing and
+# implicit-widening conversions (values here are bounded far below the
+# limits: body cap 1 MiB, periods in seconds), swappable parameters and
+# reserved identifiers (style, not defects), the Annex K "use memcpy_s"
+# advice glibc does not provide, and sizeof-expression, which flags the
+# `p = realloc(p, n * sizeof *p)` idiom whenever p points to pointers.
+TIDY_CHECKS := -*,clang-analyzer-*,bugprone-*,-bugprone-easily-swappable-parameters,\
+-bugprone-reserved-identifier,-bugprone-narrowing-conversions,\
+-bugprone-implicit-widening-of-multiplication-result,-bugprone-sizeof-expression,\
+-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling
+
+lint: lint-lua lint-cc lint-cppcheck lint-tidy lint-symbols
+	@echo "lint: clean"
+
+lint-lua:
+	luacheck -q --no-color $(wildcard $(LINT_LUA))
+
+# every core file under both compilers and both Lua header sets
+lint-cc:
+	@set -e; for cc in gcc clang; do for inc in "$(LUA54_INC)" "-I$(LUAJIT_INC)"; do \
+	    echo "$$cc $(WARN) $$inc"; \
+	    $$cc -fsyntax-only $(WARN) $(CSTD) $$inc $(CURL_CFLAGS) -Isrc $(LINT_C); \
+	done; done
+	@clang -fsyntax-only $(WARN) $(CSTD) -Isrc $(LINT_C_AUX) -Wno-unused-command-line-argument
+
+# cppcheck cannot evaluate __has_include: it is undefined for it, which
+# skips only the "install libcurl's headers" hint in transport.c.
+lint-cppcheck:
+	cppcheck --enable=warning,performance,portability --std=c99 --error-exitcode=1 \
+	    --inline-suppr -q -Isrc --suppress=missingIncludeSystem -U__has_include \
+	    $(LINT_C) $(LINT_C_AUX)
+
+lint-tidy:
+	@mkdir -p $(BUILD)
+	@clang-tidy -quiet --checks='$(TIDY_CHECKS)' --warnings-as-errors='*' $(LINT_C) \
+	    -- $(CSTD) -Isrc $(LUA54_INC) $(CURL_CFLAGS) >$(BUILD)/clang-tidy.log 2>&1; \
+	    rc=$$?; grep -vE '^[0-9]+ warnings? generated\.$$' $(BUILD)/clang-tidy.log; \
+	    echo "clang-tidy: exit $$rc ($(words $(LINT_C)) files)"; exit $$rc
+
+# one exported symbol per built module (everything else static or hidden)
+lint-symbols: all
+	@set -e; for so in $(TREE)/lib/lua/$(LUA_VERSION)/mediquo/core.so $(BUILD)/luajit/mediquo/core.so; do \
+	    syms=$$(nm -D --defined-only "$$so" | awk '{print $$3}' | grep -v '^_init$$\|^_fini$$' | sort | tr '\n' ' '); \
+	    if [ "$$syms" != "luaopen_mediquo_core " ]; then echo "$$so exports: $$syms" >&2; exit 1; fi; \
+	    echo "$$so: exports only luaopen_mediquo_core"; \
+	done
