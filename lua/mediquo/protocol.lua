@@ -14,6 +14,7 @@ local ipairs = ipairs
 local lower = string.lower
 local find = string.find
 local sub = string.sub
+local format = string.format
 
 local json = cjson.new()
 json.decode_max_depth(64)
@@ -31,6 +32,10 @@ local function code_of(v)
     end
     return code, err
 end
+
+-- what cjson would write differently in a JSON string: control
+-- characters, '"', '/', backslash and non-ASCII bytes
+local NEEDS_ESCAPE = '[%c"/\\\128-\255]'
 
 local CREATE_FIELDS = { code = true, starts_at = true, patient = true,
                         professional = true, duration = true, op = true }
@@ -53,11 +58,22 @@ function _M.build(op, a, b)
         if not professional then return nil, err end
         duration, err = v.duration("duration", a.duration)
         if err then return nil, err end
-        local body = json.encode{
-            appointment = { code = code, starts_at = starts_at, duration = duration },
-            patient = { code = patient },
-            professional = { hash = professional },
-        }
+        local body
+        if find(code, NEEDS_ESCAPE) or find(patient, NEEDS_ESCAPE)
+           or find(professional, NEEDS_ESCAPE) then
+            body = json.encode{
+                appointment = { code = code, starts_at = starts_at, duration = duration },
+                patient = { code = patient },
+                professional = { hash = professional },
+            }
+        else
+            -- nothing to escape (the usual case): the same JSON, put
+            -- together without building and walking four tables
+            body = '{"appointment":{"code":"' .. code .. '","starts_at":"' .. starts_at
+                .. (duration and format('","duration":%d},"patient":{"code":"', duration)
+                             or '"},"patient":{"code":"')
+                .. patient .. '"},"professional":{"hash":"' .. professional .. '"}}'
+        end
         return { op = op, method = "POST", path = "/appointments", body = body,
                  code = code, starts_at = starts_at }
     elseif op == "reschedule" then

@@ -22,6 +22,7 @@ local MAX_ID = 255
 
 -- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)
 local function utf8_ok(s)
+    if not find(s, "[\128-\255]") then return true end   -- ASCII: no loop
     local i, n = 1, #s
     while i <= n do
         local c = byte(s, i)
@@ -68,6 +69,8 @@ function _M.text(field, v, max)
     if #v > (max or MAX_ID) then
         return nil, invalid(field, "must be at most " .. (max or MAX_ID) .. " bytes")
     end
+    -- printable ASCII (the usual code or hash) passes both checks below
+    if not find(v, "[^\32-\126]") then return v end
     if find(v, "[%z\1-\31\127]") then
         return nil, invalid(field, "must not contain control characters")
     end
