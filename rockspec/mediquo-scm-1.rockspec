@@ -46,5 +46,10 @@ build = {
       ["mediquo.validate"] = "lua/mediquo/validate.lua",
       ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
       ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
+      ["mediquo.batch"] = "lua/mediquo/batch.lua",
+      ["mediquo.cli"] = "lua/mediquo/cli.lua",
+   },
+   install = {
+      bin = { mediquo = "bin/mediquo" },
    },
 }

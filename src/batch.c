@@ -1,5 +1,495 @@
 /* batch.c: several calls of one client in flight at once over curl's multi
- * interface (placeholder until the batch driver lands). */
-#include "lmq.h"
+ * interface, from one thread.
+ *
+ * Each call runs the same policy as call.c (policy.c's classify and
+ * backoff, Retry-After, a deadline per call, one limiter slot per attempt),
+ * but as a small state machine instead of a blocking loop: a call waiting
+ * for its backoff or for a limiter slot (taken with the non-blocking
+ * mq_limiter_try) never holds up the others, and waiting is done in
+ * curl_multi_poll, never in a sleep. At most `concurrency` calls are active
+ * (started and not finished) at once, so a call's deadline only starts
+ * ticking when it can actually make progress, and at most that many
+ * compete for limiter slots. Nothing here touches Lua: finished calls are
+ * queued for the binding to take between steps. */
+#include "batch.h"
 
-typedef int mq_batch_placeholder;
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define URL_MAX 4096
+
+typedef enum { OP_WAITING, OP_RUNNING, OP_DONE } op_state;
+
+typedef struct {
+    long long id;
+    mq_method m;
+    op_state state;
+    char *url;
+    char *body;             /* NULL: no body (DELETE) */
+    size_t body_len;
+    double deadline_at;     /* set when the call becomes active */
+    double not_before;      /* next moment to try (backoff, limiter wait) */
+    double slot_since;      /* when this attempt started asking for a slot; <0: not yet */
+    double slot_bound;      /* how long this attempt may wait for one */
+    int retry;              /* retries done so far */
+    int ambiguous;          /* some attempt so far may have been processed */
+    char *rbody;            /* the final answer's body (owned) */
+    mq_result res;
+} op_t;
+
+struct mq_batch {
+    mq_batch_env env;
+    CURLM *multi;
+    int conc;
+    mq_transport *t[MQ_BATCH_MAX_CONCURRENCY];
+    void *easy[MQ_BATCH_MAX_CONCURRENCY];      /* in the multi handle, or NULL */
+    size_t op_of[MQ_BATCH_MAX_CONCURRENCY];    /* the op using transport s */
+    mq_response resp[MQ_BATCH_MAX_CONCURRENCY];/* stable while curl fills it */
+    op_t **ops;             /* every op added; NULL once taken */
+    size_t nops, cap;
+    size_t next;            /* first op not yet active */
+    size_t active[MQ_BATCH_MAX_CONCURRENCY];
+    int nactive;
+    size_t *done;           /* finished op indices, FIFO; as big as ops */
+    size_t done_head, done_tail;
+    op_t *taken;            /* the last op taken: its body is still lent out */
+    long pending;           /* added and not yet taken */
+    int running;            /* transfers in the multi handle */
+};
+
+static const char *const method_names[] = { "POST", "PUT", "DELETE" };
+
+static void op_free(op_t *op)
+{
+    if (op == NULL)
+        return;
+    free(op->url);
+    free(op->body);
+    free(op->rbody);
+    free(op);
+}
+
+void mq_batch_free(mq_batch *b)
+{
+    if (b == NULL)
+        return;
+    for (int s = 0; s < b->conc; s++) {
+        if (b->easy[s] != NULL && b->multi != NULL)
+            curl_multi_remove_handle(b->multi, b->easy[s]);
+        mq_transport_free(b->t[s]);     /* before the parent: it borrows its headers */
+    }
+    if (b->multi != NULL)
+        curl_multi_cleanup(b->multi);
+    for (size_t i = 0; i < b->nops; i++)
+        op_free(b->ops[i]);
+    op_free(b->taken);
+    free(b->ops);
+    free(b->done);
+    free(b);
+}
+
+int mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
+                 char *err, size_t errlen)
+{
+    mq_batch *b;
+
+    *out = NULL;
+    if (concurrency < 1 || concurrency > MQ_BATCH_MAX_CONCURRENCY) {
+        snprintf(err, errlen, "concurrency must be 1..%d", MQ_BATCH_MAX_CONCURRENCY);
+        return -1;
+    }
+    b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    b->env = *env;
+    b->conc = concurrency;
+    b->multi = curl_multi_init();
+    if (b->multi == NULL) {
+        snprintf(err, errlen, "curl_multi_init failed");
+        goto fail;
+    }
+    for (int s = 0; s < concurrency; s++) {
+        if (mq_transport_dup(env->parent, &b->t[s]) != 0) {
+            snprintf(err, errlen, "could not make transport %d of %d", s + 1, concurrency);
+            goto fail;
+        }
+    }
+    *out = b;
+    return 0;
+fail:
+    mq_batch_free(b);
+    return -1;
+}
+
+int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_t path_len,
+                 const char *body, size_t body_len, char *err, size_t errlen)
+{
+    op_t *op;
+    size_t ulen = b->env.base_len + path_len;
+
+    if (ulen + 1 > URL_MAX) {
+        snprintf(err, errlen, "path too long");
+        return -1;
+    }
+    if (b->nops == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 64;
+        op_t **n = realloc(b->ops, ncap * sizeof *n);
+        size_t *d;
+        if (n == NULL)
+            goto oom;
+        b->ops = n;
+        /* each op enters the done queue once: it never needs more room */
+        d = realloc(b->done, ncap * sizeof *d);
+        if (d == NULL)
+            goto oom;
+        b->done = d;
+        b->cap = ncap;
+    }
+    op = calloc(1, sizeof *op);
+    if (op == NULL)
+        goto oom;
+    op->url = malloc(ulen + 1);
+    op->body = body ? malloc(body_len + 1) : NULL;
+    if (op->url == NULL || (body && op->body == NULL)) {
+        op_free(op);
+        goto oom;
+    }
+    memcpy(op->url, b->env.base, b->env.base_len);
+    memcpy(op->url + b->env.base_len, path, path_len);
+    op->url[ulen] = '\0';
+    if (body) {
+        memcpy(op->body, body, body_len);
+        op->body[body_len] = '\0';
+    }
+    op->id = id;
+    op->m = m;
+    op->body_len = body_len;
+    op->slot_since = -1;
+    op->state = OP_WAITING;
+    op->res.retry_after = -1;
+    op->res.body = "";
+    b->ops[b->nops++] = op;
+    b->pending++;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+long mq_batch_pending(const mq_batch *b)
+{
+    return b->pending;
+}
+
+/* ---- finishing a call --------------------------------------------------- */
+
+static void deactivate(mq_batch *b, size_t idx)
+{
+    for (int i = 0; i < b->nactive; i++) {
+        if (b->active[i] == idx) {
+            /* keep the order: the oldest call asks the limiter first */
+            memmove(&b->active[i], &b->active[i + 1], (size_t)(b->nactive - i - 1) * sizeof b->active[0]);
+            b->nactive--;
+            return;
+        }
+    }
+}
+
+/* The call's verdict is in op->res; keep a copy of the answer's body. The
+ * done queue has room for every op, so this cannot fail but for the body
+ * copy (then the body is dropped and the message says why). */
+static void finish(mq_batch *b, size_t idx, const char *body, size_t body_len)
+{
+    op_t *op = b->ops[idx];
+
+    op->rbody = malloc(body_len + 1);
+    if (op->rbody != NULL) {
+        memcpy(op->rbody, body, body_len);
+        op->rbody[body_len] = '\0';
+        op->res.body = op->rbody;
+        op->res.body_len = body_len;
+    } else {
+        op->res.body = "";
+        op->res.body_len = 0;
+        snprintf(op->res.message, sizeof op->res.message, "out of memory keeping the response");
+    }
+    free(op->url);
+    free(op->body);
+    op->url = op->body = NULL;
+    op->state = OP_DONE;
+    deactivate(b, idx);
+    b->done[b->done_tail++] = idx;
+}
+
+static void give_up(mq_batch *b, size_t idx, mq_kind kind, int retryable, const char *why,
+                    double retry_after)
+{
+    op_t *op = b->ops[idx];
+    op->res.kind = kind;
+    op->res.retryable = retryable;
+    op->res.status = 0;
+    op->res.ambiguous_before = op->ambiguous;
+    if (retry_after >= 0)
+        op->res.retry_after = retry_after;
+    snprintf(op->res.message, sizeof op->res.message, "%s", why);
+    finish(b, idx, "", 0);
+}
+
+/* One attempt came back (or could not be started): the policy of call.c. */
+static void attempt_done(mq_batch *b, size_t idx, const mq_response *r, double now)
+{
+    op_t *op = b->ops[idx];
+    const mq_call_cfg *cfg = b->env.cfg;
+    mq_verdict v;
+    double wait;
+
+    op->res.attempts++;
+    b->env.st->requests++;
+    mq_call_observe(b->env.lim, r, cfg->limiter_period);
+
+    v = mq_classify(op->m, r->outcome, r->status, cfg->retry_post);
+    op->res.ambiguous_before = op->ambiguous;
+    op->res.kind = v.kind;
+    op->res.retryable = v.retryable;
+    op->res.status = r->outcome == MQ_T_OK ? r->status : 0;
+    op->res.retry_after = r->retry_after;
+    snprintf(op->res.message, sizeof op->res.message, "%s", r->message);
+    op->ambiguous |= v.ambiguous;
+
+    if (v.kind == MQ_K_OK || !v.retryable || op->retry >= cfg->max_retries) {
+        finish(b, idx, r->body, r->body_len);
+        return;
+    }
+    wait = mq_backoff(op->retry + 1, mq_rand_unit(b->env.rng));
+    if (r->retry_after > wait)
+        wait = r->retry_after;
+    if (now + wait >= op->deadline_at) {
+        finish(b, idx, r->body, r->body_len);   /* no time for another: this is the answer */
+        return;
+    }
+    op->retry++;
+    b->env.st->retries++;
+    op->not_before = now + wait;
+    op->state = OP_WAITING;
+}
+
+/* ---- starting attempts -------------------------------------------------- */
+
+static int free_transport(const mq_batch *b)
+{
+    for (int s = 0; s < b->conc; s++)
+        if (b->easy[s] == NULL)
+            return s;
+    return -1;      /* cannot happen: active calls <= transports */
+}
+
+static void count_wait(mq_batch *b, op_t *op, double now)
+{
+    if (op->slot_since >= 0 && now - op->slot_since > 0) {
+        b->env.st->limiter_waits++;
+        b->env.st->limiter_wait_seconds += now - op->slot_since;
+    }
+    op->slot_since = -1;
+}
+
+/* The call at idx may start an attempt now: a limiter slot, then the
+ * transfer. Returns 1 when it moved on (started or finished), 0 when it
+ * waits for a slot (op->not_before says until when). */
+static int try_start(mq_batch *b, size_t idx, double now)
+{
+    op_t *op = b->ops[idx];
+    const mq_call_cfg *cfg = b->env.cfg;
+    double left = op->deadline_at - now;
+    double wait = 0;
+    int s;
+    void *easy;
+    mq_response *r;
+
+    if (b->env.lim != NULL) {
+        if (op->slot_since < 0) {
+            double mw = cfg->max_wait < left ? cfg->max_wait : left;
+            op->slot_since = now;
+            op->slot_bound = mw > 0 ? mw : 0;
+        }
+        if (!mq_limiter_try(b->env.lim, &wait)) {
+            if (wait < 0.001)
+                wait = 0.001;
+            if (now + wait <= op->slot_since + op->slot_bound) {
+                op->not_before = now + wait;
+                return 0;
+            }
+            char why[128];
+            double bound = op->slot_bound;
+            snprintf(why, sizeof why, "no rate-limit slot within %.3gs%s", bound,
+                     bound < cfg->max_wait ? " (deadline)" : "");
+            count_wait(b, op, now);
+            give_up(b, idx, MQ_K_RATE_LIMITED, 1, why, wait);
+            return 1;
+        }
+        count_wait(b, op, now);
+        left = op->deadline_at - now;
+    }
+    if (left <= 0) {
+        give_up(b, idx, MQ_K_TIMEOUT, 1, "deadline exceeded", -1);
+        return 1;
+    }
+
+    s = free_transport(b);
+    if (s < 0) {
+        give_up(b, idx, MQ_K_NETWORK, 0, "internal: no free transport", -1);
+        return 1;
+    }
+    r = &b->resp[s];
+    easy = mq_transport_prepare(b->t[s], method_names[op->m], op->url, op->body, op->body_len,
+                                cfg->timeout < left ? cfg->timeout : left,
+                                cfg->connect_timeout < left ? cfg->connect_timeout : left, r);
+    if (easy != NULL) {
+        CURLMcode mc = curl_multi_add_handle(b->multi, easy);
+        if (mc == CURLM_OK) {
+            b->easy[s] = easy;
+            b->op_of[s] = idx;
+            b->running++;
+            op->state = OP_RUNNING;
+            return 1;
+        }
+        r->outcome = MQ_T_FAILED;
+        snprintf(r->message, sizeof r->message, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+    }
+    attempt_done(b, idx, r, now);   /* counted as an attempt, as call.c does */
+    return 1;
+}
+
+/* Make calls active while there is room: a call's deadline starts here. */
+static void admit(mq_batch *b, double now)
+{
+    while (b->nactive < b->conc && b->next < b->nops) {
+        size_t idx = b->next++;
+        op_t *op = b->ops[idx];
+        op->deadline_at = now + b->env.cfg->deadline;
+        op->not_before = now;
+        b->active[b->nactive++] = idx;
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int wait_for(mq_batch *b, double seconds, char *err, size_t errlen)
+{
+    int ms = (int)(seconds * 1000.0 + 0.999);
+    CURLMcode mc;
+    if (ms < 1)
+        ms = 1;
+#if LIBCURL_VERSION_NUM >= 0x074200     /* 7.66.0: curl_multi_poll waits even with no transfers */
+    mc = curl_multi_poll(b->multi, NULL, 0, ms, NULL);
+#else
+    if (b->running == 0) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    mc = curl_multi_wait(b->multi, NULL, 0, ms, NULL);
+#endif
+    if (mc != CURLM_OK) {
+        snprintf(err, errlen, "curl_multi_poll: %s", curl_multi_strerror(mc));
+        return -1;
+    }
+    return 0;
+}
+
+static int collect(mq_batch *b, char *err, size_t errlen)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(b->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode rc = msg->data.result;     /* msg dies with remove_handle */
+        int s;
+        for (s = 0; s < b->conc && b->easy[s] != easy; s++)
+            ;
+        if (s == b->conc)
+            continue;
+        CURLMcode mc = curl_multi_remove_handle(b->multi, easy);
+        if (mc != CURLM_OK) {
+            snprintf(err, errlen, "curl_multi_remove_handle: %s", curl_multi_strerror(mc));
+            return -1;
+        }
+        b->easy[s] = NULL;
+        b->running--;
+        mq_transport_finish(b->t[s], (int)rc, &b->resp[s]);
+        attempt_done(b, b->op_of[s], &b->resp[s], mq_now());
+    }
+    return 0;
+}
+
+int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
+{
+    const double end = mq_now() + (max_seconds > 0 ? max_seconds : 0);
+
+    for (;;) {
+        double now = mq_now();
+        double wake = end;
+        size_t snap[MQ_BATCH_MAX_CONCURRENCY];
+        int n, still;
+
+        admit(b, now);
+        n = b->nactive;     /* try_start may finish calls and reorder active */
+        memcpy(snap, b->active, (size_t)n * sizeof snap[0]);
+        for (int i = 0; i < n; i++) {
+            op_t *op = b->ops[snap[i]];
+            if (op->state == OP_WAITING && op->not_before <= now)
+                try_start(b, snap[i], now);
+        }
+        if (b->running > 0) {
+            CURLMcode mc = curl_multi_perform(b->multi, &still);
+            if (mc != CURLM_OK) {
+                snprintf(err, errlen, "curl_multi_perform: %s", curl_multi_strerror(mc));
+                return -1;
+            }
+            if (collect(b, err, errlen) != 0)
+                return -1;
+        }
+        if (b->done_tail > b->done_head)
+            return (int)(b->done_tail - b->done_head);
+        if (b->nactive == 0 && b->next >= b->nops)
+            return 0;
+        now = mq_now();
+        if (now >= end)
+            return 0;
+        if (b->nactive < b->conc && b->next < b->nops)
+            continue;       /* room was made: admit at once */
+        for (int i = 0; i < b->nactive; i++) {
+            op_t *op = b->ops[b->active[i]];
+            if (op->state == OP_WAITING && op->not_before < wake)
+                wake = op->not_before;
+        }
+        if (wake <= now)
+            continue;
+        if (wait_for(b, wake - now, err, errlen) != 0)
+            return -1;
+    }
+}
+
+int mq_batch_take(mq_batch *b, long long *id, mq_result *res)
+{
+    size_t idx;
+
+    /* the body lent out by the previous take is no longer needed */
+    op_free(b->taken);
+    b->taken = NULL;
+    if (b->done_tail == b->done_head)
+        return 0;
+    idx = b->done[b->done_head++];
+    b->taken = b->ops[idx];
+    b->ops[idx] = NULL;
+    b->pending--;
+    *id = b->taken->id;
+    *res = b->taken->res;
+    return 1;
+}

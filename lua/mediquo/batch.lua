@@ -1,0 +1,150 @@
+-- mediquo.batch: client:run_batch(ops, opts) - many operations of one
+-- client in flight at once, for automation hosts.
+--
+-- The C core (src/batch.c) keeps up to `concurrency` requests in flight from
+-- this one thread over libcurl's multi interface; every attempt takes a slot
+-- of the shared limiter and follows the same retry policy and per-call
+-- deadline as a single call. This module builds each request, shapes each
+-- answer exactly as the blocking client does (mediquo.protocol), confirms
+-- ambiguous creates, and calls on_result between steps of the C loop.
+
+local protocol = require "mediquo.protocol"
+local errors = require "mediquo.errors"
+local validate = require "mediquo.validate"
+
+local type = type
+local pcall = pcall
+local error = error
+local tostring = tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local OPTS = { concurrency = true, on_result = true }
+local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
+local CANCEL_FIELDS = { op = true, code = true }
+
+_M.MAX_CONCURRENCY = 64
+local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
+
+local function check_opts(opts)
+    if opts == nil then return 4, nil end
+    local ok, err = validate.fields("opts", opts, OPTS)
+    if not ok then return nil, nil, err end
+    local conc = opts.concurrency
+    if conc == nil then
+        conc = 4
+    elseif not validate.is_integer(conc) or conc < 1 or conc > _M.MAX_CONCURRENCY then
+        return nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
+                                        .. _M.MAX_CONCURRENCY)
+    end
+    local cb = opts.on_result
+    if cb ~= nil and type(cb) ~= "function" then
+        return nil, nil, errors.invalid("on_result", "must be a function")
+    end
+    return conc, cb
+end
+
+-- op table -> request | nil, err (results[i] says which op: messages name the field)
+local function build(i, op)
+    local where = "ops[" .. i .. "]"
+    if type(op) ~= "table" then
+        return nil, errors.invalid(where, "must be a table, got " .. type(op))
+    end
+    local kind = op.op
+    local req, err
+    if kind == "create" then
+        req, err = protocol.build("create", op)
+    elseif kind == "reschedule" then
+        req, err = validate.fields(where, op, RESCHEDULE_FIELDS)
+        if req then req, err = protocol.build("reschedule", op.code, op.starts_at) end
+    elseif kind == "cancel" then
+        req, err = validate.fields(where, op, CANCEL_FIELDS)
+        if req then req, err = protocol.build("cancel", op.code) end
+    else
+        err = errors.invalid("op", "must be create, reschedule or cancel")
+    end
+    return req, err
+end
+
+-- run(client, ops, opts) -> results, summary | nil, err
+function _M.run(client, ops, opts)
+    local c = client._core
+    if not c then error("mediquo client is closed", 3) end
+    if type(ops) ~= "table" then
+        return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
+    end
+    local conc, on_result, err = check_opts(opts)
+    if not conc then return nil, err end
+
+    local results = {}
+    local summary = { ok = 0, failed = 0, by_kind = {} }
+    local n = #ops
+    local b, msg = c:batch(conc)
+    if not b then
+        return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
+    end
+
+    -- every finished op goes through here; a raising on_result must not
+    -- leave the batch's handles open until the next GC
+    local function done(i, value, e)
+        if value ~= nil then
+            results[i] = { ok = value }
+            summary.ok = summary.ok + 1
+            client._ok = (client._ok or 0) + 1
+        else
+            results[i] = { err = e }
+            summary.failed = summary.failed + 1
+            summary.by_kind[e.kind] = (summary.by_kind[e.kind] or 0) + 1
+            if client._by_kind then
+                client._by_kind[e.kind] = (client._by_kind[e.kind] or 0) + 1
+            end
+        end
+        if on_result then
+            local ok, cerr = pcall(on_result, i, value, e)
+            if not ok then
+                b:close()
+                error(cerr, 0)
+            end
+        end
+    end
+
+    local reqs = {}         -- i -> the request in flight for op i
+    local earlier = {}      -- i -> attempts spent before a confirming reschedule
+    for i = 1, n do
+        local req, berr = build(i, ops[i])
+        if req then
+            reqs[i] = req
+            b:add(i, req.method, req.path, req.body)
+        else
+            done(i, nil, berr)
+        end
+    end
+
+    local base_path = client._base_path
+    while b:pending() > 0 do
+        local finished = b:step(STEP)
+        for k = 1, #finished do
+            local d = finished[k]
+            local i, req = d.i, reqs[d.i]
+            local value, e, confirm = protocol.shape(req, base_path, d.kind, d.status, d.body,
+                d.attempts, d.ambiguous_before, d.retry_after, d.message)
+            if confirm then
+                -- The create reached the server on an earlier attempt: a
+                -- reschedule to the same start is idempotent and hands back
+                -- a live URL (as the blocking client does).
+                local put = protocol.build("reschedule", req.code, req.starts_at)
+                reqs[i] = put
+                earlier[i] = d.attempts
+                b:add(i, put.method, put.path, put.body)
+            else
+                if e and earlier[i] then e.attempts = e.attempts + earlier[i] end
+                reqs[i] = nil
+                done(i, value, e)
+            end
+        end
+    end
+    b:close()
+    return results, summary
+end
+
+return _M
