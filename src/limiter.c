@@ -191,24 +191,21 @@ int mq_limiter_try(mq_limiter *l, double *wait)
 int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
                           double *retry_after, int64_t *at)
 {
-    int64_t start = mq_rl_now_ns(), limit;
+    int64_t start, limit, t;
     double w = 0;
 
-    if (!(max_wait >= 0)) max_wait = 0;             /* NaN too */
-    if (max_wait > MAX_PAUSE_S) max_wait = MAX_PAUSE_S;
-    limit = start + (int64_t)(max_wait * NS);
     *waited = 0;
     *retry_after = 0;
+    if (mq_limiter_try_at(l, &w, at))   /* the common case: no clock read here */
+        return 1;
+    if (!(max_wait >= 0)) max_wait = 0;             /* NaN too */
+    if (max_wait > MAX_PAUSE_S) max_wait = MAX_PAUSE_S;
+    start = mq_rl_now_ns();
+    limit = start + (int64_t)(max_wait * NS);
     for (;;) {
-        int64_t now, sleep_ns;
+        int64_t now = mq_rl_now_ns(), sleep_ns = (int64_t)ceil(w * NS);
         struct timespec ts;
 
-        if (mq_limiter_try_at(l, &w, at)) {
-            *waited = (double)(mq_rl_now_ns() - start) / NS;
-            return 1;
-        }
-        now = mq_rl_now_ns();
-        sleep_ns = (int64_t)ceil(w * NS);
         if (sleep_ns < 1000) sleep_ns = 1000;
         /* no slot before the deadline: say so now rather than sleep on */
         if (now + sleep_ns > limit) {
@@ -219,6 +216,11 @@ int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
         ts.tv_sec = (time_t)(sleep_ns / NS);
         ts.tv_nsec = (long)(sleep_ns % NS);
         nanosleep(&ts, NULL);           /* EINTR: the loop re-reads the clock */
+        if (mq_limiter_try_at(l, &w, &t)) {
+            *waited = (double)(t - start) / NS;
+            if (at) *at = t;
+            return 1;
+        }
     }
 }
 
