@@ -66,15 +66,6 @@ long mq_header_long(const char *v, size_t len)
 
 /* ---- HTTP-date ------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 /* The Gregorian year a Unix time falls in (for RFC 850's two-digit years). */
 static int64_t year_of(time_t now)
@@ -215,7 +206,7 @@ static int http_date(const char *s, size_t len, time_t now, int64_t *out)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
         return -1;
-    *out = days_from_civil(y, mo, d) * 86400 + tod;
+    *out = mq_days_from_civil(y, mo, d) * 86400 + tod;
     return 0;
 }
 

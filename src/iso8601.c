@@ -38,16 +38,6 @@ static int month_days(long y, int m)
     return m == 2 && is_leap(y) ? 29 : n[m - 1];
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
@@ -198,7 +188,7 @@ int mq_iso8601_utc(const char *s, size_t len, char out[MQ_ISO_LEN], const char *
     if (oh > 23 || om > 59)
         return fail(why, "time zone offset out of range");
 
-    int64_t t = days_from_civil(y, (int)mo, (int)d) * SECS_PER_DAY
+    int64_t t = mq_days_from_civil(y, (int)mo, (int)d) * SECS_PER_DAY
               + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
     if (t < MIN_SECS || t >= END_SECS)
         return fail(why, "is outside years 0001-9999 once converted to UTC");

@@ -22,6 +22,19 @@ static inline double mq_now(void)           /* monotonic seconds */
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil): no mktime/timegm, so no TZ, locale or thread issues.
+ * Shared by the ISO 8601 and HTTP-date parsers. */
+static inline int64_t mq_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
 /* ---- iso8601.c ------------------------------------------------------- */
 #define MQ_ISO_LEN 21       /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
 /* Parse an ISO 8601 / RFC 3339 date-time with a zone (Z, +HH:MM, +HHMM, +HH),
