@@ -47,4 +47,4 @@ uninstall:
 test-all: deps all
 	@$(MAKE) --no-print-directory rock LUA_VERSION=5.3
 	@$(MAKE) --no-print-directory rock LUA_VERSION=5.1
-	@SUITES="lua54 luajit lua53 lua51" bash spec/run.sh
+	@SUITES="cunit lua54 luajit lua53 lua51" bash spec/run.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # spec/run.sh: runs every spec suite (busted, TAP output) and ends with one
 # line "N passed, N failed" summing all of them. Called by `make test`.
-#   SUITES   which suites to run (default: "lua54 luajit")
+#   SUITES   which suites to run (default: "cunit lua54 luajit")
 #   BUSTED_ARGS  extra busted arguments (e.g. --filter=...)
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -48,8 +48,22 @@ run_suite() {
 
 specs() { ls spec/[0-9]*_spec.lua 2>/dev/null | grep -E "$1" ; }
 
-for suite in ${SUITES:-lua54 luajit}; do
+for suite in ${SUITES:-cunit lua54 luajit}; do
     case $suite in
+    cunit)
+        # the C parsers' table-driven tests (test/test_parsers.c)
+        echo "== suite cunit: make test-parsers"
+        out="$logdir/cunit.log"
+        make -s --no-print-directory test-parsers >"$out" 2>&1
+        rc=$?
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+        if [ -z "$line" ]; then p=0; f=1; tail -n 20 "$out"; fi
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+        grep -i 'fail' "$out" | grep -v ' 0 failed' | head -n 20
+        echo "-- cunit: $p passed, $f failed"
+        passed=$((passed + p)); failed=$((failed + f))
+        ;;
     lua54)
         # shellcheck disable=SC2046
         run_suite lua54 lua5.4 /usr/bin/busted $(specs '.')
