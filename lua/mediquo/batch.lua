@@ -19,7 +19,7 @@ local tostring = tostring
 
 local _M = { _VERSION = "0.1.0" }
 
-local OPTS = { concurrency = true, on_result = true }
+local OPTS = { concurrency = true, on_result = true, resumed = true }
 local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
 local CANCEL_FIELDS = { op = true, code = true }
 
@@ -27,21 +27,25 @@ _M.MAX_CONCURRENCY = 64
 local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 
 local function check_opts(opts)
-    if opts == nil then return 4, nil end
+    if opts == nil then return 4 end
     local ok, err = validate.fields("opts", opts, OPTS)
-    if not ok then return nil, nil, err end
+    if not ok then return nil, nil, nil, err end
     local conc = opts.concurrency
     if conc == nil then
         conc = 4
     elseif not validate.is_integer(conc) or conc < 1 or conc > _M.MAX_CONCURRENCY then
-        return nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
+        return nil, nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
                                         .. _M.MAX_CONCURRENCY)
     end
     local cb = opts.on_result
     if cb ~= nil and type(cb) ~= "function" then
-        return nil, nil, errors.invalid("on_result", "must be a function")
+        return nil, nil, nil, errors.invalid("on_result", "must be a function")
     end
-    return conc, cb
+    local resumed = opts.resumed
+    if resumed ~= nil and type(resumed) ~= "function" then
+        return nil, nil, nil, errors.invalid("resumed", "must be a function")
+    end
+    return conc, cb, resumed
 end
 
 -- op table -> request | nil, err (results[i] says which op: messages name the field)
@@ -73,7 +77,7 @@ function _M.run(client, ops, opts)
     if type(ops) ~= "table" then
         return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
     end
-    local conc, on_result, err = check_opts(opts)
+    local conc, on_result, resumed, err = check_opts(opts)
     if not conc then return nil, err end
 
     local results = {}
@@ -84,11 +88,22 @@ function _M.run(client, ops, opts)
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
 
+    local reqs = {}         -- i -> the request in flight (or waiting) for op i
+    local earlier = {}      -- i -> attempts spent before a confirming reschedule
+    local how = {}          -- i -> "reconciled" when an earlier run's effect was taken as ours
+    local waiting = {}      -- code -> ops on that code waiting their turn, in order
+    local busy = {}         -- code -> true while an op on it is in flight
+
+    local function send(i)
+        local req = reqs[i]
+        b:add(i, req.method, req.path, req.body)
+    end
+
     -- every finished op goes through here; a raising on_result must not
     -- leave the batch's handles open until the next GC
     local function done(i, value, e)
         if value ~= nil then
-            results[i] = { ok = value }
+            results[i] = { ok = value, reconciled = how[i] and true or nil }
             summary.ok = summary.ok + 1
             client._ok = (client._ok or 0) + 1
         else
@@ -100,21 +115,47 @@ function _M.run(client, ops, opts)
             end
         end
         if on_result then
-            local ok, cerr = pcall(on_result, i, value, e)
+            local ok, cerr = pcall(on_result, i, value, e, how[i])
             if not ok then
                 b:close()
                 error(cerr, 0)
             end
         end
+        -- the next op on the same code may go now (after on_result: a
+        -- journal written there is never behind the server)
+        local req = reqs[i]
+        reqs[i] = nil
+        if req then
+            local q = waiting[req.code]
+            if q and q.head <= #q then
+                local nxt = q[q.head]
+                q[q.head] = nil
+                q.head = q.head + 1
+                send(nxt)
+            else
+                busy[req.code] = nil
+                waiting[req.code] = nil
+            end
+        end
     end
 
-    local reqs = {}         -- i -> the request in flight for op i
-    local earlier = {}      -- i -> attempts spent before a confirming reschedule
     for i = 1, n do
         local req, berr = build(i, ops[i])
         if req then
             reqs[i] = req
-            b:add(i, req.method, req.path, req.body)
+            -- ops on one code run in array order (a reschedule must not
+            -- overtake the create it moves); other codes run concurrently
+            if busy[req.code] then
+                local q = waiting[req.code]
+                if not q then
+                    q = { head = 1 }
+                    waiting[req.code] = q
+                end
+                q[#q + 1] = i
+            else
+                busy[req.code] = true
+                send(i)
+            end
         else
             done(i, nil, berr)
         end
@@ -126,19 +167,27 @@ function _M.run(client, ops, opts)
         for k = 1, #finished do
             local d = finished[k]
             local i, req = d.i, reqs[d.i]
+            -- an op an interrupted earlier run may have sent is ambiguous
+            -- from its first attempt: "already exists" / "already
+            -- cancelled" are then its own effect
+            local resume = not d.ambiguous_before and earlier[i] == nil and resumed ~= nil
+                and resumed(i) == true
             local value, e, confirm = protocol.shape(req, base_path, d.kind, d.status, d.body,
-                d.attempts, d.ambiguous_before, d.retry_after, d.message)
+                d.attempts, d.ambiguous_before or resume, d.retry_after, d.message)
+            if resume and (confirm or (value ~= nil and d.kind ~= "ok")) then
+                how[i] = "reconciled"
+            end
             if confirm then
                 -- The create reached the server on an earlier attempt: a
                 -- reschedule to the same start is idempotent and hands back
                 -- a live URL (as the blocking client does).
                 local put = protocol.build("reschedule", req.code, req.starts_at)
+                put.code = req.code
                 reqs[i] = put
                 earlier[i] = d.attempts
-                b:add(i, put.method, put.path, put.body)
+                send(i)
             else
                 if e and earlier[i] then e.attempts = e.attempts + earlier[i] end
-                reqs[i] = nil
                 done(i, value, e)
             end
         end

@@ -30,7 +30,6 @@ local next = next
 local _M = { _VERSION = "0.1.0" }
 
 local json = cjson.new()
-json.encode_escape_forward_slash(false)
 
 local SANDBOX_URL = "http://127.0.0.1:8089/v1"
 local SANDBOX_KEY, SANDBOX_SECRET = "sandbox-key", "sandbox-secret"
@@ -585,27 +584,24 @@ local function cmd_import(io_, flags, pos)
         end
     end
 
-    -- a re-run: rows with no definite outcome in the journal may have
-    -- reached the server before the kill
-    local reconcile = {}
-    local function finish(i, value, err)
+    -- A re-run: a row with no definite outcome in the journal may have
+    -- reached the server before the interruption, so "already exists" /
+    -- "already cancelled" for it is taken as its own effect (a create is
+    -- confirmed by a reschedule to its own start, which gives the URL).
+    local function resumed(i)
+        return rerun and seen[row_key(idx[i])] == nil
+    end
+    local function finish(i, value, err, how)
         local row = idx[i]
         local op = row.op
         local rec = { line = row.line, op = op.op, code = op.code }
-        if not value and rerun and not seen[row_key(row)] and err.kind == "bad_request"
-            and type(err.message) == "string" then
-            local msg = err.message:lower()
-            if op.op == "create" and msg:find("already exist", 1, true) then
-                reconcile[#reconcile + 1] = i
-                return
-            elseif op.op == "cancel" and msg:find("already cancel", 1, true) then
-                value = true
-                rec.reconciled = "already cancelled by the interrupted run"
-            end
-        end
         if value then
             rec.ok = true
             if type(value) == "table" then rec.url = value.url end
+            if how == "reconciled" then
+                rec.reconciled = op.op == "create" and "created by the interrupted run, confirmed"
+                    or "already cancelled by the interrupted run"
+            end
             record(row, rec)
         else
             rec.ok = false
@@ -614,33 +610,11 @@ local function cmd_import(io_, flags, pos)
         end
     end
 
-    local res, serr = c:run_batch(ops, { concurrency = conc, on_result = finish })
+    local res, serr = c:run_batch(ops, { concurrency = conc, on_result = finish,
+                                         resumed = resumed })
     if not res then
         c:close()
         return usage_error(tostring(serr))
-    end
-    if #reconcile > 0 then
-        -- confirm the interrupted run's creates: a reschedule to the row's
-        -- own start is idempotent and hands back a live URL
-        local puts, back = {}, {}
-        for k, i in ipairs(reconcile) do
-            puts[k] = { op = "reschedule", code = ops[i].code, starts_at = ops[i].starts_at }
-            back[k] = i
-        end
-        c:run_batch(puts, { concurrency = conc, on_result = function(k, value, err)
-            local i = back[k]
-            local row = idx[i]
-            local rec = { line = row.line, op = "create", code = row.op.code }
-            if value then
-                rec.ok, rec.url = true, value.url
-                rec.reconciled = "created by the interrupted run, confirmed"
-                record(row, rec)
-            else
-                rec.ok = false
-                rec.error = err_table(err)
-                record(row, rec, err.kind)
-            end
-        end })
     end
     c:close()
     if jf then jf:close() end
