@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/percall/percall.sh OUTDIR: the per-call cost of client:create next
+# to the physical limit (c_loop.c) and the Lua peers, against a fixed-answer
+# nginx (fixed.conf.in) on loopback. Writes OUTDIR/percall.tsv (every run),
+# OUTDIR/percall.md (the table), OUTDIR/percall.dat (for the chart) and
+# prints summary lines. Called by bench/run.sh; the environment:
+#   BENCH_N      calls per run (20000)        BENCH_RUNS  runs per contender (5, at least 5)
+#   BENCH_CAP    seconds per run at most (20) BENCH_MODES "pinned split unpinned"
+#   BENCH_ONLY   contenders to run (default: all, see CONTENDERS below)
+#   C_LOOP       the built c_loop binary      BENCH_STRICT=1: exit 1 when a claim fails
+# Modes: pinned = server and client both on CPU 0 (taskset; no cross-core
+# wake-ups), split = server on CPU 1, client on CPU 0, unpinned = the
+# scheduler's choice. Rounds interleave the contenders (order rotated each
+# round) so load from elsewhere hits them alike; ratios are taken against
+# the C loop of the same round and mode.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:?usage: percall.sh OUTDIR}
+N=${BENCH_N:-20000}
+RUNS=${BENCH_RUNS:-5}
+CAP=${BENCH_CAP:-20}
+MODES=${BENCH_MODES:-pinned split unpinned}
+C_LOOP=${C_LOOP:-$root/build/bench/c_loop}
+[ "$RUNS" -ge 5 ] || { echo "percall: BENCH_RUNS must be at least 5" >&2; exit 2; }
+[ -x "$C_LOOP" ] || { echo "percall: $C_LOOP not built (make bench-percall builds it)" >&2; exit 2; }
+mkdir -p "$out"
+cd "$root" || exit 2
+eval "$(make -s env)"
+
+# Lua paths for the peers, which run on the Lua Debian builds them for.
+# lua-http's own dependency lpeg_patterns is pure Lua shipped for 5.1 only,
+# so Lua 5.3 gets the 5.1 share folder after its own.
+PATH_53="/usr/share/lua/5.3/?.lua;/usr/share/lua/5.3/?/init.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;"
+PATH_JIT="$root/lua/?.lua;$root/lua/?/init.lua;;"
+CPATH_JIT="$root/build/luajit/?.so;;"
+
+limdir=$(mktemp -d /dev/shm/mediquo-bench.XXXXXX 2>/dev/null || mktemp -d)
+servers=()
+cleanup() {
+    for p in "${servers[@]}"; do "$here/server.sh" stop "$p"; done
+    rm -rf "$limdir"
+}
+trap cleanup EXIT
+
+free_port() {
+    lua5.4 -e 'local s = require("socket").bind("127.0.0.1", 0); local _, p = s:getsockname(); s:close(); print(p)'
+}
+
+# name | label (for the table)
+CONTENDERS="c_loop mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
+label() {
+    case $1 in
+    c_loop) echo "C, libcurl, one reused handle (the limit)" ;;
+    mediquo) echo "**client:create**, Lua 5.4, rate_limit = false" ;;
+    mediquo_limiter) echo "client:create, Lua 5.4, shared limiter on" ;;
+    mediquo_core) echo "mediquo.core :call alone (no validation/JSON/shaping)" ;;
+    mediquo_luajit) echo "client:create, LuaJIT 2.1, rate_limit = false" ;;
+    luacurl) echo "Debian lua-curl 0.3 (luacurl), Lua 5.1, reused handle" ;;
+    lua_http) echo "Debian lua-http 0.4, Lua 5.3, one kept connection" ;;
+    luasocket) echo "Debian LuaSocket 3 socket.http.request, Lua 5.4 (no keep-alive)" ;;
+    esac
+}
+
+body=$(lua5.4 -e 'package.path = package.path .. ";'"$here"'/?.lua"
+    print(require("mediquo.protocol").build("create", require("common").appointment).body)')
+[ -n "$body" ] || { echo "percall: could not build the request body" >&2; exit 1; }
+
+# run_one CONTENDER BASE_URL PIN... -> "ok CALLS SECONDS"
+run_one() {
+    local c=$1 b=$2; shift 2
+    case $c in
+    c_loop) timeout 120 "$@" "$C_LOOP" "$b/appointments" "$body" "$N" "$CAP" ;;
+    mediquo) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" nolimit ;;
+    mediquo_limiter) MEDIQUO_BENCH_LIMDIR=$limdir timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" limiter ;;
+    mediquo_core) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" core ;;
+    mediquo_luajit) LUA_PATH=$PATH_JIT LUA_CPATH=$CPATH_JIT timeout 120 "$@" luajit "$here/mediquo_create.lua" "$b" "$N" "$CAP" nolimit ;;
+    luacurl) env -u LUA_PATH -u LUA_CPATH timeout 120 "$@" lua5.1 "$here/peer_luacurl.lua" "$b" "$N" "$CAP" ;;
+    lua_http) LUA_PATH=$PATH_53 env -u LUA_CPATH timeout 120 "$@" lua5.3 "$here/peer_lua_http.lua" "$b" "$N" "$CAP" ;;
+    luasocket) timeout 120 "$@" lua5.4 "$here/peer_luasocket.lua" "$b" "$N" "$CAP" ;;
+    *) echo "unknown contender $c" >&2; return 2 ;;
+    esac
+}
+
+list=${BENCH_ONLY:-$CONTENDERS}
+case " $list " in *" c_loop "*) ;; *) list="c_loop $list" ;; esac   # the baseline always runs
+
+declare -A base_of pin_of
+for m in $MODES; do
+    p=$(free_port)
+    case $m in
+    pinned) cpu=0; pin_of[$m]="taskset -c 0" ;;
+    split) cpu=1; pin_of[$m]="taskset -c 0" ;;
+    unpinned) cpu=""; pin_of[$m]="" ;;
+    *) echo "percall: unknown mode $m" >&2; exit 2 ;;
+    esac
+    prefix="$out/nginx-$m"
+    "$here/server.sh" start "$prefix" "$p" $cpu || exit 1
+    servers+=("$prefix")
+    base_of[$m]="http://127.0.0.1:$p/v1"
+done
+
+tsv="$out/percall.tsv"
+printf 'mode\tcontender\tround\tcalls\tseconds\n' >"$tsv"
+echo "percall: N=$N per run, $RUNS rounds, modes: $MODES"
+for r in $(seq 1 "$RUNS"); do
+    # rotate the order each round
+    set -- $list
+    k=$(( (r - 1) % $# ))
+    order="${*:$((k + 1))} ${*:1:$k}"
+    for m in $MODES; do
+        for c in $order; do
+            # shellcheck disable=SC2086
+            line=$(run_one "$c" "${base_of[$m]}" ${pin_of[$m]})
+            rc=$?
+            set -- $line
+            if [ "$rc" -ne 0 ] || [ "${1:-}" != ok ]; then
+                echo "percall: $c ($m, round $r) failed (exit $rc): $line" >&2
+                exit 1
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$r" "$2" "$3" >>"$tsv"
+        done
+    done
+    echo "percall: round $r of $RUNS done"
+done
+
+labels="$out/labels.tsv"
+: >"$labels"
+for c in $list; do printf '%s\t%s\n' "$c" "$(label "$c")" >>"$labels"; done
+lua5.4 "$here/summarize.lua" "$tsv" "$labels" "$out"

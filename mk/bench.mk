@@ -1,0 +1,39 @@
+# mk/bench.mk: benchmarks, written up in bench/RESULTS.md (+ bench/chart.png).
+#
+#   make bench                  every group (percall rss limiter ngx batch
+#                               sandbox); a group whose target does not exist
+#                               yet is skipped with a note
+#   make bench BENCH=percall    the groups named (RESULTS.md keeps the others'
+#                               last figures, each section dated)
+#   make bench-percall          = make bench BENCH=percall
+#   make bench-rss              = make bench BENCH=rss
+# Per-call knobs (environment): BENCH_N (20000 calls a run), BENCH_RUNS (5,
+# at least 5), BENCH_CAP (20 s a run at most), BENCH_MODES ("pinned split
+# unpinned"), BENCH_ONLY (contenders), BENCH_STRICT=1 (fail when a claim is not met).
+
+BENCH ?=
+BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux
+
+.PHONY: bench bench-percall bench-rss bench-deps
+
+bench: rock luajit bench-deps $(BUILD)/bench/c_loop
+	@MAKE="$(MAKE)" C_LOOP=$(BUILD)/bench/c_loop bash bench/run.sh $(BENCH)
+
+bench-percall:
+	@$(MAKE) --no-print-directory bench BENCH=percall
+
+bench-rss:
+	@$(MAKE) --no-print-directory bench BENCH=rss
+
+# the peers and tools the benchmark needs, installed only when missing
+bench-deps:
+	@missing=$$(for p in $(BENCH_DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# the physical limit: a C loop over one reused libcurl handle
+$(BUILD)/bench/c_loop: bench/percall/c_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
