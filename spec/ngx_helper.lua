@@ -1,0 +1,231 @@
+-- spec/ngx_helper.lua: runs the example gateway (examples/nginx.conf via
+-- examples/gateway.sh: real nginx, its Lua module, mediquo.ngx) for the
+-- nginx specs, and drives it: many requests at once from separate curl
+-- processes, /health latency over kept-alive connections, Prometheus text.
+--
+--   local NH = require "spec.ngx_helper"
+--   local gw = NH.gateway(sb, { workers = 2, threads = 4, env = { MEDIQUO_DEADLINE = 2 } })
+--   local status, t, headers = gw:post("/book", { code = ..., ... })
+
+local H = require "spec.helper"
+local socket = require "socket"
+
+local json = H.json
+local q = H.shell_quote
+
+local NH = {}
+
+local Gateway = {}
+Gateway.__index = Gateway
+
+local running = {}
+
+local function record(prefix)
+    local list = os.getenv("MEDIQUO_TEST_PIDS")
+    if list and list ~= "" then
+        local f = io.open(list, "a")
+        if f then
+            f:write(prefix, "\n")   -- spec/run.sh stops what is left there
+            f:close()
+        end
+    end
+end
+
+function NH.tmpdir(tag)
+    return (H.run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-" .. tag .. "-XXXXXX\""):gsub("%s+$", ""))
+end
+
+-- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
+-- opts: workers (2), threads (16), env (extra MEDIQUO_* variables); the
+-- limiter and metrics files get a fresh key and dir unless env says.
+function NH.gateway(sb, opts)
+    opts = opts or {}
+    local env = {
+        MEDIQUO_API_KEY = H.api_key, MEDIQUO_SECRET_KEY = H.secret_key,
+        MEDIQUO_BASE_URL = sb.base_url,
+        MEDIQUO_RL_KEY = "spec-ngx-" .. tostring(math.random(1, 1e9)),
+    }
+    local dir = NH.tmpdir("ngx-rl")
+    env.MEDIQUO_RL_DIR = dir
+    for k, v in pairs(opts.env or {}) do env[k] = tostring(v) end
+    local assigns = {}
+    for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end
+    local last
+    for _ = 1, 10 do
+        local port = math.random(30000, 39999)
+        local prefix = NH.tmpdir("ngx-gw")
+        record(prefix)
+        local out, code = H.run(("env %s %s start --port %d --workers %d --threads %d --prefix %s 2>&1"):format(
+            table.concat(assigns, " "), q(H.root .. "/examples/gateway.sh"), port,
+            opts.workers or 2, opts.threads or 16, q(prefix)))
+        if code == 0 then
+            local gw = setmetatable({ url = out:match("^(%S+)"), port = port, prefix = prefix,
+                                      env = env, rl_dir = dir }, Gateway)
+            running[#running + 1] = gw
+            return gw
+        end
+        last = out
+        H.run("rm -rf " .. q(prefix))
+    end
+    error("cannot start the gateway: " .. tostring(last), 2)
+end
+
+function Gateway:stop()
+    if self.stopped then return end
+    self.stopped = true
+    H.run(q(H.root .. "/examples/gateway.sh") .. " stop --prefix " .. q(self.prefix) .. " 2>&1")
+    H.run("rm -rf " .. q(self.prefix) .. " " .. q(self.rl_dir))
+end
+
+function Gateway:error_log()
+    local f = io.open(self.prefix .. "/logs/error.log", "rb")
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+NH._sentinel = setmetatable({}, { __gc = function()
+    for i = #running, 1, -1 do running[i]:stop() end
+end })
+
+-- gw:post(path, table|string) -> status, decoded body (or raw), headers
+function Gateway:post(path, body, timeout)
+    if type(body) == "table" then body = json.encode(body) end
+    local status, resp, headers = H.http("POST", self.url .. path, body,
+                                         { ["Content-Type"] = "application/json" },
+                                         { timeout = timeout or 40 })
+    return status, json.decode(resp or "") or resp, headers
+end
+
+function Gateway:get(path)
+    return H.http("GET", self.url .. path, nil, nil, { timeout = 10 })
+end
+
+-- Parses Prometheus text exposition; raises on any line that is not valid.
+-- -> { [name .. "{labels}"] = value }, { name = type }
+function NH.parse_metrics(text)
+    local samples, types = {}, {}
+    for line in text:gmatch("[^\n]+") do
+        local name, typ = line:match("^# TYPE ([%a_:][%w_:]*) (%a+)$")
+        if name then
+            types[name] = typ
+        elseif not line:match("^# HELP [%a_:][%w_:]* .+$") then
+            local series, value = line:match('^([%a_:][%w_:]*%b{}) (%S+)$')
+            if not series then series, value = line:match("^([%a_:][%w_:]*) (%S+)$") end
+            local v = tonumber(value)
+            assert(series and v, "not a Prometheus sample line: " .. line)
+            if series:find("{", 1, true) then
+                local labels = series:match("%b{}"):sub(2, -2)
+                for part in (labels .. ","):gmatch("(.-),") do
+                    assert(part:match('^[%a_][%w_]*="[^"]*"$'), "bad label in: " .. line)
+                end
+            end
+            assert(samples[series] == nil, "duplicate series: " .. series)
+            samples[series] = v
+        end
+    end
+    return samples, types
+end
+
+function Gateway:metrics()
+    local status, text = self:get("/metrics")
+    assert(status == 200, "GET /metrics: " .. tostring(status) .. " " .. tostring(text))
+    return NH.parse_metrics(text), text
+end
+
+-- Starts n POSTs at once, each from its own curl process, without waiting.
+-- bodies[i] is the JSON body of request i. -> handle; handle:wait() ->
+-- list of { status, time (seconds), worker, body }.
+function NH.spawn_posts(url, bodies, max_time)
+    local dir = NH.tmpdir("ngx-par")
+    local script = { "cd " .. q(dir) }
+    for i, b in ipairs(bodies) do
+        local f = assert(io.open(dir .. "/" .. i .. ".json", "wb"))
+        f:write(type(b) == "table" and json.encode(b) or b)
+        f:close()
+        script[#script + 1] = ("curl -s -o %d.out -D %d.hdr -w '%%{http_code} %%{time_total}' --max-time %d "
+            .. "-H 'Content-Type: application/json' --data-binary @%d.json %s > %d.st 2>/dev/null &")
+            :format(i, i, max_time or 30, i, q(url), i)
+    end
+    script[#script + 1] = "wait; echo done"
+    local p = assert(io.popen(table.concat(script, "\n"), "r"))
+    return {
+        wait = function()
+            p:read("a")
+            p:close()
+            local out = {}
+            for i = 1, #bodies do
+                local function slurp(ext)
+                    local f = io.open(dir .. "/" .. i .. ext, "rb")
+                    if not f then return "" end
+                    local s = f:read("a")
+                    f:close()
+                    return s
+                end
+                local code, t = slurp(".st"):match("^(%d+) ([%d.]+)")
+                out[i] = { status = tonumber(code), time = tonumber(t),
+                           worker = slurp(".hdr"):match("[Xx]%-[Ww]orker: (%d+)"),
+                           body = json.decode(slurp(".out")) }
+            end
+            H.run("rm -rf " .. q(dir))
+            return out
+        end,
+    }
+end
+
+-- GET /health over `conns` kept-alive connections, round robin, until
+-- `seconds` have passed or `max` samples. -> sorted latencies (s), workers seen
+function NH.health_latencies(port, seconds, conns, max)
+    local function connect()
+        local c = assert(socket.tcp())
+        c:settimeout(5)
+        assert(c:connect("127.0.0.1", port))
+        c:setoption("tcp-nodelay", true)
+        return c
+    end
+    local socks = {}
+    for i = 1, conns do socks[i] = connect() end
+    local lat, workers = {}, {}
+    local stop = socket.gettime() + seconds
+    local i = 0
+    while socket.gettime() < stop and #lat < (max or 100000) do
+        i = i + 1
+        local k = (i - 1) % conns + 1
+        local c = socks[k]
+        local t0 = socket.gettime()
+        assert(c:send("GET /health HTTP/1.1\r\nHost: gw\r\n\r\n"))
+        local line, err = c:receive("*l")
+        if not line and err == "closed" then
+            -- nginx ends a kept-alive connection after keepalive_requests
+            -- (1000): reconnect, and do not time the reconnection
+            c:close()
+            c = connect()
+            socks[k] = c
+            t0 = socket.gettime()
+            assert(c:send("GET /health HTTP/1.1\r\nHost: gw\r\n\r\n"))
+            line, err = c:receive("*l")
+        end
+        assert(line and line:match("^HTTP/1%.1 200"), line or err)
+        local len
+        repeat
+            local h = assert(c:receive("*l"))
+            local name, v = h:match("^([^:]+):%s*(.*)$")
+            name = name and name:lower()
+            if name == "content-length" then len = tonumber(v) end
+            if name == "x-worker" then workers[v] = true end
+        until h == ""
+        assert(c:receive(len))
+        lat[#lat + 1] = socket.gettime() - t0
+    end
+    for _, c in ipairs(socks) do c:close() end
+    table.sort(lat)
+    return lat, workers
+end
+
+function NH.percentile(sorted, p)
+    if #sorted == 0 then return nil end
+    return sorted[math.max(1, math.ceil(#sorted * p))]
+end
+
+return NH
