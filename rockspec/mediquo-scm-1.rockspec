@@ -46,6 +46,8 @@ build = {
       ["mediquo.validate"] = "lua/mediquo/validate.lua",
       ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
       ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
+      ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
+      ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
    },
