@@ -68,6 +68,11 @@ typedef struct {
 void mq_call(mq_transport *t, mq_limiter *lim, const mq_call_cfg *cfg, mq_call_stats *st,
              uint64_t *rng, mq_method m, const char *url, const char *body, size_t body_len,
              mq_result *res);
+/* The error message for an attempt that ends the call: why it failed, then
+ * "(attempt N of M)", then why no other follows when that is not obvious
+ * (stop may be NULL), e.g. "timed out after 1.0s (attempt 3 of 3)". The
+ * server's own message, when it sent one, replaces this in Lua. */
+void mq_call_explain(mq_result *res, const mq_response *r, int max_attempts, const char *stop);
 /* What the server's rate-limit headers on an answer mean for the shared
  * limiter (pause on 429 / remaining 0, calibrate otherwise). */
 void mq_call_observe(mq_limiter *lim, const mq_response *r, double period);

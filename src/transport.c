@@ -23,6 +23,7 @@
 #include <time.h>
 
 #define MQ_LIB_UA "lua-mediquo/0.1.0"
+#define MQ_IDLE_REUSE_MAX 30    /* seconds; see CURLOPT_MAXAGE_CONN below */
 
 struct mq_transport {
     CURL *easy;
@@ -35,6 +36,9 @@ struct mq_transport {
     const char *send;               /* request body being sent */
     size_t send_len, send_off;
     int rewinds;                    /* libcurl wanted to send the body again */
+    int sends;                      /* times this attempt's request went out */
+    int may_resend;                 /* idempotent method: curl may re-send once */
+    double timeout;                 /* this attempt's limit, for the message */
     mq_response *resp;              /* the response being filled */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -141,19 +145,47 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ud)
     return want;
 }
 
-/* libcurl asks to rewind when it wants to send the body again on a fresh
- * connection after the first one died. Refuse: every send of a body must be
- * an attempt of ours, under the limiter and the retry policy (a create sent
- * twice behind our back is how duplicates happen). */
+/* Keep-alive and its one hazard. A pooled connection the server closed
+ * while it sat idle is found dead by libcurl before it is used (the FIN is
+ * already there) and a fresh one is opened: nothing is sent twice. The
+ * hazard is the race: the server closes just as our request goes out, or
+ * the connection dies after sending with not one byte of answer. libcurl
+ * then re-sends the request once on a fresh connection, inside the same
+ * perform. We allow that only for PUT and DELETE, which are idempotent, and
+ * flag it (r->resent) so the caller treats the call as possibly processed
+ * (an "already cancelled" that follows is then reconciled). A POST is never
+ * re-sent behind the caller's back: the send is refused and the attempt
+ * ends as MQ_T_RESET (ambiguous), for the retry policy to decide. */
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
     mq_transport *t = ud;
     (void)origin;
-    if (off == 0 && t->send_off == 0)
+    if (off == 0 && (t->send_off == 0 || t->may_resend)) {
+        t->send_off = 0;
         return CURL_SEEKFUNC_OK;
+    }
     t->rewinds++;
     return CURL_SEEKFUNC_CANTSEEK;
 }
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Called each time the request is about to go out on a connection. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    mq_transport *t = ud;
+    (void)ip; (void)local_ip; (void)port; (void)local_port;
+    t->sends++;
+    if (t->sends == 1)
+        return CURL_PREREQFUNC_OK;
+    if (t->sends == 2 && t->may_resend) {
+        if (t->resp != NULL)
+            t->resp->resent = 1;    /* the first send may have been processed */
+        return CURL_PREREQFUNC_OK;
+    }
+    t->rewinds++;
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
 
 /* ---- setup ------------------------------------------------------------ */
 
@@ -248,6 +280,15 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
     SETOPT(CURLOPT_READDATA, t);
     SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
     SETOPT(CURLOPT_SEEKDATA, t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(CURLOPT_PREREQDATA, t);
+#endif
+    /* Never reuse a connection idle for longer than this: below the idle
+     * timeouts of common servers and load balancers (nginx 75 s, cloud load
+     * balancers 60 s), so the server does not close a connection at the
+     * moment we pick it up again (libcurl's default is 118 s). */
+    SETOPT(CURLOPT_MAXAGE_CONN, (long)MQ_IDLE_REUSE_MAX);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MQ_BODY_CAP);
     SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
@@ -317,6 +358,7 @@ static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
     case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE:
     case CURLE_SEND_FAIL_REWIND:
+    case CURLE_ABORTED_BY_CALLBACK:     /* on_prereq refused a re-send */
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return MQ_T_RESET;
@@ -343,6 +385,9 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
     t->send_len = body_len;
     t->send_off = 0;
     t->rewinds = 0;
+    t->sends = 0;
+    t->may_resend = strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+    t->timeout = timeout;
     t->errbuf[0] = '\0';
 
     if (connect_timeout > timeout)
@@ -369,6 +414,51 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
     return t->easy;
 }
 
+/* Why the attempt failed, in words a log reader can act on: ours for the
+ * cases the retry policy cares about, curl's (which name the host, never a
+ * header) for the detail. */
+static void describe(mq_transport *t, CURLcode rc, mq_response *r)
+{
+    const char *curl_says = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+    curl_off_t us = 0;
+    double took;
+
+    if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
+        us = 0;
+    took = (double)us / 1e6;
+    if (took < t->timeout && rc == CURLE_OPERATION_TIMEDOUT)
+        took = t->timeout;  /* curl stops a hair early; say the limit */
+    switch (r->outcome) {
+    case MQ_T_TIMEOUT:
+        snprintf(r->message, sizeof r->message, "timed out after %.1fs", took);
+        break;
+    case MQ_T_CONNECT:
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            snprintf(r->message, sizeof r->message, "could not connect within %.1fs", took);
+        else
+            snprintf(r->message, sizeof r->message, "could not connect: %.200s", curl_says);
+        break;
+    case MQ_T_TLS:
+        snprintf(r->message, sizeof r->message, "TLS failure: %.200s", curl_says);
+        break;
+    case MQ_T_RESET:
+        if (t->rewinds > 0)
+            snprintf(r->message, sizeof r->message,
+                     "connection closed with no answer (a reused connection; a create is "
+                     "never re-sent automatically)");
+        else
+            snprintf(r->message, sizeof r->message,
+                     "connection closed before a complete answer: %.180s", curl_says);
+        break;
+    case MQ_T_TOO_BIG:
+        snprintf(r->message, sizeof r->message, "response body over %d bytes", MQ_BODY_CAP);
+        break;
+    default:
+        snprintf(r->message, sizeof r->message, "%s", curl_says);
+        break;
+    }
+}
+
 void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
 {
     CURLcode rc = (CURLcode)rcode;
@@ -382,10 +472,7 @@ void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
         long code = 0;
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
             r->status = code;   /* known even when the body was cut short */
-        if (r->outcome == MQ_T_TOO_BIG)
-            snprintf(r->message, sizeof r->message, "response body over %d bytes", MQ_BODY_CAP);
-        else
-            snprintf(r->message, sizeof r->message, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+        describe(t, rc, r);
     }
     t->resp = NULL;
     t->send = NULL;
@@ -415,7 +502,11 @@ int mq_transport_dup(mq_transport *parent, mq_transport **out)
         || curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK
         || curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t) != CURLE_OK
         || curl_easy_setopt(t->easy, CURLOPT_READDATA, t) != CURLE_OK
-        || curl_easy_setopt(t->easy, CURLOPT_SEEKDATA, t) != CURLE_OK) {
+        || curl_easy_setopt(t->easy, CURLOPT_SEEKDATA, t) != CURLE_OK
+#if LIBCURL_VERSION_NUM >= 0x075000
+        || curl_easy_setopt(t->easy, CURLOPT_PREREQDATA, t) != CURLE_OK
+#endif
+        ) {
         mq_transport_free(t);
         return -1;
     }

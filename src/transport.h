@@ -38,6 +38,9 @@ typedef struct {
     double retry_after;         /* seconds, -1 when absent */
     long rl_remaining, rl_limit;/* -1 when absent */
     double rl_reset;            /* seconds until the server's window ends, -1 when absent */
+    int resent;                 /* libcurl re-sent the request once on a fresh connection
+                                 * after a reused one died with no answer (PUT and DELETE
+                                 * only): the first send may have been processed */
     char message[256];          /* why the transport failed (no secrets: curl's words) */
 } mq_response;
 
