@@ -19,6 +19,8 @@ local setmetatable = setmetatable
 local pairs = pairs
 local type = type
 local tostring = tostring
+local min = math.min
+local now = core.now
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -125,6 +127,14 @@ function _M.new(opts)
     end
     return setmetatable({
         _core = c,
+        _lim = lim,
+        -- what the confirm of an ambiguous create needs (no secrets)
+        _policy = {
+            timeout = o.timeout, connect_timeout = o.connect_timeout,
+            deadline = o.deadline, max_retries = o.max_retries,
+            max_wait = o.rate_limit and o.rate_limit.max_wait or 0,
+            period = o.rate_limit and o.rate_limit.period or 60,
+        },
         _base_path = o.base_path,
         _base_url = o.base_url,
         _ok = 0,
@@ -132,23 +142,57 @@ function _M.new(opts)
     }, mt)
 end
 
+-- The confirming reschedule of an ambiguous create, as one attempt within
+-- what is left of the create's deadline (a c:call would start a whole new
+-- deadline and could outlive it), under the limiter like any request.
+-- Returns the returns of c:call.
+local function confirm(self, put, deadline_at)
+    local c, p, lim = self._core, self._policy, self._lim
+    local left = deadline_at - now()
+    if lim and left > 0 then
+        local ok, ra = lim:acquire(min(p.max_wait, left))
+        if not ok then
+            return "rate_limited", nil, "", 0, true, ra,
+                   "no rate-limit slot in time to confirm it"
+        end
+        left = deadline_at - now()
+    end
+    if left <= 0 then
+        return "timeout", nil, "", 0, true, nil, "the deadline passed before it could be confirmed"
+    end
+    local outcome, status, body, retry_after, rem, rlim, reset, message =
+        c:attempt(put.method, put.path, put.body, min(p.timeout, left),
+                  min(p.connect_timeout, left))
+    if lim and status == 429 then
+        lim:pause(retry_after or reset or p.period)
+    elseif lim and rem then
+        lim:observe(rem, rlim, reset)
+    end
+    local kind = core.classify(put.method, outcome, status, false)
+    return kind, status, body, 1, true, retry_after, message
+end
+
 -- one request through the C loop, shaped; confirms an ambiguous create
 local function perform(self, req)
     local c = self._core
     if not c then error("mediquo client is closed", 3) end
+    local deadline_at = now() + self._policy.deadline
     local kind, status, body, attempts, ambiguous, retry_after, message =
         c:call(req.method, req.path, req.body)
-    local value, err, confirm = protocol.shape(req, self._base_path, kind, status, body,
-                                               attempts, ambiguous, retry_after, message)
-    if confirm then
+    local value, err, confirming = protocol.shape(req, self._base_path, kind, status, body,
+                                                  attempts, ambiguous, retry_after, message)
+    if confirming then
         -- The create reached the server on an earlier attempt: a reschedule
         -- to the same start is idempotent and hands back a live URL.
         local put = protocol.build("reschedule", req.code, req.starts_at)
-        kind, status, body, attempts, ambiguous, retry_after, message =
-            c:call(put.method, put.path, put.body)
+        local more
+        kind, status, body, more, ambiguous, retry_after, message = confirm(self, put, deadline_at)
         value, err = protocol.shape(put, self._base_path, kind, status, body,
-                                    attempts, ambiguous, retry_after, message)
-        if err then err.attempts = err.attempts + attempts end
+                                    more, ambiguous, retry_after, message)
+        if err then
+            err.attempts = err.attempts + attempts
+            err.message = "the appointment was created, but confirming it failed: " .. err.message
+        end
     end
     if value then
         self._ok = self._ok + 1
