@@ -371,8 +371,9 @@ describe("mediquo CLI", function()
         assert.equal(1, rc)
         assert.matches("forbidden %(HTTP 403%)", err)
         assert.is_nil((out .. err):find(secret, 1, true))
-        out, _, rc = cli(base .. "--json cancel nope",
-                         "MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret")
+        out, err, rc = cli(base .. "--json cancel nope",
+                           "MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret")
+        assert.equal("", err)
         assert.equal(1, rc)
         assert.equal("not_found", json.decode(out).error.kind)
         out, err, rc = cli(base .. "--json cancel nope",
