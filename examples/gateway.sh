@@ -8,7 +8,7 @@
 #
 # start needs MEDIQUO_API_KEY and MEDIQUO_SECRET_KEY (and MEDIQUO_BASE_URL
 # for anything but production) in the environment; see examples/nginx.conf
-# for the other variables. The prefix (config, pid, logs) defaults to
+# for the other variables (MEDIQUO_GATEWAY_CONF: another template). The prefix (config, pid, logs) defaults to
 # ${TMPDIR:-/tmp}/mediquo-gateway-PORT. Needs `make luajit` (mediquo/core.so
 # for LuaJIT under build/luajit/). Started as root, the workers run as root
 # too, so that they share the rate-limit file with your root scripts: the
@@ -73,7 +73,8 @@ do_start() {
     sed -e "s|@MODULES@|$modules|" -e "s|@USER@|$user|" -e "s|@WORKERS@|$workers|" \
         -e "s|@THREADS@|$threads|" -e "s|@PREFIX@|$prefix|g" -e "s|@ROOT@|$root|g" \
         -e "s|@PORT@|$port|" -e "s|@REUSEPORT@|$reuse|" \
-        "$root/examples/nginx.conf" > "$prefix/nginx.conf" || die "cannot write $prefix/nginx.conf"
+        "${MEDIQUO_GATEWAY_CONF:-$root/examples/nginx.conf}" > "$prefix/nginx.conf" ||
+        die "cannot write $prefix/nginx.conf"
     : > "$prefix/logs/error.log"
     local out i
     if ! out=$("$nginx" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" 2>&1); then

@@ -228,6 +228,45 @@ describe("mediquo.ngx in nginx", function()
         assert.are.equal(2, nb, "the /book calls did not reach both workers")
     end)
 
+    it("(control) the same probe does see a blocking call in the event loop", function()
+        -- what the adapter exists to avoid: the blocking client called
+        -- straight from a handler. If the probe above could not see this,
+        -- its p99 bound would prove nothing.
+        local f = assert(io.open(H.root .. "/examples/nginx.conf", "rb"))
+        local conf = f:read("a")
+        f:close()
+        local blocking = [[
+        location = /book-blocking { content_by_lua_block {
+            local c = require("mediquo").new{ api_key = os.getenv("MEDIQUO_API_KEY"),
+                secret_key = os.getenv("MEDIQUO_SECRET_KEY"), base_url = os.getenv("MEDIQUO_BASE_URL"),
+                rate_limit = false }
+            ngx.req.read_body()
+            local appt, err = c:create(require("cjson").decode(ngx.req.get_body_data()))
+            ngx.status = appt and 200 or 502
+            ngx.say(appt and appt.url or tostring(err))
+        } }
+        location = /health]]
+        local n
+        conf, n = conf:gsub("        location = /health", function() return blocking end)
+        assert.are.equal(1, n)
+        local path = os.tmpname()
+        f = assert(io.open(path, "wb"))
+        f:write(conf)
+        f:close()
+        local bgw = NH.gateway(sb, { workers = 2, conf = path })
+        finally(function() bgw:stop(); os.remove(path) end)
+
+        sb:faults{ next = 4, mode = "delay", ms = 300 }
+        local calls = {}
+        for i = 1, 4 do calls[i] = booking(fresh("blk")) end
+        local h = NH.spawn_posts(bgw.url .. "/book-blocking", calls)
+        H.sleep(0.1)
+        local lat = NH.health_latencies(bgw.port, 0.3, 8)
+        for _, r in ipairs(h:wait()) do assert.are.equal(200, r.status) end
+        local p99 = NH.percentile(lat, 0.99)
+        assert.is_true(p99 > 0.1, ("blocking handler, yet /health p99 %.1f ms"):format(p99 * 1e3))
+    end)
+
     it("queues 64 concurrent calls on a pool of 4 threads: all succeed", function()
         local small = NH.gateway(sb, { workers = 2, threads = 4, env = { MEDIQUO_MAX_IN_FLIGHT = 4 } })
         finally(function() small:stop() end)

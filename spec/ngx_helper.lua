@@ -36,7 +36,8 @@ function NH.tmpdir(tag)
 end
 
 -- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
--- opts: workers (2), threads (16), env (extra MEDIQUO_* variables); the
+-- opts: workers (2), threads (16), env (extra MEDIQUO_* variables), conf
+-- (another config template than examples/nginx.conf); the
 -- limiter and metrics files get a fresh key and dir unless env says.
 function NH.gateway(sb, opts)
     opts = opts or {}
@@ -47,6 +48,7 @@ function NH.gateway(sb, opts)
     }
     local dir = NH.tmpdir("ngx-rl")
     env.MEDIQUO_RL_DIR = dir
+    env.MEDIQUO_GATEWAY_CONF = opts.conf
     for k, v in pairs(opts.env or {}) do env[k] = tostring(v) end
     local assigns = {}
     for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end

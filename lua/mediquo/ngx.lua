@@ -135,6 +135,9 @@ local function check_context(fname)
     if not config then
         error("mediquo.ngx." .. fname .. ": call mediquo.ngx.configure{...} first (in init_by_lua)", 3)
     end
+    if not ngx then
+        error("mediquo.ngx." .. fname .. ": runs only inside nginx's Lua module", 3)
+    end
     local phase = ngx.get_phase()
     if not YIELDABLE[phase] then
         error("mediquo.ngx." .. fname .. " cannot run in the " .. tostring(phase)
