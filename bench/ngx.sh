@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench/ngx.sh: mediquo.ngx in nginx, measured against nginx itself.
+#
+#  1. /book throughput and latency: the example gateway (examples/nginx.conf,
+#     2 workers, mediquo.ngx: validation, shared limiter, retries, metrics)
+#     vs nginx's own proxy_pass to the same sandbox (bench/ngx/proxy.conf,
+#     2 workers: the upper bound), in the same run, alternating, median of
+#     BENCH_NGX_RUNS runs of BENCH_NGX_SECONDS each (wrk -t2 -c32).
+#  2. /health p50/p99 on the gateway: idle, and while 16 /book calls wait on
+#     an upstream that answers in 200 ms (a second sandbox, --latency-ms
+#     200), from a paced probe (bench/ngx/probe.lua), median of the runs.
+#
+#   bash bench/ngx.sh            (or: make bench-ngx)
+#   BENCH_NGX_RUNS=3 BENCH_NGX_SECONDS=5 BENCH_NGX_CONNS=32
+#   MEDIQUO_MAX_IN_FLIGHT (the gateway's, default 8 per worker)
+# Needs wrk, nginx with the Lua module, and `make luajit`. Loopback only.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 2
+runs=${BENCH_NGX_RUNS:-3} secs=${BENCH_NGX_SECONDS:-5} conns=${BENCH_NGX_CONNS:-32}
+command -v wrk >/dev/null || { echo "bench/ngx.sh: wrk not found" >&2; exit 2; }
+[ -f build/luajit/mediquo/core.so ] || { echo "bench/ngx.sh: run 'make luajit' first" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-bench-ngx.XXXXXX")
+base=$((20000 + RANDOM % 9000))
+sb_port=$base slow_port=$((base + 1)) gw_port=$((base + 2)) px_port=$((base + 3)) gw2_port=$((base + 4))
+
+cleanup() {
+    examples/gateway.sh stop --prefix "$work/gw" >/dev/null 2>&1
+    examples/gateway.sh stop --prefix "$work/gw2" >/dev/null 2>&1
+    examples/gateway.sh stop --prefix "$work/px" >/dev/null 2>&1   # same pid-file stop
+    bin/mediquo-sandbox stop --prefix "$work/sb" >/dev/null 2>&1
+    bin/mediquo-sandbox stop --prefix "$work/slow" >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+sb=$(bin/mediquo-sandbox start --port "$sb_port" --prefix "$work/sb" --per-minute 1000000000) || exit 1
+slow=$(bin/mediquo-sandbox start --port "$slow_port" --prefix "$work/slow" --per-minute 1000000000 \
+       --latency-ms 200) || exit 1
+export MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
+# the limiter stays on (as in production) with a budget the bench cannot reach
+gw=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+     examples/gateway.sh start --port "$gw_port" --prefix "$work/gw") || exit 1
+gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+      examples/gateway.sh start --port "$gw2_port" --prefix "$work/gw2") || exit 1
+
+# the proxy_pass baseline, from its template
+modules="" user=""
+nginx -V 2>&1 | grep -q lua-nginx-module ||
+    modules="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+[ "$(id -u)" = 0 ] && user="user root root;"
+mkdir -p "$work/px/logs" "$work/px/tmp"
+sed -e "s|@MODULES@|$modules|" -e "s|@USER@|$user|" -e "s|@PREFIX@|$work/px|g" \
+    -e "s|@PORT@|$px_port|" -e "s|@UPSTREAM_PORT@|$sb_port|" bench/ngx/proxy.conf > "$work/px/nginx.conf"
+nginx -p "$work/px" -c "$work/px/nginx.conf" -e "$work/px/logs/error.log" || exit 1
+px=http://127.0.0.1:$px_port
+for _ in $(seq 1 100); do curl -sf -o /dev/null "$px/health" && break; sleep 0.05; done
+
+reset_sb() { curl -s -o /dev/null -X POST "${sb%/v1}/__sandbox/reset"; }
+
+# wrk output -> "rps p50_ms p99_ms non2xx"
+parse() {
+    awk '
+    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /Non-2xx/ { bad = $NF }
+    END { printf "%.1f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+: > "$work/gw.txt"; : > "$work/px.txt"
+for i in $(seq 1 "$runs"); do
+    reset_sb
+    BOOK_SHAPE=api wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$px/book" | parse >> "$work/px.txt"
+    reset_sb
+    wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$gw/book" | parse >> "$work/gw.txt"
+    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  (rps p50ms p99ms non2xx)"
+done
+px_rps=$(cut -d' ' -f1 "$work/px.txt" | median); gw_rps=$(cut -d' ' -f1 "$work/gw.txt" | median)
+px_p50=$(cut -d' ' -f2 "$work/px.txt" | median); gw_p50=$(cut -d' ' -f2 "$work/gw.txt" | median)
+px_p99=$(cut -d' ' -f3 "$work/px.txt" | median); gw_p99=$(cut -d' ' -f3 "$work/gw.txt" | median)
+bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt")
+
+# /health: idle, then under 16 slow /book calls (200 ms upstream); a paced
+# probe (bench/ngx/probe.lua: one GET every 2 ms over 4 kept-alive connections)
+eval "$(make -s env)"
+: > "$work/idle.txt"; : > "$work/busy.txt"
+for i in $(seq 1 "$runs"); do
+    lua5.4 bench/ngx/probe.lua "$gw2_port" 3 2 4 | awk '{ print "0", $1, $2 }' >> "$work/idle.txt"
+    wrk -t2 -c16 -d5s -s bench/ngx/book.lua "$gw2/book" > "$work/slowbook.$i" &
+    load=$!
+    sleep 1
+    lua5.4 bench/ngx/probe.lua "$gw2_port" 3 2 4 | awk '{ print "0", $1, $2 }' >> "$work/busy.txt"
+    wait "$load"
+done
+idle_p99=$(cut -d' ' -f3 "$work/idle.txt" | median); busy_p99=$(cut -d' ' -f3 "$work/busy.txt" | median)
+idle_p50=$(cut -d' ' -f2 "$work/idle.txt" | median); busy_p50=$(cut -d' ' -f2 "$work/busy.txt" | median)
+slow_rps=$(parse < "$work/slowbook.1" | cut -d' ' -f1)
+
+echo
+echo "| /book (median of $runs)        | req/s | p50 ms | p99 ms |"
+echo "|-------------------------------|------:|-------:|-------:|"
+printf "| nginx proxy_pass (upper bound) | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99"
+printf "| mediquo.ngx gateway            | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99"
+awk -v a="$gw_rps" -v b="$px_rps" 'BEGIN { printf "mediquo.ngx / proxy_pass throughput: %.2f (aim >= 0.5)\n", a / b }'
+echo "non-2xx answers in all /book runs: $bad"
+echo
+echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
+echo "|-----------------------------------------|-------:|-------:|"
+printf "| idle                                    | %s | %s |\n" "$idle_p50" "$idle_p99"
+printf "| 16 /book calls on a 200 ms upstream     | %s | %s |\n" "$busy_p50" "$busy_p99"
+awk -v a="$busy_p99" -v b="$idle_p99" 'BEGIN { printf "/health p99 under load / idle: %.2f (aim <= 2)\n", a / b }'
+echo "slow /book throughput meanwhile: $slow_rps req/s (16 in flight / 0.2 s = 80 at most)"
