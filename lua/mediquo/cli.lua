@@ -23,6 +23,7 @@ local format = string.format
 local concat = table.concat
 local sort = table.sort
 local getenv = os.getenv
+local floor = math.floor
 local setmetatable = setmetatable
 local getmetatable = getmetatable
 local next = next
@@ -95,6 +96,9 @@ local ONLY = { concurrency = "import", journal = "import", no_journal = "import"
                code = "create", starts_at = "create", patient = "create",
                professional = "create", duration = "create" }
 
+-- an integral float as an integer where the Lua has them (5.3+)
+local int = math.tointeger or function(v) return v end
+
 local Usage = {}    -- marker metatable for usage errors
 
 local function usage_error(msg)
@@ -124,11 +128,11 @@ local function parse(argv)
                 if v == nil then return nil, usage_error(name .. " needs a value") end
                 if kind ~= "string" then
                     local n = tonumber(v)
-                    if not n or (kind == "integer" and n ~= math.floor(n)) then
+                    if not n or (kind == "integer" and n ~= floor(n)) then
                         return nil, usage_error(name .. " must be " ..
                             (kind == "integer" and "an integer" or "a number"))
                     end
-                    v = kind == "integer" and math.tointeger(n) or n
+                    v = kind == "integer" and int(n) or n
                 end
                 flags[key] = v
             end
@@ -298,7 +302,7 @@ local function row_op(fields)
         local v = fields[k]
         if v ~= nil and v ~= cjson.null and v ~= "" then
             if k == "duration" and type(v) == "string" and v:match("^%s*%d+%s*$") then
-                v = math.tointeger(tonumber(v))
+                v = int(tonumber(v))
             end
             op[k] = v
         end
@@ -364,11 +368,12 @@ local function parse_input(text)
     return rows
 end
 
--- 32-bit FNV-1a of the row's text, so an edited row is not skipped
+-- a 32-bit hash of the row's text, so an edited row is not skipped (plain
+-- arithmetic: the module stays loadable by every Lua the rock supports)
 local function hash(s)
-    local h = 2166136261
+    local h = 5381
     for i = 1, #s do
-        h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+        h = (h * 33 + s:byte(i)) % 4294967296
     end
     return format("%08x", h)
 end
@@ -386,7 +391,7 @@ end
 local function journal_load(path)
     local f = io.open(path, "rb")
     if not f then return {}, false end
-    local text = f:read("a") or ""
+    local text = f:read("*a") or ""
     f:close()
     local seen = {}
     -- only complete lines count: a line cut short by a kill is ignored
@@ -477,7 +482,7 @@ local function cmd_limiter(io_, flags, pos)
         io_.stdout:write(format("limiter %s: %d per %gs, used %d, available %d, %s\n",
             rec.key, rec.per_minute, rec.period, rec.used, rec.available,
             rec.paused_until and format("paused until %s", os.date("!%Y-%m-%dT%H:%M:%SZ",
-                math.floor(rec.paused_until))) or "not paused"))
+                floor(rec.paused_until))) or "not paused"))
     end
     return 0
 end
@@ -496,7 +501,7 @@ local function progress(io_, enabled, total)
         local failed = 0
         for _, n in pairs(by) do failed = failed + n end
         io_.stderr:write(format("\r\27[Kimport: %d/%d  %.1f/s  ETA %ds  failed %d%s",
-            done, total, rate, math.floor(eta + 0.5), failed,
+            done, total, rate, floor(eta + 0.5), failed,
             failed > 0 and (" (" .. by_kind_text(by) .. ")") or ""), final and "\n" or "")
         io_.stderr:flush()
     end
@@ -511,11 +516,11 @@ local function cmd_import(io_, flags, pos)
     if conc < 1 or conc > 64 then return usage_error("--concurrency must be from 1 to 64") end
     local path, text = pos[1]
     if path == "-" then
-        text = io_.stdin:read("a")
+        text = io_.stdin:read("*a")
     else
         local f = io.open(path, "rb")
         if not f then return usage_error("cannot read " .. path) end
-        text = f:read("a")
+        text = f:read("*a")
         f:close()
     end
     if not text then return usage_error("cannot read " .. path) end
