@@ -473,3 +473,61 @@ describe("stale keep-alive after a server restart", function()
         sb:stop()
     end)
 end)
+
+describe("Retry-After as an HTTP-date", function()
+    -- the sandbox sends delta-seconds; this one-off server (a LuaSocket
+    -- process on loopback) answers 429 with an HTTP-date 2 s ahead, then 200
+    local SERVER = [[
+local socket = require "socket"
+local s = assert(socket.bind("127.0.0.1", 0))
+local _, port = s:getsockname()
+io.write(port, "\n"); io.flush()
+s:settimeout(5)
+local n, stop = 0, socket.gettime() + 8
+while n < 2 and socket.gettime() < stop do
+    local c = s:accept()
+    if c then
+        c:settimeout(3)
+        while n < 2 do
+            local line = c:receive("*l")
+            if not line then break end
+            local len = 0
+            repeat
+                local h = c:receive("*l")
+                if h and h:lower():match("^content%-length:") then len = tonumber(h:match(":%s*(%d+)")) end
+            until not h or h == ""
+            if len > 0 then c:receive(len) end
+            n = n + 1
+            local status, extra, body = "200 OK", "",
+                '{"data":{"appointment":{"code":"hd","url":"http://127.0.0.1/call/x"}}}'
+            if n == 1 then
+                status, body = "429 Too Many Requests", '{"message":"Too Many Attempts."}'
+                extra = "Retry-After: " .. os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 2) .. "\r\n"
+            end
+            c:send("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: "
+                   .. #body .. "\r\n" .. extra .. "\r\n" .. body)
+            io.write(string.format("%.3f", socket.gettime()), "\n"); io.flush()
+        end
+        c:close()
+    end
+end
+]]
+
+    it("is waited for (about 1 to 2 s), then the retry succeeds", function()
+        local lua = os.getenv("MEDIQUO_LUA") or "lua5.4"
+        local p = assert(io.popen(lua .. " -e " .. H.shell_quote(SERVER), "r"))
+        local port = tonumber(p:read("l"))
+        assert.is_number(port)
+        local c = assert(mediquo.new{ api_key = H.api_key, secret_key = H.secret_key,
+                                      base_url = "http://127.0.0.1:" .. port .. "/v1",
+                                      rate_limit = false, timeout = 2, deadline = 6 })
+        local v, err = c:reschedule("hd", START)
+        local t1, t2 = tonumber(p:read("l")), tonumber(p:read("l"))
+        p:close()
+        assert.is_nil(err, err and tostring(err))
+        assert.equal("hd", v.code)
+        local gap = t2 - t1
+        assert.is_true(gap >= 0.95 and gap < 2.6, "gap " .. gap)
+        assert.equal(1, c:stats().retries)
+    end)
+end)
