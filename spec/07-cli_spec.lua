@@ -215,15 +215,19 @@ describe("mediquo CLI", function()
         local file = write(tmp .. "/kill.csv", table.concat(rows, "\n") .. "\n")
         local args = "--sandbox --base-url " .. q(slow.base_url) .. " --no-rate-limit import "
             .. q(file) .. " --concurrency 4"
-        -- 40 ops, 4 at a time, 200 ms each: about 2 s; kill after about 1
+        -- 40 ops, 4 at a time, 200 ms each: about 2 s; killed once 6 are
+        -- journaled (so about 4 are in flight, sent and not journaled)
         local pid = tonumber((H.run(("%s %s >%s 2>&1 </dev/null & echo $!"):format(
             q(BIN), args, q(tmp .. "/first.out")))))
         assert.truthy(pid)
-        H.sleep(1.0)
+        local function journaled_ok()
+            return select(2, (slurp(file .. ".journal") or ""):gsub("\nok\t", ""))
+        end
+        local t0 = H.now()
+        while journaled_ok() < 6 and H.now() - t0 < 15 do H.sleep(0.02) end
         H.run("kill -KILL " .. pid)
         H.sleep(0.1)
-        local journal = slurp(file .. ".journal") or ""
-        local journaled = select(2, journal:gsub("\nok\t", ""))
+        local journaled = journaled_ok()
         assert.is_true(journaled > 0 and journaled < 40,
                        "the kill did not land halfway: " .. journaled .. " ops journaled")
 
@@ -232,6 +236,8 @@ describe("mediquo CLI", function()
         local skipped = select(2, out:gsub("skipped", ""))
         assert.equal(journaled, skipped - 1)   -- "... N skipped" in the summary line too
         assert.matches(("40 rows: %d ok, 0 failed, %d skipped"):format(40 - journaled, journaled), out)
+        -- the ops in flight at the kill had reached the server: confirmed
+        assert.matches("%(reconciled: created by the interrupted run, confirmed%)", out)
 
         local st = slow:state()
         local posts = successes(slow, "POST", "/v1/appointments")["?"]
@@ -297,7 +303,7 @@ describe("mediquo CLI", function()
         assert.equal(0, has_tmux, "tmux is needed for this spec")
         local rows = { "op,code,starts_at,patient,professional" }
         local prefix = uniq("prog")
-        for i = 1, 20 do
+        for i = 1, 40 do
             rows[#rows + 1] = ("create,%s-%02d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
         end
         rows[#rows + 1] = "create,,2030-05-20T10:00:00Z,p,prof-demo-1"
@@ -314,19 +320,20 @@ describe("mediquo CLI", function()
         local t0 = H.now()
         while H.now() - t0 < 15 do
             pane = H.run(("tmux -L %s capture-pane -p"):format(q(sock)))
-            mid = mid or pane:match("import: (%d+)/21")
-            if pane:find("import: 21/21", 1, true) then break end
+            local k = tonumber(pane:match("import: (%d+)/41"))
+            if k and k > 0 and k < 41 then mid = k end
+            if pane:find("import: 41/41", 1, true) then break end
             H.sleep(0.1)
         end
         H.run(("tmux -L %s kill-server 2>/dev/null"):format(q(sock)))
-        assert.matches("import: 21/21  [%d.]+/s  ETA 0s  failed 1 %(invalid_argument 1%)", pane)
-        assert.truthy(mid, "no progress seen")
+        assert.matches("import: 41/41  [%d.]+/s  ETA 0s  failed 1 %(invalid_argument 1%)", pane)
+        assert.truthy(mid, "no progress seen before the end")
         -- the same import with stderr not a terminal: nothing on it
         local out, err, code = cli("--sandbox --base-url " .. q(sb.base_url)
                                    .. " --no-rate-limit import " .. q(file) .. " --no-journal")
         assert.equal(1, code)
         assert.equal("", err)
-        assert.matches("21 rows: 20 ok, 1 failed", out)
+        assert.matches("41 rows: 40 ok, 1 failed", out)
     end)
 
     it("exits 2 with a usage message naming the problem", function()
