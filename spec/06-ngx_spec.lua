@@ -232,10 +232,8 @@ describe("mediquo.ngx in nginx", function()
         -- what the adapter exists to avoid: the blocking client called
         -- straight from a handler. If the probe above could not see this,
         -- its p99 bound would prove nothing.
-        local f = assert(io.open(H.root .. "/examples/nginx.conf", "rb"))
-        local conf = f:read("a")
-        f:close()
-        local blocking = [[
+        local path = NH.conf_variant(function(conf)
+            return (conf:gsub("        location = /health", function() return [[
         location = /book-blocking { content_by_lua_block {
             local c = require("mediquo").new{ api_key = os.getenv("MEDIQUO_API_KEY"),
                 secret_key = os.getenv("MEDIQUO_SECRET_KEY"), base_url = os.getenv("MEDIQUO_BASE_URL"),
@@ -245,14 +243,8 @@ describe("mediquo.ngx in nginx", function()
             ngx.status = appt and 200 or 502
             ngx.say(appt and appt.url or tostring(err))
         } }
-        location = /health]]
-        local n
-        conf, n = conf:gsub("        location = /health", function() return blocking end)
-        assert.are.equal(1, n)
-        local path = os.tmpname()
-        f = assert(io.open(path, "wb"))
-        f:write(conf)
-        f:close()
+        location = /health]] end))
+        end)
         local bgw = NH.gateway(sb, { workers = 2, conf = path })
         finally(function() bgw:stop(); os.remove(path) end)
 
@@ -265,6 +257,28 @@ describe("mediquo.ngx in nginx", function()
         for _, r in ipairs(h:wait()) do assert.are.equal(200, r.status) end
         local p99 = NH.percentile(lat, 0.99)
         assert.is_true(p99 > 0.1, ("blocking handler, yet /health p99 %.1f ms"):format(p99 * 1e3))
+    end)
+
+    it("gets a thread slot back from a request killed mid-call", function()
+        -- lua_check_client_abort: a client that hangs up kills the handler's
+        -- coroutine while its attempt runs in a thread, so it never gives
+        -- the slot back; with one slot, only reclaiming it lets calls go on
+        local path = NH.conf_variant(function(conf)
+            return (conf:gsub("lua_worker_thread_vm_pool_size 16;", "%0 lua_check_client_abort on;"))
+        end)
+        local one = NH.gateway(sb, { workers = 1, conf = path,
+                                     env = { MEDIQUO_MAX_IN_FLIGHT = 1, MEDIQUO_DEADLINE = 2 } })
+        finally(function() one:stop(); os.remove(path) end)
+        sb:faults{ next = 1, mode = "delay", ms = 1500 }
+        H.run(("curl -s -o /dev/null --max-time 0.3 -H 'Content-Type: application/json' --data-binary %s %s/book")
+              :format(H.shell_quote(json.encode(booking(fresh("abort")))), one.url))
+        H.sleep(1.5)                                   -- the aborted call's attempt is over
+        local t0 = H.now()
+        local st, body = one:post("/book", booking(fresh("after")), 10)
+        assert.are.equal(200, st, json.encode(body))
+        -- its lease (deadline 2 s + 1 s) ran out about now
+        assert.is_true(H.now() - t0 < 4)
+        assert.truthy(one:error_log():find("reclaimed a thread slot", 1, true))
     end)
 
     it("queues 64 concurrent calls on a pool of 4 threads: all succeed", function()

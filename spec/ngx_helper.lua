@@ -91,6 +91,22 @@ NH._sentinel = setmetatable({}, { __gc = function()
     for i = #running, 1, -1 do running[i]:stop() end
 end })
 
+-- NH.conf_variant(edit) -> path of a config template: examples/nginx.conf
+-- passed through edit(text) -> text (which must change it). The caller
+-- removes the file.
+function NH.conf_variant(edit)
+    local f = assert(io.open(H.root .. "/examples/nginx.conf", "rb"))
+    local conf = f:read("a")
+    f:close()
+    local changed = edit(conf)
+    assert(changed ~= conf, "the edit changed nothing")
+    local path = os.tmpname()
+    f = assert(io.open(path, "wb"))
+    f:write(changed)
+    f:close()
+    return path
+end
+
 -- gw:post(path, table|string) -> status, decoded body (or raw), headers
 function Gateway:post(path, body, timeout)
     if type(body) == "table" then body = json.encode(body) end

@@ -56,7 +56,7 @@ local KINDS = { "ok", "bad_request", "unauthorized", "forbidden", "not_found",
 
 local config      -- set by configure(): normalised options, never shown
 local generation = 0
-local worker      -- this worker's semaphore, limiter, metrics (made lazily)
+local worker      -- this worker's thread slots, limiter, metrics (made lazily)
 local stats       -- this worker's counters (stats())
 
 local function new_stats()
@@ -145,13 +145,15 @@ local function check_context(fname)
     end
 end
 
--- This worker's semaphore, limiter and metrics, made on first use (after
+-- This worker's thread slots, limiter and metrics, made on first use (after
 -- the fork: nginx's master may run as another user than its workers, and
 -- the files must be the workers').
 local function worker_state()
     if worker then return worker end
     local w = {}
-    w.sema = require("ngx.semaphore").new(config.max_in_flight)
+    w.sema = require("ngx.semaphore").new(0)   -- a wake-up bell, not the count
+    w.in_flight = 0
+    w.leases = {}
     if config.rate_limit then
         local lim, msg = core.limiter(config.rate_limit)
         if not lim then
@@ -172,6 +174,51 @@ local function worker_state()
     end
     worker = w
     return w
+end
+
+-- Thread slots: at most max_in_flight attempts of this worker in the
+-- thread pool at once (nginx has lua_worker_thread_vm_pool_size VMs; past
+-- them run_worker_thread fails). A slot is a lease that ends when its call
+-- could not be holding it any more (the call's deadline bounds the limiter
+-- wait and cuts the attempt's timeout; plus a margin for curl to stop):
+-- if the request's coroutine is killed while its attempt runs (client
+-- abort with lua_check_client_abort, ngx.exit from another light thread)
+-- it never gives the slot back, and the next waiter reclaims it instead
+-- of the worker losing a slot for good.
+local LEASE_MARGIN = 1
+
+local function take_slot(w, deadline_at)
+    local max_in_flight = config.max_in_flight
+    for _ = 1, 1000000 do           -- bounded by the deadline; the count is a backstop
+        local t = now()
+        if w.in_flight >= max_in_flight then
+            for token, expires in pairs(w.leases) do
+                if expires <= t then
+                    w.leases[token] = nil
+                    w.in_flight = w.in_flight - 1
+                    ngx.log(ngx.WARN, "mediquo.ngx: reclaimed a thread slot its request never gave back")
+                end
+            end
+        end
+        if w.in_flight < max_in_flight then
+            local token = {}
+            w.leases[token] = deadline_at + LEASE_MARGIN
+            w.in_flight = w.in_flight + 1
+            return token
+        end
+        local left = deadline_at - t
+        if left <= 0 then return nil end
+        w.sema:wait(min(left, 1))   -- woken by give_slot; the 1 s cap rechecks leases
+    end
+    return nil
+end
+
+local function give_slot(w, token)
+    if w.leases[token] then
+        w.leases[token] = nil
+        w.in_flight = w.in_flight - 1
+        if w.sema:count() < 0 then w.sema:post(1) end   -- wake one waiter, if any
+    end
 end
 
 -- Waits for a limiter slot by yielding; never past max_wait.
@@ -205,9 +252,8 @@ local function call(w, st, method, path, body)
         -- A thread first, then the limiter slot, then straight out: the
         -- slot's start time is (near enough) when the request leaves, which
         -- the window guarantee is counted on.
-        local left = deadline_at - now()
-        local ok = left > 0 and w.sema:wait(left)
-        if not ok then
+        local slot = take_slot(w, deadline_at)
+        if not slot then
             return "timeout", nil, "", attempts, ambiguous, nil,
                    "deadline exceeded waiting for a free worker thread (max_in_flight)"
         end
@@ -220,15 +266,15 @@ local function call(w, st, method, path, body)
                 st.limiter_wait_seconds = st.limiter_wait_seconds + waited
             end
             if not got then
-                w.sema:post(1)
+                give_slot(w, slot)
                 return "rate_limited", nil, "", attempts, ambiguous, ra,
                        format("no rate-limit slot within %.3gs%s", mw,
                               mw < c.max_wait and " (deadline)" or "")
             end
         end
-        left = deadline_at - now()
+        local left = deadline_at - now()
         if left <= 0 then
-            w.sema:post(1)
+            give_slot(w, slot)
             return "timeout", nil, "", attempts, ambiguous, nil, "deadline exceeded"
         end
 
@@ -236,7 +282,7 @@ local function call(w, st, method, path, body)
         local pok, tok, outcome, tstatus, tbody, ra, rl_rem, rl_lim, rl_reset, tmsg =
             pcall(ngx.run_worker_thread, c.pool, THREAD_MODULE, "attempt", c.thread,
                   method, path, body, min(c.timeout, left), min(c.connect_timeout, left))
-        w.sema:post(1)
+        give_slot(w, slot)
         if not (pok and tok) then
             -- never sent (no such pool, no free VM): like a connection
             -- that was never established
