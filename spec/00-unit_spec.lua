@@ -55,6 +55,7 @@ describe("core", function()
         local function c(m, o, s, rp) return { core.classify(m, o, s, rp) } end
         -- never sent: retryable everywhere
         assert.same({ "network", true, false }, c("POST", "connect"))
+        assert.same({ "timeout", true, false }, c("POST", "connect_timeout"))
         -- 429 / 503: refused before processing
         assert.same({ "rate_limited", true, false }, c("POST", "ok", 429))
         assert.same({ "server_error", true, false }, c("POST", "ok", 503))

@@ -165,7 +165,7 @@ static int l_client_call(lua_State *L)
 }
 
 static const char *const outcome_names[] = {
-    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed",
+    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
 };
 
 /* client:attempt(method, path, body|nil, timeout, connect_timeout) -> one

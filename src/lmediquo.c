@@ -53,7 +53,7 @@ static int l_urlenc(lua_State *L)
 }
 
 static const char *const outcomes[] = {
-    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", NULL,
+    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout", NULL,
 };
 
 /* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous */

@@ -73,6 +73,10 @@ mq_verdict mq_classify(mq_method m, mq_outcome o, long status, int retry_post)
         v.kind = MQ_K_NETWORK;
         v.retryable = 1;            /* nothing was sent */
         break;
+    case MQ_T_CONNECT_TIMEOUT:
+        v.kind = MQ_K_TIMEOUT;      /* API.md: "connect or transfer timed out" */
+        v.retryable = 1;            /* nothing was sent */
+        break;
     case MQ_T_TLS:
         v.kind = MQ_K_NETWORK;      /* a certificate will not fix itself */
         break;

@@ -348,7 +348,7 @@ static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
     case CURLE_OPERATION_TIMEDOUT:
         /* before the request went out (still connecting) nothing was sent */
         if (curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre == 0)
-            return MQ_T_CONNECT;
+            return MQ_T_CONNECT_TIMEOUT;
         return MQ_T_TIMEOUT;
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
@@ -432,11 +432,11 @@ static void describe(mq_transport *t, CURLcode rc, mq_response *r)
     case MQ_T_TIMEOUT:
         snprintf(r->message, sizeof r->message, "timed out after %.1fs", took);
         break;
+    case MQ_T_CONNECT_TIMEOUT:
+        snprintf(r->message, sizeof r->message, "could not connect within %.1fs", took);
+        break;
     case MQ_T_CONNECT:
-        if (rc == CURLE_OPERATION_TIMEDOUT)
-            snprintf(r->message, sizeof r->message, "could not connect within %.1fs", took);
-        else
-            snprintf(r->message, sizeof r->message, "could not connect: %.200s", curl_says);
+        snprintf(r->message, sizeof r->message, "could not connect: %.200s", curl_says);
         break;
     case MQ_T_TLS:
         snprintf(r->message, sizeof r->message, "TLS failure: %.200s", curl_says);

@@ -40,7 +40,7 @@ mt.__tostring = function(e)
     if e.retry_after then
         parts[#parts + 1] = format(" (retry after %.3gs)", e.retry_after)
     end
-    if e.attempts and e.attempts > 1 then
+    if e.attempts and e.attempts > 1 and not (e.message and e.message:find("attempt", 1, true)) then
         parts[#parts + 1] = format(" after %d attempts", e.attempts)
     end
     return concat(parts)
