@@ -305,11 +305,13 @@ describe("mediquo.ngx in nginx", function()
         local per, period, seconds = 20, 2, 5
         local key = "spec-budget-" .. math.random(1, 1e9)
         local dir = NH.tmpdir("ngx-budget")
-        finally(function() H.run("rm -rf " .. H.shell_quote(dir)) end)
         local rl = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_DIR = dir, MEDIQUO_RL_PER_MINUTE = per,
                      MEDIQUO_RL_PERIOD = period }
         local bgw = NH.gateway(sb, { workers = 2, env = rl })
-        finally(function() bgw:stop() end)
+        finally(function()                 -- (one finally per test: the last one wins)
+            bgw:stop()
+            H.run("rm -rf " .. H.shell_quote(dir))
+        end)
 
         -- the script: creates in a loop through the blocking client
         local script = dir .. "/script.lua"
