@@ -59,8 +59,7 @@ function _M.build(op, a, b)
         duration, err = v.duration("duration", a.duration)
         if err then return nil, err end
         local body
-        if find(code, NEEDS_ESCAPE) or find(patient, NEEDS_ESCAPE)
-           or find(professional, NEEDS_ESCAPE) then
+        if find(code .. patient .. professional, NEEDS_ESCAPE) then
             body = json.encode{
                 appointment = { code = code, starts_at = starts_at, duration = duration },
                 patient = { code = patient },

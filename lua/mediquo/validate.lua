@@ -108,7 +108,7 @@ function _M.fields(field, t, allowed)
         return nil, invalid(field, "must be a table, got " .. type(t))
     end
     for k in pairs(t) do
-        if type(k) ~= "string" or not allowed[k] then
+        if not allowed[k] then   -- allowed has string keys only
             return nil, invalid(field, "unknown field " .. (type(k) == "string"
                 and ("'" .. k:sub(1, 40):gsub("[%c]", "?") .. "'") or ("of type " .. type(k))))
         end
