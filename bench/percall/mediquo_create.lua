@@ -1,7 +1,9 @@
 -- bench/percall/mediquo_create.lua: client:create in a loop (see common.lua).
 -- VARIANT: "nolimit" (rate_limit = false: the per-call cost of the client
 -- itself), "limiter" (the shared limiter on, with a budget too large to
--- ever wait, in the directory MEDIQUO_BENCH_LIMDIR: its cost alone).
+-- ever wait, in the directory MEDIQUO_BENCH_LIMDIR: its cost alone), "core"
+-- (client._core:call alone with a prebuilt body: the C core without the
+-- Lua layer, for the profile).
 
 package.path = package.path .. ";" .. arg[0]:match("^(.*)/[^/]*$") .. "/?.lua"
 local common = require "common"

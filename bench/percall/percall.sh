@@ -128,3 +128,7 @@ labels="$out/labels.tsv"
 : >"$labels"
 for c in $list; do printf '%s\t%s\n' "$c" "$(label "$c")" >>"$labels"; done
 lua5.4 "$here/summarize.lua" "$tsv" "$labels" "$out"
+rc=$?
+# 3: a claim is not met - written in percall.md; a failure only when asked
+if [ "$rc" -eq 3 ] && [ "${BENCH_STRICT:-0}" != 1 ]; then rc=0; fi
+exit "$rc"
