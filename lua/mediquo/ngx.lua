@@ -33,6 +33,7 @@ local random = math.random
 local floor = math.floor
 local huge = math.huge
 local min = math.min
+local max = math.max
 local format = string.format
 local concat = table.concat
 local now = core.now
@@ -191,12 +192,15 @@ local function take_slot(w, deadline_at)
     local max_in_flight = config.max_in_flight
     for _ = 1, 1000000 do           -- bounded by the deadline; the count is a backstop
         local t = now()
+        local next_expiry = huge
         if w.in_flight >= max_in_flight then
             for token, expires in pairs(w.leases) do
                 if expires <= t then
                     w.leases[token] = nil
                     w.in_flight = w.in_flight - 1
                     ngx.log(ngx.WARN, "mediquo.ngx: reclaimed a thread slot its request never gave back")
+                elseif expires < next_expiry then
+                    next_expiry = expires
                 end
             end
         end
@@ -208,7 +212,8 @@ local function take_slot(w, deadline_at)
         end
         local left = deadline_at - t
         if left <= 0 then return nil end
-        w.sema:wait(min(left, 1))   -- woken by give_slot; the 1 s cap rechecks leases
+        -- woken by give_slot, or when the first lease runs out
+        w.sema:wait(max(min(left, next_expiry - t), 0.001))
     end
     return nil
 end
