@@ -193,6 +193,23 @@ describe("run_batch", function()
         end
         assert.equal(2, posts)                          -- 502 (processed) + "already exists"
         assert.equal("PUT", sb:log()[3].method)         -- the confirmation
+
+        -- the confirmation is one attempt within the create's deadline; if
+        -- it fails, the error says the appointment exists
+        sb:reset()
+        sb:faults{ next = 1, mode = "after", status = 502 }
+        sb:faults{ next = 1, mode = "delay", ms = 0 }
+        sb:faults{ next = 1, mode = "status", status = 500 }
+        res = c:run_batch({ create_op(uniq("amb")) })
+        local e = res[1].err
+        assert.equal("server_error", e.kind)
+        assert.matches("^the appointment was created, but confirming it failed: ", e.message)
+        assert.equal(3, e.attempts)
+        local puts = 0
+        for _, en in ipairs(sb:log()) do
+            if en.method == "PUT" then puts = puts + 1 end
+        end
+        assert.equal(1, puts)
         c:close()
     end)
 

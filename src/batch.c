@@ -29,7 +29,10 @@ typedef struct {
     char *url;
     char *body;             /* NULL: no body (DELETE) */
     size_t body_len;
+    double deadline;        /* seconds for the whole call */
+    int max_retries;
     double deadline_at;     /* set when the call becomes active */
+    double finished_at;
     double not_before;      /* next moment to try (backoff, limiter wait) */
     double slot_since;      /* when this attempt started asking for a slot; <0: not yet */
     double slot_bound;      /* how long this attempt may wait for one */
@@ -126,7 +129,8 @@ fail:
 }
 
 int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_t path_len,
-                 const char *body, size_t body_len, char *err, size_t errlen)
+                 const char *body, size_t body_len, double deadline, int max_retries,
+                 char *err, size_t errlen)
 {
     op_t *op;
     size_t ulen = b->env.base_len + path_len;
@@ -167,6 +171,8 @@ int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_
     }
     op->id = id;
     op->m = m;
+    op->deadline = deadline >= 0 ? deadline : b->env.cfg->deadline;
+    op->max_retries = max_retries >= 0 ? max_retries : b->env.cfg->max_retries;
     op->body_len = body_len;
     op->slot_since = -1;
     op->state = OP_WAITING;
@@ -221,54 +227,74 @@ static void finish(mq_batch *b, size_t idx, const char *body, size_t body_len)
     free(op->body);
     op->url = op->body = NULL;
     op->state = OP_DONE;
+    op->finished_at = mq_now();
     deactivate(b, idx);
     b->done[b->done_tail++] = idx;
 }
 
-static void give_up(mq_batch *b, size_t idx, mq_kind kind, int retryable, const char *why,
-                    double retry_after)
+/* No attempt could start (no limiter slot, no time left): retryable later,
+ * as in call.c. */
+static void give_up(mq_batch *b, size_t idx, mq_kind kind, const char *why, double retry_after)
 {
     op_t *op = b->ops[idx];
     op->res.kind = kind;
-    op->res.retryable = retryable;
+    op->res.retryable = 1;
     op->res.status = 0;
     op->res.ambiguous_before = op->ambiguous;
-    if (retry_after >= 0)
-        op->res.retry_after = retry_after;
+    op->res.retry_after = retry_after;
     snprintf(op->res.message, sizeof op->res.message, "%s", why);
     finish(b, idx, "", 0);
 }
 
-/* One attempt came back (or could not be started): the policy of call.c. */
+/* One attempt came back (or could not be started): the policy of call.c,
+ * line for line, with the backoff as a time to come back instead of a sleep. */
 static void attempt_done(mq_batch *b, size_t idx, const mq_response *r, double now)
 {
     op_t *op = b->ops[idx];
     const mq_call_cfg *cfg = b->env.cfg;
+    const int max_attempts = op->max_retries + 1;
+    const int ok_body = r->outcome == MQ_T_OK;
     mq_verdict v;
     double wait;
+    char stop[96];
 
     op->res.attempts++;
     b->env.st->requests++;
     mq_call_observe(b->env.lim, r, cfg->limiter_period);
 
     v = mq_classify(op->m, r->outcome, r->status, cfg->retry_post);
+    /* libcurl's one re-send on a fresh connection (transport.c) means an
+     * earlier send of this very attempt may have been processed */
+    op->ambiguous |= r->resent;
     op->res.ambiguous_before = op->ambiguous;
     op->res.kind = v.kind;
     op->res.retryable = v.retryable;
-    op->res.status = r->outcome == MQ_T_OK ? r->status : 0;
+    /* a too-big body still came with a status: say which */
+    op->res.status = r->outcome == MQ_T_OK || r->outcome == MQ_T_TOO_BIG ? r->status : 0;
     op->res.retry_after = r->retry_after;
-    snprintf(op->res.message, sizeof op->res.message, "%s", r->message);
+    op->res.message[0] = '\0';
     op->ambiguous |= v.ambiguous;
 
-    if (v.kind == MQ_K_OK || !v.retryable || op->retry >= cfg->max_retries) {
+    if (v.kind == MQ_K_OK) {
         finish(b, idx, r->body, r->body_len);
+        return;
+    }
+    if (!v.retryable || op->retry >= op->max_retries) {
+        mq_call_explain(&op->res, r, max_attempts,
+                        v.retryable || !v.ambiguous ? NULL
+                        : "not retried: it may have been processed, see retry_post");
+        finish(b, idx, ok_body ? r->body : "", ok_body ? r->body_len : 0);
         return;
     }
     wait = mq_backoff(op->retry + 1, mq_rand_unit(b->env.rng));
     if (r->retry_after > wait)
         wait = r->retry_after;
     if (now + wait >= op->deadline_at) {
-        finish(b, idx, r->body, r->body_len);   /* no time for another: this is the answer */
+        /* the next attempt could not start in time: this is the answer */
+        snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
+                 op->deadline);
+        mq_call_explain(&op->res, r, max_attempts, stop);
+        finish(b, idx, ok_body ? r->body : "", ok_body ? r->body_len : 0);
         return;
     }
     op->retry++;
@@ -296,6 +322,16 @@ static void count_wait(mq_batch *b, op_t *op, double now)
     op->slot_since = -1;
 }
 
+static int out_of_time(mq_batch *b, size_t idx)
+{
+    op_t *op = b->ops[idx];
+    char why[128];
+    snprintf(why, sizeof why, "deadline of %.3gs reached before attempt %d of %d",
+             op->deadline, op->retry + 1, op->max_retries + 1);
+    give_up(b, idx, MQ_K_TIMEOUT, why, -1);
+    return 1;
+}
+
 /* The call at idx may start an attempt now: a limiter slot, then the
  * transfer. Returns 1 when it moved on (started or finished), 0 when it
  * waits for a slot (op->not_before says until when). */
@@ -309,6 +345,10 @@ static int try_start(mq_batch *b, size_t idx, double now)
     void *easy;
     mq_response *r;
 
+    /* out of time before asking: no slot is spent on an attempt that
+     * could not be made (the confirmation of a create near its deadline) */
+    if (left <= 0)
+        return out_of_time(b, idx);
     if (b->env.lim != NULL) {
         if (op->slot_since < 0) {
             double mw = cfg->max_wait < left ? cfg->max_wait : left;
@@ -322,25 +362,25 @@ static int try_start(mq_batch *b, size_t idx, double now)
                 op->not_before = now + wait;
                 return 0;
             }
-            char why[128];
+            /* no slot can come within the bound: say so now, not at its end */
+            char why[160];
             double bound = op->slot_bound;
-            snprintf(why, sizeof why, "no rate-limit slot within %.3gs%s", bound,
-                     bound < cfg->max_wait ? " (deadline)" : "");
+            snprintf(why, sizeof why, "no rate-limit slot within %.3gs%s (before attempt %d of %d)",
+                     bound, bound < cfg->max_wait ? ", the rest of the deadline" : "",
+                     op->retry + 1, op->max_retries + 1);
             count_wait(b, op, now);
-            give_up(b, idx, MQ_K_RATE_LIMITED, 1, why, wait);
+            give_up(b, idx, MQ_K_RATE_LIMITED, why, wait);
             return 1;
         }
         count_wait(b, op, now);
         left = op->deadline_at - now;
     }
-    if (left <= 0) {
-        give_up(b, idx, MQ_K_TIMEOUT, 1, "deadline exceeded", -1);
-        return 1;
-    }
+    if (left <= 0)
+        return out_of_time(b, idx);
 
     s = free_transport(b);
     if (s < 0) {
-        give_up(b, idx, MQ_K_NETWORK, 0, "internal: no free transport", -1);
+        give_up(b, idx, MQ_K_NETWORK, "internal: no free transport", -1);
         return 1;
     }
     r = &b->resp[s];
@@ -369,7 +409,7 @@ static void admit(mq_batch *b, double now)
     while (b->nactive < b->conc && b->next < b->nops) {
         size_t idx = b->next++;
         op_t *op = b->ops[idx];
-        op->deadline_at = now + b->env.cfg->deadline;
+        op->deadline_at = now + op->deadline;
         op->not_before = now;
         b->active[b->nactive++] = idx;
     }
@@ -476,7 +516,7 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
     }
 }
 
-int mq_batch_take(mq_batch *b, long long *id, mq_result *res)
+int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_left)
 {
     size_t idx;
 
@@ -491,5 +531,6 @@ int mq_batch_take(mq_batch *b, long long *id, mq_result *res)
     b->pending--;
     *id = b->taken->id;
     *res = b->taken->res;
+    *deadline_left = b->taken->deadline_at - b->taken->finished_at;
     return 1;
 }

@@ -83,7 +83,7 @@ static int l_batch_new(lua_State *L)
     return 1;
 }
 
-/* batch:add(i, method, path, body|nil) */
+/* batch:add(i, method, path, body|nil[, deadline[, max_retries]]) */
 static int l_batch_add(lua_State *L)
 {
     lbatch *lb = check_batch(L);
@@ -97,7 +97,18 @@ static int l_batch_add(lua_State *L)
         return luaL_argerror(L, 3, "method must be POST, PUT or DELETE");
     path = luaL_checklstring(L, 4, &plen);
     body = luaL_optlstring(L, 5, NULL, &blen);
-    if (mq_batch_add(lb->b, (long long)id, m, path, plen, body, blen, err, sizeof err) != 0)
+    double deadline = luaL_optnumber(L, 6, -1);
+    lua_Integer max_retries = luaL_optinteger(L, 7, -1);
+    if (!(deadline < 1e9))
+        return luaL_argerror(L, 6, "deadline must be a number of seconds");
+    if (max_retries > 100)
+        return luaL_argerror(L, 7, "max_retries must be at most 100");
+    if (deadline < 0 && !lua_isnoneornil(L, 6))
+        deadline = 0;
+    if (max_retries < 0 && !lua_isnoneornil(L, 7))
+        max_retries = 0;
+    if (mq_batch_add(lb->b, (long long)id, m, path, plen, body, blen, deadline, (int)max_retries,
+                     err, sizeof err) != 0)
         return luaL_error(L, "mediquo batch: %s", err);
     return 0;
 }
@@ -110,7 +121,7 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 
 /* batch:step(max_seconds) -> array of finished calls (maybe empty):
  *   { i, kind, status|nil, body, attempts, ambiguous_before, retry_after|nil,
- *     message|nil, retryable } */
+ *     message|nil, retryable, deadline_left } */
 static int l_batch_step(lua_State *L)
 {
     lbatch *lb = check_batch(L);
@@ -118,6 +129,7 @@ static int l_batch_step(lua_State *L)
     char err[256];
     long long id;
     mq_result res;
+    double left;
     int n;
 
     if (!(max_seconds >= 0))
@@ -128,8 +140,8 @@ static int l_batch_step(lua_State *L)
     if (n < 0)
         return luaL_error(L, "mediquo batch: %s", err);
     lua_createtable(L, n, 0);
-    for (int k = 1; mq_batch_take(lb->b, &id, &res); k++) {
-        lua_createtable(L, 0, 9);
+    for (int k = 1; mq_batch_take(lb->b, &id, &res, &left); k++) {
+        lua_createtable(L, 0, 10);
         set_int(L, "i", (lua_Integer)id);
         lua_pushstring(L, mq_kind_name(res.kind));
         lua_setfield(L, -2, "kind");
@@ -150,6 +162,8 @@ static int l_batch_step(lua_State *L)
         }
         lua_pushboolean(L, res.retryable);
         lua_setfield(L, -2, "retryable");
+        lua_pushnumber(L, left);
+        lua_setfield(L, -2, "deadline_left");
         lua_rawseti(L, -2, k);
     }
     return 1;

@@ -16,6 +16,7 @@ local type = type
 local pcall = pcall
 local error = error
 local tostring = tostring
+local max = math.max
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -181,13 +182,17 @@ function _M.run(client, ops, opts)
                 -- The create reached the server on an earlier attempt: a
                 -- reschedule to the same start is idempotent and hands back
                 -- a live URL (as the blocking client does).
+                -- As there, one attempt within what is left of the
+                -- create's deadline.
                 local put = protocol.build("reschedule", req.code, req.starts_at)
-                put.code = req.code
                 reqs[i] = put
                 earlier[i] = d.attempts
-                send(i)
+                b:add(i, put.method, put.path, put.body, max(d.deadline_left, 0), 0)
             else
-                if e and earlier[i] then e.attempts = e.attempts + earlier[i] end
+                if e and earlier[i] then
+                    e.attempts = e.attempts + earlier[i]
+                    e.message = "the appointment was created, but confirming it failed: " .. e.message
+                end
                 done(i, value, e)
             end
         end
