@@ -102,7 +102,7 @@ Written by \`bench/run.sh\`; reproduce with **\`make bench\`** (one group:
 bounded in calls and time.
 
 Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs
-($(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1 | sed 's/^\(.\)/\1 guest/;s/^$/bare metal/')),
+($(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1 | sed 's/$/ guest/')),
 Linux $(uname -r), $(curl --version | head -1 | cut -d' ' -f1-2 | sed 's/^curl/libcurl/'), nginx $(nginx -v 2>&1 | sed 's|.*/||'),
 $(lua5.4 -v 2>&1 | cut -d' ' -f1-2), $(luajit -v 2>&1 | cut -d' ' -f1-2). The CPUs were shared with other work
 while this ran: each ratio is to a baseline measured in the same round.
@@ -131,6 +131,9 @@ HDR
         cat "$out/percall/percall.md"
         echo
         echo '![per-call cost, median µs](chart.png)'
+        # the hand-written profile of the gap (dated; redo it when the
+        # figures above move)
+        [ -f bench/percall/PROFILE.md ] && { echo; cat bench/percall/PROFILE.md; }
     else
         tail_of percall
     fi

@@ -51,14 +51,14 @@ free_port() {
 CONTENDERS="c_loop mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
 label() {
     case $1 in
-    c_loop) echo "C, libcurl, one reused handle (the limit)" ;;
-    mediquo) echo "**client:create**, Lua 5.4, rate_limit = false" ;;
-    mediquo_limiter) echo "client:create, Lua 5.4, shared limiter on" ;;
-    mediquo_core) echo "mediquo.core :call alone (no validation/JSON/shaping)" ;;
-    mediquo_luajit) echo "client:create, LuaJIT 2.1, rate_limit = false" ;;
-    luacurl) echo "Debian lua-curl 0.3 (luacurl), Lua 5.1, reused handle" ;;
-    lua_http) echo "Debian lua-http 0.4, Lua 5.3, one kept connection" ;;
-    luasocket) echo "Debian LuaSocket 3 socket.http.request, Lua 5.4 (no keep-alive)" ;;
+    c_loop) echo "\`c_loop\`: C, libcurl, one reused handle (the limit)" ;;
+    mediquo) echo "\`mediquo\`: **client:create**, Lua 5.4, rate_limit = false" ;;
+    mediquo_limiter) echo "\`mediquo_limiter\`: client:create, Lua 5.4, shared limiter on" ;;
+    mediquo_core) echo "\`mediquo_core\`: mediquo.core :call alone (no validation/JSON/shaping)" ;;
+    mediquo_luajit) echo "\`mediquo_luajit\`: client:create, LuaJIT 2.1, rate_limit = false" ;;
+    luacurl) echo "\`luacurl\`: Debian lua-curl 0.3 (luacurl), Lua 5.1, reused handle" ;;
+    lua_http) echo "\`lua_http\`: Debian lua-http 0.4, Lua 5.3, one kept connection" ;;
+    luasocket) echo "\`luasocket\`: Debian LuaSocket 3 socket.http.request, Lua 5.4 (no keep-alive)" ;;
     esac
 }
 
