@@ -128,7 +128,7 @@ function _M.run(client, ops, opts)
         reqs[i] = nil
         if req then
             local q = waiting[req.code]
-            if q and q.head <= #q then
+            if q and q.head <= q.tail then
                 local nxt = q[q.head]
                 q[q.head] = nil
                 q.head = q.head + 1
@@ -149,10 +149,11 @@ function _M.run(client, ops, opts)
             if busy[req.code] then
                 local q = waiting[req.code]
                 if not q then
-                    q = { head = 1 }
+                    q = { head = 1, tail = 0 }    -- a FIFO: # is no use once the head is taken
                     waiting[req.code] = q
                 end
-                q[#q + 1] = i
+                q.tail = q.tail + 1
+                q[q.tail] = i
             else
                 busy[req.code] = true
                 send(i)
