@@ -103,6 +103,15 @@ describe("mediquo CLI", function()
         assert.equal(1, rc, err)
         assert.equal("", out)
         assert.matches("not_found %(HTTP 404%)", err)
+        -- and as installed by luarocks into the local tree (make all)
+        local wrapper = H.root .. "/.rocks/bin/mediquo"
+        if slurp(wrapper) then
+            local o, e = tmp .. "/out", tmp .. "/err"
+            local _, code = H.run(("cd / && env -u LUA_PATH -u LUA_CPATH %s --sandbox --base-url %s "
+                .. "--no-rate-limit cancel nope >%s 2>%s"):format(q(wrapper), q(sb.base_url), q(o), q(e)))
+            assert.equal(1, code, slurp(e))
+            assert.matches("not_found %(HTTP 404%)", slurp(e))
+        end
     end)
 
     it("imports 200 rows with 10 bad ones: 190 ok, each failure with its line and reason", function()
