@@ -3,7 +3,11 @@
  * connection), with the same headers and body, and the answer collected in
  * a buffer and its status checked. No JSON work: that is the point.
  *
- *   c_loop URL BODY N MAX_SECONDS  ->  "ok CALLS SECONDS" on stdout
+ *   c_loop URL BODY N MAX_SECONDS [readfunc]  ->  "ok CALLS SECONDS" on stdout
+ *
+ * With "readfunc" the body goes through CURLOPT_READFUNCTION instead of
+ * CURLOPT_POSTFIELDS, as src/transport.c sends it: libcurl then writes the
+ * headers and the body in two send()s, and the difference is that cost.
  *
  * Every call must answer 200 or the run fails (exit 1): a figure for
  * requests that did not succeed would mean nothing. */
@@ -18,6 +22,11 @@ typedef struct {
     size_t len;
 } sink;
 
+typedef struct {
+    const char *data;
+    size_t len, off;
+} source;
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     sink *s = ud;
@@ -28,6 +37,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     s->len += add;
     s->buf[s->len] = '\0';
     return add;
+}
+
+static size_t on_read(char *dst, size_t size, size_t n, void *ud)
+{
+    source *src = ud;
+    size_t want = size * n;
+    if (want > src->len - src->off)
+        want = src->len - src->off;
+    memcpy(dst, src->data + src->off, want);
+    src->off += want;
+    return want;
 }
 
 static double now(void)
@@ -53,14 +73,21 @@ int main(int argc, char **argv)
     CURL *easy = NULL;
     struct curl_slist *hl = NULL;
     sink s;
+    source src;
+    int readfunc;
     long n, done = 0;
     double cap, t0, t1 = 0;
     int rc = 1;
 
-    if (argc != 5 || (n = atol(argv[3])) <= 0 || (cap = atof(argv[4])) <= 0) {
-        fprintf(stderr, "usage: c_loop URL BODY N MAX_SECONDS\n");
+    if (argc < 5 || argc > 6 || (n = atol(argv[3])) <= 0 || (cap = atof(argv[4])) <= 0
+        || (argc == 6 && strcmp(argv[5], "readfunc") != 0)) {
+        fprintf(stderr, "usage: c_loop URL BODY N MAX_SECONDS [readfunc]\n");
         return 2;
     }
+    readfunc = argc == 6;
+    src.data = argv[2];
+    src.len = strlen(argv[2]);
+    src.off = 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "c_loop: curl_global_init failed\n");
         return 1;
@@ -82,8 +109,13 @@ int main(int argc, char **argv)
     SET(CURLOPT_HTTPHEADER, hl);
     SET(CURLOPT_USERAGENT, "c_loop/1 (libcurl)");
     SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, argv[2]);
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(argv[2]));
+    if (readfunc) {
+        SET(CURLOPT_READFUNCTION, on_read);
+        SET(CURLOPT_READDATA, &src);
+    } else {
+        SET(CURLOPT_POSTFIELDS, argv[2]);
+    }
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)src.len);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_TCP_NODELAY, 1L);
     SET(CURLOPT_TIMEOUT_MS, 10000L);
@@ -95,6 +127,7 @@ int main(int argc, char **argv)
         long status = 0;
         CURLcode cr;
         s.len = 0;
+        src.off = 0;
         cr = curl_easy_perform(easy);
         if (cr != CURLE_OK) {
             fprintf(stderr, "c_loop: call %ld: %s\n", done + 1, curl_easy_strerror(cr));

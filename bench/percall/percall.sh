@@ -8,6 +8,7 @@
 #   BENCH_CAP    seconds per run at most (20) BENCH_MODES "pinned split unpinned"
 #   BENCH_ONLY   contenders to run (default: all, see CONTENDERS below)
 #   C_LOOP       the built c_loop binary      BENCH_STRICT=1: exit 1 when a claim fails
+#   BENCH_CPATH  a LUA_CPATH entry put first for the Lua 5.4 rows (scratch builds)
 # Modes: pinned = server and client both on CPU 0 (taskset; no cross-core
 # wake-ups), split = server on CPU 1, client on CPU 0, unpinned = the
 # scheduler's choice. Rounds interleave the contenders (order rotated each
@@ -27,6 +28,9 @@ C_LOOP=${C_LOOP:-$root/build/bench/c_loop}
 mkdir -p "$out"
 cd "$root" || exit 2
 eval "$(make -s env)"
+# BENCH_CPATH: a mediquo/core.so to try instead of the rock's (a scratch
+# build with a change, for a profile); Lua 5.4 rows only
+[ -n "${BENCH_CPATH:-}" ] && export LUA_CPATH="$BENCH_CPATH;$LUA_CPATH"
 
 # Lua paths for the peers, which run on the Lua Debian builds them for.
 # lua-http's own dependency lpeg_patterns is pure Lua shipped for 5.1 only,
@@ -48,10 +52,11 @@ free_port() {
 }
 
 # name | label (for the table)
-CONTENDERS="c_loop mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
+CONTENDERS="c_loop c_readcb mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
 label() {
     case $1 in
     c_loop) echo "\`c_loop\`: C, libcurl, one reused handle (the limit)" ;;
+    c_readcb) echo "\`c_readcb\`: the same C loop, body through a read callback (as src/transport.c sends it)" ;;
     mediquo) echo "\`mediquo\`: **client:create**, Lua 5.4, rate_limit = false" ;;
     mediquo_limiter) echo "\`mediquo_limiter\`: client:create, Lua 5.4, shared limiter on" ;;
     mediquo_core) echo "\`mediquo_core\`: mediquo.core :call alone (no validation/JSON/shaping)" ;;
@@ -71,6 +76,7 @@ run_one() {
     local c=$1 b=$2; shift 2
     case $c in
     c_loop) timeout 120 "$@" "$C_LOOP" "$b/appointments" "$body" "$N" "$CAP" ;;
+    c_readcb) timeout 120 "$@" "$C_LOOP" "$b/appointments" "$body" "$N" "$CAP" readfunc ;;
     mediquo) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" nolimit ;;
     mediquo_limiter) MEDIQUO_BENCH_LIMDIR=$limdir timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" limiter ;;
     mediquo_core) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" core ;;
