@@ -150,6 +150,30 @@ describe("mediquo.ngx in nginx", function()
         assert.is_true(H.now() - t0 >= 0.9, "Retry-After was not honoured")
     end)
 
+    it("confirms an ambiguous create (retry_post) and times out at the deadline", function()
+        local rgw = NH.gateway(sb, { workers = 2, env = { MEDIQUO_RETRY_POST = 1, MEDIQUO_DEADLINE = 1 } })
+        finally(function() rgw:stop() end)
+        -- processed, then a 502: the retry hears "already exists", and the
+        -- call confirms it with a reschedule to the same start
+        sb:faults{ next = 1, mode = "after", status = 502 }
+        local code = fresh("confirm")
+        local st, appt = rgw:post("/book", booking(code))
+        assert.are.equal(200, st, json.encode(appt))
+        assert.are.equal(code, appt.code)
+        assert.are.equal(200, (H.http("GET", appt.url)))           -- a live URL
+        local methods = {}
+        for i, e in ipairs(api_log(sb)) do methods[i] = ("%s %d"):format(e.method, e.status) end
+        assert.are.same({ "POST 502", "POST 400", "PUT 200" }, methods)
+
+        sb:faults{ next = 1, mode = "delay", ms = 1500 }
+        local t0 = H.now()
+        local body
+        st, body = rgw:post("/cancel", { code = code })
+        assert.are.equal(504, st)
+        assert.are.equal("timeout", body.error.kind)
+        assert.is_true(H.now() - t0 < 1.5, "the deadline (1 s) was not kept")
+    end)
+
     it("exposes /metrics as Prometheus text consistent with the sandbox's log", function()
         local before = gw:metrics()
         local code = fresh("mx")
