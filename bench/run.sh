@@ -101,8 +101,7 @@ Written by \`bench/run.sh\`; reproduce with **\`make bench\`** (one group:
 \`make bench BENCH=percall\`; groups: $ALL). Loopback only; every loop is
 bounded in calls and time.
 
-Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs
-($(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1 | sed 's/$/ guest/')),
+Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs$(lscpu | sed -n 's/^Hypervisor vendor: *\(.*\)/ (\1 guest)/p' | head -1),
 Linux $(uname -r), $(curl --version | head -1 | cut -d' ' -f1-2 | sed 's/^curl/libcurl/'), nginx $(nginx -v 2>&1 | sed 's|.*/||'),
 $(lua5.4 -v 2>&1 | cut -d' ' -f1-2), $(luajit -v 2>&1 | cut -d' ' -f1-2). The CPUs were shared with other work
 while this ran: each ratio is to a baseline measured in the same round.
