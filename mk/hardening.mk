@@ -74,7 +74,7 @@ test-asan: deps asan-build
 # blocks until exit by design. spec/valgrind.supp says what it hides and why.
 VALGRIND ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-            --track-origins=yes --num-callers=30 --suppressions=$(CURDIR)/spec/valgrind.supp
+            --track-origins=yes --num-callers=30 --keep-debuginfo=yes --suppressions=$(CURDIR)/spec/valgrind.supp
 test-valgrind: deps rock
 	@mkdir -p $(BUILD)/valgrind
 	@echo "test-valgrind: $(VALGRIND_SPECS)"
