@@ -29,15 +29,11 @@ typedef struct {
     char *url;
     char *body;             /* NULL: no body (DELETE) */
     size_t body_len;
-    double deadline;        /* seconds for the whole call */
-    int max_retries;
-    double deadline_at;     /* set when the call becomes active */
+    mq_progress prog;       /* deadline (deadline_at set when active), retries */
     double finished_at;
     double not_before;      /* next moment to try (backoff, limiter wait) */
     double slot_since;      /* when this attempt started asking for a slot; <0: not yet */
     double slot_bound;      /* how long this attempt may wait for one */
-    int retry;              /* retries done so far */
-    int ambiguous;          /* some attempt so far may have been processed */
     char *rbody;            /* the final answer's body (owned) */
     mq_result res;
 } op_t;
@@ -171,8 +167,8 @@ int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_
     }
     op->id = id;
     op->m = m;
-    op->deadline = deadline >= 0 ? deadline : b->env.cfg->deadline;
-    op->max_retries = max_retries >= 0 ? max_retries : b->env.cfg->max_retries;
+    op->prog.deadline = deadline >= 0 ? deadline : b->env.cfg->deadline;
+    op->prog.max_retries = max_retries >= 0 ? max_retries : b->env.cfg->max_retries;
     op->body_len = body_len;
     op->slot_since = -1;
     op->state = OP_WAITING;
@@ -232,73 +228,26 @@ static void finish(mq_batch *b, size_t idx, const char *body, size_t body_len)
     b->done[b->done_tail++] = idx;
 }
 
-/* No attempt could start (no limiter slot, no time left): retryable later,
- * as in call.c. */
-static void give_up(mq_batch *b, size_t idx, mq_kind kind, const char *why, double retry_after)
+/* No attempt could start: no limiter slot within bound seconds, or (bound
+ * < 0) no time left. Retryable later, worded as call.c words it. */
+static void stop(mq_batch *b, size_t idx, double bound, double retry_after)
 {
     op_t *op = b->ops[idx];
-    op->res.kind = kind;
-    op->res.retryable = 1;
-    op->res.status = 0;
-    op->res.ambiguous_before = op->ambiguous;
-    op->res.retry_after = retry_after;
-    snprintf(op->res.message, sizeof op->res.message, "%s", why);
+    mq_call_stop(b->env.cfg, &op->prog, bound, retry_after, &op->res);
     finish(b, idx, "", 0);
 }
 
-/* One attempt came back (or could not be started): the policy of call.c,
- * line for line, with the backoff as a time to come back instead of a sleep. */
+/* One attempt came back: the decision is call.c's (mq_call_next), the
+ * backoff a time to come back instead of a sleep. */
 static void attempt_done(mq_batch *b, size_t idx, const mq_response *r, double now)
 {
     op_t *op = b->ops[idx];
-    const mq_call_cfg *cfg = b->env.cfg;
-    const int max_attempts = op->max_retries + 1;
-    const int ok_body = r->outcome == MQ_T_OK;
-    mq_verdict v;
-    double wait;
-    char stop[96];
-
-    op->res.attempts++;
-    b->env.st->requests++;
-    mq_call_observe(b->env.lim, r, cfg->limiter_period);
-
-    v = mq_classify(op->m, r->outcome, r->status, cfg->retry_post);
-    /* libcurl's one re-send on a fresh connection (transport.c) means an
-     * earlier send of this very attempt may have been processed */
-    op->ambiguous |= r->resent;
-    op->res.ambiguous_before = op->ambiguous;
-    op->res.kind = v.kind;
-    op->res.retryable = v.retryable;
-    /* a too-big body still came with a status: say which */
-    op->res.status = r->outcome == MQ_T_OK || r->outcome == MQ_T_TOO_BIG ? r->status : 0;
-    op->res.retry_after = r->retry_after;
-    op->res.message[0] = '\0';
-    op->ambiguous |= v.ambiguous;
-
-    if (v.kind == MQ_K_OK) {
-        finish(b, idx, r->body, r->body_len);
+    double wait = mq_call_next(b->env.cfg, b->env.st, b->env.lim, b->env.rng, op->m,
+                               &op->prog, r, &op->res, now);
+    if (wait < 0) {
+        finish(b, idx, op->res.body, op->res.body_len);
         return;
     }
-    if (!v.retryable || op->retry >= op->max_retries) {
-        mq_call_explain(&op->res, r, max_attempts,
-                        v.retryable || !v.ambiguous ? NULL
-                        : "not retried: it may have been processed, see retry_post");
-        finish(b, idx, ok_body ? r->body : "", ok_body ? r->body_len : 0);
-        return;
-    }
-    wait = mq_backoff(op->retry + 1, mq_rand_unit(b->env.rng));
-    if (r->retry_after > wait)
-        wait = r->retry_after;
-    if (now + wait >= op->deadline_at) {
-        /* the next attempt could not start in time: this is the answer */
-        snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
-                 op->deadline);
-        mq_call_explain(&op->res, r, max_attempts, stop);
-        finish(b, idx, ok_body ? r->body : "", ok_body ? r->body_len : 0);
-        return;
-    }
-    op->retry++;
-    b->env.st->retries++;
     op->not_before = now + wait;
     op->state = OP_WAITING;
 }
@@ -324,11 +273,7 @@ static void count_wait(mq_batch *b, op_t *op, double now)
 
 static int out_of_time(mq_batch *b, size_t idx)
 {
-    op_t *op = b->ops[idx];
-    char why[128];
-    snprintf(why, sizeof why, "deadline of %.3gs reached before attempt %d of %d",
-             op->deadline, op->retry + 1, op->max_retries + 1);
-    give_up(b, idx, MQ_K_TIMEOUT, why, -1);
+    stop(b, idx, -1, -1);
     return 1;
 }
 
@@ -339,7 +284,7 @@ static int try_start(mq_batch *b, size_t idx, double now)
 {
     op_t *op = b->ops[idx];
     const mq_call_cfg *cfg = b->env.cfg;
-    double left = op->deadline_at - now;
+    double left = op->prog.deadline_at - now;
     double wait = 0;
     int s;
     void *easy;
@@ -363,24 +308,21 @@ static int try_start(mq_batch *b, size_t idx, double now)
                 return 0;
             }
             /* no slot can come within the bound: say so now, not at its end */
-            char why[160];
-            double bound = op->slot_bound;
-            snprintf(why, sizeof why, "no rate-limit slot within %.3gs%s (before attempt %d of %d)",
-                     bound, bound < cfg->max_wait ? ", the rest of the deadline" : "",
-                     op->retry + 1, op->max_retries + 1);
             count_wait(b, op, now);
-            give_up(b, idx, MQ_K_RATE_LIMITED, why, wait);
+            stop(b, idx, op->slot_bound, wait);
             return 1;
         }
         count_wait(b, op, now);
-        left = op->deadline_at - now;
+        left = op->prog.deadline_at - now;
     }
     if (left <= 0)
         return out_of_time(b, idx);
 
     s = free_transport(b);
     if (s < 0) {
-        give_up(b, idx, MQ_K_NETWORK, "internal: no free transport", -1);
+        op->res.kind = MQ_K_NETWORK;
+        snprintf(op->res.message, sizeof op->res.message, "internal: no free transport");
+        finish(b, idx, "", 0);
         return 1;
     }
     r = &b->resp[s];
@@ -409,7 +351,7 @@ static void admit(mq_batch *b, double now)
     while (b->nactive < b->conc && b->next < b->nops) {
         size_t idx = b->next++;
         op_t *op = b->ops[idx];
-        op->deadline_at = now + op->deadline;
+        op->prog.deadline_at = now + op->prog.deadline;
         op->not_before = now;
         b->active[b->nactive++] = idx;
     }
@@ -531,6 +473,6 @@ int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_l
     b->pending--;
     *id = b->taken->id;
     *res = b->taken->res;
-    *deadline_left = b->taken->deadline_at - b->taken->finished_at;
+    *deadline_left = b->taken->prog.deadline_at - b->taken->finished_at;
     return 1;
 }

@@ -34,7 +34,7 @@ void mq_call_observe(mq_limiter *lim, const mq_response *r, double period)
     }
 }
 
-void mq_call_explain(mq_result *res, const mq_response *r, int max_attempts, const char *stop)
+static void explain(mq_result *res, const mq_response *r, int max_attempts, const char *stop)
 {
     char why[192];
 
@@ -48,15 +48,78 @@ void mq_call_explain(mq_result *res, const mq_response *r, int max_attempts, con
              res->attempts, max_attempts, stop ? "; " : "", stop ? stop : "");
 }
 
-static void give_up(mq_result *res, mq_kind kind, const char *why, double retry_after)
+void mq_call_stop(const mq_call_cfg *cfg, const mq_progress *p, double bound, double retry_after,
+                  mq_result *res)
 {
-    res->kind = kind;
     res->retryable = 1;     /* both reasons (no slot, no time) pass with time */
     res->status = 0;
     res->body = "";
     res->body_len = 0;
-    res->retry_after = retry_after;
-    snprintf(res->message, sizeof res->message, "%s", why);
+    res->ambiguous_before = p->ambiguous;
+    if (bound >= 0) {
+        res->kind = MQ_K_RATE_LIMITED;
+        res->retry_after = retry_after;
+        snprintf(res->message, sizeof res->message,
+                 "no rate-limit slot within %.3gs%s (before attempt %d of %d)", bound,
+                 bound < cfg->max_wait ? ", the rest of the deadline" : "",
+                 p->retry + 1, p->max_retries + 1);
+    } else {
+        res->kind = MQ_K_TIMEOUT;
+        res->retry_after = -1;
+        snprintf(res->message, sizeof res->message,
+                 "deadline of %.3gs reached before attempt %d of %d", p->deadline,
+                 p->retry + 1, p->max_retries + 1);
+    }
+}
+
+double mq_call_next(const mq_call_cfg *cfg, mq_call_stats *st, mq_limiter *lim, uint64_t *rng,
+                    mq_method m, mq_progress *p, const mq_response *r, mq_result *res, double now)
+{
+    const int max_attempts = p->max_retries + 1;
+    const int whole = r->outcome == MQ_T_OK;
+    char stop[96];
+    mq_verdict v;
+    double wait;
+
+    res->attempts++;
+    st->requests++;
+    mq_call_observe(lim, r, cfg->limiter_period);
+
+    v = mq_classify(m, r->outcome, r->status, cfg->retry_post);
+    /* libcurl's one re-send on a fresh connection (transport.c) means an
+     * earlier send of this very attempt may have been processed */
+    p->ambiguous |= r->resent;
+    res->ambiguous_before = p->ambiguous;
+    res->kind = v.kind;
+    res->retryable = v.retryable;
+    /* a too-big body still came with a status: say which */
+    res->status = whole || r->outcome == MQ_T_TOO_BIG ? r->status : 0;
+    res->body = whole ? r->body : "";
+    res->body_len = whole ? r->body_len : 0;
+    res->retry_after = r->retry_after;
+    res->message[0] = '\0';
+    p->ambiguous |= v.ambiguous;
+
+    if (v.kind == MQ_K_OK)
+        return -1;
+    if (!v.retryable || p->retry >= p->max_retries) {
+        explain(res, r, max_attempts, v.retryable || !v.ambiguous ? NULL
+                : "not retried: it may have been processed, see retry_post");
+        return -1;
+    }
+    wait = mq_backoff(p->retry + 1, mq_rand_unit(rng));
+    if (r->retry_after > wait)
+        wait = r->retry_after;
+    if (now + wait >= p->deadline_at) {
+        /* the next attempt could not start in time: this is the answer */
+        snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
+                 p->deadline);
+        explain(res, r, max_attempts, stop);
+        return -1;
+    }
+    p->retry++;
+    st->retries++;
+    return wait;
 }
 
 void mq_call(mq_transport *t, mq_limiter *lim, const mq_call_cfg *cfg, mq_call_stats *st,
@@ -64,92 +127,43 @@ void mq_call(mq_transport *t, mq_limiter *lim, const mq_call_cfg *cfg, mq_call_s
              mq_result *res)
 {
     static const char *const names[] = { "POST", "PUT", "DELETE" };
-    const double deadline_at = mq_now() + cfg->deadline;
-    const int max_attempts = cfg->max_retries + 1;
-    int ambiguous = 0;      /* some attempt so far may have been processed */
-    char stop[96];
+    mq_progress p = { cfg->deadline, mq_now() + cfg->deadline, cfg->max_retries, 0, 0 };
     mq_response r;
 
     memset(res, 0, sizeof *res);
     res->retry_after = -1;
     res->body = "";
 
-    for (int retry = 0;; retry++) {
-        double left = deadline_at - mq_now();
+    for (;;) {
+        double left = p.deadline_at - mq_now();
 
         if (lim != NULL) {
             double waited = 0, ra = -1;
             double mw = cfg->max_wait < left ? cfg->max_wait : left;
-            int got;
             if (mw < 0)
                 mw = 0;
-            got = mq_limiter_acquire(lim, mw, &waited, &ra);
+            int got = mq_limiter_acquire(lim, mw, &waited, &ra);
             if (waited > 0) {
                 st->limiter_waits++;
                 st->limiter_wait_seconds += waited;
             }
             if (!got) {
-                char why[160];
-                snprintf(why, sizeof why, "no rate-limit slot within %.3gs%s (before attempt %d of %d)",
-                         mw, mw < cfg->max_wait ? ", the rest of the deadline" : "",
-                         retry + 1, max_attempts);
-                give_up(res, MQ_K_RATE_LIMITED, why, ra);
-                res->ambiguous_before = ambiguous;
+                mq_call_stop(cfg, &p, mw, ra, res);
                 return;
             }
-            left = deadline_at - mq_now();
+            left = p.deadline_at - mq_now();
         }
         if (left <= 0) {
-            char why[128];
-            snprintf(why, sizeof why, "deadline of %.3gs reached before attempt %d of %d",
-                     cfg->deadline, retry + 1, max_attempts);
-            give_up(res, MQ_K_TIMEOUT, why, -1);
-            res->ambiguous_before = ambiguous;
+            mq_call_stop(cfg, &p, -1, -1, res);
             return;
         }
 
         mq_transport_perform(t, names[m], url, body, body_len,
                              cfg->timeout < left ? cfg->timeout : left,
                              cfg->connect_timeout < left ? cfg->connect_timeout : left, &r);
-        res->attempts++;
-        st->requests++;
-        mq_call_observe(lim, &r, cfg->limiter_period);
-
-        mq_verdict v = mq_classify(m, r.outcome, r.status, cfg->retry_post);
-        /* libcurl's one re-send on a fresh connection (transport.c) means an
-         * earlier send of this very attempt may have been processed */
-        ambiguous |= r.resent;
-        res->ambiguous_before = ambiguous;
-        res->kind = v.kind;
-        res->retryable = v.retryable;
-        /* a too-big body still came with a status: say which */
-        res->status = r.outcome == MQ_T_OK || r.outcome == MQ_T_TOO_BIG ? r.status : 0;
-        res->body = r.outcome == MQ_T_OK ? r.body : "";
-        res->body_len = r.outcome == MQ_T_OK ? r.body_len : 0;
-        res->retry_after = r.retry_after;
-        res->message[0] = '\0';
-        ambiguous |= v.ambiguous;
-
-        if (v.kind == MQ_K_OK)
+        double wait = mq_call_next(cfg, st, lim, rng, m, &p, &r, res, mq_now());
+        if (wait < 0)
             return;
-        if (!v.retryable || retry >= cfg->max_retries) {
-            mq_call_explain(res, &r, max_attempts,
-                            v.retryable || !v.ambiguous ? NULL
-                            : "not retried: it may have been processed, see retry_post");
-            return;
-        }
-
-        double wait = mq_backoff(retry + 1, mq_rand_unit(rng));
-        if (r.retry_after > wait)
-            wait = r.retry_after;
-        if (mq_now() + wait >= deadline_at) {
-            /* the next attempt could not start in time: this is the answer */
-            snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
-                     cfg->deadline);
-            mq_call_explain(res, &r, max_attempts, stop);
-            return;
-        }
         sleep_for(wait);
-        st->retries++;
     }
 }
