@@ -22,7 +22,9 @@ ASAN_DIR      := $(BUILD)/asan
 # the LuaJIT build inside its own workers, not this one) and 10-install
 # (it builds and loads its own rocks).
 ASAN_SPECS    ?= $(filter-out spec/01-sandbox% spec/06-ngx% spec/10-install%,$(wildcard spec/[0-9]*_spec.lua))
-VALGRIND_SPECS ?= $(wildcard spec/02-client_spec.lua spec/03-validation_spec.lua spec/05-*_spec.lua)
+VALGRIND_SPECS ?= $(wildcard spec/02-client_spec.lua spec/03-validation_spec.lua spec/05-*_spec.lua \
+                  spec/07-batch_spec.lua spec/09-tls_spec.lua spec/09-hostile_spec.lua \
+                  spec/09-secrets_spec.lua spec/10-close_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,
