@@ -29,7 +29,6 @@ local ipairs = ipairs
 local pcall = pcall
 local error = error
 local tostring = tostring
-local random = math.random
 local floor = math.floor
 local huge = math.huge
 local min = math.min
@@ -173,8 +172,17 @@ local function worker_state()
             w.mx_error = msg
         end
     end
+    -- the backoff's jitter: its own generator per worker (Park-Miller,
+    -- exact in doubles), seeded apart, so workers forked from one master do
+    -- not retry in step, and no one else's math.random is reseeded
+    w.rng = (ngx.worker.pid() * 7919 + floor(ngx.now() * 1000)) % 2147483646 + 1
     worker = w
     return w
+end
+
+local function random(w)
+    w.rng = w.rng * 16807 % 2147483647
+    return (w.rng - 1) / 2147483646
 end
 
 -- Thread slots: at most max_in_flight attempts of this worker in the
@@ -318,7 +326,7 @@ local function call(w, st, method, path, body)
         if kind == "ok" or not retryable or retry >= c.max_retries then
             break
         end
-        local wait = backoff(retry + 1, random())
+        local wait = backoff(retry + 1, random(w))
         if ra and ra > wait then wait = ra end
         if now() + wait >= deadline_at then
             break       -- the next attempt could not start in time: this is the answer
