@@ -95,7 +95,8 @@ test-valgrind: deps rock
 
 # ---- lint ------------------------------------------------------------------
 
-LINT_LUA   := lua spec examples bench bin
+# directories (their *.lua files) and Lua scripts without the extension
+LINT_LUA   := lua spec examples bench $(shell grep -l '^\#!.*lua' bin/* 2>/dev/null)
 LINT_C     := $(CORE_SRCS)
 # Harnesses and tests: compiled by their own targets; here only analysed.
 LINT_C_AUX := $(wildcard test/*.c fuzz/*.c bench/*.c)
