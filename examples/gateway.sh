@@ -117,5 +117,6 @@ case $cmd in
     start) do_start ;;
     stop) do_stop ;;
     demo) do_demo ;;
-    *) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 1 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+       [ -z "$cmd" ] || exit 1 ;;
 esac
