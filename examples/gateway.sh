@@ -9,10 +9,11 @@
 # start needs MEDIQUO_API_KEY and MEDIQUO_SECRET_KEY (and MEDIQUO_BASE_URL
 # for anything but production) in the environment; see examples/nginx.conf
 # for the other variables (MEDIQUO_GATEWAY_CONF: another template). The
-# prefix (config, pid, logs) defaults to ${TMPDIR:-/tmp}/mediquo-gateway-PORT. Needs `make luajit` (mediquo/core.so
-# for LuaJIT under build/luajit/). Started as root, the workers run as root
-# too, so that they share the rate-limit file with your root scripts: the
-# file is 0600 and shared only within one user.
+# prefix (config, pid, logs) defaults to ${TMPDIR:-/tmp}/mediquo-gateway-PORT.
+# Needs `make luajit` (mediquo/core.so for LuaJIT under build/luajit/).
+# Started as root, the workers run as root too, so that they share the
+# rate-limit file with your root scripts: the file is 0600 and shared only
+# within one user.
 set -u
 prog=gateway.sh
 die() { echo "$prog: $*" >&2; exit 1; }
