@@ -171,6 +171,8 @@ describe("mediquo.ngx in nginx", function()
         st, body = rgw:post("/cancel", { code = code })
         assert.are.equal(504, st)
         assert.are.equal("timeout", body.error.kind)
+        -- worded as the blocking client words it (src/call.c)
+        assert.truthy(body.error.message:find("(attempt 1 of 3", 1, true), body.error.message)
         assert.is_true(H.now() - t0 < 1.5, "the deadline (1 s) was not kept")
     end)
 

@@ -252,14 +252,23 @@ local function limiter_slot(lim, max_wait)
     return false, now() - t0, nil
 end
 
--- The retry loop of src/call.c (mq_call), with yields for every wait:
+-- The answer of the last attempt, as mq_call_next's explain() words it:
+-- why (attempt n of m[; why it stopped])
+local function explain(msg, status, kind, attempts, max_attempts, stop)
+    local why = msg or (status and ("HTTP " .. status)) or kind
+    return format("%s (attempt %d of %d%s)", why:sub(1, 150), attempts, max_attempts,
+                  stop and ("; " .. stop) or "")
+end
+
+-- The retry loop of src/call.c (mq_call, mq_call_next, mq_call_stop), with
+-- yields for every wait:
 -- -> kind, status, body, attempts, ambiguous_before, retry_after, message
 local function call(w, st, method, path, body)
     local c = config
     local deadline_at = now() + c.deadline
+    local max_attempts = c.max_retries + 1
     local ambiguous = false
     local attempts = 0
-    local kind, status, rbody, ambiguous_before, retry_after, message
 
     for retry = 0, c.max_retries do
         -- A thread first, then the limiter slot, then straight out: the
@@ -268,7 +277,9 @@ local function call(w, st, method, path, body)
         local slot = take_slot(w, deadline_at)
         if not slot then
             return "timeout", nil, "", attempts, ambiguous, nil,
-                   "deadline exceeded waiting for a free worker thread (max_in_flight)"
+                   format("deadline of %.3gs reached before attempt %d of %d "
+                          .. "(waiting for a free worker thread: max_in_flight)",
+                          c.deadline, retry + 1, max_attempts)
         end
         if w.lim then
             local mw = min(c.max_wait, deadline_at - now())
@@ -281,14 +292,17 @@ local function call(w, st, method, path, body)
             if not got then
                 give_slot(w, slot)
                 return "rate_limited", nil, "", attempts, ambiguous, ra,
-                       format("no rate-limit slot within %.3gs%s", mw,
-                              mw < c.max_wait and " (deadline)" or "")
+                       format("no rate-limit slot within %.3gs%s (before attempt %d of %d)", mw,
+                              mw < c.max_wait and ", the rest of the deadline" or "",
+                              retry + 1, max_attempts)
             end
         end
         local left = deadline_at - now()
         if left <= 0 then
             give_slot(w, slot)
-            return "timeout", nil, "", attempts, ambiguous, nil, "deadline exceeded"
+            return "timeout", nil, "", attempts, ambiguous, nil,
+                   format("deadline of %.3gs reached before attempt %d of %d",
+                          c.deadline, retry + 1, max_attempts)
         end
 
         -- pcall: whatever happens, the thread slot is given back
@@ -316,25 +330,33 @@ local function call(w, st, method, path, body)
             end
         end
 
-        local retryable, amb
-        kind, retryable, amb = classify(method, outcome, tstatus, c.retry_post)
-        ambiguous_before = ambiguous
+        local kind, retryable, amb = classify(method, outcome, tstatus, c.retry_post)
+        local ambiguous_before = ambiguous
         ambiguous = ambiguous or amb
-        status = outcome == "ok" and tstatus or nil
-        rbody, retry_after, message = tbody or "", ra, tmsg
-
-        if kind == "ok" or not retryable or retry >= c.max_retries then
-            break
+        local whole = outcome == "ok"
+        local status = whole and tstatus or nil
+        local rbody = whole and tbody or ""
+        if kind == "ok" then
+            return kind, status, rbody, attempts, ambiguous_before, ra, nil
+        end
+        if not retryable or retry >= c.max_retries then
+            return kind, status, rbody, attempts, ambiguous_before, ra,
+                   explain(tmsg, status, kind, attempts, max_attempts,
+                           not retryable and amb
+                           and "not retried: it may have been processed, see retry_post" or nil)
         end
         local wait = backoff(retry + 1, random(w))
         if ra and ra > wait then wait = ra end
         if now() + wait >= deadline_at then
-            break       -- the next attempt could not start in time: this is the answer
+            -- the next attempt could not start in time: this is the answer
+            return kind, status, rbody, attempts, ambiguous_before, ra,
+                   explain(tmsg, status, kind, attempts, max_attempts,
+                           format("no time for another within the deadline of %.3gs", c.deadline))
         end
         ngx.sleep(wait)
         st.retries = st.retries + 1
     end
-    return kind, status, rbody, attempts, ambiguous_before, retry_after, message
+    error("mediquo.ngx: unreachable")   -- the loop returns on its last attempt
 end
 
 local function count(w, st, op, kind, t0, retries0, waits0, wait_s0, attempts)
