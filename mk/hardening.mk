@@ -57,6 +57,9 @@ $(ASAN_DIR)/lua5.4-asan: spec/asan/lua_host.c
 # or UBSan report aborts the process, and fails the run even if busted had
 # already printed its "ok" lines.
 test-asan: deps asan-build
+	@for f in $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan; do \
+	    nm -D "$$f" | grep -q __asan_report_load && nm -D "$$f" | grep -q __ubsan_handle \
+	    || { echo "test-asan: $$f is not instrumented" >&2; exit 1; }; done
 	@echo "test-asan: $(ASAN_SPECS)"
 	@cd $(CURDIR) && $(ASAN_LUA_ENV) \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
