@@ -87,8 +87,11 @@ function Gateway:error_log()
     return s
 end
 
+local scratch = {}   -- spawn_posts dirs not yet removed (a test failed before wait)
+
 NH._sentinel = setmetatable({}, { __gc = function()
     for i = #running, 1, -1 do running[i]:stop() end
+    for dir in pairs(scratch) do H.run("rm -rf " .. q(dir)) end
 end })
 
 -- NH.conf_variant(edit) -> path of a config template: examples/nginx.conf
@@ -157,6 +160,7 @@ end
 -- list of { status, time (seconds), worker, body }.
 function NH.spawn_posts(url, bodies, max_time)
     local dir = NH.tmpdir("ngx-par")
+    scratch[dir] = true
     local script = { "cd " .. q(dir) }
     for i, b in ipairs(bodies) do
         local f = assert(io.open(dir .. "/" .. i .. ".json", "wb"))
@@ -187,6 +191,7 @@ function NH.spawn_posts(url, bodies, max_time)
                            body = json.decode(slurp(".out")) }
             end
             H.run("rm -rf " .. q(dir))
+            scratch[dir] = nil
             return out
         end,
     }
