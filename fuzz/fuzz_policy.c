@@ -9,10 +9,11 @@
  *   - the kind is a real kind (never invalid_argument, which only Lua
  *     produces) with a non-empty name; retryable/ambiguous are 0 or 1;
  *   - retryable implies an idempotent method, or retry_post, or nothing was
- *     sent (never connected), or a 429/503 (refused before processing);
- *   - nothing-sent outcomes (connect, TLS) are never ambiguous; an ambiguous
- *     verdict is retryable exactly when the method is idempotent or
- *     retry_post is set;
+ *     sent (never connected, connect timed out), or a 429/503 (refused
+ *     before processing); never connecting is always retryable;
+ *   - nothing-sent outcomes (connect, connect timeout, TLS) are never
+ *     ambiguous; an ambiguous verdict is retryable exactly when the method
+ *     is idempotent or retry_post is set;
  *   - kind ok exactly for a complete 2xx answer, and the documented
  *     status -> kind table holds;
  *   - the verdict does not depend on anything but its arguments;
@@ -27,9 +28,10 @@
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
+/* outcomes where the request never left: no connection, or no handshake */
 static int nothing_sent(mq_outcome o)
 {
-    return o == MQ_T_CONNECT || o == MQ_T_TLS;
+    return o == MQ_T_CONNECT || o == MQ_T_CONNECT_TIMEOUT || o == MQ_T_TLS;
 }
 
 static void check_status_table(long status, mq_kind k)
@@ -73,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(name != NULL && name[0] != '\0');
 
     if (v.retryable)
-        CHECK(idempotent || retry_post || o == MQ_T_CONNECT
+        CHECK(idempotent || retry_post || nothing_sent(o)
               || (o == MQ_T_OK && (status == 429 || status == 503)));
     if (nothing_sent(o))
         CHECK(!v.ambiguous);
@@ -83,12 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_status_table(status, v.kind);
     else
         CHECK(v.kind != MQ_K_OK);
-    if (o == MQ_T_TIMEOUT)
+    if (o == MQ_T_TIMEOUT || o == MQ_T_CONNECT_TIMEOUT)
         CHECK(v.kind == MQ_K_TIMEOUT);
     if (o == MQ_T_TLS)
         CHECK(v.kind == MQ_K_NETWORK && !v.retryable);   /* a certificate will not fix itself */
-    if (o == MQ_T_CONNECT)
-        CHECK(v.retryable);
+    if (o == MQ_T_CONNECT || o == MQ_T_CONNECT_TIMEOUT)
+        CHECK(v.retryable);             /* nothing was sent: safe for any method */
 
     /* a pure function: the same question gets the same answer */
     mq_verdict w = mq_classify(m, o, status, retry_post);
