@@ -170,7 +170,10 @@ static const char *const outcome_names[] = {
 
 /* client:attempt(method, path, body|nil, timeout, connect_timeout) -> one
  * attempt, no limiter, no retry (the nginx adapter drives those itself):
- *   outcome, status|nil, body, retry_after|nil, rl_remaining|nil, rl_limit|nil, rl_reset|nil, message|nil */
+ *   outcome, status|nil, body, retry_after|nil, rl_remaining|nil, rl_limit|nil,
+ *   rl_reset|nil, message|nil, resent
+ * status is also given for a too-big body; resent: libcurl sent the request
+ * a second time on a fresh connection (the first may have been processed). */
 static int l_client_attempt(lua_State *L)
 {
     mq_client *c = check_open(L);
@@ -187,14 +190,18 @@ static int l_client_attempt(lua_State *L)
     mq_transport_perform(c->t, names[m], url, body, blen, timeout, ctimeout, &r);
     c->st.requests++;
     lua_pushstring(L, outcome_names[r.outcome]);
-    if (r.outcome == MQ_T_OK && r.status > 0) lua_pushinteger(L, r.status); else lua_pushnil(L);
+    if ((r.outcome == MQ_T_OK || r.outcome == MQ_T_TOO_BIG) && r.status > 0)
+        lua_pushinteger(L, r.status);
+    else
+        lua_pushnil(L);
     lua_pushlstring(L, r.body, r.body_len);
     if (r.retry_after >= 0) lua_pushnumber(L, r.retry_after); else lua_pushnil(L);
     if (r.rl_remaining >= 0) lua_pushinteger(L, r.rl_remaining); else lua_pushnil(L);
     if (r.rl_limit >= 0) lua_pushinteger(L, r.rl_limit); else lua_pushnil(L);
     if (r.rl_reset >= 0) lua_pushnumber(L, r.rl_reset); else lua_pushnil(L);
     if (r.message[0]) lua_pushstring(L, r.message); else lua_pushnil(L);
-    return 8;
+    lua_pushboolean(L, r.resent);
+    return 9;
 }
 
 static int l_client_stats(lua_State *L)

@@ -306,7 +306,7 @@ local function call(w, st, method, path, body)
         end
 
         -- pcall: whatever happens, the thread slot is given back
-        local pok, tok, outcome, tstatus, tbody, ra, rl_rem, rl_lim, rl_reset, tmsg =
+        local pok, tok, outcome, tstatus, tbody, ra, rl_rem, rl_lim, rl_reset, tmsg, resent =
             pcall(ngx.run_worker_thread, c.pool, THREAD_MODULE, "attempt", c.thread,
                   method, path, body, min(c.timeout, left), min(c.connect_timeout, left))
         give_slot(w, slot)
@@ -331,10 +331,14 @@ local function call(w, st, method, path, body)
         end
 
         local kind, retryable, amb = classify(method, outcome, tstatus, c.retry_post)
+        -- libcurl's one re-send on a fresh connection (src/transport.c): an
+        -- earlier send of this very attempt may have been processed
+        if pok and tok and resent then ambiguous = true end
         local ambiguous_before = ambiguous
         ambiguous = ambiguous or amb
         local whole = outcome == "ok"
-        local status = whole and tstatus or nil
+        -- a too-big body still came with a status: say which (as call.c)
+        local status = (whole or outcome == "too_big") and tstatus or nil
         local rbody = whole and tbody or ""
         if kind == "ok" then
             return kind, status, rbody, attempts, ambiguous_before, ra, nil
