@@ -3,6 +3,7 @@
 # (and bench/chart.png) from the latest output of every group. Called by
 # `make bench` (all groups) and `make bench BENCH="percall rss"`.
 #
+# (BENCH=report: run nothing, only rewrite RESULTS.md from bench/out/.)
 # Groups: percall  client:create per call vs the C libcurl loop and the Lua
 #                  peers (bench/percall/percall.sh; BENCH_N, BENCH_RUNS, ...)
 #         rss      RSS before/after 100,000 calls, and per client (bench/rss.lua)
@@ -70,6 +71,7 @@ run_group() {
 }
 
 for g in $groups; do
+    [ "$g" = report ] && continue   # "report": only rewrite RESULTS.md
     run_group "$g" || { echo "bench group $g: exit $?" >&2; status=1; }
 done
 
@@ -84,7 +86,7 @@ section_state() {   # how a group's last run went, for its heading
     local g=$1
     if [ -f "$out/$g/skipped" ]; then cat "$out/$g/skipped"
     elif [ -f "$out/$g/rc" ]; then
-        printf 'ran %s, exit %s' "$(cat "$out/$g/when" 2>/dev/null)" "$(cat "$out/$g/rc")"
+        printf 'finished %s, exit %s' "$(cat "$out/$g/when" 2>/dev/null)" "$(cat "$out/$g/rc")"
     else echo "not run yet (make bench BENCH=$g)"; fi
 }
 tail_of() {   # the last lines of a group's log, as a code block

@@ -5,6 +5,7 @@
 #                               yet is skipped with a note
 #   make bench BENCH=percall    the groups named (RESULTS.md keeps the others'
 #                               last figures, each section dated)
+#   make bench BENCH=report     rewrite RESULTS.md from bench/out/ only
 #   make bench-percall          = make bench BENCH=percall
 #   make bench-rss              = make bench BENCH=rss
 # Per-call knobs (environment): BENCH_N (20000 calls a run), BENCH_RUNS (5,
