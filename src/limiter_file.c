@@ -30,16 +30,6 @@
 typedef char hdr_is_256[sizeof(mq_rl_hdr) == 256 ? 1 : -1];
 typedef char mutex_fits[sizeof(pthread_mutex_t) <= 64 ? 1 : -1];
 
-uint64_t mq_rl_fnv1a64(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 void mq_rl_boot_id(char out[MQ_RL_BOOT_LEN])
 {
     int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -92,45 +82,32 @@ static int fail(char *err, size_t errlen, const char *what, const char *path)
     return -1;
 }
 
-/* Makes a complete file under a temporary name, then puts it at path:
- * link() (fails with EEXIST when another process won the race) or, to
- * replace a bad file, rename(). */
-static int make_file(const char *path, const mq_limiter_cfg *cfg, const char *boot,
-                     int replace, char *err, size_t errlen)
+struct init_args {
+    const mq_limiter_cfg *cfg;
+    const char *boot;
+};
+
+/* The header of a new file, with its process-shared robust mutex. */
+static int init_header(int fd, void *ud)
 {
-    size_t tlen = strlen(path) + 48;
-    char *tmp = malloc(tlen);
+    const struct init_args *a = ud;
     pthread_mutexattr_t ma;
     mq_rl_hdr *h;
-    int fd, rc = -1, saved;
+    int rc;
 
-    if (tmp == NULL) return fail(err, errlen, "out of memory", path);
-    snprintf(tmp, tlen, "%s.%ld.%" PRId64 ".tmp", path, (long)getpid(), mq_rl_now_ns());
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        fail(err, errlen, "cannot create", tmp);
-        free(tmp);
-        return -1;
-    }
-    if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)MQ_RL_FILE_SIZE) != 0) {
-        fail(err, errlen, "cannot size", tmp);
-        goto out;
-    }
     h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (h == MAP_FAILED) {
-        fail(err, errlen, "cannot map", tmp);
-        goto out;
-    }
+    if (h == MAP_FAILED)
+        return -1;
     memcpy(h->magic, MQ_RL_MAGIC, sizeof h->magic);
     h->version = MQ_RL_VERSION;
     h->hdr_size = sizeof *h;
     h->ring_cap = MQ_RL_MAX_PER_MIN;
     h->file_size = MQ_RL_FILE_SIZE;
-    h->key_hash = mq_rl_fnv1a64(cfg->key);
-    memcpy(h->boot_id, boot, MQ_RL_BOOT_LEN);
-    h->per_minute = cfg->per_minute;
-    h->burst = cfg->burst;
-    h->period_ns = (int64_t)(cfg->period * 1e9);
+    h->key_hash = mq_fnv1a64(a->cfg->key);
+    memcpy(h->boot_id, a->boot, MQ_RL_BOOT_LEN);
+    h->per_minute = a->cfg->per_minute;
+    h->burst = a->cfg->burst;
+    h->period_ns = (int64_t)(a->cfg->period * 1e9);
     rc = pthread_mutexattr_init(&ma);
     if (rc == 0) {
         if ((rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) == 0
@@ -141,19 +118,19 @@ static int make_file(const char *path, const mq_limiter_cfg *cfg, const char *bo
     munmap(h, sizeof *h);
     if (rc != 0) {
         errno = rc;
-        rc = fail(err, errlen, "cannot make its mutex", tmp);
-        goto out;
+        return -1;
     }
-    rc = replace ? rename(tmp, path) : link(tmp, path);
-    if (rc != 0 && !(errno == EEXIST && !replace))
-        fail(err, errlen, "cannot put in place", path);
-out:
-    saved = errno;
-    close(fd);
-    unlink(tmp);                /* after link() or a failure; gone after rename() */
-    free(tmp);
-    errno = saved;
-    return rc;
+    return 0;
+}
+
+/* A complete file put at path: link() (EEXIST when another process won the
+ * race) or, to replace a bad file, rename(). */
+static int make_file(const char *path, const mq_limiter_cfg *cfg, const char *boot,
+                     int replace, char *err, size_t errlen)
+{
+    struct init_args a = { cfg, boot };
+    return mq_shm_make(path, "limiter file", MQ_RL_FILE_SIZE, replace, init_header, &a,
+                       err, errlen);
 }
 
 /* The file at fd failed the checks: replace it, unless another process
@@ -210,50 +187,32 @@ static int check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen)
 {
     char boot[MQ_RL_BOOT_LEN], why[160];
-    size_t plen;
     int tries;
 
     if (check_cfg(cfg, err, errlen) != 0) return -1;
     mq_rl_boot_id(boot);
-    plen = strlen(cfg->dir) + 40;
-    l->path = malloc(plen);
+    l->path = mq_shm_path(cfg->dir, "rl", cfg->key);
     l->key = strdup(cfg->key);
     if (l->path == NULL || l->key == NULL) {
         snprintf(err, errlen, "limiter: out of memory");
         return -1;
     }
-    snprintf(l->path, plen, "%s/mediquo-rl-%016" PRIx64 ".shm", cfg->dir, mq_rl_fnv1a64(cfg->key));
 
     for (tries = 0; tries < OPEN_TRIES; tries++) {
-        struct stat st;
+        uint64_t size;
         void *map;
-        int fd = open(l->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        int fd = mq_shm_open(l->path, "limiter file", &size, err, errlen);
 
-        if (fd < 0 && errno == ENOENT) {
+        if (fd == -2) {
             if (make_file(l->path, cfg, boot, 0, err, errlen) != 0 && errno != EEXIST)
                 return -1;
             continue;                   /* open what is there now */
         }
-        if (fd < 0) {
-            if (errno == ELOOP) errno = EPERM;  /* a symlink: never followed */
-            return fail(err, errlen, "cannot open", l->path);
-        }
-        if (fstat(fd, &st) != 0) {
-            fail(err, errlen, "cannot stat", l->path);
-            close(fd);
+        if (fd < 0)
             return -1;
-        }
-        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-            snprintf(err, errlen, "limiter file %s: refused: %s", l->path,
-                     !S_ISREG(st.st_mode) ? "not a regular file"
-                     : st.st_uid != geteuid() ? "owned by another user"
-                     : "readable or writable by others (must be mode 0600)");
-            close(fd);
-            return -1;
-        }
         map = MAP_FAILED;
-        snprintf(why, sizeof why, "%lld bytes", (long long)st.st_size);
-        if ((uint64_t)st.st_size == MQ_RL_FILE_SIZE) {
+        snprintf(why, sizeof why, "%llu bytes", (unsigned long long)size);
+        if (size == MQ_RL_FILE_SIZE) {
             map = mmap(NULL, MQ_RL_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             if (map == MAP_FAILED) {
                 fail(err, errlen, "cannot map", l->path);
@@ -262,7 +221,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t 
             }
         }
         if (map == MAP_FAILED
-            || mq_limiter_check_header(map, (size_t)st.st_size, why, sizeof why) != 0) {
+            || mq_limiter_check_header(map, (size_t)size, why, sizeof why) != 0) {
             if (map != MAP_FAILED) munmap(map, MQ_RL_FILE_SIZE);
             if (newer_version(fd)) {
                 snprintf(err, errlen, "limiter file %s: made by a newer lua-mediquo (%s): "

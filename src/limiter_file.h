@@ -62,7 +62,6 @@ struct mq_limiter {
 };
 
 /* limiter_file.c */
-uint64_t mq_rl_fnv1a64(const char *s);
 /* Reads /proc/sys/kernel/random/boot_id into out (NUL padded); "" when
  * unavailable (then every file is taken to be from this boot). */
 void mq_rl_boot_id(char out[MQ_RL_BOOT_LEN]);

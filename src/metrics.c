@@ -9,13 +9,10 @@
  * a file without its header; a file that fails the checks is replaced by
  * rename() (its counts are lost: these are statistics, not state). */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "metrics.h"
@@ -53,22 +50,6 @@ const double mq_metrics_bounds[MQ_MX_BUCKETS - 1] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
 
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static int fail(char *err, size_t errlen, const char *what, const char *path)
-{
-    snprintf(err, errlen, "metrics file %s: %s: %s", path, what, strerror(errno));
-    return -1;
-}
-
 static int header_ok(const mx_hdr *h, uint64_t key_hash)
 {
     return memcmp(h->magic, MX_MAGIC, sizeof h->magic) == 0 && h->version == MX_VERSION
@@ -76,83 +57,44 @@ static int header_ok(const mx_hdr *h, uint64_t key_hash)
         && h->key_hash == key_hash;
 }
 
-/* A complete zeroed file with its header under a temporary name, then put
- * at path: link() (EEXIST when another process won) or rename(). */
-static int make_file(const char *path, uint64_t key_hash, int replace, char *err, size_t errlen)
+/* The header of a new (zeroed) file. */
+static int init_header(int fd, void *ud)
 {
-    size_t tlen = strlen(path) + 48;
-    char *tmp = malloc(tlen);
     mx_hdr h;
-    int fd, rc = -1, saved;
-
-    if (tmp == NULL) {
-        snprintf(err, errlen, "metrics: out of memory");
-        return -1;
-    }
-    snprintf(tmp, tlen, "%s.%ld.%ld.tmp", path, (long)getpid(), (long)(mq_now() * 1e6));
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        fail(err, errlen, "cannot create", tmp);
-        free(tmp);
-        return -1;
-    }
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MX_MAGIC, sizeof h.magic);
     h.version = MX_VERSION;
     h.hdr_size = sizeof h;
     h.file_size = sizeof(mx_file);
-    h.key_hash = key_hash;
-    if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)sizeof(mx_file)) != 0
-        || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
-        fail(err, errlen, "cannot write", tmp);
-        goto out;
-    }
-    rc = replace ? rename(tmp, path) : link(tmp, path);
-    if (rc != 0 && !(errno == EEXIST && !replace))
-        fail(err, errlen, "cannot put in place", path);
-out:
-    saved = errno;
-    close(fd);
-    unlink(tmp);
-    free(tmp);
-    errno = saved;
-    return rc;
+    h.key_hash = *(const uint64_t *)ud;
+    return pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -1;
+}
+
+static int make_file(const char *path, uint64_t key_hash, int replace, char *err, size_t errlen)
+{
+    return mq_shm_make(path, "metrics file", sizeof(mx_file), replace, init_header, &key_hash,
+                       err, errlen);
 }
 
 /* Opens path and maps it when it is ours and sound: 0 done, 1 try again
  * (made or replaced meanwhile), -1 error. */
 static int open_once(mq_metrics *m, uint64_t key_hash, char *err, size_t errlen)
 {
-    struct stat st;
+    uint64_t size;
     void *map;
-    int fd = open(m->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    int fd = mq_shm_open(m->path, "metrics file", &size, err, errlen);
 
-    if (fd < 0 && errno == ENOENT)
+    if (fd == -2)
         return make_file(m->path, key_hash, 0, err, errlen) != 0 && errno != EEXIST ? -1 : 1;
-    if (fd < 0) {
-        if (errno == ELOOP) errno = EPERM;  /* a symlink: never followed */
-        return fail(err, errlen, "cannot open", m->path);
-    }
-    if (fstat(fd, &st) != 0) {
-        fail(err, errlen, "cannot stat", m->path);
-        close(fd);
+    if (fd < 0)
         return -1;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        snprintf(err, errlen, "metrics file %s: refused: %s", m->path,
-                 !S_ISREG(st.st_mode) ? "not a regular file"
-                 : st.st_uid != geteuid() ? "owned by another user"
-                 : "readable or writable by others (must be mode 0600)");
-        close(fd);
-        return -1;
-    }
-    if ((uint64_t)st.st_size != sizeof(mx_file)) {
+    if (size != sizeof(mx_file)) {
         close(fd);
         return make_file(m->path, key_hash, 1, err, errlen) != 0 ? -1 : 1;
     }
     map = mmap(NULL, sizeof(mx_file), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
-        fail(err, errlen, "cannot map", m->path);
+        snprintf(err, errlen, "metrics file %s: cannot map: %s", m->path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -170,7 +112,6 @@ int mq_metrics_open(const char *key, const char *dir, mq_metrics **out, char *er
 {
     mq_metrics *m;
     uint64_t key_hash;
-    size_t plen;
     int rc = 1;
 
     *out = NULL;
@@ -179,14 +120,12 @@ int mq_metrics_open(const char *key, const char *dir, mq_metrics **out, char *er
         return -1;
     }
     m = calloc(1, sizeof *m);
-    plen = strlen(dir) + 40;
-    if (m == NULL || (m->path = malloc(plen)) == NULL) {
+    if (m == NULL || (m->path = mq_shm_path(dir, "mx", key)) == NULL) {
         free(m);
         snprintf(err, errlen, "metrics: out of memory");
         return -1;
     }
-    key_hash = fnv1a64(key);
-    snprintf(m->path, plen, "%s/mediquo-mx-%016" PRIx64 ".shm", dir, key_hash);
+    key_hash = mq_fnv1a64(key);
     for (int tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
         rc = open_once(m, key_hash, err, errlen);
     if (rc == 0) {

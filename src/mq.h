@@ -60,6 +60,22 @@ double mq_retry_after(const char *v, size_t len, time_t now);
  * or -1 when absent, malformed or overflowing. */
 long mq_header_long(const char *v, size_t len);
 
+/* ---- shmfile.c: the host-wide state files (limiter, metrics) -------- */
+uint64_t mq_fnv1a64(const char *s);
+/* malloc'd "<dir>/mediquo-<tag>-<fnv1a64(key) hex>.shm", or NULL. */
+char *mq_shm_path(const char *dir, const char *tag, const char *key);
+/* Makes a complete file of `size` bytes, mode 0600, under a temporary name
+ * next to path (init(fd, ud) writes its header; 0, or -1 with errno), then
+ * puts it at path: link(), which fails with errno EEXIST when another
+ * process won the race, or with replace, rename(). 0, or -1 with the
+ * reason in err (errno kept). what names the file in messages. */
+int mq_shm_make(const char *path, const char *what, uint64_t size, int replace,
+                int (*init)(int fd, void *ud), void *ud, char *err, size_t errlen);
+/* Opens path read-write when it is ours to share: a regular file, not a
+ * symlink, owned by this user, mode 0600. Returns the fd (and *size), -2
+ * when there is no such file, -1 with the reason in err. */
+int mq_shm_open(const char *path, const char *what, uint64_t *size, char *err, size_t errlen);
+
 /* ---- limiter.c ------------------------------------------------------- */
 typedef struct mq_limiter mq_limiter;
 typedef struct {
