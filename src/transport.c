@@ -401,7 +401,13 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
         || curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, post ? t->hdr_body : t->hdr_nobody) != CURLE_OK
         || (post
             ? (curl_easy_setopt(t->easy, CURLOPT_POST, 1L) != CURLE_OK
+#if LIBCURL_VERSION_NUM >= 0x075000
+               /* the body goes out with the headers, in one send; on_prereq
+                * still refuses to let a POST be re-sent */
+               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body) != CURLE_OK
+#else
                || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK
+#endif
                || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK)
             : curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK)
         || curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST,
