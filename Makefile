@@ -71,9 +71,10 @@ env:
 
 # Debian packages the build, the tests and the demo need; installed only
 # when one is missing (needs root, as on CI).
-DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
+DEB_PKGS := make gcc lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
-            luajit2 libluajit2-5.1-dev openssl curl
+            luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
