@@ -260,11 +260,9 @@ describe("secrets", function()
     end)
 
     -- A server that quotes the key it was sent (some APIs do: "invalid key
-    -- ...") puts it in the error's message. The client should redact its
-    -- own keys from whatever the server says; it does not yet (reported:
-    -- mediquo.lua/protocol.lua have no access to the keys, which live only
-    -- in the C transport). Enable when redaction lands.
-    pending("are redacted from a server's message that quotes them", function()
+    -- ...") would put it in the error's message: the C transport, where the
+    -- keys live, scrubs them from every answer before Lua sees it.
+    it("are redacted from a server's message that quotes them", function()
         local srv = hostile.start()
         local c = new_client{ base_url = srv.url .. "/echo-secret" }
         local _, err = c:create(A)

@@ -25,14 +25,23 @@
 #define MQ_LIB_UA "lua-mediquo/0.1.0"
 #define MQ_IDLE_REUSE_MAX 30    /* seconds; see CURLOPT_MAXAGE_CONN below */
 
+/* The keys, kept only to scrub them from answers (see scrub()); shared,
+ * like the header lists, with transports made by mq_transport_dup. */
+typedef struct {
+    char *v[2];
+    size_t len[2];
+} mq_keys;
+
 struct mq_transport {
     CURL *easy;
+    mq_keys *keys;
     struct curl_slist *hdr_body;    /* with Content-Type */
     struct curl_slist *hdr_nobody;
     int borrowed;                   /* header lists belong to a parent (dup) */
     char *buf;                      /* response body, grows up to MQ_BODY_CAP */
     size_t len, cap;
     int too_big;
+    int headers_seen;               /* header lines of this attempt's answers */
     const char *send;               /* request body being sent */
     size_t send_len, send_off;
     int rewinds;                    /* libcurl wanted to send the body again */
@@ -111,6 +120,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     size_t vl;
     const char *v;
 
+    t->headers_seen++;
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         /* a new response (an interim 1xx, or a fresh one): forget the last */
         r->retry_after = -1;
@@ -252,6 +262,14 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
     }
     t->hdr_body = base_headers(cfg, 1, &ok);
     t->hdr_nobody = base_headers(cfg, 0, &ok);
+    t->keys = calloc(1, sizeof *t->keys);
+    if (t->keys == NULL || (t->keys->v[0] = strdup(cfg->api_key)) == NULL
+        || (t->keys->v[1] = strdup(cfg->secret_key)) == NULL)
+        ok = 0;
+    else {
+        t->keys->len[0] = strlen(t->keys->v[0]);
+        t->keys->len[1] = strlen(t->keys->v[1]);
+    }
     if (!ok) {
         snprintf(err, errlen, "out of memory building headers");
         goto fail;
@@ -310,6 +328,14 @@ void mq_transport_free(mq_transport *t)
     if (!t->borrowed) {
         curl_slist_free_all(t->hdr_body);
         curl_slist_free_all(t->hdr_nobody);
+        if (t->keys != NULL) {
+            for (int i = 0; i < 2; i++) {
+                if (t->keys->v[i] != NULL)
+                    memset(t->keys->v[i], 0, t->keys->len[i]);
+                free(t->keys->v[i]);
+            }
+            free(t->keys);
+        }
     }
     free(t->buf);
     free(t);
@@ -353,6 +379,10 @@ static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
         return t->too_big || rc == CURLE_FILESIZE_EXCEEDED ? MQ_T_TOO_BIG : MQ_T_FAILED;
+    case CURLE_OUT_OF_MEMORY:
+        /* libcurl's answer to a header line over its limit (100 KB), once
+         * the answer had begun: an unusable answer, not our memory */
+        return t->headers_seen > 0 ? MQ_T_TOO_BIG : MQ_T_FAILED;
     case CURLE_GOT_NOTHING:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -381,6 +411,7 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
     t->resp = r;
     t->len = 0;
     t->too_big = 0;
+    t->headers_seen = 0;
     t->send = body;
     t->send_len = body_len;
     t->send_off = 0;
@@ -457,7 +488,10 @@ static void describe(mq_transport *t, CURLcode rc, mq_response *r)
                      "connection closed before a complete answer: %.180s", curl_says);
         break;
     case MQ_T_TOO_BIG:
-        snprintf(r->message, sizeof r->message, "response body over %d bytes", MQ_BODY_CAP);
+        if (rc == CURLE_OUT_OF_MEMORY)
+            snprintf(r->message, sizeof r->message, "a response header is over libcurl's limit");
+        else
+            snprintf(r->message, sizeof r->message, "response body over %d bytes", MQ_BODY_CAP);
         break;
     default:
         snprintf(r->message, sizeof r->message, "%s", curl_says);
@@ -465,10 +499,30 @@ static void describe(mq_transport *t, CURLcode rc, mq_response *r)
     }
 }
 
+/* A server that quotes the keys it was sent ("invalid key ...") must not
+ * hand them to Lua, where they would reach an error message: each one in
+ * the body becomes as many '*'. Keys under 6 bytes are left alone (no
+ * real key is that short, and scrubbing them would mangle any answer). */
+static void scrub(mq_transport *t)
+{
+    for (int i = 0; i < 2 && t->len > 0; i++) {
+        const char *k = t->keys->v[i];
+        size_t kl = t->keys->len[i];
+        char *p = t->buf, *end = t->buf + t->len;
+        if (kl < 6)
+            continue;
+        while ((p = memmem(p, (size_t)(end - p), k, kl)) != NULL) {
+            memset(p, '*', kl);
+            p += kl;
+        }
+    }
+}
+
 void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
 {
     CURLcode rc = (CURLcode)rcode;
     r->outcome = outcome_of(t, rc);
+    scrub(t);
     if (rc == CURLE_OK) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
             r->status = 0;
@@ -502,6 +556,7 @@ int mq_transport_dup(mq_transport *parent, mq_transport **out)
     t->borrowed = 1;
     t->hdr_body = parent->hdr_body;
     t->hdr_nobody = parent->hdr_nobody;
+    t->keys = parent->keys;
     t->easy = curl_easy_duphandle(parent->easy);
     if (t->easy == NULL
         || curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK
