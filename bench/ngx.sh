@@ -41,7 +41,7 @@ slow=$(bin/mediquo-sandbox start --port "$slow_port" --prefix "$work/slow" --per
 export MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
 # the limiter stays on (as in production) with a budget the bench cannot reach
 gw=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
-     examples/gateway.sh start --port "$gw_port" --prefix "$work/gw") || exit 1
+     examples/gateway.sh start --port "$gw_port" --prefix "$work/gw" ${BENCH_NGX_THREADS:+--threads "$BENCH_NGX_THREADS"}) || exit 1
 gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
       examples/gateway.sh start --port "$gw2_port" --prefix "$work/gw2") || exit 1
 

@@ -2,7 +2,7 @@
 # examples/gateway.sh: start or stop the example booking gateway
 # (examples/nginx.conf) -- real nginx with its Lua module, on 127.0.0.1.
 #
-#   examples/gateway.sh start [--port 8090] [--workers 2] [--threads 16] [--prefix DIR]
+#   examples/gateway.sh start [--port 8090] [--workers 2] [--threads 8] [--prefix DIR]
 #   examples/gateway.sh stop  [--prefix DIR]
 #   examples/gateway.sh demo  # a sandbox + the gateway, one booking through each endpoint
 #
@@ -21,7 +21,7 @@ root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-port=8090 workers=2 threads=16 prefix=
+port=8090 workers=2 threads=8 prefix=
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || die "$1 needs a value"
     case $1 in
