@@ -6,7 +6,7 @@
  *   c_loop URL BODY N MAX_SECONDS [readfunc]  ->  "ok CALLS SECONDS" on stdout
  *
  * With "readfunc" the body goes through CURLOPT_READFUNCTION instead of
- * CURLOPT_POSTFIELDS, as src/transport.c sends it: libcurl then writes the
+ * CURLOPT_POSTFIELDS, as src/transport.c sent it before it switched to CURLOPT_POSTFIELDS: libcurl then writes the
  * headers and the body in two send()s, and the difference is that cost.
  *
  * Every call must answer 200 or the run fails (exit 1): a figure for

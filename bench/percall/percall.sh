@@ -56,7 +56,7 @@ CONTENDERS="c_loop c_readcb mediquo mediquo_limiter mediquo_core mediquo_luajit 
 label() {
     case $1 in
     c_loop) echo "\`c_loop\`: C, libcurl, one reused handle (the limit)" ;;
-    c_readcb) echo "\`c_readcb\`: the same C loop, body through a read callback (as src/transport.c sends it)" ;;
+    c_readcb) echo "\`c_readcb\`: the same C loop, body through a read callback (as src/transport.c sent it before it switched to CURLOPT_POSTFIELDS)" ;;
     mediquo) echo "\`mediquo\`: **client:create**, Lua 5.4, rate_limit = false" ;;
     mediquo_limiter) echo "\`mediquo_limiter\`: client:create, Lua 5.4, shared limiter on" ;;
     mediquo_core) echo "\`mediquo_core\`: mediquo.core :call alone (no validation/JSON/shaping)" ;;
