@@ -90,6 +90,6 @@ demo: deps rock
 	@bash examples/demo.sh
 
 clean:
-	rm -rf $(TREE) $(BUILD) src/*.o
+	rm -rf $(TREE) $(TREE)-5.3 $(TREE)-5.1 $(BUILD) src/*.o
 
 -include mk/*.mk

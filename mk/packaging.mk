@@ -44,7 +44,9 @@ uninstall:
 	-@rmdir $(DESTDIR)$(LUA_LMOD)/mediquo/sandbox $(DESTDIR)$(LUA_LMOD)/mediquo \
 	    $(DESTDIR)$(LUA_CMOD)/mediquo 2>/dev/null || true
 
+# the older Luas get trees of their own: one tree's bin/ holds one wrapper
+# per command, and the 5.4 one must stay the 5.4 rock's
 test-all: deps all
-	@$(MAKE) --no-print-directory rock LUA_VERSION=5.3
-	@$(MAKE) --no-print-directory rock LUA_VERSION=5.1
+	@$(MAKE) --no-print-directory rock LUA_VERSION=5.3 TREE=$(CURDIR)/.rocks-5.3
+	@$(MAKE) --no-print-directory rock LUA_VERSION=5.1 TREE=$(CURDIR)/.rocks-5.1
 	@SUITES="cunit lua54 luajit lua53 lua51" bash spec/run.sh

@@ -41,13 +41,7 @@ local function process_gone(pid)
     return out == "" or out:match("^%s*Z") ~= nil
 end
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local read = H.read_file
 
 local function body_for(code)
     return json.encode{ appointment = { code = code, starts_at = "2024-05-20T10:00:00Z" },

@@ -6,6 +6,7 @@
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
 
 local LUA = os.getenv("MEDIQUO_LUA") or "lua5.4"
 local NS = 1e9
@@ -127,11 +128,7 @@ local function poke(path, offset, bytes)
     f:close()
 end
 
-local function write_file(path, bytes)
-    local f = assert(io.open(path, "wb"))
-    f:write(bytes)
-    f:close()
-end
+local write_file = H.write_file
 
 describe("limiter", function()
     setup(function()

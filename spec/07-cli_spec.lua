@@ -16,20 +16,9 @@ local function uniq(prefix)
     return ("%s-%d-%d-%d"):format(prefix or "cli", os.time(), math.random(1e6), n)
 end
 
-local function slurp(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local slurp = H.read_file
 
-local function write(path, s)
-    local f = assert(io.open(path, "wb"))
-    f:write(s)
-    f:close()
-    return path
-end
+local write = H.write_file
 
 -- cli(args[, env]) -> stdout, stderr, exit code
 local function cli(args, env, stdin)

@@ -58,11 +58,7 @@ local function assert_clean(needles, what)
 end
 
 local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return "" end
-    local s = f:read("a")
-    f:close()
-    return s
+    return H.read_file(path) or ""
 end
 
 local A = { code = "S1", starts_at = "2030-05-20T10:00:00Z", patient = "pat-1", professional = "prof-demo-1" }

@@ -35,6 +35,7 @@ local function run(cmd)
 end
 H.run = run
 
+-- H.read_file(path) -> contents, or nil when it cannot be read
 local function read_file(path)
     local f = io.open(path, "rb")
     if not f then
@@ -43,6 +44,15 @@ local function read_file(path)
     local s = f:read("*a")
     f:close()
     return s
+end
+H.read_file = read_file
+
+-- H.write_file(path, s) -> path (raises when it cannot write)
+function H.write_file(path, s)
+    local f = assert(io.open(path, "wb"))
+    assert(f:write(s))
+    f:close()
+    return path
 end
 
 H.root = (function()

@@ -86,8 +86,8 @@ for suite in ${SUITES:-cunit lua54 luajit}; do
         # the specs that need no nginx (spec/unit.list), on older Luas:
         # the rock built for that version by `make test-all`
         v=${suite#lua}; v="${v:0:1}.${v:1}"
-        LUA_PATH="$root/.rocks/share/lua/$v/?.lua;$root/lua/?.lua;;" \
-        LUA_CPATH="$root/.rocks/lib/lua/$v/?.so;;" \
+        LUA_PATH="$root/.rocks-$v/share/lua/$v/?.lua;$root/lua/?.lua;;" \
+        LUA_CPATH="$root/.rocks-$v/lib/lua/$v/?.so;;" \
         MEDIQUO_LUA=lua$v \
         run_suite "$suite" "lua$v" /usr/bin/busted $(grep -v '^#' spec/unit.list)
         ;;

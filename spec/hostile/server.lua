@@ -17,19 +17,9 @@ Server.__index = Server
 
 local q = H.shell_quote
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local read = H.read_file
 
-local function write(path, s)
-    local f = assert(io.open(path, "wb"))
-    f:write(s)
-    f:close()
-end
+local write = H.write_file
 
 local function load_modules()
     local v = H.run("nginx -V 2>&1")
