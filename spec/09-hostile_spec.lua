@@ -38,7 +38,27 @@ local function timed(f)
 end
 
 local function valid_utf8(s)
-    return utf8.len(s) ~= nil
+    if utf8 then return utf8.len(s) ~= nil end
+    -- LuaJIT/5.1 have no utf8 library: RFC 3629's table of well-formed byte
+    -- sequences (a different method from mediquo.validate's, on purpose)
+    local i, n = 1, #s
+    while i <= n do
+        local c = s:byte(i)
+        local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2
+            or (c >= 0xE0 and c <= 0xEF) and 3 or (c >= 0xF0 and c <= 0xF4) and 4
+        if not len then return false end
+        local lo, hi = 0x80, 0xBF
+        if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F
+        elseif c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+        for k = 1, len - 1 do
+            local b = s:byte(i + k)
+            if not b or b < (k == 1 and lo or 0x80) or b > (k == 1 and hi or 0xBF) then
+                return false
+            end
+        end
+        i = i + len
+    end
+    return true
 end
 
 describe("hostile server", function()
