@@ -36,7 +36,7 @@ build = {
             "src/limiter.c", "src/limiter_file.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
-            "src/shmfile.c",
+            "src/shmfile.c", "src/text.c",
          },
          libraries = { "curl", "pthread" },
          incdirs = { "$(CURL_INCDIR)" },

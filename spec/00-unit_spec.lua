@@ -51,6 +51,24 @@ describe("core", function()
         assert.equal("AZaz09-._~", core.urlenc("AZaz09-._~"))
     end)
 
+    it("classifies text bytes in one pass (JSON-verbatim, escape, control, bad UTF-8)", function()
+        local cases = {
+            { "", 0 }, { "abc-123_~.", 0 }, { " !#$%&'()*+,:;<=>?@[]^`{|}", 0 },
+            { 'a"b', 1 }, { "a/b", 1 }, { "a\\b", 1 },
+            { "\195\177", 1 }, { "\226\130\172", 1 }, { "\240\159\152\128", 1 },
+            { "\244\143\191\191", 1 },                   -- U+10FFFF
+            { "a\0b", 2 }, { "\1", 2 }, { "\31", 2 }, { "\127", 2 }, { "ok\n", 2 },
+            { "\128", 3 }, { "\255", 3 }, { "\192\128", 3 }, { "\193\191", 3 }, -- overlong
+            { "\224\128\128", 3 }, { "\240\128\128\128", 3 },           -- overlong
+            { "\237\160\128", 3 },                        -- surrogate U+D800
+            { "\244\144\128\128", 3 },                   -- above U+10FFFF
+            { "\195", 3 }, { "\226\130", 3 }, { "a\226\40\161", 3 },   -- truncated, bad continuation
+        }
+        for _, c in ipairs(cases) do
+            assert.equal(c[2], core.textclass(c[1]), ("%q"):format(c[1]))
+        end
+    end)
+
     it("classifies per method as API.md says", function()
         local function c(m, o, s, rp) return { core.classify(m, o, s, rp) } end
         -- never sent: retryable everywhere

@@ -56,6 +56,16 @@ static const char *const outcomes[] = {
     "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout", NULL,
 };
 
+/* core.textclass(s) -> 0 verbatim in JSON, 1 needs JSON escaping,
+ * 2 has a control character, 3 is not valid UTF-8 */
+static int l_textclass(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)mq_text_classify(s, len));
+    return 1;
+}
+
 /* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous */
 static int l_classify(lua_State *L)
 {
@@ -94,6 +104,7 @@ int luaopen_mediquo_core(lua_State *L)
         { "iso8601", l_iso8601 },
         { "epoch", l_epoch },
         { "urlenc", l_urlenc },
+        { "textclass", l_textclass },
         { "classify", l_classify },
         { "backoff", l_backoff },
         { "now", l_now },

@@ -35,6 +35,15 @@ static inline int64_t mq_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+/* ---- text.c ------------------------------------------------------------ */
+typedef enum {
+    MQ_TEXT_VERBATIM = 0,   /* printable ASCII without " / \ : JSON as it is */
+    MQ_TEXT_ESCAPE,         /* valid UTF-8, no control characters, needs escaping */
+    MQ_TEXT_CONTROL,        /* a control character (NUL, 0x01-0x1F, DEL) */
+    MQ_TEXT_BAD_UTF8        /* not valid UTF-8 */
+} mq_text_class;
+mq_text_class mq_text_classify(const char *s, size_t len);
+
 /* ---- iso8601.c ------------------------------------------------------- */
 #define MQ_ISO_LEN 21       /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
 /* Parse an ISO 8601 / RFC 3339 date-time with a zone (Z, +HH:MM, +HHMM, +HH),

@@ -26,16 +26,12 @@ local _M = { _VERSION = "0.1.0" }
 -- resource on any server that normalises URLs, so such a code could never
 -- be rescheduled or cancelled safely.
 local function code_of(v)
-    local code, err = validate.text("code", v)
+    local code, verbatim = validate.text("code", v)
     if code and (code == "." or code == "..") then
         return nil, errors.invalid("code", "must not be '.' or '..' (a URL dot-segment)")
     end
-    return code, err
+    return code, verbatim
 end
-
--- what cjson would write differently in a JSON string: control
--- characters, '"', '/', backslash and non-ASCII bytes
-local NEEDS_ESCAPE = '[%c"/\\\128-\255]'
 
 local CREATE_FIELDS = { code = true, starts_at = true, patient = true,
                         professional = true, duration = true, op = true }
@@ -48,18 +44,19 @@ function _M.build(op, a, b)
         local ok, err = v.fields("appointment", a, CREATE_FIELDS)
         if not ok then return nil, err end
         local code, starts_at, patient, professional, duration
-        code, err = code_of(a.code)
-        if not code then return nil, err end
+        local code_v, patient_v, professional_v     -- each JSON-verbatim?
+        code, code_v = code_of(a.code)
+        if not code then return nil, code_v end
         starts_at, err = v.starts_at("starts_at", a.starts_at)
         if not starts_at then return nil, err end
-        patient, err = v.text("patient", a.patient)
-        if not patient then return nil, err end
-        professional, err = v.text("professional", a.professional)
-        if not professional then return nil, err end
+        patient, patient_v = v.text("patient", a.patient)
+        if not patient then return nil, patient_v end
+        professional, professional_v = v.text("professional", a.professional)
+        if not professional then return nil, professional_v end
         duration, err = v.duration("duration", a.duration)
         if err then return nil, err end
         local body
-        if find(code .. patient .. professional, NEEDS_ESCAPE) then
+        if not (code_v and patient_v and professional_v) then
             body = json.encode{
                 appointment = { code = code, starts_at = starts_at, duration = duration },
                 patient = { code = patient },

@@ -3,13 +3,13 @@
 -- in the wrong place must not end up in an error.
 
 local core = require "mediquo.core"
+local textclass = core.textclass   -- 0 JSON-verbatim, 1 needs escaping, 2 control char, 3 bad UTF-8
 local errors = require "mediquo.errors"
 
 local type = type
 local pairs = pairs
 local tostring = tostring
 local tonumber = tonumber
-local byte = string.byte
 local find = string.find
 local floor = math.floor
 local huge = math.huge
@@ -20,34 +20,10 @@ local _M = { _VERSION = "0.1.0" }
 
 local MAX_ID = 255
 
--- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)
+-- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
+-- control characters are another question (core.textclass says both)
 local function utf8_ok(s)
-    if not find(s, "[\128-\255]") then return true end   -- ASCII: no loop
-    local i, n = 1, #s
-    while i <= n do
-        local c = byte(s, i)
-        if c < 0x80 then
-            i = i + 1
-        else
-            local len, min
-            if c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
-            elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
-            elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
-            else return false end
-            if i + len - 1 > n then return false end
-            local cp = c % (2 ^ (7 - len))
-            for k = 1, len - 1 do
-                local cc = byte(s, i + k)
-                if cc < 0x80 or cc > 0xBF then return false end
-                cp = cp * 64 + (cc - 0x80)
-            end
-            if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then
-                return false
-            end
-            i = i + len
-        end
-    end
-    return true
+    return textclass(s) ~= 3
 end
 _M.utf8_ok = utf8_ok
 
@@ -61,6 +37,7 @@ local function is_finite(v)
 end
 
 -- A text field: non-empty string, bounded, no control characters, UTF-8.
+-- Returns v and whether it may go into a JSON string as it is.
 function _M.text(field, v, max)
     if type(v) ~= "string" then
         return nil, invalid(field, "must be a string, got " .. type(v))
@@ -69,13 +46,10 @@ function _M.text(field, v, max)
     if #v > (max or MAX_ID) then
         return nil, invalid(field, "must be at most " .. (max or MAX_ID) .. " bytes")
     end
-    -- printable ASCII (the usual code or hash) passes both checks below
-    if not find(v, "[^\32-\126]") then return v end
-    if find(v, "[%z\1-\31\127]") then
-        return nil, invalid(field, "must not contain control characters")
-    end
-    if not utf8_ok(v) then return nil, invalid(field, "must be valid UTF-8") end
-    return v
+    local cls = textclass(v)    -- one pass in C
+    if cls == 2 then return nil, invalid(field, "must not contain control characters") end
+    if cls == 3 then return nil, invalid(field, "must be valid UTF-8") end
+    return v, cls == 0
 end
 
 -- starts_at: ISO 8601 string (normalised to UTC) or Unix epoch seconds.
