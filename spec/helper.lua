@@ -222,11 +222,19 @@ end
 
 -- Stops whatever is left when the Lua state closes (busted exits with
 -- os.exit(code, true), which closes it) or when this module is collected.
-H._sentinel = setmetatable({}, { __gc = function()
+local function stop_all()
     for i = #started, 1, -1 do
         started[i]:stop()
     end
-end })
+end
+-- Lua 5.1 and LuaJIT run __gc on userdata only: a proxy there, a table
+-- elsewhere (5.4 has no newproxy)
+if newproxy then        -- luacheck: ignore 113
+    H._sentinel = newproxy(true)        -- luacheck: ignore 113
+    getmetatable(H._sentinel).__gc = stop_all
+else
+    H._sentinel = setmetatable({}, { __gc = stop_all })
+end
 
 local function opts_key(opts)
     local keys = {}
