@@ -11,6 +11,10 @@ export MEDIQUO_TEST_PIDS
 MEDIQUO_TEST_PIDS=$(mktemp "${TMPDIR:-/tmp}/mediquo-test-pids.XXXXXX")
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-test-logs.XXXXXX")
 
+# limiter/metrics state files that exist before the run are not ours to
+# remove; the ones the specs make in the default dir are
+shm_before=$(ls /dev/shm/mediquo-*.shm 2>/dev/null | sort)
+
 cleanup() {
     # stop every sandbox a spec left running (specs stop their own; this is
     # the net under a spec that died)
@@ -20,6 +24,8 @@ cleanup() {
         done
     fi
     rm -f "$MEDIQUO_TEST_PIDS"
+    comm -13 <(printf '%s\n' "$shm_before") <(ls /dev/shm/mediquo-*.shm 2>/dev/null | sort) \
+        | while read -r f; do [ -n "$f" ] && rm -f "$f"; done
 }
 trap cleanup EXIT
 
