@@ -13,11 +13,11 @@
 # unpinned"), BENCH_ONLY (contenders), BENCH_STRICT=1 (fail when a claim is not met).
 
 BENCH ?=
-BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux
+BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux wrk
 
 .PHONY: bench bench-percall bench-rss bench-deps
 
-bench: rock luajit bench-deps $(BUILD)/bench/c_loop
+bench: deps bench-deps rock luajit $(BUILD)/bench/c_loop
 	@MAKE="$(MAKE)" C_LOOP=$(BUILD)/bench/c_loop bash bench/run.sh $(BENCH)
 
 bench-percall:

@@ -7,8 +7,8 @@
 #                        (BENCH_NGX_RUNS, BENCH_NGX_SECONDS; see bench/ngx.sh)
 
 .PHONY: gateway-demo bench-ngx
-gateway-demo: luajit
+gateway-demo: deps luajit
 	@bash examples/gateway.sh demo
 
-bench-ngx: luajit
+bench-ngx: deps bench-deps luajit
 	@bash bench/ngx.sh
