@@ -109,6 +109,19 @@ local function load(code)
     return s and json.decode(s)
 end
 
+-- The appointment a PUT or DELETE may act on: rec, or nil with the answer
+-- (404 unknown, 400 cancelled).
+local function live(code)
+    local rec = load(code)
+    if not rec then
+        return nil, 404, { message = "Appointment not found" }
+    end
+    if rec.status ~= "active" then
+        return nil, 400, { message = "Appointment already cancelled" }
+    end
+    return rec
+end
+
 local function save(rec, fresh)
     local s = json.encode_raw(rec)
     local ok, err
@@ -182,12 +195,9 @@ function _M.reschedule(code, body, base)
     if next(errors) then
         return invalid(errors)
     end
-    local rec = load(code)
+    local rec, status, answer = live(code)
     if not rec then
-        return 404, { message = "Appointment not found" }
-    end
-    if rec.status ~= "active" then
-        return 400, { message = "Appointment already cancelled" }
+        return status, answer
     end
     -- A new token renews the URL; the old token stays mapped to the code,
     -- so /call/ can tell "gone" (410) from "never existed" (404).
@@ -204,12 +214,9 @@ end
 
 -- DELETE /v1/appointments/{code}
 function _M.cancel(code)
-    local rec = load(code)
+    local rec, status, answer = live(code)
     if not rec then
-        return 404, { message = "Appointment not found" }
-    end
-    if rec.status ~= "active" then
-        return 400, { message = "Appointment already cancelled" }
+        return status, answer
     end
     rec.status = "cancelled"
     rec.version = rec.version + 1
