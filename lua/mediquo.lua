@@ -19,7 +19,6 @@ local setmetatable = setmetatable
 local pairs = pairs
 local type = type
 local tostring = tostring
-local min = math.min
 local now = core.now
 
 local _M = { _VERSION = "0.1.0" }
@@ -127,14 +126,7 @@ function _M.new(opts)
     end
     return setmetatable({
         _core = c,
-        _lim = lim,
-        -- what the confirm of an ambiguous create needs (no secrets)
-        _policy = {
-            timeout = o.timeout, connect_timeout = o.connect_timeout,
-            deadline = o.deadline, max_retries = o.max_retries,
-            max_wait = o.rate_limit and o.rate_limit.max_wait or 0,
-            period = o.rate_limit and o.rate_limit.period or 60,
-        },
+        _deadline = o.deadline,     -- the confirm of an ambiguous create needs it
         _base_path = o.base_path,
         _base_url = o.base_url,
         _ok = 0,
@@ -142,41 +134,21 @@ function _M.new(opts)
     }, mt)
 end
 
--- The confirming reschedule of an ambiguous create, as one attempt within
--- what is left of the create's deadline (a c:call would start a whole new
--- deadline and could outlive it), under the limiter like any request.
--- Returns the returns of c:call.
+-- The confirming reschedule of an ambiguous create: one attempt of the C
+-- loop (limiter slot, rate-limit headers, the attempt's timeout cut to the
+-- deadline) within what is left of the create's own deadline.
 local function confirm(self, put, deadline_at)
-    local c, p, lim = self._core, self._policy, self._lim
     local left = deadline_at - now()
-    if lim and left > 0 then
-        local ok, ra = lim:acquire(min(p.max_wait, left))
-        if not ok then
-            return "rate_limited", nil, "", 0, true, ra,
-                   "no rate-limit slot in time to confirm it"
-        end
-        left = deadline_at - now()
-    end
-    if left <= 0 then
+    if left <= 0 then   -- before a limiter slot is spent on it
         return "timeout", nil, "", 0, true, nil, "the deadline passed before it could be confirmed"
     end
-    local outcome, status, body, retry_after, rem, rlim, reset, message =
-        c:attempt(put.method, put.path, put.body, min(p.timeout, left),
-                  min(p.connect_timeout, left))
-    if lim and status == 429 then
-        lim:pause(retry_after or reset or p.period)
-    elseif lim and rem then
-        lim:observe(rem, rlim, reset)
-    end
-    local kind = core.classify(put.method, outcome, status, false)
-    return kind, status, body, 1, true, retry_after, message
+    return self._core:call(put.method, put.path, put.body, left, 0)
 end
 
--- one request through the C loop, shaped; confirms an ambiguous create
 local function perform(self, req)
     local c = self._core
     if not c then error("mediquo client is closed", 3) end
-    local deadline_at = now() + self._policy.deadline
+    local deadline_at = now() + self._deadline
     local kind, status, body, attempts, ambiguous, retry_after, message =
         c:call(req.method, req.path, req.body)
     local value, err, confirming = protocol.shape(req, self._base_path, kind, status, body,

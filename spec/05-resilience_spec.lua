@@ -173,6 +173,14 @@ describe("resilience", function()
                   statuses = { "POST " .. s, "POST 400", "PUT 200" },
                   check = function(_, _, _, rec) assert.equal(2, rec.version) end }
         end
+        case{ name = "a create whose confirm fails: the error says it was created, one confirm attempt",
+              method = "create", opts = { retry_post = true },
+              faults = { { mode = "after", status = 500 }, { mode = "delay", ms = 0 },
+                         { mode = "status", status = 503 } },
+              kind = "server_error", status = 503, attempts = 3, requests = 3, state = "start",
+              message = "^the appointment was created, but confirming it failed: ",
+              statuses = { "POST 500", "POST 400", "PUT 503" },
+              check = function(c) assert.equal(3, c:stats().requests) end }
         case{ name = "502 after a reschedule: retried, one effect", method = "reschedule",
               faults = { { mode = "after", status = 502 } },
               requests = 2, state = "moved", statuses = { "PUT 502", "PUT 200" } }

@@ -139,7 +139,7 @@ static mq_method check_method(lua_State *L)
     return m;
 }
 
-/* client:call(method, path, body|nil) ->
+/* client:call(method, path, body|nil [, deadline [, max_retries]]) ->
  *   kind, status|nil, body, attempts, ambiguous_before, retry_after|nil, message|nil, retryable */
 static int l_client_call(lua_State *L)
 {
@@ -148,10 +148,13 @@ static int l_client_call(lua_State *L)
     char url[MQ_URL_MAX];
     size_t blen = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
+    mq_call_cfg cfg = c->cfg;   /* a call may narrow its own deadline and retries */
     mq_result res;
 
+    cfg.deadline = luaL_optnumber(L, 5, cfg.deadline);
+    cfg.max_retries = (int)luaL_optinteger(L, 6, cfg.max_retries);
     build_url(L, c, url);
-    mq_call(c->t, c->lim, &c->cfg, &c->st, &c->rng, m, url, body, blen, &res);
+    mq_call(c->t, c->lim, &cfg, &c->st, &c->rng, m, url, body, blen, &res);
 
     lua_pushstring(L, mq_kind_name(res.kind));
     if (res.status > 0) lua_pushinteger(L, res.status); else lua_pushnil(L);
