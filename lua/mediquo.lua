@@ -145,12 +145,10 @@ local function confirm(self, put, deadline_at)
     return self._core:call(put.method, put.path, put.body, left, 0)
 end
 
-local function perform(self, req)
-    local c = self._core
-    if not c then error("mediquo client is closed", 3) end
-    local deadline_at = now() + self._deadline
-    local kind, status, body, attempts, ambiguous, retry_after, message =
-        c:call(req.method, req.path, req.body)
+-- What came back from the C loop, made a value or an error object (and an
+-- ambiguous create confirmed), with the client's counters kept.
+local function finish(self, req, deadline_at, kind, status, body, attempts, ambiguous,
+                      retry_after, message)
     local value, err, confirming = protocol.shape(req, self._base_path, kind, status, body,
                                                   attempts, ambiguous, retry_after, message)
     if confirming then
@@ -179,12 +177,29 @@ local function refuse(self, err)
     return nil, err
 end
 
--- client:create(a) -> { code, url } | nil, err
-function _M:create(a)
-    local req, err = protocol.build("create", a)
-    if not req then return refuse(self, err) end
-    return perform(self, req)
+local function perform(self, req)
+    local c = self._core
+    if not c then error("mediquo client is closed", 3) end
+    local deadline_at = now() + self._deadline
+    return finish(self, req, deadline_at, c:call(req.method, req.path, req.body))
 end
+
+-- client:create(a) -> { code, url } | nil, err
+-- A C function (core.create_method): one call checks the fields, writes the
+-- body, runs the call loop and reads the appointment from a plain answer.
+-- Anything else comes back here: a refusal (value false: kind is the field,
+-- status why) or an answer to decode and shape.
+local function create_rest(self, a, value, kind, status, body, attempts, ambiguous,
+                           retry_after, message, _, started, starts_at)
+    if value == false then
+        return refuse(self, errors.invalid(kind, status))
+    end
+    local req = { op = "create", method = "POST", path = "/appointments",
+                  code = a.code, starts_at = starts_at }
+    return finish(self, req, started + self._deadline, kind, status, body, attempts,
+                  ambiguous, retry_after, message)
+end
+_M.create = core.create_method(create_rest)
 
 -- client:reschedule(code, starts_at) -> { code, url } | nil, err
 function _M:reschedule(code, starts_at)

@@ -30,7 +30,8 @@ FUZZ_SRCS_policy         := src/policy.c
 FUZZ_LIBS_policy         :=
 
 FUZZ_SRCS_text           := src/text.c
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text
+FUZZ_SRCS_answer         := src/answer.c
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.

@@ -69,6 +69,75 @@ describe("core", function()
         end
     end)
 
+    it("writes the create body in C as JSON that decodes to exactly the fields", function()
+        local cjson = require "cjson"
+        local pieces = { "a", "Z9", "-_.~", '"', "\\", "/", "\195\177", "\226\130\172",
+                         "\240\159\152\128", " ", "'", "<>&", "%2F", "{}[]:," }
+        local seed = 12345
+        local function rnd(n)      -- a small LCG: the same cases on every Lua
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            return seed % n + 1
+        end
+        local function text()
+            local t = {}
+            for k = 1, rnd(6) do t[k] = pieces[rnd(#pieces)] end
+            return table.concat(t)
+        end
+        local n, escaped = 0, 0
+        for _ = 1, 2000 do
+            local a = { code = text(), patient = text(), professional = text(),
+                        starts_at = "2030-05-20T12:00:00+02:00",
+                        duration = rnd(2) == 1 and rnd(100000) or nil }
+            if a.code ~= "." and a.code ~= ".." then
+                local body, starts_at = core.create_request(a)
+                assert.truthy(body, starts_at)
+                assert.equal("2030-05-20T10:00:00Z", starts_at)
+                assert.same({
+                    appointment = { code = a.code, starts_at = starts_at, duration = a.duration },
+                    patient = { code = a.patient },
+                    professional = { hash = a.professional },
+                }, cjson.decode(body))
+                -- cjson's own escaping of "/" ("\/"), the same for the server
+                if body:find("\\", 1, true) then escaped = escaped + 1 end
+                n = n + 1
+            end
+        end
+        assert.truthy(n > 1900 and escaped > 500, n .. " bodies, " .. escaped .. " escaped")
+        -- the usual case, byte for byte
+        assert.equal('{"appointment":{"code":"A1","starts_at":"2030-05-20T10:00:00Z","duration":900},'
+            .. '"patient":{"code":"P1"},"professional":{"hash":"prof-demo-1"}}',
+            (core.create_request{ code = "A1", starts_at = "2030-05-20T10:00:00Z",
+                                  patient = "P1", professional = "prof-demo-1", duration = 900 }))
+    end)
+
+    it("refuses a bad create with the field and the reason, not the value", function()
+        local cases = {
+            { "5", "appointment", "must be a table, got number" },
+            { { code = "x", starts_at = 1, patient = "p", professional = "h", extra = "SECRET" },
+              "appointment", "unknown field 'extra'" },
+            { { code = "x", starts_at = 1, patient = "p", professional = "h", [1] = true },
+              "appointment", "unknown field of type number" },
+            { { code = "SECRET\n", starts_at = 1, patient = "p", professional = "h" },
+              "code", "must not contain control characters" },
+            { { code = "..", starts_at = 1, patient = "p", professional = "h" }, "code", "dot-segment" },
+            { { code = "x", starts_at = "SECRET", patient = "p", professional = "h" },
+              "starts_at", "ISO 8601" },
+            { { code = "x", starts_at = 1, patient = ("p"):rep(256), professional = "h" },
+              "patient", "must be at most 255 bytes" },
+            { { code = "x", starts_at = 1, patient = "p" }, "professional", "must be a string, got nil" },
+            { { code = "x", starts_at = 1, patient = "p", professional = "h", duration = 1.5 },
+              "duration", "integer number of seconds" },
+        }
+        for _, c in ipairs(cases) do
+            local a = c[1] == "5" and 5 or c[1]
+            local body, field, why = core.create_request(a)
+            assert.is_false(body)
+            assert.equal(c[2], field)
+            assert.truthy(why:find(c[3], 1, true), why)
+            assert.falsy(why:find("SECRET", 1, true), why)
+        end
+    end)
+
     it("classifies per method as API.md says", function()
         local function c(m, o, s, rp) return { core.classify(m, o, s, rp) } end
         -- never sent: retryable everywhere

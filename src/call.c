@@ -127,15 +127,17 @@ void mq_call(mq_transport *t, mq_limiter *lim, const mq_call_cfg *cfg, mq_call_s
              mq_result *res)
 {
     static const char *const names[] = { "POST", "PUT", "DELETE" };
-    mq_progress p = { cfg->deadline, mq_now() + cfg->deadline, cfg->max_retries, 0, 0 };
+    const double started = mq_now();
+    mq_progress p = { cfg->deadline, started + cfg->deadline, cfg->max_retries, 0, 0 };
     mq_response r;
 
     memset(res, 0, sizeof *res);
     res->retry_after = -1;
     res->body = "";
+    res->started = started;
 
-    for (;;) {
-        double left = p.deadline_at - mq_now();
+    for (int first = 1;; first = 0) {
+        double left = p.deadline_at - (first ? started : mq_now());
 
         if (lim != NULL) {
             double waited = 0, ra = -1;

@@ -61,6 +61,7 @@ typedef struct {
     int ambiguous_before;   /* an earlier attempt of this call may have been processed */
     int retryable;
     double retry_after;     /* -1 when none */
+    double started;         /* mq_now() when the call began (mq_call) */
     char message[256];      /* transport or limiter reason when no HTTP answer */
 } mq_result;
 

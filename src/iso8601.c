@@ -20,6 +20,8 @@
  * timegm/mktime: no TZ or locale, no static buffers, any thread. */
 #include "mq.h"
 
+#include <string.h>
+
 #include <stdint.h>
 
 #define SECS_PER_DAY 86400
@@ -192,6 +194,13 @@ int mq_iso8601_utc(const char *s, size_t len, char out[MQ_ISO_LEN], const char *
               + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
     if (t < MIN_SECS || t >= END_SECS)
         return fail(why, "is outside years 0001-9999 once converted to UTC");
+    if (len == MQ_ISO_LEN - 1 && s[10] == 'T' && s[19] == 'Z') {
+        /* already in the normal form (20 bytes leave no room for a
+         * fraction or an offset): the checks above were all it needed */
+        memcpy(out, s, len);
+        out[len] = '\0';
+        return 0;
+    }
     format_utc(t, out);
     return 0;
 }

@@ -48,14 +48,12 @@ static lbatch *check_batch(lua_State *L)
 /* client:batch(concurrency) -> batch | nil, message */
 static int l_batch_new(lua_State *L)
 {
-    mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_client *c = mq_lclient_check(L, 1);
     lua_Integer conc = luaL_checkinteger(L, 2);
     mq_batch_env env;
     lbatch *lb;
     char err[256];
 
-    if (c->t == NULL)
-        return luaL_error(L, "mediquo client is closed");
     if (conc < 1 || conc > MQ_BATCH_MAX_CONCURRENCY)
         return luaL_argerror(L, 2, "concurrency must be 1..64");
 

@@ -8,11 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-
-static mq_client *check_open(lua_State *L)
+mq_client *mq_lclient_check(lua_State *L, int idx)
 {
-    mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_client *c = luaL_checkudata(L, idx, MQ_CLIENT_MT);
     if (c->t == NULL)
         luaL_error(L, "mediquo client is closed");
     return c;
@@ -139,11 +137,24 @@ static mq_method check_method(lua_State *L)
     return m;
 }
 
+int mq_lclient_push_result(lua_State *L, const mq_result *res)
+{
+    lua_pushstring(L, mq_kind_name(res->kind));
+    if (res->status > 0) lua_pushinteger(L, res->status); else lua_pushnil(L);
+    lua_pushlstring(L, res->body, res->body_len);
+    lua_pushinteger(L, res->attempts);
+    lua_pushboolean(L, res->ambiguous_before);
+    if (res->retry_after >= 0) lua_pushnumber(L, res->retry_after); else lua_pushnil(L);
+    if (res->message[0]) lua_pushstring(L, res->message); else lua_pushnil(L);
+    lua_pushboolean(L, res->retryable);
+    return 8;
+}
+
 /* client:call(method, path, body|nil [, deadline [, max_retries]]) ->
  *   kind, status|nil, body, attempts, ambiguous_before, retry_after|nil, message|nil, retryable */
 static int l_client_call(lua_State *L)
 {
-    mq_client *c = check_open(L);
+    mq_client *c = mq_lclient_check(L, 1);
     mq_method m = check_method(L);
     char url[MQ_URL_MAX];
     size_t blen = 0;
@@ -155,16 +166,7 @@ static int l_client_call(lua_State *L)
     cfg.max_retries = (int)luaL_optinteger(L, 6, cfg.max_retries);
     build_url(L, c, url);
     mq_call(c->t, c->lim, &cfg, &c->st, &c->rng, m, url, body, blen, &res);
-
-    lua_pushstring(L, mq_kind_name(res.kind));
-    if (res.status > 0) lua_pushinteger(L, res.status); else lua_pushnil(L);
-    lua_pushlstring(L, res.body, res.body_len);
-    lua_pushinteger(L, res.attempts);
-    lua_pushboolean(L, res.ambiguous_before);
-    if (res.retry_after >= 0) lua_pushnumber(L, res.retry_after); else lua_pushnil(L);
-    if (res.message[0]) lua_pushstring(L, res.message); else lua_pushnil(L);
-    lua_pushboolean(L, res.retryable);
-    return 8;
+    return mq_lclient_push_result(L, &res);
 }
 
 static const char *const outcome_names[] = {
@@ -179,7 +181,7 @@ static const char *const outcome_names[] = {
  * a second time on a fresh connection (the first may have been processed). */
 static int l_client_attempt(lua_State *L)
 {
-    mq_client *c = check_open(L);
+    mq_client *c = mq_lclient_check(L, 1);
     mq_method m = check_method(L);
     static const char *const names[] = { "POST", "PUT", "DELETE" };
     char url[MQ_URL_MAX];

@@ -2,6 +2,7 @@
  * pure functions the Lua side uses (date normalising, path encoding, the
  * retry policy for the nginx adapter's own loop). */
 #include "lmq.h"
+#include "lcheck.h"
 #include "call.h"
 
 #include <string.h>
@@ -114,6 +115,8 @@ int luaopen_mediquo_core(lua_State *L)
         return luaL_error(L, "mediquo.core: curl_global_init failed");
     mq_newlib(L, funcs);
     mq_lclient_open(L);
+    mq_lcheck_open(L);
+    mq_lcreate_open(L);
     mq_llimiter_open(L);
     mq_lmetrics_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);

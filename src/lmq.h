@@ -45,6 +45,15 @@ void mq_lmetrics_open(lua_State *L);
 /* lclient.c: add `client` (constructor) to the table on top of the stack
  * and register the client metatable. */
 void mq_lclient_open(lua_State *L);
+/* the open client at idx (raises "mediquo client is closed" otherwise) */
+mq_client *mq_lclient_check(lua_State *L, int idx);
+/* a call's result as client:call returns it: kind, status|nil, body,
+ * attempts, ambiguous_before, retry_after|nil, message|nil, retryable (8) */
+int mq_lclient_push_result(lua_State *L, const mq_result *res);
+
+/* lcreate.c: core.create_method, core.create_request and core.appointment
+ * (added to the module table on top of the stack). */
+void mq_lcreate_open(lua_State *L);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

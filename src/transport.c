@@ -50,6 +50,13 @@ struct mq_transport {
     double timeout;                 /* this attempt's limit, for the message */
     mq_response *resp;              /* the response being filled */
     char errbuf[CURL_ERROR_SIZE];
+    /* what the handle was last set to, so an unchanged option is not set
+     * again on the next attempt (zero: not known, set it) */
+    char *url;
+    size_t url_len;
+    char method[8];
+    int post;
+    long timeout_ms, connect_timeout_ms;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -121,6 +128,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     const char *v;
 
     t->headers_seen++;
+    /* most lines are none of ours: one look at the first byte */
+    switch (len > 0 ? line[0] : 0) {
+    case 'H': case 'R': case 'X': case 'r': case 'x':
+        break;
+    default:
+        return len;
+    }
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         /* a new response (an interim 1xx, or a fresh one): forget the last */
         r->retry_after = -1;
@@ -274,7 +288,9 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
         snprintf(err, errlen, "out of memory building headers");
         goto fail;
     }
-    snprintf(ua, sizeof ua, "%s (libcurl/%s)%s%s", MQ_LIB_UA, curl_version_info(CURLVERSION_NOW)->version,
+    /* the library and its version, and no more: every byte of a header is
+     * sent, and handled by libcurl, on every call */
+    snprintf(ua, sizeof ua, "%s%s%s", MQ_LIB_UA,
              cfg->user_agent && *cfg->user_agent ? " " : "", cfg->user_agent ? cfg->user_agent : "");
 
     SETOPT(CURLOPT_USERAGENT, ua);  /* curl copies strings it is given */
@@ -338,6 +354,7 @@ void mq_transport_free(mq_transport *t)
         }
     }
     free(t->buf);
+    free(t->url);
     free(t);
 }
 
@@ -397,12 +414,76 @@ static mq_outcome outcome_of(mq_transport *t, CURLcode rc)
     }
 }
 
+#define SET(opt, val) (curl_easy_setopt(t->easy, (opt), (val)) != CURLE_OK)
+
+/* The URL, the method and the timeouts stay on the handle from one attempt
+ * to the next: each is set only when it changed (a method switch undoes the
+ * previous one). The body is set every time. curl_easy_setopt only fails
+ * for an unknown option or out of memory. 0, or -1. */
+static int set_options(mq_transport *t, const char *method, const char *url,
+                       const char *body, size_t body_len, long timeout_ms, long connect_ms)
+{
+    int post = body != NULL;
+    size_t ulen = strlen(url), mlen = strlen(method);
+
+    if (ulen != t->url_len || t->url == NULL || memcmp(url, t->url, ulen) != 0) {
+        char *copy = malloc(ulen + 1);
+        if (copy == NULL || SET(CURLOPT_URL, url)) {
+            free(copy);
+            free(t->url);   /* the handle's URL is not known any more */
+            t->url = NULL;
+            return -1;
+        }
+        memcpy(copy, url, ulen + 1);
+        free(t->url);
+        t->url = copy;
+        t->url_len = ulen;
+    }
+    if (timeout_ms != t->timeout_ms) {
+        t->timeout_ms = 0;
+        if (SET(CURLOPT_TIMEOUT_MS, timeout_ms))
+            return -1;
+        t->timeout_ms = timeout_ms;
+    }
+    if (connect_ms != t->connect_timeout_ms) {
+        t->connect_timeout_ms = 0;
+        if (SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms))
+            return -1;
+        t->connect_timeout_ms = connect_ms;
+    }
+    if (mlen >= sizeof t->method || post != t->post || strcmp(method, t->method) != 0) {
+        t->method[0] = '\0';
+        if (SET(CURLOPT_HTTPHEADER, post ? t->hdr_body : t->hdr_nobody)
+            || (post ? SET(CURLOPT_POST, 1L) : SET(CURLOPT_HTTPGET, 1L))
+            || SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method))
+            return -1;
+        if (mlen < sizeof t->method) {
+            memcpy(t->method, method, mlen + 1);
+            t->post = post;
+        }
+    }
+    if (post) {
+#if LIBCURL_VERSION_NUM >= 0x075000
+        /* the body goes out with the headers, in one send; on_prereq still
+         * refuses to let a POST be re-sent */
+        if (SET(CURLOPT_POSTFIELDS, body))
+            return -1;
+#else
+        if (SET(CURLOPT_POSTFIELDS, NULL))
+            return -1;
+#endif
+        if (SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len))
+            return -1;
+    }
+    return 0;
+}
+
+#undef SET
+
 void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
                            const char *body, size_t body_len,
                            double timeout, double connect_timeout, mq_response *r)
 {
-    int post = body != NULL;
-
     memset(r, 0, sizeof *r);
     r->retry_after = -1;
     r->rl_remaining = r->rl_limit = -1;
@@ -423,26 +504,7 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
 
     if (connect_timeout > timeout)
         connect_timeout = timeout;
-    /* Each option below is set on every call because a method switch must
-     * undo the previous one; curl_easy_setopt only fails here for an
-     * unknown option or out of memory. */
-    if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK
-        || curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms(timeout)) != CURLE_OK
-        || curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, ms(connect_timeout)) != CURLE_OK
-        || curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, post ? t->hdr_body : t->hdr_nobody) != CURLE_OK
-        || (post
-            ? (curl_easy_setopt(t->easy, CURLOPT_POST, 1L) != CURLE_OK
-#if LIBCURL_VERSION_NUM >= 0x075000
-               /* the body goes out with the headers, in one send; on_prereq
-                * still refuses to let a POST be re-sent */
-               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body) != CURLE_OK
-#else
-               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK
-#endif
-               || curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK)
-            : curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK)
-        || curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST,
-                            strcmp(method, "POST") == 0 ? NULL : method) != CURLE_OK) {
+    if (set_options(t, method, url, body, body_len, ms(timeout), ms(connect_timeout)) != 0) {
         r->outcome = MQ_T_FAILED;
         snprintf(r->message, sizeof r->message, "could not set up the request");
         t->resp = NULL;

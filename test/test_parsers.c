@@ -1,11 +1,14 @@
-/* test_parsers.c: table-driven unit tests for iso8601.c, urlenc.c and
- * headers.c. Prints "N passed, N failed"; exits non-zero on any failure.
+/* test_parsers.c: table-driven unit tests for iso8601.c, urlenc.c,
+ * headers.c and answer.c. Prints "N passed, N failed"; exits non-zero on
+ * any failure.
  * Inputs found by the fuzzers go in the "regression" rows. */
 #include "mq.h"
+#include "answer.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int passed, failed;
@@ -416,12 +419,253 @@ static void test_headers(void)
     check(mq_header_long(NULL, 0) == -1, "header_long NULL", "NULL", "");
 }
 
+/* ---- answer ------------------------------------------------------------- */
+
+/* A body and the code and url cjson finds in it, or NULL for a 0 (the
+ * caller falls back to cjson). J() passes a literal with its length, so
+ * bodies may hold NUL bytes. */
+#define J(s) s, sizeof(s) - 1
+#define APPT(c, u) "{\"data\":{\"appointment\":{\"code\":" c ",\"url\":" u "}}}"
+#define REST "\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}}" /* after "{" */
+static const struct { const char *in; size_t len; const char *code, *url; } ANS[] = {
+    /* the plain answer, and the same with room around every token */
+    {J(APPT("\"A1\"", "\"https://x/call/t\"")), "A1", "https://x/call/t"},
+    {J(" \t\r\n{ \"data\" : { \"appointment\" :\n{ \"code\" : \"A1\" , \"url\" : \"u\" } } }\r\n"),
+     "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"url\":\"u\",\"code\":\"A1\"}}}"), "A1", "u"},
+    {J(APPT("\"\"", "\"\"")), "", ""},
+    /* other fields, anywhere, are checked and skipped */
+    {J("{\"ok\":true,\"n\":null,\"data\":{\"x\":[1,-2.5e+3,{\"a\":[[],{}]},\"s\"],"
+       "\"appointment\":{\"id\":7,\"code\":\"A1\",\"starts_at\":\"2024-05-17T09:30:00Z\","
+       "\"patient\":{\"code\":\"P\",\"url\":9},\"url\":\"u\",\"tags\":[false,0,-0,0.5,1E5,"
+       "1e-7,123456789012345678901234567890,1e400]},\"more\":{}},\"meta\":[]}"), "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"list\":[{\"code\":1}]}},"
+       "\"appointment\":{\"code\":2}}"), "A1", "u"},
+    /* escapes: PHP's \/, the short ones, \u (either case) and surrogate pairs */
+    {J(APPT("\"A\\/1\"", "\"https:\\/\\/x\\/call\\/t\"")), "A/1", "https://x/call/t"},
+    {J(APPT("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"u\"")), "\"\\/\b\f\n\r\t", "u"},
+    {J(APPT("\"\\u0041\\u00e9\\u00E9\\u20ac\\uFFFF\"", "\"u\"")),
+     "A\xc3\xa9\xc3\xa9\xe2\x82\xac\xef\xbf\xbf", "u"},
+    {J(APPT("\"\\ud83d\\ude00x\\uDBFF\\uDFFF\"", "\"\\u0075\"")),
+     "\xf0\x9f\x98\x80x\xf4\x8f\xbf\xbf", "u"},
+    {J(APPT("\"caf\xc3\xa9 \xff\x80\x7f\"", "\"u\"")), "caf\xc3\xa9 \xff\x80\x7f", "u"},
+    /* keys are compared once unescaped, as cjson does */
+    {J("{\"d\\u0061ta\":{\"\\u0061ppointment\":{\"c\\u006fde\":\"A1\",\"ur\\u006c\":\"u\"}}}"),
+     "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"code\\u0000\":1}}}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"},\"x\":{\"k\\n\\/\":1}}}"), "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},\"dat\":0,\"datas\":0,"
+       "\"Data\":0}"), "A1", "u"},
+    /* duplicates: the last one wins, at every level */
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},\"data\":null}"), NULL, NULL},
+    {J("{\"data\":1,\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}}"), "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},\"data\":{}}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},"
+       "\"data\":{\"appointment\":{\"code\":\"B2\",\"url\":\"v\"}}}"), "B2", "v"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},\"data\":[]}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"},\"appointment\":\"x\"}}"),
+     NULL, NULL},
+    {J("{\"data\":{\"appointment\":[],\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}}"), "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"},\"appointment\":{\"url\":\"u\"}}}"),
+     NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"},"
+       "\"appointment\":{\"code\":\"B2\",\"url\":\"v\"}}}"), "B2", "v"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"code\":null}}}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":7,\"url\":\"u\",\"code\":\"A1\"}}}"), "A1", "u"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"url\":{\"a\":\"b\"}}}}"),
+     NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"url\":[\"u\"],\"code\":\"A1\",\"url\":\"v\"}}}"), "A1", "v"},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"code\":\"B2\"}}}"), "B2", "u"},
+    {J("{\"d\\u0061ta\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}},\"data\":false}"),
+     NULL, NULL},
+    /* not the documented shape */
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\"}}}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"url\":\"u\"}}}"), NULL, NULL},
+    {J(APPT("1", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A1\"", "null")), NULL, NULL},
+    {J(APPT("true", "\"u\"")), NULL, NULL},
+    {J(APPT("[\"A1\"]", "\"u\"")), NULL, NULL},
+    {J(APPT("{}", "\"u\"")), NULL, NULL},
+    {J("{\"data\":{\"appointment\":\"A1\"}}"), NULL, NULL},
+    {J("{\"data\":{\"appointment\":[{\"code\":\"A1\",\"url\":\"u\"}]}}"), NULL, NULL},
+    {J("{\"data\":[{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}]}"), NULL, NULL},
+    {J("{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}"), NULL, NULL},
+    {J("{\"data\":{\"x\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\"}}}}"), NULL, NULL},
+    {J("{\"data\":null}"), NULL, NULL},
+    {J("{}"), NULL, NULL},
+    /* the top level: one object, and only whitespace after it */
+    {J("[" APPT("\"A1\"", "\"u\"") "]"), NULL, NULL},
+    {J("\"x\""), NULL, NULL},
+    {J("1"), NULL, NULL},
+    {J(""), NULL, NULL},
+    {J("   "), NULL, NULL},
+    {J(APPT("\"A1\"", "\"u\"") "x"), NULL, NULL},
+    {J(APPT("\"A1\"", "\"u\"") "{}"), NULL, NULL},
+    {J(APPT("\"A1\"", "\"u\"") "}"), NULL, NULL},
+    {J(APPT("\"A1\"", "\"u\"") "\0"), NULL, NULL},
+    {J(APPT("\"A1\"", "\"u\"") "\f"), NULL, NULL},
+    {J("\xef\xbb\xbf" APPT("\"A1\"", "\"u\"")), NULL, NULL},
+    /* strings */
+    {J(APPT("\"A\n1\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\t1\"", "\"u\"")), NULL, NULL},
+    {J("{\"x\":\"\x01\"," REST), NULL, NULL},
+    {J("{\"x\":\"\x1f\"," REST), NULL, NULL},
+    {J(APPT("\"A\0" "1\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\x1\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\'1\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\U00411\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\u12\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\u12G4\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"A\\u0000\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ud83d\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ud83dx\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ud83d\\u0041\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ud83d\\ud83d\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ude00\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ude00\\ud83d\"", "\"u\"")), NULL, NULL},
+    {J(APPT("\"\\ud83d\\n\"", "\"u\"")), NULL, NULL},
+    {J("{\"x\":\"\\ud83d\"," REST), NULL, NULL},
+    {J(APPT("'A1'", "\"u\"")), NULL, NULL},
+    /* numbers and words: RFC 8259 only */
+    {J("{\"n\":0," REST), "A1", "u"},
+    {J("{\"n\":[-0,10,-0.0e-0,1E+2,2e9,0.125]," REST), "A1", "u"},
+    {J("{\"n\":true,\"m\":false,\"o\":null," REST), "A1", "u"},
+    {J("{\"n\":01," REST), NULL, NULL},
+    {J("{\"n\":1.," REST), NULL, NULL},
+    {J("{\"n\":.5," REST), NULL, NULL},
+    {J("{\"n\":+1," REST), NULL, NULL},
+    {J("{\"n\":1e," REST), NULL, NULL},
+    {J("{\"n\":1e+," REST), NULL, NULL},
+    {J("{\"n\":-," REST), NULL, NULL},
+    {J("{\"n\":--1," REST), NULL, NULL},
+    {J("{\"n\":0x10," REST), NULL, NULL},
+    {J("{\"n\":NaN," REST), NULL, NULL},
+    {J("{\"n\":-Infinity," REST), NULL, NULL},
+    {J("{\"n\":1 2," REST), NULL, NULL},
+    {J("{\"n\":tru," REST), NULL, NULL},
+    {J("{\"n\":True," REST), NULL, NULL},
+    {J("{\"n\":nulll," REST), NULL, NULL},
+    {J("{\"n\":undefined," REST), NULL, NULL},
+    /* punctuation */
+    {J("{\"n\":1,," REST), NULL, NULL},
+    {J("{," REST), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",}}}"), NULL, NULL},
+    {J("{\"n\":[1,]," REST), NULL, NULL},
+    {J("{\"n\":[,1]," REST), NULL, NULL},
+    {J("{\"n\":[1 2]," REST), NULL, NULL},
+    {J("{\"n\":[1}," REST), NULL, NULL},
+    {J("{\"n\":{\"a\"]," REST), NULL, NULL},
+    {J("{\"n\":{1:2}," REST), NULL, NULL},
+    {J("{\"n\":{\"a\" 2}," REST), NULL, NULL},
+    {J("{\"n\"=1," REST), NULL, NULL},
+    {J("{\"data\":{\"appointment\":{\"code\":\"A1\"\"url\":\"u\"}}}"), NULL, NULL},
+    {J("{/*c*/" REST), NULL, NULL},
+    /* regression: inputs found by fuzzing or the cjson comparison go here */
+    {J(APPT("\"\\u\x10" "050\"", "\"u\"")), NULL, NULL},   /* 0x10 | 0x20 is '0' */
+    {J(APPT("\"\\u00\x11" "9\"", "\"u\"")), NULL, NULL},
+};
+
+/* Nests depth objects and arrays (top object, data, appointment, then
+ * arrays under "x") around the plain answer: cjson takes 64, refuses 65. */
+static size_t nested(char *out, int depth)
+{
+    size_t n = (size_t)sprintf(out, "{\"data\":{\"appointment\":{\"code\":\"A1\",\"url\":\"u\",\"x\":");
+    for (int k = 3; k < depth; k++)
+        out[n++] = '[';
+    for (int k = 3; k < depth; k++)
+        out[n++] = ']';
+    if (depth == 3)
+        out[n++] = '0';
+    n += (size_t)sprintf(out + n, "}}}");
+    return n;
+}
+
+/* Runs one body with a buf of exactly len bytes (then a guard that must
+ * stay as it was); 1 when code and url came back as want. */
+static int answer(const char *in, size_t len, const char *code, const char *url, char *got,
+                  size_t gotsize)
+{
+    char *buf = malloc(len + 16), *body = malloc(len + 1);
+    mq_appt a;
+    int ok;
+
+    if (!buf || !body) {
+        printf("out of memory\n");
+        exit(1);
+    }
+    memcpy(body, in, len);    /* an exact heap copy: ASan sees any overread */
+    memset(buf, 'Z', len + 16);
+    int rc = mq_answer_appointment(body, len, buf, &a);
+    if (rc == 1)
+        snprintf(got, gotsize, "code \"%.*s\" url \"%.*s\"", (int)a.code_len, a.code,
+                 (int)a.url_len, a.url);
+    else
+        snprintf(got, gotsize, "%d", rc);
+    ok = code ? rc == 1 && a.code_len == strlen(code) && memcmp(a.code, code, a.code_len) == 0
+                    && a.url_len == strlen(url) && memcmp(a.url, url, a.url_len) == 0
+                    && a.code >= buf && a.code + a.code_len <= buf + len
+                    && a.url >= buf && a.url + a.url_len <= buf + len
+              : rc == 0 && a.code == NULL && a.url == NULL;
+    for (size_t k = len; k < len + 16; k++)
+        ok = ok && buf[k] == 'Z';
+    free(buf);
+    free(body);
+    return ok;
+}
+
+static void test_answer(void)
+{
+    char got[512], in[256];
+
+    for (size_t k = 0; k < sizeof ANS / sizeof ANS[0]; k++)
+        check(answer(ANS[k].in, ANS[k].len, ANS[k].code, ANS[k].url, got, sizeof got),
+              ANS[k].code ? "answer" : "answer refusal", ANS[k].in, got);
+
+    /* depth: 64 nested objects and arrays are cjson's limit here */
+    for (int d = 3; d <= 66; d++) {
+        size_t n = nested(in, d);
+        int ok = answer(in, n, d <= 64 ? "A1" : NULL, "u", got, sizeof got);
+        check(ok, d <= 64 ? "answer depth" : "answer depth refusal", in, got);
+    }
+    {
+        char deep[200];
+        size_t n = 0;
+        for (int k = 0; k < 70; k++) deep[n++] = '[';
+        check(answer(deep, n, NULL, NULL, got, sizeof got), "answer deep array", "[[[...", got);
+    }
+
+    /* every proper prefix of a valid answer is refused, and len is
+     * authoritative: what follows it is never read */
+    static const char full[] =
+        "{\"data\":{\"appointment\":{\"code\":\"A\\u00e91\",\"starts_at\":\"2024-05-17T09:30:00Z\","
+        "\"n\":[-1.5e+3,true,false,null,{}],\"url\":\"https:\\/\\/x\\/call\\/t\\ud83d\\ude00\"}}}";
+    for (size_t n = 0; n < sizeof full - 1; n++) {
+        snprintf(in, sizeof in, "prefix of %zu bytes", n);
+        check(answer(full, n, NULL, NULL, got, sizeof got), "answer truncated", in, got);
+    }
+    check(answer(full, sizeof full - 1, "A\xc3\xa9" "1", "https://x/call/t\xf0\x9f\x98\x80", got,
+                 sizeof got), "answer full", full, got);
+    {
+        char tail[sizeof full + 8];
+        memcpy(tail, full, sizeof full - 1);
+        memcpy(tail + sizeof full - 1, "garbage", 8);
+        check(answer(tail, sizeof full - 1, "A\xc3\xa9" "1", "https://x/call/t\xf0\x9f\x98\x80",
+                     got, sizeof got), "answer len", "full + garbage", got);
+    }
+
+    mq_appt a;
+    char buf[8];
+    check(mq_answer_appointment(NULL, 0, buf, &a) == 0 && a.code == NULL, "answer NULL body",
+          "NULL", "");
+}
+
 int main(void)
 {
     test_iso8601();
     test_epoch();
     test_urlenc();
     test_headers();
+    test_answer();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

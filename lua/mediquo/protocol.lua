@@ -14,7 +14,6 @@ local ipairs = ipairs
 local lower = string.lower
 local find = string.find
 local sub = string.sub
-local format = string.format
 
 local json = cjson.new()
 json.decode_max_depth(64)
@@ -22,58 +21,22 @@ json.encode_max_depth(16)
 
 local _M = { _VERSION = "0.1.0" }
 
--- "." and ".." are dot-segments: in a path they address the parent
--- resource on any server that normalises URLs, so such a code could never
--- be rescheduled or cancelled safely.
-local function code_of(v)
-    local code, verbatim = validate.text("code", v)
-    if code and (code == "." or code == "..") then
-        return nil, errors.invalid("code", "must not be '.' or '..' (a URL dot-segment)")
-    end
-    return code, verbatim
-end
-
-local CREATE_FIELDS = { code = true, starts_at = true, patient = true,
-                        professional = true, duration = true, op = true }
+local create_request = core.create_request
 
 -- build(op, a, b) -> req | nil, err
 --   create: a = fields table; reschedule: a = code, b = starts_at; cancel: a = code
+-- The create body is checked and written in C (core.create_request, the
+-- same code client:create runs); the field names and messages are those of
+-- mediquo.validate.
 function _M.build(op, a, b)
     local v = validate
     if op == "create" then
-        local ok, err = v.fields("appointment", a, CREATE_FIELDS)
-        if not ok then return nil, err end
-        local code, starts_at, patient, professional, duration
-        local code_v, patient_v, professional_v     -- each JSON-verbatim?
-        code, code_v = code_of(a.code)
-        if not code then return nil, code_v end
-        starts_at, err = v.starts_at("starts_at", a.starts_at)
-        if not starts_at then return nil, err end
-        patient, patient_v = v.text("patient", a.patient)
-        if not patient then return nil, patient_v end
-        professional, professional_v = v.text("professional", a.professional)
-        if not professional then return nil, professional_v end
-        duration, err = v.duration("duration", a.duration)
-        if err then return nil, err end
-        local body
-        if not (code_v and patient_v and professional_v) then
-            body = json.encode{
-                appointment = { code = code, starts_at = starts_at, duration = duration },
-                patient = { code = patient },
-                professional = { hash = professional },
-            }
-        else
-            -- nothing to escape (the usual case): the same JSON, put
-            -- together without building and walking four tables
-            body = '{"appointment":{"code":"' .. code .. '","starts_at":"' .. starts_at
-                .. (duration and format('","duration":%d},"patient":{"code":"', duration)
-                             or '"},"patient":{"code":"')
-                .. patient .. '"},"professional":{"hash":"' .. professional .. '"}}'
-        end
+        local body, starts_at, why = create_request(a)
+        if not body then return nil, errors.invalid(starts_at, why) end
         return { op = op, method = "POST", path = "/appointments", body = body,
-                 code = code, starts_at = starts_at }
+                 code = a.code, starts_at = starts_at }
     elseif op == "reschedule" then
-        local code, err = code_of(a)
+        local code, err = v.code("code", a)
         if not code then return nil, err end
         local starts_at
         starts_at, err = v.starts_at("starts_at", b)
@@ -82,7 +45,7 @@ function _M.build(op, a, b)
                  body = json.encode{ appointment = { starts_at = starts_at } },
                  code = code, starts_at = starts_at }
     elseif op == "cancel" then
-        local code, err = code_of(a)
+        local code, err = v.code("code", a)
         if not code then return nil, err end
         return { op = op, method = "DELETE", path = "/appointments/" .. core.urlenc(code),
                  code = code }

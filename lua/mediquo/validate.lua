@@ -7,7 +7,6 @@ local textclass = core.textclass   -- 0 JSON-verbatim, 1 needs escaping, 2 contr
 local errors = require "mediquo.errors"
 
 local type = type
-local pairs = pairs
 local tostring = tostring
 local tonumber = tonumber
 local find = string.find
@@ -36,57 +35,47 @@ local function is_finite(v)
     return type(v) == "number" and v == v and v > -huge and v < huge
 end
 
+-- The checks and their messages live in C (src/lcheck.c), shared with
+-- client:create, which runs them without coming back to Lua.
+local check_text, check_code = core.check_text, core.check_code
+local check_starts_at, check_duration = core.check_starts_at, core.check_duration
+local check_fields = core.check_fields
+
 -- A text field: non-empty string, bounded, no control characters, UTF-8.
 -- Returns v and whether it may go into a JSON string as it is.
 function _M.text(field, v, max)
-    if type(v) ~= "string" then
-        return nil, invalid(field, "must be a string, got " .. type(v))
-    end
-    if v == "" then return nil, invalid(field, "must not be empty") end
-    if #v > (max or MAX_ID) then
-        return nil, invalid(field, "must be at most " .. (max or MAX_ID) .. " bytes")
-    end
-    local cls = textclass(v)    -- one pass in C
-    if cls == 2 then return nil, invalid(field, "must not contain control characters") end
-    if cls == 3 then return nil, invalid(field, "must be valid UTF-8") end
-    return v, cls == 0
+    local ok, x = check_text(v, max or MAX_ID)
+    if not ok then return nil, invalid(field, x) end
+    return v, x
+end
+
+-- An appointment code: text, and not "." or ".." (a URL dot-segment would
+-- address another resource). Returns v and whether it is JSON-verbatim.
+function _M.code(field, v)
+    local ok, x = check_code(v)
+    if not ok then return nil, invalid(field, x) end
+    return v, x
 end
 
 -- starts_at: ISO 8601 string (normalised to UTC) or Unix epoch seconds.
 function _M.starts_at(field, v)
-    if type(v) == "string" then
-        if #v > 64 then return nil, invalid(field, "is not an ISO 8601 date-time") end
-        local s, why = core.iso8601(v)
-        if not s then return nil, invalid(field, why) end
-        return s
-    elseif type(v) == "number" then
-        if not is_finite(v) then return nil, invalid(field, "must be a finite number") end
-        local s, why = core.epoch(v)
-        if not s then return nil, invalid(field, why) end
-        return s
-    end
-    return nil, invalid(field, "must be an ISO 8601 string or Unix epoch seconds, got " .. type(v))
+    local ok, x = check_starts_at(v)
+    if not ok then return nil, invalid(field, x) end
+    return x
 end
 
+-- duration: nil, or whole seconds > 0
 function _M.duration(field, v)
-    if v == nil then return nil end
-    if not is_integer(v) or v <= 0 or v > 2147483647 then
-        return nil, invalid(field, "must be an integer number of seconds > 0")
-    end
-    return v
+    local ok, x = check_duration(v)
+    if not ok then return nil, invalid(field, x) end
+    return x
 end
 
--- Checks that t is a table with only the allowed keys.
+-- Checks that t is a table with only the allowed keys (string keys with a
+-- true value in allowed).
 function _M.fields(field, t, allowed)
-    if type(t) ~= "table" then
-        return nil, invalid(field, "must be a table, got " .. type(t))
-    end
-    for k in pairs(t) do
-        if not allowed[k] then   -- allowed has string keys only
-            return nil, invalid(field, "unknown field " .. (type(k) == "string"
-                and ("'" .. k:sub(1, 40):gsub("[%c]", "?") .. "'") or ("of type " .. type(k))))
-        end
-    end
+    local ok, why = check_fields(t, allowed)
+    if not ok then return nil, invalid(field, why) end
     return t
 end
 

@@ -1,0 +1,190 @@
+/* fuzz_answer.c: mq_answer_appointment on any bytes against an independent
+ * reference (recursive; validates the whole body first, then looks up each
+ * key's last copy; decodes with the C library), with a buf of exactly len
+ * bytes so ASan sees any write past it. On a 1, both strings must lie in
+ * buf and equal the reference's; on a 0, *a must be cleared. */
+#include <ctype.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+
+typedef const unsigned char *P;
+
+static P skip(P p, P e)        /* NULL (a failure) stays NULL */
+{
+    while (p && p < e && strchr(" \t\n\r", *p) && *p)
+        p++;
+    return p;
+}
+
+static int hex(P p, P e, unsigned long *v)
+{
+    char h[5] = {0};
+    if (e - p < 4)
+        return 0;
+    for (int k = 0; k < 4; k++)
+        if (!isxdigit(h[k] = (char)p[k]))
+            return 0;
+    *v = strtoul(h, NULL, 16);
+    return 1;
+}
+
+/* The string at p (its quote), decoded into out (NULL: checked only). */
+static P rstring(P p, P e, unsigned char *out, size_t *n)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    size_t k = 0;
+    if (p >= e || *p++ != '"')
+        return NULL;
+    for (;;) {
+        if (p >= e || *p < 0x20)
+            return NULL;
+        unsigned long c = *p++;
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            const char *at = p < e && *p ? strchr(from, *p) : NULL;
+            if (at) {
+                c = (unsigned char)to[at - from], p++;
+            } else if (p < e && *p == 'u' && hex(p + 1, e, &c)) {
+                p += 5;
+                if (c >= 0xD800 && c < 0xDC00) {
+                    unsigned long lo;
+                    if (e - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex(p + 2, e, &lo)
+                        || lo < 0xDC00 || lo > 0xDFFF)
+                        return NULL;
+                    c = 0x10000 + ((c & 0x3FF) << 10 | (lo & 0x3FF)), p += 6;
+                } else if (c == 0 || (c >= 0xDC00 && c < 0xE000)) {
+                    return NULL;
+                }
+                static const unsigned char lead[5] = {0, 0, 0xC0, 0xE0, 0xF0};
+                size_t m = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+                for (size_t i = m - 1; i > 0; i--, c >>= 6)
+                    if (out) out[k + i] = (unsigned char)(0x80 | (c & 0x3F));
+                if (out) out[k] = (unsigned char)(lead[m] | c);
+                k += m;
+                continue;
+            } else {
+                return NULL;
+            }
+        }
+        if (out) out[k] = (unsigned char)c;
+        k++;
+    }
+    if (n) *n = k;
+    return p;
+}
+
+/* One value at p; depth counts the containers it is inside. */
+static P rvalue(P p, P e, int depth)
+{
+    static regex_t num;
+    static int compiled;
+    p = skip(p, e);
+    if (p >= e)
+        return NULL;
+    if (*p == '{' || *p == '[') {
+        int obj = *p == '{';
+        if (depth == 64)
+            return NULL;
+        p = skip(p + 1, e);
+        if (p < e && *p == (obj ? '}' : ']'))
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = skip(rstring(p, e, NULL, NULL), e);
+                if (!p || p >= e || *p++ != ':')
+                    return NULL;
+            }
+            p = skip(rvalue(p, e, depth + 1), e);
+            if (!p || p >= e)
+                return NULL;
+            if (*p == (obj ? '}' : ']'))
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p = skip(p + 1, e);
+        }
+    }
+    if (*p == '"')
+        return rstring(p, e, NULL, NULL);
+    static const char *const words[] = {"true", "false", "null"};
+    for (int k = 0; k < 3; k++)
+        if ((size_t)(e - p) >= strlen(words[k]) && !memcmp(p, words[k], strlen(words[k])))
+            return p + strlen(words[k]);
+    if (!compiled) {
+        compiled = 1;
+        if (regcomp(&num, "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?$", REG_EXTENDED))
+            abort();
+    }
+    size_t n = 0;
+    while (p + n < e && *(p + n) && strchr("+-.0123456789eE", *(p + n)))
+        n++;
+    char *t = strndup((const char *)p, n);
+    int bad = !t || n == 0 || regexec(&num, t, 0, NULL, 0) != 0;
+    free(t);
+    return bad ? NULL : p + n;
+}
+
+/* The value of the last member named key of the (valid) object at p. */
+static P member(P p, P e, const char *key, unsigned char *tmp)
+{
+    P found = NULL;
+    size_t n = 0;
+    if (!p || *p != '{' || *(p = skip(p + 1, e)) == '}')
+        return NULL;
+    for (;;) {
+        p = skip(skip(rstring(p, e, tmp, &n), e) + 1, e);
+        if (n == strlen(key) && memcmp(tmp, key, n) == 0)
+            found = p;
+        p = skip(rvalue(p, e, 0), e);
+        if (*p++ == '}')
+            return found;
+        p = skip(p, e);
+    }
+}
+
+static int reference(P body, size_t len, unsigned char *code, size_t *cn, unsigned char *url,
+                     size_t *un, unsigned char *tmp)
+{
+    P e = body + len, top = skip(body, e);
+    if (top == e || *top != '{' || skip(rvalue(top, e, 0), e) != e)
+        return 0;
+    P a = member(member(top, e, "data", tmp), e, "appointment", tmp);
+    P c = a ? member(a, e, "code", tmp) : NULL, u = a ? member(a, e, "url", tmp) : NULL;
+    return c && u && rstring(c, e, code, cn) && rstring(u, e, url, un);
+}
+
+static int inside(const char *s, size_t n, const char *buf, size_t len)
+{
+    return s != NULL && s >= buf && n <= len && (size_t)(s - buf) <= len - n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t cap = size ? size : 1, cn = 0, un = 0;
+    char *buf = malloc(cap);
+    unsigned char *code = malloc(cap), *url = malloc(cap), *tmp = malloc(cap);
+    mq_appt a;
+
+    if (!buf || !code || !url || !tmp)
+        abort();
+    int rc = mq_answer_appointment((const char *)data, size, buf, &a);
+    int want = reference(data, size, code, &cn, url, &un, tmp);
+    if (rc != want)
+        abort();
+    if (rc == 0 && (a.code || a.url || a.code_len || a.url_len))
+        abort();
+    if (rc == 1 && (!inside(a.code, a.code_len, buf, size) || !inside(a.url, a.url_len, buf, size)
+                    || a.code_len != cn || memcmp(a.code, code, cn) != 0
+                    || a.url_len != un || memcmp(a.url, url, un) != 0))
+        abort();
+    free(buf);
+    free(code);
+    free(url);
+    free(tmp);
+    return 0;
+}

@@ -1,0 +1,295 @@
+/* answer.c: data.appointment.code and .url out of a create or reschedule
+ * answer, in one pass, with no allocation and no recursion. A fast path in
+ * front of cjson, so it may only ever say less: a 1 means cjson (with
+ * decode_max_depth 64, as protocol.lua sets it) would decode the body and
+ * find exactly these two strings; anything else gets a 0 and goes to cjson.
+ * Hence a stricter grammar than cjson's: RFC 8259 numbers, an object at
+ * the top and only whitespace after it (cjson stops at a NUL byte), no raw
+ * control bytes and no \u0000 in strings. */
+#include "answer.h"
+
+#include <string.h>
+
+#define MAX_DEPTH 64   /* cjson counts objects and arrays alike */
+
+typedef const unsigned char *ptr;
+
+/* What an open container is... */
+enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT };
+/* ...and what the value about to be read will be to the caller. */
+enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL };
+
+typedef struct {
+    ptr base, p, end;
+    unsigned char *buf;
+    mq_appt *a;
+    int appt;          /* the data.appointment in force is an object */
+    int depth;
+    unsigned char open[MAX_DEPTH];
+} scan;
+
+static ptr ws(ptr p, ptr end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static long hex4(ptr p)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        int c = p[k];
+        if (c >= '0' && c <= '9') v = v * 16 + (c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v = v * 16 + (c - 'A' + 10);
+        else return -1;
+    }
+    return v;
+}
+
+/* The \u escape at p (a surrogate pair counts as one): its code point, or
+ * -1 for a bad one; *used is the escaped length. */
+static long code_point(ptr p, ptr end, size_t *used)
+{
+    if (end - p < 6)
+        return -1;
+    long hi = hex4(p + 2), lo;
+    *used = 6;
+    if (hi <= 0 || (hi >= 0xDC00 && hi <= 0xDFFF))
+        return -1;
+    if (hi < 0xD800 || hi > 0xDBFF)
+        return hi;
+    if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
+        return -1;
+    lo = hex4(p + 8);
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return -1;
+    *used = 12;
+    return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+}
+
+/* cp (at most U+10FFFF) as UTF-8 at o; returns its length. */
+static size_t utf8(unsigned char *o, long cp)
+{
+    static const unsigned char lead[5] = { 0, 0, 0xC0, 0xE0, 0xF0 };
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+
+    for (size_t k = n - 1; k > 0; k--, cp >>= 6)
+        o[k] = (unsigned char)(0x80 | (cp & 0x3F));
+    o[0] = (unsigned char)(lead[n] | cp);
+    return n;
+}
+
+/* The string whose opening quote is at s->p: s->p moves past the closing
+ * one. With out, its unescaped bytes go there, *n of them. An escape never
+ * unescapes to more bytes than it is written with, so the string at offset
+ * i of the body always fits at offset i of buf, clear of any other. */
+static int string(scan *s, unsigned char *out, size_t *n)
+{
+    ptr p = s->p + 1, end = s->end;
+    size_t k = 0, used;
+    unsigned char u[4];
+
+    while (p < end && *p != '"') {
+        unsigned char c = *p;
+        if (c != '\\') {
+            /* a run of plain bytes, copied at once */
+            ptr q = p;
+            while (q < end && *q >= 0x20 && *q != '"' && *q != '\\')
+                q++;
+            if (q == p)
+                return 0;               /* a raw control byte */
+            if (out) memcpy(out + k, p, (size_t)(q - p));
+            k += (size_t)(q - p), p = q;
+            continue;
+        }
+        if (end - p < 2)
+            return 0;
+        switch (p[1]) {
+        case '"': case '\\': case '/': c = p[1]; break;
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case 'n': c = '\n'; break;
+        case 'r': c = '\r'; break;
+        case 't': c = '\t'; break;
+        case 'u': {
+            long cp = code_point(p, end, &used);
+            if (cp < 0)
+                return 0;
+            size_t m = utf8(u, cp);
+            if (out) memcpy(out + k, u, m);
+            k += m, p += used;
+            continue;
+        }
+        default: return 0;
+        }
+        if (out) out[k] = c;
+        k++, p += 2;
+    }
+    if (p == end)
+        return 0;
+    s->p = p + 1;
+    if (n) *n = k;
+    return 1;
+}
+
+static ptr digits(ptr p, ptr end)
+{
+    ptr q = p;
+    while (q < end && *q >= '0' && *q <= '9')
+        q++;
+    return q == p ? NULL : q;
+}
+
+/* RFC 8259 number (every one of which strtod, and so cjson, takes). */
+static ptr number(ptr p, ptr end)
+{
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') p++;
+    else if (!(p = digits(p, end))) return NULL;
+    if (p < end && *p == '.' && !(p = digits(p + 1, end))) return NULL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        p = digits(p, end);
+    }
+    return p;
+}
+
+static ptr word(ptr p, ptr end, const char *w)
+{
+    size_t n = strlen(w);
+    return (size_t)(end - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
+}
+
+static int is(const unsigned char *k, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(k, name, n) == 0;
+}
+
+/* A scalar value at s->p; the two strings we are after are kept. */
+static int scalar(scan *s, int want)
+{
+    ptr p = s->p, end = s->end;
+
+    if (*p == '"') {
+        if (want != V_CODE && want != V_URL)
+            return string(s, NULL, NULL);
+        unsigned char *out = s->buf + (p + 1 - s->base);
+        size_t n;
+        if (!string(s, out, &n))
+            return 0;
+        if (want == V_CODE) {
+            s->a->code = (const char *)out;
+            s->a->code_len = n;
+        } else {
+            s->a->url = (const char *)out;
+            s->a->url_len = n;
+        }
+        return 1;
+    }
+    if (*p == '-' || (*p >= '0' && *p <= '9')) s->p = number(p, end);
+    else if (*p == 't') s->p = word(p, end, "true");
+    else if (*p == 'f') s->p = word(p, end, "false");
+    else if (*p == 'n') s->p = word(p, end, "null");
+    else s->p = NULL;
+    return s->p != NULL;
+}
+
+/* `"key" :` in the innermost object, and what its value will be. A later
+ * copy of a key replaces the earlier one in cjson's table, so each of ours
+ * forgets what the earlier copy found. Keys that can matter are compared
+ * unescaped (into buf, like strings), as cjson would. */
+static int key(scan *s, int *want)
+{
+    int in = s->open[s->depth - 1];
+    unsigned char *k;
+    size_t n = 0;
+
+    if (s->p == s->end || *s->p != '"')
+        return 0;
+    k = s->buf + (s->p + 1 - s->base);
+    if (!string(s, in == C_OTHER ? NULL : k, &n))
+        return 0;
+    s->p = ws(s->p, s->end);
+    if (s->p == s->end || *s->p != ':')
+        return 0;
+    s->p = ws(s->p + 1, s->end);
+    *want = V_OTHER;
+    if ((in == C_TOP && is(k, n, "data")) || (in == C_DATA && is(k, n, "appointment"))) {
+        *want = in == C_TOP ? V_DATA : V_APPT;
+        s->appt = 0;
+        s->a->code = s->a->url = NULL;
+    } else if (in == C_APPT && is(k, n, "code")) {
+        *want = V_CODE;
+        s->a->code = NULL;
+    } else if (in == C_APPT && is(k, n, "url")) {
+        *want = V_URL;
+        s->a->url = NULL;
+    }
+    return 1;
+}
+
+static int parse(scan *s)
+{
+    int want = V_TOP;
+
+    s->p = ws(s->p, s->end);
+    if (s->p == s->end || *s->p != '{')
+        return 0;
+    for (;;) {                          /* s->p is at a value */
+        if (s->p == s->end)
+            return 0;
+        if (*s->p == '{' || *s->p == '[') {
+            int c = *s->p == '[' ? C_ARRAY : want == V_TOP ? C_TOP : want == V_DATA ? C_DATA
+                  : want == V_APPT ? C_APPT : C_OTHER;
+            if (s->depth == MAX_DEPTH)
+                return 0;
+            s->open[s->depth++] = (unsigned char)c;
+            s->appt |= c == C_APPT;
+            s->p = ws(s->p + 1, s->end);
+            if (s->p == s->end || *s->p != (c == C_ARRAY ? ']' : '}')) {
+                want = V_OTHER;
+                if (c != C_ARRAY && !key(s, &want))
+                    return 0;
+                continue;
+            }
+            s->depth--, s->p++;         /* empty */
+        } else if (!scalar(s, want)) {
+            return 0;
+        }
+        for (;;) {                      /* after a value: close, or the next one */
+            s->p = ws(s->p, s->end);
+            if (s->depth == 0)
+                return s->p == s->end && s->appt && s->a->code && s->a->url;
+            if (s->p == s->end)
+                return 0;
+            int c = s->open[s->depth - 1];
+            if (*s->p == ',') {
+                s->p = ws(s->p + 1, s->end);
+                want = V_OTHER;
+                if (c != C_ARRAY && !key(s, &want))
+                    return 0;
+                break;
+            }
+            if (*s->p != (c == C_ARRAY ? ']' : '}'))
+                return 0;
+            s->depth--, s->p++;
+        }
+    }
+}
+
+int mq_answer_appointment(const char *body, size_t len, char *buf, mq_appt *a)
+{
+    a->code = a->url = NULL;
+    if (body && buf) {
+        scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
+                   .buf = (unsigned char *)buf, .a = a };
+        if (parse(&s))
+            return 1;
+    }
+    a->code = a->url = NULL;
+    a->code_len = a->url_len = 0;
+    return 0;
+}

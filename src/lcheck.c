@@ -1,0 +1,231 @@
+/* lcheck.c: the argument checks and their messages, in one place. The
+ * create request (lcreate.c) runs them in C; the Lua validators
+ * (mediquo.validate) call the same checks through core.check_*, so a
+ * field is refused with the same words whichever path it took.
+ *
+ * A check returns NULL when the value is good, else why it is not (a
+ * static string or one written into the caller's buffer). Values are never
+ * quoted: a secret passed in the wrong place must not reach a message. */
+#include "lcheck.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MQ_MAX_ID 255
+#define MQ_MAX_DATE 64      /* longer than any ISO 8601 date-time we take */
+
+const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
+                          char *buf, size_t buflen)
+{
+    if (lua_type(L, idx) != LUA_TSTRING) {
+        snprintf(buf, buflen, "must be a string, got %s", luaL_typename(L, idx));
+        return buf;
+    }
+    t->s = lua_tolstring(L, idx, &t->len);
+    if (t->len == 0)
+        return "must not be empty";
+    if (t->len > max) {
+        snprintf(buf, buflen, "must be at most %zu bytes", max);
+        return buf;
+    }
+    switch (mq_text_classify(t->s, t->len)) {
+    case MQ_TEXT_CONTROL:
+        return "must not contain control characters";
+    case MQ_TEXT_BAD_UTF8:
+        return "must be valid UTF-8";
+    case MQ_TEXT_VERBATIM:
+        t->verbatim = 1;
+        return NULL;
+    default:
+        t->verbatim = 0;
+        return NULL;
+    }
+}
+
+/* "." and ".." are dot-segments: in a path they address the parent
+ * resource on any server that normalises URLs, so such a code could never
+ * be rescheduled or cancelled safely. */
+const char *mq_check_code(lua_State *L, int idx, mq_text *t, char *buf, size_t buflen)
+{
+    const char *why = mq_check_text(L, idx, MQ_MAX_ID, t, buf, buflen);
+    if (why != NULL)
+        return why;
+    if (t->s[0] == '.' && (t->len == 1 || (t->len == 2 && t->s[1] == '.')))
+        return "must not be '.' or '..' (a URL dot-segment)";
+    return NULL;
+}
+
+/* An ISO 8601 string (normalised to UTC) or Unix epoch seconds. */
+const char *mq_check_starts_at(lua_State *L, int idx, char out[MQ_ISO_LEN],
+                               char *buf, size_t buflen)
+{
+    const char *why = NULL;
+
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (len > MQ_MAX_DATE)
+            return "is not an ISO 8601 date-time";
+        if (mq_iso8601_utc(s, len, out, &why) != 0)
+            return why ? why : "is not an ISO 8601 date-time";
+        return NULL;
+    }
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        double t = lua_tonumber(L, idx);
+        if (!isfinite(t))
+            return "must be a finite number";
+        if (mq_epoch_utc(t, out, &why) != 0)
+            return why ? why : "is not a valid time";
+        return NULL;
+    }
+    snprintf(buf, buflen, "must be an ISO 8601 string or Unix epoch seconds, got %s",
+             luaL_typename(L, idx));
+    return buf;
+}
+
+/* nil (none: *d = 0) or a whole number of seconds, 1 .. 2^31-1 */
+const char *mq_check_duration(lua_State *L, int idx, long *d)
+{
+    double v;
+
+    *d = 0;
+    if (lua_isnil(L, idx))
+        return NULL;
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return "must be an integer number of seconds > 0";
+    v = lua_tonumber(L, idx);
+    if (!(v > 0 && v <= 2147483647.0) || (double)(long)v != v)
+        return "must be an integer number of seconds > 0";
+    *d = (long)v;
+    return NULL;
+}
+
+/* The message for a key that is not allowed: its first 40 bytes, control
+ * characters shown as '?', or its type when it is not a string. */
+const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t buflen)
+{
+    char name[41];
+    size_t len, i;
+    const char *k;
+
+    if (lua_type(L, kidx) != LUA_TSTRING) {
+        snprintf(buf, buflen, "unknown field of type %s", luaL_typename(L, kidx));
+        return buf;
+    }
+    k = lua_tolstring(L, kidx, &len);
+    if (len > 40)
+        len = 40;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)k[i];
+        name[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    }
+    name[len] = '\0';
+    snprintf(buf, buflen, "unknown field '%s'", name);
+    return buf;
+}
+
+/* ---- core.check_* for mediquo.validate: ok, value | false, why ------- */
+
+static int verdict(lua_State *L, const char *why)
+{
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+/* core.check_text(v [, max]) -> true, verbatim_in_json | false, why */
+static int l_check_text(lua_State *L)
+{
+    char buf[MQ_WHY_LEN];
+    mq_text t;
+    lua_Integer max = luaL_optinteger(L, 2, MQ_MAX_ID);
+    const char *why;
+
+    luaL_argcheck(L, max > 0, 2, "max must be positive");
+    why = mq_check_text(L, 1, (size_t)max, &t, buf, sizeof buf);
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, t.verbatim);
+    return 2;
+}
+
+/* core.check_code(v) -> true, verbatim_in_json | false, why */
+static int l_check_code(lua_State *L)
+{
+    char buf[MQ_WHY_LEN];
+    mq_text t;
+    const char *why = mq_check_code(L, 1, &t, buf, sizeof buf);
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, t.verbatim);
+    return 2;
+}
+
+/* core.check_starts_at(v) -> true, "YYYY-MM-DDTHH:MM:SSZ" | false, why */
+static int l_check_starts_at(lua_State *L)
+{
+    char buf[MQ_WHY_LEN], out[MQ_ISO_LEN];
+    const char *why = mq_check_starts_at(L, 1, out, buf, sizeof buf);
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, out);
+    return 2;
+}
+
+/* core.check_duration(v) -> true, v | false, why  (nil is fine: true, nil) */
+static int l_check_duration(lua_State *L)
+{
+    long d;
+    const char *why = mq_check_duration(L, 1, &d);
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    return 2;
+}
+
+/* core.check_fields(t, allowed) -> true | false, why: t is a table whose
+ * every key is a string key of allowed with a true value */
+static int l_check_fields(lua_State *L)
+{
+    char buf[MQ_WHY_LEN];
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 1)) {
+        snprintf(buf, sizeof buf, "must be a table, got %s", luaL_typename(L, 1));
+        return verdict(L, buf);
+    }
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        lua_pop(L, 1);                      /* the value */
+        int ok = 0;
+        if (lua_type(L, 3) == LUA_TSTRING) {
+            lua_pushvalue(L, 3);
+            lua_rawget(L, 2);
+            ok = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        if (!ok)
+            return verdict(L, mq_check_unknown_key(L, 3, buf, sizeof buf));
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+void mq_lcheck_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "check_text", l_check_text },
+        { "check_code", l_check_code },
+        { "check_starts_at", l_check_starts_at },
+        { "check_duration", l_check_duration },
+        { "check_fields", l_check_fields },
+        { NULL, NULL },
+    };
+    mq_setfuncs(L, funcs);
+}

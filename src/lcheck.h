@@ -1,0 +1,43 @@
+/* lcheck.h: argument checks shared by the C create path and the Lua
+ * validators (lcheck.c). Each returns NULL when the value at idx is good,
+ * else why not (static, or written into buf). */
+#ifndef MQ_LCHECK_H
+#define MQ_LCHECK_H
+
+#include "lmq.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+#define MQ_WHY_LEN 160
+
+/* a checked text value (s points into the Lua string at idx) */
+typedef struct {
+    const char *s;
+    size_t len;
+    int verbatim;           /* it can go into a JSON string as it is */
+} mq_text;
+
+/* a non-empty string of at most max bytes, valid UTF-8, no control characters */
+const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
+                          char *buf, size_t buflen);
+/* an appointment code: text of at most 255 bytes, not "." or ".." */
+const char *mq_check_code(lua_State *L, int idx, mq_text *t, char *buf, size_t buflen);
+/* ISO 8601 string or epoch seconds -> "YYYY-MM-DDTHH:MM:SSZ" in out */
+const char *mq_check_starts_at(lua_State *L, int idx, char out[MQ_ISO_LEN],
+                               char *buf, size_t buflen);
+/* nil (*d = 0) or whole seconds 1 .. 2^31-1 */
+const char *mq_check_duration(lua_State *L, int idx, long *d);
+/* the message for a key (at kidx) that is not allowed */
+const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t buflen);
+
+/* core.check_text, check_code, check_starts_at, check_duration,
+ * check_fields: added to the module table on top of the stack */
+void mq_lcheck_open(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif
