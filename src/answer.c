@@ -81,22 +81,42 @@ static size_t utf8(unsigned char *o, long cp)
     return n;
 }
 
+/* Bytes that end a run of plain string bytes: control bytes (refused),
+ * '"' and '\\'. One table lookup a byte. */
+#define ONE4 1, 1, 1, 1
+#define ONE32 ONE4, ONE4, ONE4, ONE4, ONE4, ONE4, ONE4, ONE4
+static const unsigned char special[256] = { ONE32, ['"'] = 1, ['\\'] = 1 };
+#undef ONE32
+#undef ONE4
+
 /* The string whose opening quote is at s->p: s->p moves past the closing
- * one. With out, its unescaped bytes go there, *n of them. An escape never
- * unescapes to more bytes than it is written with, so the string at offset
- * i of the body always fits at offset i of buf, clear of any other. */
-static int string(scan *s, unsigned char *out, size_t *n)
+ * one, *str and *n (when asked for) say where its bytes are. Without an
+ * escape (the usual case) they are the body's own. With one, they are
+ * unescaped into out (when given): an escape never unescapes to more bytes
+ * than it is written with, so the string at offset i of the body always
+ * fits at offset i of buf, clear of any other. */
+static int string(scan *s, unsigned char *out, ptr *str, size_t *n)
 {
-    ptr p = s->p + 1, end = s->end;
-    size_t k = 0, used;
+    ptr start = s->p + 1, p = start, end = s->end;
+    size_t k, used;
     unsigned char u[4];
 
+    while (p < end && !special[*p])
+        p++;
+    if (p < end && *p == '"') {         /* no escape */
+        if (str) *str = start;
+        if (n) *n = (size_t)(p - start);
+        s->p = p + 1;
+        return 1;
+    }
+    k = (size_t)(p - start);            /* the plain bytes so far */
+    if (out) memcpy(out, start, k);
     while (p < end && *p != '"') {
         unsigned char c = *p;
         if (c != '\\') {
             /* a run of plain bytes, copied at once */
             ptr q = p;
-            while (q < end && *q >= 0x20 && *q != '"' && *q != '\\')
+            while (q < end && !special[*q])
                 q++;
             if (q == p)
                 return 0;               /* a raw control byte */
@@ -130,6 +150,7 @@ static int string(scan *s, unsigned char *out, size_t *n)
     if (p == end)
         return 0;
     s->p = p + 1;
+    if (str) *str = out;
     if (n) *n = k;
     return 1;
 }
@@ -163,7 +184,7 @@ static ptr word(ptr p, ptr end, const char *w)
     return (size_t)(end - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
 }
 
-static int is(const unsigned char *k, size_t n, const char *name)
+static int is(ptr k, size_t n, const char *name)
 {
     return n == strlen(name) && memcmp(k, name, n) == 0;
 }
@@ -175,16 +196,16 @@ static int scalar(scan *s, int want)
 
     if (*p == '"') {
         if (want != V_CODE && want != V_URL)
-            return string(s, NULL, NULL);
-        unsigned char *out = s->buf + (p + 1 - s->base);
+            return string(s, NULL, NULL, NULL);
+        ptr str;
         size_t n;
-        if (!string(s, out, &n))
+        if (!string(s, s->buf + (p + 1 - s->base), &str, &n))
             return 0;
         if (want == V_CODE) {
-            s->a->code = (const char *)out;
+            s->a->code = (const char *)str;
             s->a->code_len = n;
         } else {
-            s->a->url = (const char *)out;
+            s->a->url = (const char *)str;
             s->a->url_len = n;
         }
         return 1;
@@ -204,13 +225,13 @@ static int scalar(scan *s, int want)
 static int key(scan *s, int *want)
 {
     int in = s->open[s->depth - 1];
-    unsigned char *k;
+    ptr k = NULL;
     size_t n = 0;
 
     if (s->p == s->end || *s->p != '"')
         return 0;
-    k = s->buf + (s->p + 1 - s->base);
-    if (!string(s, in == C_OTHER ? NULL : k, &n))
+    if (!string(s, in == C_OTHER ? NULL : s->buf + (s->p + 1 - s->base),
+                in == C_OTHER ? NULL : &k, &n))
         return 0;
     s->p = ws(s->p, s->end);
     if (s->p == s->end || *s->p != ':')

@@ -29,6 +29,21 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
     return len;
 }
 
+/* Printable ASCII other than '"', '/' and '\\': the bytes the loop below
+ * skips with one table lookup each. */
+#define NO16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#define YES16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char plain[256] = {
+    NO16, NO16,                                         /* 0x00-0x1F: control */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,     /* 0x20-0x2F: '"' '/' */
+    YES16, YES16,                                       /* 0x30-0x4F */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* 0x50-0x5F: '\\' */
+    YES16,                                              /* 0x60-0x6F */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,     /* 0x70-0x7F: DEL */
+};                                                      /* 0x80-0xFF: 0 */
+#undef NO16
+#undef YES16
+
 mq_text_class mq_text_classify(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -36,6 +51,10 @@ mq_text_class mq_text_classify(const char *str, size_t len)
 
     for (size_t i = 0; i < len;) {
         unsigned char c = s[i];
+        if (plain[c]) {
+            i++;
+            continue;
+        }
         if (c < 0x20 || c == 0x7F)
             return MQ_TEXT_CONTROL;
         if (c < 0x80) {
