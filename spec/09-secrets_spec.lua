@@ -267,4 +267,19 @@ describe("secrets", function()
         record("echo", err)
         assert_clean()
     end)
+
+    -- On success client:create hands on only the code and the URL, read in
+    -- C: those are scrubbed after unescaping, so "\u0073..." cannot smuggle
+    -- a key past the scrub.
+    it("are redacted from an appointment URL that quotes them, escaped or not", function()
+        local srv = hostile.start()
+        local c = new_client{ base_url = srv.url .. "/echo-secret-ok" }
+        local a, err = c:create(A)
+        srv:stop()
+        assert.truthy(a, tostring(err))
+        assert.equal("A1", a.code)
+        assert.truthy(a.url:find("^https://x/%*+/%*+$"), a.url)
+        record("echo url", a.url)
+        assert_clean()
+    end)
 end)

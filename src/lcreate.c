@@ -6,6 +6,7 @@
 #include "lcheck.h"
 #include "answer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -210,12 +211,19 @@ static int l_create(lua_State *L)
     /* base_len <= MQ_URL_MAX / 2 (lclient.c) */
     memcpy(url, c->base, c->base_len);
     memcpy(url + c->base_len, path, sizeof path);
+    /* only the code and the URL leave on success: those are scrubbed of
+     * the keys (unescaped, so an escape cannot hide one), not the body */
+    mq_transport_scrub_later(c->t, 1);
     mq_call(c->t, c->lim, &c->cfg, &c->st, &c->rng, MQ_M_POST, url, r.body, r.body_len, &res);
+    mq_transport_scrub_later(c->t, 0);
 
     if (res.kind == MQ_K_OK && res.body_len <= MQ_ANSWER_SCAN_MAX) {
         char scratch[MQ_ANSWER_SCAN_MAX];
         mq_appt a;
         if (mq_answer_appointment(res.body, res.body_len, scratch, &a)) {
+            /* both point into the transport's body buffer or scratch */
+            mq_transport_scrub(c->t, (char *)(uintptr_t)a.code, a.code_len);
+            mq_transport_scrub(c->t, (char *)(uintptr_t)a.url, a.url_len);
             lua_getfield(L, 1, "_ok");
             lua_pushinteger(L, lua_tointeger(L, -1) + 1);
             lua_setfield(L, 1, "_ok");
@@ -228,6 +236,7 @@ static int l_create(lua_State *L)
         }
     }
     /* not the plain answer: Lua decodes and shapes it */
+    mq_transport_scrub(c->t, (char *)(uintptr_t)res.body, res.body_len);
     lua_pushnil(L);
     nargs = 3 + mq_lclient_push_result(L, &res);
     lua_pushnumber(L, res.started);

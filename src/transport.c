@@ -25,7 +25,7 @@
 #define MQ_LIB_UA "lua-mediquo/0.1.0"
 #define MQ_IDLE_REUSE_MAX 30    /* seconds; see CURLOPT_MAXAGE_CONN below */
 
-/* The keys, kept only to scrub them from answers (see scrub()); shared,
+/* The keys, kept only to scrub them from answers (see mq_transport_scrub); shared,
  * like the header lists, with transports made by mq_transport_dup. */
 typedef struct {
     char *v[2];
@@ -57,6 +57,7 @@ struct mq_transport {
     char method[8];
     int post;
     long timeout_ms, connect_timeout_ms;
+    int scrub_later;                /* the caller scrubs what it hands on */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -565,12 +566,12 @@ static void describe(mq_transport *t, CURLcode rc, mq_response *r)
  * hand them to Lua, where they would reach an error message: each one in
  * the body becomes as many '*'. Keys under 6 bytes are left alone (no
  * real key is that short, and scrubbing them would mangle any answer). */
-static void scrub(mq_transport *t)
+void mq_transport_scrub(const mq_transport *t, char *s, size_t len)
 {
-    for (int i = 0; i < 2 && t->len > 0; i++) {
+    for (int i = 0; i < 2 && len > 0; i++) {
         const char *k = t->keys->v[i];
         size_t kl = t->keys->len[i];
-        char *p = t->buf, *end = t->buf + t->len;
+        char *p = s, *end = s + len;
         if (kl < 6)
             continue;
         while ((p = memmem(p, (size_t)(end - p), k, kl)) != NULL) {
@@ -580,11 +581,17 @@ static void scrub(mq_transport *t)
     }
 }
 
+void mq_transport_scrub_later(mq_transport *t, int later)
+{
+    t->scrub_later = later;
+}
+
 void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
 {
     CURLcode rc = (CURLcode)rcode;
     r->outcome = outcome_of(t, rc);
-    scrub(t);
+    if (!t->scrub_later && t->buf != NULL)
+        mq_transport_scrub(t, t->buf, t->len);
     if (rc == CURLE_OK) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
             r->status = 0;

@@ -13,6 +13,8 @@
 --   deep-ok / deep-400        JSON nested 10,000 deep, as a 200 / a 400
 --   shape-<name>              a 200 whose JSON is not the documented shape
 --   echo-secret               403 whose message quotes the X-Secret-Key sent
+--   echo-secret-ok            200 appointment whose url quotes both keys, one
+--                             plainly and one written with \u escapes
 --
 -- The trap listener (second port) records every request's method, URI and
 -- headers in a shared dict; GET /__hostile/trap on the main port returns
@@ -140,6 +142,14 @@ function _M.handle()
             message = "invalid credentials: key " .. k .. " secret " .. s,
             errors = { secret_key = { "got " .. s } },
         })
+    end
+
+    if scenario == "echo-secret-ok" then
+        local k = ngx.var.http_x_api_key or ""
+        local s = ngx.var.http_x_secret_key or ""
+        local escaped = s:gsub(".", function(c) return ("\\u%04x"):format(c:byte()) end)
+        return json_answer(200, '{"data":{"appointment":{"code":"A1","url":"https://x/'
+            .. k .. '/' .. escaped .. '"}}}')
     end
 
     return json_answer(404, '{"message":"unknown scenario"}')
