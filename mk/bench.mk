@@ -8,7 +8,7 @@
 #   make bench BENCH=report     rewrite RESULTS.md from bench/out/ only
 #   make bench-percall          = make bench BENCH=percall
 #   make bench-rss              = make bench BENCH=rss
-# Per-call knobs (environment): BENCH_N (20000 calls a run), BENCH_RUNS (5,
+# Per-call knobs (environment): BENCH_N (20000 calls a run), BENCH_RUNS (7,
 # at least 5), BENCH_CAP (20 s a run at most), BENCH_MODES ("pinned split
 # unpinned"), BENCH_ONLY (contenders), BENCH_STRICT=1 (fail when a claim is not met).
 
@@ -17,8 +17,9 @@ BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux wrk
 
 .PHONY: bench bench-percall bench-rss bench-deps
 
-bench: deps bench-deps rock luajit $(BUILD)/bench/c_loop
-	@MAKE="$(MAKE)" C_LOOP=$(BUILD)/bench/c_loop bash bench/run.sh $(BENCH)
+bench: deps bench-deps rock luajit $(BUILD)/bench/c_loop $(BUILD)/bench/c_transport
+	@MAKE="$(MAKE)" C_LOOP=$(BUILD)/bench/c_loop C_TRANSPORT=$(BUILD)/bench/c_transport \
+	    bash bench/run.sh $(BENCH)
 
 bench-percall:
 	@$(MAKE) --no-print-directory bench BENCH=percall
@@ -38,3 +39,8 @@ bench-deps:
 $(BUILD)/bench/c_loop: bench/percall/c_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
+
+# the client's transport (src/transport.c) in the same loop, no Lua
+$(BUILD)/bench/c_transport: bench/percall/c_transport.c src/transport.c src/headers.c src/transport.h src/mq.h
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -Isrc -o $@ $< src/transport.c src/headers.c $(CURL_LIBS) -lpthread

@@ -4,7 +4,7 @@
 # nginx (fixed.conf.in) on loopback. Writes OUTDIR/percall.tsv (every run),
 # OUTDIR/percall.md (the table), OUTDIR/percall.dat (for the chart) and
 # prints summary lines. Called by bench/run.sh; the environment:
-#   BENCH_N      calls per run (20000)        BENCH_RUNS  runs per contender (5, at least 5)
+#   BENCH_N      calls per run (20000)        BENCH_RUNS  runs per contender (7, at least 5)
 #   BENCH_CAP    seconds per run at most (20) BENCH_MODES "pinned split unpinned"
 #   BENCH_ONLY   contenders to run (default: all, see CONTENDERS below)
 #   C_LOOP       the built c_loop binary      BENCH_STRICT=1: exit 1 when a claim fails
@@ -19,10 +19,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${1:?usage: percall.sh OUTDIR}
 N=${BENCH_N:-20000}
-RUNS=${BENCH_RUNS:-5}
+RUNS=${BENCH_RUNS:-7}
 CAP=${BENCH_CAP:-20}
 MODES=${BENCH_MODES:-pinned split unpinned}
 C_LOOP=${C_LOOP:-$root/build/bench/c_loop}
+C_TRANSPORT=${C_TRANSPORT:-$root/build/bench/c_transport}
 [ "$RUNS" -ge 5 ] || { echo "percall: BENCH_RUNS must be at least 5" >&2; exit 2; }
 [ -x "$C_LOOP" ] || { echo "percall: $C_LOOP not built (make bench-percall builds it)" >&2; exit 2; }
 mkdir -p "$out"
@@ -52,11 +53,12 @@ free_port() {
 }
 
 # name | label (for the table)
-CONTENDERS="c_loop c_readcb mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
+CONTENDERS="c_loop c_readcb c_transport mediquo mediquo_limiter mediquo_core mediquo_luajit luacurl lua_http luasocket"
 label() {
     case $1 in
     c_loop) echo "\`c_loop\`: C, libcurl, one reused handle (the limit)" ;;
     c_readcb) echo "\`c_readcb\`: the same C loop, body through a read callback (as src/transport.c sent it before it switched to CURLOPT_POSTFIELDS)" ;;
+    c_transport) echo "\`c_transport\`: the client's own transport (src/transport.c) in the same C loop, no Lua" ;;
     mediquo) echo "\`mediquo\`: **client:create**, Lua 5.4, rate_limit = false" ;;
     mediquo_limiter) echo "\`mediquo_limiter\`: client:create, Lua 5.4, shared limiter on" ;;
     mediquo_core) echo "\`mediquo_core\`: mediquo.core :call alone (no validation/JSON/shaping)" ;;
@@ -77,6 +79,7 @@ run_one() {
     case $c in
     c_loop) timeout 120 "$@" "$C_LOOP" "$b/appointments" "$body" "$N" "$CAP" ;;
     c_readcb) timeout 120 "$@" "$C_LOOP" "$b/appointments" "$body" "$N" "$CAP" readfunc ;;
+    c_transport) timeout 120 "$@" "$C_TRANSPORT" "$b/appointments" "$body" "$N" "$CAP" ;;
     mediquo) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" nolimit ;;
     mediquo_limiter) MEDIQUO_BENCH_LIMDIR=$limdir timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" limiter ;;
     mediquo_core) timeout 120 "$@" lua5.4 "$here/mediquo_create.lua" "$b" "$N" "$CAP" core ;;
@@ -92,6 +95,7 @@ run_one() {
 # out with a note rather than failing the whole group)
 available() {
     case $1 in
+    c_transport) [ -x "$C_TRANSPORT" ] ;;
     mediquo_luajit) [ -f "$root/build/luajit/mediquo/core.so" ] && command -v luajit >/dev/null \
                         && luajit -e 'require "cjson"; require "socket"' 2>/dev/null ;;
     luacurl) env -u LUA_PATH -u LUA_CPATH lua5.1 -e 'require "curl"; require "cjson"; require "socket"' 2>/dev/null ;;
