@@ -134,21 +134,25 @@ static int verdict(lua_State *L, const char *why)
     return 2;
 }
 
+/* the answer of check_text and check_code */
+static int text_verdict(lua_State *L, const char *why, const mq_text *t)
+{
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, t->verbatim);
+    return 2;
+}
+
 /* core.check_text(v [, max]) -> true, verbatim_in_json | false, why */
 static int l_check_text(lua_State *L)
 {
     char buf[MQ_WHY_LEN];
     mq_text t;
     lua_Integer max = luaL_optinteger(L, 2, MQ_MAX_ID);
-    const char *why;
 
     luaL_argcheck(L, max > 0, 2, "max must be positive");
-    why = mq_check_text(L, 1, (size_t)max, &t, buf, sizeof buf);
-    if (why != NULL)
-        return verdict(L, why);
-    lua_pushboolean(L, 1);
-    lua_pushboolean(L, t.verbatim);
-    return 2;
+    return text_verdict(L, mq_check_text(L, 1, (size_t)max, &t, buf, sizeof buf), &t);
 }
 
 /* core.check_code(v) -> true, verbatim_in_json | false, why */
@@ -156,12 +160,7 @@ static int l_check_code(lua_State *L)
 {
     char buf[MQ_WHY_LEN];
     mq_text t;
-    const char *why = mq_check_code(L, 1, &t, buf, sizeof buf);
-    if (why != NULL)
-        return verdict(L, why);
-    lua_pushboolean(L, 1);
-    lua_pushboolean(L, t.verbatim);
-    return 2;
+    return text_verdict(L, mq_check_code(L, 1, &t, buf, sizeof buf), &t);
 }
 
 /* core.check_starts_at(v) -> true, "YYYY-MM-DDTHH:MM:SSZ" | false, why */

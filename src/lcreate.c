@@ -181,6 +181,14 @@ static int l_create_request(lua_State *L)
  *        retry_after|nil, message|nil, retryable, started, starts_at)
  *                                            anything else, for Lua to shape
  * (self._core is the core client; self._ok counts successes). */
+/* rest, self, a: the start of the call that takes over from l_create */
+static void push_rest(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+}
+
 static int l_create(lua_State *L)
 {
     static const char path[] = "/appointments";
@@ -192,16 +200,14 @@ static int l_create(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
-    lua_pushvalue(L, lua_upvalueindex(1));      /* 3: rest */
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_getfield(L, 1, "_core");                /* 6 */
-    if (lua_isnil(L, 6))
+    lua_getfield(L, 1, "_core");                /* 3 */
+    if (lua_isnil(L, 3))
         return luaL_error(L, "mediquo client is closed");
-    c = mq_lclient_check(L, 6);
-    lua_pop(L, 1);
+    c = mq_lclient_check(L, 3);
+    lua_settop(L, 2);
 
     if (build(L, 2, &r) != 0) {
+        push_rest(L);
         lua_pushboolean(L, 0);
         lua_pushstring(L, r.field);
         lua_pushstring(L, r.why);
@@ -237,6 +243,7 @@ static int l_create(lua_State *L)
     }
     /* not the plain answer: Lua decodes and shapes it */
     mq_transport_scrub(c->t, (char *)(uintptr_t)res.body, res.body_len);
+    push_rest(L);
     lua_pushnil(L);
     nargs = 3 + mq_lclient_push_result(L, &res);
     lua_pushnumber(L, res.started);
