@@ -119,7 +119,11 @@ fixed-answer nginx location (\`bench/percall/fixed.conf.in\`), so the
 server's work is out. Every call's answer is checked (status 200, the
 appointment decoded from JSON); one failure fails the run. Each figure is the
 median of the runs (min–max after it); each ratio is the median of the
-per-round ratios to the C loop of the same round and mode. client:create
+per-round ratios to the C loop of the same round and mode. In pinned mode
+every contender runs right after a C loop run of its own and its ratio is
+to that run (the C loop's figure is the median of all its runs): load from
+other work on this shared machine comes and goes within seconds, so the
+nearest baseline is the fairest (\`BENCH_PAIRED\`). client:create
 runs with \`rate_limit = false\` except in the "shared limiter on" row
 (\`per_minute = burst = 1,000,000\`, so it never waits: only its cost shows).
 Modes: **pinned** = server and client both on CPU 0 (\`taskset -c 0\`), the

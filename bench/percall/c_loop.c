@@ -139,10 +139,11 @@ int main(int argc, char **argv)
             goto out;
         }
         done++;
-        t1 = now();
-        if (t1 - t0 > cap)
-            break;      /* the time cap: report what was done */
+        /* the time cap, checked every 64 calls (as common.lua does) */
+        if (done % 64 == 0 && now() - t0 > cap)
+            break;
     }
+    t1 = now();
     printf("ok %ld %.6f\n", done, t1 - t0);
     rc = 0;
 out:

@@ -57,17 +57,17 @@ function _M.fail(i, why)
 end
 
 -- run(n, cap, one) -> calls one(i) up to n times or until cap seconds
--- have passed, then prints the result line
+-- have passed (the clock is read every 64 calls, as the C loops do, so
+-- the harness costs next to nothing per call), then prints the result line
 function _M.run(n, cap, one)
     local t0 = gettime()
-    local t1, done = t0, 0
+    local done = 0
     for i = 1, n do
         one(i)
         done = i
-        t1 = gettime()
-        if t1 - t0 > cap then break end
+        if i % 64 == 0 and gettime() - t0 > cap then break end
     end
-    io.stdout:write(("ok %d %.6f\n"):format(done, t1 - t0))
+    io.stdout:write(("ok %d %.6f\n"):format(done, gettime() - t0))
 end
 
 return _M

@@ -9,6 +9,8 @@
 #   BENCH_ONLY   contenders to run (default: all, see CONTENDERS below)
 #   C_LOOP       the built c_loop binary      BENCH_STRICT=1: exit 1 when a claim fails
 #   BENCH_CPATH  a LUA_CPATH entry put first for the Lua 5.4 rows (scratch builds)
+#   BENCH_PAIRED modes in which each contender runs right after a C loop of
+#                its own, its ratio taken to that run ("pinned"; "" for none)
 # Modes: pinned = server and client both on CPU 0 (taskset; no cross-core
 # wake-ups), split = server on CPU 1, client on CPU 0, unpinned = the
 # scheduler's choice. Rounds interleave the contenders (order rotated each
@@ -127,7 +129,25 @@ for m in $MODES; do
 done
 
 tsv="$out/percall.tsv"
-printf 'mode\tcontender\tround\tcalls\tseconds\n' >"$tsv"
+printf 'mode\tcontender\tround\tcalls\tseconds\tpair\n' >"$tsv"
+
+# one run, checked and recorded: record MODE CONTENDER ROUND PAIR
+record() {
+    local m=$1 c=$2 r=$3 pair=$4 line rc
+    # shellcheck disable=SC2086
+    line=$(run_one "$c" "${base_of[$m]}" ${pin_of[$m]})
+    rc=$?
+    set -- $line
+    if [ "$rc" -ne 0 ] || [ "${1:-}" != ok ]; then
+        echo "percall: $c ($m, round $r) failed (exit $rc): $line" >&2
+        exit 1
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$r" "$2" "$3" "$pair" >>"$tsv"
+}
+# In these modes every contender runs right after a C loop of its own,
+# and its ratio is to that run: load from elsewhere comes and goes within
+# seconds on this shared machine, so the nearest baseline is the fairest.
+PAIRED=" ${BENCH_PAIRED-pinned} "
 echo "percall: N=$N per run, $RUNS rounds, modes: $MODES"
 for r in $(seq 1 "$RUNS"); do
     # rotate the order each round
@@ -136,15 +156,10 @@ for r in $(seq 1 "$RUNS"); do
     order="${*:$((k + 1))} ${*:1:$k}"
     for m in $MODES; do
         for c in $order; do
-            # shellcheck disable=SC2086
-            line=$(run_one "$c" "${base_of[$m]}" ${pin_of[$m]})
-            rc=$?
-            set -- $line
-            if [ "$rc" -ne 0 ] || [ "${1:-}" != ok ]; then
-                echo "percall: $c ($m, round $r) failed (exit $rc): $line" >&2
-                exit 1
-            fi
-            printf '%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$r" "$2" "$3" >>"$tsv"
+            case $PAIRED in
+            *" $m "*) [ "$c" != c_loop ] && record "$m" c_loop "$r" "$c" ;;
+            esac
+            record "$m" "$c" "$r" -
         done
     done
     echo "percall: round $r of $RUNS done"

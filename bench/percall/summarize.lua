@@ -3,7 +3,9 @@
 -- the summary lines, and checks the two claims: client:create at most
 -- 1.10x the C loop per call (pinned), and faster than every Lua peer.
 -- Each figure is the median of the runs; each ratio is the median of the
--- per-round ratios to the C loop run in the same round and mode.
+-- per-round ratios to the C loop run in the same round and mode - the C
+-- loop run just before it when the run was paired (a sixth column names
+-- the contender a C loop run was paired with; "-" or absent: not paired).
 
 local tsv, labels_path, out = arg[1], arg[2], arg[3]
 local LIMIT = 1.10
@@ -34,15 +36,28 @@ for _, l in ipairs(lines(labels_path)) do
     label[c] = text
 end
 
--- us[mode][contender][round] = microseconds per call
-local us, modes, seen = {}, {}, {}
+-- us[mode][contender][round] = microseconds per call;
+-- paired[mode][contender][round] = that of the C loop run just before it;
+-- every C loop run of a mode and round counts for the C loop's own figure
+local us, paired, loops, modes, seen = {}, {}, {}, {}, {}
 for i, l in ipairs(lines(tsv)) do
     if i > 1 then
-        local m, c, r, calls, secs = l:match("^(%S+)\t(%S+)\t(%d+)\t(%d+)\t(%S+)$")
+        local m, c, r, calls, secs, pair = l:match("^(%S+)\t(%S+)\t(%d+)\t(%d+)\t(%S+)\t?(%S*)$")
         assert(m, "bad line in " .. tsv .. ": " .. l)
-        if not seen[m] then seen[m] = true; modes[#modes + 1] = m; us[m] = {} end
-        us[m][c] = us[m][c] or {}
-        us[m][c][tonumber(r)] = tonumber(secs) / tonumber(calls) * 1e6
+        if not seen[m] then
+            seen[m] = true; modes[#modes + 1] = m
+            us[m], paired[m], loops[m] = {}, {}, {}
+        end
+        r = tonumber(r)
+        local v = tonumber(secs) / tonumber(calls) * 1e6
+        if c == "c_loop" then loops[m][#loops[m] + 1] = v end
+        if pair ~= "" and pair ~= "-" then
+            paired[m][pair] = paired[m][pair] or {}
+            paired[m][pair][r] = v
+        else
+            us[m][c] = us[m][c] or {}
+            us[m][c][r] = v
+        end
     end
 end
 
@@ -54,10 +69,16 @@ for _, m in ipairs(modes) do
         local runs = us[m][c]
         if runs then
             local vals, ratios, lo, hi = {}, {}, math.huge, 0
+            local own = paired[m][c] or base
             for r, v in pairs(runs) do
                 vals[#vals + 1] = v
                 lo, hi = math.min(lo, v), math.max(hi, v)
-                if base and base[r] then ratios[#ratios + 1] = v / base[r] end
+                if c ~= "c_loop" and own and own[r] then ratios[#ratios + 1] = v / own[r] end
+            end
+            if c == "c_loop" then   -- every C loop run of the mode
+                vals, lo, hi = loops[m], math.huge, 0
+                for _, v in ipairs(vals) do lo, hi = math.min(lo, v), math.max(hi, v) end
+                ratios = { 1 }
             end
             stat[m][c] = { med = median(vals), min = lo, max = hi,
                            ratio = median(ratios), runs = #vals }
