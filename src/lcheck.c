@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MQ_MAX_ID 255
 #define MQ_MAX_DATE 64      /* longer than any ISO 8601 date-time we take */
 
 const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,

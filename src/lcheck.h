@@ -11,6 +11,7 @@
 #endif
 
 #define MQ_WHY_LEN 160
+#define MQ_MAX_ID 255       /* bytes of a code, a patient, a professional */
 
 /* a checked text value (s points into the Lua string at idx) */
 typedef struct {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MQ_MAX_ID 255
 /* every byte of the three text fields escaped (two bytes each), the date,
  * a 10-digit duration and the fixed JSON around them */
 #define MQ_CREATE_BODY_MAX (3 * 2 * MQ_MAX_ID + MQ_ISO_LEN + 160)

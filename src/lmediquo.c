@@ -1,6 +1,7 @@
 /* lmediquo.c: luaopen_mediquo_core, the one exported symbol, and the small
- * pure functions the Lua side uses (date normalising, path encoding, the
- * retry policy for the nginx adapter's own loop). */
+ * pure functions the Lua side uses (path encoding, text classes, the retry
+ * policy for the nginx adapter's own loop). Dates are checked and
+ * normalised by core.check_starts_at (lcheck.c). */
 #include "lmq.h"
 #include "lcheck.h"
 #include "call.h"
@@ -8,36 +9,6 @@
 #include <string.h>
 
 #define MQ_CORE_VERSION "0.1.0"
-
-/* core.iso8601(s) -> "YYYY-MM-DDTHH:MM:SSZ" | nil, why */
-static int l_iso8601(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    char out[MQ_ISO_LEN];
-    const char *why = NULL;
-    if (mq_iso8601_utc(s, len, out, &why) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, why ? why : "is not an ISO 8601 date-time");
-        return 2;
-    }
-    lua_pushstring(L, out);
-    return 1;
-}
-
-/* core.epoch(n) -> "YYYY-MM-DDTHH:MM:SSZ" | nil, why */
-static int l_epoch(lua_State *L)
-{
-    char out[MQ_ISO_LEN];
-    const char *why = NULL;
-    if (mq_epoch_utc(luaL_checknumber(L, 1), out, &why) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, why ? why : "is not a valid time");
-        return 2;
-    }
-    lua_pushstring(L, out);
-    return 1;
-}
 
 /* core.urlenc(s) -> s with every byte but RFC 3986 unreserved as %XX */
 static int l_urlenc(lua_State *L)
@@ -102,8 +73,6 @@ __attribute__((visibility("default")))
 int luaopen_mediquo_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        { "iso8601", l_iso8601 },
-        { "epoch", l_epoch },
         { "urlenc", l_urlenc },
         { "textclass", l_textclass },
         { "classify", l_classify },

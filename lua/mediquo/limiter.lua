@@ -5,11 +5,13 @@
 
 local core = require "mediquo.core"
 local errors = require "mediquo.errors"
+local validate = require "mediquo.validate"
 
 local type = type
 local tostring = tostring
 local pairs = pairs
-local floor = math.floor
+local huge = math.huge
+local is_integer = validate.is_integer
 local format = string.format
 local setmetatable = setmetatable
 local getenv = os.getenv
@@ -20,11 +22,6 @@ local mt = { __index = _M }
 _M.DEFAULT_KEY = "sdk.mediquo.com:443"   -- the default base_url's host:port
 _M.MAX_PER_MINUTE = 1000000              -- the ring in the file holds this many
 
-local HUGE = math.huge
-
-local function is_integer(v)
-    return type(v) == "number" and v == floor(v) and v > -HUGE and v < HUGE
-end
 
 local function default_dir()
     if core.limiter_dir_ok("/dev/shm") then return "/dev/shm" end
@@ -79,7 +76,7 @@ function _M.normalize(opts, default_key)
 
     local max_wait = opts.max_wait
     if max_wait == nil then max_wait = 10 end
-    if type(max_wait) ~= "number" or max_wait ~= max_wait or max_wait < 0 or max_wait == HUGE then
+    if type(max_wait) ~= "number" or max_wait ~= max_wait or max_wait < 0 or max_wait == huge then
         return nil, errors.invalid("rate_limit.max_wait", "must be a number >= 0")
     end
 

@@ -17,8 +17,6 @@ local invalid = errors.invalid
 
 local _M = { _VERSION = "0.1.0" }
 
-local MAX_ID = 255
-
 -- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
 -- control characters are another question (core.textclass says both)
 local function utf8_ok(s)
@@ -44,7 +42,7 @@ local check_fields = core.check_fields
 -- A text field: non-empty string, bounded, no control characters, UTF-8.
 -- Returns v and whether it may go into a JSON string as it is.
 function _M.text(field, v, max)
-    local ok, x = check_text(v, max or MAX_ID)
+    local ok, x = check_text(v, max)    -- max nil: C's 255 for identifiers
     if not ok then return nil, invalid(field, x) end
     return v, x
 end
