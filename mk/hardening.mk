@@ -17,14 +17,14 @@ ASAN_CC       ?= gcc
 ASAN_FLAGS    ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                  -fno-sanitize-recover=all
 ASAN_DIR      := $(BUILD)/asan
-# Every spec that loads mediquo.core in lua5.4. Not: 01-sandbox* (they talk
-# to the sandbox over HTTP and never load the module), 06-ngx* (nginx runs
-# the LuaJIT build inside its own workers, not this one) and 10-install
+# Every spec that loads mediquo.core in lua5.4. Not: *-sandbox* (they talk
+# to the sandbox over HTTP and never load the module), *-ngx* (nginx runs
+# the LuaJIT build inside its own workers, not this one) and 17-install
 # (it builds and loads its own rocks).
-ASAN_SPECS    ?= $(filter-out spec/01-sandbox% spec/06-ngx% spec/10-install%,$(wildcard spec/[0-9]*_spec.lua))
-VALGRIND_SPECS ?= $(wildcard spec/02-client_spec.lua spec/03-validation_spec.lua spec/05-*_spec.lua \
-                  spec/07-batch_spec.lua spec/09-tls_spec.lua spec/09-hostile_spec.lua \
-                  spec/09-secrets_spec.lua spec/10-close_spec.lua)
+ASAN_SPECS    ?= $(filter-out spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua spec/17-install_spec.lua,$(wildcard spec/[0-9]*_spec.lua))
+VALGRIND_SPECS ?= $(wildcard spec/05-client_spec.lua spec/06-validation_spec.lua spec/08-resilience_spec.lua \
+                  spec/11-batch_spec.lua spec/13-tls_spec.lua spec/14-hostile_spec.lua \
+                  spec/15-secrets_spec.lua spec/16-close_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,

@@ -11,7 +11,7 @@ bench-limiter:
 
 lint-limiter:
 	luacheck --std max lua/mediquo/limiter.lua
-	luacheck --std max+busted spec/04-limiter_spec.lua spec/limiter_worker.lua
+	luacheck --std max+busted spec/07-limiter_spec.lua spec/limiter_worker.lua
 
 spec-limiter: rock
-	@eval "$$($(MAKE) -s env)" && $(LUA) /usr/bin/busted spec/04-limiter_spec.lua
+	@eval "$$($(MAKE) -s env)" && $(LUA) /usr/bin/busted spec/07-limiter_spec.lua

@@ -1,5 +1,5 @@
 -- spec/limiter_worker.lua: one real process sharing a limiter key, driven by
--- spec/04-limiter_spec.lua. Logs each admitted start (the limiter's own
+-- spec/07-limiter_spec.lua. Logs each admitted start (the limiter's own
 -- CLOCK_MONOTONIC ns, the clock its window is kept in) to `out`, one per
 -- line, flushed at once so that a SIGKILLed worker's starts still count.
 --

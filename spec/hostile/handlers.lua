@@ -1,5 +1,5 @@
 -- spec/hostile/handlers.lua: a deliberately hostile HTTP server for
--- spec/09-hostile_spec.lua and spec/09-secrets_spec.lua, run by real nginx
+-- spec/14-hostile_spec.lua and spec/15-secrets_spec.lua, run by real nginx
 -- with its Lua module (spec/hostile/server.lua starts it). Not the sandbox:
 -- the sandbox stays a faithful stand-in; this one misbehaves on purpose.
 --

@@ -1,4 +1,4 @@
--- spec/06-ngx_metrics_spec.lua: the shared counters file behind
+-- spec/10-ngx_metrics_spec.lua: the shared counters file behind
 -- mediquo.ngx.metrics() (src/metrics.c), and configure()'s validation,
 -- outside nginx.
 

@@ -1,4 +1,4 @@
--- spec/04-limiter_spec.lua: the host-wide rate limiter (issue 4), with real
+-- spec/07-limiter_spec.lua: the host-wide rate limiter (issue 4), with real
 -- processes (spec/limiter_worker.lua) sharing one key. Start times are the
 -- limiter's own (CLOCK_MONOTONIC ns, what its window is kept in), so the
 -- window checks below test exactly what the limiter promises.

@@ -1,4 +1,4 @@
--- spec/06-ngx_spec.lua: mediquo.ngx in real nginx (2 workers, the Lua
+-- spec/09-ngx_spec.lua: mediquo.ngx in real nginx (2 workers, the Lua
 -- module, LuaJIT) running examples/nginx.conf against the sandbox.
 
 local H = require "spec.helper"
