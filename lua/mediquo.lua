@@ -106,9 +106,10 @@ function _M.new(opts)
     if not o then return nil, err end
     local lim
     if o.rate_limit then
-        local msg
-        lim, msg = core.limiter(o.rate_limit)
+        local msg, kind
+        lim, msg, kind = core.limiter(o.rate_limit)
         if not lim then
+            if kind then return nil, limiter.open_error(msg, kind) end
             return nil, errors.new{ kind = "invalid_argument", message = "rate_limit: " .. tostring(msg) }
         end
     end

@@ -25,6 +25,9 @@ dependencies = {
 -- message naming the package (src/transport.c).
 external_dependencies = {
    CURL = { library = "curl" },
+   -- the Redis limiter (rate_limit.redis): Debian/Ubuntu libhiredis-dev,
+   -- Fedora hiredis-devel, Alpine hiredis-dev, Homebrew hiredis
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
@@ -37,11 +40,12 @@ build = {
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
-            "src/answer.c",
+            "src/answer.c", "src/redis_conn.c", "src/lease_file.c",
+            "src/limiter_redis.c", "src/lredis.c",
          },
-         libraries = { "curl", "pthread" },
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
+         libraries = { "curl", "hiredis", "pthread" },
+         incdirs = { "$(CURL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       },
       mediquo = "lua/mediquo.lua",
       ["mediquo.errors"] = "lua/mediquo/errors.lua",

@@ -59,6 +59,7 @@ struct mq_limiter {
     int64_t   *ring;            /* right after the header */
     char      *path;
     char      *key;
+    struct mq_rdl *rd;          /* across hosts through Redis, or NULL */
 };
 
 /* limiter_file.c */
@@ -78,6 +79,10 @@ void mq_rl_unlock(mq_limiter *l);
 /* Under the lock: reset the state (new boot) or apply a new rule. */
 void mq_rl_reset(mq_rl_hdr *h, const char *boot_id);
 void mq_rl_configure(mq_limiter *l, long per_minute, long burst, int64_t period_ns);
+
+/* The host-local rules alone (what mq_limiter_try_at does without Redis;
+ * the Redis limiter spends its leased slots through it). */
+int  mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at);
 
 /* Extra entry points for the Lua binding, the specs and the bench: the
  * same as mq_limiter_try / _acquire, plus the admitted start time (*at, ns

@@ -88,6 +88,11 @@ static int l_new(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    if (mq_lredis_attach(L, u->l, &cfg) != 0) {     /* nil, message, kind */
+        mq_limiter_close(u->l);
+        u->l = NULL;
+        return 3;
+    }
     return 1;
 }
 
@@ -169,6 +174,7 @@ static int l_status(lua_State *L)
     lua_setfield(L, -2, "available");
     lua_pushnumber(L, st.paused_until);
     lua_setfield(L, -2, "paused_until");
+    mq_lredis_status(L, l);
     return 1;
 }
 

@@ -87,6 +87,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lcheck_open(L);
     mq_lcreate_open(L);
     mq_llimiter_open(L);
+    mq_lredis_open(L);
     mq_lmetrics_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -51,6 +51,12 @@ mq_client *mq_lclient_check(lua_State *L, int idx);
  * attempts, ambiguous_before, retry_after|nil, message|nil, retryable (8) */
 int mq_lclient_push_result(lua_State *L, const mq_result *res);
 
+/* lredis.c: the Redis limiter's options, status fields and cosocket
+ * pieces (redis_reader, redis_format, limiter:redis_begin/_finish). */
+void mq_lredis_open(lua_State *L);
+int  mq_lredis_attach(lua_State *L, mq_limiter *l, const mq_limiter_cfg *cfg);
+void mq_lredis_status(lua_State *L, mq_limiter *l);
+
 /* lcreate.c: core.create_method, core.create_request and core.appointment
  * (added to the module table on top of the stack). */
 void mq_lcreate_open(lua_State *L);

@@ -29,7 +29,8 @@ local function default_dir()
 end
 
 local FIELDS = { per_minute = true, burst = true, period = true, key = true,
-                 max_wait = true, dir = true }
+                 max_wait = true, dir = true, redis = true, fallback_per_minute = true,
+                 redis_timeout = true }
 
 -- normalize(opts, default_key) -> cfg | nil, err
 -- Checks a `rate_limit` table and fills its defaults; refuses unknown fields
@@ -86,20 +87,51 @@ function _M.normalize(opts, default_key)
         return nil, errors.invalid("rate_limit.dir", "must be a non-empty string")
     end
 
+    -- across hosts: the URL is parsed (in C, as the connection will) now,
+    -- so a typo is invalid_argument before anything runs
+    local redis = opts.redis
+    if redis ~= nil then
+        if type(redis) ~= "string" then
+            return nil, errors.invalid("rate_limit.redis", "must be a redis:// or unix:// URL")
+        end
+        local u, why = core.redis_url(redis)
+        if not u then return nil, errors.invalid("rate_limit.redis", why) end
+    end
+    local fallback = opts.fallback_per_minute
+    if fallback ~= nil and (not is_integer(fallback) or fallback < 0 or fallback > per_minute) then
+        return nil, errors.invalid("rate_limit.fallback_per_minute",
+                                   "must be an integer from 0 to per_minute")
+    end
+    local rt = opts.redis_timeout
+    if rt ~= nil and (type(rt) ~= "number" or rt ~= rt or rt < 0.001 or rt > 10) then
+        return nil, errors.invalid("rate_limit.redis_timeout", "must be seconds from 0.001 to 10")
+    end
+
     return {
         per_minute = per_minute, burst = burst, period = period, key = key,
-        max_wait = max_wait, dir = dir,
+        max_wait = max_wait, dir = dir, redis = redis, fallback_per_minute = fallback,
+        redis_timeout = rt,
     }
+end
+
+-- what core.limiter's (nil, message, kind) means as an error object
+function _M.open_error(msg, kind)
+    if kind == "config" then
+        return errors.new{ kind = "config", message = "rate_limit.redis: " .. tostring(msg) }
+    elseif kind == "invalid_argument" then
+        return errors.invalid("rate_limit.redis", msg)
+    end
+    return errors.invalid("rate_limit.dir", msg)
 end
 
 -- new(opts) -> limiter | nil, err   (mediquo.limiter(opts))
 function _M.new(opts)
     local cfg, err = _M.normalize(opts, _M.DEFAULT_KEY)
     if not cfg then return nil, err end
-    local lim, msg = core.limiter(cfg)
+    local lim, msg, kind = core.limiter(cfg)
     if not lim then
-        -- the file could not be made or trusted: say which and why
-        return nil, errors.invalid("rate_limit.dir", msg)
+        -- the file could not be made or trusted, or Redis refused us: say which and why
+        return nil, _M.open_error(msg, kind)
     end
     return setmetatable({ core = lim, max_wait = cfg.max_wait, key = cfg.key }, mt)
 end
@@ -119,7 +151,8 @@ function _M.acquire(self, max_wait)
     }
 end
 
--- limiter:status() -> { per_minute, used, available, paused_until }
+-- limiter:status() -> { per_minute, used, available, paused_until, backend,
+-- degraded, hosts[, error] } (used/available: this host's own view)
 function _M.status(self)
     return self.core:status()
 end
