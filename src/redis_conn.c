@@ -232,7 +232,7 @@ int mq_redis_explain(const mq_redis_url *u, const char *cmd, const char *reply,
                  "(redis://:password@host)", u->where);
         return MQ_REDIS_REFUSED;
     }
-    if (strncmp(reply, "NOPERM", 6) == 0) {
+    if (strncmp(reply, "NOPERM", 6) == 0 || strstr(reply, "user executing the script can't") != NULL) {
         snprintf(err, errlen, "redis %s: the user may not run %s (%s): allow the limiter's "
                  "commands in its ACL", u->where, cmd, head);
         return MQ_REDIS_REFUSED;
