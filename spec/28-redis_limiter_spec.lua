@@ -33,9 +33,9 @@ local nworker = 0
 local function spawn(interp, c, dir, until_ns, url, max_wait)
     nworker = nworker + 1
     local w = { out = string.format("%s/w%d.log", tmp, nworker) }
-    local env = ""
+    local env = c.env or ""
     if interp == "luajit" then
-        env = string.format("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' ", root, root)
+        env = env .. string.format("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' ", root, root)
     end
     local out = H.run(string.format(
         "%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s >%s.stdout 2>&1 & echo $!",
@@ -223,18 +223,36 @@ describe("rate_limit.redis", function()
     end)
 
     describe("Redis killed mid-run and restarted empty", function()
-        it("no call past max_wait, nothing raises, degraded then not, worst window <= limit", function()
-            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
+        -- kill -9 after 1.5 periods, restart (same port, nothing kept) 1.6
+        -- periods later: the hosts see it gone, wait out the quarantine,
+        -- start on their fallback shares, then hand back what they started
+        local function outage(c)
             local P = c.period * NS
             local t_start = now()
             local until_ns = t_start + 6 * P
             local ws = fleet(c, srv.url, until_ns, 0.5)
             H.sleep(1.5 * c.period)
-            srv:kill9()                                -- mid-run, no warning
-            H.sleep(1.6 * c.period)                    -- past the quarantine: fallback starts
-            srv:restart()                              -- empty keyspace, empty script cache
+            srv:kill9()
+            H.sleep(1.6 * c.period)
+            srv:restart()
             wait_done(ws, 40)
             local ts, late, raised, seen = collect(ws)
+            if os.getenv("RSPEC_DEBUG") then
+                local hist = {}
+                for _, t in ipairs(ts) do
+                    local k = math.floor((t - t_start) / NS * 2)
+                    hist[k] = (hist[k] or 0) + 1
+                end
+                for k = 0, 24 do io.write(k / 2, ":", hist[k] or 0, " ") end
+                print("max", max_in_window(ts, P))
+            end
+            return ts, late, raised, seen, t_start, until_ns
+        end
+
+        it("no call past max_wait, nothing raises, degraded then not, worst window <= limit", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
+            local P = c.period * NS
+            local ts, late, raised, seen, t_start, until_ns = outage(c)
             assert.same({}, raised)
             assert.same({}, late)
             assert.truthy(max_in_window(ts, P) <= 60, "window exceeded: " .. max_in_window(ts, P))
@@ -244,7 +262,15 @@ describe("rate_limit.redis", function()
             end
             -- the budget was spent before, during (fallback) and after the outage
             assert.truthy(count_between(ts, t_start, t_start + 1.5 * P) > 0)
+            assert.truthy(count_between(ts, t_start + 2.55 * P, t_start + 3.05 * P) > 0, "no fallback")
             assert.truthy(count_between(ts, t_start + 5 * P, until_ns) > 0)
+        end)
+
+        it("without the quarantine and the hand-back the same outage breaks the window", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
+                        env = "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 " }
+            local ts = outage(c)
+            assert.truthy(max_in_window(ts, c.period * NS) > 60, "max " .. max_in_window(ts, c.period * NS))
         end)
     end)
 
