@@ -54,6 +54,7 @@ build = {
       ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
       ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
+      ["mediquo.ngx_redis"] = "lua/mediquo/ngx_redis.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
    },

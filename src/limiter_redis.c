@@ -133,6 +133,7 @@ struct mq_rdl {
     int64_t t_send, sent_fb, sent_pause, sent_obs;
     int want;
     int unsafe;                 /* test hook: no quarantine, no hand-back */
+    int cosocket;               /* no blocking round trip from C */
 };
 
 const char *mq_rdl_script(void) { return SCRIPT; }
@@ -176,6 +177,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
      * yet started: that is what it costs in budget (>= 99.75% usable) */
     r->lease_ns = min64(max64(r->period_ns / 400, 3 * MS), 250 * MS);
     r->fallback = rc->fallback;
+    r->cosocket = rc->cosocket;
     /* the specs show the outage guarantee failing without its two
      * mechanisms; never set outside them */
     r->unsafe = getenv("MEDIQUO_TEST_HOOKS") && getenv("MEDIQUO_TEST_REDIS_UNSAFE");
@@ -194,7 +196,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
     if (mq_lease_open(lc->dir, lc->key, &r->lf, err, errlen) != 0) return -2;
     /* the first contact: registers the host, hands back what it started
      * lately, and tells a wrong password at once */
-    if (contact(l, why, sizeof why) == MQ_REDIS_REFUSED) {
+    if (!r->cosocket && contact(l, why, sizeof why) == MQ_REDIS_REFUSED) {
         snprintf(err, errlen, "%s", why);
         return -2;
     }
@@ -541,7 +543,7 @@ void mq_rdl_pause(mq_limiter *l, double seconds, int flush)
     r->lf.f->pause_until = max64(r->lf.f->pause_until, until);
     r->lf.f->lease_n = 0;                   /* nobody spends a lease into a pause */
     mq_lease_unlock(&r->lf);
-    if (flush) {
+    if (flush && !r->cosocket) {
         char why[256];
         contact(l, why, sizeof why);
     }

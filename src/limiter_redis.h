@@ -19,6 +19,10 @@ typedef struct {
     const char *url;            /* redis://... or unix://... */
     long fallback;              /* fallback_per_minute; -1: per_minute / hosts */
     double timeout;             /* seconds for one round trip (connect included) */
+    int cosocket;               /* nginx: every round trip goes through
+                                 * redis_begin/_finish on a cosocket; never
+                                 * one from C (no first contact, pauses wait
+                                 * for the next round trip) */
 } mq_rdl_cfg;
 
 typedef struct {

@@ -42,7 +42,9 @@ int mq_lredis_attach(lua_State *L, mq_limiter *l, const mq_limiter_cfg *cfg)
     rc.fallback = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : -1;
     lua_getfield(L, 1, "redis_timeout");
     rc.timeout = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0.25;
-    lua_pop(L, 2);
+    lua_getfield(L, 1, "redis_cosocket");
+    rc.cosocket = lua_toboolean(L, -1);
+    lua_pop(L, 3);
     st = mq_rdl_open(l, cfg, &rc, err, sizeof err);
     lua_pop(L, 1);
     if (st == 0) return 0;

@@ -21,6 +21,7 @@ local core = require "mediquo.core"
 local errors = require "mediquo.errors"
 local protocol = require "mediquo.protocol"
 local limiter = require "mediquo.limiter"
+local ngx_redis = require "mediquo.ngx_redis"
 
 local ngx = ngx
 local type = type
@@ -155,7 +156,15 @@ local function worker_state()
     w.in_flight = 0
     w.leases = {}
     if config.rate_limit then
-        local lim, msg = core.limiter(config.rate_limit)
+        local rl = config.rate_limit
+        if rl.redis then
+            -- every Redis round trip on a cosocket (mediquo.ngx_redis)
+            local copy = {}
+            for k, v in pairs(config.rate_limit) do copy[k] = v end
+            copy.redis_cosocket = true
+            rl = copy
+        end
+        local lim, msg = core.limiter(rl)
         if not lim then
             return nil, errors.new{ kind = "invalid_argument",
                                     message = "rate_limit: " .. tostring(msg) }
@@ -237,6 +246,11 @@ end
 -- Waits for a limiter slot by yielding; never past max_wait.
 -- -> true, slept | false, slept, retry_after
 local function limiter_slot(lim, max_wait)
+    local redis = config.rate_limit and config.rate_limit.redis
+    if redis then
+        local got, waited, ra = ngx_redis.wait(lim, max_wait, redis)
+        return got, waited, ra
+    end
     local t0 = now()
     local slept = false
     for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
