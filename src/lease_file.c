@@ -176,7 +176,7 @@ void mq_lease_recent(const mq_lease_file *f, int64_t now, int64_t horizon, char 
     /* oldest first, so when out is short the rest is merged into the
      * newest record written (counted longer, never shorter) */
     for (i = 0; i < MQ_LF_RING; i++) {
-        int64_t j = (f->ring_head + i) % MQ_LF_RING, age;
+        int64_t j = (f->ring_head + i) % MQ_LF_RING, age, n;
         int w;
 
         if (f->ring_n[j] <= 0 || f->ring_t[j] <= now - horizon) continue;
@@ -186,8 +186,9 @@ void mq_lease_recent(const mq_lease_file *f, int64_t now, int64_t horizon, char 
             carry += f->ring_n[j];
             continue;
         }
+        n = f->ring_n[j] + carry;
         w = snprintf(out + len, outlen - len, "%s%lld:%lld", len ? "," : "",
-                     (long long)age, (long long)(f->ring_n[j] + carry));
+                     (long long)age, (long long)n);
         carry = 0;
         if (w > 0) len += (size_t)w;
     }

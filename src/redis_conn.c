@@ -318,11 +318,11 @@ static int connect_now(mq_redis *r, double tmo, char *err, size_t errlen)
     argv[0] = "SCRIPT", argv[1] = "LOAD", argv[2] = r->script;
     for (n = 0; n < 3; n++) lens[n] = strlen(argv[n]);
     rc = command(r, "SCRIPT LOAD", 3, argv, lens, &rep, err, errlen);
-    if (rc == MQ_REDIS_OK && (rep->type != REDIS_REPLY_STRING || rep->len != 40)) {
+    if (rc == MQ_REDIS_OK && (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len != 40)) {
         snprintf(err, errlen, "redis %s: SCRIPT LOAD gave no SHA1: is it Redis?", r->u.where);
         rc = MQ_REDIS_REFUSED;
     }
-    if (rc == MQ_REDIS_OK) memcpy(r->sha, rep->str, 41);
+    if (rc == MQ_REDIS_OK && rep) memcpy(r->sha, rep->str, 41);
     if (rep) freeReplyObject(rep);
     if (rc != MQ_REDIS_OK) drop(r);
     return rc;
@@ -358,9 +358,9 @@ int mq_redis_eval(mq_redis *r, int nkeys, int argc, const char **argv, double tm
         lens[0] = 4, lens[1] = strlen(r->script);
         rc = command(r, "EVAL", argc + 3, av, lens, &rep, err, errlen);
     }
-    if (rc != MQ_REDIS_OK) {
+    if (rc != MQ_REDIS_OK || rep == NULL) {
         if (rep) freeReplyObject(rep);
-        return rc;
+        return rc != MQ_REDIS_OK ? rc : MQ_REDIS_DOWN;
     }
     if (rep->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(rep);
