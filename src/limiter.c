@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "limiter_file.h"
-#include "limiter_redis.h"
 
 #define NS 1000000000LL
 #define LOCK_TIMEOUT_S 1        /* a holder never keeps it this long */
@@ -186,7 +185,7 @@ int mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at)
 
 int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
 {
-    if (l->rd) return mq_rdl_try(l, wait, at);
+    if (l->rd) return l->remote->try_at(l, wait, at);
     return mq_rl_try_local(l, wait, at);
 }
 
@@ -201,7 +200,7 @@ int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
     int64_t start, limit, t;
     double w = 0;
 
-    if (l->rd) return mq_rdl_acquire(l, max_wait, waited, retry_after, at);
+    if (l->rd) return l->remote->acquire_at(l, max_wait, waited, retry_after, at);
     *waited = 0;
     *retry_after = 0;
     if (mq_limiter_try_at(l, &w, at))   /* the common case: no clock read here */
@@ -252,7 +251,7 @@ void mq_limiter_pause(mq_limiter *l, double seconds)
     until = mq_rl_now_ns() + seconds_ns(seconds, l->h->period_ns);
     l->h->paused_until = max64(l->h->paused_until, until);
     mq_rl_unlock(l);
-    if (l->rd) mq_rdl_pause(l, seconds, 1);     /* every host, not just this one */
+    if (l->rd) l->remote->pause(l, seconds, 1);     /* every host, not just this one */
 }
 
 /* starts in (now - period, now]: the ring is in time order from head, so
@@ -286,7 +285,7 @@ void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_
     int64_t now, end;
 
     (void)limit;
-    if (l->rd) mq_rdl_observe(l, remaining, reset_in);
+    if (l->rd) l->remote->observe(l, remaining, reset_in);
     if (remaining < 0 || mq_rl_lock(l) != 0) return;
     now = mq_rl_now_ns();
     end = now + seconds_ns(reset_in, h->period_ns);

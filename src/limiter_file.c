@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "limiter_file.h"
-#include "limiter_redis.h"
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
 #define MAX_PERIOD_S 86400.0
@@ -288,7 +287,7 @@ int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size
 void mq_limiter_close(mq_limiter *l)
 {
     if (l == NULL) return;
-    mq_rdl_close(l->rd);
+    if (l->rd) l->remote->close(l->rd);
     mq_rl_file_close(l);
     free(l);
 }

@@ -53,6 +53,18 @@ typedef struct {
 
 #define MQ_RL_FILE_SIZE ((uint64_t)sizeof(mq_rl_hdr) + (uint64_t)MQ_RL_MAX_PER_MIN * 8u)
 
+/* A budget shared beyond the host (limiter_redis.c) plugs in here, so
+ * that this file and limiter.c never link against it. */
+struct mq_rdl;
+typedef struct {
+    int  (*try_at)(mq_limiter *l, double *wait, int64_t *at);
+    int  (*acquire_at)(mq_limiter *l, double max_wait, double *waited,
+                       double *retry_after, int64_t *at);
+    void (*pause)(mq_limiter *l, double seconds, int flush);
+    void (*observe)(mq_limiter *l, long remaining, double reset_in);
+    void (*close)(struct mq_rdl *r);
+} mq_rl_remote;
+
 struct mq_limiter {
     int        fd;
     mq_rl_hdr *h;               /* the mapping */
@@ -60,6 +72,7 @@ struct mq_limiter {
     char      *path;
     char      *key;
     struct mq_rdl *rd;          /* across hosts through Redis, or NULL */
+    const mq_rl_remote *remote; /* its entry points, set with rd */
 };
 
 /* limiter_file.c */

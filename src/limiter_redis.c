@@ -150,6 +150,10 @@ static long fallback_of(const mq_rdl *r, int64_t hosts)
 
 static int contact(mq_limiter *l, char *why, size_t whylen);
 
+static const mq_rl_remote REMOTE = {
+    mq_rdl_try, mq_rdl_acquire, mq_rdl_pause, mq_rdl_observe, mq_rdl_close,
+};
+
 int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
                 char *err, size_t errlen)
 {
@@ -186,6 +190,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
     r->dir = strdup(lc->dir);
     r->conn = mq_redis_new(&r->url, SCRIPT);
     l->rd = r;
+    l->remote = &REMOTE;
     if (r->key == NULL || r->dir == NULL || r->conn == NULL) {
         snprintf(err, errlen, "redis: out of memory");
         return -2;
