@@ -141,10 +141,14 @@ print()
 print(string.format("== 2. saturating run: 3 hosts x 2 processes (Lua 5.4 + LuaJIT), %d per %d s window, %d windows",
                     c.per_minute, c.period, c.windows))
 c.key = "bench-sat-" .. now()
+local rt0 = evalsha_calls()
 local total, worst, full = fleet(c)
+local rts = evalsha_calls() - rt0
 local ideal = c.per_minute * (c.windows - 1)
 print(string.format("admitted %d; worst window %d (limit %d); first %d windows: %d of %d = %.2f%% used",
                     total, worst, c.per_minute, c.windows - 1, full, ideal, 100 * full / ideal))
+print(string.format("Redis round trips: %d, %.2f per admission (6 processes, 3 hosts, waiting included)",
+                    rts, rts / total))
 
 print()
 print("== 3. the same run, Redis killed (-9) at 1.5 windows, restarted empty 1.6 windows later")

@@ -15,7 +15,7 @@
 #endif
 
 #define MQ_LF_MAGIC   "MQRDLSE"
-#define MQ_LF_VERSION 1u
+#define MQ_LF_VERSION 2u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
 #define MQ_LF_ERR     240
 
@@ -40,6 +40,7 @@ typedef struct {
     int64_t  next_try;          /* degraded: next attempt at Redis */
     int64_t  refused;           /* the last failure was a setup fault */
     int64_t  fb_used;           /* fallback starts Redis has not heard of */
+    int64_t  need_upload;       /* Redis asked for this host's recent starts */
     int64_t  pause_until;       /* a pause to tell Redis (0: none) */
     int64_t  obs_rem;           /* x-ratelimit-remaining to tell (-1: none) */
     int64_t  obs_until;         /* ...valid until then */

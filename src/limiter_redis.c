@@ -73,6 +73,14 @@ static const char SCRIPT[] =
 "  used = used + n\n"
 "end\n"
 "if fresh or recf == '1' then\n"
+/* this host's starts of the last window, which a fresh state lacks: sent
+ * only when asked for ("-": not sent), so one round trip costs ~200 bytes */
+"  if up == '-' then\n"
+"    redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,\n"
+"      'calu', calu, 'call', call, 'learn', learn, 'expect', expect)\n"
+"    for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
+"    return {0, 0, hosts, epoch, 1, used, 0, 1}\n"
+"  end\n"
 "  for a, n in string.gmatch(up, '(%d+):(%d+)') do add(now - tonumber(a) + lease, tonumber(n)) end\n"
 "end\n"
 "local learning = 0\n"
@@ -109,12 +117,20 @@ static const char SCRIPT[] =
 "    add(now + lease, grant)\n"
 "    tat = base + grant * step\n"
 "    if calu > now then call = call - grant end\n"
+/* with a grant, when the next may come: the host waits that long on its
+ * own instead of asking again at once */
+"    base = math.max(tat, now)\n"
+"    if math.floor(burst - (base - now) / step + 1e-9) < 1 then wait = base - (burst - 1) * step - now end\n"
+"    if used >= pm then\n"
+"      local h = redis.call('ZRANGE', LOG, 0, 0, 'WITHSCORES')\n"
+"      if h[2] then wait = math.max(wait, tonumber(h[2]) + period - now) end\n"
+"    end\n"
 "  elseif wait <= 0 then wait = 1 end\n"
 "end\n"
 "redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,\n"
 "  'calu', calu, 'call', call, 'learn', learn, 'expect', expect)\n"
 "for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
-"return {grant, math.ceil(wait), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now))}\n";
+"return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0}\n";
 
 struct mq_rdl {
     mq_lease lf;
@@ -227,7 +243,12 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     int i, n = 0;
 
     for (i = 0; i < MQ_RDL_NKEYS; i++) q->argv[n++] = r->keys[i];
-    mq_lease_recent(f, now, horizon, r->upload, sizeof r->upload);
+    /* what this host started lately: only when Redis asked for it, when
+     * this host never spoke to it, or after starts on the fallback */
+    if (f->need_upload || f->epoch == 0 || f->fb_used > 0)
+        mq_lease_recent(f, now, horizon, r->upload, sizeof r->upload);
+    else
+        snprintf(r->upload, sizeof r->upload, "-");
     if (r->unsafe) r->upload[0] = '\0';
     r->sent_fb = f->fb_used;
     r->sent_pause = f->pause_until;
@@ -331,7 +352,7 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
     }
     if (f->busy_until > now) {              /* another process is asking */
         f->demand++;
-        *wait = (double)min64(f->busy_until - now, 2 * MS) / NS;
+        *wait = (double)min64(f->busy_until - now, MS / 5) / NS;     /* about a round trip */
         mq_lease_unlock(&r->lf);
         return 0;
     }
@@ -416,12 +437,15 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
     f->refused = 0;
     f->err[0] = '\0';
     f->hosts = vals[2] > 0 ? vals[2] : 1;
-    f->epoch = vals[3];
+    if (vals[7] != 1) f->epoch = vals[3];  /* else: still owed, under the old one */
+    f->need_upload = vals[7] == 1;          /* Redis lost its state: tell it */
     f->fb_used -= r->sent_fb;               /* Redis has them now */
     if (f->fb_used < 0) f->fb_used = 0;
     if (f->pause_until == r->sent_pause) f->pause_until = 0;
     if (f->obs_until == r->sent_obs) f->obs_until = 0, f->obs_rem = -1;
     grant = vals[0];
+    /* with a grant too: the next slot is not before then (µs) */
+    f->wait_until = now + (int64_t)vals[1] * 1000;
     if (grant > 0) {
         /* t_send is before Redis read its clock: the lease ends here no
          * later than Redis counted it */
@@ -435,8 +459,7 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
         }
         return local(l, wait, at, 1);
     }
-    f->wait_until = now + (int64_t)vals[1] * MS;
-    *wait = vals[1] > 0 ? (double)vals[1] / 1e3 : 0.001;
+    *wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
     mq_lease_unlock(&r->lf);
     return 0;
 }
