@@ -194,8 +194,10 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
     r->period = lc->period;
     r->period_ns = (int64_t)(lc->period * 1e9);
     /* a lease spends 1/400 of the window at most on slots leased but not
-     * yet started: that is what it costs in budget (>= 99.75% usable) */
-    r->lease_ns = min64(max64(r->period_ns / 400, 3 * MS), 250 * MS);
+     * yet started: that is what it costs in budget (>= 99.75% usable with
+     * a 60 s window); never under 20 ms, so that a round trip slowed by a
+     * busy host still finds its lease usable */
+    r->lease_ns = min64(max64(r->period_ns / 400, 20 * MS), 250 * MS);
     r->fallback = rc->fallback;
     r->cosocket = rc->cosocket;
     /* the specs show the outage guarantee failing without its two
