@@ -9,7 +9,7 @@
 --       spin    try() in a tight loop until UNTIL_NS
 --       pause   pause(A) once
 --       observe observe(A = remaining, nil, B = reset_in) once
---       hold    take the lock and hang (needs MEDIQUO_TEST_HOOKS=1)
+--       freeze  claim a slot and stop before finishing it (MEDIQUO_TEST_HOOKS=1)
 -- The last line is "done" when the worker ended on its own.
 
 local core = require "mediquo.core"
@@ -51,9 +51,9 @@ elseif mode == "pause" then
     lim:pause(a)
 elseif mode == "observe" then
     lim:observe(a, nil, b)
-elseif mode == "hold" then
-    log("locking")
-    lim:_hold_lock_forever()
+elseif mode == "freeze" then
+    log("freezing")
+    lim:_freeze_mid_admission()
 else
     log("error unknown mode " .. tostring(mode))
     os.exit(1)

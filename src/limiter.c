@@ -22,9 +22,11 @@
  * are totally ordered and their times increase with k. Times are
  * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 256 ns units,
  * recorded rounded up and compared rounded down: the window rule holds in
- * exact nanoseconds. A time from the future (the file outlived a reboot, or
- * was scribbled on) counts as now: at worst a period of waiting, never
- * more starts. */
+ * exact nanoseconds. A slot's time is never ahead of a reader's clock (its
+ * admitter read the clock before the reader saw the slot); one from the
+ * future comes from an earlier boot (a file on a disk) and counts as free.
+ * Times of an earlier boot that look recent count as recent: at worst a
+ * period of waiting, never more starts. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -128,7 +130,7 @@ int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
         now = mq_rl_now_ns();
         now_u = (uint64_t)now >> MQ_RL_UNIT_SHIFT;
         prev = s >> MQ_RL_TAG_BITS;
-        if (prev > now_u + 1) prev = now_u;            /* from the future: now */
+        if (prev > now_u + 1) prev = 0;                /* an earlier boot's */
         if (prev != 0 && now_u < prev + r.period_u) w_u = prev + r.period_u - now_u;
         tat = tat_units(x, now_u, &r);
         if (tat > now_u + (r.burst - 1) * r.step_u)
@@ -250,7 +252,7 @@ static uint64_t used(mq_limiter *l, const rule *r, uint64_t now_u)
 
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2, t = ld(&l->ring[(k + mid) % r->n]) >> MQ_RL_TAG_BITS;
-        if (t > now_u + 1) t = now_u;
+        if (t > now_u + 1) t = 0;
         if (t == 0 || t + r->period_u <= now_u) lo = mid + 1; else hi = mid;
     }
     return r->n - lo;
