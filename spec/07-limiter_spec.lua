@@ -349,11 +349,15 @@ describe("limiter", function()
         end)
 
         it("a sharer SIGKILLed in the middle of an admission is finished by the others", function()
-            local c = cfg{ per_minute = 50, period = 2 }
+            local c = cfg{ per_minute = 50, period = 30 }
             local l = assert(core.limiter(c))
             local w = spawn("freeze", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
             assert(wait_for(w, "freezing", 5))
-            sleep(0.2)
+            for _ = 1, 200 do                      -- its slot is claimed
+                if l:status().used == 1 then break end
+                sleep(0.02)
+            end
+            assert.equal(1, l:status().used)
             os.execute("kill -9 " .. w.pid)
             for _ = 1, 100 do
                 if not alive(w.pid) then break end

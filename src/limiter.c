@@ -250,6 +250,9 @@ static uint64_t used(mq_limiter *l, const rule *r, uint64_t now_u)
 {
     uint64_t k = ld(&l->h->seq), lo = 0, hi = r->n;
 
+    /* an admission made but not finished is the newest, not the oldest */
+    if ((ld(&l->ring[k % r->n]) & MQ_RL_TAG_MASK) == tag_of(k / r->n)) k++;
+
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2, t = ld(&l->ring[(k + mid) % r->n]) >> MQ_RL_TAG_BITS;
         if (t > now_u + 1) t = 0;
