@@ -253,10 +253,15 @@ static int reopen(mq_limiter *l)
     mq_limiter_cfg cfg;
     mq_limiter nl;
     char err[sizeof l->errbuf];
-    int i;
+    int i, slot = -1;
 
-    for (i = 0; i < 4 && l->old[i] != NULL; i++) {}
-    if (i == 4) return -1;
+    for (i = 3; i >= 0; i--)
+        if (l->old[i] == NULL) slot = i;
+    if (slot < 0) {
+        snprintf(l->errbuf, sizeof l->errbuf, "limiter file %s: removed or replaced "
+                 "too often: reopen the limiter", l->path);
+        return -1;
+    }
     memset(&nl, 0, sizeof nl);
     nl.fd = -1;
     nl.path = l->path;
@@ -274,9 +279,8 @@ static int reopen(mq_limiter *l)
         snprintf(l->errbuf, sizeof l->errbuf, "%s", err);
         return -1;
     }
-    for (i = 0; i < 4 && l->old[i] != NULL; i++) {}
-    l->old[i] = l->h;
-    l->old_size[i] = l->size;
+    l->old[slot] = l->h;
+    l->old_size[slot] = l->size;
     close(l->fd);
     l->fd = nl.fd;
     l->h = nl.h;
@@ -297,10 +301,8 @@ int mq_rl_file_check(mq_limiter *l)
         snprintf(l->errbuf, sizeof l->errbuf, "limiter file %s: cut short to %lld bytes "
                  "(truncated by someone, or its disk lost it): remove it and reopen",
                  l->path, (long long)st.st_size);
-    } else if (st.st_nlink > 0) {
-        return 0;
-    } else if (reopen(l) == 0) {
-        return 0;
+    } else if (st.st_nlink > 0 || reopen(l) == 0) {
+        return 0;               /* whole, or removed and joined again */
     }
     l->error = l->errbuf;
     return -1;
