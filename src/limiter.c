@@ -35,10 +35,29 @@
 #include <unistd.h>
 
 #include "limiter_file.h"
+#include "shmguard.h"
 
 #define NS 1000000000LL
 #define SPIN_TRIES 64           /* CAS races lost in a row before "try again" */
 #define MAX_WAIT_S 86400.0
+
+/* Runs `call` with the mapping under the SIGBUS guard (shmguard.c); when
+ * the file cannot be used, or was cut short under us, `on_fault` instead
+ * (l->error says why). */
+#define GUARDED(l, call, on_fault) do {                                     \
+        sigjmp_buf env_;                                                    \
+        sigjmp_buf *volatile prev_;                                         \
+        if (mq_rl_file_ready(l) != 0) { on_fault; break; }                  \
+        prev_ = mq_shm_guard_enter(&env_);                                  \
+        if (sigsetjmp(env_, 0) != 0) {                                      \
+            mq_shm_guard_leave(prev_);                                      \
+            mq_rl_file_broken(l);                                           \
+            on_fault;                                                       \
+            break;                                                          \
+        }                                                                   \
+        call;                                                               \
+        mq_shm_guard_leave(prev_);                                          \
+    } while (0)
 
 int64_t mq_rl_now_ns(void)
 {
@@ -103,17 +122,12 @@ static uint64_t left_ns(const int64_t *until, int64_t now, const rule *r)
     return u > now && (uint64_t)(u - now) <= r->cap_ns ? (uint64_t)(u - now) : 0;
 }
 
-int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
+static int try_inner(mq_limiter *l, double *wait, int64_t *at)
 {
-    mq_rl_hdr *h;
+    mq_rl_hdr *h = l->h;
     rule r;
     int i;
 
-    if (mq_rl_file_check(l) != 0) {
-        *wait = 1;
-        return 0;
-    }
-    h = l->h;
     get_rule(h, &r);
     for (i = 0; i < SPIN_TRIES; i++) {
         uint64_t k = ld(&h->seq), lap = k / r.n, *slot = &l->ring[k % r.n];
@@ -151,6 +165,14 @@ int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
     }
     *wait = 1e-5;               /* lost every race: others are admitting */
     return 0;
+}
+
+int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
+{
+    volatile int rc = 0;
+
+    GUARDED(l, rc = try_inner(l, wait, at), (*wait = 1, rc = 0));
+    return rc;
 }
 
 int mq_limiter_try(mq_limiter *l, double *wait)
@@ -228,20 +250,28 @@ static void extend(int64_t *until, double seconds, const rule *r, const mq_rl_hd
     }
 }
 
-void mq_limiter_pause(mq_limiter *l, double seconds)
+static void pause_inner(mq_limiter *l, double seconds)
 {
     rule r;
 
-    if (mq_rl_file_check(l) != 0) return;
     get_rule(l->h, &r);
     extend(&l->h->paused_until, seconds, &r, l->h);
 }
 
-void mq_limiter_resume(mq_limiter *l)
+void mq_limiter_pause(mq_limiter *l, double seconds)
 {
-    if (mq_rl_file_check(l) != 0) return;
+    GUARDED(l, pause_inner(l, seconds), (void)0);
+}
+
+static void resume_inner(mq_limiter *l)
+{
     __atomic_store_n(&l->h->paused_until, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&l->h->cal_until, 0, __ATOMIC_RELEASE);
+}
+
+void mq_limiter_resume(mq_limiter *l)
+{
+    GUARDED(l, resume_inner(l), (void)0);
 }
 
 /* starts in the window ending now: the ring is in time order from the slot
@@ -276,15 +306,12 @@ static int64_t available(mq_limiter *l, const rule *r, int64_t now)
 
 /* limit is informational: the rule stays per_minute (a lower server limit
  * shows up in remaining anyway, which is what is acted on). */
-void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in)
+static void observe_inner(mq_limiter *l, long remaining, double reset_in)
 {
-    mq_rl_hdr *h;
+    mq_rl_hdr *h = l->h;
     rule r;
     int64_t now;
 
-    (void)limit;
-    if (remaining < 0 || mq_rl_file_check(l) != 0) return;
-    h = l->h;
     get_rule(h, &r);
     if (remaining == 0) {
         extend(&h->paused_until, reset_in, &r, h);
@@ -303,16 +330,20 @@ void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_
     }
 }
 
-void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
+void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in)
 {
-    mq_rl_hdr *h;
+    (void)limit;
+    if (remaining < 0) return;
+    GUARDED(l, observe_inner(l, remaining, reset_in), (void)0);
+}
+
+static void status_inner(mq_limiter *l, mq_limiter_status_t *st)
+{
+    mq_rl_hdr *h = l->h;
     rule r;
     int64_t now;
     uint64_t p;
 
-    memset(st, 0, sizeof *st);
-    if (mq_rl_file_check(l) != 0) return;
-    h = l->h;
     get_rule(h, &r);
     now = mq_rl_now_ns();
     st->per_minute = (long)h->per_minute;
@@ -332,6 +363,12 @@ void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
     }
 }
 
+void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
+{
+    memset(st, 0, sizeof *st);
+    GUARDED(l, status_inner(l, st), memset(st, 0, sizeof *st));
+}
+
 const char *mq_limiter_key(const mq_limiter *l) { return l->key; }
 const char *mq_limiter_path(const mq_limiter *l) { return l->path; }
 
@@ -340,7 +377,7 @@ void mq_limiter_freeze_mid_admission(mq_limiter *l)
     uint64_t k, s, now_u, lap;
     rule r;
 
-    if (mq_rl_file_check(l) != 0) return;
+    if (mq_rl_file_ready(l) != 0) return;
     get_rule(l->h, &r);
     for (;;) {                  /* claim the next slot whatever the rules say */
         k = ld(&l->h->seq);

@@ -14,8 +14,9 @@
  * that lock. A file not ours to re-make (another owner, other permission
  * bits, not a regular file, a newer library's version) is an error.
  *
- * A mapping faults (SIGBUS) where the file no longer has pages: each
- * operation first asks fstat() whether the file still has its size. */
+ * A mapping faults (SIGBUS) where the file no longer has pages (someone
+ * cut it short): limiter.c touches it under shmguard.c's guard, and the
+ * next call here re-makes and re-maps it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,8 +30,10 @@
 #include <unistd.h>
 
 #include "limiter_file.h"
+#include "shmguard.h"
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
+#define RECHECK_NS 100000000LL  /* how often a handle asks if its file was removed */
 #define MAX_PERIOD_S 86400.0
 
 typedef char hdr_is_320[sizeof(mq_rl_hdr) == 320 ? 1 : -1];
@@ -289,23 +292,39 @@ static int reopen(mq_limiter *l)
     return 0;
 }
 
-int mq_rl_file_check(mq_limiter *l)
+int mq_rl_file_ready(mq_limiter *l)
 {
+    int64_t now;
     struct stat st;
 
     l->error = NULL;
-    if (fstat(l->fd, &st) != 0) {
-        snprintf(l->errbuf, sizeof l->errbuf, "limiter file %s: cannot stat: %s",
-                 l->path, strerror(errno));
-    } else if ((uint64_t)st.st_size < l->size) {
-        snprintf(l->errbuf, sizeof l->errbuf, "limiter file %s: cut short to %lld bytes "
-                 "(truncated by someone, or its disk lost it): remove it and reopen",
-                 l->path, (long long)st.st_size);
-    } else if (st.st_nlink > 0 || reopen(l) == 0) {
-        return 0;               /* whole, or removed and joined again */
+    if (l->broken) {
+        if (reopen(l) != 0) {
+            l->error = l->errbuf;
+            return -1;
+        }
+        l->broken = 0;
+        return 0;
     }
+    /* removed or replaced (an operator's cleanup, a new rule): noticed
+     * within RECHECK_NS, then joined; fstat costs more than an admission,
+     * so not on every call */
+    now = mq_rl_now_ns();
+    if (now - l->checked_at < RECHECK_NS) return 0;
+    l->checked_at = now;
+    if (fstat(l->fd, &st) == 0 && st.st_nlink == 0 && reopen(l) != 0) {
+        l->error = l->errbuf;
+        return -1;
+    }
+    return 0;
+}
+
+void mq_rl_file_broken(mq_limiter *l)
+{
+    snprintf(l->errbuf, sizeof l->errbuf, "limiter file %s: cut short under this process "
+             "(truncated by someone, or its disk lost it); the next call re-makes it", l->path);
     l->error = l->errbuf;
-    return -1;
+    l->broken = 1;
 }
 
 void mq_rl_file_close(mq_limiter *l)
@@ -330,6 +349,11 @@ int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size
         return -1;
     }
     l->fd = -1;
+    if (mq_shm_guard_init() != 0) {
+        snprintf(err, errlen, "limiter: cannot install the SIGBUS guard");
+        free(l);
+        return -1;
+    }
     if (mq_rl_file_open(cfg, l, err, errlen) != 0) {
         mq_rl_file_close(l);
         free(l);

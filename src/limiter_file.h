@@ -70,6 +70,8 @@ struct mq_limiter {
     long       gid;             /* group of the state files, -1 none */
     int64_t    want[3];         /* the rule this process asked for */
     const char *error;          /* the last operation's config fault, or NULL */
+    int        broken;          /* the mapping faulted: re-make, re-map */
+    int64_t    checked_at;      /* last look for a removed file (ns) */
     char       errbuf[256];
     void      *old[4];          /* mappings left by a reopen (freed at close) */
     uint64_t   old_size[4];
@@ -78,9 +80,12 @@ struct mq_limiter {
 /* limiter_file.c */
 /* Opens or makes the file for cfg and maps it into l (fd, h, ring, path). */
 int  mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen);
-/* 0 when the mapping can be touched (the file still has its size); -1
- * with l->error set. A file unlinked or replaced is reopened (once). */
-int  mq_rl_file_check(mq_limiter *l);
+/* Before each operation: 0 when the mapping may be touched (under the
+ * guard); -1 with l->error set. A handle whose mapping faulted, or whose
+ * file was removed or replaced, re-opens the file at its path first. */
+int  mq_rl_file_ready(mq_limiter *l);
+/* The mapping faulted (SIGBUS, caught): sets l->error, marks l broken. */
+void mq_rl_file_broken(mq_limiter *l);
 void mq_rl_file_close(mq_limiter *l);
 
 /* limiter.c */
