@@ -41,23 +41,26 @@
 #define SPIN_TRIES 64           /* CAS races lost in a row before "try again" */
 #define MAX_WAIT_S 86400.0
 
-/* Runs `call` with the mapping under the SIGBUS guard (shmguard.c); when
- * the file cannot be used, or was cut short under us, `on_fault` instead
- * (l->error says why). */
-#define GUARDED(l, call, on_fault) do {                                     \
-        sigjmp_buf env_;                                                    \
-        sigjmp_buf *volatile prev_;                                         \
-        if (mq_rl_file_ready(l) != 0) { on_fault; break; }                  \
-        prev_ = mq_shm_guard_enter(&env_);                                  \
-        if (sigsetjmp(env_, 0) != 0) {                                      \
-            mq_shm_guard_leave(prev_);                                      \
-            mq_rl_file_broken(l);                                           \
-            on_fault;                                                       \
-            break;                                                          \
-        }                                                                   \
-        call;                                                               \
-        mq_shm_guard_leave(prev_);                                          \
-    } while (0)
+/* Runs op(l, arg) with the mapping under the SIGBUS guard (shmguard.c):
+ * 0, or -1 when the file cannot be used or was cut short under us
+ * (l->error says why; op may have run in part, which the lock-free state
+ * allows: a step either happened in the file or not). */
+static int guarded(mq_limiter *l, void (*op)(mq_limiter *, void *), void *arg)
+{
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
+
+    if (mq_rl_file_ready(l) != 0) return -1;
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        mq_rl_file_broken(l);
+        return -1;
+    }
+    op(l, arg);
+    mq_shm_guard_leave(prev);
+    return 0;
+}
 
 int64_t mq_rl_now_ns(void)
 {
@@ -167,12 +170,23 @@ static int try_inner(mq_limiter *l, double *wait, int64_t *at)
     return 0;
 }
 
+struct try_args { double *wait; int64_t *at; int rc; };
+
+static void try_op(mq_limiter *l, void *p)
+{
+    struct try_args *a = p;
+    a->rc = try_inner(l, a->wait, a->at);
+}
+
 int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
 {
-    volatile int rc = 0;
+    struct try_args a = { wait, at, 0 };
 
-    GUARDED(l, rc = try_inner(l, wait, at), (*wait = 1, rc = 0));
-    return rc;
+    if (guarded(l, try_op, &a) != 0) {
+        *wait = 1;
+        return 0;
+    }
+    return a.rc;
 }
 
 int mq_limiter_try(mq_limiter *l, double *wait)
@@ -250,28 +264,29 @@ static void extend(int64_t *until, double seconds, const rule *r, const mq_rl_hd
     }
 }
 
-static void pause_inner(mq_limiter *l, double seconds)
+static void pause_op(mq_limiter *l, void *p)
 {
     rule r;
 
     get_rule(l->h, &r);
-    extend(&l->h->paused_until, seconds, &r, l->h);
+    extend(&l->h->paused_until, *(double *)p, &r, l->h);
 }
 
 void mq_limiter_pause(mq_limiter *l, double seconds)
 {
-    GUARDED(l, pause_inner(l, seconds), (void)0);
+    guarded(l, pause_op, &seconds);
 }
 
-static void resume_inner(mq_limiter *l)
+static void resume_op(mq_limiter *l, void *p)
 {
+    (void)p;
     __atomic_store_n(&l->h->paused_until, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&l->h->cal_until, 0, __ATOMIC_RELEASE);
 }
 
 void mq_limiter_resume(mq_limiter *l)
 {
-    GUARDED(l, resume_inner(l), (void)0);
+    guarded(l, resume_op, NULL);
 }
 
 /* starts in the window ending now: the ring is in time order from the slot
@@ -306,8 +321,13 @@ static int64_t available(mq_limiter *l, const rule *r, int64_t now)
 
 /* limit is informational: the rule stays per_minute (a lower server limit
  * shows up in remaining anyway, which is what is acted on). */
-static void observe_inner(mq_limiter *l, long remaining, double reset_in)
+struct observe_args { long remaining; double reset_in; };
+
+static void observe_op(mq_limiter *l, void *p)
 {
+    const struct observe_args *a = p;
+    long remaining = a->remaining;
+    double reset_in = a->reset_in;
     mq_rl_hdr *h = l->h;
     rule r;
     int64_t now;
@@ -332,13 +352,16 @@ static void observe_inner(mq_limiter *l, long remaining, double reset_in)
 
 void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in)
 {
+    struct observe_args a = { remaining, reset_in };
+
     (void)limit;
     if (remaining < 0) return;
-    GUARDED(l, observe_inner(l, remaining, reset_in), (void)0);
+    guarded(l, observe_op, &a);
 }
 
-static void status_inner(mq_limiter *l, mq_limiter_status_t *st)
+static void status_op(mq_limiter *l, void *out)
 {
+    mq_limiter_status_t *st = out;
     mq_rl_hdr *h = l->h;
     rule r;
     int64_t now;
@@ -366,7 +389,7 @@ static void status_inner(mq_limiter *l, mq_limiter_status_t *st)
 void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
 {
     memset(st, 0, sizeof *st);
-    GUARDED(l, status_inner(l, st), memset(st, 0, sizeof *st));
+    if (guarded(l, status_op, st) != 0) memset(st, 0, sizeof *st);
 }
 
 const char *mq_limiter_key(const mq_limiter *l) { return l->key; }

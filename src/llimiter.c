@@ -140,7 +140,7 @@ static int l_acquire(lua_State *L)
 static int l_try(lua_State *L)
 {
     mq_limiter *l = check_open(L);
-    double wait;
+    double wait = 0;
     int64_t at = 0;
 
     if (mq_limiter_try_at(l, &wait, &at)) {
