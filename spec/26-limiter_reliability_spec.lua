@@ -127,7 +127,7 @@ describe("limiter reliability", function()
 
     describe("a frozen sharer", function()
         it("stopped at random moments in a tight loop: the others never wait on it", function()
-            local c = cfg{ per_minute = 100000, period = 60 }
+            local c = cfg{ per_minute = 1000000, burst = 1000, period = 1 }
             local l = assert(core.limiter(c))
             local w = spawn("churn", c, now() + 60 * NS, nil, nil, "nice -n 19 ")
             assert(wait_for(w, "^ready$", 10))
@@ -149,7 +149,6 @@ describe("limiter reliability", function()
             assert.truthy(worst_try < 0.001 * SLOW, "a try took " .. worst_try .. " s")
             assert.truthy(worst_acq < 0.001 * SLOW, "an acquire(0) took " .. worst_acq .. " s")
             assert.truthy(worst_open < 0.05 * SLOW, "an open took " .. worst_open .. " s")
-            assert.is_true((l:try()))
             l:close()
         end)
 
@@ -246,7 +245,7 @@ describe("limiter reliability", function()
             if not is_root then pending("needs root to mount a tmpfs") return end
             local l = assert(limiter.new{ dir = mnt, key = "fill", per_minute = 600, burst = 600 })
             os.execute("dd if=/dev/zero of='" .. mnt .. "/fill' bs=1k count=64 2>/dev/null")
-            assert.equal("0", sh("df --output=avail -B1 '" .. mnt .. "' | tail -1"))
+            assert.equal(0, tonumber(sh("df --output=avail -B1 '" .. mnt .. "' | tail -1")))
             local out, rc = child(([[
                 local l = assert(require("mediquo").limiter{ dir = %q, key = "fill", per_minute = 600,
                                                               burst = 600 })
@@ -276,18 +275,15 @@ describe("limiter reliability", function()
                 assert.truthy(fault and fault:find("cut short", 1, true), fault)
                 assert.equal("", table.concat(lines(ws[i].out .. ".stdout"), "\n"))
             end
+            -- this process too: one config error, then the file is re-made
             local ok, _, fault = l:try()
             assert.is_false(ok)
             assert.truthy(fault:find("cut short", 1, true), fault)
-            local lim = assert(limiter.new(c))       -- wrapped: kind config
+            assert.is_true((l:try()))
             l:close()
-            -- a new opener re-makes the file and goes on
-            local _, err = lim:acquire(0)
-            assert.equal("config", err.kind)
+            local lim = assert(limiter.new(c))
+            assert.is_true(lim:acquire(0))
             lim:close()
-            local fresh = assert(core.limiter(c))
-            assert.is_true((fresh:try()))
-            fresh:close()
             assert.is_true(no_tmp_files(dir))
         end)
     end)
