@@ -11,7 +11,8 @@
 --               at the end (most of its time is inside the limiter)
 --       pause   pause(A) once
 --       observe observe(A = remaining, nil, B = reset_in) once
---       freeze  claim a slot and stop before finishing it (MEDIQUO_TEST_HOOKS=1)
+--       freeze  claim a slot and stop before finishing it (MEDIQUO_TEST_HOOKS=1);
+--               with the old locking library: take the lock and hang
 -- A host fault (the state file cut short) is logged as "fault MESSAGE" and
 -- ends the loop. The last line is "done" when the worker ended on its own.
 
@@ -72,7 +73,9 @@ elseif mode == "observe" then
     lim:observe(a, nil, b)
 elseif mode == "freeze" then
     log("freezing")
-    lim:_freeze_mid_admission()
+    -- (a library with a lock instead: hold it forever, the same test)
+    local freeze = lim._freeze_mid_admission or lim._hold_lock_forever
+    freeze(lim)
 else
     log("error unknown mode " .. tostring(mode))
     os.exit(1)
