@@ -36,7 +36,7 @@ DESTDIR     ?=
 CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/call.c src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
-             src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/lcreate.c \
+             src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/lcreate.c \
              src/answer.c src/redis_conn.c src/lease_file.c src/limiter_redis.c \
              src/lredis.c
 CORE_HDRS := $(wildcard src/*.h)

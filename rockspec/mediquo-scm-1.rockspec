@@ -39,7 +39,7 @@ build = {
             "src/limiter.c", "src/limiter_file.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
-            "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
+            "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
             "src/answer.c", "src/redis_conn.c", "src/lease_file.c",
             "src/limiter_redis.c", "src/lredis.c",
          },

@@ -59,7 +59,7 @@ static int valid(const mq_lease_file *f)
         && f->version == MQ_LF_VERSION && f->size == sizeof *f;
 }
 
-int mq_lease_open(const char *dir, const char *key, mq_lease *lf, char *err, size_t errlen)
+int mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char *err, size_t errlen)
 {
     int tries;
 
@@ -73,10 +73,10 @@ int mq_lease_open(const char *dir, const char *key, mq_lease *lf, char *err, siz
     for (tries = 0; tries < 8; tries++) {
         uint64_t size = 0;
         void *map;
-        int fd = mq_shm_open(lf->path, "redis lease file", &size, err, errlen);
+        int fd = mq_shm_open(lf->path, "redis lease file", gid, &size, err, errlen);
 
         if (fd == -2) {
-            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 0, init_file,
+            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 0, gid, init_file,
                             NULL, err, errlen) != 0 && errno != EEXIST)
                 return -1;
             continue;
@@ -85,7 +85,7 @@ int mq_lease_open(const char *dir, const char *key, mq_lease *lf, char *err, siz
         if (size != sizeof(mq_lease_file)) {
             /* another layout (an older library): make ours in its place */
             close(fd);
-            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 1, init_file,
+            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 1, gid, init_file,
                             NULL, err, errlen) != 0)
                 return -1;
             continue;
@@ -99,7 +99,7 @@ int mq_lease_open(const char *dir, const char *key, mq_lease *lf, char *err, siz
         if (!valid(map)) {
             munmap(map, sizeof(mq_lease_file));
             close(fd);
-            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 1, init_file,
+            if (mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 1, gid, init_file,
                             NULL, err, errlen) != 0)
                 return -1;
             continue;

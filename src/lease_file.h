@@ -56,8 +56,9 @@ typedef struct {
     char *path;
 } mq_lease;
 
-/* Opens or makes <dir>/mediquo-rd-<hash(key)>.shm (mode 0600). */
-int  mq_lease_open(const char *dir, const char *key, mq_lease *lf, char *err, size_t errlen);
+/* Opens or makes <dir>/mediquo-rd-<hash(key)>.shm (mode 0600, or 0660 of
+ * group gid when gid >= 0, like the local limiter's file). */
+int  mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char *err, size_t errlen);
 void mq_lease_close(mq_lease *lf);
 /* 0, or -1 when the lock stayed held for a second (a dead holder is recovered). */
 int  mq_lease_lock(mq_lease *lf);

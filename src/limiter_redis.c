@@ -140,6 +140,7 @@ struct mq_rdl {
     double period, timeout;
     int64_t period_ns, lease_ns;
     char *key, *dir;
+    long gid;
     mq_limiter *fb;             /* the fallback budget, opened when needed */
     long fb_pm;
     /* the round trip under way (begin .. finish) */
@@ -204,6 +205,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
      * mechanisms; never set outside them */
     r->unsafe = getenv("MEDIQUO_TEST_HOOKS") && getenv("MEDIQUO_TEST_REDIS_UNSAFE");
     r->timeout = rc->timeout > 0 ? rc->timeout : 0.25;
+    r->gid = lc->gid;
     r->key = strdup(lc->key);
     r->dir = strdup(lc->dir);
     r->conn = mq_redis_new(&r->url, SCRIPT);
@@ -216,7 +218,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
     for (i = 0; i < MQ_RDL_NKEYS; i++)
         snprintf(r->keys[i], sizeof r->keys[i], "{mq:%016llx}:%s", (unsigned long long)h,
                  (const char *[]){ "s", "log", "hosts", "rec" }[i]);
-    if (mq_lease_open(lc->dir, lc->key, &r->lf, err, errlen) != 0) return -2;
+    if (mq_lease_open(lc->dir, lc->key, lc->gid, &r->lf, err, errlen) != 0) return -2;
     /* the first contact: registers the host, hands back what it started
      * lately, and tells a wrong password at once */
     if (!r->cosocket && contact(l, why, sizeof why) == MQ_REDIS_REFUSED) {
@@ -322,8 +324,9 @@ static int fallback_try(mq_limiter *l, long fpm, double *wait)
         r->fb = NULL;
     }
     if (r->fb == NULL) {
-        mq_limiter_cfg c = { fpm, r->burst < fpm ? r->burst : fpm, r->period, key, r->dir };
-        snprintf(key, sizeof key, "%s\n#redis-fallback", r->key);
+        mq_limiter_cfg c = { fpm, r->burst < fpm ? r->burst : fpm, r->period, key, r->dir, r->gid };
+        /* the rule is in the file name: a file keeps the rule it was made with */
+        snprintf(key, sizeof key, "%s\n#redis-fallback/%ld", r->key, fpm);
         if (mq_limiter_open(&c, &r->fb, err, sizeof err) != 0) {
             *wait = 0.5;
             return 0;

@@ -79,9 +79,9 @@ void mq_lredis_status(lua_State *L, mq_limiter *l)
     lua_setfield(L, -2, "fallback_per_minute");
     lua_pushinteger(L, st.leased);
     lua_setfield(L, -2, "leased");
-    if (st.error[0]) {
+    if (st.error[0]) {          /* "error" is the local file's fault, if any */
         lua_pushstring(L, st.error);
-        lua_setfield(L, -2, "error");
+        lua_setfield(L, -2, "redis_error");
     }
 }
 

@@ -73,17 +73,29 @@ long mq_header_long(const char *v, size_t len);
 uint64_t mq_fnv1a64(const char *s);
 /* malloc'd "<dir>/mediquo-<tag>-<fnv1a64(key) hex>.shm", or NULL. */
 char *mq_shm_path(const char *dir, const char *tag, const char *key);
-/* Makes a complete file of `size` bytes, mode 0600, under a temporary name
- * next to path (init(fd, ud) writes its header; 0, or -1 with errno), then
- * puts it at path: link(), which fails with errno EEXIST when another
- * process won the race, or with replace, rename(). 0, or -1 with the
- * reason in err (errno kept). what names the file in messages. */
-int mq_shm_make(const char *path, const char *what, uint64_t size, int replace,
+/* Makes a complete file of `size` bytes under a temporary name next to
+ * path, its blocks reserved (posix_fallocate: a full disk fails here, never
+ * later as a SIGBUS), mode 0600 or, with gid >= 0, mode 0660 and that group
+ * (init(fd, ud) writes its header; 0, or -1 with errno), then puts it at
+ * path: link(), which fails with errno EEXIST when another process won the
+ * race, or with replace, rename(). 0, or -1 with the reason in err (errno
+ * kept); the temporary file never outlives the call. */
+int mq_shm_make(const char *path, const char *what, uint64_t size, int replace, long gid,
                 int (*init)(int fd, void *ud), void *ud, char *err, size_t errlen);
 /* Opens path read-write when it is ours to share: a regular file, not a
- * symlink, owned by this user, mode 0600. Returns the fd (and *size), -2
- * when there is no such file, -1 with the reason in err. */
-int mq_shm_open(const char *path, const char *what, uint64_t *size, char *err, size_t errlen);
+ * symlink, owned by this user with mode 0600, or (gid >= 0) of group gid
+ * with mode 0660. Returns the fd (and *size), -2 when there is no such
+ * file, -1 with the reason in err. */
+int mq_shm_open(const char *path, const char *what, long gid, uint64_t *size,
+                char *err, size_t errlen);
+/* The group id of a group name, or -1 with the reason in err. */
+long mq_shm_group(const char *name, char *err, size_t errlen);
+/* The default directory of the state files, made when missing: <base>/
+ * mediquo-u<uid> (mode 0700, ours) or, with gid >= 0, <base>/mediquo-g<gid>
+ * (mode 02770, that group), so no other user can make or replace a file in
+ * it. base is /dev/shm when usable, else $TMPDIR or /tmp. Returns a
+ * malloc'd path, or NULL with the reason in err. */
+char *mq_shm_default_dir(long gid, char *err, size_t errlen);
 
 /* ---- limiter.c ------------------------------------------------------- */
 typedef struct mq_limiter mq_limiter;
@@ -91,30 +103,51 @@ typedef struct {
     long per_minute;        /* budget per period */
     long burst;             /* back-to-back starts; 1..per_minute */
     double period;          /* seconds */
-    const char *key;        /* what is shared */
+    const char *key;        /* what is shared (no NUL inside) */
     const char *dir;        /* where the state file lives */
+    long gid;               /* >= 0: files 0660 of this group; -1: 0600 */
 } mq_limiter_cfg;
 typedef struct {
     long per_minute, used, available;
     double paused_until;    /* Unix epoch seconds, 0 when not paused */
+    long burst;             /* the rule in force (the file's) */
+    double period;
+    double rule_set_at;     /* Unix epoch seconds */
+    long rule_set_by_pid, rule_set_by_uid;
+    int mismatch;           /* this process asked for another rule */
 } mq_limiter_status_t;
 
+/* Opens the shared state of cfg->key, making it with cfg's rule when there
+ * is none. The rule in force is the file's: a process asking for another
+ * one gets the limiter all the same, with status.mismatch set. Never
+ * waits on another process. 0, or -1 with the reason in err (a host fault:
+ * permissions, full disk, a file not ours). */
 int  mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen);
 /* Take one slot now if the rules allow: returns 1; otherwise 0 and *wait is
- * the seconds until one may be free. Never blocks beyond the short lock. */
+ * the seconds until one may be free. Lock-free: never waits on another
+ * process. On a host fault (the file shrunk or gone bad) returns 0 with
+ * mq_limiter_error(l) set. */
 int  mq_limiter_try(mq_limiter *l, double *wait);
 /* Blocking form: waits (nanosleep) at most max_wait seconds. Returns 1 when
  * a slot was taken (*waited = seconds spent), 0 when none came in time
- * (*retry_after = seconds until one may). */
+ * (*retry_after = seconds until one may) or on a host fault (see
+ * mq_limiter_error). */
 int  mq_limiter_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after);
 /* The server said stop (429 / remaining 0): every process sharing the key
- * waits until now + seconds. */
+ * waits until now + seconds (negative: one period), capped at
+ * MQ_LIMITER_MAX_PAUSE seconds or the period when longer. */
 void mq_limiter_pause(mq_limiter *l, double seconds);
+/* Clears a pause (and a calibration) for every process sharing the key. */
+void mq_limiter_resume(mq_limiter *l);
 /* The server's x-ratelimit-remaining / -limit (-1 when absent) and the
  * seconds to its window end (-1 unknown): calibrate the shared state. */
 void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in);
 void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st);
+/* The last call's host fault (the state file shrunk, removed and not
+ * re-openable...), or NULL: then a 0 from try/acquire meant "wait". */
+const char *mq_limiter_error(const mq_limiter *l);
 void mq_limiter_close(mq_limiter *l);
+#define MQ_LIMITER_MAX_PAUSE 300.0
 /* Validate a state file's header bytes (what open does before mapping);
  * 0 when valid, -1 with a reason in err. Exposed for the fuzzer. */
 int  mq_limiter_check_header(const void *buf, size_t len, char *err, size_t errlen);

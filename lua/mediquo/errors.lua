@@ -23,7 +23,7 @@ local KINDS = {
     timeout = true,
     network = true,
     bad_response = false,
-    config = false,         -- the host's own setup (API.md): never the caller's input
+    config = false,         -- the host's own setup (state files, CA file)
 }
 _M.KINDS = KINDS
 

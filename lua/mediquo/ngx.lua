@@ -101,18 +101,17 @@ function _M.configure(opts)
 
     -- The metrics file follows the limiter's key and dir: one set of
     -- counters per budget. Without a limiter, keyed by the base URL.
-    local mkey, mdir
+    local mkey, mdir, mgroup
     if o.rate_limit then
-        mkey, mdir = o.rate_limit.key, o.rate_limit.dir
+        mkey, mdir, mgroup = o.rate_limit.key, o.rate_limit.dir, o.rate_limit.group
     else
-        local d = limiter.normalize({}, o.base_url)
-        mkey, mdir = o.base_url, d.dir
+        mkey = o.base_url
     end
 
     generation = generation + 1
     config = {
         pool = pool, max_in_flight = mif, metrics = use_metrics,
-        metrics_key = mkey, metrics_dir = mdir,
+        metrics_key = mkey, metrics_dir = mdir, metrics_group = mgroup,
         base_path = o.base_path, deadline = o.deadline, timeout = o.timeout,
         connect_timeout = o.connect_timeout, max_retries = o.max_retries,
         retry_post = o.retry_post, rate_limit = o.rate_limit,
@@ -160,19 +159,23 @@ local function worker_state()
         if rl.redis then
             -- every Redis round trip on a cosocket (mediquo.ngx_redis)
             local copy = {}
-            for k, v in pairs(config.rate_limit) do copy[k] = v end
+            for k, v in pairs(rl) do copy[k] = v end
             copy.redis_cosocket = true
             rl = copy
         end
-        local lim, msg = core.limiter(rl)
-        if not lim then
-            return nil, errors.new{ kind = "invalid_argument",
-                                    message = "rate_limit: " .. tostring(msg) }
-        end
+        local lim, lerr = limiter.open(rl)  -- kind config
+        if not lim then return nil, lerr end
         w.lim = lim
     end
     if config.metrics then
-        local mx, msg = core.metrics{ key = config.metrics_key, dir = config.metrics_dir }
+        -- the limiter's dir (its default made above), else the default
+        local mdir, msg = config.metrics_dir or (config.rate_limit and config.rate_limit.dir)
+        if not mdir then mdir, msg = core.limiter_default_dir(config.metrics_group) end
+        local mx
+        if mdir then
+            mx, msg = core.metrics{ key = config.metrics_key, dir = mdir,
+                                    group = config.metrics_group }
+        end
         if mx then
             w.mx = mx
         else
