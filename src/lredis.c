@@ -16,6 +16,14 @@
 
 #define MQ_READER_MT "mediquo.core.redis_reader"
 
+/* opts[name], raw: no metamethod of the caller's table runs */
+static int rawfield(lua_State *L, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, 1);
+    return lua_type(L, -1);
+}
+
 /* opts.redis etc. (opts at index 1) for the limiter l just opened. Returns
  * 0, or pushes nil, message, kind ("invalid_argument" | "config") and
  * returns 3. */
@@ -25,8 +33,7 @@ int mq_lredis_attach(lua_State *L, mq_limiter *l, const mq_limiter_cfg *cfg)
     char err[300];
     int t, st;
 
-    lua_getfield(L, 1, "redis");
-    t = lua_type(L, -1);
+    t = rawfield(L, "redis");
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -38,11 +45,11 @@ int mq_lredis_attach(lua_State *L, mq_limiter *l, const mq_limiter_cfg *cfg)
         return 3;
     }
     rc.url = lua_tostring(L, -1);
-    lua_getfield(L, 1, "fallback_per_minute");
+    rawfield(L, "fallback_per_minute");
     rc.fallback = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : -1;
-    lua_getfield(L, 1, "redis_timeout");
+    rawfield(L, "redis_timeout");
     rc.timeout = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0.25;
-    lua_getfield(L, 1, "redis_cosocket");
+    rawfield(L, "redis_cosocket");
     rc.cosocket = lua_toboolean(L, -1);
     lua_pop(L, 3);
     st = mq_rdl_open(l, cfg, &rc, err, sizeof err);
