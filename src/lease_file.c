@@ -180,8 +180,7 @@ void mq_lease_recent(const mq_lease_file *f, int64_t now, int64_t horizon, char 
         int w;
 
         if (f->ring_n[j] <= 0 || f->ring_t[j] <= now - horizon) continue;
-        age = (now - f->ring_t[j]) / 1000000;
-        if (age < 0) age = 0;
+        age = (now - f->ring_t[j]) / 1000000;  /* < 0: a slot reserved ahead */
         if (len + 48 > outlen) {            /* no room: fold into the last written */
             carry += f->ring_n[j];
             continue;

@@ -15,7 +15,7 @@
 #endif
 
 #define MQ_LF_MAGIC   "MQRDLSE"
-#define MQ_LF_VERSION 2u
+#define MQ_LF_VERSION 3u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
 #define MQ_LF_ERR     240
 
@@ -30,6 +30,7 @@ typedef struct {
     int64_t  epoch;             /* Redis state this host last spoke to (0: none) */
     int64_t  hosts;             /* hosts Redis last saw sharing the key */
     int64_t  lease_n;           /* leased slots left */
+    int64_t  lease_from;        /* ...usable from then (a reserved slot) */
     int64_t  lease_until;       /* ...usable until then */
     int64_t  busy_until;        /* a process is asking Redis until then */
     int64_t  wait_until;        /* Redis said: nothing before then */

@@ -46,6 +46,7 @@ static const char SCRIPT[] =
 "local hl, up, recf, known = tonumber(ARGV[8]), ARGV[9], ARGV[10], ARGV[11]\n"
 "local ttl, hostttl = tonumber(ARGV[12]), tonumber(ARGV[13])\n"
 "local pz, rem, reset = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])\n"
+"local horizon = math.min(1000, period / 4)\n"
 "local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect')\n"
 "local epoch, used, tat, seq, pause, calu, call, learn, expect\n"
 "if v[1] then\n"
@@ -56,7 +57,7 @@ static const char SCRIPT[] =
 /* no state: first use, or Redis lost it; what the hosts started before
  * may still be in the window: learn it from them first */
 "  epoch, used, tat, seq, pause, calu, call = math.floor(now), 0, 0, 0, 0, 0, 0\n"
-"  learn, expect = now + period + lease, math.max(hl, 1)\n"
+"  learn, expect = now + period + lease + horizon, math.max(hl, 1)\n"
 "  redis.call('DEL', LOG, REC)\n"
 "end\n"
 "redis.call('ZADD', HOSTS, now, host)\n"
@@ -64,7 +65,7 @@ static const char SCRIPT[] =
 "local hosts = redis.call('ZCARD', HOSTS)\n"
 "local fresh = known ~= tostring(epoch)\n"
 "if recf == '1' and not fresh and learn <= now then\n"
-"  learn, expect = now + period + lease, hosts\n"
+"  learn, expect = now + period + lease + horizon, hosts\n"
 "  redis.call('DEL', REC)\n"
 "end\n"
 "local function add(e, n)\n"
@@ -81,7 +82,7 @@ static const char SCRIPT[] =
 "    for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
 "    return {0, 0, hosts, epoch, 1, used, 0, 1}\n"
 "  end\n"
-"  for a, n in string.gmatch(up, '(%d+):(%d+)') do add(now - tonumber(a) + lease, tonumber(n)) end\n"
+"  for a, n in string.gmatch(up, '(-?%d+):(%d+)') do add(now - tonumber(a) + lease, tonumber(n)) end\n"
 "end\n"
 "local learning = 0\n"
 "if learn > now then\n"
@@ -95,7 +96,7 @@ static const char SCRIPT[] =
 "if pz >= 0 then pause = math.max(pause, now + pz) end\n"
 "if rem == 0 then pause = math.max(pause, now + reset)\n"
 "elseif rem > 0 and rem < pm - used then calu, call = now + reset, rem end\n"
-"local grant, wait = 0, 0\n"
+"local grant, wait, delay = 0, 0, 0\n"
 "if want > 0 then\n"
 "  if learning == 1 then wait = math.min(learn - now, 200) end\n"
 "  if pause > now then wait = math.max(wait, pause - now) end\n"
@@ -125,12 +126,38 @@ static const char SCRIPT[] =
 "      local h = redis.call('ZRANGE', LOG, 0, 0, 'WITHSCORES')\n"
 "      if h[2] then wait = math.max(wait, tonumber(h[2]) + period - now) end\n"
 "    end\n"
-"  elseif wait <= 0 then wait = 1 end\n"
+"  elseif learning == 0 and pause <= now and not (calu > now and call <= 0) then\n"
+/* no slot now: reserve the next one, at the first instant F the GCRA and
+ * the window both allow it (the need-th oldest slot's end + period). The
+ * host starts it in [its receive time + F - now, its send time + F - now
+ * + lease]: never before F, never after F + lease, where it is logged. So
+ * one round trip admits one start instead of every host asking again when
+ * a slot frees. */
+"    local f = math.max(now, tat - (burst - 1) * step)\n"
+"    if used >= pm then\n"
+"      local need, acc = used - pm + 1, 0\n"
+"      local items = redis.call('ZRANGE', LOG, 0, need - 1, 'WITHSCORES')\n"
+"      for i = 1, #items, 2 do\n"
+"        acc = acc + tonumber(string.match(items[i], ':(%d+)$'))\n"
+"        if acc >= need then f = math.max(f, tonumber(items[i + 1]) + period) break end\n"
+"      end\n"
+"      if acc < need then f = now + horizon + 1 end\n"
+"    end\n"
+"    if f - now <= horizon then\n"
+"      grant, delay = 1, f - now\n"
+"      add(f + lease, 1)\n"
+"      tat = math.max(tat, f) + step\n"
+"      if calu > now then call = call - 1 end\n"
+"      wait = delay\n"
+"    end\n"
+"  end\n"
+"  if grant == 0 and wait <= 0 then wait = 1 end\n"
 "end\n"
 "redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,\n"
 "  'calu', calu, 'call', call, 'learn', learn, 'expect', expect)\n"
 "for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
-"return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0}\n";
+"return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0,\n"
+"  math.ceil(delay * 1000)}\n";
 
 struct mq_rdl {
     mq_lease lf;
@@ -139,6 +166,7 @@ struct mq_rdl {
     long per_minute, burst, fallback;
     double period, timeout;
     int64_t period_ns, lease_ns;
+    int64_t ahead_ns;           /* how far ahead Redis reserves a slot */
     char *key, *dir;
     long gid;
     mq_limiter *fb;             /* the fallback budget, opened when needed */
@@ -199,6 +227,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
      * a 60 s window); never under 20 ms, so that a round trip slowed by a
      * busy host still finds its lease usable */
     r->lease_ns = min64(max64(r->period_ns / 400, 20 * MS), 250 * MS);
+    r->ahead_ns = min64(NS, r->period_ns / 4);     /* the script's horizon */
     r->fallback = rc->fallback;
     r->cosocket = rc->cosocket;
     /* the specs show the outage guarantee failing without its two
@@ -351,6 +380,11 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
         return 0;
     }
     if (f->lease_n > 0 && now < f->lease_until) {
+        if (now < f->lease_from) {          /* a reserved slot: not yet */
+            *wait = (double)(f->lease_from - now) / NS;
+            mq_lease_unlock(&r->lf);
+            return 0;
+        }
         f->lease_n--;
         mq_lease_unlock(&r->lf);
         return local(l, wait, at, 1);
@@ -426,9 +460,10 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
         if (!f->degraded) {
             f->degraded = 1;
             f->since = now;
-            /* every slot granted before Redis went is started by
-             * t_send + lease and out of every window a period later */
-            f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns;
+            /* every slot granted before Redis went is started by its
+             * grant + reservation horizon + lease, and out of every
+             * window a period later */
+            f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns + r->ahead_ns;
         }
         f->refused = rc == MQ_REDIS_REFUSED;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
@@ -451,9 +486,23 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
     grant = vals[0];
     /* with a grant too: the next slot is not before then (µs) */
     f->wait_until = now + (int64_t)vals[1] * 1000;
+    if (grant > 0 && vals[8] > 0) {
+        /* a reserved slot, Redis's now + delay: from our receive time +
+         * delay (after Redis's F) to our send time + delay + lease (before
+         * F + lease, where Redis logged it) */
+        int64_t d = (int64_t)vals[8] * 1000;
+        f->lease_from = now + d;
+        f->lease_until = r->t_send + d + r->lease_ns;
+        f->lease_n = f->lease_from < f->lease_until ? grant : 0;
+        mq_lease_record(f, now + d, grant, r->period_ns + r->lease_ns);
+        mq_lease_unlock(&r->lf);
+        *wait = (double)d / NS;
+        return 0;
+    }
     if (grant > 0) {
         /* t_send is before Redis read its clock: the lease ends here no
          * later than Redis counted it */
+        f->lease_from = 0;
         f->lease_until = r->t_send + r->lease_ns;
         f->lease_n = grant - 1;
         mq_lease_record(f, now, grant, r->period_ns + r->lease_ns);

@@ -35,7 +35,7 @@ typedef struct {
 
 #define MQ_RDL_NKEYS 4
 #define MQ_RDL_NARGS 16
-#define MQ_RDL_NVALS 8          /* grant wait_us hosts epoch learning used pause_ms send_history */
+#define MQ_RDL_NVALS 9          /* grant wait_us hosts epoch learning used pause_ms send_history delay_us */
 
 /* One round trip the host must make: the script's keys then arguments. */
 typedef struct {
