@@ -140,6 +140,19 @@ describe("rate_limit.redis", function()
             assert.matches("fallback_per_minute", err.message, 1, true)
         end)
 
+        it("reads every URL form, and keeps no password in what it shows", function()
+            local u = assert(core.redis_url("redis://mq:p%40ss@10.0.0.5:6380/3"))
+            assert.same({ "10.0.0.5", 6380, 3, "10.0.0.5:6380", true },
+                        { u.host, u.port, u.db, u.where, u.auth })
+            u = assert(core.redis_url("redis://[::1]"))
+            assert.same({ "::1", 6379, 0 }, { u.host, u.port, u.db })
+            u = assert(core.redis_url("unix:///run/redis/redis.sock?db=2"))
+            assert.same({ "/run/redis/redis.sock", 2, false }, { u.path, u.db, u.auth })
+            for _, v in pairs(u) do assert.is_nil(tostring(v):find("p@ss", 1, true)) end
+            local _, why = core.redis_url("redis://:s3cr3t@h:70000")
+            assert.is_nil(why:find("s3cr3t", 1, true))
+        end)
+
         it("status says backend, degraded, hosts", function()
             local l = assert(limiter.new{ key = newkey(), dir = tmp, redis = srv.url, per_minute = 60 })
             local st = l:status()

@@ -89,6 +89,8 @@ static int parse_unix(const char *s, mq_redis_url *u, char *err, size_t errlen)
 
     if (n == 0 || s[0] != '/')
         return bad(u, err, errlen, "unix:// needs an absolute socket path (unix:///path/to/redis.sock)");
+    if (n > 107)                /* sun_path holds 108 bytes with its NUL */
+        return bad(u, err, errlen, "unix:// socket path is longer than 107 bytes");
     if (q && (strncmp(q, "?db=", 4) != 0 || parse_int(q + 4, strlen(q + 4), 0, 1000000, &u->db) != 0))
         return bad(u, err, errlen, "unix:// takes only ?db=N (N a database number)");
     u->path = dup_n(s, n);
@@ -100,7 +102,7 @@ static int parse_unix(const char *s, mq_redis_url *u, char *err, size_t errlen)
 int mq_redis_url_parse(const char *url, mq_redis_url *u, char *err, size_t errlen)
 {
     const char *s, *at, *hp, *he, *slash, *colon;
-    char where[300];
+    char where[300];            /* a host of at most 255 bytes + ":65535" */
 
     memset(u, 0, sizeof *u);
     u->port = 6379;
@@ -141,6 +143,7 @@ int mq_redis_url_parse(const char *url, mq_redis_url *u, char *err, size_t errle
     }
     if (u->host == NULL) return bad(u, err, errlen, "out of memory");
     if (u->host[0] == '\0') return bad(u, err, errlen, "the host is missing");
+    if (strlen(u->host) > 255) return bad(u, err, errlen, "the host is longer than 255 bytes");
     if (colon && parse_int(colon + 1, (size_t)(he - colon - 1), 1, 65535, &u->port) != 0)
         return bad(u, err, errlen, "the port must be a number from 1 to 65535");
     if (slash && slash[1] != '\0'
