@@ -6,8 +6,9 @@
  * A new file is made whole, its space reserved, under a temporary name and
  * then link()ed into place, so no process ever maps a half-made file; when
  * many race, one link wins and the others open the winner's. The rule
- * (per_minute, burst, period) is the creator's and never changes: a file
- * is sized for its rule. A file that fails the checks (wrong magic, older
+ * (per_minute, burst, period) is the creator's, and a file is sized for
+ * it: only mq_limiter_set_rule changes it, by putting a new file in its
+ * place that carries the old one's recent starts over. A file that fails the checks (wrong magic, older
  * version, truncated, garbage) is re-made the same way with rename(), by
  * whichever process first holds flock() on the bad file while the name
  * still points at it, so only one replacement is made; nobody waits for
@@ -31,6 +32,8 @@
 
 #include "limiter_file.h"
 #include "shmguard.h"
+
+#define HANDOVER_NS 300000000LL /* a new rule's file stays paused this long */
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
 #define RECHECK_NS 100000000LL  /* how often a handle asks if its file was removed */
@@ -87,11 +90,17 @@ static int fail(char *err, size_t errlen, const char *what, const char *path)
     return -1;
 }
 
+struct init_args {
+    const mq_limiter_cfg *cfg;
+    int64_t paused_until;       /* a new rule's handover (set_rule), or 0 */
+};
+
 /* The header of a new file: identity and the creator's rule. The state
  * words and the ring are zero (posix_fallocate gives zeroed blocks). */
 static int init_header(int fd, void *ud)
 {
-    const mq_limiter_cfg *cfg = ud;
+    const struct init_args *a = ud;
+    const mq_limiter_cfg *cfg = a->cfg;
     mq_rl_hdr h;
     struct timespec rt;
 
@@ -108,14 +117,16 @@ static int init_header(int fd, void *ud)
     h.set_at = (int64_t)rt.tv_sec;
     h.set_by_pid = (int64_t)getpid();
     h.set_by_uid = (int64_t)geteuid();
+    h.paused_until = a->paused_until;
     return pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -1;
 }
 
 static int make_file(const char *path, const mq_limiter_cfg *cfg, int replace,
                      char *err, size_t errlen)
 {
+    struct init_args a = { cfg, 0 };
     return mq_shm_make(path, "limiter file", file_size_for(cfg->per_minute), replace,
-                       cfg->gid, init_header, (void *)cfg, err, errlen);
+                       cfg->gid, init_header, &a, err, errlen);
 }
 
 /* The file at fd failed the checks: replace it, unless another process
@@ -375,4 +386,76 @@ void mq_limiter_close(mq_limiter *l)
 const char *mq_limiter_error(const mq_limiter *l)
 {
     return l->error;
+}
+
+/* The newest starts of the old ring (and a pending one), oldest first,
+ * copied into the new ring as its previous lap, where the window rule
+ * looks; the GCRA time replayed over them, a pause carried over. Both files are quiet:
+ * the old one since every sharer moved, the new one paused. */
+static void carry_over(const mq_rl_hdr *oh, const uint64_t *oring, mq_rl_hdr *nh, uint64_t *nring)
+{
+    uint64_t n = (uint64_t)oh->per_minute, m = (uint64_t)nh->per_minute;
+    uint64_t k = __atomic_load_n(&oh->seq, __ATOMIC_ACQUIRE), j, i, tat = 0;
+    uint64_t step_u = ((uint64_t)(nh->period_ns / nh->per_minute) + 255) >> MQ_RL_UNIT_SHIFT;
+    int64_t pause = __atomic_load_n(&oh->paused_until, __ATOMIC_ACQUIRE);
+
+    if ((oring[k % n] & MQ_RL_TAG_MASK) == (((k / n) + 1) & MQ_RL_TAG_MASK)) k++;
+    j = n < m ? n : m;
+    for (i = 0; i < j; i++) {
+        uint64_t t = oring[(k + n - j + i) % n] >> MQ_RL_TAG_BITS;    /* j <= n: no wrap */
+        __atomic_store_n(&nring[m - j + i], t << MQ_RL_TAG_BITS, __ATOMIC_RELEASE);
+        /* the burst rule replayed over the kept starts, under the new rule */
+        if (t != 0) tat = (t > tat ? t : tat) + step_u;
+    }
+    __atomic_store_n(&nh->tat, tat << MQ_RL_TAG_BITS, __ATOMIC_RELEASE);
+    __atomic_store_n(&nh->paused_until, pause > mq_rl_now_ns() ? pause : 0, __ATOMIC_RELEASE);
+}
+
+int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double period,
+                        char *err, size_t errlen)
+{
+    mq_limiter_cfg cfg;
+    struct init_args a;
+    struct timespec ts = { 0, (long)(HANDOVER_NS * 5 / 6) };
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
+    mq_rl_hdr *volatile oh;
+    uint64_t *volatile oring;
+
+    cfg.per_minute = per_minute;
+    cfg.burst = burst;
+    cfg.period = period;
+    cfg.key = l->key;
+    cfg.dir = l->path;              /* not used: the path is l's */
+    cfg.gid = l->gid;
+    if (check_cfg(&cfg, err, errlen) != 0) return -1;
+    if (mq_rl_file_ready(l) != 0) {
+        snprintf(err, errlen, "%s", l->error);
+        return -1;
+    }
+    oh = l->h;
+    oring = l->ring;
+    a.cfg = &cfg;
+    a.paused_until = mq_rl_now_ns() + HANDOVER_NS;
+    if (mq_shm_make(l->path, "limiter file", file_size_for(per_minute), 1, cfg.gid,
+                    init_header, &a, err, errlen) != 0)
+        return -1;
+    /* every sharer notices the rename within RECHECK_NS and moves over */
+    nanosleep(&ts, NULL);
+    l->want[0] = per_minute;
+    l->want[1] = burst;
+    l->want[2] = (int64_t)(period * 1e9);
+    if (reopen(l) != 0) {       /* l->old keeps the old mapping */
+        snprintf(err, errlen, "%s", l->errbuf);
+        return -1;
+    }
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        snprintf(err, errlen, "limiter file %s: cut short during the rule change", l->path);
+        return -1;
+    }
+    carry_over(oh, oring, l->h, l->ring);
+    mq_shm_guard_leave(prev);
+    return 0;
 }

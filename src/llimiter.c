@@ -163,6 +163,29 @@ static int l_pause(lua_State *L)
     return 0;
 }
 
+/* :set_rule(per_minute, burst, period) -> true | nil, message */
+static int l_set_rule(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    lua_Number pm = luaL_checknumber(L, 2), burst = luaL_checknumber(L, 3);
+    lua_Number period = luaL_checknumber(L, 4);
+    char err[512];
+
+    if (!(pm >= 1 && pm <= MQ_RL_MAX_PER_MIN && pm == floor(pm) && burst >= 1 && burst <= pm
+          && burst == floor(burst))) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "limiter: per_minute and burst must be integers, 1 <= burst <= per_minute");
+        return 2;
+    }
+    if (mq_limiter_set_rule(l, (long)pm, (long)burst, period, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* :resume() -- clears a pause for every process sharing the key */
 static int l_resume(lua_State *L)
 {
@@ -315,6 +338,7 @@ static const luaL_Reg methods[] = {
     { "try", l_try },
     { "pause", l_pause },
     { "resume", l_resume },
+    { "set_rule", l_set_rule },
     { "observe", l_observe },
     { "status", l_status },
     { "path", l_path },

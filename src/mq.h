@@ -137,6 +137,12 @@ int  mq_limiter_acquire(mq_limiter *l, double max_wait, double *waited, double *
  * waits until now + seconds (negative: one period), capped at
  * MQ_LIMITER_MAX_PAUSE seconds or the period when longer. */
 void mq_limiter_pause(mq_limiter *l, double seconds);
+/* Sets the rule in force, explicitly, for every process sharing the key: a
+ * new file with the rule replaces the old one, carrying its newest starts
+ * over. The others move to it within 100 ms and find it paused for the
+ * handover (300 ms; this call sleeps 250 ms of it). 0, or -1 with err. */
+int  mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double period,
+                         char *err, size_t errlen);
 /* Clears a pause (and a calibration) for every process sharing the key. */
 void mq_limiter_resume(mq_limiter *l);
 /* The server's x-ratelimit-remaining / -limit (-1 when absent) and the
