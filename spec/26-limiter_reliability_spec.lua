@@ -331,6 +331,26 @@ describe("limiter reliability", function()
         end)
     end)
 
+    describe("a status read", function()
+        it("makes no file and sets no rule (open_existing), and is not told of a mismatch", function()
+            local c = cfg{ per_minute = 7, period = 30 }
+            local function files() return sh("ls '" .. tmp .. "' | grep -c '^mediquo-rl-' || true") end
+            local before = files()
+            local l, err = limiter.open_existing(c)
+            assert.is_nil(l)
+            assert.equal("config", err.kind)
+            assert.truthy(err.message:find("none yet", 1, true), err.message)
+            assert.equal(before, files())
+            local owner = assert(limiter.new(c))
+            local reader = assert(limiter.open_existing{ dir = c.dir, key = c.key })  -- defaults
+            local st = assert(reader:status())
+            assert.equal(7, st.per_minute)
+            assert.is_nil(st.mismatch)
+            reader:close()
+            owner:close()
+        end)
+    end)
+
     describe("options and pauses", function()
         local raising = { __index = function() error("boom: __index") end,
                           __pairs = function() error("boom: __pairs") end,

@@ -185,6 +185,11 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
     void *map = MAP_FAILED;
     int fd = mq_shm_open(l->path, "limiter file", cfg->gid, &size, err, errlen);
 
+    if (fd == -2 && cfg->existing) {
+        snprintf(err, errlen, "limiter file %s: none yet (no process has used this key)",
+                 l->path);
+        return -1;
+    }
     if (fd == -2)
         return make_file(l->path, cfg, 0, err, errlen) != 0 && errno != EEXIST ? -1 : 1;
     if (fd < 0)
@@ -208,6 +213,11 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
             || mq_limiter_check_header(&h, (size_t)size, why, sizeof why) != 0) {
             munmap(map, (size_t)size);
             map = MAP_FAILED;
+        } else if (cfg->existing) {
+            /* a reader asked for no rule: it is not at odds with this one */
+            l->want[0] = h.per_minute;
+            l->want[1] = h.burst;
+            l->want[2] = h.period_ns;
         }
     }
     if (map == MAP_FAILED) {
@@ -288,6 +298,7 @@ static int reopen(mq_limiter *l)
     cfg.key = l->key;
     cfg.dir = l->path;
     cfg.gid = l->gid;
+    cfg.existing = 0;
     i = mq_rl_file_open(&cfg, &nl, err, sizeof err);
     if (i != 0) {
         snprintf(l->errbuf, sizeof l->errbuf, "%s", err);
@@ -428,6 +439,7 @@ int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double perio
     cfg.key = l->key;
     cfg.dir = l->path;              /* not used: the path is l's */
     cfg.gid = l->gid;
+    cfg.existing = 0;
     if (check_cfg(&cfg, err, errlen) != 0) return -1;
     if (mq_rl_file_ready(l) != 0) {
         snprintf(err, errlen, "%s", l->error);

@@ -96,6 +96,8 @@ static int l_new(lua_State *L)
     cfg.key = lua_tostring(L, 2);
     cfg.dir = lua_tostring(L, 3);
     cfg.gid = -1;
+    rawfield(L, 1, "existing");             /* index 5 */
+    cfg.existing = lua_toboolean(L, 5);
     if (lua_type(L, 4) == LUA_TSTRING
         && (cfg.gid = mq_shm_group(lua_tostring(L, 4), err, sizeof err)) < 0) {
         lua_pushnil(L);

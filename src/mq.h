@@ -106,6 +106,8 @@ typedef struct {
     const char *key;        /* what is shared (no NUL inside) */
     const char *dir;        /* where the state file lives */
     long gid;               /* >= 0: files 0660 of this group; -1: 0600 */
+    int existing;           /* only open a file that is there (a status
+                             * read must not make one with its numbers) */
 } mq_limiter_cfg;
 typedef struct {
     long per_minute, used, available;

@@ -121,6 +121,19 @@ function _M.open(cfg)
     return lim
 end
 
+-- open_existing(opts) -> limiter | nil, err: the limiter of opts' key when a
+-- process has used it, without making its file (for status reads: a read
+-- must not set the rule); err kind config "none yet" otherwise
+function _M.open_existing(opts)
+    local cfg, err = _M.normalize(opts, _M.DEFAULT_KEY)
+    if not cfg then return nil, err end
+    cfg.existing = true
+    local lim
+    lim, err = _M.open(cfg)
+    if not lim then return nil, err end
+    return setmetatable({ core = lim, max_wait = cfg.max_wait, key = cfg.key }, mt)
+end
+
 -- new(opts) -> limiter | nil, err   (mediquo.limiter(opts))
 function _M.new(opts)
     local cfg, err = _M.normalize(opts, _M.DEFAULT_KEY)
