@@ -30,7 +30,7 @@ static double secs = 1.0;
 
 static mq_limiter *open_key(const char *key, long per_minute, long burst, double period)
 {
-    mq_limiter_cfg cfg = { per_minute, burst, period, key, dir, -1, 0 };
+    mq_limiter_cfg cfg = { per_minute, burst, period, key, dir, -1 };
     mq_limiter *l;
     char err[512];
 

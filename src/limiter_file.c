@@ -178,14 +178,15 @@ static int check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 }
 
 /* One attempt: 0 mapped, 1 try again, -1 error. */
-static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen)
+static int open_once(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                     size_t errlen)
 {
     char why[160];
     uint64_t size;
     void *map = MAP_FAILED;
     int fd = mq_shm_open(l->path, "limiter file", cfg->gid, &size, err, errlen);
 
-    if (fd == -2 && cfg->existing) {
+    if (fd == -2 && existing) {
         snprintf(err, errlen, "limiter file %s: none yet (no process has used this key)",
                  l->path);
         return -1;
@@ -213,7 +214,7 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
             || mq_limiter_check_header(&h, (size_t)size, why, sizeof why) != 0) {
             munmap(map, (size_t)size);
             map = MAP_FAILED;
-        } else if (cfg->existing) {
+        } else if (existing) {
             /* a reader asked for no rule: it is not at odds with this one */
             l->want[0] = h.per_minute;
             l->want[1] = h.burst;
@@ -241,7 +242,8 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
     return 0;
 }
 
-int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen)
+int mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                    size_t errlen)
 {
     int tries, rc = 1;
 
@@ -263,7 +265,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t 
     l->want[1] = cfg->burst;
     l->want[2] = (int64_t)(cfg->period * 1e9);
     for (tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
-        rc = open_once(cfg, l, err, errlen);
+        rc = open_once(cfg, existing, l, err, errlen);
     if (rc == 1)
         snprintf(err, errlen, "limiter file %s: kept changing while opening it", l->path);
     return rc == 0 ? 0 : -1;
@@ -298,8 +300,7 @@ static int reopen(mq_limiter *l)
     cfg.key = l->key;
     cfg.dir = l->path;
     cfg.gid = l->gid;
-    cfg.existing = 0;
-    i = mq_rl_file_open(&cfg, &nl, err, sizeof err);
+    i = mq_rl_file_open(&cfg, 0, &nl, err, sizeof err);
     if (i != 0) {
         snprintf(l->errbuf, sizeof l->errbuf, "%s", err);
         return -1;
@@ -363,7 +364,8 @@ void mq_rl_file_close(mq_limiter *l)
     free(l->key);
 }
 
-int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen)
+static int open_limiter(const mq_limiter_cfg *cfg, int existing, mq_limiter **out, char *err,
+                        size_t errlen)
 {
     mq_limiter *l = calloc(1, sizeof *l);
 
@@ -378,13 +380,24 @@ int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size
         free(l);
         return -1;
     }
-    if (mq_rl_file_open(cfg, l, err, errlen) != 0) {
+    if (mq_rl_file_open(cfg, existing, l, err, errlen) != 0) {
         mq_rl_file_close(l);
         free(l);
         return -1;
     }
     *out = l;
     return 0;
+}
+
+int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen)
+{
+    return open_limiter(cfg, 0, out, err, errlen);
+}
+
+int mq_limiter_open_existing(const mq_limiter_cfg *cfg, mq_limiter **out, char *err,
+                             size_t errlen)
+{
+    return open_limiter(cfg, 1, out, err, errlen);
 }
 
 void mq_limiter_close(mq_limiter *l)
@@ -439,7 +452,6 @@ int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double perio
     cfg.key = l->key;
     cfg.dir = l->path;              /* not used: the path is l's */
     cfg.gid = l->gid;
-    cfg.existing = 0;
     if (check_cfg(&cfg, err, errlen) != 0) return -1;
     if (mq_rl_file_ready(l) != 0) {
         snprintf(err, errlen, "%s", l->error);

@@ -79,7 +79,8 @@ struct mq_limiter {
 
 /* limiter_file.c */
 /* Opens or makes the file for cfg and maps it into l (fd, h, ring, path). */
-int  mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen);
+int  mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                     size_t errlen);
 /* Before each operation: 0 when the mapping may be touched (under the
  * guard); -1 with l->error set. A handle whose mapping faulted, or whose
  * file was removed or replaced, re-opens the file at its path first. */

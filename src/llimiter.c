@@ -97,7 +97,6 @@ static int l_new(lua_State *L)
     cfg.dir = lua_tostring(L, 3);
     cfg.gid = -1;
     rawfield(L, 1, "existing");             /* index 5 */
-    cfg.existing = lua_toboolean(L, 5);
     if (lua_type(L, 4) == LUA_TSTRING
         && (cfg.gid = mq_shm_group(lua_tostring(L, 4), err, sizeof err)) < 0) {
         lua_pushnil(L);
@@ -109,7 +108,8 @@ static int l_new(lua_State *L)
     u = (lim_ud *)mq_newuserdata(L, sizeof *u);
     u->l = NULL;
     mq_setmetatable(L, MQ_LIMITER_MT);
-    if (mq_limiter_open(&cfg, &u->l, err, sizeof err) != 0) {
+    if ((lua_toboolean(L, 5) ? mq_limiter_open_existing : mq_limiter_open)(&cfg, &u->l, err,
+                                                                           sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;

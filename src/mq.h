@@ -106,8 +106,6 @@ typedef struct {
     const char *key;        /* what is shared (no NUL inside) */
     const char *dir;        /* where the state file lives */
     long gid;               /* >= 0: files 0660 of this group; -1: 0600 */
-    int existing;           /* only open a file that is there (a status
-                             * read must not make one with its numbers) */
 } mq_limiter_cfg;
 typedef struct {
     long per_minute, used, available;
@@ -125,6 +123,10 @@ typedef struct {
  * waits on another process. 0, or -1 with the reason in err (a host fault:
  * permissions, full disk, a file not ours). */
 int  mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen);
+/* The same, but only when the file is there (a status read must not make
+ * one with its numbers); the caller is then never at odds with the rule. */
+int  mq_limiter_open_existing(const mq_limiter_cfg *cfg, mq_limiter **out, char *err,
+                              size_t errlen);
 /* Take one slot now if the rules allow: returns 1; otherwise 0 and *wait is
  * the seconds until one may be free. Lock-free: never waits on another
  * process. On a host fault (the file shrunk or gone bad) returns 0 with
