@@ -309,9 +309,9 @@ static int reopen(mq_limiter *l)
     l->old_size[slot] = l->size;
     close(l->fd);
     l->fd = nl.fd;
-    l->h = nl.h;
     l->ring = nl.ring;
     l->size = nl.size;
+    __atomic_store_n(&l->h, nl.h, __ATOMIC_RELEASE);    /* what operations read */
     return 0;
 }
 
@@ -323,11 +323,16 @@ int mq_rl_file_ready(mq_limiter *l)
 
     l->error = NULL;
     if (l->broken) {
-        if (reopen(l) != 0) {
+        /* one thread re-maps; another one meanwhile gets this call's error */
+        int rc = pthread_mutex_trylock(&l->remap) == 0 ? 0 : -1;
+        if (rc == 0) {
+            if (l->broken && (rc = reopen(l)) == 0) l->broken = 0;
+            pthread_mutex_unlock(&l->remap);
+        }
+        if (rc != 0) {
             l->error = l->errbuf;
             return -1;
         }
-        l->broken = 0;
         return 0;
     }
     /* removed or replaced (an operator's cleanup, a new rule): noticed
@@ -337,9 +342,14 @@ int mq_rl_file_ready(mq_limiter *l)
     now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
     if (now - l->checked_at < RECHECK_NS) return 0;
     l->checked_at = now;
-    if (fstat(l->fd, &st) == 0 && st.st_nlink == 0 && reopen(l) != 0) {
-        l->error = l->errbuf;
-        return -1;
+    if (fstat(l->fd, &st) == 0 && st.st_nlink == 0
+        && pthread_mutex_trylock(&l->remap) == 0) {
+        int rc = reopen(l);
+        pthread_mutex_unlock(&l->remap);
+        if (rc != 0) {
+            l->error = l->errbuf;
+            return -1;
+        }
     }
     return 0;
 }
@@ -360,6 +370,7 @@ void mq_rl_file_close(mq_limiter *l)
     for (i = 0; i < 4; i++)
         if (l->old[i]) munmap(l->old[i], (size_t)l->old_size[i]);
     if (l->fd >= 0) close(l->fd);
+    if (l->remap_ok) pthread_mutex_destroy(&l->remap);
     free(l->path);
     free(l->key);
 }
@@ -375,8 +386,15 @@ static int open_limiter(const mq_limiter_cfg *cfg, int existing, mq_limiter **ou
         return -1;
     }
     l->fd = -1;
+    if (pthread_mutex_init(&l->remap, NULL) != 0) {
+        snprintf(err, errlen, "limiter: cannot make a mutex");
+        free(l);
+        return -1;
+    }
+    l->remap_ok = 1;
     if (mq_shm_guard_init() != 0) {
         snprintf(err, errlen, "limiter: cannot install the SIGBUS guard");
+        mq_rl_file_close(l);
         free(l);
         return -1;
     }
@@ -445,6 +463,7 @@ int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double perio
     sigjmp_buf *volatile prev;
     mq_rl_hdr *volatile oh;
     uint64_t *volatile oring;
+    int rc;
 
     cfg.per_minute = per_minute;
     cfg.burst = burst;
@@ -469,7 +488,10 @@ int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double perio
     l->want[0] = per_minute;
     l->want[1] = burst;
     l->want[2] = (int64_t)(period * 1e9);
-    if (reopen(l) != 0) {       /* l->old keeps the old mapping */
+    pthread_mutex_lock(&l->remap);     /* this process's threads only */
+    rc = reopen(l);                     /* l->old keeps the old mapping */
+    pthread_mutex_unlock(&l->remap);
+    if (rc != 0) {
         snprintf(err, errlen, "%s", l->errbuf);
         return -1;
     }

@@ -5,6 +5,7 @@
 #define MQ_LIMITER_FILE_H
 
 /* system headers before the push: their symbols must stay default */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -75,6 +76,9 @@ struct mq_limiter {
     char       errbuf[256];
     void      *old[4];          /* mappings left by a reopen (freed at close) */
     uint64_t   old_size[4];
+    pthread_mutex_t remap;      /* threads of this process re-mapping l: never
+                                 * waited for (trylock), never across processes */
+    int        remap_ok;        /* remap was initialised */
 };
 
 /* limiter_file.c */
