@@ -33,7 +33,7 @@ build = {
          sources = {
             "src/lmediquo.c", "src/lclient.c", "src/llimiter.c",
             "src/transport.c", "src/call.c", "src/policy.c",
-            "src/limiter.c", "src/limiter_file.c",
+            "src/limiter.c", "src/limiter_file.c", "src/limiter_rule.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",

@@ -7,8 +7,7 @@
  * then link()ed into place, so no process ever maps a half-made file; when
  * many race, one link wins and the others open the winner's. The rule
  * (per_minute, burst, period) is the creator's, and a file is sized for
- * it: only mq_limiter_set_rule changes it, by putting a new file in its
- * place that carries the old one's recent starts over. A file that fails the checks (wrong magic, older
+ * it: only limiter_rule.c changes it, by putting a new file in its place. A file that fails the checks (wrong magic, older
  * version, truncated, garbage) is re-made the same way with rename(), by
  * whichever process first holds flock() on the bad file while the name
  * still points at it, so only one replacement is made; nobody waits for
@@ -33,7 +32,6 @@
 #include "limiter_file.h"
 #include "shmguard.h"
 
-#define HANDOVER_NS 300000000LL /* a new rule's file stays paused this long */
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
 #define RECHECK_NS 100000000LL  /* how often a handle asks if its file was removed */
@@ -121,12 +119,18 @@ static int init_header(int fd, void *ud)
     return pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -1;
 }
 
+int mq_rl_make(const char *path, const mq_limiter_cfg *cfg, int replace, int64_t paused_until,
+               char *err, size_t errlen)
+{
+    struct init_args a = { cfg, paused_until };
+    return mq_shm_make(path, "limiter file", file_size_for(cfg->per_minute), replace,
+                       cfg->gid, init_header, &a, err, errlen);
+}
+
 static int make_file(const char *path, const mq_limiter_cfg *cfg, int replace,
                      char *err, size_t errlen)
 {
-    struct init_args a = { cfg, 0 };
-    return mq_shm_make(path, "limiter file", file_size_for(cfg->per_minute), replace,
-                       cfg->gid, init_header, &a, err, errlen);
+    return mq_rl_make(path, cfg, replace, 0, err, errlen);
 }
 
 /* The file at fd failed the checks: replace it, unless another process
@@ -159,7 +163,7 @@ static int newer_version(int fd)
         && h.version > MQ_RL_VERSION;
 }
 
-static int check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
+int mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 {
     const char *why = NULL;
 
@@ -247,7 +251,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char
 {
     int tries, rc = 1;
 
-    if (check_cfg(cfg, err, errlen) != 0) return -1;
+    if (mq_rl_check_cfg(cfg, err, errlen) != 0) return -1;
     if (strlen(cfg->key) > 4096) {
         snprintf(err, errlen, "limiter: key is longer than 4096 bytes");
         return -1;
@@ -274,7 +278,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char
 /* The file was removed or replaced (a new rule, an operator's cleanup):
  * join the one now at the path. The old mapping stays until close, in
  * case another thread of this process is still reading it. */
-static int reopen(mq_limiter *l)
+int mq_rl_reopen(mq_limiter *l)
 {
     mq_limiter_cfg cfg;
     mq_limiter nl;
@@ -326,7 +330,7 @@ int mq_rl_file_ready(mq_limiter *l)
         /* one thread re-maps; another one meanwhile gets this call's error */
         int rc = pthread_mutex_trylock(&l->remap) == 0 ? 0 : -1;
         if (rc == 0) {
-            if (l->broken && (rc = reopen(l)) == 0) l->broken = 0;
+            if (l->broken && (rc = mq_rl_reopen(l)) == 0) l->broken = 0;
             pthread_mutex_unlock(&l->remap);
         }
         if (rc != 0) {
@@ -344,7 +348,7 @@ int mq_rl_file_ready(mq_limiter *l)
     l->checked_at = now;
     if (fstat(l->fd, &st) == 0 && st.st_nlink == 0
         && pthread_mutex_trylock(&l->remap) == 0) {
-        int rc = reopen(l);
+        int rc = mq_rl_reopen(l);
         pthread_mutex_unlock(&l->remap);
         if (rc != 0) {
             l->error = l->errbuf;
@@ -428,80 +432,4 @@ void mq_limiter_close(mq_limiter *l)
 const char *mq_limiter_error(const mq_limiter *l)
 {
     return l->error;
-}
-
-/* The newest starts of the old ring (and a pending one), oldest first,
- * copied into the new ring as its previous lap, where the window rule
- * looks; the GCRA time replayed over them, a pause carried over. Both files are quiet:
- * the old one since every sharer moved, the new one paused. */
-static void carry_over(const mq_rl_hdr *oh, const uint64_t *oring, mq_rl_hdr *nh, uint64_t *nring)
-{
-    uint64_t n = (uint64_t)oh->per_minute, m = (uint64_t)nh->per_minute;
-    uint64_t k = __atomic_load_n(&oh->seq, __ATOMIC_ACQUIRE), j, i, tat = 0;
-    uint64_t step_u = ((uint64_t)(nh->period_ns / nh->per_minute) + 255) >> MQ_RL_UNIT_SHIFT;
-    int64_t pause = __atomic_load_n(&oh->paused_until, __ATOMIC_ACQUIRE);
-
-    if ((oring[k % n] & MQ_RL_TAG_MASK) == (((k / n) + 1) & MQ_RL_TAG_MASK)) k++;
-    j = n < m ? n : m;
-    for (i = 0; i < j; i++) {
-        uint64_t t = oring[(k + n - j + i) % n] >> MQ_RL_TAG_BITS;    /* j <= n: no wrap */
-        __atomic_store_n(&nring[m - j + i], t << MQ_RL_TAG_BITS, __ATOMIC_RELEASE);
-        /* the burst rule replayed over the kept starts, under the new rule */
-        if (t != 0) tat = (t > tat ? t : tat) + step_u;
-    }
-    __atomic_store_n(&nh->tat, tat << MQ_RL_TAG_BITS, __ATOMIC_RELEASE);
-    __atomic_store_n(&nh->paused_until, pause > mq_rl_now_ns() ? pause : 0, __ATOMIC_RELEASE);
-}
-
-int mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double period,
-                        char *err, size_t errlen)
-{
-    mq_limiter_cfg cfg;
-    struct init_args a;
-    struct timespec ts = { 0, (long)(HANDOVER_NS * 5 / 6) };
-    sigjmp_buf env;
-    sigjmp_buf *volatile prev;
-    mq_rl_hdr *volatile oh;
-    uint64_t *volatile oring;
-    int rc;
-
-    cfg.per_minute = per_minute;
-    cfg.burst = burst;
-    cfg.period = period;
-    cfg.key = l->key;
-    cfg.dir = l->path;              /* not used: the path is l's */
-    cfg.gid = l->gid;
-    if (check_cfg(&cfg, err, errlen) != 0) return -1;
-    if (mq_rl_file_ready(l) != 0) {
-        snprintf(err, errlen, "%s", l->error);
-        return -1;
-    }
-    oh = l->h;
-    oring = l->ring;
-    a.cfg = &cfg;
-    a.paused_until = mq_rl_now_ns() + HANDOVER_NS;
-    if (mq_shm_make(l->path, "limiter file", file_size_for(per_minute), 1, cfg.gid,
-                    init_header, &a, err, errlen) != 0)
-        return -1;
-    /* every sharer notices the rename within RECHECK_NS and moves over */
-    nanosleep(&ts, NULL);
-    l->want[0] = per_minute;
-    l->want[1] = burst;
-    l->want[2] = (int64_t)(period * 1e9);
-    pthread_mutex_lock(&l->remap);     /* this process's threads only */
-    rc = reopen(l);                     /* l->old keeps the old mapping */
-    pthread_mutex_unlock(&l->remap);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", l->errbuf);
-        return -1;
-    }
-    prev = mq_shm_guard_enter(&env);
-    if (sigsetjmp(env, 0) != 0) {
-        mq_shm_guard_leave(prev);
-        snprintf(err, errlen, "limiter file %s: cut short during the rule change", l->path);
-        return -1;
-    }
-    carry_over(oh, oring, l->h, l->ring);
-    mq_shm_guard_leave(prev);
-    return 0;
 }

@@ -85,6 +85,15 @@ struct mq_limiter {
 /* Opens or makes the file for cfg and maps it into l (fd, h, ring, path). */
 int  mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
                      size_t errlen);
+/* A new file for cfg at path (link, or with replace rename), its pause
+ * word set to paused_until (ns, 0 none). 0, or -1 with err. */
+int  mq_rl_make(const char *path, const mq_limiter_cfg *cfg, int replace, int64_t paused_until,
+                char *err, size_t errlen);
+/* 0 when cfg's rule, key and dir are acceptable; -1 with err. */
+int  mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen);
+/* Joins the file now at l's path (this process's threads one at a time:
+ * the caller holds l->remap); the old mapping stays until close. */
+int  mq_rl_reopen(mq_limiter *l);
 /* Before each operation: 0 when the mapping may be touched (under the
  * guard); -1 with l->error set. A handle whose mapping faulted, or whose
  * file was removed or replaced, re-opens the file at its path first. */
