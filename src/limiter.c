@@ -20,7 +20,7 @@
  * other process, so an admitter frozen right after its CAS holds nobody
  * up. Every admission goes through the slot of the current seq, so they
  * are totally ordered and their times increase with k. Times are
- * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 256 ns units,
+ * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 16 ns units,
  * recorded rounded up and compared rounded down: the window rule holds in
  * exact nanoseconds. A slot's time is never ahead of a reader's clock (its
  * admitter read the clock before the reader saw the slot); one from the
@@ -94,8 +94,8 @@ static void get_rule(const mq_rl_hdr *h, rule *r)
 
     r->n = (uint64_t)h->per_minute;
     r->burst = (uint64_t)h->burst;
-    r->period_u = ((uint64_t)h->period_ns + 255) >> MQ_RL_UNIT_SHIFT;
-    r->step_u = ((uint64_t)(step > 0 ? step : 1) + 255) >> MQ_RL_UNIT_SHIFT;
+    r->period_u = ((uint64_t)h->period_ns + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
+    r->step_u = ((uint64_t)(step > 0 ? step : 1) + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
     r->cap_ns = (uint64_t)(cap * NS);
 }
 

@@ -17,13 +17,15 @@
 #endif
 
 #define MQ_RL_MAGIC       "MQRLSHM"         /* 7 chars + NUL = 8 bytes */
-#define MQ_RL_VERSION     2u                /* 2: lock-free, the rule fixed at creation */
+#define MQ_RL_VERSION     3u                /* 2, 3: lock-free, the rule fixed at creation; 3: 16 ns units */
 #define MQ_RL_MAX_PER_MIN 1000000L
 
-/* Times in the file are CLOCK_MONOTONIC in units of 256 ns (2^56 units:
- * 584 years of uptime), so that a time and an 8-bit tag fit one 64-bit
- * word and change with one compare-and-swap. */
-#define MQ_RL_UNIT_SHIFT  8
+/* Times in the file are CLOCK_MONOTONIC in units of 16 ns (2^56 units:
+ * 36 years of uptime), so that a time and an 8-bit tag fit one 64-bit
+ * word and change with one compare-and-swap. A rule finer than one start
+ * per 16 ns is applied as one per 16 ns. */
+#define MQ_RL_UNIT_SHIFT  4
+#define MQ_RL_UNIT_NS     (1u << MQ_RL_UNIT_SHIFT)
 #define MQ_RL_TAG_BITS    8
 #define MQ_RL_TAG_MASK    ((1u << MQ_RL_TAG_BITS) - 1)
 

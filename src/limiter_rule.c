@@ -27,7 +27,7 @@ static void carry_over(const mq_rl_hdr *oh, const uint64_t *oring, mq_rl_hdr *nh
 {
     uint64_t n = (uint64_t)oh->per_minute, m = (uint64_t)nh->per_minute;
     uint64_t k = __atomic_load_n(&oh->seq, __ATOMIC_ACQUIRE), j, i, tat = 0;
-    uint64_t step_u = ((uint64_t)(nh->period_ns / nh->per_minute) + 255) >> MQ_RL_UNIT_SHIFT;
+    uint64_t step_u = ((uint64_t)(nh->period_ns / nh->per_minute) + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
     int64_t pause = __atomic_load_n(&oh->paused_until, __ATOMIC_ACQUIRE);
 
     if ((oring[k % n] & MQ_RL_TAG_MASK) == (((k / n) + 1) & MQ_RL_TAG_MASK)) k++;
