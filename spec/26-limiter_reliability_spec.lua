@@ -246,7 +246,12 @@ describe("limiter reliability", function()
         end)
         after_each(function()
             if mnt then
-                os.execute("umount '" .. mnt .. "' 2>/dev/null; rmdir '" .. mnt .. "'")
+                -- a sharer may still be exiting: a few tries, then lazily
+                for _ = 1, 20 do
+                    if ok_exec("umount '" .. mnt .. "' 2>/dev/null") then break end
+                    sleep(0.1)
+                end
+                os.execute("mountpoint -q '" .. mnt .. "' && umount -l '" .. mnt .. "'; rmdir '" .. mnt .. "'")
                 mnt = nil
             end
         end)
