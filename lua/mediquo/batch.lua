@@ -82,6 +82,19 @@ local function build(i, op)
     return req, err
 end
 
+-- What became of a failed call on the server: "unknown" when an attempt
+-- may have been processed and the last answer does not settle it. A
+-- definite refusal (4xx but 408/429) of an idempotent PUT or DELETE does:
+-- had an earlier attempt been applied, this one would have been too.
+local function effect_of(req, d)
+    if not d.ambiguous then return "none" end
+    local s = d.status
+    if req.method ~= "POST" and s and s >= 400 and s < 500 and s ~= 408 and s ~= 429 then
+        return "none"
+    end
+    return "unknown"
+end
+
 -- The error a row held back gets: nothing was sent for it, because row j
 -- on the same code may have taken effect and was not settled.
 local function held_error(req, base_path, j, blocker)
@@ -256,7 +269,7 @@ function _M.run(client, ops, opts)
                             .. e.message
                         e.effect = "done"
                     elseif e.effect == nil then
-                        e.effect = d.ambiguous and "unknown" or "none"
+                        e.effect = effect_of(req, d)
                     end
                 end
                 done(i, value, e)
