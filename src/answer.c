@@ -30,6 +30,8 @@ typedef struct {
     mq_answer_err *e;  /* NULL: the appointment is all that is asked */
     ptr key; size_t key_len;    /* the field of errors being read */
     int nkeys, nmsgs;
+    int lax;           /* an error answer: raw control bytes in strings are
+                        * taken (cjson takes them; the message is cleaned) */
     int appt;          /* the data.appointment in force is an object */
     int depth;
     unsigned char open[MAX_DEPTH];
@@ -125,8 +127,11 @@ static int string(scan *s, unsigned char *out, ptr *str, size_t *n)
             ptr q = p;
             while (q < end && !special[*q])
                 q++;
-            if (q == p)
-                return 0;               /* a raw control byte */
+            if (q == p) {               /* a raw control byte */
+                if (!s->lax || *p == '"')
+                    return 0;
+                q = p + 1;
+            }
             if (out) memcpy(out + k, p, (size_t)(q - p));
             k += (size_t)(q - p), p = q;
             continue;
@@ -303,7 +308,7 @@ static int parse(scan *s)
     int want = V_TOP;
 
     s->p = ws(s->p, s->end);
-    if (s->p == s->end || *s->p != '{')
+    if (s->p == s->end || (*s->p != '{' && !(s->lax && *s->p == '[')))
         return 0;
     for (;;) {                          /* s->p is at a value */
         if (s->p == s->end)
@@ -375,7 +380,7 @@ int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e)
     e->nfields = 0;
     if (body && buf) {
         scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
-                   .buf = (unsigned char *)buf, .a = &a, .e = e };
+                   .buf = (unsigned char *)buf, .a = &a, .e = e, .lax = 1 };
         if (parse(&s))
             return 1;
     }

@@ -37,8 +37,9 @@ typedef struct {
     size_t nfields, cap;        /* beyond cap, field messages are dropped */
 } mq_answer_err;
 
-/* 1: body is one JSON object (the same grammar as above) and *e says what
- * it holds; 0: it is not (e->message NULL, no fields). buf: as above. */
+/* 1: body is one JSON object or array (the grammar above, but raw control
+ * bytes in strings are taken, as cjson takes them) and *e says what it
+ * holds; 0: it is not (e->message NULL, no fields). buf: as above. */
 int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e);
 
 #if defined(__GNUC__)
