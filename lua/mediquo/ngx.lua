@@ -79,7 +79,7 @@ function _M.configure(opts)
             rest[k] = v
         end
     end
-    local o, err = mediquo._options(rest)
+    local o, err = mediquo.options(rest)
     if not o then return nil, err end
 
     local pool = opts.thread_pool
