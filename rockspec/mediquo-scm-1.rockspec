@@ -32,7 +32,7 @@ build = {
       ["mediquo.core"] = {
          sources = {
             "src/lmediquo.c", "src/lclient.c", "src/llimiter.c",
-            "src/transport.c", "src/call.c", "src/policy.c",
+            "src/transport.c", "src/policy.c",
             "src/limiter.c", "src/limiter_file.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",

@@ -111,16 +111,22 @@ describe("run_batch exactly-once", function()
     it("lets later rows go after a failure that settled nothing (effect none)", function()
         local c = new_client(sb.base_url)
         local x = uniq("none")
-        sb:faults{ next = 1, mode = "status", status = 500 }   -- refused, not processed
+        sb:faults{ next = 3, mode = "status", status = 503 }   -- refused, not processed
         local res = c:run_batch({
             { op = "reschedule", code = x, starts_at = "2030-06-01T08:00:00Z" },
+            { op = "cancel", code = x },
             create_op(x),
         }, { concurrency = 4 })
-        -- a PUT answered 500 is retried (idempotent) and then 404s: definite
-        assert.equal("not_found", res[1].err.kind)
+        assert.equal("server_error", res[1].err.kind)
+        assert.equal(503, res[1].err.status)
+        assert.equal(3, res[1].err.attempts)
         assert.equal("none", res[1].err.effect)
         assert.is_nil(res[1].held)
-        assert.truthy(res[2].ok, tostring(res[2].err))
+        assert.equal("not_found", res[2].err.kind)      -- sent: a definite answer
+        assert.equal("none", res[2].err.effect)
+        assert.is_nil(res[2].held)
+        assert.truthy(res[3].ok, tostring(res[3].err))
+        assert.equal(5, #seen(sb))
         c:close()
     end)
 
@@ -279,7 +285,10 @@ describe("run_batch exactly-once", function()
             assert.is_true(sum.ok >= 2 and sum.ok <= 4, "ok: " .. sum.ok)
             for _, r in ipairs(res) do
                 if r.err then
-                    assert.matches("no rate-limit slot within 0.6s", r.err.message, 1, true)
+                    assert.equal("rate_limited", r.err.kind)
+                    assert.equal(0, r.err.attempts)
+                    assert.is_true(r.err.retry_after > 0)
+                    assert.matches("no rate-limit slot within", r.err.message, 1, true)
                 end
             end
             for _, bad in ipairs{ -1, 0 / 0, "10" } do

@@ -223,8 +223,8 @@ static int l_client_attempt(lua_State *L)
     return 9;
 }
 
-/* client:stats() -> the engine's counters (batch attempts added: batch.c
- * still counts its own) */
+/* client:stats() -> the engine's counters (batches run on the same engine),
+ * with client:attempt's requests added */
 static int l_client_stats(lua_State *L)
 {
     mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
@@ -280,7 +280,6 @@ void mq_lclient_open(lua_State *L)
     if (luaL_newmetatable(L, MQ_CLIENT_MT)) {
         lua_newtable(L);
         mq_setfuncs(L, methods);
-        mq_lbatch_open(L);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

@@ -5,6 +5,7 @@
 #include "lmq.h"
 #include "lcheck.h"
 #include "lengine.h"
+#include "lbatch.h"
 
 #include <string.h>
 
@@ -84,6 +85,7 @@ int luaopen_mediquo_core(lua_State *L)
         return luaL_error(L, "mediquo.core: curl_global_init failed");
     mq_newlib(L, funcs);
     mq_lclient_open(L);
+    mq_lbatch_open(L);      /* client:batch, client:sync */
     mq_lcheck_open(L);
     mq_lengine_open(L);
     mq_llimiter_open(L);

@@ -4,7 +4,8 @@
 
 #include "compat.h"
 #include "mq.h"
-#include "call.h"
+#include "policy.h"
+#include "transport.h"
 #include "engine.h"
 
 #if defined(__GNUC__)
@@ -24,15 +25,30 @@ mq_limiter *mq_llimiter_get(lua_State *L, int idx);
 
 #define MQ_URL_MAX 4096
 
-/* The client userdata (lclient.c); batch.c drives several of its calls at
- * once over curl's multi interface. */
+/* The client's settings and counters kept beside its engine's, for
+ * client:attempt (one bare attempt, for the nginx adapter until it drives
+ * the engine through core.engine). */
+typedef struct {
+    double timeout, connect_timeout, deadline;
+    int max_retries;
+    int retry_post;
+    double max_wait;
+    double limiter_period;
+} mq_call_cfg;
+
+typedef struct {
+    long requests, retries, limiter_waits;
+    double limiter_wait_seconds;
+} mq_call_stats;
+
+/* The client userdata (lclient.c); the batch binding (lbatch.c) drives
+ * several calls of its engine at once (batch.c) over dups of its transport. */
 typedef struct {
     mq_transport *t;        /* NULL once closed */
     mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
     mq_engine *e;           /* every decision of a call */
     mq_ecall call;          /* the call in progress, reused (no allocation per call) */
-    /* what batch.c (still on call.c's loop) borrows; it goes when batches
-     * drive the engine */
+    /* client:attempt's (see mq_call_cfg) */
     mq_call_cfg cfg;
     mq_call_stats st;
     uint64_t rng;
@@ -40,9 +56,6 @@ typedef struct {
     size_t base_len;
 } mq_client;
 
-/* lbatch.c: add the batch methods to the client metatable's method table
- * (on top of the stack when called). */
-void mq_lbatch_open(lua_State *L);
 /* lmetrics.c: add `metrics` (host-wide counters in a shared file) to the
  * module table on top of the stack. */
 void mq_lmetrics_open(lua_State *L);

@@ -1,14 +1,15 @@
 -- mediquo.batch: client:run_batch(ops, opts) - many operations of one
 -- client in flight at once, for automation hosts.
 --
--- The C core (src/batch.c) keeps up to `concurrency` requests in flight from
--- this one thread over libcurl's multi interface; every attempt takes a slot
--- of the shared limiter and follows the same retry policy and per-call
--- deadline as a single call. This module builds each request, shapes each
--- answer exactly as the blocking client does (mediquo.protocol), confirms
--- ambiguous creates, and calls on_result between steps of the C loop.
+-- The batch driver in C (src/batch.c) keeps up to `concurrency` calls in
+-- flight from this one thread over libcurl's multi interface; the engine
+-- (src/engine.c) decides everything about each call exactly as for a
+-- single call: the request, each limiter slot, retries, the deadline, the
+-- confirmation of a create that exists, every message and `effect`. This
+-- module schedules rows: one at a time per code, in array order, a row
+-- whose outcome is unknown holding back the later rows on its code; and it
+-- calls on_result between steps of the C loop.
 
-local protocol = require "mediquo.protocol"
 local errors = require "mediquo.errors"
 local validate = require "mediquo.validate"
 
@@ -16,7 +17,8 @@ local type = type
 local pcall = pcall
 local error = error
 local tostring = tostring
-local max = math.max
+local rawget = rawget
+local wrap = errors.wrap
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -60,44 +62,29 @@ local function check_opts(opts)
     return conc, cb, resumed, mw
 end
 
--- op table -> request | nil, err (results[i] says which op: messages name the field)
-local function build(i, op)
+-- ops[i] -> op name, a, b (the engine's arguments) | nil, err (refused
+-- here: not a table, no known op, a field the op does not take; the
+-- fields' values are checked in C, with the same words as a single call)
+local function args_of(i, op)
     local where = "ops[" .. i .. "]"
     if type(op) ~= "table" then
         return nil, errors.invalid(where, "must be a table, got " .. type(op))
     end
-    local kind = op.op
-    local req, err
+    local kind = rawget(op, "op")
     if kind == "create" then
-        req, err = protocol.build("create", op)
-    elseif kind == "reschedule" then
-        req, err = validate.fields(where, op, RESCHEDULE_FIELDS)
-        if req then req, err = protocol.build("reschedule", op.code, op.starts_at) end
-    elseif kind == "cancel" then
-        req, err = validate.fields(where, op, CANCEL_FIELDS)
-        if req then req, err = protocol.build("cancel", op.code) end
-    else
-        err = errors.invalid("op", "must be create, reschedule or cancel")
+        return kind, op
+    elseif kind == "reschedule" or kind == "cancel" then
+        local ok, err = validate.fields(where, op, kind == "cancel" and CANCEL_FIELDS
+                                                   or RESCHEDULE_FIELDS)
+        if not ok then return nil, err end
+        return kind, rawget(op, "code"), rawget(op, "starts_at")
     end
-    return req, err
-end
-
--- What became of a failed call on the server: "unknown" when an attempt
--- may have been processed and the last answer does not settle it. A
--- definite refusal (4xx but 408/429) of an idempotent PUT or DELETE does:
--- had an earlier attempt been applied, this one would have been too.
-local function effect_of(req, d)
-    if not d.ambiguous then return "none" end
-    local s = d.status
-    if req.method ~= "POST" and s and s >= 400 and s < 500 and s ~= 408 and s ~= 429 then
-        return "none"
-    end
-    return "unknown"
+    return nil, errors.invalid("op", "must be create, reschedule or cancel")
 end
 
 -- The error a row held back gets: nothing was sent for it, because row j
 -- on the same code may have taken effect and was not settled.
-local function held_error(req, base_path, j, blocker)
+local function held_error(method, path, j, blocker)
     return errors.new{
         kind = blocker.kind,
         message = "not sent: row " .. j .. " on the same code may have taken effect ("
@@ -106,8 +93,8 @@ local function held_error(req, base_path, j, blocker)
         attempts = 0,
         effect = "none",
         held = j,
-        method = req.method,
-        path = base_path .. req.path,
+        method = method,
+        path = path,
     }
 end
 
@@ -137,18 +124,12 @@ function _M.run(client, ops, opts)
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
 
-    local base_path = client._base_path
-    local reqs = {}         -- i -> the request in flight (or waiting) for op i
-    local earlier = {}      -- i -> attempts spent before a confirming reschedule
-    local how = {}          -- i -> "reconciled" when an earlier run's effect was taken as ours
-    local waiting = {}      -- code -> ops on that code waiting their turn, in order
-    local busy = {}         -- code -> true while an op on it is in flight
-    local blocked = {}      -- code -> the row whose unknown outcome holds the code back
-
-    local function send(i)
-        local req = reqs[i]
-        b:add(i, req.method, req.path, req.body, nil, nil, "row")
-    end
+    local code_of = {}      -- i -> the code of row i (queued or in flight)
+    local handle = {}       -- i -> the batch's handle of a parked row
+    local how = {}          -- i -> "reconciled": an earlier run's effect taken as ours
+    local resumed_row = {}  -- i -> true: an earlier run may have sent row i
+    local waiting = {}      -- code -> rows on that code waiting their turn, in order
+    local busy = {}         -- code -> true while a row on it is queued or in flight
 
     -- calls back, and lets an error out only once the batch is freed (a
     -- raising callback must not leave its handles open until the next GC)
@@ -174,38 +155,34 @@ function _M.run(client, ops, opts)
         if on_result then call_back(on_result, i, value, e, h) end
     end
 
-    -- every finished op goes through here
+    -- a finished row: reported, then the next row on its code may go (after
+    -- on_result: a journal written there is never behind the server),
+    -- unless this one's outcome is unknown: then every later row on the
+    -- code is held
     local function done(i, value, e)
-        if value ~= nil then
-            client._ok = (client._ok or 0) + 1
-        elseif client._by_kind then
-            client._by_kind[e.kind] = (client._by_kind[e.kind] or 0) + 1
-        end
         report(i, value, e, how[i])
-        -- the next op on the same code may go now (after on_result: a
-        -- journal written there is never behind the server), unless this
-        -- one's outcome is unknown: then every later op on the code is held
-        local req = reqs[i]
-        reqs[i] = nil
-        if not req then return end
-        local code = req.code
+        local code = code_of[i]
+        code_of[i] = nil
+        if not code then return end
         local q = waiting[code]
         if e and e.effect == "unknown" then
-            blocked[code] = { i = i, kind = e.kind }
             busy[code], waiting[code] = nil, nil
+            local blocker = { kind = e.kind }
             while q and q.head <= q.tail do
                 local k = q[q.head]
                 q[q.head] = nil
                 q.head = q.head + 1
-                local held = held_error(reqs[k], base_path, i, blocked[code])
-                reqs[k] = nil
-                report(k, nil, held, "held")
+                code_of[k] = nil
+                local method, path = b:drop(handle[k])
+                handle[k] = nil
+                report(k, nil, held_error(method, path, i, blocker), "held")
             end
         elseif q and q.head <= q.tail then
             local nxt = q[q.head]
             q[q.head] = nil
             q.head = q.head + 1
-            send(nxt)
+            b:release(handle[nxt])
+            handle[nxt] = nil
         else
             busy[code] = nil
             waiting[code] = nil
@@ -213,26 +190,37 @@ function _M.run(client, ops, opts)
     end
 
     for i = 1, n do
-        local req, berr = build(i, ops[i])
-        if req then
-            reqs[i] = req
-            -- ops on one code run in array order (a reschedule must not
-            -- overtake the create it moves); other codes run concurrently
-            if busy[req.code] then
-                local q = waiting[req.code]
-                if not q then
-                    q = { head = 1, tail = 0 }    -- a FIFO: # is no use once the head is taken
-                    waiting[req.code] = q
-                end
-                q.tail = q.tail + 1
-                q[q.tail] = i
-            else
-                busy[req.code] = true
-                send(i)
-            end
+        local op, a, a2 = args_of(i, ops[i])
+        if not op then
+            -- refused here: counted by the client as a refused call is
+            client._by_kind[a.kind] = (client._by_kind[a.kind] or 0) + 1
+            report(i, nil, a)
         else
-            berr.effect = "none"
-            done(i, nil, berr)
+            local code = op == "create" and rawget(a, "code") or a
+            local parked = type(code) == "string" and busy[code] or false
+            local res = resumed ~= nil and call_back(resumed, i) == true
+            local h, e = b:add(i, op, a, a2, res, parked)
+            if not h then
+                report(i, nil, wrap(e))      -- refused by the engine's checks
+            else
+                code_of[i] = code
+                resumed_row[i] = res or nil
+                -- rows on one code run in array order (a reschedule must
+                -- not overtake the create it moves); other codes run
+                -- concurrently
+                if parked then
+                    handle[i] = h
+                    local q = waiting[code]
+                    if not q then
+                        q = { head = 1, tail = 0 }    -- a FIFO: # is no use once the head is taken
+                        waiting[code] = q
+                    end
+                    q.tail = q.tail + 1
+                    q[q.tail] = i
+                else
+                    busy[code] = true
+                end
+            end
         end
     end
 
@@ -240,39 +228,12 @@ function _M.run(client, ops, opts)
         local finished = b:step(STEP)
         for k = 1, #finished do
             local d = finished[k]
-            local i, req = d.i, reqs[d.i]
-            -- an op an interrupted earlier run may have sent is ambiguous
-            -- from its first attempt: "already exists" / "already
-            -- cancelled" are then its own effect
-            local resume = not d.ambiguous_before and earlier[i] == nil and resumed ~= nil
-                and call_back(resumed, i) == true
-            local value, e, confirm = protocol.shape(req, base_path, d.kind, d.status, d.body,
-                d.attempts, d.ambiguous_before or resume, d.retry_after, d.message)
-            if resume and (confirm or (value ~= nil and d.kind ~= "ok")) then
-                how[i] = "reconciled"
-            end
-            if confirm then
-                -- The create reached the server on an earlier attempt: a
-                -- reschedule to the same start is idempotent and hands back
-                -- a live URL (as the blocking client does).
-                -- As there, one attempt within what is left of the
-                -- create's deadline, made active before any queued row.
-                local put = protocol.build("reschedule", req.code, req.starts_at)
-                reqs[i] = put
-                earlier[i] = d.attempts
-                b:add(i, put.method, put.path, put.body, max(d.deadline_left, 0), 0, "front")
+            local i = d.i
+            if resumed_row[i] and d.reconciled then how[i] = "reconciled" end
+            if d.err then
+                done(i, nil, wrap(d.err))
             else
-                if e then
-                    if earlier[i] then
-                        e.attempts = e.attempts + earlier[i]
-                        e.message = "the appointment was created, but confirming it failed: "
-                            .. e.message
-                        e.effect = "done"
-                    elseif e.effect == nil then
-                        e.effect = effect_of(req, d)
-                    end
-                end
-                done(i, value, e)
+                done(i, d.ok, nil)
             end
         end
     end
