@@ -14,6 +14,7 @@
  * (first_wait bounds that wait). Nothing here touches Lua: finished calls
  * wait in the slot for the binding to take them between steps. */
 #include "batch.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #define MQ_BATCH_H
 
 #include "engine.h"
-#include "mq.h"          /* the limiter */
+#include "limiter.h"
 #include "transport.h"
 
 #if defined(__GNUC__)

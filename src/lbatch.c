@@ -24,7 +24,7 @@
 #include "batch.h"
 #include "lcheck.h"
 #include "lengine.h"
-#include "lmq.h"            /* the client userdata (lclient.c) */
+#include "lclient.h"
 
 #if LUA_VERSION_NUM < 502
 #include <lualib.h>     /* LUA_FILEHANDLE (5.2+ has it in lauxlib.h) */
@@ -47,7 +47,7 @@ static lbatch *check_batch(lua_State *L)
     lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
     if (lb->b == NULL)
         luaL_error(L, "mediquo batch is closed");
-    if (lb->c->t == NULL) {
+    if (mq_lclient_transport(lb->c) == NULL) {
         /* the client was closed under us: its header lists are gone, so
          * nothing more may be sent with the transports that borrow them */
         mq_batch_free(lb->b);
@@ -81,9 +81,9 @@ static int l_batch_new(lua_State *L)
     lua_rawseti(L, -2, 1);
     mq_setuservalue(L, -2);
 
-    env.engine = c->e;
-    env.parent = c->t;
-    env.lim = c->lim;
+    env.engine = mq_lclient_engine(c);
+    env.parent = mq_lclient_transport(c);
+    env.lim = mq_lclient_limiter(c);
     if (mq_batch_new(&env, (int)conc, first_wait, &lb->b, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -112,7 +112,7 @@ static int l_batch_add(lua_State *L)
         mq_ecall c;
         int n;
         mq_engine_call_init(&c);
-        mq_engine_refuse(lb->c->e, &c, op, MQ_K_INVALID_ARGUMENT, field, why);
+        mq_engine_refuse(mq_lclient_engine(lb->c), &c, op, MQ_K_INVALID_ARGUMENT, field, why);
         n = mq_lengine_push_result(L, &c);
         mq_engine_call_free(&c);
         return n;
@@ -150,7 +150,7 @@ static int l_batch_drop(lua_State *L)
     if (a == NULL)
         return luaL_argerror(L, 2, "not a parked row of this batch");
     mq_engine_call_init(&c);
-    mq_engine_start(lb->c->e, &c, a, 0, &x);
+    mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0, &x);
     mq_engine_request(&c, &req);
     lua_pushstring(L, mq_method_name(req.method));
     lua_pushlstring(L, req.path, req.path_len);
@@ -268,14 +268,11 @@ void mq_lbatch_open(lua_State *L)
         { "close", l_batch_close },
         { NULL, NULL },
     };
-    /* the client's method table */
-    luaL_getmetatable(L, MQ_CLIENT_MT);
-    lua_getfield(L, -1, "__index");
+    /* the client's method table is on top of the stack */
     lua_pushcfunction(L, l_batch_new);
     lua_setfield(L, -2, "batch");
     lua_pushcfunction(L, l_sync);
     lua_setfield(L, -2, "sync");
-    lua_pop(L, 2);
 
     if (luaL_newmetatable(L, MQ_BATCH_MT)) {
         lua_newtable(L);

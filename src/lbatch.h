@@ -1,4 +1,4 @@
-/* lbatch.h: the Lua binding of the batch driver (lbatch.c). */
+/* lbatch.h: batches of calls for Lua (lbatch.c). */
 #ifndef MQ_LBATCH_H
 #define MQ_LBATCH_H
 
@@ -8,9 +8,8 @@
 #pragma GCC visibility push(hidden)
 #endif
 
-/* Adds `batch` and `sync` to the client's methods (the client metatable,
- * registered by mq_lclient_open, must exist) and registers the batch
- * metatable. Leaves the stack as it was. */
+/* Adds the batch methods to the client's method table (on top of the
+ * stack when called). */
 void mq_lbatch_open(lua_State *L);
 
 #if defined(__GNUC__)
