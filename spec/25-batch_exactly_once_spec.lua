@@ -236,6 +236,22 @@ describe("run_batch exactly-once", function()
         c:close()
     end)
 
+    it("reads ops and opts raw: metamethods that raise never run (issue 16 item 9)", function()
+        local c = new_client(sb.base_url)
+        local boom = function() error("metamethod ran") end
+        local hostile = { __index = boom, __newindex = boom, __len = boom, __pairs = boom,
+                          __call = boom }
+        local a, b2 = uniq("raw"), uniq("raw")
+        local op1 = setmetatable(create_op(a), hostile)
+        local op2 = setmetatable({ op = "cancel", code = b2 }, hostile)
+        local ops = setmetatable({ op1, create_op(b2), op2 }, hostile)
+        local opts = setmetatable({ concurrency = 2 }, hostile)
+        local res, sum = c:run_batch(ops, opts)
+        assert.equal(3, sum.ok, tostring((res[1].err or res[3].err or {}).message))
+        assert.equal("cancelled", sb:state()[b2].status)
+        c:close()
+    end)
+
     describe("pacing (opts.max_wait)", function()
         local function paced_client()
             -- 4 starts a second, one at a time; a call's own deadline is

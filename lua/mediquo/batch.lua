@@ -17,7 +17,10 @@ local type = type
 local pcall = pcall
 local error = error
 local tostring = tostring
+-- the tables a caller hands in are read raw: no metamethod of theirs runs
+-- (one that raises must not make run_batch raise)
 local rawget = rawget
+local rawlen = rawlen or function(t) return #t end     -- 5.1/LuaJIT: # is raw on tables
 local wrap = errors.wrap
 
 local _M = { _VERSION = "0.1.0" }
@@ -34,25 +37,25 @@ local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
     local ok, err = validate.fields("opts", opts, OPTS)
     if not ok then return nil, nil, nil, nil, err end
-    local conc = opts.concurrency
+    local conc = rawget(opts, "concurrency")
     if conc == nil then
         conc = 4
     elseif not validate.is_integer(conc) or conc < 1 or conc > _M.MAX_CONCURRENCY then
         return nil, nil, nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
                                              .. _M.MAX_CONCURRENCY)
     end
-    local cb = opts.on_result
+    local cb = rawget(opts, "on_result")
     if cb ~= nil and type(cb) ~= "function" then
         return nil, nil, nil, nil, errors.invalid("on_result", "must be a function")
     end
-    local resumed = opts.resumed
+    local resumed = rawget(opts, "resumed")
     if resumed ~= nil and type(resumed) ~= "function" then
         return nil, nil, nil, nil, errors.invalid("resumed", "must be a function")
     end
     -- max_wait: seconds a row may wait for its first limiter slot (its
     -- deadline starts when it is sent); math.huge paces a whole import to
     -- the budget. Default: the client's rate_limit.max_wait.
-    local mw = opts.max_wait
+    local mw = rawget(opts, "max_wait")
     if mw == nil then
         mw = -1
     elseif type(mw) ~= "number" or mw ~= mw or mw < 0 then
@@ -118,7 +121,7 @@ function _M.run(client, ops, opts)
 
     local results = {}
     local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
-    local n = #ops
+    local n = rawlen(ops)
     local b, msg = c:batch(conc, first_wait)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
@@ -190,7 +193,7 @@ function _M.run(client, ops, opts)
     end
 
     for i = 1, n do
-        local op, a, a2 = args_of(i, ops[i])
+        local op, a, a2 = args_of(i, rawget(ops, i))
         if not op then
             -- refused here: counted by the client as a refused call is
             client._by_kind[a.kind] = (client._by_kind[a.kind] or 0) + 1
