@@ -356,6 +356,19 @@ static const char *maybe(const mq_ecall *c)
     return w[c->op];
 }
 
+/* s appended to buf (holding n bytes) after "; " when not first; the new
+ * length (cut at cap). */
+static size_t append(char *buf, size_t cap, size_t n, const char *s)
+{
+    int w;
+    if (n + 1 >= cap)
+        return n;
+    w = snprintf(buf + n, cap - n, "%s%s", n ? "; " : "", s);
+    if (w < 0)
+        return n;
+    return n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+}
+
 /* The call ends in failure. c->message holds why: the server's own words
  * (bare: shown as they are) or the driver's / the engine's (then the
  * attempt is named). stop: why no other attempt was made, or NULL. Here
@@ -377,13 +390,15 @@ static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
 
     /* the server's own words stand alone, unless the effect must be said */
     tail[0] = '\0';
-    if (!bare || c->effect == MQ_EFFECT_UNKNOWN)
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "attempt %d of %d", c->attempts,
-                              c->max_attempts);
+    if (!bare || c->effect == MQ_EFFECT_UNKNOWN) {
+        char at[48];
+        snprintf(at, sizeof at, "attempt %d of %d", c->attempts, c->max_attempts);
+        t = append(tail, sizeof tail, t, at);
+    }
     if (stop != NULL && (!bare || (said && c->effect == MQ_EFFECT_UNKNOWN)))
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", stop);
-    if (c->effect == MQ_EFFECT_UNKNOWN && !said && t < sizeof tail)
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", maybe(c));
+        t = append(tail, sizeof tail, t, stop);
+    if (c->effect == MQ_EFFECT_UNKNOWN && !said)
+        append(tail, sizeof tail, t, maybe(c));
     memcpy(why, c->message, sizeof why);
     snprintf(c->message, sizeof c->message, "%s%.520s%s%.200s%s",
              c->confirming ? "the appointment was created, but confirming it failed: " : "",
