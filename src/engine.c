@@ -486,7 +486,8 @@ mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double
     c->code_len = a->code_len <= MQ_MAX_ID ? a->code_len : MQ_MAX_ID;
     memcpy(c->code, a->code, c->code_len);
     c->code[c->code_len] = '\0';
-    memcpy(c->starts_at, a->op == MQ_OP_CANCEL ? "" : a->starts_at, MQ_ISO_LEN);
+    memcpy(c->starts_at, a->op == MQ_OP_CANCEL ? (const char[MQ_ISO_LEN]){ 0 } : a->starts_at,
+           MQ_ISO_LEN);     /* a cancel has no start: never read past "" */
     c->starts_at[MQ_ISO_LEN - 1] = '\0';
     c->ambiguous = a->resumed != 0;
     c->deadline_at = now + e->cfg.deadline;
