@@ -528,13 +528,6 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
         now = mq_now();
         if (now >= end)
             return 0;
-        if (b->q_head < b->q_tail) {
-            int room = 0;
-            for (int s = 0; s < b->conc && !room; s++)
-                room = b->slots[s].st == S_FREE;
-            if (room)
-                continue;   /* admit at once */
-        }
         if (wake <= now)
             continue;
         if (wait_for(b, wake - now, err, errlen) != 0)
