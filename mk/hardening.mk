@@ -25,7 +25,8 @@ ASAN_SPECS    ?= $(filter-out spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lu
 VALGRIND_SPECS ?= $(wildcard spec/05-client_spec.lua spec/06-validation_spec.lua spec/08-resilience_spec.lua \
                   spec/11-batch_spec.lua spec/24-batch_faults_spec.lua spec/25-batch_exactly_once_spec.lua \
                   spec/13-tls_spec.lua spec/14-hostile_spec.lua \
-                  spec/15-secrets_spec.lua spec/16-close_spec.lua)
+                  spec/15-secrets_spec.lua spec/16-close_spec.lua spec/18-engine_faults_spec.lua \
+                  spec/19-engine_unit_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,

@@ -486,8 +486,10 @@ mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double
     c->code_len = a->code_len <= MQ_MAX_ID ? a->code_len : MQ_MAX_ID;
     memcpy(c->code, a->code, c->code_len);
     c->code[c->code_len] = '\0';
-    memcpy(c->starts_at, a->op == MQ_OP_CANCEL ? (const char[MQ_ISO_LEN]){ 0 } : a->starts_at,
-           MQ_ISO_LEN);     /* a cancel has no start: never read past "" */
+    if (a->op == MQ_OP_CANCEL)
+        c->starts_at[0] = '\0';
+    else
+        memcpy(c->starts_at, a->starts_at, MQ_ISO_LEN);
     c->starts_at[MQ_ISO_LEN - 1] = '\0';
     c->ambiguous = a->resumed != 0;
     c->deadline_at = now + e->cfg.deadline;
