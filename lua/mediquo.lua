@@ -16,7 +16,6 @@ local validate = require "mediquo.validate"
 local limiter = require "mediquo.limiter"
 
 local setmetatable = setmetatable
-local pairs = pairs
 local type = type
 local tostring = tostring
 local error = error
@@ -133,10 +132,7 @@ function _M.new(opts)
     end
     return setmetatable({
         _core = c,
-        _base_path = o.base_path,   -- batches (mediquo.batch) still shape in Lua
         _base_url = o.base_url,
-        _ok = 0,                    -- counted by batches; calls count in C
-        _by_kind = {},
     }, mt)
 end
 
@@ -177,15 +173,12 @@ function _M:run_batch(ops, opts)
     return require("mediquo.batch").run(self, ops, opts)
 end
 
--- client:stats() -> counters since the client was made
+-- client:stats() -> counters since the client was made (the engine's:
+-- every call, batches' included)
 function _M:stats()
-    local s = self._core and self._core:stats() or {
+    return self._core and self._core:stats() or {
         requests = 0, retries = 0, ok = 0, by_kind = {}, limiter_waits = 0,
         limiter_wait_seconds = 0 }
-    s.ok = s.ok + self._ok
-    local by = s.by_kind
-    for k, n in pairs(self._by_kind) do by[k] = (by[k] or 0) + n end
-    return s
 end
 
 -- client:close(): frees the connection now (idempotent)

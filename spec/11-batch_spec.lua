@@ -114,6 +114,9 @@ describe("run_batch", function()
         assert.equal(7, #order)
         assert.equal(2, order[#order])      -- refused ops are reported at once
         assert.equal(1, api_requests(sb))
+        -- every refusal counts in the client's stats, wherever it was refused
+        assert.equal(6, c:stats().by_kind.invalid_argument)
+        assert.equal(1, c:stats().ok)
         c:close()
     end)
 

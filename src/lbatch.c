@@ -8,6 +8,7 @@
  *       table (plain: mediquo.errors wraps it) and is never queued.
  *       resumed: an earlier run may have sent it. parked: kept until
  *       b:release(h) (rows on one code go one at a time).
+ *   local _, err = b:refuse(op|nil, field, why)   -- refused in Lua, worded in C
  *   b:release(h)
  *   local method, path = b:drop(h)   -- a parked row that will never go
  *   local done = b:step(max_seconds)
@@ -123,6 +124,28 @@ static int l_batch_add(lua_State *L)
         return luaL_error(L, "mediquo batch: %s", err);
     lua_pushinteger(L, (lua_Integer)h);
     return 1;
+}
+
+/* batch:refuse(op|nil, field, why) -> nil, err: a row refused before the
+ * engine's own checks could see it (not a table, no known op, a field its
+ * op does not take), worded and counted by the engine as any refusal */
+static int l_batch_refuse(lua_State *L)
+{
+    lbatch *lb = check_batch(L);
+    const char *opname = luaL_optstring(L, 2, "create");
+    const char *field = luaL_checkstring(L, 3);
+    const char *why = luaL_checkstring(L, 4);
+    mq_op op;
+    mq_ecall c;
+    int n;
+
+    if (mq_op_parse(opname, &op) != 0)
+        op = MQ_OP_CREATE;
+    mq_engine_call_init(&c);
+    mq_engine_refuse(mq_lclient_engine(lb->c), &c, op, MQ_K_INVALID_ARGUMENT, field, why);
+    n = mq_lengine_push_result(L, &c);
+    mq_engine_call_free(&c);
+    return n;
 }
 
 /* batch:release(handle): a parked row may start */
@@ -261,6 +284,7 @@ void mq_lbatch_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "add", l_batch_add },
+        { "refuse", l_batch_refuse },
         { "release", l_batch_release },
         { "drop", l_batch_drop },
         { "step", l_batch_step },

@@ -10,6 +10,7 @@
 -- whose outcome is unknown holding back the later rows on its code; and it
 -- calls on_result between steps of the C loop.
 
+local core = require "mediquo.core"
 local errors = require "mediquo.errors"
 local validate = require "mediquo.validate"
 
@@ -22,6 +23,7 @@ local tostring = tostring
 local rawget = rawget
 local rawlen = rawlen or function(t) return #t end     -- 5.1/LuaJIT: # is raw on tables
 local wrap = errors.wrap
+local check_fields = core.check_fields
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -65,24 +67,23 @@ local function check_opts(opts)
     return conc, cb, resumed, mw
 end
 
--- ops[i] -> op name, a, b (the engine's arguments) | nil, err (refused
--- here: not a table, no known op, a field the op does not take; the
--- fields' values are checked in C, with the same words as a single call)
+-- ops[i] -> op name, a, b (the engine's arguments) | nil, field, why, op
+-- (refused here: not a table, no known op, a field the op does not take;
+-- the fields' values are checked in C, with the same words as a single call)
 local function args_of(i, op)
     local where = "ops[" .. i .. "]"
     if type(op) ~= "table" then
-        return nil, errors.invalid(where, "must be a table, got " .. type(op))
+        return nil, where, "must be a table, got " .. type(op)
     end
     local kind = rawget(op, "op")
     if kind == "create" then
         return kind, op
     elseif kind == "reschedule" or kind == "cancel" then
-        local ok, err = validate.fields(where, op, kind == "cancel" and CANCEL_FIELDS
-                                                   or RESCHEDULE_FIELDS)
-        if not ok then return nil, err end
+        local ok, why = check_fields(op, kind == "cancel" and CANCEL_FIELDS or RESCHEDULE_FIELDS)
+        if not ok then return nil, where, why, kind end
         return kind, rawget(op, "code"), rawget(op, "starts_at")
     end
-    return nil, errors.invalid("op", "must be create, reschedule or cancel")
+    return nil, "op", "must be create, reschedule or cancel"
 end
 
 -- The error a row held back gets: nothing was sent for it, because row j
@@ -193,11 +194,10 @@ function _M.run(client, ops, opts)
     end
 
     for i = 1, n do
-        local op, a, a2 = args_of(i, rawget(ops, i))
+        local op, a, a2, refused_op = args_of(i, rawget(ops, i))
         if not op then
-            -- refused here: counted by the client as a refused call is
-            client._by_kind[a.kind] = (client._by_kind[a.kind] or 0) + 1
-            report(i, nil, a)
+            local _, e = b:refuse(refused_op, a, a2)
+            report(i, nil, wrap(e))
         else
             local code = op == "create" and rawget(a, "code") or a
             local parked = type(code) == "string" and busy[code] or false
