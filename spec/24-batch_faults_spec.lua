@@ -22,6 +22,8 @@ local function batch_op(row, code)
     return { op = op, code = a }
 end
 
+local hostile = require "spec.hostile.server"
+
 local FIELDS = { "kind", "status", "message", "retryable", "retry_after", "attempts",
                  "method", "path", "effect" }
 
@@ -112,5 +114,54 @@ describe("engine fault table, run_batch", function()
             end
         end
         c:close()
+    end)
+
+    -- issue 16 item 2 through batches: a server that echoes the keys
+    -- JSON-escaped (`\/` as PHP's json_encode writes it, `\u` escapes)
+    -- must not get them into a batch result; the engine scrubs after
+    -- unescaping, for batches as for a single call
+    it("keeps escaped keys out of batch results (a server echoing them)", function()
+        local hex = function(k)
+            local t = {}
+            for i = 1, k do t[i] = ("%x"):format(math.random(0, 15)) end
+            return table.concat(t)
+        end
+        local key, secret = "K3Y/CANARY+" .. hex(12), "S3CR3T/CANARY+" .. hex(12) .. "=="
+        local srv = hostile.start()
+        local function client(path)
+            return assert(mediquo.new{ api_key = key, secret_key = secret, rate_limit = false,
+                                       base_url = srv.url .. path, timeout = 2, deadline = 4,
+                                       max_retries = 0 })
+        end
+        local op = { op = "create", code = "S1", starts_at = T.START, patient = "pat-1",
+                     professional = "prof-demo-1" }
+        local texts = {}
+        local function collect(v, depth)
+            depth = depth or 0
+            if type(v) == "string" then
+                texts[#texts + 1] = v
+            elseif type(v) == "table" and depth < 6 then
+                if getmetatable(v) then texts[#texts + 1] = tostring(v) end
+                for k, x in pairs(v) do collect(k, depth + 1); collect(x, depth + 1) end
+            end
+        end
+        local c = client("/echo-secret")
+        local res = c:run_batch({ op }, { on_result = function(...) collect({ ... }) end })
+        c:close()
+        assert.equal("forbidden", res[1].err.kind)
+        collect(res)
+        c = client("/echo-secret-ok")
+        local res2 = c:run_batch({ op })
+        c:close()
+        srv:stop()
+        assert.truthy(res2[1].ok, tostring(res2[1].err))
+        assert.equal("A1", res2[1].ok.code)
+        collect(res2)
+        assert.is_true(#texts > 4)
+        for _, t in ipairs(texts) do
+            for _, needle in ipairs{ key, secret, (secret:gsub("/", "\\/")) } do
+                assert.is_nil(t:find(needle, 1, true), "a key leaked: " .. t:sub(1, 200))
+            end
+        end
     end)
 end)
