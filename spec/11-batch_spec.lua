@@ -253,7 +253,10 @@ describe("run_batch", function()
         assert.is_true(el < 4, "too slow: " .. el)
         local st = c:stats()
         assert.equal(15, st.requests)
-        assert.is_true(st.limiter_waits >= 10)
+        -- rows 6..8 start with the first five and must wait for the window
+        -- whatever the machine's speed (later rows may find it free when
+        -- requests are slow, e.g. under valgrind)
+        assert.is_true(st.limiter_waits >= 3, "limiter_waits " .. st.limiter_waits)
         assert.is_true(st.limiter_wait_seconds > 1)
         c:close()
     end)
