@@ -11,6 +11,7 @@
  * clock. */
 #include "engine.h"
 #include "answer.h"
+#include "explain.h"
 #include "secrets.h"
 
 #include <stdio.h>
@@ -219,39 +220,12 @@ static mq_action succeed(mq_ecall *c, double *x)
     return done(c, x);
 }
 
-/* the words for "it may have taken effect", by operation */
-static const char *maybe(const mq_ecall *c)
-{
-    static const char *const w[MQ_OP__COUNT] = {
-        "the appointment may have been created", "it may have been rescheduled",
-        "it may have been cancelled",
-    };
-    return w[c->op];
-}
-
-/* s appended to buf (holding n bytes) after "; " when not first; the new
- * length (cut at cap). */
-static size_t append(char *buf, size_t cap, size_t n, const char *s)
-{
-    int w;
-    if (n + 1 >= cap)
-        return n;
-    w = snprintf(buf + n, cap - n, "%s%s", n ? "; " : "", s);
-    if (w < 0)
-        return n;
-    return n + (size_t)w < cap ? n + (size_t)w : cap - 1;
-}
-
 /* The call ends in failure. c->message holds why: the server's own words
- * (bare: shown as they are) or the driver's / the engine's (then the
- * attempt is named). stop: why no other attempt was made, or NULL. Here
- * the effect is settled and said, in the one place every message is
- * finished. */
+ * (bare) or the driver's / the engine's. stop: why no other attempt was
+ * made, or NULL. Here the effect is settled (and explain.c says it). */
 static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
 {
-    char why[MQ_ENGINE_MSG_MAX], tail[256];
-    size_t t = 0;
-    int said = stop != NULL && strstr(stop, "may have been processed") != NULL;
+    char why[MQ_ENGINE_MSG_MAX];
 
     if (c->confirming)
         c->effect = MQ_EFFECT_DONE;
@@ -259,23 +233,11 @@ static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
         c->effect = MQ_EFFECT_UNKNOWN;
     else
         c->effect = MQ_EFFECT_NONE;
-    c->retryable = c->effect == MQ_EFFECT_DONE ? 0 : c->retryable;
-
-    /* the server's own words stand alone, unless the effect must be said */
-    tail[0] = '\0';
-    if (!bare || c->effect == MQ_EFFECT_UNKNOWN) {
-        char at[48];
-        snprintf(at, sizeof at, "attempt %d of %d", c->attempts, c->max_attempts);
-        t = append(tail, sizeof tail, t, at);
-    }
-    if (stop != NULL && (!bare || (said && c->effect == MQ_EFFECT_UNKNOWN)))
-        t = append(tail, sizeof tail, t, stop);
-    if (c->effect == MQ_EFFECT_UNKNOWN && !said)
-        append(tail, sizeof tail, t, maybe(c));
+    if (c->effect == MQ_EFFECT_DONE)
+        c->retryable = 0;   /* a retry would only be told it exists */
     memcpy(why, c->message, sizeof why);
-    snprintf(c->message, sizeof c->message, "%s%.520s%s%.200s%s",
-             c->confirming ? "the appointment was created, but confirming it failed: " : "",
-             why, tail[0] ? " (" : "", tail, tail[0] ? ")" : "");
+    mq_explain_failure(c->message, sizeof c->message, why, bare, c->op, c->attempts,
+                       c->max_attempts, stop, c->effect);
     c->e->st.by_kind[c->kind]++;
     return done(c, x);
 }
@@ -286,7 +248,6 @@ static mq_action stop_before(mq_ecall *c, double bound, double retry_after, doub
 {
     const mq_engine_cfg *cfg = &c->e->cfg;
     int before = c->attempts + 1;
-    const char *note;
 
     if (before > c->max_attempts)
         c->max_attempts = before;
@@ -294,24 +255,10 @@ static mq_action stop_before(mq_ecall *c, double bound, double retry_after, doub
     c->retryable = 1;       /* both reasons pass with time */
     c->effect = c->confirming ? MQ_EFFECT_DONE : c->ambiguous ? MQ_EFFECT_UNKNOWN
               : MQ_EFFECT_NONE;
-    note = c->effect == MQ_EFFECT_UNKNOWN ? maybe(c) : NULL;
-    if (bound >= 0) {
-        c->kind = MQ_K_RATE_LIMITED;
-        c->retry_after = retry_after >= 0 ? retry_after : -1;
-        snprintf(c->message, sizeof c->message,
-                 "%sno rate-limit slot within %.3gs%s (before attempt %d of %d%s%s)",
-                 c->confirming ? "the appointment was created, but confirming it failed: " : "",
-                 bound, bound < cfg->max_wait ? ", the rest of the deadline" : "", before,
-                 c->max_attempts, note ? "; " : "", note ? note : "");
-    } else {
-        c->kind = MQ_K_TIMEOUT;
-        c->retry_after = -1;
-        snprintf(c->message, sizeof c->message,
-                 "%sdeadline of %.3gs reached before attempt %d of %d%s%s%s",
-                 c->confirming ? "the appointment was created, but confirming it failed: " : "",
-                 cfg->deadline, before, c->max_attempts, note ? " (" : "", note ? note : "",
-                 note ? ")" : "");
-    }
+    c->kind = bound >= 0 ? MQ_K_RATE_LIMITED : MQ_K_TIMEOUT;
+    c->retry_after = bound >= 0 && retry_after >= 0 ? retry_after : -1;
+    mq_explain_before(c->message, sizeof c->message, c->op, bound, bound < cfg->max_wait,
+                      cfg->deadline, before, c->max_attempts, c->effect);
     if (c->effect == MQ_EFFECT_DONE)
         c->retryable = 0;
     c->e->st.by_kind[c->kind]++;
@@ -382,8 +329,7 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
     c->url[0] = '\0';
     c->kind = kind;
     snprintf(c->field, sizeof c->field, "%s", field ? field : "");
-    snprintf(c->message, sizeof c->message, "%s%s%s", field ? field : "", field ? ": " : "",
-             why ? why : "refused");
+    mq_explain_refusal(c->message, sizeof c->message, field, why);
     c->effect = MQ_EFFECT_NONE;
     e->st.by_kind[kind]++;
     return done(c, &x);
@@ -444,8 +390,7 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
     c->retryable = mq_kind_retryable(v->kind);
     c->retry_after = retry_after >= 0 ? retry_after : -1;
     if (!v->retryable)
-        return fail(c, bare, v->ambiguous ? "not retried: it may have been processed, see retry_post"
-                                          : NULL, x);
+        return fail(c, bare, v->ambiguous ? MQ_STOP_RETRY_POST : NULL, x);
     if (c->attempts >= c->max_attempts)
         return fail(c, bare, NULL, x);
     wait = mq_backoff(c->retry + 1, mq_rand_unit(&e->rng));
@@ -453,8 +398,7 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
         wait = retry_after;
     if (now + wait >= c->deadline_at) {
         /* the next attempt could not start in time: this is the answer */
-        snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
-                 e->cfg.deadline);
+        mq_explain_no_time(stop, sizeof stop, e->cfg.deadline);
         return fail(c, bare, stop, x);
     }
     c->retry++;
@@ -637,8 +581,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
         }
         c->kind = MQ_K_BAD_RESPONSE;
         c->retryable = 0;
-        snprintf(c->message, sizeof c->message, "the %ld answer is not the documented JSON",
-                 r->status);
+        mq_explain_bad_answer(c->message, sizeof c->message, r->status);
         act = fail(c, 1, NULL, x);
         goto out;
     }
@@ -650,7 +593,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             clean(e, eb.message, eb.message_len, c->message);
             bare = 1;
         } else {
-            snprintf(c->message, sizeof c->message, "HTTP %ld", r->status);
+            mq_explain_status(c->message, sizeof c->message, r->status);
         }
         if (v.kind == MQ_K_UNPROCESSABLE)
             keep_fields(c, f, eb.nfields);

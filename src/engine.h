@@ -34,6 +34,7 @@
 
 #include "iso8601.h"
 #include "policy.h"
+#include "explain.h"
 #include "request.h"
 #include "transport.h"
 
@@ -49,7 +50,6 @@
 #define MQ_ENGINE_TEXT_INLINE 512   /* code + url of a usual answer */
 
 typedef enum { MQ_A_SLOT, MQ_A_SEND, MQ_A_BACKOFF, MQ_A_DONE } mq_action;
-typedef enum { MQ_EFFECT_NONE, MQ_EFFECT_UNKNOWN, MQ_EFFECT_DONE } mq_effect;
 typedef enum { MQ_NOTE_NONE, MQ_NOTE_PAUSE, MQ_NOTE_OBSERVE } mq_note;
 /* what a call waits for: the step the driver must report next */
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
