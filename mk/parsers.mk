@@ -6,7 +6,7 @@
 PARSER_SRCS := src/iso8601.c src/urlenc.c src/headers.c src/answer.c
 
 # the call engine, driven in C with a fake clock (test/test_engine.c)
-ENGINE_TEST_SRCS := src/engine.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
+ENGINE_TEST_SRCS := src/engine.c src/request.c src/secrets.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
 
 .PHONY: test-parsers
 test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine

@@ -1,7 +1,7 @@
 /* lengine.h: the engine's Lua binding (lengine.c): the step API for the
  * drivers written in Lua (mediquo.ngx), and the two pieces every binding
- * that runs a call shares: reading an operation's arguments from Lua
- * (checked with lcheck.c's checks and words) and pushing a call's result. */
+ * that runs a call shares: starting it with an operation's arguments from
+ * Lua (checked by lcheck.c) and pushing its result. */
 #ifndef MQ_LENGINE_H
 #define MQ_LENGINE_H
 
@@ -15,12 +15,6 @@
 #define MQ_ENGINE_MT "mediquo.core.engine"
 #define MQ_ECALL_MT  "mediquo.core.call"
 
-/* Reads op's arguments (create: the table at ia; reschedule: code at ia,
- * starts_at at ib; cancel: code at ia) into a. 0, or -1 with *field and
- * *why (static or in buf, MQ_WHY_LEN bytes) saying what is refused. The
- * strings in a point into Lua values at ia/ib: keep them on the stack. */
-int mq_lengine_args(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
-                    const char **field, const char **why, char *buf);
 /* Starts c with the arguments at ia/ib: mq_engine_start, or the refusal. */
 mq_action mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
                            int resumed, double now, double *x);
