@@ -4,7 +4,7 @@
  *   local h, err = b:add(i, op, a, b2, resumed, parked)
  *       op "create" (a = the fields table), "reschedule" (a = code,
  *       b2 = starts_at) or "cancel" (a = code); checked here with the
- *       engine binding's checks: a refused row returns nil and the error
+ *       engine's checks (lcheck.c): a refused row returns nil and the error
  *       table (plain: mediquo.errors wraps it) and is never queued.
  *       resumed: an earlier run may have sent it. parked: kept until
  *       b:release(h) (rows on one code go one at a time).
@@ -108,7 +108,7 @@ static int l_batch_add(lua_State *L)
 
     if (mq_op_parse(opname, &op) != 0)
         return luaL_argerror(L, 3, "op must be create, reschedule or cancel");
-    if (mq_lengine_args(L, op, 4, 5, &a, &field, &why, buf) != 0) {
+    if (mq_check_op(L, op, 4, 5, &a, &field, &why, buf) != 0) {
         /* refused before anything is sent: the engine words it */
         mq_ecall c;
         int n;
