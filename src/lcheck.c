@@ -24,7 +24,7 @@ const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
         return buf;
     }
     t->s = lua_tolstring(L, idx, &t->len);
-    if (t->len == 0)
+    if (t->s == NULL || t->len == 0)
         return "must not be empty";
     if (t->len > max) {
         snprintf(buf, buflen, "must be at most %zu bytes", max);
