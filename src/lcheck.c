@@ -19,6 +19,9 @@
 const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
                           char *buf, size_t buflen)
 {
+    t->s = "";
+    t->len = 0;
+    t->verbatim = 0;
     if (lua_type(L, idx) != LUA_TSTRING) {
         snprintf(buf, buflen, "must be a string, got %s", luaL_typename(L, idx));
         return buf;
