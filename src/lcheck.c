@@ -19,12 +19,15 @@
 const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
                           char *buf, size_t buflen)
 {
+    t->s = "";
+    t->len = 0;
+    t->verbatim = 0;
     if (lua_type(L, idx) != LUA_TSTRING) {
         snprintf(buf, buflen, "must be a string, got %s", luaL_typename(L, idx));
         return buf;
     }
     t->s = lua_tolstring(L, idx, &t->len);
-    if (t->len == 0)
+    if (t->s == NULL || t->len == 0)
         return "must not be empty";
     if (t->len > max) {
         snprintf(buf, buflen, "must be at most %zu bytes", max);
