@@ -39,7 +39,7 @@ asan-build: $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan
 $(ASAN_DIR)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(ASAN_FLAGS) $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
-	    -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+	    -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 # lua5.4 itself is not instrumented, and LD_PRELOAD of the ASan runtime would
 # reach every child of the specs (uninstrumented curl hangs under it), so the

@@ -25,6 +25,9 @@ dependencies = {
 -- message naming the package (src/transport.c).
 external_dependencies = {
    CURL = { library = "curl" },
+   -- mediquo.ngx reads HTTP/1.1 answers with it (src/lhttp.c);
+   -- Debian/Ubuntu: apt-get install libhttp-parser-dev
+   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
 }
 build = {
    type = "builtin",
@@ -37,11 +40,11 @@ build = {
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
-            "src/answer.c",
+            "src/answer.c", "src/lhttp.c",
          },
-         libraries = { "curl", "pthread" },
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
+         libraries = { "curl", "http_parser", "pthread" },
+         incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
       },
       mediquo = "lua/mediquo.lua",
       ["mediquo.errors"] = "lua/mediquo/errors.lua",
