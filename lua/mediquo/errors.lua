@@ -23,6 +23,7 @@ local KINDS = {
     timeout = true,
     network = true,
     bad_response = false,
+    config = false,
 }
 _M.KINDS = KINDS
 

@@ -41,6 +41,9 @@ local format = string.format
 local concat = table.concat
 local sort = table.sort
 local now = core.now
+-- TRANSITIONAL until the engine branch is merged (then: core.engine, mediquo.options)
+local new_engine = core.engine or require("mediquo.ngx_engine_shim").engine
+local options = mediquo.options or mediquo._options
 
 local _M = { _VERSION = "0.2.0" }
 
@@ -66,7 +69,7 @@ function _M.configure(opts)
     for k, v in pairs(opts) do
         if k ~= "metrics" then rest[k] = v end
     end
-    local o, err = mediquo.options(rest)
+    local o, err = options(rest)
     if not o then return nil, err end
     local use_metrics = opts.metrics
     if use_metrics == nil then use_metrics = true end
@@ -120,7 +123,7 @@ local function worker_state()
     if worker then return worker end
     local o, rl = config.o, config.o.rate_limit
     local w = {}
-    local eng, msg = core.engine{
+    local eng, msg = new_engine{
         base_url = o.base_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
         deadline = o.deadline, max_retries = o.max_retries, retry_post = o.retry_post,
         max_wait = rl and rl.max_wait or nil, limiter_period = rl and rl.period or nil,
