@@ -34,6 +34,7 @@ local type = type
 local pairs = pairs
 local ipairs = ipairs
 local error = error
+local pcall = pcall
 local tostring = tostring
 local floor = math.floor
 local huge = math.huge
@@ -161,7 +162,9 @@ end
 
 local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
     if w and w.mx then
-        w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
+        -- TRANSITIONAL: pcall until the metrics file knows the config kind
+        -- (engine branch); an unknown op or kind is otherwise a bug
+        pcall(w.mx.add, w.mx, op, kind, now() - t0, retries, waits, wait_s, attempts)
     end
 end
 

@@ -9,6 +9,10 @@ local core = require "mediquo.core"
 local protocol = require "mediquo.protocol"
 
 local setmetatable = setmetatable
+local getmetatable = getmetatable
+local type = type
+local pairs = pairs
+local ipairs = ipairs
 local min = math.min
 local format = string.format
 
@@ -34,7 +38,25 @@ local function random(e)
     return (e.rng - 1) / 2147483646
 end
 
+-- the keys, scrubbed from every string that leaves (after JSON decoding)
+local function scrub(cfg, v)
+    if type(v) == "string" then
+        for _, k in ipairs{ cfg.api_key, cfg.secret_key } do
+            if k and #k >= 6 then
+                v = v:gsub(k:gsub("%W", "%%%0"), ("*"):rep(#k))
+            end
+        end
+        return v
+    elseif type(v) == "table" then
+        local out = {}
+        for k, x in pairs(v) do out[scrub(cfg, k)] = scrub(cfg, x) end
+        return setmetatable(out, getmetatable(v))
+    end
+    return v
+end
+
 local function finish(c, value, err)
+    value, err = scrub(c.e.cfg, value), scrub(c.e.cfg, err)
     c.value, c.err = value, err
     local st = c.e.st
     if value then st.ok = st.ok + 1 else st.by_kind[err.kind] = (st.by_kind[err.kind] or 0) + 1 end

@@ -95,13 +95,16 @@ function _M.new(o)
     }, mt)
 end
 
--- What a failed TLS handshake means. X509 20/2 (no issuer known) is what
--- every certificate gives when nginx has no trust store for Lua sockets:
--- lua_ssl_trusted_certificate is missing (or lacks this CA).
+-- What a failed TLS handshake means. X509 error 20 ("unable to get local
+-- issuer certificate") is what every certificate gives when nginx has no
+-- trust store for Lua sockets (lua_ssl_trusted_certificate missing): the
+-- host's setup. A store that does not trust this server gives 21, 19 or
+-- 18: a certificate problem (network, like the blocking client). A store
+-- that lacks the root of a chain the server sends also gives 20.
 local function tls_failure(t, err)
     err = tostring(err)
     local code = tonumber(err:match("^(%d+):"))
-    if code == 20 or code == 2 then
+    if code == 20 then
         return "config", ("TLS: the server's certificate is not trusted (%s): mediquo.ngx verifies "
             .. "with nginx's trust store: set lua_ssl_trusted_certificate %s; and "
             .. "lua_ssl_verify_depth 5; in the http block"):format(err,
