@@ -38,7 +38,7 @@ describe("mediquo.ngx across nginx reloads", function()
         assert.is_true(r.time >= 1.9, "it did not wait on the slow upstream")
     end)
 
-    it("gives every request an answer under load through 3 reloads; the sandbox holds exactly the booked codes", function()
+    it("answers every request under load through 3 reloads; the sandbox holds exactly the booked codes", function()
         local sb = H.sandbox{ latency_ms = 150, workers = 2 }
         local gw = NH.gateway(sb, { workers = 2, env = { MEDIQUO_DEADLINE = 15 } })
         local dir = NH.tmpdir("ngx-reload")
@@ -53,7 +53,8 @@ describe("mediquo.ngx across nginx reloads", function()
  while [ $i -lt %d ] && [ $(date +%%s) -lt $end ]; do
    i=$((i+1)); code="rl-%d-$i-$$"
    st=$(curl -s -o /dev/null -w '%%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
-        --data-binary "{\"code\":\"$code\",\"starts_at\":\"2030-05-20T12:00:00Z\",\"patient\":\"P\",\"professional\":\"prof-demo-1\"}" \
+        --data-binary "{\"code\":\"$code\",\"starts_at\":\"2030-05-20T12:00:00Z\",\
+\"patient\":\"P\",\"professional\":\"prof-demo-1\"}" \
         %s/book); rc=$?
    echo "$code $st $rc"
  done > %s/%d.out) &]]):format(seconds, per, c, gw.url, q(dir), c)
