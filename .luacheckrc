@@ -12,7 +12,6 @@ files["lua/mediquo/sandbox/"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
-files["lua/mediquo/ngx_engine_shim.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx/"] = { std = "max+ngx_lua" }
 files["spec/hostile/"] = { std = "max+ngx_lua" }
 files["spec/ngx/"] = { std = "max+ngx_lua" }

@@ -1,42 +1,16 @@
-/* call.h: the retry policy and the blocking call loop. */
+/* call.h: the blocking call loop of before the engine (call.c), kept only
+ * for batch.c until it drives the engine (src/engine.h) instead. */
 #ifndef MQ_CALL_H
 #define MQ_CALL_H
 
 #include "mq.h"
 #include "transport.h"
+#include "policy.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-
-typedef enum {
-    MQ_K_OK = 0,
-    MQ_K_BAD_REQUEST, MQ_K_UNAUTHORIZED, MQ_K_FORBIDDEN, MQ_K_NOT_FOUND,
-    MQ_K_UNPROCESSABLE, MQ_K_RATE_LIMITED, MQ_K_SERVER_ERROR, MQ_K_TIMEOUT,
-    MQ_K_NETWORK, MQ_K_BAD_RESPONSE, MQ_K_INVALID_ARGUMENT,
-    MQ_K__COUNT
-} mq_kind;
-
-typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE } mq_method;
-
-/* ---- policy.c ---------------------------------------------------------- */
-typedef struct {
-    mq_kind kind;
-    int retryable;   /* for this method, under this client's settings */
-    int ambiguous;   /* the server may have processed it */
-} mq_verdict;
-
-const char *mq_kind_name(mq_kind k);
-int  mq_method_parse(const char *s, mq_method *m);
-/* Classify one attempt: outcome + status -> kind, retryable, ambiguous. */
-mq_verdict mq_classify(mq_method m, mq_outcome o, long status, int retry_post);
-/* Full-jitter backoff before retry number `retry` (1-based), using u in
- * [0,1): u * min(cap, base * 2^(retry-1)). */
-double mq_backoff(int retry, double u);
-/* Small per-client PRNG (xorshift64*), seeded from the OS. */
-uint64_t mq_rand_seed(void);
-double mq_rand_unit(uint64_t *state);
 
 /* ---- call.c -------------------------------------------------------------- */
 typedef struct {

@@ -5,6 +5,7 @@
 #include "compat.h"
 #include "mq.h"
 #include "call.h"
+#include "engine.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -28,6 +29,10 @@ mq_limiter *mq_llimiter_get(lua_State *L, int idx);
 typedef struct {
     mq_transport *t;        /* NULL once closed */
     mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
+    mq_engine *e;           /* every decision of a call */
+    mq_ecall call;          /* the call in progress, reused (no allocation per call) */
+    /* what batch.c (still on call.c's loop) borrows; it goes when batches
+     * drive the engine */
     mq_call_cfg cfg;
     mq_call_stats st;
     uint64_t rng;
@@ -47,13 +52,6 @@ void mq_lmetrics_open(lua_State *L);
 void mq_lclient_open(lua_State *L);
 /* the open client at idx (raises "mediquo client is closed" otherwise) */
 mq_client *mq_lclient_check(lua_State *L, int idx);
-/* a call's result as client:call returns it: kind, status|nil, body,
- * attempts, ambiguous_before, retry_after|nil, message|nil, retryable (8) */
-int mq_lclient_push_result(lua_State *L, const mq_result *res);
-
-/* lcreate.c: core.create_method, core.create_request and core.appointment
- * (added to the module table on top of the stack). */
-void mq_lcreate_open(lua_State *L);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

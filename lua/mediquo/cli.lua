@@ -468,7 +468,7 @@ local function cmd_limiter(io_, flags, pos)
     local c, err = mediquo.new(o)   -- validates and opens the same limiter the client uses
     if not c then return usage_error(tostring(err.message or err)) end
     c:close()
-    local cfg = assert(mediquo._options(o)).rate_limit
+    local cfg = assert(mediquo.options(o)).rate_limit
     local lim, lerr = mediquo.limiter(cfg)
     if not lim then return usage_error(tostring(lerr.message or lerr)) end
     local st = lim:status()

@@ -34,7 +34,6 @@ local type = type
 local pairs = pairs
 local ipairs = ipairs
 local error = error
-local pcall = pcall
 local tostring = tostring
 local floor = math.floor
 local huge = math.huge
@@ -42,9 +41,6 @@ local format = string.format
 local concat = table.concat
 local sort = table.sort
 local now = core.now
--- TRANSITIONAL until the engine branch is merged (then: core.engine, mediquo.options)
-local new_engine = core.engine or require("mediquo.ngx_engine_shim").engine
-local options = mediquo.options or mediquo._options
 
 local _M = { _VERSION = "0.2.0" }
 
@@ -70,7 +66,7 @@ function _M.configure(opts)
     for k, v in pairs(opts) do
         if k ~= "metrics" then rest[k] = v end
     end
-    local o, err = options(rest)
+    local o, err = mediquo.options(rest)
     if not o then return nil, err end
     local use_metrics = opts.metrics
     if use_metrics == nil then use_metrics = true end
@@ -124,7 +120,7 @@ local function worker_state()
     if worker then return worker end
     local o, rl = config.o, config.o.rate_limit
     local w = {}
-    local eng, msg = new_engine{
+    local eng, msg = core.engine{
         base_url = o.base_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
         deadline = o.deadline, max_retries = o.max_retries, retry_post = o.retry_post,
         max_wait = rl and rl.max_wait or nil, limiter_period = rl and rl.period or nil,
@@ -162,9 +158,7 @@ end
 
 local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
     if w and w.mx then
-        -- TRANSITIONAL: pcall until the metrics file knows the config kind
-        -- (engine branch); an unknown op or kind is otherwise a bug
-        pcall(w.mx.add, w.mx, op, kind, now() - t0, retries, waits, wait_s, attempts)
+        w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
     end
 end
 
@@ -180,7 +174,8 @@ local function perform(fname, op, a, b)
     end
     local lim, conn = w.lim, w.http
     local attempts, retries, waits, wait_s = 0, 0, 0, 0
-    local call, action, x = w.engine:start(op, a, b, now())
+    -- `resumed` given explicitly (false): lengine.c's start expects 6 values on the stack
+    local call, action, x = w.engine:start(op, a, b, now(), false)
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
             local method, path, body, timeout, connect_timeout = call:request()
