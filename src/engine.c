@@ -374,11 +374,12 @@ static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
         c->effect = MQ_EFFECT_NONE;
     c->retryable = c->effect == MQ_EFFECT_DONE ? 0 : c->retryable;
 
+    /* the server's own words stand alone, unless the effect must be said */
     tail[0] = '\0';
-    if (!bare || (c->effect == MQ_EFFECT_UNKNOWN && !said))
+    if (!bare || c->effect == MQ_EFFECT_UNKNOWN)
         t += (size_t)snprintf(tail + t, sizeof tail - t, "attempt %d of %d", c->attempts,
                               c->max_attempts);
-    if (stop != NULL && !bare)
+    if (stop != NULL && (!bare || (said && c->effect == MQ_EFFECT_UNKNOWN)))
         t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", stop);
     if (c->effect == MQ_EFFECT_UNKNOWN && !said && t < sizeof tail)
         t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", maybe(c));

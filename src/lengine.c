@@ -380,6 +380,7 @@ static int l_engine_start(lua_State *L)
     mq_op op;
     mq_action a;
 
+    lua_settop(L, 6);
     lc = mq_newuserdata(L, sizeof *lc);         /* 7 */
     mq_engine_call_init(&lc->c);
     lc->started = 0;
