@@ -133,6 +133,24 @@ describe("mediquo.ngx TLS", function()
     end)
 end)
 
+describe("mediquo.ngx and the host's own setup", function()
+    it("answers a limiter file it cannot make as config: 500, no server path to the caller", function()
+        local sb = H.sandbox{}
+        local dir = NH.tmpdir("ngx-cfg")
+        local not_a_dir = dir .. "/plain-file"
+        assert(H.write_file(not_a_dir, "x"))
+        local gw = NH.gateway(sb, { workers = 1, env = { MEDIQUO_RL_DIR = not_a_dir } })
+        finally(function() gw:stop(); H.run("rm -rf " .. H.shell_quote(dir)) end)
+        sb:reset()
+        local st, body = gw:post("/book", booking())
+        assert.are.equal(500, st, json.encode(body))
+        assert.are.equal("config", body.error.kind)
+        assert.falsy(json.encode(body):find(dir, 1, true))     -- the path stays on the host
+        assert.truthy(gw:error_log():find(not_a_dir, 1, true))  -- and is in error.log
+        assert.are.same({}, sb:log())
+    end)
+end)
+
 describe("mediquo.ngx against hostile servers", function()
     local srv
     setup(function() srv = hostile.start() end)
