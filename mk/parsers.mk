@@ -8,6 +8,6 @@ PARSER_SRCS := src/iso8601.c src/urlenc.c src/headers.c src/answer.c
 test-parsers: $(BUILD)/test/test_parsers
 	$(BUILD)/test/test_parsers
 
-$(BUILD)/test/test_parsers: test/test_parsers.c $(PARSER_SRCS) src/mq.h src/answer.h
+$(BUILD)/test/test_parsers: test/test_parsers.c $(PARSER_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_parsers.c $(PARSER_SRCS) -lm

@@ -3,7 +3,8 @@
 #ifndef MQ_CALL_H
 #define MQ_CALL_H
 
-#include "mq.h"
+#include "clock.h"
+#include "limiter.h"
 #include "transport.h"
 #include "policy.h"
 

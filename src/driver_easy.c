@@ -3,7 +3,7 @@
  * (libcurl easy, transport.c), waits (nanosleep; the limiter's own bounded
  * wait) and reads the clock; every decision is the engine's. */
 #include "driver_easy.h"
-#include "mq.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <time.h>

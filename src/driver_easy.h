@@ -3,7 +3,7 @@
 #define MQ_DRIVER_EASY_H
 
 #include "engine.h"
-#include "mq.h"
+#include "limiter.h"
 #include "transport.h"
 
 #if defined(__GNUC__)

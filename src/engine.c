@@ -11,7 +11,8 @@
  * clock. */
 #include "engine.h"
 #include "answer.h"
-#include "mq.h"
+#include "text.h"
+#include "urlenc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iso8601.h"
 #include "policy.h"
 #include "transport.h"
 
@@ -39,7 +40,6 @@
 #pragma GCC visibility push(hidden)
 #endif
 
-#define MQ_ISO_LEN 21       /* "YYYY-MM-DDTHH:MM:SSZ" + NUL (iso8601.c) */
 #define MQ_MAX_ID 255       /* bytes of a code, a patient, a professional */
 #define MQ_BASE_MAX 1100    /* bytes of base_url (mediquo.lua refuses > 1024) */
 /* origin + base path + "/appointments/" + a code percent-encoded */

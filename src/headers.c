@@ -9,7 +9,8 @@
  * 5.6.7 writes them, except that names (day, month, "GMT") are matched
  * without regard to case, and the day name is not checked against the date
  * (the date is what counts). Second 60 is allowed, as the RFC allows it. */
-#include "mq.h"
+#include "headers.h"
+#include "iso8601.h"
 
 #include <limits.h>
 #include <stdint.h>

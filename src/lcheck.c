@@ -7,6 +7,8 @@
  * static string or one written into the caller's buffer). Values are never
  * quoted: a secret passed in the wrong place must not reach a message. */
 #include "lcheck.h"
+#include "iso8601.h"
+#include "text.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,14 +4,14 @@
 #ifndef MQ_LCHECK_H
 #define MQ_LCHECK_H
 
-#include "lmq.h"
+#include "compat.h"
+#include "engine.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
 #define MQ_WHY_LEN 160
-#define MQ_MAX_ID 255       /* bytes of a code, a patient, a professional */
 
 /* a checked text value (s points into the Lua string at idx) */
 typedef struct {

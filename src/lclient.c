@@ -3,13 +3,26 @@
  * C call that runs the engine through the blocking driver (driver_easy.c).
  * The secret keys go straight from the options table into the transport's
  * header list and the engine's scrub; no getter returns them. */
-#include "lmq.h"
+#include "lclient.h"
+#include "llimiter.h"
 #include "lengine.h"
 #include "driver_easy.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+mq_transport *mq_lclient_transport(mq_client *c) { return c->t; }
+mq_limiter *mq_lclient_limiter(mq_client *c) { return c->lim; }
+mq_engine *mq_lclient_engine(mq_client *c) { return c->e; }
+
+void mq_lclient_methods(lua_State *L)
+{
+    luaL_getmetatable(L, MQ_CLIENT_MT);
+    lua_getfield(L, -1, "__index");
+    lua_remove(L, -2);
+}
 
 mq_client *mq_lclient_check(lua_State *L, int idx)
 {
@@ -280,7 +293,6 @@ void mq_lclient_open(lua_State *L)
     if (luaL_newmetatable(L, MQ_CLIENT_MT)) {
         lua_newtable(L);
         mq_setfuncs(L, methods);
-        mq_lbatch_open(L);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

@@ -25,8 +25,8 @@
 #include <time.h>
 
 #include "compat.h"
+#include "headers.h"
 #include "lhttp.h"
-#include "mq.h"
 #include "transport.h"
 
 #define MQ_HTTP1_MT   "mediquo.core.http1"

@@ -2,9 +2,15 @@
  * pure functions the Lua side uses (path encoding, text classes, the retry
  * policy for the nginx adapter's own loop until it drives the engine). Dates are checked and
  * normalised by core.check_starts_at (lcheck.c). */
-#include "lmq.h"
+#include "lclient.h"
+#include "llimiter.h"
+#include "lmetrics.h"
+#include "lbatch.h"
 #include "lcheck.h"
 #include "lengine.h"
+#include "clock.h"
+#include "text.h"
+#include "urlenc.h"
 #include "lhttp.h"
 
 #include <string.h>
@@ -85,6 +91,9 @@ int luaopen_mediquo_core(lua_State *L)
         return luaL_error(L, "mediquo.core: curl_global_init failed");
     mq_newlib(L, funcs);
     mq_lclient_open(L);
+    mq_lclient_methods(L);      /* batches add theirs to the client's */
+    mq_lbatch_open(L);
+    lua_pop(L, 1);
     mq_lcheck_open(L);
     mq_lengine_open(L);
     mq_llimiter_open(L);

@@ -7,7 +7,7 @@
  * nothing here touches a Lua state, so no Lua error can unwind through
  * libcurl frames. */
 #include "transport.h"
-#include "mq.h"
+#include "headers.h"
 
 #if defined(__has_include)
 #if !__has_include(<curl/curl.h>)
