@@ -6,6 +6,9 @@
 #     vs nginx's own proxy_pass to the same sandbox (bench/ngx/proxy.conf,
 #     2 workers: the upper bound), in the same run, alternating, median of
 #     BENCH_NGX_RUNS runs of BENCH_NGX_SECONDS each (wrk -t2 -c32).
+#     A third contender, the same gateway with its transport swapped for
+#     a subrequest to nginx's proxy module (bench/ngx/subrequest.lua,
+#     keepalive upstream): the design the issue asked to weigh.
 #  2. /health p50/p99 on the gateway: idle, and while 16 /book calls wait on
 #     an upstream that answers in 200 ms (a second sandbox, --latency-ms
 #     200), from a paced probe (bench/ngx/probe.lua), median of the runs.
@@ -26,12 +29,13 @@ command -v wrk >/dev/null || { echo "bench/ngx.sh: wrk not found" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-bench-ngx.XXXXXX")
 base=$((20000 + RANDOM % 9000))
 sb_port=$base slow_port=$((base + 1)) gw_port=$((base + 2)) px_port=$((base + 3)) gw2_port=$((base + 4))
-slower_port=$((base + 5)) gw3_port=$((base + 6)) burst=${BENCH_NGX_BURST:-200}
+slower_port=$((base + 5)) gw3_port=$((base + 6)) sub_port=$((base + 7)) burst=${BENCH_NGX_BURST:-200}
 
 cleanup() {
     examples/gateway.sh stop --prefix "$work/gw" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw2" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw3" >/dev/null 2>&1
+    examples/gateway.sh stop --prefix "$work/sub" >/dev/null 2>&1
     bin/mediquo-sandbox stop --prefix "$work/slower" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/px" >/dev/null 2>&1   # same pid-file stop
     bin/mediquo-sandbox stop --prefix "$work/sb" >/dev/null 2>&1
@@ -53,6 +57,15 @@ gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-
       examples/gateway.sh start --port "$gw2_port" --prefix "$work/gw2") || exit 1
 gw3=$(MEDIQUO_BASE_URL=$slower MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slower-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
       examples/gateway.sh start --port "$gw3_port" --prefix "$work/gw3") || exit 1
+
+# the subrequest variant of the gateway (same engine, limiter, metrics)
+sed -e "s|^\( *\)lua_ssl_verify_depth 5;|&\n\1upstream mq_up { server 127.0.0.1:$sb_port; keepalive 64; }|" \
+    -e "s|^\( *\)local env = os.getenv|\1package.path = \"@ROOT@/bench/ngx/?.lua;\" .. package.path; require(\"subrequest\")\n&|" \
+    -e "s|^\( *\)location = /health|\1location /__mq/ { internal; proxy_pass http://mq_up/; proxy_http_version 1.1; proxy_next_upstream off; proxy_pass_request_headers off; proxy_set_header Connection \"\"; proxy_set_header Host 127.0.0.1; proxy_set_header Accept application/json; proxy_set_header Content-Type application/json; proxy_set_header X-API-Key \$mq_k; proxy_set_header X-Secret-Key \$mq_s; set \$mq_k sandbox-key; set \$mq_s sandbox-secret; }\n&|" \
+    examples/nginx.conf > "$work/sub.conf.in"
+sub=$(MEDIQUO_GATEWAY_CONF=$work/sub.conf.in MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work \
+      MEDIQUO_RL_KEY=bench-ngx-sub-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+      examples/gateway.sh start --port "$sub_port" --prefix "$work/sub") || exit 1
 
 # the proxy_pass baseline, from its template
 modules="" user=""
@@ -81,18 +94,22 @@ parse() {
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-: > "$work/gw.txt"; : > "$work/px.txt"
+: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"
 for i in $(seq 1 "$runs"); do
     reset_sb
     BOOK_SHAPE=api wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$px/book" | parse >> "$work/px.txt"
     reset_sb
     wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$gw/book" | parse >> "$work/gw.txt"
-    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  (rps p50ms p99ms non2xx)"
+    reset_sb
+    wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$sub/book" | parse >> "$work/sub.txt"
+    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")  (rps p50ms p99ms non2xx)"
 done
+sub_rps=$(cut -d' ' -f1 "$work/sub.txt" | median); sub_p50=$(cut -d' ' -f2 "$work/sub.txt" | median)
+sub_p99=$(cut -d' ' -f3 "$work/sub.txt" | median)
 px_rps=$(cut -d' ' -f1 "$work/px.txt" | median); gw_rps=$(cut -d' ' -f1 "$work/gw.txt" | median)
 px_p50=$(cut -d' ' -f2 "$work/px.txt" | median); gw_p50=$(cut -d' ' -f2 "$work/gw.txt" | median)
 px_p99=$(cut -d' ' -f3 "$work/px.txt" | median); gw_p99=$(cut -d' ' -f3 "$work/gw.txt" | median)
-bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt")
+bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work/sub.txt")
 
 # /health: idle, then under 16 slow /book calls (200 ms upstream); a paced
 # probe (bench/ngx/probe.lua: one GET every 2 ms over 4 kept-alive connections)
@@ -122,8 +139,10 @@ echo
 echo "| /book (median of $runs)        | req/s | p50 ms | p99 ms |"
 echo "|-------------------------------|------:|-------:|-------:|"
 printf "| nginx proxy_pass (upper bound) | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99"
-printf "| mediquo.ngx gateway            | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99"
+printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99"
+printf "| same, subrequest to proxy_pass | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99"
 awk -v a="$gw_rps" -v b="$px_rps" 'BEGIN { printf "mediquo.ngx / proxy_pass throughput: %.2f (bound >= 0.8, aim 0.9)\n", a / b }'
+awk -v a="$sub_rps" -v b="$px_rps" 'BEGIN { printf "subrequest variant / proxy_pass throughput: %.2f\n", a / b }'
 echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
