@@ -92,18 +92,38 @@ parse() {
     END { printf "%.1f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }'
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# CPU seconds (user + system) the workers of the nginx under prefix $1 used so far
+worker_cpu() {
+    local t=0 p
+    for p in $(pgrep -P "$(cat "$1/nginx.pid")"); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", t / hz }'
+}
+# wrk against one contender, with its workers' CPU per request appended:
+# -> "rps p50_ms p99_ms non2xx cpu_us_per_request"
+measure() {
+    local prefix=$1 url=$2 shape=$3 c0 c1 out
+    c0=$(worker_cpu "$prefix")
+    out=$(BOOK_SHAPE=$shape wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$url/book")
+    c1=$(worker_cpu "$prefix")
+    printf '%s %s\n' "$(printf '%s\n' "$out" | parse)" \
+        "$(printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } END { printf "%.1f", n ? (b - a) * 1e6 / n : 0 }')"
+}
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 : > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"
 for i in $(seq 1 "$runs"); do
     reset_sb
-    BOOK_SHAPE=api wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$px/book" | parse >> "$work/px.txt"
+    measure "$work/px" "$px" api >> "$work/px.txt"
     reset_sb
-    wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$gw/book" | parse >> "$work/gw.txt"
+    measure "$work/gw" "$gw" gateway >> "$work/gw.txt"
     reset_sb
-    wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$sub/book" | parse >> "$work/sub.txt"
-    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")  (rps p50ms p99ms non2xx)"
+    measure "$work/sub" "$sub" gateway >> "$work/sub.txt"
+    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")  (rps p50ms p99ms non2xx cpu_us/req)"
 done
+ratio=$(paste -d' ' "$work/gw.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
+sub_ratio=$(paste -d' ' "$work/sub.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
+px_cpu=$(cut -d' ' -f5 "$work/px.txt" | median); gw_cpu=$(cut -d' ' -f5 "$work/gw.txt" | median)
+sub_cpu=$(cut -d' ' -f5 "$work/sub.txt" | median)
 sub_rps=$(cut -d' ' -f1 "$work/sub.txt" | median); sub_p50=$(cut -d' ' -f2 "$work/sub.txt" | median)
 sub_p99=$(cut -d' ' -f3 "$work/sub.txt" | median)
 px_rps=$(cut -d' ' -f1 "$work/px.txt" | median); gw_rps=$(cut -d' ' -f1 "$work/gw.txt" | median)
@@ -136,13 +156,13 @@ burst_s=$(cut -d' ' -f1 "$work/burst.txt" | median)
 burst_ok=$(awk '{ ok += $2; n += $3 } END { printf "%d of %d", ok, n }' "$work/burst.txt")
 
 echo
-echo "| /book (median of $runs)        | req/s | p50 ms | p99 ms |"
-echo "|-------------------------------|------:|-------:|-------:|"
-printf "| nginx proxy_pass (upper bound) | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99"
-printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99"
-printf "| same, subrequest to proxy_pass | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99"
-awk -v a="$gw_rps" -v b="$px_rps" 'BEGIN { printf "mediquo.ngx / proxy_pass throughput: %.2f (bound >= 0.8, aim 0.9)\n", a / b }'
-awk -v a="$sub_rps" -v b="$px_rps" 'BEGIN { printf "subrequest variant / proxy_pass throughput: %.2f\n", a / b }'
+echo "| /book (median of $runs)        | req/s | p50 ms | p99 ms | worker CPU us/req |"
+echo "|-------------------------------|------:|-------:|-------:|------:|"
+printf "| nginx proxy_pass (upper bound) | %s | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99" "$px_cpu"
+printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99" "$gw_cpu"
+printf "| same, subrequest to proxy_pass | %s | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99" "$sub_cpu"
+printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ratios (bound >= 0.8, aim 0.9)\n" "$ratio"
+printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$sub_ratio"
 echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
