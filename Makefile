@@ -32,7 +32,8 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/call.c src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
              src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/answer.c \
-             src/engine.c src/lengine.c src/driver_easy.c src/lhttp.c
+             src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
+             src/driver_easy.c src/lhttp.c
 CORE_HDRS := $(wildcard src/*.h)
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
 CORE_LIBS = $(CURL_LIBS) -lhttp_parser -lpthread

@@ -24,7 +24,8 @@ ASAN_DIR      := $(BUILD)/asan
 ASAN_SPECS    ?= $(filter-out spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua spec/17-install_spec.lua spec/20-ngx_faults_spec.lua spec/21-ngx_security_spec.lua spec/22-ngx_reload_spec.lua,$(wildcard spec/[0-9]*_spec.lua))
 VALGRIND_SPECS ?= $(wildcard spec/05-client_spec.lua spec/06-validation_spec.lua spec/08-resilience_spec.lua \
                   spec/11-batch_spec.lua spec/13-tls_spec.lua spec/14-hostile_spec.lua \
-                  spec/15-secrets_spec.lua spec/16-close_spec.lua)
+                  spec/15-secrets_spec.lua spec/16-close_spec.lua spec/18-engine_faults_spec.lua \
+                  spec/19-engine_unit_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,

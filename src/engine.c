@@ -11,15 +11,14 @@
  * clock. */
 #include "engine.h"
 #include "answer.h"
-#include "text.h"
-#include "urlenc.h"
+#include "explain.h"
+#include "secrets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SCAN_STACK 4096     /* answers up to this size are scanned without malloc */
-#define MSG_KEEP 512        /* bytes of a server's string kept in a message */
 #define FIELD_CAP (64 * 17) /* 64 fields, 16 messages each (+ the field) */
 
 struct mq_engine {
@@ -27,8 +26,7 @@ struct mq_engine {
     char *base_url;         /* owned copy: cfg.base_url points at it */
     size_t origin_len;      /* "scheme://authority" */
     size_t base_len;        /* origin + base path, no trailing slash */
-    char *key[2];
-    size_t key_len[2];
+    mq_secrets keys;
     uint64_t rng;
     mq_engine_stats st;
 };
@@ -68,12 +66,7 @@ void mq_engine_free(mq_engine *e)
 {
     if (e == NULL)
         return;
-    for (int i = 0; i < 2; i++) {
-        if (e->key[i] != NULL) {
-            memset(e->key[i], 0, e->key_len[i]);
-            free(e->key[i]);
-        }
-    }
+    mq_secrets_free(&e->keys);
     free(e->base_url);
     free(e);
 }
@@ -114,14 +107,8 @@ int mq_engine_new(const mq_engine_cfg *cfg, uint64_t seed, mq_engine **out,
     path = memchr(sep + 3, '/', len - (size_t)(sep + 3 - base));
     e->origin_len = path ? (size_t)(path - base) : len;
     e->base_len = len;
-    for (int i = 0; i < 2; i++) {
-        const char *k = i == 0 ? cfg->api_key : cfg->secret_key;
-        if (k == NULL)
-            continue;
-        e->key_len[i] = strlen(k);
-        if ((e->key[i] = dup_n(k, e->key_len[i])) == NULL)
-            goto oom;
-    }
+    if (mq_secrets_init(&e->keys, cfg->api_key, cfg->secret_key) != 0)
+        goto oom;
     e->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
     *out = e;
     return 0;
@@ -141,63 +128,14 @@ mq_engine_stats *mq_engine_stats_of(mq_engine *e)
     return &e->st;
 }
 
-/* Keys under 6 bytes are left alone: no real key is that short, and
- * masking them would mangle any answer. */
 void mq_engine_scrub(const mq_engine *e, char *s, size_t len)
 {
-    for (int i = 0; i < 2 && len > 0; i++) {
-        const char *k = e->key[i];
-        size_t kl = e->key_len[i];
-        char *p = s, *end = s + len;
-        if (k == NULL || kl < 6)
-            continue;
-        while ((p = memmem(p, (size_t)(end - p), k, kl)) != NULL) {
-            memset(p, '*', kl);
-            p += kl;
-        }
-    }
+    mq_secrets_scrub(&e->keys, s, len);
 }
 
-static size_t longest_key(const mq_engine *e)
-{
-    return e->key_len[0] > e->key_len[1] ? e->key_len[0] : e->key_len[1];
-}
-
-/* A server's string (already JSON-unescaped) made fit to show, into out
- * (at least MSG_KEEP + 4 bytes): the keys scrubbed first (so neither an
- * escape nor the cut below can hide one), cut at MSG_KEEP bytes with
- * "...", control characters as spaces, and when that is not valid UTF-8,
- * every non-ASCII byte as '?'. Returns its length. */
 static size_t clean(const mq_engine *e, const char *s, size_t len, char *out)
 {
-    char tmp[MSG_KEEP + 1100];
-    size_t keep = len, n;
-
-    /* a key across the cut is still whole in tmp, and scrubbed there */
-    if (keep > MSG_KEEP + longest_key(e))
-        keep = MSG_KEEP + longest_key(e);
-    if (keep > sizeof tmp)
-        keep = sizeof tmp;
-    memcpy(tmp, s, keep);
-    mq_engine_scrub(e, tmp, keep);
-    n = len > MSG_KEEP ? MSG_KEEP : len;
-    memcpy(out, tmp, n);
-    if (len > MSG_KEEP) {
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)out[i];
-        if (c < 0x20 || c == 0x7F)
-            out[i] = ' ';
-    }
-    if (mq_text_classify(out, n) == MQ_TEXT_BAD_UTF8) {
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)out[i] >= 0x80)
-                out[i] = '?';
-    }
-    out[n] = '\0';
-    return n;
+    return mq_secrets_show(&e->keys, s, len, out);
 }
 
 /* ASCII case-insensitive: does s hold what (lower case)? */
@@ -234,79 +172,15 @@ void mq_engine_call_free(mq_ecall *c)
     c->rcode = c->rurl = NULL;
 }
 
-static char *put(char *p, const char *s, size_t len)
-{
-    memcpy(p, s, len);
-    return p + len;
-}
-
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-/* checked text into a JSON string: '"', '\' and '/' escaped as cjson does
- * (control characters were refused by the checks) */
-static char *put_text(char *p, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '"' || ch == '\\' || ch == '/')
-            *p++ = '\\';
-        *p++ = ch;
-    }
-    return p;
-}
-
-size_t mq_engine_body(mq_method m, const mq_op_args *a, char *out)
-{
-    char *p = out;
-
-    if (m == MQ_M_POST) {
-        p = PUT_LIT(p, "{\"appointment\":{\"code\":\"");
-        p = put_text(p, a->code, a->code_len);
-        p = PUT_LIT(p, "\",\"starts_at\":\"");
-        p = put(p, a->starts_at, MQ_ISO_LEN - 1);
-        if (a->duration > 0) {
-            char digits[12];
-            size_t n = 0;
-            p = PUT_LIT(p, "\",\"duration\":");
-            for (long d = a->duration; d > 0; d /= 10)
-                digits[n++] = (char)('0' + d % 10);
-            while (n > 0)
-                *p++ = digits[--n];
-            *p++ = '}';
-        } else {
-            p = PUT_LIT(p, "\"}");
-        }
-        p = PUT_LIT(p, ",\"patient\":{\"code\":\"");
-        p = put_text(p, a->patient, a->patient_len);
-        p = PUT_LIT(p, "\"},\"professional\":{\"hash\":\"");
-        p = put_text(p, a->professional, a->professional_len);
-        p = PUT_LIT(p, "\"}}");
-    } else if (m == MQ_M_PUT) {
-        p = PUT_LIT(p, "{\"appointment\":{\"starts_at\":\"");
-        p = put(p, a->starts_at, MQ_ISO_LEN - 1);
-        p = PUT_LIT(p, "\"}}");
-    }
-    *p = '\0';
-    return (size_t)(p - out);
-}
-
 /* The request of method m for the call's code (and, for a body, a). */
 static void build(mq_engine *e, mq_ecall *c, mq_method m, const mq_op_args *a)
 {
-    char *p;
-
     c->m = m;
     memcpy(c->url, e->base_url, e->base_len);
-    p = PUT_LIT(c->url + e->base_len, "/appointments");
-    if (m != MQ_M_POST) {
-        *p++ = '/';
-        p += mq_urlenc(c->code, c->code_len, p, 3 * MQ_MAX_ID + 1);
-    }
-    *p = '\0';
-    c->url_len = (size_t)(p - c->url);
+    c->url_len = e->base_len + mq_request_path(m, c->code, c->code_len, c->url + e->base_len);
     c->path_off = e->origin_len;
     c->has_body = m != MQ_M_DELETE;
-    c->body_len = mq_engine_body(m, a, c->body);
+    c->body_len = mq_request_body(m, a, c->body);
 }
 
 static void reset(mq_engine *e, mq_ecall *c, mq_op op)
@@ -346,26 +220,12 @@ static mq_action succeed(mq_ecall *c, double *x)
     return done(c, x);
 }
 
-/* the words for "it may have taken effect", by operation */
-static const char *maybe(const mq_ecall *c)
-{
-    static const char *const w[MQ_OP__COUNT] = {
-        "the appointment may have been created", "it may have been rescheduled",
-        "it may have been cancelled",
-    };
-    return w[c->op];
-}
-
 /* The call ends in failure. c->message holds why: the server's own words
- * (bare: shown as they are) or the driver's / the engine's (then the
- * attempt is named). stop: why no other attempt was made, or NULL. Here
- * the effect is settled and said, in the one place every message is
- * finished. */
+ * (bare) or the driver's / the engine's. stop: why no other attempt was
+ * made, or NULL. Here the effect is settled (and explain.c says it). */
 static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
 {
-    char why[MQ_ENGINE_MSG_MAX], tail[256];
-    size_t t = 0;
-    int said = stop != NULL && strstr(stop, "may have been processed") != NULL;
+    char why[MQ_ENGINE_MSG_MAX];
 
     if (c->confirming)
         c->effect = MQ_EFFECT_DONE;
@@ -373,21 +233,11 @@ static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
         c->effect = MQ_EFFECT_UNKNOWN;
     else
         c->effect = MQ_EFFECT_NONE;
-    c->retryable = c->effect == MQ_EFFECT_DONE ? 0 : c->retryable;
-
-    /* the server's own words stand alone, unless the effect must be said */
-    tail[0] = '\0';
-    if (!bare || c->effect == MQ_EFFECT_UNKNOWN)
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "attempt %d of %d", c->attempts,
-                              c->max_attempts);
-    if (stop != NULL && (!bare || (said && c->effect == MQ_EFFECT_UNKNOWN)))
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", stop);
-    if (c->effect == MQ_EFFECT_UNKNOWN && !said && t < sizeof tail)
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "; %s", maybe(c));
+    if (c->effect == MQ_EFFECT_DONE)
+        c->retryable = 0;   /* a retry would only be told it exists */
     memcpy(why, c->message, sizeof why);
-    snprintf(c->message, sizeof c->message, "%s%.520s%s%.200s%s",
-             c->confirming ? "the appointment was created, but confirming it failed: " : "",
-             why, tail[0] ? " (" : "", tail, tail[0] ? ")" : "");
+    mq_explain_failure(c->message, sizeof c->message, why, bare, c->op, c->attempts,
+                       c->max_attempts, stop, c->effect);
     c->e->st.by_kind[c->kind]++;
     return done(c, x);
 }
@@ -398,7 +248,6 @@ static mq_action stop_before(mq_ecall *c, double bound, double retry_after, doub
 {
     const mq_engine_cfg *cfg = &c->e->cfg;
     int before = c->attempts + 1;
-    const char *note;
 
     if (before > c->max_attempts)
         c->max_attempts = before;
@@ -406,24 +255,10 @@ static mq_action stop_before(mq_ecall *c, double bound, double retry_after, doub
     c->retryable = 1;       /* both reasons pass with time */
     c->effect = c->confirming ? MQ_EFFECT_DONE : c->ambiguous ? MQ_EFFECT_UNKNOWN
               : MQ_EFFECT_NONE;
-    note = c->effect == MQ_EFFECT_UNKNOWN ? maybe(c) : NULL;
-    if (bound >= 0) {
-        c->kind = MQ_K_RATE_LIMITED;
-        c->retry_after = retry_after >= 0 ? retry_after : -1;
-        snprintf(c->message, sizeof c->message,
-                 "%sno rate-limit slot within %.3gs%s (before attempt %d of %d%s%s)",
-                 c->confirming ? "the appointment was created, but confirming it failed: " : "",
-                 bound, bound < cfg->max_wait ? ", the rest of the deadline" : "", before,
-                 c->max_attempts, note ? "; " : "", note ? note : "");
-    } else {
-        c->kind = MQ_K_TIMEOUT;
-        c->retry_after = -1;
-        snprintf(c->message, sizeof c->message,
-                 "%sdeadline of %.3gs reached before attempt %d of %d%s%s%s",
-                 c->confirming ? "the appointment was created, but confirming it failed: " : "",
-                 cfg->deadline, before, c->max_attempts, note ? " (" : "", note ? note : "",
-                 note ? ")" : "");
-    }
+    c->kind = bound >= 0 ? MQ_K_RATE_LIMITED : MQ_K_TIMEOUT;
+    c->retry_after = bound >= 0 && retry_after >= 0 ? retry_after : -1;
+    mq_explain_before(c->message, sizeof c->message, c->op, bound, bound < cfg->max_wait,
+                      cfg->deadline, before, c->max_attempts, c->effect);
     if (c->effect == MQ_EFFECT_DONE)
         c->retryable = 0;
     c->e->st.by_kind[c->kind]++;
@@ -471,7 +306,10 @@ mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double
     c->code_len = a->code_len <= MQ_MAX_ID ? a->code_len : MQ_MAX_ID;
     memcpy(c->code, a->code, c->code_len);
     c->code[c->code_len] = '\0';
-    memcpy(c->starts_at, a->op == MQ_OP_CANCEL ? "" : a->starts_at, MQ_ISO_LEN);
+    if (a->op == MQ_OP_CANCEL)
+        c->starts_at[0] = '\0';
+    else
+        memcpy(c->starts_at, a->starts_at, MQ_ISO_LEN);
     c->starts_at[MQ_ISO_LEN - 1] = '\0';
     c->ambiguous = a->resumed != 0;
     c->deadline_at = now + e->cfg.deadline;
@@ -491,8 +329,7 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
     c->url[0] = '\0';
     c->kind = kind;
     snprintf(c->field, sizeof c->field, "%s", field ? field : "");
-    snprintf(c->message, sizeof c->message, "%s%s%s", field ? field : "", field ? ": " : "",
-             why ? why : "refused");
+    mq_explain_refusal(c->message, sizeof c->message, field, why);
     c->effect = MQ_EFFECT_NONE;
     e->st.by_kind[kind]++;
     return done(c, &x);
@@ -553,8 +390,7 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
     c->retryable = mq_kind_retryable(v->kind);
     c->retry_after = retry_after >= 0 ? retry_after : -1;
     if (!v->retryable)
-        return fail(c, bare, v->ambiguous ? "not retried: it may have been processed, see retry_post"
-                                          : NULL, x);
+        return fail(c, bare, v->ambiguous ? MQ_STOP_RETRY_POST : NULL, x);
     if (c->attempts >= c->max_attempts)
         return fail(c, bare, NULL, x);
     wait = mq_backoff(c->retry + 1, mq_rand_unit(&e->rng));
@@ -562,8 +398,7 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
         wait = retry_after;
     if (now + wait >= c->deadline_at) {
         /* the next attempt could not start in time: this is the answer */
-        snprintf(stop, sizeof stop, "no time for another within the deadline of %.3gs",
-                 e->cfg.deadline);
+        mq_explain_no_time(stop, sizeof stop, e->cfg.deadline);
         return fail(c, bare, stop, x);
     }
     c->retry++;
@@ -654,7 +489,7 @@ static void keep_fields(mq_ecall *c, const mq_answer_field *f, size_t n)
     mq_field_msg *out;
 
     for (size_t i = 0; i < n; i++)
-        need += 2 * (MSG_KEEP + 4);
+        need += 2 * (MQ_SHOW_MAX + 4);
     free(c->fields);
     free(c->fields_buf);
     c->fields = NULL;
@@ -746,8 +581,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
         }
         c->kind = MQ_K_BAD_RESPONSE;
         c->retryable = 0;
-        snprintf(c->message, sizeof c->message, "the %ld answer is not the documented JSON",
-                 r->status);
+        mq_explain_bad_answer(c->message, sizeof c->message, r->status);
         act = fail(c, 1, NULL, x);
         goto out;
     }
@@ -759,7 +593,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             clean(e, eb.message, eb.message_len, c->message);
             bare = 1;
         } else {
-            snprintf(c->message, sizeof c->message, "HTTP %ld", r->status);
+            mq_explain_status(c->message, sizeof c->message, r->status);
         }
         if (v.kind == MQ_K_UNPROCESSABLE)
             keep_fields(c, f, eb.nfields);

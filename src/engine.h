@@ -34,25 +34,22 @@
 
 #include "iso8601.h"
 #include "policy.h"
+#include "explain.h"
+#include "request.h"
 #include "transport.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#define MQ_MAX_ID 255       /* bytes of a code, a patient, a professional */
 #define MQ_BASE_MAX 1100    /* bytes of base_url (mediquo.lua refuses > 1024) */
 /* origin + base path + "/appointments/" + a code percent-encoded */
-#define MQ_ENGINE_URL_MAX (MQ_BASE_MAX + 16 + 3 * MQ_MAX_ID + 1)
-/* every byte of the three text fields escaped (two bytes each), the date,
- * a 10-digit duration and the fixed JSON around them */
-#define MQ_ENGINE_BODY_MAX (3 * 2 * MQ_MAX_ID + MQ_ISO_LEN + 160)
+#define MQ_ENGINE_URL_MAX (MQ_BASE_MAX + MQ_PATH_MAX)
+#define MQ_ENGINE_BODY_MAX MQ_BODY_MAX
 #define MQ_ENGINE_MSG_MAX 1024
 #define MQ_ENGINE_TEXT_INLINE 512   /* code + url of a usual answer */
 
-typedef enum { MQ_OP_CREATE, MQ_OP_RESCHEDULE, MQ_OP_CANCEL, MQ_OP__COUNT } mq_op;
 typedef enum { MQ_A_SLOT, MQ_A_SEND, MQ_A_BACKOFF, MQ_A_DONE } mq_action;
-typedef enum { MQ_EFFECT_NONE, MQ_EFFECT_UNKNOWN, MQ_EFFECT_DONE } mq_effect;
 typedef enum { MQ_NOTE_NONE, MQ_NOTE_PAUSE, MQ_NOTE_OBSERVE } mq_note;
 /* what a call waits for: the step the driver must report next */
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
@@ -89,25 +86,6 @@ const mq_engine_cfg *mq_engine_config(const mq_engine *e);
 mq_engine_stats *mq_engine_stats_of(mq_engine *e);
 /* Each key (6 bytes or more) in s becomes as many '*'. */
 void mq_engine_scrub(const mq_engine *e, char *s, size_t len);
-
-/* One operation's input, checked by the binding with lcheck.c's checks
- * (which give the messages) before mq_engine_start; pointers are borrowed
- * until mq_engine_start returns (it copies what it keeps). */
-typedef struct {
-    mq_op op;
-    const char *code; size_t code_len;
-    const char *patient; size_t patient_len;            /* create */
-    const char *professional; size_t professional_len;  /* create */
-    char starts_at[MQ_ISO_LEN];                         /* create, reschedule */
-    long duration;          /* create; 0: none (the API's default) */
-    int resumed;            /* an earlier run may have sent this operation:
-                             * "already exists"/"already cancelled" are ours */
-} mq_op_args;
-
-/* The JSON body of method m for a (POST: the create; PUT: the
- * reschedule; DELETE: none) into out (MQ_ENGINE_BODY_MAX bytes), NUL
- * terminated; returns its length. */
-size_t mq_engine_body(mq_method m, const mq_op_args *a, char *out);
 
 /* The HTTP request to send now. */
 typedef struct {

@@ -538,7 +538,7 @@ static int l_create_request(lua_State *L)
         lua_pushstring(L, why);
         return 3;
     }
-    n = mq_engine_body(MQ_M_POST, &a, body);
+    n = mq_request_body(MQ_M_POST, &a, body);
     lua_pushlstring(L, body, n);
     lua_pushstring(L, a.starts_at);
     return 2;
