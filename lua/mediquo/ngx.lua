@@ -174,8 +174,7 @@ local function perform(fname, op, a, b)
     end
     local lim, conn = w.lim, w.http
     local attempts, retries, waits, wait_s = 0, 0, 0, 0
-    -- `resumed` given explicitly (false): lengine.c's start expects 6 values on the stack
-    local call, action, x = w.engine:start(op, a, b, now(), false)
+    local call, action, x = w.engine:start(op, a, b, now())
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
             local method, path, body, timeout, connect_timeout = call:request()
