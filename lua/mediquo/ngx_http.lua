@@ -115,7 +115,9 @@ local function tls_failure(t, err)
             .. "set lua_ssl_verify_depth 5; in the http block"):format(err)
     end
     if code then
-        return "tls", "TLS: certificate verify failed (" .. err .. ")"
+        -- no path here: this message may reach an HTTP client
+        return "tls", "TLS: certificate verify failed (" .. err .. "; nginx verifies with the "
+                      .. "CA bundle of lua_ssl_trusted_certificate)"
     end
     return "tls", "TLS handshake failed: " .. err
 end
