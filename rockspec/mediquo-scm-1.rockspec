@@ -25,6 +25,9 @@ dependencies = {
 -- message naming the package (src/transport.c).
 external_dependencies = {
    CURL = { library = "curl" },
+   -- mediquo.ngx reads HTTP/1.1 answers with it (src/lhttp.c);
+   -- Debian/Ubuntu: apt-get install libhttp-parser-dev
+   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
 }
 build = {
    type = "builtin",
@@ -38,11 +41,11 @@ build = {
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/answer.c",
             "src/engine.c", "src/request.c", "src/secrets.c", "src/explain.c",
-            "src/lengine.c", "src/driver_easy.c",
+            "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
          },
-         libraries = { "curl", "pthread" },
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
+         libraries = { "curl", "http_parser", "pthread" },
+         incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
       },
       mediquo = "lua/mediquo.lua",
       ["mediquo.errors"] = "lua/mediquo/errors.lua",
@@ -50,7 +53,8 @@ build = {
       ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
       ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
-      ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
+      ["mediquo.ngx_http"] = "lua/mediquo/ngx_http.lua",
+      ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
    },

@@ -230,3 +230,14 @@ double mq_retry_after(const char *v, size_t len, time_t now)
         return RETRY_CAP;
     return (double)(at - (int64_t)now);
 }
+
+double mq_ratelimit_reset(const char *v, size_t len, time_t now)
+{
+    long at = mq_header_long(v, len);
+    double left;
+    if (at < 0)
+        return -1;
+    /* an epoch time, or (some servers) the seconds left */
+    left = at > (long)now - 86400 ? (double)(at - (long)now) : (double)at;
+    return left < 0 ? 0 : left;
+}

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "text.h"
 #include "urlenc.h"
+#include "lhttp.h"
 
 #include <string.h>
 
@@ -97,6 +98,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lengine_open(L);
     mq_llimiter_open(L);
     mq_lmetrics_open(L);
+    mq_lhttp_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());
