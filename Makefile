@@ -32,7 +32,7 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/call.c src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
              src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/lcreate.c \
-             src/answer.c
+             src/answer.c src/ljournal.c
 CORE_HDRS := $(wildcard src/*.h)
 MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
 

@@ -37,7 +37,7 @@ build = {
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
-            "src/answer.c",
+            "src/answer.c", "src/ljournal.c",
          },
          libraries = { "curl", "pthread" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -52,6 +52,8 @@ build = {
       ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
+      ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",
+      ["mediquo.cli.journal"] = "lua/mediquo/cli/journal.lua",
    },
    install = {
       bin = { mediquo = "bin/mediquo" },

@@ -5,6 +5,7 @@
 #include "lmq.h"
 #include "lcheck.h"
 #include "call.h"
+#include "ljournal.h"
 
 #include <string.h>
 
@@ -88,6 +89,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lcreate_open(L);
     mq_llimiter_open(L);
     mq_lmetrics_open(L);
+    mq_ljournal_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());
