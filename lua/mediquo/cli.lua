@@ -790,7 +790,7 @@ local function cmd_import(io_, flags, pos, ctx)
         io_.stderr:write(format("mediquo: journal %s: %s; the import stopped at line %d: %s "
             .. "no row after it was sent. Rows in flight were abandoned and may have been applied; "
             .. "once the journal can be written, run the same command again: rows done are skipped, "
-            .. "rows in flight are reconciled\n", safe(jpath), safe(os_reason(stopped.msg)), stopped.line,
+            .. "rows in flight are reconciled\n", safe(jpath), safe(stopped.msg), stopped.line,
             stopped.before and "it was not sent;" or (stopped.applied and "it was applied, the journal "
             .. "does not say so;" or "its outcome is not in the journal;")))
     end
