@@ -535,11 +535,13 @@ local function cmd_import(io_, flags, pos, ctx)
         end
         local f
         f, oerr = io.open(path, "rb")
-        text = f and f:read("*a")
-        if f then f:close() end
+        if f then
+            text, oerr = f:read("*a")
+            f:close()
+        end
         if not text then
             lock:close()
-            return usage_error("cannot read " .. shown .. ": " .. (f and "read failed" or os_reason(oerr)))
+            return usage_error("cannot read " .. shown .. ": " .. os_reason(oerr or "read failed"))
         end
     end
     local function release(c, j)
