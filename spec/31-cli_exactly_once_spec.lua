@@ -86,6 +86,7 @@ describe("mediquo import, exactly once", function()
             if k > before then seq[#seq + 1] = ("%s %d"):format(e.method, e.status) end
         end
         assert.same({ "POST 400", "PUT 200", "PUT 200" }, seq)
+        local _
         out, _, rc = cli(sbx() .. "import " .. q(file))
         assert.equal(0, rc)
         assert.matches("2 rows: 0 ok, 0 failed, 2 skipped", out)
@@ -234,6 +235,7 @@ describe("mediquo import, exactly once", function()
         assert.is_nil(slow:state()[prefix .. "-x"])
         assert.equal(0, C.wait(tmp, "first", 60))
         -- once it is done, the file may be imported again (nothing left)
+        local _
         out, _, rc = cli(sbx(slow) .. "import " .. q(file))
         assert.equal(0, rc)
         assert.matches("16 rows: 0 ok, 0 failed, 16 skipped", out)
