@@ -69,7 +69,7 @@ describe("run_batch", function()
         assert.equal(404, res[3].err.status)
         assert.equal("DELETE", res[3].err.method)
         assert.matches("^mediquo: not_found %(HTTP 404%)", tostring(res[3].err))
-        assert.same({ ok = 2, failed = 1, by_kind = { not_found = 1 } }, sum)
+        assert.same({ ok = 2, failed = 1, held = 0, by_kind = { not_found = 1 } }, sum)
         assert.equal(3, #seen)
         for _, s in ipairs(seen) do
             if s.v then assert.equal(res[s.i].ok, s.v) else assert.equal(res[s.i].err, s.e) end
@@ -175,7 +175,7 @@ describe("run_batch", function()
         assert.equal(1, res[1].err.attempts)
         assert.truthy(res[2].ok)
         assert.truthy(res[3].ok)
-        assert.same({ ok = 2, failed = 1, by_kind = { server_error = 1 } }, sum)
+        assert.same({ ok = 2, failed = 1, held = 0, by_kind = { server_error = 1 } }, sum)
         c:close()
     end)
 

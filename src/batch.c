@@ -34,6 +34,9 @@ typedef struct {
     double not_before;      /* next moment to try (backoff, limiter wait) */
     double slot_since;      /* when this attempt started asking for a slot; <0: not yet */
     double slot_bound;      /* how long this attempt may wait for one */
+    int paced;              /* the deadline starts when the first slot is granted */
+    int started;            /* the deadline is running (deadline_at set) */
+    int front;              /* admitted through the front queue, not at next */
     char *rbody;            /* the final answer's body (owned) */
     mq_result res;
 } op_t;
@@ -49,6 +52,10 @@ struct mq_batch {
     op_t **ops;             /* every op added; NULL once taken */
     size_t nops, cap;
     size_t next;            /* first op not yet active */
+    size_t *front;          /* ops added with MQ_BATCH_FRONT, not yet active: they are
+                             * made active before any op at next (FIFO) */
+    size_t front_head, front_tail;
+    double first_wait;      /* bound on a paced op's wait for its first slot */
     size_t active[MQ_BATCH_MAX_CONCURRENCY];
     int nactive;
     size_t *done;           /* finished op indices, FIFO; as big as ops */
@@ -86,10 +93,11 @@ void mq_batch_free(mq_batch *b)
     op_free(b->taken);
     free(b->ops);
     free(b->done);
+    free(b->front);
     free(b);
 }
 
-int mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
+int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait, mq_batch **out,
                  char *err, size_t errlen)
 {
     mq_batch *b;
@@ -106,6 +114,7 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
     }
     b->env = *env;
     b->conc = concurrency;
+    b->first_wait = first_wait >= 0 ? first_wait : env->cfg->max_wait;
     b->multi = curl_multi_init();
     if (b->multi == NULL) {
         snprintf(err, errlen, "curl_multi_init failed");
@@ -126,7 +135,7 @@ fail:
 
 int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_t path_len,
                  const char *body, size_t body_len, double deadline, int max_retries,
-                 char *err, size_t errlen)
+                 int flags, char *err, size_t errlen)
 {
     op_t *op;
     size_t ulen = b->env.base_len + path_len;
@@ -147,6 +156,10 @@ int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_
         if (d == NULL)
             goto oom;
         b->done = d;
+        d = realloc(b->front, ncap * sizeof *d);
+        if (d == NULL)
+            goto oom;
+        b->front = d;
         b->cap = ncap;
     }
     op = calloc(1, sizeof *op);
@@ -171,9 +184,13 @@ int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_
     op->prog.max_retries = max_retries >= 0 ? max_retries : b->env.cfg->max_retries;
     op->body_len = body_len;
     op->slot_since = -1;
+    op->paced = (flags & MQ_BATCH_PACED) != 0;
     op->state = OP_WAITING;
     op->res.retry_after = -1;
     op->res.body = "";
+    op->front = (flags & MQ_BATCH_FRONT) != 0;
+    if (op->front)
+        b->front[b->front_tail++] = b->nops;
     b->ops[b->nops++] = op;
     b->pending++;
     return 0;
@@ -233,7 +250,10 @@ static void finish(mq_batch *b, size_t idx, const char *body, size_t body_len)
 static void stop(mq_batch *b, size_t idx, double bound, double retry_after)
 {
     op_t *op = b->ops[idx];
-    mq_call_stop(b->env.cfg, &op->prog, bound, retry_after, &op->res);
+    mq_call_cfg cfg = *b->env.cfg;
+    if (!op->started)
+        cfg.max_wait = b->first_wait;   /* the bound a paced first slot had */
+    mq_call_stop(&cfg, &op->prog, bound, retry_after, &op->res);
     finish(b, idx, "", 0);
 }
 
@@ -284,7 +304,7 @@ static int try_start(mq_batch *b, size_t idx, double now)
 {
     op_t *op = b->ops[idx];
     const mq_call_cfg *cfg = b->env.cfg;
-    double left = op->prog.deadline_at - now;
+    double left = op->started ? op->prog.deadline_at - now : op->prog.deadline;
     double wait = 0;
     int s;
     void *easy;
@@ -296,7 +316,10 @@ static int try_start(mq_batch *b, size_t idx, double now)
         return out_of_time(b, idx);
     if (b->env.lim != NULL) {
         if (op->slot_since < 0) {
-            double mw = cfg->max_wait < left ? cfg->max_wait : left;
+            /* a paced op's first slot: bounded by the batch's first_wait
+             * alone (its deadline has not started); any other: by the
+             * client's max_wait within what is left of the deadline */
+            double mw = !op->started ? b->first_wait : cfg->max_wait < left ? cfg->max_wait : left;
             op->slot_since = now;
             op->slot_bound = mw > 0 ? mw : 0;
         }
@@ -310,9 +333,15 @@ static int try_start(mq_batch *b, size_t idx, double now)
             /* no slot can come within the bound: say so now, not at its end */
             count_wait(b, op, now);
             stop(b, idx, op->slot_bound, wait);
+            op->prog.deadline_at = op->finished_at + op->prog.deadline; /* none of it spent */
             return 1;
         }
         count_wait(b, op, now);
+        if (!op->started) {
+            /* the deadline starts with the first attempt */
+            op->prog.deadline_at = now + op->prog.deadline;
+            op->started = 1;
+        }
         left = op->prog.deadline_at - now;
     }
     if (left <= 0)
@@ -345,13 +374,48 @@ static int try_start(mq_batch *b, size_t idx, double now)
     return 1;
 }
 
-/* Make calls active while there is room: a call's deadline starts here. */
+/* The next op to make active: one added at the front first (the
+ * confirmation of a create must not wait behind every queued row), then
+ * the queue in order (skipping front ops, made active already). */
+static int next_op(mq_batch *b, size_t *idx)
+{
+    if (b->front_head < b->front_tail) {
+        *idx = b->front[b->front_head++];
+        return 1;
+    }
+    while (b->next < b->nops) {
+        size_t i = b->next++;
+        if (b->ops[i] != NULL && !b->ops[i]->front) {
+            *idx = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int has_queued(const mq_batch *b)
+{
+    if (b->front_head < b->front_tail)
+        return 1;
+    for (size_t i = b->next; i < b->nops; i++)
+        if (b->ops[i] != NULL && !b->ops[i]->front)
+            return 1;
+    return 0;
+}
+
+/* Make calls active while there is room. An op's deadline starts here,
+ * or, when it is paced and there is a limiter, once its first slot is
+ * granted: a row queued behind the budget does not spend its deadline
+ * waiting for its turn (imports pace themselves to the budget). */
 static void admit(mq_batch *b, double now)
 {
-    while (b->nactive < b->conc && b->next < b->nops) {
-        size_t idx = b->next++;
+    size_t idx;
+    while (b->nactive < b->conc && next_op(b, &idx)) {
         op_t *op = b->ops[idx];
-        op->prog.deadline_at = now + op->prog.deadline;
+        if (!op->paced || b->env.lim == NULL) {
+            op->prog.deadline_at = now + op->prog.deadline;
+            op->started = 1;
+        }
         op->not_before = now;
         b->active[b->nactive++] = idx;
     }
@@ -439,12 +503,12 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
         }
         if (b->done_tail > b->done_head)
             return (int)(b->done_tail - b->done_head);
-        if (b->nactive == 0 && b->next >= b->nops)
+        if (b->nactive == 0 && !has_queued(b))
             return 0;
         now = mq_now();
         if (now >= end)
             return 0;
-        if (b->nactive < b->conc && b->next < b->nops)
+        if (b->nactive < b->conc && has_queued(b))
             continue;       /* room was made: admit at once */
         for (int i = 0; i < b->nactive; i++) {
             op_t *op = b->ops[b->active[i]];
@@ -458,7 +522,8 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
     }
 }
 
-int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_left)
+int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_left,
+                  int *ambiguous)
 {
     size_t idx;
 
@@ -474,5 +539,6 @@ int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_l
     *id = b->taken->id;
     *res = b->taken->res;
     *deadline_left = b->taken->prog.deadline_at - b->taken->finished_at;
+    *ambiguous = b->taken->prog.ambiguous;
     return 1;
 }

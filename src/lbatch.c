@@ -1,7 +1,9 @@
 /* lbatch.c: the Lua binding of batch.c.
  *
- *   local b = client_core:batch(concurrency)
- *   b:add(i, method, path, body|nil)
+ *   local b = client_core:batch(concurrency[, first_wait])
+ *   b:add(i, method, path, body|nil[, deadline, max_retries[, how]])
+ *       how: "row" (paced: the deadline starts at the first slot, which
+ *       may take first_wait), "front" (made active before queued calls)
  *   local done = b:step(max_seconds)   -- { {i=, kind=, status=, body=, ...}, ... }
  *   b:pending(); b:close()
  *   client_core:sync(file)            -- fflush + fsync (import journals)
@@ -45,17 +47,20 @@ static lbatch *check_batch(lua_State *L)
     return lb;
 }
 
-/* client:batch(concurrency) -> batch | nil, message */
+/* client:batch(concurrency[, first_wait]) -> batch | nil, message */
 static int l_batch_new(lua_State *L)
 {
     mq_client *c = mq_lclient_check(L, 1);
     lua_Integer conc = luaL_checkinteger(L, 2);
+    double first_wait = luaL_optnumber(L, 3, -1);
     mq_batch_env env;
     lbatch *lb;
     char err[256];
 
     if (conc < 1 || conc > MQ_BATCH_MAX_CONCURRENCY)
         return luaL_argerror(L, 2, "concurrency must be 1..64");
+    if (first_wait != first_wait)
+        return luaL_argerror(L, 3, "first_wait must be a number of seconds");
 
     lb = mq_newuserdata(L, sizeof *lb);
     lb->b = NULL;           /* __gc is safe from here on */
@@ -73,7 +78,7 @@ static int l_batch_new(lua_State *L)
     env.rng = &c->rng;
     env.base = c->base;
     env.base_len = c->base_len;
-    if (mq_batch_new(&env, (int)conc, &lb->b, err, sizeof err) != 0) {
+    if (mq_batch_new(&env, (int)conc, first_wait, &lb->b, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -81,7 +86,7 @@ static int l_batch_new(lua_State *L)
     return 1;
 }
 
-/* batch:add(i, method, path, body|nil[, deadline[, max_retries]]) */
+/* batch:add(i, method, path, body|nil[, deadline[, max_retries[, how]]]) */
 static int l_batch_add(lua_State *L)
 {
     lbatch *lb = check_batch(L);
@@ -105,8 +110,11 @@ static int l_batch_add(lua_State *L)
         deadline = 0;
     if (max_retries < 0 && !lua_isnoneornil(L, 7))
         max_retries = 0;
+    static const char *const hows[] = { "plain", "row", "front", NULL };
+    static const int flags_of[] = { 0, MQ_BATCH_PACED, MQ_BATCH_FRONT };
+    int how = luaL_checkoption(L, 8, "plain", hows);
     if (mq_batch_add(lb->b, (long long)id, m, path, plen, body, blen, deadline, (int)max_retries,
-                     err, sizeof err) != 0)
+                     flags_of[how], err, sizeof err) != 0)
         return luaL_error(L, "mediquo batch: %s", err);
     return 0;
 }
@@ -118,8 +126,8 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 }
 
 /* batch:step(max_seconds) -> array of finished calls (maybe empty):
- *   { i, kind, status|nil, body, attempts, ambiguous_before, retry_after|nil,
- *     message|nil, retryable, deadline_left } */
+ *   { i, kind, status|nil, body, attempts, ambiguous_before, ambiguous,
+ *     retry_after|nil, message|nil, retryable, deadline_left } */
 static int l_batch_step(lua_State *L)
 {
     lbatch *lb = check_batch(L);
@@ -128,7 +136,7 @@ static int l_batch_step(lua_State *L)
     long long id;
     mq_result res;
     double left;
-    int n;
+    int n, amb;
 
     if (!(max_seconds >= 0))
         return luaL_argerror(L, 2, "max_seconds must be >= 0");
@@ -138,8 +146,8 @@ static int l_batch_step(lua_State *L)
     if (n < 0)
         return luaL_error(L, "mediquo batch: %s", err);
     lua_createtable(L, n, 0);
-    for (int k = 1; mq_batch_take(lb->b, &id, &res, &left); k++) {
-        lua_createtable(L, 0, 10);
+    for (int k = 1; mq_batch_take(lb->b, &id, &res, &left, &amb); k++) {
+        lua_createtable(L, 0, 11);
         set_int(L, "i", (lua_Integer)id);
         lua_pushstring(L, mq_kind_name(res.kind));
         lua_setfield(L, -2, "kind");
@@ -150,6 +158,8 @@ static int l_batch_step(lua_State *L)
         set_int(L, "attempts", res.attempts);
         lua_pushboolean(L, res.ambiguous_before);
         lua_setfield(L, -2, "ambiguous_before");
+        lua_pushboolean(L, amb);
+        lua_setfield(L, -2, "ambiguous");
         if (res.retry_after >= 0) {
             lua_pushnumber(L, res.retry_after);
             lua_setfield(L, -2, "retry_after");
