@@ -20,9 +20,12 @@
 --    re-sent (it would undo that row): reported held, exit 1.
 --  * a journal that cannot be written or synced stops the import (exit 1)
 --    and says where; two imports of one file at once are refused (locks).
--- Rows are sent in rounds, one row per code per round (so ordering and
--- holding never depend on the batch driver), all rows of a round through
--- one client:run_batch. An import paces itself to the shared budget: rows
+-- Rows are sent in rounds, one row per code per round, all rows of a round
+-- through one client:run_batch (which starts them in array order): so a
+-- `send` line written 2 x concurrency rows ahead of the rows settled is
+-- never behind the wire, and ordering and holding do not depend on how the
+-- batch driver queues rows on one code (it holds them too: run_batch's
+-- held rows never occur here). An import paces itself to the shared budget: rows
 -- wait for a limiter slot as long as it takes (--max-wait bounds it).
 
 local mediquo = require "mediquo"
@@ -58,9 +61,6 @@ local SANDBOX_KEY, SANDBOX_SECRET = "sandbox-key", "sandbox-secret"
 -- Failures that prove the server did not act on the row.
 local DEFINITIVE = { invalid_argument = true, bad_request = true, unauthorized = true,
                      forbidden = true, not_found = true, unprocessable = true, config = true }
--- how long an import row may wait for a limiter slot when run_batch has no
--- pacing option of its own (see pacing below)
-local PACE_FALLBACK = 86400
 
 _M.USAGE = [[
 usage: mediquo [options] create --code C --starts-at T --patient P --professional H [--duration S]
@@ -240,9 +240,8 @@ local function read_keys(path)
     return keys
 end
 
--- the client options the flags and the environment ask for; slot_wait and
--- extra_deadline: the import's pacing when run_batch has no option for it
-local function client_opts(flags, slot_wait, extra_deadline)
+-- the client options the flags and the environment ask for
+local function client_opts(flags)
     local o = {}
     if flags.sandbox then
         o.base_url = flags.base_url or getenv("MEDIQUO_SANDBOX_URL") or SANDBOX_URL
@@ -262,7 +261,6 @@ local function client_opts(flags, slot_wait, extra_deadline)
         end
     end
     o.ca_file, o.timeout, o.deadline = flags.ca_file, flags.timeout, flags.deadline
-    if extra_deadline then o.deadline = (o.deadline or 30) + extra_deadline end
     o.max_retries, o.retry_post = flags.max_retries, flags.retry_post
     if flags.no_rate_limit then
         for _, k in ipairs{ "per_minute", "period", "rate_limit_key", "redis", "max_wait" } do
@@ -275,7 +273,7 @@ local function client_opts(flags, slot_wait, extra_deadline)
     else
         o.rate_limit = { per_minute = flags.per_minute, period = flags.period,
                          key = flags.rate_limit_key, redis = flags.redis,
-                         max_wait = slot_wait or flags.max_wait }
+                         max_wait = flags.max_wait }
     end
     return o
 end
@@ -334,8 +332,8 @@ end
 
 -- Commands ------------------------------------------------------------------
 
-local function new_client(flags, slot_wait, extra_deadline)
-    local o, uerr = client_opts(flags, slot_wait, extra_deadline)
+local function new_client(flags)
+    local o, uerr = client_opts(flags)
     if not o then return nil, uerr end
     local c, err = mediquo.new(o)
     if not c then return nil, usage_error(safe(err.message or err)) end
@@ -404,31 +402,36 @@ local function cmd_limiter(io_, flags, pos)
     local cfg = norm.rate_limit
     local lim, lerr = mediquo.limiter(cfg)
     if not lim then return usage_error(safe(lerr.message or lerr)) end
-    local before = lim:status()
-    local resumed
-    if what == "resume" then
+    local before, serr = lim:status()
+    local st = before
+    if before and what == "resume" then
         if type(lim.resume) ~= "function" then
             lim:close()
             return usage_error("this build's limiter cannot resume (limiter:resume is missing)")
         end
         local ok, rerr = lim:resume()
-        if not ok then
-            lim:close()
-            io_.stderr:write("mediquo: limiter resume: ", safe(rerr and (rerr.message or rerr) or "failed"),
-                             "\n")
-            return 1
+        if ok then
+            st, serr = lim:status()
+        else
+            st, serr = nil, rerr
         end
-        resumed = true
     end
-    local st = lim:status()
     lim:close()
-    local paused = st.paused_until and st.paused_until > 0 and st.paused_until or nil
+    if not st then
+        io_.stderr:write("mediquo: limiter ", what, ": ", safe(serr and (serr.message or serr) or "failed"), "\n")
+        return 1
+    end
+    local function paused_at(t)
+        return t.paused_until and t.paused_until > 0 and t.paused_until or nil
+    end
+    local paused = paused_at(st)
     local rec = { key = cfg.key, per_minute = st.per_minute, period = st.period or cfg.period,
                   used = st.used, available = st.available, paused_until = paused,
-                  backend = st.backend, hosts = st.hosts, degraded = st.degraded }
-    if resumed then
+                  backend = st.backend, hosts = st.hosts, degraded = st.degraded, error = st.error,
+                  rule = st.rule, warning = st.warning }
+    if what == "resume" then
         rec.resumed = true
-        rec.was_paused_until = before.paused_until and before.paused_until > 0 and before.paused_until or nil
+        rec.was_paused_until = paused_at(before)
     end
     if flags.json then
         io_.stdout:write(jsonline(rec), "\n")
@@ -436,19 +439,16 @@ local function cmd_limiter(io_, flags, pos)
     end
     local extra = {}
     if rec.backend then extra[#extra + 1] = "backend " .. safe(rec.backend) end
-    if rec.hosts then
-        local h = rec.hosts
-        if type(h) == "table" then
-            local names = {}
-            for _, v in ipairs(h) do names[#names + 1] = safe(type(v) == "table" and (v.host or v.name) or v) end
-            h = #names > 0 and concat(names, " ") or "0"
-        end
-        extra[#extra + 1] = "hosts " .. safe(h)
-    end
+    if rec.hosts then extra[#extra + 1] = format("%s host%s", safe(rec.hosts), rec.hosts == 1 and "" or "s") end
     if rec.degraded ~= nil then
-        extra[#extra + 1] = rec.degraded and "DEGRADED" or "not degraded"
+        extra[#extra + 1] = rec.degraded and "DEGRADED (each host on its own share)" or "not degraded"
     end
-    if resumed then
+    if rec.error then extra[#extra + 1] = "last error: " .. safe(rec.error) end
+    if type(rec.rule) == "table" and rec.rule.set_by_pid then
+        extra[#extra + 1] = format("rule set by pid %s", safe(rec.rule.set_by_pid))
+            .. (tonumber(rec.rule.set_at) and (" at " .. utc(rec.rule.set_at)) or "")
+    end
+    if what == "resume" then
         io_.stdout:write(format("limiter %s: resumed%s\n", safe(rec.key), rec.was_paused_until
             and format(" (it was paused until %s)", utc(rec.was_paused_until)) or " (it was not paused)"))
     end
@@ -456,6 +456,7 @@ local function cmd_limiter(io_, flags, pos)
         safe(rec.key), rec.per_minute, rec.period, rec.used, rec.available,
         paused and format("paused until %s", utc(paused)) or "not paused",
         #extra > 0 and (", " .. concat(extra, ", ")) or ""))
+    if rec.warning then io_.stderr:write("mediquo: warning: ", safe(rec.warning), "\n") end
     return 0
 end
 
@@ -495,13 +496,6 @@ local function effect_of(err)
 end
 
 local JournalError = {}     -- marker metatable: the journal failed, stop
-
--- does this client's run_batch pace by itself (opts.max_wait: a row's wait
--- for its first limiter slot, its deadline starting when it is sent)?
-local function batch_paces(c)
-    local res = c:run_batch({}, { max_wait = 0 })
-    return res ~= nil
-end
 
 local function cmd_import(io_, flags, pos, ctx)
     if #pos ~= 1 then return usage_error("import needs FILE (or - for stdin)") end
@@ -581,29 +575,16 @@ local function cmd_import(io_, flags, pos, ctx)
     end
     ctx.importing = true
 
-    -- pacing: a row waits for budget as long as it takes (--max-wait bounds
-    -- it) and its deadline starts when it is sent. run_batch's own max_wait
-    -- does exactly that; without it, the client's slot wait is made that
-    -- long and the deadline longer by as much (the wait counts in it there).
     local c, uerr = new_client(flags)
     if not c then
         release(nil, j)
         return uerr
     end
-    local batch_wait
-    if not flags.no_rate_limit then
-        if batch_paces(c) then
-            batch_wait = flags.max_wait or huge
-        else
-            c:close()
-            local w = flags.max_wait or PACE_FALLBACK
-            c, uerr = new_client(flags, w, w)
-            if not c then
-                release(nil, j)
-                return uerr
-            end
-        end
-    end
+    -- pacing: a row waits for its first limiter slot as long as it takes
+    -- (--max-wait bounds it) and its deadline starts when it is sent
+    -- (run_batch's opts.max_wait), so N rows at B per minute take about
+    -- N/B minutes and none fails for lack of budget
+    local batch_wait = not flags.no_rate_limit and (flags.max_wait or huge) or nil
 
     local out = io_.stdout
     local total = #rows
