@@ -214,6 +214,27 @@ describe("mediquo import, exactly once", function()
         assert.equal(300, C.successes(sb, "POST", "/v1/appointments")["?"])   -- each created once
     end)
 
+    it("ends a line a kill cut short before appending, so no event runs into it", function()
+        local a, b = C.uniq("torn"), C.uniq("torn")
+        local file = H.write_file(tmp .. "/torn.csv", HEADER .. create_row(a, "2030-05-20T10:00:00Z")
+            .. create_row(b, "2030-05-20T10:00:00Z"))
+        local input = require "mediquo.cli.input"
+        local journal = require "mediquo.cli.journal"
+        local rows = assert(input.parse(H.read_file(file)))
+        -- row 1 done; the line about row 2 cut short (no newline)
+        H.write_file(file .. ".journal", journal.HEADER .. "\nok\t" .. journal.key(rows[1]) .. "\nsend\t3\tcre")
+        local out, err, rc = cli(sbx() .. "import " .. q(file))
+        assert.equal(0, rc, out .. err)
+        assert.matches("line 2: skipped create " .. lit(a), out)
+        assert.matches("line 3: ok create " .. lit(b), out)
+        local jtext = H.read_file(file .. ".journal")
+        local tail = "\nsend\t3\tcre\nsend\t" .. journal.key(rows[2]) .. "\nok\t" .. journal.key(rows[2]) .. "\n"
+        assert.equal(tail, jtext:sub(-#tail))
+        out, err, rc = cli(sbx() .. "import " .. q(file))
+        assert.equal(0, rc, err)
+        assert.matches("2 rows: 0 ok, 0 failed, 2 skipped", out)
+    end)
+
     it("refuses a second import of the same file, or into the same journal, while one runs", function()
         local prefix = C.uniq("lock")
         local rows = { HEADER }
