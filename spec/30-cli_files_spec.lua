@@ -231,6 +231,48 @@ describe("mediquo CLI with real files", function()
         assert.equal(2, count(sb:state()))
     end)
 
+    it("shows rows done, rate and a time left that the budget can meet, on a terminal (tmux)", function()
+        assert.equal(0, select(2, H.run("command -v tmux >/dev/null 2>&1")), "tmux is needed for this spec")
+        local prefix = C.uniq("eta")
+        local rows = { "op,code,starts_at,patient,professional" }
+        for i = 1, 12 do
+            rows[#rows + 1] = ("create,%s-%02d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
+        end
+        local file = H.write_file(tmp .. "/eta.csv", table.concat(rows, "\n") .. "\n")
+        -- 4 at once, then 2 a second: the last row goes about 4 s in (a rate
+        -- measured over the first burst would promise all of it at once)
+        local cmd = ("%s --sandbox --base-url %s --per-minute 4 --period 2 --rate-limit-key %s import %s "
+            .. "--no-journal >%s; sleep 20"):format(q(C.BIN), q(sb.base_url), C.uniq("ek"), q(file),
+                                                  q(tmp .. "/eta.out"))
+        local env = ("LUA_PATH=%s LUA_CPATH=%s PATH=%s"):format(q(os.getenv("LUA_PATH") or ""),
+            q(os.getenv("LUA_CPATH") or ""), q(os.getenv("PATH") or ""))
+        local sock = "mediquo-spec-" .. C.uniq("tmux")
+        local _, rc = H.run(("tmux -L %s -f /dev/null new-session -d -x 160 -y 10 %s"):format(
+            q(sock), q(env .. " sh -c " .. q(cmd))))
+        assert.equal(0, rc)
+        local seen = {}     -- rows done -> the time left shown
+        local pane = ""
+        local t0 = H.now()
+        while H.now() - t0 < 20 do
+            pane = H.run(("tmux -L %s capture-pane -p"):format(q(sock)))
+            local k, eta = pane:match("import: (%d+)/12  [%d.]+/s  ETA (%d+)s")
+            if k then seen[tonumber(k)] = seen[tonumber(k)] or tonumber(eta) end
+            if pane:find("import: 12/12", 1, true) then break end
+            H.sleep(0.05)
+        end
+        H.run(("tmux -L %s kill-server 2>/dev/null"):format(q(sock)))
+        assert.matches("import: 12/12  [%d.]+/s  ETA 0s  failed 0", pane)
+        local checked = 0
+        for k, eta in pairs(seen) do
+            if k < 12 then
+                -- 12 - k rows left at 2 a second
+                assert.is_true(eta >= (12 - k) / 2 - 1, ("at %d/12 the time left shown was %ds"):format(k, eta))
+                checked = checked + 1
+            end
+        end
+        assert.is_true(checked > 0, "no progress seen while rows waited for budget")
+    end)
+
     it("bounds a single command's wait for a slot with --max-wait", function()
         local key = C.uniq("mw")
         local base = "--sandbox --base-url " .. q(sb.base_url) .. " --per-minute 1 --period 60 "

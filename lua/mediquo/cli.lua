@@ -461,8 +461,9 @@ local function cmd_limiter(io_, flags, pos)
 end
 
 -- the progress line: on a terminal only, at most 5 times a second; the
--- rate counts rows settled by the server (not rows skipped)
-local function progress(io_, enabled, total)
+-- rate counts rows settled by the server (not rows skipped); the time left
+-- is never less than the shared budget allows (budget: rows per second)
+local function progress(io_, enabled, total, budget)
     if not enabled then return function() end end
     local t0, last = core.now(), -1
     return function(done, sent, by, held, final)
@@ -472,6 +473,7 @@ local function progress(io_, enabled, total)
         local el = now - t0
         local rate = el > 0 and sent / el or 0
         local eta = rate > 0 and (total - done) / rate or 0
+        if budget and (total - done) / budget > eta then eta = (total - done) / budget end
         local failed = 0
         for _, n in pairs(by) do failed = failed + n end
         io_.stderr:write(format("\r\27[Kimport: %d/%d  %.1f/s  ETA %ds  failed %d%s%s",
@@ -590,7 +592,8 @@ local function cmd_import(io_, flags, pos, ctx)
     local total = #rows
     local n = { done = 0, sent = 0, ok = 0, failed = 0, held = 0, skipped = 0 }
     local by = {}
-    local tick = progress(io_, io_.isatty(2), total)
+    local tick = progress(io_, io_.isatty(2), total,
+                          not flags.no_rate_limit and (flags.per_minute or 600) / (flags.period or 60) or nil)
     local keys, st, indoubt, ckey = {}, {}, {}, {}
     local function record(rec, kind)
         n.done = n.done + 1
