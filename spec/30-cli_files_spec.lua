@@ -87,6 +87,17 @@ describe("mediquo CLI with real files", function()
                        .. "duration; %-%-separator to choose%); see mediquo %-%-help\n$", err)
     end)
 
+    it("reads a pipe (import <(...)) like stdin: no lock, no default journal", function()
+        local a = C.uniq("pipe")
+        local file = H.write_file(tmp .. "/pipe.csv", "op,code,starts_at,patient,professional\n"
+            .. "create," .. a .. ",2030-05-20T10:00:00Z,p,prof-demo-1\n")
+        local out, rc = H.run(("cd %s && bash -c %s 2>&1"):format(q(tmp), q(q(C.BIN) .. " " .. sbx()
+            .. "import <(cat " .. q(file) .. ")")))
+        assert.equal(0, rc, out)      -- not "the journal /dev/fd/63.journal: cannot open"
+        assert.matches("^line 2: ok create " .. lit(a) .. "  url %S+\n1 rows: 1 ok", out)
+        assert.equal("active", sb:state()[a].status)
+    end)
+
     it("reports a row with too few cells with its line, op, code and what is missing", function()
         local a, b, c = C.uniq("few"), C.uniq("few"), C.uniq("few")
         local file = H.write_file(tmp .. "/few.csv", "op,code,starts_at,patient,professional,duration\n"
@@ -175,7 +186,7 @@ describe("mediquo CLI with real files", function()
         end
         local rc, err = interrupt("stdin", sbx(slow) .. "--concurrency 1 import -", file)
         assert.equal(130, rc, err)
-        assert.matches("mediquo: interrupted; this import keeps no journal %(stdin or %-%-no%-journal%), so "
+        assert.matches("mediquo: interrupted; this import keeps no journal %(stdin, a pipe or %-%-no%-journal%), so "
                        .. "there is nothing to resume", err)
         assert.is_nil(err:find("run the same command again", 1, true))
         slow:reset()

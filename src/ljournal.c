@@ -2,7 +2,9 @@
  *
  *   jf, msg, why = core.journal(path)  -- append-only, exclusively locked
  *   ok, msg = jf:append(s)             -- all of s on disk (write + fsync)
- *   lk, msg, why = core.lock(path)     -- an existing file, exclusively locked
+ *   lk, regular = core.lock(path)      -- an existing file, exclusively locked
+ *                                      -- (regular false: a pipe, nothing locked)
+ *   nil, msg, why = core.lock(path)    -- on failure
  *   h:close()                          -- also __gc / __close
  *
  * The locks are flock(2) locks taken without waiting: a second import of
@@ -80,10 +82,27 @@ static int open_locked(lua_State *L, const char *path, int flags)
     return 1;
 }
 
-/* core.lock(path) -> handle | nil, message, "locked" | "os" */
+/* core.lock(path) -> handle, regular | nil, message, "locked" | "os"
+ * Only a regular file is locked: a pipe (`import <(...)`) or a FIFO is read
+ * once by whoever opens it, so there is nothing a second import could redo
+ * (O_NONBLOCK: opening a FIFO must not wait for its writer). */
 static int l_lock(lua_State *L)
 {
-    return open_locked(L, luaL_checkstring(L, 1), O_RDONLY);
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return push_fail(L, "cannot open", errno);
+    if (!S_ISREG(st.st_mode)) {
+        held_file *h = (held_file *)mq_newuserdata(L, sizeof *h);
+        h->fd = -1;
+        mq_setmetatable(L, JOURNAL_MT);
+        lua_pushboolean(L, 0);
+        return 2;
+    }
+    if (open_locked(L, path, O_RDONLY | O_NONBLOCK) != 1)
+        return 3;
+    lua_pushboolean(L, 1);
+    return 2;
 }
 
 /* core.journal(path) -> handle | nil, message, "locked" | "os"

@@ -92,6 +92,7 @@ import options:
   --concurrency N       requests in flight at once, 1 to 64 (default 4)
   --journal FILE        where to record progress (default FILE.journal)
   --no-journal          keep no journal (an interrupted import cannot resume)
+                        (stdin and pipes have none unless --journal is given)
   --separator SEP       CSV cells split at ',' ';' or 'tab' (default: detected)
   --ignore-unknown-columns
                         skip CSV columns / JSON fields other than op, code,
@@ -513,6 +514,7 @@ local function cmd_import(io_, flags, pos, ctx)
     end
     if flags.max_wait and flags.max_wait < 0 then return usage_error("--max-wait must be >= 0") end
     local path, text = pos[1]
+    local regular = false       -- a regular file (not stdin, a pipe or a FIFO)
     local shown = path == "-" and "stdin" or safe(path)
     local lock
     if path == "-" then
@@ -522,6 +524,7 @@ local function cmd_import(io_, flags, pos, ctx)
         -- locked before it is read: one import of a file at a time
         local why, oerr
         lock, oerr, why = core.lock(path)
+        regular = oerr == true
         if not lock then
             if why == "locked" then
                 return usage_error(shown .. " is being imported by another mediquo process "
@@ -561,7 +564,8 @@ local function cmd_import(io_, flags, pos, ctx)
     end
 
     local jpath = flags.journal
-    if not jpath and not flags.no_journal and path ~= "-" then jpath = path .. ".journal" end
+    -- stdin or a pipe (`import <(...)`) is read once: no default journal
+    if not jpath and not flags.no_journal and regular then jpath = path .. ".journal" end
     local j
     if jpath then
         local jerr, why
@@ -814,7 +818,7 @@ local function interrupted(io_, ctx)
         msg = "interrupted; run the same command again to resume: rows the journal "
             .. safe(ctx.journal) .. " records as done are skipped, rows that were in flight are reconciled"
     elseif ctx.importing then
-        msg = "interrupted; this import keeps no journal (stdin or --no-journal), so there is "
+        msg = "interrupted; this import keeps no journal (stdin, a pipe or --no-journal), so there is "
             .. "nothing to resume: rows reported ok were applied, rows in flight may have been"
     else
         msg = "interrupted; the request may have reached the server"
