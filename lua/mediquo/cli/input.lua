@@ -9,7 +9,7 @@
 -- `;` (what Excel writes in most European locales) or a tab between cells,
 -- a UTF-8 BOM allowed; or JSON lines (one object per line). The separator
 -- is the one that splits the header into known column names, unless the
--- caller names one.
+-- caller names one or the file's first line does (Excel's `sep=;`).
 
 local cjson = require "cjson.safe"
 
@@ -46,8 +46,9 @@ local function shown(s)
 end
 
 -- CSV (RFC 4180) split at sep -> records { line=, fields } | nil, message
-local function csv_records(text, sep, max_records)
-    local recs, i, n, line = {}, 1, #text, 1
+-- (first_line: the line number text starts at, default 1)
+local function csv_records(text, sep, max_records, first_line)
+    local recs, i, n, line = {}, 1, #text, first_line or 1
     local plain = "[" .. (sep == "\t" and "\t" or sep) .. "\r\n]"
     while i <= n and (not max_records or #recs < max_records) do
         local rec, start_line = {}, line
@@ -184,6 +185,13 @@ function _M.parse(text, opts)
     if text:match("^%s*$") then return nil, "the input is empty (a CSV header row is required)" end
 
     local sep, detected = opts.separator, false
+    -- Excel's "sep=;" first line names the separator
+    local first_line = 1
+    local named, rest = text:match("^sep=([,;\t])\r?\n(.*)$")
+    if named then
+        text, first_line = rest, 2
+        sep = sep or named
+    end
     if not sep then
         sep, detected = detect(text), true
         if not sep then
@@ -192,7 +200,7 @@ function _M.parse(text, opts)
                 .. "(columns: %s; --separator to choose)", shown(first), concat(_M.COLUMNS, ","))
         end
     end
-    local recs, err = csv_records(text, sep)
+    local recs, err = csv_records(text, sep, nil, first_line)
     if not recs then return nil, err end
 
     local cols, ignored, seen = {}, {}, {}
