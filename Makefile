@@ -33,7 +33,8 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
              src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/answer.c \
              src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
-             src/driver_easy.c src/lhttp.c
+             src/driver_easy.c src/lhttp.c \
+             src/ljournal.c
 CORE_HDRS := $(wildcard src/*.h)
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
 CORE_LIBS = $(CURL_LIBS) -lhttp_parser -lpthread

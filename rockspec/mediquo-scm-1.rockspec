@@ -42,6 +42,7 @@ build = {
             "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/answer.c",
             "src/engine.c", "src/request.c", "src/secrets.c", "src/explain.c",
             "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
+            "src/ljournal.c",
          },
          libraries = { "curl", "http_parser", "pthread" },
          incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
@@ -57,6 +58,8 @@ build = {
       ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
+      ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",
+      ["mediquo.cli.journal"] = "lua/mediquo/cli/journal.lua",
    },
    install = {
       bin = { mediquo = "bin/mediquo" },

@@ -12,6 +12,7 @@
 #include "text.h"
 #include "urlenc.h"
 #include "lhttp.h"
+#include "ljournal.h"
 
 #include <string.h>
 
@@ -99,6 +100,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_llimiter_open(L);
     mq_lmetrics_open(L);
     mq_lhttp_open(L);
+    mq_ljournal_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());
