@@ -279,11 +279,8 @@ local function client_opts(flags)
     return o
 end
 
--- the public options function (mediquo.options; _options before it was public)
-local function normalized(o)
-    local fn = mediquo.options or mediquo._options
-    return fn(o)
-end
+-- the client's options, normalised as mediquo.new would (mediquo.options)
+local normalized = mediquo.options
 
 -- Output ------------------------------------------------------------------
 
