@@ -21,10 +21,12 @@ ASAN_DIR      := $(BUILD)/asan
 # to the sandbox over HTTP and never load the module), *-ngx* (nginx runs
 # the LuaJIT build inside its own workers, not this one) and 17-install
 # (it builds and loads its own rocks).
-ASAN_SPECS    ?= $(filter-out spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua spec/17-install_spec.lua,$(wildcard spec/[0-9]*_spec.lua))
+ASAN_SPECS    ?= $(filter-out spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua spec/17-install_spec.lua spec/20-ngx_faults_spec.lua spec/21-ngx_security_spec.lua spec/22-ngx_reload_spec.lua,$(wildcard spec/[0-9]*_spec.lua))
 VALGRIND_SPECS ?= $(wildcard spec/05-client_spec.lua spec/06-validation_spec.lua spec/08-resilience_spec.lua \
-                  spec/11-batch_spec.lua spec/13-tls_spec.lua spec/14-hostile_spec.lua \
-                  spec/15-secrets_spec.lua spec/16-close_spec.lua)
+                  spec/11-batch_spec.lua spec/24-batch_faults_spec.lua spec/25-batch_exactly_once_spec.lua \
+                  spec/13-tls_spec.lua spec/14-hostile_spec.lua \
+                  spec/15-secrets_spec.lua spec/16-close_spec.lua spec/18-engine_faults_spec.lua \
+                  spec/19-engine_unit_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,
@@ -39,7 +41,7 @@ asan-build: $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan
 $(ASAN_DIR)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(ASAN_FLAGS) $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
-	    -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) $(HIREDIS_LIBS) -lpthread
+	    -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 # lua5.4 itself is not instrumented, and LD_PRELOAD of the ASan runtime would
 # reach every child of the specs (uninstrumented curl hangs under it), so the

@@ -266,6 +266,36 @@ describe("limiter", function()
         end)
     end)
 
+    describe("set_rule", function()
+        it("changes the rule for every sharer, explicitly, carrying the log over", function()
+            local c = cfg{ per_minute = 5, period = 30 }
+            local a = assert(limiter.new(c))
+            local b = assert(core.limiter(c))
+            for _ = 1, 5 do assert.is_true(a:acquire(0)) end
+            local t0 = now()
+            assert.is_true(a:set_rule{ per_minute = 8, burst = 8, period = 30 })
+            local dt = (now() - t0) / NS
+            assert.truthy(dt >= 0.2 and dt < 5, dt)         -- the handover
+            local st = a:status()
+            assert.same({ 8, 5, 3 }, { st.per_minute, st.used, st.available })
+            assert.is_nil(st.mismatch)
+            local bs = b:status()                            -- b moved over
+            assert.same({ 8, 5 }, { bs.per_minute, bs.used })
+            assert.is_true(bs.mismatch)                      -- it asked for 5
+            for _ = 1, 3 do assert.is_true(a:acquire(0)) end
+            assert.is_false((b:try()))
+            -- lower: the newest 4 are kept, so nothing more in this window
+            assert.is_true(a:set_rule{ per_minute = 4, burst = 4, period = 30 })
+            assert.is_false((b:try()))
+            assert.equal(4, b:status().used)
+            assert.equal(FILE_SIZE(4), file_size(b:path()))
+            local _, err = a:set_rule{ per_minute = 0 }
+            assert.equal("invalid_argument", err.kind)
+            a:close()
+            b:close()
+        end)
+    end)
+
     describe("mediquo.limiter", function()
         it("defaults the key to the default client's host:port", function()
             local l = assert(limiter.new{ dir = tmp })

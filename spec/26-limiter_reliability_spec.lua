@@ -93,17 +93,28 @@ local function reap(w)
     end
 end
 
--- the slowest of n calls of f, in seconds
-local function slowest(n, f)
+-- the slowest of n calls of f, in seconds; with `into`, each time is added
+local function slowest(n, f, into)
     local worst = 0
     for _ = 1, n do
         local t0 = now()
         f()
         local dt = (now() - t0) / NS
         if dt > worst then worst = dt end
+        if into then into[#into + 1] = dt end
     end
     return worst
 end
+
+local function percentile(t, p)
+    table.sort(t)
+    return t[math.max(1, math.ceil(#t * p))]
+end
+
+-- A call that waited on another process takes as long as that one is
+-- stopped (the old lock: 1 s); a busy 2-core machine can delay any one call
+-- by a few ms. So: p99 under 1 ms, and no call near a stop's length.
+local FAST, NOT_BLOCKED = 0.001 * SLOW, 0.1
 
 -- a child Lua process running code; -> its stdout, exit status (128+sig on a signal)
 local function child(code)
@@ -133,10 +144,11 @@ describe("limiter reliability", function()
             assert(wait_for(w, "^ready$", 10))
             sleep(0.2)
             local worst_try, worst_acq, worst_open = 0, 0, 0
+            local tries, acqs = {}, {}
             for _ = 1, 60 do
                 os.execute("kill -STOP " .. w.pid)
-                worst_try = math.max(worst_try, slowest(20, function() l:try() end))
-                worst_acq = math.max(worst_acq, slowest(20, function() l:acquire(0) end))
+                worst_try = math.max(worst_try, slowest(20, function() l:try() end, tries))
+                worst_acq = math.max(worst_acq, slowest(20, function() l:acquire(0) end, acqs))
                 worst_open = math.max(worst_open, slowest(1, function()
                     local o = assert(limiter.new(cfg{ key = c.key, per_minute = c.per_minute,
                                                       period = c.period }))
@@ -146,9 +158,12 @@ describe("limiter reliability", function()
                 sleep(0.01)
             end
             reap(w)
-            assert.truthy(worst_try < 0.001 * SLOW, "a try took " .. worst_try .. " s")
-            assert.truthy(worst_acq < 0.001 * SLOW, "an acquire(0) took " .. worst_acq .. " s")
-            assert.truthy(worst_open < 0.05 * SLOW, "an open took " .. worst_open .. " s")
+            assert.truthy(percentile(tries, 0.99) < FAST, "try p99 " .. percentile(tries, 0.99) .. " s")
+            assert.truthy(percentile(acqs, 0.99) < FAST,
+                          "acquire(0) p99 " .. percentile(acqs, 0.99) .. " s")
+            assert.truthy(worst_try < NOT_BLOCKED, "a try took " .. worst_try .. " s")
+            assert.truthy(worst_acq < NOT_BLOCKED, "an acquire(0) took " .. worst_acq .. " s")
+            assert.truthy(worst_open < NOT_BLOCKED, "an open took " .. worst_open .. " s")
             l:close()
         end)
 
@@ -166,8 +181,8 @@ describe("limiter reliability", function()
             local o, err = limiter.new(cfg{ key = c.key, per_minute = 3, period = 30, max_wait = 0 })
             assert.is_not_nil(o, tostring(err))
             -- the rest of the budget goes to the others, at once
-            assert.truthy(slowest(1, function() assert.is_true((l:try())) end) < 0.001 * SLOW)
-            assert.truthy(slowest(1, function() assert.is_true(o:acquire(0)) end) < 0.001 * SLOW)
+            assert.truthy(slowest(1, function() assert.is_true((l:try())) end) < NOT_BLOCKED)
+            assert.truthy(slowest(1, function() assert.is_true(o:acquire(0)) end) < NOT_BLOCKED)
             -- and then no more: the frozen claim is one of the 3
             local t0 = now()
             local got, e2 = o:acquire(0.3)
@@ -175,7 +190,10 @@ describe("limiter reliability", function()
             assert.is_nil(got)
             assert.equal("rate_limited", e2.kind)
             assert.truthy(dt < 0.3 + 0.2 * SLOW, "acquire(0.3) took " .. dt .. " s")
-            assert.truthy(slowest(20, function() assert.is_false((l:try())) end) < 0.001 * SLOW)
+            local refusals = {}
+            slowest(50, function() assert.is_false((l:try())) end, refusals)
+            assert.truthy(percentile(refusals, 0.5) < FAST)
+            assert.truthy(percentile(refusals, 1) < NOT_BLOCKED)
             reap(w)
             o:close()
             l:close()
@@ -228,7 +246,12 @@ describe("limiter reliability", function()
         end)
         after_each(function()
             if mnt then
-                os.execute("umount '" .. mnt .. "' 2>/dev/null; rmdir '" .. mnt .. "'")
+                -- a sharer may still be exiting: a few tries, then lazily
+                for _ = 1, 20 do
+                    if ok_exec("umount '" .. mnt .. "' 2>/dev/null") then break end
+                    sleep(0.1)
+                end
+                os.execute("mountpoint -q '" .. mnt .. "' && umount -l '" .. mnt .. "'; rmdir '" .. mnt .. "'")
                 mnt = nil
             end
         end)
@@ -328,6 +351,26 @@ describe("limiter reliability", function()
             assert.is_nil(st.mismatch)
             assert.equal(5, st.rule.per_minute)
             l:close()
+        end)
+    end)
+
+    describe("a status read", function()
+        it("makes no file and sets no rule (open_existing), and is not told of a mismatch", function()
+            local c = cfg{ per_minute = 7, period = 30 }
+            local function files() return sh("ls '" .. tmp .. "' | grep -c '^mediquo-rl-' || true") end
+            local before = files()
+            local l, err = limiter.open_existing(c)
+            assert.is_nil(l)
+            assert.equal("config", err.kind)
+            assert.truthy(err.message:find("none yet", 1, true), err.message)
+            assert.equal(before, files())
+            local owner = assert(limiter.new(c))
+            local reader = assert(limiter.open_existing{ dir = c.dir, key = c.key })  -- defaults
+            local st = assert(reader:status())
+            assert.equal(7, st.per_minute)
+            assert.is_nil(st.mismatch)
+            reader:close()
+            owner:close()
         end)
     end)
 

@@ -11,8 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lease_file.h"
-#include "mq.h"
+#include "shmfile.h"
 
 #define NS 1000000000LL
 

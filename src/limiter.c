@@ -20,7 +20,7 @@
  * other process, so an admitter frozen right after its CAS holds nobody
  * up. Every admission goes through the slot of the current seq, so they
  * are totally ordered and their times increase with k. Times are
- * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 256 ns units,
+ * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 16 ns units,
  * recorded rounded up and compared rounded down: the window rule holds in
  * exact nanoseconds. A slot's time is never ahead of a reader's clock (its
  * admitter read the clock before the reader saw the slot); one from the
@@ -45,7 +45,7 @@
  * 0, or -1 when the file cannot be used or was cut short under us
  * (l->error says why; op may have run in part, which the lock-free state
  * allows: a step either happened in the file or not). */
-static int guarded(mq_limiter *l, void (*op)(mq_limiter *, void *), void *arg)
+static int guarded(mq_limiter *l, void (*op)(mq_rl_hdr *, void *), void *arg)
 {
     sigjmp_buf env;
     sigjmp_buf *volatile prev;
@@ -57,10 +57,15 @@ static int guarded(mq_limiter *l, void (*op)(mq_limiter *, void *), void *arg)
         mq_rl_file_broken(l);
         return -1;
     }
-    op(l, arg);
+    /* one mapping for the whole operation: another thread of this process
+     * may re-map the handle meanwhile (the old mapping stays until close) */
+    op(__atomic_load_n(&l->h, __ATOMIC_ACQUIRE), arg);
     mq_shm_guard_leave(prev);
     return 0;
 }
+
+/* the ring right after the header */
+static uint64_t *ring_of(mq_rl_hdr *h) { return (uint64_t *)(h + 1); }
 
 int64_t mq_rl_now_ns(void)
 {
@@ -89,8 +94,8 @@ static void get_rule(const mq_rl_hdr *h, rule *r)
 
     r->n = (uint64_t)h->per_minute;
     r->burst = (uint64_t)h->burst;
-    r->period_u = ((uint64_t)h->period_ns + 255) >> MQ_RL_UNIT_SHIFT;
-    r->step_u = ((uint64_t)(step > 0 ? step : 1) + 255) >> MQ_RL_UNIT_SHIFT;
+    r->period_u = ((uint64_t)h->period_ns + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
+    r->step_u = ((uint64_t)(step > 0 ? step : 1) + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
     r->cap_ns = (uint64_t)(cap * NS);
 }
 
@@ -125,15 +130,15 @@ static uint64_t left_ns(const int64_t *until, int64_t now, const rule *r)
     return u > now && (uint64_t)(u - now) <= r->cap_ns ? (uint64_t)(u - now) : 0;
 }
 
-static int try_inner(mq_limiter *l, double *wait, int64_t *at)
+static int try_inner(mq_rl_hdr *h, double *wait, int64_t *at)
 {
-    mq_rl_hdr *h = l->h;
+    uint64_t *ring = ring_of(h);
     rule r;
     int i;
 
     get_rule(h, &r);
     for (i = 0; i < SPIN_TRIES; i++) {
-        uint64_t k = ld(&h->seq), lap = k / r.n, *slot = &l->ring[k % r.n];
+        uint64_t k = ld(&h->seq), lap = k / r.n, *slot = &ring[k % r.n];
         uint64_t s = ld(slot), x, prev, now_u, w_u = 0, w_ns, tat;
         int64_t now;
 
@@ -172,10 +177,10 @@ static int try_inner(mq_limiter *l, double *wait, int64_t *at)
 
 struct try_args { double *wait; int64_t *at; int rc; };
 
-static void try_op(mq_limiter *l, void *p)
+static void try_op(mq_rl_hdr *h, void *p)
 {
     struct try_args *a = p;
-    a->rc = try_inner(l, a->wait, a->at);
+    a->rc = try_inner(h, a->wait, a->at);
 }
 
 int mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at)
@@ -271,12 +276,12 @@ static void extend(int64_t *until, double seconds, const rule *r, const mq_rl_hd
     }
 }
 
-static void pause_op(mq_limiter *l, void *p)
+static void pause_op(mq_rl_hdr *h, void *p)
 {
     rule r;
 
-    get_rule(l->h, &r);
-    extend(&l->h->paused_until, *(double *)p, &r, l->h);
+    get_rule(h, &r);
+    extend(&h->paused_until, *(double *)p, &r, h);
 }
 
 void mq_limiter_pause(mq_limiter *l, double seconds)
@@ -285,11 +290,11 @@ void mq_limiter_pause(mq_limiter *l, double seconds)
     if (l->rd) l->remote->pause(l, seconds, 1);     /* every host, not just this one */
 }
 
-static void resume_op(mq_limiter *l, void *p)
+static void resume_op(mq_rl_hdr *h, void *p)
 {
     (void)p;
-    __atomic_store_n(&l->h->paused_until, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&l->h->cal_until, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->paused_until, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->cal_until, 0, __ATOMIC_RELEASE);
 }
 
 void mq_limiter_resume(mq_limiter *l)
@@ -299,25 +304,24 @@ void mq_limiter_resume(mq_limiter *l)
 
 /* starts in the window ending now: the ring is in time order from the slot
  * of seq (the oldest), so a binary search finds the first one inside */
-static uint64_t used(mq_limiter *l, const rule *r, uint64_t now_u)
+static uint64_t used(mq_rl_hdr *h, const rule *r, uint64_t now_u)
 {
-    uint64_t k = ld(&l->h->seq), lo = 0, hi = r->n;
+    uint64_t *ring = ring_of(h), k = ld(&h->seq), lo = 0, hi = r->n;
 
     /* an admission made but not finished is the newest, not the oldest */
-    if ((ld(&l->ring[k % r->n]) & MQ_RL_TAG_MASK) == tag_of(k / r->n)) k++;
+    if ((ld(&ring[k % r->n]) & MQ_RL_TAG_MASK) == tag_of(k / r->n)) k++;
 
     while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2, t = ld(&l->ring[(k + mid) % r->n]) >> MQ_RL_TAG_BITS;
+        uint64_t mid = lo + (hi - lo) / 2, t = ld(&ring[(k + mid) % r->n]) >> MQ_RL_TAG_BITS;
         if (t > now_u + 1) t = 0;
         if (t == 0 || t + r->period_u <= now_u) lo = mid + 1; else hi = mid;
     }
     return r->n - lo;
 }
 
-static int64_t available(mq_limiter *l, const rule *r, int64_t now)
+static int64_t available(mq_rl_hdr *h, const rule *r, int64_t now)
 {
-    mq_rl_hdr *h = l->h;
-    int64_t a = (int64_t)(r->n - used(l, r, (uint64_t)now >> MQ_RL_UNIT_SHIFT));
+    int64_t a = (int64_t)(r->n - used(h, r, (uint64_t)now >> MQ_RL_UNIT_SHIFT));
 
     if (left_ns(&h->cal_until, now, r) > 0) {
         int64_t c = (int64_t)ld(&h->cal_limit) - (int64_t)ld(&h->seq);
@@ -331,12 +335,11 @@ static int64_t available(mq_limiter *l, const rule *r, int64_t now)
  * shows up in remaining anyway, which is what is acted on). */
 struct observe_args { long remaining; double reset_in; };
 
-static void observe_op(mq_limiter *l, void *p)
+static void observe_op(mq_rl_hdr *h, void *p)
 {
     const struct observe_args *a = p;
     long remaining = a->remaining;
     double reset_in = a->reset_in;
-    mq_rl_hdr *h = l->h;
     rule r;
     int64_t now;
 
@@ -346,7 +349,7 @@ static void observe_op(mq_limiter *l, void *p)
         return;
     }
     now = mq_rl_now_ns();
-    if (remaining < available(l, &r, now)) {
+    if (remaining < available(h, &r, now)) {
         /* the server knows of starts we do not (another host behind our
          * IP): take its word until its window ends. The limit first, the
          * end last, so a reader that sees the end sees the limit. */
@@ -368,10 +371,12 @@ void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_
     guarded(l, observe_op, &a);
 }
 
-static void status_op(mq_limiter *l, void *out)
+struct status_args { mq_limiter_status_t *st; const int64_t *want; };
+
+static void status_op(mq_rl_hdr *h, void *arg)
 {
-    mq_limiter_status_t *st = out;
-    mq_rl_hdr *h = l->h;
+    const struct status_args *a = arg;
+    mq_limiter_status_t *st = a->st;
     rule r;
     int64_t now;
     uint64_t p;
@@ -384,10 +389,10 @@ static void status_op(mq_limiter *l, void *out)
     st->rule_set_at = (double)h->set_at;
     st->rule_set_by_pid = (long)h->set_by_pid;
     st->rule_set_by_uid = (long)h->set_by_uid;
-    st->mismatch = h->per_minute != l->want[0] || h->burst != l->want[1]
-                || h->period_ns != l->want[2];
-    st->used = (long)used(l, &r, (uint64_t)now >> MQ_RL_UNIT_SHIFT);
-    st->available = (long)available(l, &r, now);
+    st->mismatch = h->per_minute != a->want[0] || h->burst != a->want[1]
+                || h->period_ns != a->want[2];
+    st->used = (long)used(h, &r, (uint64_t)now >> MQ_RL_UNIT_SHIFT);
+    st->available = (long)available(h, &r, now);
     if ((p = left_ns(&h->paused_until, now, &r)) > 0) {
         struct timespec rt;
         clock_gettime(CLOCK_REALTIME, &rt);
@@ -397,8 +402,12 @@ static void status_op(mq_limiter *l, void *out)
 
 void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
 {
+    struct status_args a;
+
     memset(st, 0, sizeof *st);
-    if (guarded(l, status_op, st) != 0) memset(st, 0, sizeof *st);
+    a.st = st;
+    a.want = l->want;
+    if (guarded(l, status_op, &a) != 0) memset(st, 0, sizeof *st);
 }
 
 const char *mq_limiter_key(const mq_limiter *l) { return l->key; }

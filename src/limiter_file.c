@@ -6,8 +6,8 @@
  * A new file is made whole, its space reserved, under a temporary name and
  * then link()ed into place, so no process ever maps a half-made file; when
  * many race, one link wins and the others open the winner's. The rule
- * (per_minute, burst, period) is the creator's and never changes: a file
- * is sized for its rule. A file that fails the checks (wrong magic, older
+ * (per_minute, burst, period) is the creator's, and a file is sized for
+ * it: only limiter_rule.c changes it, by putting a new file in its place. A file that fails the checks (wrong magic, older
  * version, truncated, garbage) is re-made the same way with rename(), by
  * whichever process first holds flock() on the bad file while the name
  * still points at it, so only one replacement is made; nobody waits for
@@ -31,6 +31,7 @@
 
 #include "limiter_file.h"
 #include "shmguard.h"
+
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
 #define RECHECK_NS 100000000LL  /* how often a handle asks if its file was removed */
@@ -87,11 +88,17 @@ static int fail(char *err, size_t errlen, const char *what, const char *path)
     return -1;
 }
 
+struct init_args {
+    const mq_limiter_cfg *cfg;
+    int64_t paused_until;       /* a new rule's handover (set_rule), or 0 */
+};
+
 /* The header of a new file: identity and the creator's rule. The state
  * words and the ring are zero (posix_fallocate gives zeroed blocks). */
 static int init_header(int fd, void *ud)
 {
-    const mq_limiter_cfg *cfg = ud;
+    const struct init_args *a = ud;
+    const mq_limiter_cfg *cfg = a->cfg;
     mq_rl_hdr h;
     struct timespec rt;
 
@@ -108,14 +115,22 @@ static int init_header(int fd, void *ud)
     h.set_at = (int64_t)rt.tv_sec;
     h.set_by_pid = (int64_t)getpid();
     h.set_by_uid = (int64_t)geteuid();
+    h.paused_until = a->paused_until;
     return pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -1;
+}
+
+int mq_rl_make(const char *path, const mq_limiter_cfg *cfg, int replace, int64_t paused_until,
+               char *err, size_t errlen)
+{
+    struct init_args a = { cfg, paused_until };
+    return mq_shm_make(path, "limiter file", file_size_for(cfg->per_minute), replace,
+                       cfg->gid, init_header, &a, err, errlen);
 }
 
 static int make_file(const char *path, const mq_limiter_cfg *cfg, int replace,
                      char *err, size_t errlen)
 {
-    return mq_shm_make(path, "limiter file", file_size_for(cfg->per_minute), replace,
-                       cfg->gid, init_header, (void *)cfg, err, errlen);
+    return mq_rl_make(path, cfg, replace, 0, err, errlen);
 }
 
 /* The file at fd failed the checks: replace it, unless another process
@@ -148,7 +163,7 @@ static int newer_version(int fd)
         && h.version > MQ_RL_VERSION;
 }
 
-static int check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
+int mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 {
     const char *why = NULL;
 
@@ -167,13 +182,19 @@ static int check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 }
 
 /* One attempt: 0 mapped, 1 try again, -1 error. */
-static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen)
+static int open_once(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                     size_t errlen)
 {
     char why[160];
     uint64_t size;
     void *map = MAP_FAILED;
     int fd = mq_shm_open(l->path, "limiter file", cfg->gid, &size, err, errlen);
 
+    if (fd == -2 && existing) {
+        snprintf(err, errlen, "limiter file %s: none yet (no process has used this key)",
+                 l->path);
+        return -1;
+    }
     if (fd == -2)
         return make_file(l->path, cfg, 0, err, errlen) != 0 && errno != EEXIST ? -1 : 1;
     if (fd < 0)
@@ -197,6 +218,11 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
             || mq_limiter_check_header(&h, (size_t)size, why, sizeof why) != 0) {
             munmap(map, (size_t)size);
             map = MAP_FAILED;
+        } else if (existing) {
+            /* a reader asked for no rule: it is not at odds with this one */
+            l->want[0] = h.per_minute;
+            l->want[1] = h.burst;
+            l->want[2] = h.period_ns;
         }
     }
     if (map == MAP_FAILED) {
@@ -220,11 +246,12 @@ static int open_once(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t
     return 0;
 }
 
-int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen)
+int mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                    size_t errlen)
 {
     int tries, rc = 1;
 
-    if (check_cfg(cfg, err, errlen) != 0) return -1;
+    if (mq_rl_check_cfg(cfg, err, errlen) != 0) return -1;
     if (strlen(cfg->key) > 4096) {
         snprintf(err, errlen, "limiter: key is longer than 4096 bytes");
         return -1;
@@ -242,7 +269,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t 
     l->want[1] = cfg->burst;
     l->want[2] = (int64_t)(cfg->period * 1e9);
     for (tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
-        rc = open_once(cfg, l, err, errlen);
+        rc = open_once(cfg, existing, l, err, errlen);
     if (rc == 1)
         snprintf(err, errlen, "limiter file %s: kept changing while opening it", l->path);
     return rc == 0 ? 0 : -1;
@@ -251,7 +278,7 @@ int mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t 
 /* The file was removed or replaced (a new rule, an operator's cleanup):
  * join the one now at the path. The old mapping stays until close, in
  * case another thread of this process is still reading it. */
-static int reopen(mq_limiter *l)
+int mq_rl_reopen(mq_limiter *l)
 {
     mq_limiter_cfg cfg;
     mq_limiter nl;
@@ -277,7 +304,7 @@ static int reopen(mq_limiter *l)
     cfg.key = l->key;
     cfg.dir = l->path;
     cfg.gid = l->gid;
-    i = mq_rl_file_open(&cfg, &nl, err, sizeof err);
+    i = mq_rl_file_open(&cfg, 0, &nl, err, sizeof err);
     if (i != 0) {
         snprintf(l->errbuf, sizeof l->errbuf, "%s", err);
         return -1;
@@ -286,35 +313,47 @@ static int reopen(mq_limiter *l)
     l->old_size[slot] = l->size;
     close(l->fd);
     l->fd = nl.fd;
-    l->h = nl.h;
     l->ring = nl.ring;
     l->size = nl.size;
+    __atomic_store_n(&l->h, nl.h, __ATOMIC_RELEASE);    /* what operations read */
     return 0;
 }
 
 int mq_rl_file_ready(mq_limiter *l)
 {
     int64_t now;
+    struct timespec ts;
     struct stat st;
 
     l->error = NULL;
     if (l->broken) {
-        if (reopen(l) != 0) {
+        /* one thread re-maps; another one meanwhile gets this call's error */
+        int rc = pthread_mutex_trylock(&l->remap) == 0 ? 0 : -1;
+        if (rc == 0) {
+            if (l->broken && (rc = mq_rl_reopen(l)) == 0) l->broken = 0;
+            pthread_mutex_unlock(&l->remap);
+        }
+        if (rc != 0) {
             l->error = l->errbuf;
             return -1;
         }
-        l->broken = 0;
         return 0;
     }
     /* removed or replaced (an operator's cleanup, a new rule): noticed
      * within RECHECK_NS, then joined; fstat costs more than an admission,
      * so not on every call */
-    now = mq_rl_now_ns();
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);     /* a tick is plenty here */
+    now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
     if (now - l->checked_at < RECHECK_NS) return 0;
     l->checked_at = now;
-    if (fstat(l->fd, &st) == 0 && st.st_nlink == 0 && reopen(l) != 0) {
-        l->error = l->errbuf;
-        return -1;
+    if (fstat(l->fd, &st) == 0 && st.st_nlink == 0
+        && pthread_mutex_trylock(&l->remap) == 0) {
+        int rc = mq_rl_reopen(l);
+        pthread_mutex_unlock(&l->remap);
+        if (rc != 0) {
+            l->error = l->errbuf;
+            return -1;
+        }
     }
     return 0;
 }
@@ -335,11 +374,13 @@ void mq_rl_file_close(mq_limiter *l)
     for (i = 0; i < 4; i++)
         if (l->old[i]) munmap(l->old[i], (size_t)l->old_size[i]);
     if (l->fd >= 0) close(l->fd);
+    if (l->remap_ok) pthread_mutex_destroy(&l->remap);
     free(l->path);
     free(l->key);
 }
 
-int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen)
+static int open_limiter(const mq_limiter_cfg *cfg, int existing, mq_limiter **out, char *err,
+                        size_t errlen)
 {
     mq_limiter *l = calloc(1, sizeof *l);
 
@@ -349,18 +390,36 @@ int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size
         return -1;
     }
     l->fd = -1;
-    if (mq_shm_guard_init() != 0) {
-        snprintf(err, errlen, "limiter: cannot install the SIGBUS guard");
+    if (pthread_mutex_init(&l->remap, NULL) != 0) {
+        snprintf(err, errlen, "limiter: cannot make a mutex");
         free(l);
         return -1;
     }
-    if (mq_rl_file_open(cfg, l, err, errlen) != 0) {
+    l->remap_ok = 1;
+    if (mq_shm_guard_init() != 0) {
+        snprintf(err, errlen, "limiter: cannot install the SIGBUS guard");
+        mq_rl_file_close(l);
+        free(l);
+        return -1;
+    }
+    if (mq_rl_file_open(cfg, existing, l, err, errlen) != 0) {
         mq_rl_file_close(l);
         free(l);
         return -1;
     }
     *out = l;
     return 0;
+}
+
+int mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen)
+{
+    return open_limiter(cfg, 0, out, err, errlen);
+}
+
+int mq_limiter_open_existing(const mq_limiter_cfg *cfg, mq_limiter **out, char *err,
+                             size_t errlen)
+{
+    return open_limiter(cfg, 1, out, err, errlen);
 }
 
 void mq_limiter_close(mq_limiter *l)

@@ -5,6 +5,7 @@
 #define MQ_LIMITER_FILE_H
 
 /* system headers before the push: their symbols must stay default */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,13 +17,15 @@
 #endif
 
 #define MQ_RL_MAGIC       "MQRLSHM"         /* 7 chars + NUL = 8 bytes */
-#define MQ_RL_VERSION     2u                /* 2: lock-free, the rule fixed at creation */
+#define MQ_RL_VERSION     3u                /* 2, 3: lock-free, the rule fixed at creation; 3: 16 ns units */
 #define MQ_RL_MAX_PER_MIN 1000000L
 
-/* Times in the file are CLOCK_MONOTONIC in units of 256 ns (2^56 units:
- * 584 years of uptime), so that a time and an 8-bit tag fit one 64-bit
- * word and change with one compare-and-swap. */
-#define MQ_RL_UNIT_SHIFT  8
+/* Times in the file are CLOCK_MONOTONIC in units of 16 ns (2^56 units:
+ * 36 years of uptime), so that a time and an 8-bit tag fit one 64-bit
+ * word and change with one compare-and-swap. A rule finer than one start
+ * per 16 ns is applied as one per 16 ns. */
+#define MQ_RL_UNIT_SHIFT  4
+#define MQ_RL_UNIT_NS     (1u << MQ_RL_UNIT_SHIFT)
 #define MQ_RL_TAG_BITS    8
 #define MQ_RL_TAG_MASK    ((1u << MQ_RL_TAG_BITS) - 1)
 
@@ -87,13 +90,26 @@ struct mq_limiter {
     char       errbuf[256];
     void      *old[4];          /* mappings left by a reopen (freed at close) */
     uint64_t   old_size[4];
+    pthread_mutex_t remap;      /* threads of this process re-mapping l: never
+                                 * waited for (trylock), never across processes */
+    int        remap_ok;        /* remap was initialised */
     struct mq_rdl *rd;          /* across hosts through Redis, or NULL */
     const mq_rl_remote *remote; /* its entry points, set with rd */
 };
 
 /* limiter_file.c */
 /* Opens or makes the file for cfg and maps it into l (fd, h, ring, path). */
-int  mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen);
+int  mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                     size_t errlen);
+/* A new file for cfg at path (link, or with replace rename), its pause
+ * word set to paused_until (ns, 0 none). 0, or -1 with err. */
+int  mq_rl_make(const char *path, const mq_limiter_cfg *cfg, int replace, int64_t paused_until,
+                char *err, size_t errlen);
+/* 0 when cfg's rule, key and dir are acceptable; -1 with err. */
+int  mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen);
+/* Joins the file now at l's path (this process's threads one at a time:
+ * the caller holds l->remap); the old mapping stays until close. */
+int  mq_rl_reopen(mq_limiter *l);
 /* Before each operation: 0 when the mapping may be touched (under the
  * guard); -1 with l->error set. A handle whose mapping faulted, or whose
  * file was removed or replaced, re-opens the file at its path first. */

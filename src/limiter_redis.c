@@ -29,6 +29,7 @@
 #include "limiter_file.h"
 #include "limiter_redis.h"
 #include "redis_conn.h"
+#include "shmfile.h"
 
 #define NS 1000000000LL
 #define MS 1000000LL

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq.h"
+#include "limiter.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)

@@ -96,6 +96,7 @@ static int l_new(lua_State *L)
     cfg.key = lua_tostring(L, 2);
     cfg.dir = lua_tostring(L, 3);
     cfg.gid = -1;
+    rawfield(L, 1, "existing");             /* index 5 */
     if (lua_type(L, 4) == LUA_TSTRING
         && (cfg.gid = mq_shm_group(lua_tostring(L, 4), err, sizeof err)) < 0) {
         lua_pushnil(L);
@@ -107,7 +108,8 @@ static int l_new(lua_State *L)
     u = (lim_ud *)mq_newuserdata(L, sizeof *u);
     u->l = NULL;
     mq_setmetatable(L, MQ_LIMITER_MT);
-    if (mq_limiter_open(&cfg, &u->l, err, sizeof err) != 0) {
+    if ((lua_toboolean(L, 5) ? mq_limiter_open_existing : mq_limiter_open)(&cfg, &u->l, err,
+                                                                           sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -166,6 +168,29 @@ static int l_pause(lua_State *L)
     mq_limiter *l = check_open(L);
     mq_limiter_pause(l, luaL_optnumber(L, 2, -1));
     return 0;
+}
+
+/* :set_rule(per_minute, burst, period) -> true | nil, message */
+static int l_set_rule(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    lua_Number pm = luaL_checknumber(L, 2), burst = luaL_checknumber(L, 3);
+    lua_Number period = luaL_checknumber(L, 4);
+    char err[512];
+
+    if (!(pm >= 1 && pm <= MQ_RL_MAX_PER_MIN && pm == floor(pm) && burst >= 1 && burst <= pm
+          && burst == floor(burst))) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "limiter: per_minute and burst must be integers, 1 <= burst <= per_minute");
+        return 2;
+    }
+    if (mq_limiter_set_rule(l, (long)pm, (long)burst, period, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* :resume() -- clears a pause for every process sharing the key */
@@ -321,6 +346,7 @@ static const luaL_Reg methods[] = {
     { "try", l_try },
     { "pause", l_pause },
     { "resume", l_resume },
+    { "set_rule", l_set_rule },
     { "observe", l_observe },
     { "status", l_status },
     { "path", l_path },

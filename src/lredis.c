@@ -9,9 +9,10 @@
 #include <hiredis/hiredis.h>
 
 #include "compat.h"
-#include "lmq.h"
 #include "limiter_file.h"
 #include "limiter_redis.h"
+#include "llimiter.h"
+#include "lredis.h"
 #include "redis_conn.h"
 
 #define MQ_READER_MT "mediquo.core.redis_reader"

@@ -10,7 +10,8 @@
  * (a symlink is never followed) with exactly the owner, group and mode we
  * would have given it. The default directory is private to the user (or
  * the group), so no other user can make the file first. */
-#include "mq.h"
+#include "shmfile.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
