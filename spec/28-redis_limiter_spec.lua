@@ -222,6 +222,39 @@ describe("rate_limit.redis", function()
             b:close()
         end)
 
+        it("a real 429 from the API, seen by one host's client, holds back the other host's", function()
+            local mediquo = require "mediquo"
+            local sb = H.sandbox{}
+            sb:reset()
+            local key = newkey()
+            local function client(d)
+                return assert(mediquo.new{
+                    api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
+                    max_retries = 0, deadline = 5,
+                    rate_limit = { key = key, dir = mkdir(tmp .. d), redis = srv.url, max_wait = 0.5 } })
+            end
+            local function booking(tag)
+                return { code = tag .. "-" .. now(), starts_at = "2030-05-20T12:00:00Z",
+                         patient = "P1", professional = "prof-demo-1" }
+            end
+            local a, b = client("/ca"), client("/cb")
+            sb:faults{ mode = "ratelimit", seconds = 3, next = 1 }
+            local _, err = a:create(booking("a"))
+            assert.equal("rate_limited", err.kind)
+            assert.equal(429, err.status)
+            local ok, err2 = b:create(booking("b"))       -- another host: never sent
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err2.kind)
+            assert.is_nil(err2.status)
+            local sent = 0
+            for _, e in ipairs(sb:log()) do
+                if e.path:find("^/v1/") then sent = sent + 1 end
+            end
+            assert.equal(1, sent)
+            a:close()
+            b:close()
+        end)
+
         it("x-ratelimit-remaining: 0 seen by one host pauses the others", function()
             local key = newkey()
             local a = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/oa"), redis = srv.url, per_minute = 60 })
