@@ -56,7 +56,6 @@ build = {
       ["mediquo.errors"] = "lua/mediquo/errors.lua",
       ["mediquo.validate"] = "lua/mediquo/validate.lua",
       ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
-      ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
       ["mediquo.ngx_http"] = "lua/mediquo/ngx_http.lua",
       ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",

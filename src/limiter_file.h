@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "mq.h"
+#include "limiter.h"
+#include "shmfile.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)

@@ -12,7 +12,8 @@
 /* compat.h (lua.h) before lmq.h: lmq.h includes it inside its
  * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
-#include "lmq.h"
+#include "llimiter.h"
+#include "shmfile.h"
 #include "limiter_file.h"
 
 typedef struct {

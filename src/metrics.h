@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq.h"
+#include "shmfile.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
