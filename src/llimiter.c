@@ -13,6 +13,7 @@
  * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
 #include "llimiter.h"
+#include "lredis.h"
 #include "shmfile.h"
 #include "limiter_file.h"
 
