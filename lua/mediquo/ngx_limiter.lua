@@ -3,10 +3,11 @@
 -- with ngx.sleep (the request's coroutine yields; the worker serves
 -- others). The only place mediquo.ngx touches the limiter for admission.
 --
---   local granted, waited, retry_after = require("mediquo.ngx_limiter").wait(lim, max_wait[, redis])
+--   local granted, waited, retry_after, fault = require("mediquo.ngx_limiter").wait(lim, max_wait[, redis])
 --
 -- lim is a core.limiter (lim:try() -> true | false, seconds until a slot
--- may be free). Never waits past max_wait: when the next slot would come
+-- may be free [, fault: the state file is unusable, a host fault that no
+-- wait mends]). Never waits past max_wait: when the next slot would come
 -- later, it gives up at once and says when (retry_after). With redis (the
 -- limiter's rate_limit.redis URL, lim opened with redis_cosocket) each try
 -- may make its Redis round trip on a cosocket (mediquo.ngx_redis), bounded
@@ -22,19 +23,20 @@ local _M = { _VERSION = "0.1.0" }
 
 local MIN_SLEEP = 0.001
 
--- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil
+-- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil, fault|nil
 function _M.wait(lim, max_wait, redis)
     local t0 = now()
     local slept = false
     for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
-        local ok, wait
+        local ok, wait, fault
         if redis then
             local left = max_wait - (now() - t0)
-            ok, wait = ngx_redis.try(lim, left > 0 and left or 0, redis)
+            ok, wait, fault = ngx_redis.try(lim, left > 0 and left or 0, redis)
         else
-            ok, wait = lim:try()
+            ok, wait, fault = lim:try()
         end
         if ok then return true, slept and now() - t0 or 0 end
+        if fault then return false, slept and now() - t0 or 0, nil, fault end
         local waited = now() - t0
         if waited + wait > max_wait then
             return false, slept and waited or 0, wait

@@ -163,12 +163,11 @@ local function round_trip(lim, url, argv, tmo)
     return r
 end
 
--- try(lim, budget, url) -> true, at | false, wait (url: the limiter's
--- rate_limit.redis, nil for a limiter without Redis)
+-- try(lim, budget, url) -> true, at | false, wait [, fault] (url: the
+-- limiter's rate_limit.redis, nil for a limiter without Redis)
 function _M.try(lim, budget, url)
     if not url then
-        local ok, w = lim:try()
-        return ok, w
+        return lim:try()
     end
     local st, a, b = lim:redis_begin(budget)
     if st == 1 then return true, a end
@@ -181,27 +180,6 @@ function _M.try(lim, budget, url)
     end
     if st == 1 then return true, a end
     return false, a
-end
-
--- wait(lim, max_wait, url) -> granted, waited, retry_after|nil: sleeps
--- (ngx.sleep, the request yields) between tries, never past max_wait
-function _M.wait(lim, max_wait, url)
-    ngx.update_time()
-    local t0 = ngx.now()
-    for _ = 1, 100000 do
-        ngx.update_time()
-        local left = max_wait - (ngx.now() - t0)
-        local ok, w = _M.try(lim, left > 0 and left or 0, url)
-        if ok then
-            ngx.update_time()
-            return true, ngx.now() - t0, nil, w
-        end
-        ngx.update_time()
-        local waited = ngx.now() - t0
-        if waited + w > max_wait then return false, waited, w end
-        ngx.sleep(w > 0.001 and w or 0.001)
-    end
-    return false, max_wait, nil
 end
 
 return _M
