@@ -8,6 +8,7 @@
 #include "lengine.h"
 #include "driver_easy.h"
 #include "clock.h"
+#include "lopt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,24 +33,6 @@ mq_client *mq_lclient_check(lua_State *L, int idx)
     return c;
 }
 
-static const char *opt_string(lua_State *L, int t, const char *k)
-{
-    const char *v;
-    lua_getfield(L, t, k);
-    v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1);   /* the table still holds the string: it stays alive */
-    return v;
-}
-
-static int opt_bool(lua_State *L, int t, const char *k)
-{
-    int v;
-    lua_getfield(L, t, k);
-    v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 /* core.client(opts) -> client | nil, message */
 static int l_client_new(lua_State *L)
 {
@@ -60,12 +43,12 @@ static int l_client_new(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     memset(&tc, 0, sizeof tc);
-    tc.api_key = opt_string(L, 1, "api_key");
-    tc.secret_key = opt_string(L, 1, "secret_key");
-    tc.user_agent = opt_string(L, 1, "user_agent");
-    tc.ca_file = opt_string(L, 1, "ca_file");
-    tc.insecure = opt_bool(L, 1, "insecure");
-    base = opt_string(L, 1, "base_url");
+    tc.api_key = mq_opt_string(L, 1, "api_key");
+    tc.secret_key = mq_opt_string(L, 1, "secret_key");
+    tc.user_agent = mq_opt_string(L, 1, "user_agent");
+    tc.ca_file = mq_opt_string(L, 1, "ca_file");
+    tc.insecure = mq_opt_bool(L, 1, "insecure");
+    base = mq_opt_string(L, 1, "base_url");
     if (tc.api_key == NULL || tc.secret_key == NULL || base == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, "api_key, secret_key and base_url must be strings");

@@ -35,6 +35,7 @@
 #include "lengine.h"
 #include "lcheck.h"
 #include "answer.h"
+#include "lopt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,46 +172,19 @@ void mq_lengine_push_stats(lua_State *L, const mq_engine_stats *st)
 
 /* ---- the engine userdata ------------------------------------------------------ */
 
-static double opt_number(lua_State *L, int t, const char *k, double def)
-{
-    double v;
-    lua_getfield(L, t, k);
-    v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : def;
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *opt_string(lua_State *L, int t, const char *k)
-{
-    const char *v;
-    lua_getfield(L, t, k);
-    v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1);   /* the table still holds the string */
-    return v;
-}
-
-static int opt_bool(lua_State *L, int t, const char *k)
-{
-    int v;
-    lua_getfield(L, t, k);
-    v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 void mq_lengine_cfg(lua_State *L, int t, mq_engine_cfg *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->base_url = opt_string(L, t, "base_url");
-    cfg->api_key = opt_string(L, t, "api_key");
-    cfg->secret_key = opt_string(L, t, "secret_key");
-    cfg->timeout = opt_number(L, t, "timeout", 10);
-    cfg->connect_timeout = opt_number(L, t, "connect_timeout", 3);
-    cfg->deadline = opt_number(L, t, "deadline", 30);
-    cfg->max_retries = (int)opt_number(L, t, "max_retries", 2);
-    cfg->retry_post = opt_bool(L, t, "retry_post");
-    cfg->max_wait = opt_number(L, t, "max_wait", -1);
-    cfg->limiter_period = opt_number(L, t, "limiter_period", 60);
+    cfg->base_url = mq_opt_string(L, t, "base_url");
+    cfg->api_key = mq_opt_string(L, t, "api_key");
+    cfg->secret_key = mq_opt_string(L, t, "secret_key");
+    cfg->timeout = mq_opt_number(L, t, "timeout", 10);
+    cfg->connect_timeout = mq_opt_number(L, t, "connect_timeout", 3);
+    cfg->deadline = mq_opt_number(L, t, "deadline", 30);
+    cfg->max_retries = (int)mq_opt_number(L, t, "max_retries", 2);
+    cfg->retry_post = mq_opt_bool(L, t, "retry_post");
+    cfg->max_wait = mq_opt_number(L, t, "max_wait", -1);
+    cfg->limiter_period = mq_opt_number(L, t, "limiter_period", 60);
 }
 
 static lengine *check_engine(lua_State *L)
