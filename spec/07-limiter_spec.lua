@@ -8,54 +8,22 @@ local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
 local H = require "spec.helper"
 
-local LUA = os.getenv("MEDIQUO_LUA") or "lua5.4"
 local NS = 1e9
 local HDR = 320                     -- the header; then per_minute ring slots
 local function FILE_SIZE(per_minute) return HDR + 8 * per_minute end
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local s = p:read("*a")
-    p:close()
-    return (s:gsub("%s+$", ""))
-end
+local sh = H.sh
 local function sleep(s) os.execute("sleep " .. s) end
 local now = core.limiter_now
 
 local tmp
-local nkey = 0
-local function cfg(t)
-    nkey = nkey + 1
-    t.key = t.key or string.format("spec-%d-%d", nkey, now())
-    t.dir = t.dir or tmp
-    t.per_minute = t.per_minute or 50
-    t.burst = t.burst or t.per_minute
-    t.period = t.period or 2
-    return t
-end
+local function cfg(t) return H.limiter_cfg(t, tmp, "spec") end
 
-local nworker = 0
 local function spawn(mode, c, until_ns, a, b, env)
-    nworker = nworker + 1
-    local w = { out = string.format("%s/w%d.log", tmp, nworker) }
-    local cmd = string.format(
-        "%s%s spec/limiter_worker.lua %s %s '%s' '%s' %d %d %s %.0f %s %s >%s.stdout 2>&1 & echo $! >%s.pid",
-        env or "", LUA, mode, w.out, c.key, c.dir, c.per_minute, c.burst, c.period,
-        until_ns or 0, a or "", b or "", w.out, w.out)
-    os.execute(cmd)
-    local f = assert(io.open(w.out .. ".pid"))
-    w.pid = assert(tonumber(f:read("*a")))
-    f:close()
-    return w
+    return H.limiter_worker(tmp, mode, c, until_ns, a, b, env)
 end
 
-local function lines(path)
-    local t, f = {}, io.open(path)
-    if not f then return t end
-    for l in f:lines() do t[#t + 1] = l end
-    f:close()
-    return t
-end
+local lines = H.lines
 
 -- waits (at most timeout s) for a worker to log `word`
 local function wait_for(w, word, timeout)
@@ -89,22 +57,9 @@ local function starts(workers)
 end
 
 -- the most starts in any half-open window [t, t + period)
-local function max_in_window(ts, period_ns)
-    local best, j = 0, 1
-    for i = 1, #ts do
-        while ts[i] - ts[j] >= period_ns do j = j + 1 end
-        if i - j + 1 > best then best = i - j + 1 end
-    end
-    return best
-end
+local max_in_window = H.max_in_window
 
-local function count_between(ts, from, to)
-    local n = 0
-    for _, t in ipairs(ts) do
-        if t >= from and t < to then n = n + 1 end
-    end
-    return n
-end
+local count_between = H.count_between
 
 -- the largest excess over the GCRA bound: starts in [t_i, t_j] minus
 -- (t_j - t_i) / spacing; the burst rule says it never passes burst

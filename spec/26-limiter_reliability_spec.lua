@@ -24,12 +24,7 @@ local NS = 1e9
 local SLOW = os.getenv("MEDIQUO_SANITIZER") and 50 or 1
 local now = core.limiter_now
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local s = p:read("*a")
-    p:close()
-    return (s:gsub("%s+$", ""))
-end
+local sh = H.sh
 local function sleep(s) os.execute("sleep " .. s) end
 local function ok_exec(cmd)
     local a, _, c = os.execute(cmd)
@@ -37,38 +32,13 @@ local function ok_exec(cmd)
 end
 
 local tmp
-local nkey = 0
-local function cfg(t)
-    nkey = nkey + 1
-    t.key = t.key or string.format("spec26-%d-%d", nkey, now())
-    t.dir = t.dir or tmp
-    t.per_minute = t.per_minute or 50
-    t.burst = t.burst or t.per_minute
-    t.period = t.period or 2
-    return t
-end
+local function cfg(t) return H.limiter_cfg(t, tmp, "spec26") end
 
-local nworker = 0
 local function spawn(mode, c, until_ns, a, b, env)
-    nworker = nworker + 1
-    local w = { out = string.format("%s/w%d.log", tmp, nworker) }
-    os.execute(string.format(
-        "%s%s spec/limiter_worker.lua %s %s '%s' '%s' %d %d %s %.0f %s %s >%s.stdout 2>&1 & echo $! >%s.pid",
-        env or "", LUA, mode, w.out, c.key, c.dir, c.per_minute, c.burst, c.period,
-        until_ns or 0, a or "", b or "", w.out, w.out))
-    local f = assert(io.open(w.out .. ".pid"))
-    w.pid = assert(tonumber(f:read("*a")))
-    f:close()
-    return w
+    return H.limiter_worker(tmp, mode, c, until_ns, a, b, env)
 end
 
-local function lines(path)
-    local t, f = {}, io.open(path)
-    if not f then return t end
-    for l in f:lines() do t[#t + 1] = l end
-    f:close()
-    return t
-end
+local lines = H.lines
 
 local function wait_for(w, pattern, timeout)
     local deadline = now() + timeout * NS

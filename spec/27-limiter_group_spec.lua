@@ -10,12 +10,7 @@
 local mediquo = require "mediquo"
 local H = require "spec.helper"
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local s = p:read("*a")
-    p:close()
-    return (s:gsub("%s+$", ""))
-end
+local sh = H.sh
 
 local usable = sh("id -u") == "0" and sh("id -u nobody 2>/dev/null") ~= ""
     and sh("getent group nogroup") ~= ""

@@ -20,13 +20,7 @@ local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
 
 local function newkey() nkey = nkey + 1; return string.format("rspec-%d-%d", nkey, now()) end
 
-local function lines(path)
-    local t, f = {}, io.open(path)
-    if not f then return t end
-    for l in f:lines() do t[#t + 1] = l end
-    f:close()
-    return t
-end
+local lines = H.lines
 
 -- interp: "lua5.4" (the rock in the current tree) or "luajit" (build/luajit)
 local nworker = 0
@@ -85,20 +79,9 @@ local function collect(ws)
 end
 
 -- the most starts in any half-open window [t, t + period)
-local function max_in_window(ts, period_ns)
-    local best, j = 0, 1
-    for i = 1, #ts do
-        while ts[i] - ts[j] >= period_ns do j = j + 1 end
-        if i - j + 1 > best then best = i - j + 1 end
-    end
-    return best
-end
+local max_in_window = H.max_in_window
 
-local function count_between(ts, from, to)
-    local n = 0
-    for _, t in ipairs(ts) do if t >= from and t < to then n = n + 1 end end
-    return n
-end
+local count_between = H.count_between
 
 -- 3 hosts x 2 processes, Lua 5.4 and LuaJIT mixed, until until_ns
 local function fleet(c, url, until_ns, max_wait)

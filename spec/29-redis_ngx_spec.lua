@@ -17,28 +17,11 @@ local NS = 1e9
 local now = core.limiter_now
 local root = H.root
 
-local function lines(path)
-    local t, f = {}, io.open(path)
-    if not f then return t end
-    for l in f:lines() do t[#t + 1] = l end
-    f:close()
-    return t
-end
+local lines = H.lines
 
-local function max_in_window(ts, period_ns)
-    local best, j = 0, 1
-    for i = 1, #ts do
-        while ts[i] - ts[j] >= period_ns do j = j + 1 end
-        if i - j + 1 > best then best = i - j + 1 end
-    end
-    return best
-end
+local max_in_window = H.max_in_window
 
-local function count_between(ts, from, to)
-    local n = 0
-    for _, t in ipairs(ts) do if t >= from and t < to then n = n + 1 end end
-    return n
-end
+local count_between = H.count_between
 
 local CONF = [[
 @MODULES@

@@ -55,6 +55,75 @@ function H.write_file(path, s)
     return path
 end
 
+-- H.sh(cmd) -> stdout with trailing white space cut (raises when it cannot start)
+function H.sh(cmd)
+    local p = assert(io.popen(cmd))
+    local s = p:read("*a")
+    p:close()
+    return (s:gsub("%s+$", ""))
+end
+
+-- H.lines(path) -> the file's lines ({} when it cannot be read)
+function H.lines(path)
+    local t, f = {}, io.open(path)
+    if not f then return t end
+    for l in f:lines() do t[#t + 1] = l end
+    f:close()
+    return t
+end
+
+-- limiter workers (spec/limiter_worker.lua), for the host-local limiter specs
+-- H.limiter_cfg(t, dir, prefix) -> t with a fresh key and the defaults
+-- filled in (dir, per_minute 50, burst = per_minute, period 2 s)
+local nkey = 0
+function H.limiter_cfg(t, dir, prefix)
+    nkey = nkey + 1
+    t.key = t.key or string.format("%s-%d-%d", prefix, nkey, require("mediquo.core").limiter_now())
+    t.dir = t.dir or dir
+    t.per_minute = t.per_minute or 50
+    t.burst = t.burst or t.per_minute
+    t.period = t.period or 2
+    return t
+end
+
+-- H.limiter_worker(dir, mode, c, until_ns, a, b, env) -> { out = log path,
+-- pid = } : a worker started in the background under $MEDIQUO_LUA (lua5.4),
+-- env a prefix for its command line ("VAR=1 ", "nice -n 19 ")
+local nworker = 0
+function H.limiter_worker(dir, mode, c, until_ns, a, b, env)
+    nworker = nworker + 1
+    local w = { out = string.format("%s/w%d.log", dir, nworker) }
+    os.execute(string.format(
+        "%s%s spec/limiter_worker.lua %s %s '%s' '%s' %d %d %s %.0f %s %s >%s.stdout 2>&1 & echo $! >%s.pid",
+        env or "", os.getenv("MEDIQUO_LUA") or "lua5.4", mode, w.out, c.key, c.dir,
+        c.per_minute, c.burst, c.period, until_ns or 0, a or "", b or "", w.out, w.out))
+    local f = assert(io.open(w.out .. ".pid"))
+    w.pid = assert(tonumber(f:read("*a")))
+    f:close()
+    return w
+end
+
+-- sliding-window checks over sorted start times (ns)
+-- H.max_in_window(ts, period_ns) -> the most starts in any half-open
+-- window [t, t + period)
+function H.max_in_window(ts, period_ns)
+    local best, j = 0, 1
+    for i = 1, #ts do
+        while ts[i] - ts[j] >= period_ns do j = j + 1 end
+        if i - j + 1 > best then best = i - j + 1 end
+    end
+    return best
+end
+
+-- H.count_between(ts, from, to) -> how many starts in [from, to)
+function H.count_between(ts, from, to)
+    local n = 0
+    for _, t in ipairs(ts) do
+        if t >= from and t < to then n = n + 1 end
+    end
+    return n
+end
+
 H.root = (function()
     local src = debug.getinfo(1, "S").source:sub(2)
     local dir = src:match("^(.*)/spec/helper%.lua$") or "."
