@@ -11,12 +11,8 @@ local q = H.shell_quote
 local BIN = H.root .. "/bin/mediquo"
 local sb, slow
 local tmp
-local n = 0
 
-local function uniq(prefix)
-    n = n + 1
-    return ("%s-%d-%d-%d"):format(prefix or "cli", os.time(), math.random(1e6), n)
-end
+local function uniq(prefix) return H.uniq(prefix or "cli") end
 
 local slurp = H.read_file
 

@@ -15,12 +15,8 @@ local function uniq()
 end
 
 local function client(extra)
-    local o = { api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
-                rate_limit = false, timeout = 5, connect_timeout = 3, deadline = 10 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    local c, err = mediquo.new(o)
-    assert(c, tostring(err))
-    return c
+    return H.client({ base_url = sb.base_url, rate_limit = false, timeout = 5,
+                      connect_timeout = 3, deadline = 10 }, extra)
 end
 
 local function appt(code)

@@ -5,7 +5,6 @@
 -- bounded time, with no crash; the keys never reach a redirect's target.
 local H = require "spec.helper"
 local hostile = require "spec.hostile.server"
-local mediquo = require "mediquo"
 
 local srv
 
@@ -13,13 +12,8 @@ local A = { code = "H1", starts_at = "2030-05-20T10:00:00Z", patient = "pat-1",
             professional = "prof-demo-1" }
 
 local function client(scenario, extra)
-    local o = { api_key = H.api_key, secret_key = H.secret_key,
-                base_url = srv.url .. "/" .. scenario, rate_limit = false,
-                timeout = 2, connect_timeout = 1, deadline = 6 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    local c, err = mediquo.new(o)
-    assert(c, tostring(err))
-    return c
+    return H.client({ base_url = srv.url .. "/" .. scenario, rate_limit = false,
+                      timeout = 2, connect_timeout = 1, deadline = 6 }, extra)
 end
 
 -- one call per operation against a scenario

@@ -64,12 +64,8 @@ end
 local A = { code = "S1", starts_at = "2030-05-20T10:00:00Z", patient = "pat-1", professional = "prof-demo-1" }
 
 local function new_client(extra)
-    local o = { api_key = KEY, secret_key = SECRET, base_url = sb.base_url, rate_limit = false,
-                timeout = 2, deadline = 4, max_retries = 1 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    local c, err = mediquo.new(o)
-    assert(c, tostring(err))
-    return c
+    return H.client({ api_key = KEY, secret_key = SECRET, base_url = sb.base_url, rate_limit = false,
+                      timeout = 2, deadline = 4, max_retries = 1 }, extra)
 end
 
 -- every operation on a client, everything recorded

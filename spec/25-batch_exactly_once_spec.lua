@@ -7,23 +7,13 @@
 -- `on_result`, and opts.max_wait paces a batch to the limiter's budget with
 -- each row's deadline starting when it is sent.
 local H = require "spec.helper"
-local mediquo = require "mediquo"
 
 local sb, slow
-local n = 0
 
-local function uniq(prefix)
-    n = n + 1
-    return ("%s-%d-%d-%d"):format(prefix or "x", os.time(), math.random(1e6), n)
-end
+local function uniq(prefix) return H.uniq(prefix or "x") end
 
 local function new_client(base, extra)
-    local o = { api_key = H.api_key, secret_key = H.secret_key, base_url = base,
-                rate_limit = false, timeout = 5, deadline = 10 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    local c, err = mediquo.new(o)
-    assert(c, tostring(err))
-    return c
+    return H.client({ base_url = base, rate_limit = false, timeout = 5, deadline = 10 }, extra)
 end
 
 local function create_op(code, starts_at)

@@ -72,6 +72,24 @@ function H.lines(path)
     return t
 end
 
+-- H.uniq(prefix) -> a fresh name: prefix, the time, a random number, a counter
+local nuniq = 0
+function H.uniq(prefix)
+    nuniq = nuniq + 1
+    return ("%s-%d-%d-%d"):format(prefix, os.time(), math.random(1e6), nuniq)
+end
+
+-- H.client(opts, extra) -> a mediquo client from the sandbox keys, opts and
+-- then extra (raises when mediquo.new answers nil, err)
+function H.client(opts, extra)
+    local o = { api_key = H.api_key, secret_key = H.secret_key }
+    for k, v in pairs(opts) do o[k] = v end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    local c, err = require("mediquo").new(o)
+    assert(c, tostring(err))
+    return c
+end
+
 -- limiter workers (spec/limiter_worker.lua), for the host-local limiter specs
 -- H.limiter_cfg(t, dir, prefix) -> t with a fresh key and the defaults
 -- filled in (dir, per_minute 50, burst = per_minute, period 2 s)
