@@ -5,14 +5,14 @@
 -- Real-world files: spec/30-cli_files_spec.lua; exactly-once imports:
 -- spec/31-cli_exactly_once_spec.lua.
 local H = require "spec.helper"
+local C = require "spec.cli_helper"
 local json = require "cjson.safe"
 
 local q = H.shell_quote
-local BIN = H.root .. "/bin/mediquo"
 local sb, slow
 local tmp
 
-local function uniq(prefix) return H.uniq(prefix or "cli") end
+local uniq = C.uniq
 
 local slurp = H.read_file
 
@@ -20,42 +20,15 @@ local write = H.write_file
 
 -- cli(args[, env]) -> stdout, stderr, exit code
 local function cli(args, env, stdin)
-    local o, e = tmp .. "/out", tmp .. "/err"
-    local _, code = H.run(("%s %s %s >%s 2>%s <%s"):format(env or "", q(BIN), args, q(o), q(e),
-                                                         stdin and q(stdin) or "/dev/null"))
-    return slurp(o) or "", slurp(e) or "", code
+    return C.run(tmp, args, env, stdin)
 end
 
-local function lines_of(s)
-    local t = {}
-    for l in s:gmatch("[^\n]+") do t[#t + 1] = l end
-    return t
-end
+local lines_of = C.lines
 
-local function successes(s, method, path_prefix)
-    local by = {}
-    for _, e in ipairs(s:log()) do
-        if e.method == method and e.status == 200 and e.path:sub(1, #path_prefix) == path_prefix then
-            local code = method == "POST" and "?" or e.path:sub(#path_prefix + 1)
-            by[code] = (by[code] or 0) + 1
-        end
-    end
-    return by
-end
+local successes = C.successes
 
 describe("mediquo CLI", function()
-    setup(function()
-        sb = H.sandbox()
-        slow = H.sandbox{ latency_ms = 200 }
-        tmp = H.run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-cli-XXXXXX\""):gsub("%s+$", "")
-    end)
-    teardown(function()
-        H.run("rm -rf " .. q(tmp))
-    end)
-    before_each(function()
-        sb:reset()
-        slow:reset()
-    end)
+    C.sandboxes(200, function(a, b, c) sb, slow, tmp = a, b, c end)
 
     it("creates, reschedules and cancels one appointment", function()
         local code = uniq()
@@ -214,7 +187,7 @@ describe("mediquo CLI", function()
         -- 40 ops, 4 at a time, 200 ms each: about 2 s; killed once 6 are
         -- journaled (so about 4 are in flight, sent and not journaled)
         local pid = tonumber((H.run(("%s %s >%s 2>&1 </dev/null & echo $!"):format(
-            q(BIN), args, q(tmp .. "/first.out")))))
+            q(C.BIN), args, q(tmp .. "/first.out")))))
         assert.truthy(pid)
         local function journaled_ok()
             return select(2, (slurp(file .. ".journal") or ""):gsub("\nok\t", ""))
@@ -306,7 +279,7 @@ describe("mediquo CLI", function()
         local file = write(tmp .. "/prog.csv", table.concat(rows, "\n") .. "\n")
         local sock = "mediquo-spec-" .. uniq("tmux")
         local cmd = ("%s --sandbox --base-url %s --no-rate-limit import %s --no-journal >%s; sleep 20")
-            :format(q(BIN), q(slow.base_url), q(file), q(tmp .. "/prog.out"))
+            :format(q(C.BIN), q(slow.base_url), q(file), q(tmp .. "/prog.out"))
         local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(q(os.getenv("LUA_PATH") or ""),
                                                         q(os.getenv("LUA_CPATH") or ""))
         local _, rc = H.run(("tmux -L %s -f /dev/null new-session -d -x 160 -y 10 %s"):format(

@@ -23,22 +23,9 @@ local function count(t)
 end
 
 describe("mediquo CLI with real files", function()
-    setup(function()
-        sb = H.sandbox()
-        slow = H.sandbox{ latency_ms = 150 }
-        tmp = C.tmpdir()
-    end)
-    teardown(function()
-        C.cleanup(tmp)
-    end)
-    before_each(function()
-        sb:reset()
-        slow:reset()
-    end)
+    C.sandboxes(150, function(a, b, c) sb, slow, tmp = a, b, c end)
 
-    local function sbx(s)
-        return "--sandbox --base-url " .. q((s or sb).base_url) .. " --no-rate-limit "
-    end
+    local function sbx(s) return C.sbx(s or sb) end
 
     it("reads a ';'-separated Excel export (BOM, CRLF, a notes column) and says how it read it", function()
         local a, b = C.uniq("xl"), C.uniq("xl")

@@ -37,22 +37,9 @@ local function make_appointment(s, code, at)
 end
 
 describe("mediquo import, exactly once", function()
-    setup(function()
-        sb = H.sandbox()
-        slow = H.sandbox{ latency_ms = 150 }
-        tmp = C.tmpdir()
-    end)
-    teardown(function()
-        C.cleanup(tmp)
-    end)
-    before_each(function()
-        sb:reset()
-        slow:reset()
-    end)
+    C.sandboxes(150, function(a, b, c) sb, slow, tmp = a, b, c end)
 
-    local function sbx(s)
-        return "--sandbox --base-url " .. q((s or sb).base_url) .. " --no-rate-limit "
-    end
+    local function sbx(s) return C.sbx(s or sb) end
 
     it("holds a reschedule behind a create whose outcome is unknown; the re-run applies both in order",
        function()

@@ -4,7 +4,6 @@ local H = require "spec.helper"
 
 local C = { BIN = H.root .. "/bin/mediquo" }
 local q = H.shell_quote
-local n = 0
 
 -- a fresh scratch folder (removed by C.cleanup)
 function C.tmpdir()
@@ -16,8 +15,32 @@ function C.cleanup(dir)
 end
 
 function C.uniq(prefix)
-    n = n + 1
-    return ("%s-%d-%d-%d"):format(prefix or "cli", os.time(), math.random(1e6), n)
+    return H.uniq(prefix or "cli")
+end
+
+-- C.sandboxes(latency_ms, set): inside a describe, a sandbox and a slow
+-- one (latency_ms) and a scratch folder for the block, handed to set(sb,
+-- slow, tmp) in setup; both sandboxes reset before each test
+function C.sandboxes(latency_ms, set)
+    local sb, slow, tmp
+    setup(function()
+        sb = H.sandbox()
+        slow = H.sandbox{ latency_ms = latency_ms }
+        tmp = C.tmpdir()
+        set(sb, slow, tmp)
+    end)
+    teardown(function()
+        C.cleanup(tmp)
+    end)
+    before_each(function()
+        sb:reset()
+        slow:reset()
+    end)
+end
+
+-- the bin/mediquo options that aim it at sandbox s, without a limiter
+function C.sbx(s)
+    return "--sandbox --base-url " .. q(s.base_url) .. " --no-rate-limit "
 end
 
 -- C.run(tmp, args[, env[, stdin]]) -> stdout, stderr, exit code
