@@ -7,6 +7,7 @@
 -- file stays fast; the limiter's own part has a spec of its own.
 
 local H = require "spec.helper"
+local T = require "spec.fault_table"
 local mediquo = require "mediquo"
 
 local json = H.json
@@ -54,13 +55,7 @@ describe("resilience", function()
     end
 
     -- requests to /v1/ the sandbox saw after the first `skip`
-    local function requests(skip)
-        local out = {}
-        for i, e in ipairs(sb:log()) do
-            if i > skip then out[#out + 1] = e end
-        end
-        return out
-    end
+    local function requests(skip) return T.seen(sb, skip) end
 
     local function check_error(err, kind, attempts)
         assert.is_table(err, "expected an error")

@@ -13,10 +13,7 @@ describe("engine fault table, blocking client", function()
         it(row.name, function()
             local sb = H.sandbox{}
             local code = T.code(row)
-            local skip = T.prepare(sb, row, code)
-            local c = assert(mediquo.new(T.options(sb, row)))
-            local op, a, b = T.args(row, code)
-            local v, err = c[op](c, a, b)
+            local v, err, c, skip = T.call(sb, row, code)
             T.check(row, v, err, T.seen(sb, skip), sb:state()[code])
             -- the client counted exactly what the sandbox saw
             local st = c:stats()

@@ -34,10 +34,7 @@ describe("engine fault table, run_batch", function()
 
             -- the blocking client on this fault, for the comparison
             local code1 = T.code(row)
-            local skip1 = T.prepare(sb, row, code1)
-            local c1 = assert(mediquo.new(T.options(sb, row)))
-            local op, a, b = T.args(row, code1)
-            local v1, e1 = c1[op](c1, a, b)
+            local v1, e1, c1, skip1 = T.call(sb, row, code1)
             local seen1 = #T.seen(sb, skip1)
             c1:close()
 

@@ -151,6 +151,16 @@ function T.prepare(sb, row, code)
     return skip
 end
 
+-- T.call(sb, row, code) -> v, err, client, skip: the blocking client's
+-- call on row's fault (the client left open; skip as T.prepare's)
+function T.call(sb, row, code)
+    local skip = T.prepare(sb, row, code)
+    local c = assert(require("mediquo").new(T.options(sb, row)))
+    local op, a, b = T.args(row, code)
+    local v, err = c[op](c, a, b)
+    return v, err, c, skip
+end
+
 -- the requests to /v1/ the sandbox saw after the first skip
 function T.seen(sb, skip)
     local out = {}
