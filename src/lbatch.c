@@ -26,6 +26,7 @@
 #include "lcheck.h"
 #include "lengine.h"
 #include "lclient.h"
+#include "lclass.h"
 
 #if LUA_VERSION_NUM < 502
 #include <lualib.h>     /* LUA_FILEHANDLE (5.2+ has it in lauxlib.h) */
@@ -292,24 +293,18 @@ void mq_lbatch_open(lua_State *L)
         { "close", l_batch_close },
         { NULL, NULL },
     };
+    static const luaL_Reg meta[] = {
+        { "__gc", l_batch_close },
+        { "__close", l_batch_close },
+        { "__tostring", l_batch_tostring },
+        { NULL, NULL },
+    };
     /* the client's method table is on top of the stack */
     lua_pushcfunction(L, l_batch_new);
     lua_setfield(L, -2, "batch");
     lua_pushcfunction(L, l_sync);
     lua_setfield(L, -2, "sync");
 
-    if (luaL_newmetatable(L, MQ_BATCH_MT)) {
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_batch_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_batch_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_batch_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "mediquo.core.batch");
-        lua_setfield(L, -2, "__metatable");
-    }
+    mq_lclass(L, MQ_BATCH_MT, meta, methods, "mediquo.core.batch");
     lua_pop(L, 1);
 }

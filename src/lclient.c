@@ -9,6 +9,7 @@
 #include "driver_easy.h"
 #include "clock.h"
 #include "lopt.h"
+#include "lclass.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,19 +195,13 @@ void mq_lclient_open(lua_State *L)
         { "close", l_client_close },
         { NULL, NULL },
     };
-    if (luaL_newmetatable(L, MQ_CLIENT_MT)) {
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_client_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_client_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_client_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "mediquo.core.client");
-        lua_setfield(L, -2, "__metatable");
-    }
+    static const luaL_Reg meta[] = {
+        { "__gc", l_client_close },
+        { "__close", l_client_close },
+        { "__tostring", l_client_tostring },
+        { NULL, NULL },
+    };
+    mq_lclass(L, MQ_CLIENT_MT, meta, methods, "mediquo.core.client");
     lua_pop(L, 1);
     lua_pushcfunction(L, l_client_new);
     lua_setfield(L, -2, "client");

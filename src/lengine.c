@@ -36,6 +36,7 @@
 #include "lcheck.h"
 #include "answer.h"
 #include "lopt.h"
+#include "lclass.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,15 +475,11 @@ static void push_names(lua_State *L)
 
 static void new_mt(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
 {
-    if (luaL_newmetatable(L, name)) {
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "__metatable");
-    }
+    const luaL_Reg meta[] = {
+        { "__gc", gc },
+        { NULL, NULL },
+    };
+    mq_lclass(L, name, meta, methods, name);
     lua_pop(L, 1);
 }
 

@@ -28,6 +28,7 @@
 #include "headers.h"
 #include "lhttp.h"
 #include "transport.h"
+#include "lclass.h"
 
 #define MQ_HTTP1_MT   "mediquo.core.http1"
 #define MQ_PARSER_MT  "mediquo.core.http1_parser"
@@ -494,16 +495,12 @@ static int p_tostring(lua_State *L)
 static void new_mt(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                    lua_CFunction tostr)
 {
-    luaL_newmetatable(L, name);
-    lua_newtable(L);
-    mq_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, tostr);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "mediquo");
-    lua_setfield(L, -2, "__metatable");
+    const luaL_Reg meta[] = {
+        { "__gc", gc },
+        { "__tostring", tostr },
+        { NULL, NULL },
+    };
+    mq_lclass(L, name, meta, methods, "mediquo");
     lua_pop(L, 1);
 }
 

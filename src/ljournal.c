@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "ljournal.h"
+#include "lclass.h"
 
 #define JOURNAL_MT "mediquo.core.journal"
 
@@ -190,12 +191,7 @@ void mq_ljournal_open(lua_State *L)
         { NULL, NULL },
     };
     /* the module table is on top of the stack */
-    if (luaL_newmetatable(L, JOURNAL_MT)) {
-        mq_setfuncs(L, meta);
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
+    mq_lclass(L, JOURNAL_MT, meta, methods, NULL);
     lua_pop(L, 1);
     lua_pushcfunction(L, l_journal);
     lua_setfield(L, -2, "journal");

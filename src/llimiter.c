@@ -16,6 +16,7 @@
 #include "lredis.h"
 #include "shmfile.h"
 #include "limiter_file.h"
+#include "lclass.h"
 
 typedef struct {
     mq_limiter *l;              /* NULL once closed (or never opened) */
@@ -366,11 +367,7 @@ static const luaL_Reg meta[] = {
 
 void mq_llimiter_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, MQ_LIMITER_MT)) {
-        mq_setfuncs(L, meta);
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
+    if (mq_lclass(L, MQ_LIMITER_MT, meta, methods, NULL)) {
         lua_pushliteral(L, "mediquo.limiter");
         lua_setfield(L, -2, "__name");
     }

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "shmfile.h"
+#include "lclass.h"
 
 #define MQ_METRICS_MT "mediquo.core.metrics"
 
@@ -193,11 +194,7 @@ static const luaL_Reg meta[] = {
 
 void mq_lmetrics_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, MQ_METRICS_MT)) {
-        mq_setfuncs(L, meta);
-        lua_newtable(L);
-        mq_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
+    if (mq_lclass(L, MQ_METRICS_MT, meta, methods, NULL)) {
         lua_pushliteral(L, "mediquo.metrics");
         lua_setfield(L, -2, "__name");
     }

@@ -14,6 +14,7 @@
 #include "llimiter.h"
 #include "lredis.h"
 #include "redis_conn.h"
+#include "lclass.h"
 
 #define MQ_READER_MT "mediquo.core.redis_reader"
 
@@ -356,13 +357,11 @@ static int l_script(lua_State *L)
 
 void mq_lredis_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, MQ_READER_MT)) {
-        lua_pushcfunction(L, r_close);
-        lua_setfield(L, -2, "__gc");
-        lua_newtable(L);
-        mq_setfuncs(L, reader_methods);
-        lua_setfield(L, -2, "__index");
-    }
+    static const luaL_Reg reader_meta[] = {
+        { "__gc", r_close },
+        { NULL, NULL },
+    };
+    mq_lclass(L, MQ_READER_MT, reader_meta, reader_methods, NULL);
     lua_pop(L, 1);
     /* the limiter's method table gets the cosocket steps */
     luaL_getmetatable(L, MQ_LIMITER_MT);
