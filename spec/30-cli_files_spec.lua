@@ -167,11 +167,7 @@ describe("mediquo CLI with real files", function()
 
     it("on Ctrl-C says whether there is anything to resume", function()
         local prefix = C.uniq("int")
-        local rows = { "op,code,starts_at,patient,professional" }
-        for i = 1, 40 do
-            rows[#rows + 1] = ("create,%s-%02d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
-        end
-        local file = H.write_file(tmp .. "/int.csv", table.concat(rows, "\n") .. "\n")
+        local file = C.creates_file(tmp .. "/int.csv", prefix, 40)
         local function interrupt(name, args, stdin)
             local pid = C.spawn(tmp, name, args, stdin)
             local t0 = H.now()
@@ -196,11 +192,7 @@ describe("mediquo CLI with real files", function()
 
     it("paces an import to the shared budget: 30 rows at 10 per 5 s, all applied in about 10 s", function()
         local prefix = C.uniq("pace")
-        local rows = { "op,code,starts_at,patient,professional" }
-        for i = 1, 30 do
-            rows[#rows + 1] = ("create,%s-%02d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
-        end
-        local file = H.write_file(tmp .. "/pace.csv", table.concat(rows, "\n") .. "\n")
+        local file = C.creates_file(tmp .. "/pace.csv", prefix, 30)
         local t0 = H.now()
         local out, err, rc = cli("--sandbox --base-url " .. q(sb.base_url) .. " --per-minute 10 --period 5 "
             .. "--rate-limit-key " .. C.uniq("pk") .. " import " .. q(file) .. " --no-journal")
@@ -215,11 +207,7 @@ describe("mediquo CLI with real files", function()
 
     it("waits for budget longer than one slot wait (2 per 11 s), and --max-wait bounds the wait", function()
         local prefix = C.uniq("slowpace")
-        local rows = { "op,code,starts_at,patient,professional" }
-        for i = 1, 4 do
-            rows[#rows + 1] = ("create,%s-%d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
-        end
-        local file = H.write_file(tmp .. "/slowpace.csv", table.concat(rows, "\n") .. "\n")
+        local file = C.creates_file(tmp .. "/slowpace.csv", prefix, 4, "%s-%d")
         local base = "--sandbox --base-url " .. q(sb.base_url) .. " --per-minute 2 --period 11 "
         local t0 = H.now()
         local out, err, rc = cli(base .. "--rate-limit-key " .. C.uniq("pk") .. " import " .. q(file)
@@ -240,11 +228,7 @@ describe("mediquo CLI with real files", function()
     it("shows rows done, rate and a time left that the budget can meet, on a terminal (tmux)", function()
         assert.equal(0, select(2, H.run("command -v tmux >/dev/null 2>&1")), "tmux is needed for this spec")
         local prefix = C.uniq("eta")
-        local rows = { "op,code,starts_at,patient,professional" }
-        for i = 1, 12 do
-            rows[#rows + 1] = ("create,%s-%02d,2030-05-20T10:00:00Z,p,prof-demo-1"):format(prefix, i)
-        end
-        local file = H.write_file(tmp .. "/eta.csv", table.concat(rows, "\n") .. "\n")
+        local file = C.creates_file(tmp .. "/eta.csv", prefix, 12)
         -- 4 at once, then 2 a second: the last row goes about 4 s in (a rate
         -- measured over the first burst would promise all of it at once)
         local cmd = ("%s --sandbox --base-url %s --per-minute 4 --period 2 --rate-limit-key %s import %s "

@@ -97,6 +97,17 @@ function C.successes(sb, method, path_prefix)
     return by
 end
 
+-- C.creates_file(path, prefix, n[, code_fmt]) -> path of a CSV of n creates
+-- (codes code_fmt:format(prefix, i), "%s-%02d" by default), one start time
+function C.creates_file(path, prefix, n, code_fmt)
+    local rows = { "op,code,starts_at,patient,professional" }
+    for i = 1, n do
+        rows[#rows + 1] = ("create,%s,2030-05-20T10:00:00Z,p,prof-demo-1")
+            :format((code_fmt or "%s-%02d"):format(prefix, i))
+    end
+    return H.write_file(path, table.concat(rows, "\n") .. "\n")
+end
+
 -- the pattern that matches s literally
 function C.lit(s)
     return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
