@@ -22,17 +22,18 @@ end
 -- one (latency_ms) and a scratch folder for the block, handed to set(sb,
 -- slow, tmp) in setup; both sandboxes reset before each test
 function C.sandboxes(latency_ms, set)
+    local busted = require "busted"     -- a required module does not see the spec's globals
     local sb, slow, tmp
-    setup(function()
+    busted.setup(function()
         sb = H.sandbox()
         slow = H.sandbox{ latency_ms = latency_ms }
         tmp = C.tmpdir()
         set(sb, slow, tmp)
     end)
-    teardown(function()
+    busted.teardown(function()
         C.cleanup(tmp)
     end)
-    before_each(function()
+    busted.before_each(function()
         sb:reset()
         slow:reset()
     end)
