@@ -41,7 +41,7 @@ http {
     lua_package_cpath "@ROOT@/build/luajit/?.so;;";
     init_worker_by_lua_block {
         local core = require "mediquo.core"
-        local nr = require "mediquo.ngx_redis"
+        local nl = require "mediquo.ngx_limiter"
         local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
                       dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
         local out = "@PREFIX@/w" .. ngx.worker.pid() .. ".log"
@@ -57,7 +57,7 @@ http {
             for _ = 1, 1000000 do
                 if core.limiter_now() >= @UNTIL@ then break end
                 local t0 = core.limiter_now()
-                local ok, res, _, _, at = pcall(nr.wait, lim, 0.5, cfg.redis)
+                local ok, res, _, _, _, at = pcall(nl.wait, lim, 0.5, cfg.redis)
                 if not ok then f:write("raise ", tostring(res), "\n") break end
                 if res then f:write(string.format("t %.0f\n", at)) end
                 if (core.limiter_now() - t0) / 1e9 > 0.75 then f:write("late\n") end

@@ -23,19 +23,20 @@ local _M = { _VERSION = "0.1.0" }
 
 local MIN_SLEEP = 0.001
 
--- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil, fault|nil
+-- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil, fault|nil,
+--                                  at (granted: the limiter's admitted start time, ns)
 function _M.wait(lim, max_wait, redis)
     local t0 = now()
     local slept = false
     for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
-        local ok, wait, fault
+        local ok, wait, fault    -- ok: wait is the start time the limiter admitted
         if redis then
             local left = max_wait - (now() - t0)
             ok, wait, fault = ngx_redis.try(lim, left > 0 and left or 0, redis)
         else
             ok, wait, fault = lim:try()
         end
-        if ok then return true, slept and now() - t0 or 0 end
+        if ok then return true, slept and now() - t0 or 0, nil, nil, wait end
         if fault then return false, slept and now() - t0 or 0, nil, fault end
         local waited = now() - t0
         if waited + wait > max_wait then
