@@ -16,7 +16,10 @@ end
 
 local function client(extra)
     local o = { api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
-                rate_limit = false, timeout = 5, connect_timeout = 3, deadline = 10 }
+                -- generous: under valgrind a TLS handshake takes seconds, and
+                -- a connect timeout would turn "certificate refused" into
+                -- "could not connect" (a flake, not a finding)
+                rate_limit = false, timeout = 60, connect_timeout = 45, deadline = 120 }
     for k, v in pairs(extra or {}) do o[k] = v end
     local c, err = mediquo.new(o)
     assert(c, tostring(err))

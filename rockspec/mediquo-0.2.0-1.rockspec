@@ -1,0 +1,61 @@
+rockspec_format = "3.0"
+package = "mediquo"
+version = "0.2.0-1"
+source = {
+   url = "https://github.com/lua-mediquo/lua-mediquo/archive/v0.2.0.tar.gz",
+   file = "lua-mediquo-0.2.0.tar.gz",
+   dir = "lua-mediquo-0.2.0",
+}
+description = {
+   summary = "mediQuo SDK appointments client: a C core over libcurl, a host-wide rate limiter, OpenResty adapter",
+   detailed = [[
+Create, reschedule and cancel mediQuo video-call appointments from Lua at
+native speed: libcurl transport with connection reuse, retries with backoff
+and deadlines, exactly-once effects, and one rate-limit budget shared by
+every process on the host. Works from Lua 5.1-5.4, LuaJIT and OpenResty.
+]],
+   license = "MIT",
+   labels = { "http", "curl", "openresty", "mediquo" },
+}
+dependencies = {
+   "lua >= 5.1",
+   "lua-cjson",
+}
+-- Only the library is probed: on Debian/Ubuntu multiarch curl.h lives in
+-- /usr/include/<triplet>/, which the compiler searches by default but the
+-- LuaRocks header probe does not. A missing header stops the build with a
+-- message naming the package (src/transport.c).
+external_dependencies = {
+   CURL = { library = "curl" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["mediquo.core"] = {
+         sources = {
+            "src/lmediquo.c", "src/lclient.c", "src/llimiter.c",
+            "src/transport.c", "src/call.c", "src/policy.c",
+            "src/limiter.c", "src/limiter_file.c",
+            "src/iso8601.c", "src/urlenc.c", "src/headers.c",
+            "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
+            "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
+            "src/answer.c",
+         },
+         libraries = { "curl", "pthread" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
+      },
+      mediquo = "lua/mediquo.lua",
+      ["mediquo.errors"] = "lua/mediquo/errors.lua",
+      ["mediquo.validate"] = "lua/mediquo/validate.lua",
+      ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
+      ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
+      ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
+      ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
+      ["mediquo.batch"] = "lua/mediquo/batch.lua",
+      ["mediquo.cli"] = "lua/mediquo/cli.lua",
+   },
+   install = {
+      bin = { mediquo = "bin/mediquo" },
+   },
+}
