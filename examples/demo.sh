@@ -12,7 +12,8 @@ base=$(bin/mediquo-sandbox start --port "$port" --prefix "$prefix") || exit 1
 base=$(printf '%s\n' "$base" | head -n 1)
 echo "   $base"
 echo "== examples/quickstart.lua"
-MEDIQUO_BASE_URL=$base lua5.4 examples/quickstart.lua
+export MEDIQUO_BASE_URL=$base MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
+lua5.4 examples/quickstart.lua
 rc=$?
 echo "== stopping the sandbox"
 exit $rc

@@ -1,0 +1,123 @@
+-- The README as a newcomer uses it: the Quick start's shell lines and its
+-- first ```lua block, run as pasted (bash, from the checkout, the sandbox on
+-- a free port through the README's own PORT variable), exit 0 twice in a
+-- row; the README stays short; every docs/ page it links exists and every
+-- docs/ page is linked. The Lua block is also what examples/quickstart.lua
+-- runs, so the demo and the README cannot drift apart.
+local H = require "spec.helper"
+
+local q = H.shell_quote
+
+local readme = assert(H.read_file(H.root .. "/README.md"))
+
+-- the text of one "## title" section (up to the next "## ")
+local function section(title)
+    local start = readme:find("\n## " .. title .. "\n", 1, true)
+    assert(start, "README has no section " .. title)
+    local stop = readme:find("\n## ", start + 4, true) or #readme + 1
+    return readme:sub(start, stop)
+end
+
+-- the bodies of the ```lang blocks of a text, in order
+local function blocks(text, lang)
+    local out = {}
+    for body in text:gmatch("\n```" .. lang .. "\n(.-)\n```") do out[#out + 1] = body .. "\n" end
+    return out
+end
+
+local function free_port()
+    local socket = require "socket"
+    for _ = 1, 50 do
+        local port = math.random(20000, 29999)
+        local s = socket.tcp()
+        local ok = s:bind("127.0.0.1", port)
+        s:close()
+        if ok then return port end
+    end
+    error("no free port")
+end
+
+describe("README", function()
+    it("is at most 450 lines", function()
+        local n = select(2, readme:gsub("\n", "\n"))
+        assert.is_true(n <= 450, "README.md has " .. n .. " lines")
+    end)
+
+    it("links docs/ pages that exist, and every docs/ page is linked", function()
+        local linked = {}
+        for page in readme:gmatch("%]%((docs/[%w%-_]+%.md)[#%)]") do
+            linked[page] = true
+            assert.is_truthy(H.read_file(H.root .. "/" .. page), page .. " is linked but missing")
+        end
+        for _, page in ipairs{ "limiter-and-redis", "retries-and-exactly-once", "openresty",
+                               "batches-and-cli", "sandbox", "security", "performance",
+                               "architecture", "testing", "packaging" } do
+            assert.is_true(linked["docs/" .. page .. ".md"], "docs/" .. page .. ".md not linked")
+        end
+        local files = H.run("ls " .. q(H.root .. "/docs"))
+        for name in files:gmatch("[^\n]+") do
+            assert.is_true(linked["docs/" .. name] or false, "docs/" .. name .. " is not linked from the README")
+        end
+    end)
+
+    it("has a syntax line for every function of the API", function()
+        local api = section("API")
+        for _, f in ipairs{ "mediquo.new", "client:create", "client:reschedule", "client:cancel",
+                            "client:stats", "client:close", "client:run_batch", "mediquo.limiter",
+                            "lim:acquire", "lim:status", "lim:close" } do
+            assert.matches("%*%*syntax:%*%* `[^`\n]*" .. f:gsub("[%.:]", "%%%0"), api)
+        end
+    end)
+
+    describe("Quick start", function()
+        local quick = section("Quick start")
+        local sh, lua = blocks(quick, "sh"), blocks(quick, "lua")
+
+        it("has the shell lines and the Lua block", function()
+            assert.equal(2, #sh)
+            assert.equal(1, #lua)
+            for _, v in ipairs{ "MEDIQUO_API_KEY", "MEDIQUO_SECRET_KEY", "MEDIQUO_BASE_URL" } do
+                assert.matches("export[^\n]*" .. v .. "=", sh[1])
+                assert.matches('os.getenv("' .. v .. '")', lua[1], 1, true)
+            end
+            assert.matches("lua5.4 quick.lua && lua5.4 quick.lua", sh[2], 1, true)
+        end)
+
+        it("is what examples/quickstart.lua runs", function()
+            local example = assert(H.read_file(H.root .. "/examples/quickstart.lua"))
+            assert.is_truthy(example:find(lua[1], 1, true), "examples/quickstart.lua differs from the README")
+        end)
+
+        it("runs as pasted, twice in a row, against a fresh sandbox", function()
+            local port = free_port()
+            local dir = (H.run('mktemp -d "${TMPDIR:-/tmp}/mediquo-readme.XXXXXX"'):gsub("%s+$", ""))
+            -- the pasted lines run in the checkout (where `make` works); the
+            -- script is saved there as the README says, and removed after
+            local script = H.root .. "/quick.lua"
+            assert.is_nil(H.read_file(script), "a quick.lua is already in the checkout")
+            H.write_file(script, lua[1])
+            local pasted = dir .. "/pasted.sh"
+            H.write_file(pasted, "set -e\ncd " .. q(H.root) .. "\n" .. sh[1] .. sh[2])
+            -- a clean environment for the three settings, the port, and a
+            -- sandbox prefix of its own (recorded for spec/run.sh's cleanup)
+            local prefix = ("%s/mediquo-sandbox-%d"):format(os.getenv("TMPDIR") or "/tmp", port)
+            local list = os.getenv("MEDIQUO_TEST_PIDS")
+            if list and list ~= "" then
+                local f = io.open(list, "a")
+                if f then f:write(prefix, "\n"); f:close() end
+            end
+            local out, code = H.run(("env -u MEDIQUO_API_KEY -u MEDIQUO_SECRET_KEY -u MEDIQUO_BASE_URL "
+                                     .. "PORT=%d bash %s 2>&1"):format(port, q(pasted)))
+            os.remove(script)
+            H.run(("%s stop --port %d >/dev/null 2>&1; rm -rf %s"):format(q(H.bin), port, q(dir)))
+            assert.equal(0, code, out)
+            -- two runs, two fresh codes, each created, moved and cancelled
+            local codes = {}
+            for c in ("\n" .. out):gmatch("\ncancelled%s+(%S+)") do codes[#codes + 1] = c end
+            assert.equal(2, #codes, out)
+            assert.not_equal(codes[1], codes[2])
+            local _, created = out:gsub("created%s+quick%-", "")
+            assert.equal(2, created, out)
+        end)
+    end)
+end)
