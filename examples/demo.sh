@@ -3,7 +3,7 @@
 # it, stop the sandbox - whatever happens in between.
 set -u
 cd "$(dirname "$0")/.." || exit 1
-eval "$(make -s env)"
+eval "$(make -s env 2>/dev/null)"   # (its note about plain `lua` is for people)
 port=${DEMO_PORT:-8089}
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-demo.XXXXXX")
 trap 'bin/mediquo-sandbox stop --prefix "$prefix" >/dev/null 2>&1; rm -rf "$prefix"' EXIT
