@@ -60,6 +60,44 @@ describe("README", function()
         end
     end)
 
+    it("has links that resolve: files, and headings for #anchors (README and docs/)", function()
+        -- GitHub's heading anchors: lower case, punctuation dropped, spaces to '-'
+        local function slug(title)
+            return (title:lower():gsub("[^%w%s_%-]", ""):gsub("%s", "-"))
+        end
+        local function anchors(text)
+            local set, fence = {}, false
+            for line in (text .. "\n"):gmatch("(.-)\n") do
+                if line:match("^```") then fence = not fence end
+                local title = not fence and line:match("^#+%s+(.-)%s*$")
+                if title then set[slug(title)] = true end
+            end
+            return set
+        end
+        local pages = { ["README.md"] = readme }
+        for name in H.run("ls " .. q(H.root .. "/docs")):gmatch("[^\n]+") do
+            pages["docs/" .. name] = assert(H.read_file(H.root .. "/docs/" .. name))
+        end
+        local checked = 0
+        for page, text in pairs(pages) do
+            local dir = page:match("^(.*)/") or ""
+            for target in text:gmatch("%]%(([^)%s]+)%)") do
+                if not target:match("^%a+:") then          -- not http:, mailto: ...
+                    local file, anchor = target:match("^([^#]*)#?(.*)$")
+                    local path = file == "" and page
+                        or ((dir ~= "" and dir .. "/" or "") .. file):gsub("[^/]+/%.%./", "")
+                    local body = pages[path] or H.read_file(H.root .. "/" .. path)
+                    assert.is_truthy(body, page .. ": link to missing " .. target)
+                    if anchor ~= "" then
+                        assert.is_true(anchors(body)[anchor] or false, page .. ": no heading for " .. target)
+                    end
+                    checked = checked + 1
+                end
+            end
+        end
+        assert.is_true(checked > 30, "only " .. checked .. " links found")
+    end)
+
     it("has a syntax line for every function of the API", function()
         local api = section("API")
         for _, f in ipairs{ "mediquo.new", "client:create", "client:reschedule", "client:cancel",
