@@ -205,7 +205,8 @@ describe("README", function()
             -- the pasted lines run in the checkout (where `make` works); the
             -- script is saved there as the README says, and removed after
             local script = H.root .. "/quick.lua"
-            assert.is_nil(H.read_file(script), "a quick.lua is already in the checkout")
+            local before = H.read_file(script)      -- never clobber a reader's own quick.lua
+            assert.is_true(before == nil or before == lua[1], "a quick.lua of your own is in the checkout")
             H.write_file(script, lua[1])
             local pasted = dir .. "/pasted.sh"
             H.write_file(pasted, "set -e\ncd " .. q(H.root) .. "\n" .. sh[1] .. sh[2])
