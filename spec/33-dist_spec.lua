@@ -42,6 +42,28 @@ describe("make dist", function()
         if work then sh("rm -rf " .. q(work)) end
     end)
 
+    it("make env says so when plain `lua` is not the Lua it set paths for", function()
+        -- a PATH whose `lua` is each real interpreter in turn
+        for _, case in ipairs{ { "lua5.3", true }, { "lua5.4", false } } do
+            local bin = work .. "/bin-" .. case[1]
+            H.run(("mkdir -p %s && ln -sf \"$(command -v %s)\" %s/lua"):format(q(bin), case[1], q(bin)))
+            local out, code = H.run(("PATH=%s:$PATH make -s -C %s env 2>&1 >/dev/null")
+                :format(q(bin), q(H.root)))
+            assert.equal(0, code, out)
+            if case[2] then
+                assert.matches("Lua 5%.4", out)
+                assert.matches("lua5.4", out, 1, true)
+                assert.matches("Lua 5%.3 here", out)
+            else
+                assert.equal("", out)
+            end
+        end
+        -- stdout stays what `eval` needs
+        local out = H.run(("PATH=%s:$PATH make -s -C %s env 2>/dev/null"):format(q(work .. "/bin-lua5.3"), q(H.root)))
+        assert.matches("^export LUA_PATH=", out)
+        assert.is_nil(out:find("make env:", 1, true))
+    end)
+
     it("holds the versioned rockspec and the source archive", function()
         local list = sh("unzip -Z1 " .. q(rock))
         local spec = rock:match("([^/]+)%.src%.rock$")
