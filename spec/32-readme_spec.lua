@@ -102,7 +102,7 @@ describe("README", function()
         local api = section("API")
         for _, f in ipairs{ "mediquo.new", "client:create", "client:reschedule", "client:cancel",
                             "client:stats", "client:close", "client:run_batch", "mediquo.limiter",
-                            "lim:acquire", "lim:status", "lim:close" } do
+                            "lim:acquire", "lim:try", "lim:status", "lim:resume", "lim:close" } do
             assert.matches("%*%*syntax:%*%* `[^`\n]*" .. f:gsub("[%.:]", "%%%0"), api)
         end
     end)
