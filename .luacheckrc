@@ -10,17 +10,11 @@ exclude_files = { ".rocks/", "build/" }
 -- Code that runs inside nginx's Lua module (LuaJIT + the ngx API).
 files["lua/mediquo/sandbox/"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx/"] = { std = "max+ngx_lua" }
 files["spec/hostile/"] = { std = "max+ngx_lua" }
 files["spec/ngx/"] = { std = "max+ngx_lua" }
-
--- ngx.run_worker_thread (lua-nginx-module 0.10.23+) postdates luacheck's
--- ngx_lua standard; the adapter hands blocking calls to a thread pool with it.
-stds.ngx_extra = { read_globals = { ngx = { fields = { "run_worker_thread" } } } }
-for _, f in ipairs{ "lua/mediquo/sandbox/", "lua/mediquo/ngx.lua", "lua/mediquo/ngx/",
-                     "spec/hostile/", "spec/ngx/" } do
-    files[f].std = files[f].std .. "+ngx_extra"
-end
 
 -- busted specs: describe/it/assert/... come from busted.
 files["spec/"] = { std = "+busted" }

@@ -29,11 +29,15 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 
 CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
-             src/call.c src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
+             src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
-             src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/lcreate.c \
-             src/answer.c
+             src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/answer.c \
+             src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
+             src/driver_easy.c src/lhttp.c \
+             src/ljournal.c
 CORE_HDRS := $(wildcard src/*.h)
+# what mediquo/core.so links with (http_parser: src/lhttp.c)
+CORE_LIBS = $(CURL_LIBS) -lhttp_parser -lpthread
 MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
 
 LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')
@@ -62,7 +66,7 @@ $(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
 luajit: $(BUILD)/luajit/mediquo/core.so
 $(BUILD)/luajit/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(MODULE_CFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+	$(CC) $(MODULE_CFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 # `eval "$(make -s env)"` makes `require "mediquo"` work from any folder, for
 # $(LUA) (lua5.4). The C module is built for that one Lua: another Lua
@@ -82,7 +86,7 @@ env:
 DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
-            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

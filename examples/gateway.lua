@@ -8,7 +8,11 @@
 --   GET  /metrics     Prometheus text (host-wide counters)
 --
 -- Errors answer {"error":{"kind","message",...}} with a status that says
--- whose fault it is: the caller's (4xx) or the upstream's (502/504).
+-- whose fault it is: the caller's (4xx), the upstream's (502/504), or the
+-- gateway's own setup (kind "config": 500 with a generic message; the
+-- details, which may name files on this host, go to error.log only).
+-- Messages reach the caller as the engine made them: the keys scrubbed
+-- after JSON unescaping, bounded, valid UTF-8.
 -- luacheck: globals ngx
 
 local mq = require "mediquo.ngx"
@@ -16,6 +20,7 @@ local cjson = require "cjson.safe"
 
 local ngx = ngx
 local type = type
+local tostring = tostring
 local ceil = math.ceil
 local find = string.find
 local lower = string.lower
@@ -34,6 +39,7 @@ local STATUS = {
     network = 502,
     bad_response = 502,
     timeout = 504,
+    config = 500,               -- this gateway's own setup: never the caller's fault
 }
 
 local function reply(status, t)
@@ -46,6 +52,11 @@ local function reply(status, t)
 end
 
 local function fail(err)
+    if err.kind == "config" then
+        ngx.log(ngx.ERR, "gateway: ", tostring(err))
+        return reply(500, { error = { kind = "config",
+            message = "the gateway is not set up right; its operator will find why in its error log" } })
+    end
     local status = STATUS[err.kind] or 502
     if err.kind == "bad_request" and find(lower(err.message or ""), "already exist", 1, true) then
         status = 409
@@ -56,6 +67,7 @@ local function fail(err)
     return reply(status, { error = {
         kind = err.kind, message = err.message, status = err.status,
         retry_after = err.retry_after, fields = err.fields, attempts = err.attempts,
+        effect = err.effect,
     } })
 end
 

@@ -2,7 +2,7 @@
 # examples/gateway.sh: start or stop the example booking gateway
 # (examples/nginx.conf) -- real nginx with its Lua module, on 127.0.0.1.
 #
-#   examples/gateway.sh start [--port 8090] [--workers 2] [--threads 8] [--prefix DIR]
+#   examples/gateway.sh start [--port 8090] [--workers 2] [--prefix DIR]
 #   examples/gateway.sh stop  [--prefix DIR]
 #   examples/gateway.sh demo  # a sandbox + the gateway, one booking through each endpoint
 #
@@ -21,20 +21,19 @@ root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-port=8090 workers=2 threads=8 prefix=
+port=8090 workers=2 prefix=
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || die "$1 needs a value"
     case $1 in
         --port) port=$2 ;;
         --workers) workers=$2 ;;
-        --threads) threads=$2 ;;
         --prefix) prefix=$2 ;;
         *) die "unknown option: $1" ;;
     esac
     shift 2
 done
-for v in "$port" "$workers" "$threads"; do
-    [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || die "--port, --workers and --threads take positive integers"
+for v in "$port" "$workers"; do
+    [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || die "--port and --workers take positive integers"
 done
 : "${prefix:=${TMPDIR:-/tmp}/mediquo-gateway-$port}"
 
@@ -52,7 +51,7 @@ do_stop() {
 }
 
 do_start() {
-    local nginx moddir=${MEDIQUO_NGINX_MODULES:-/usr/lib/nginx/modules} modules="" user="" reuse=""
+    local nginx moddir=${MEDIQUO_NGINX_MODULES:-/usr/lib/nginx/modules} modules="" user="" reuse="" ca resolver
     nginx=${MEDIQUO_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
     [ -x "$nginx" ] || die "nginx not found (install nginx-core, or set MEDIQUO_NGINX)"
     [ -f "$root/build/luajit/mediquo/core.so" ] || die "build/luajit/mediquo/core.so missing: run 'make luajit'"
@@ -65,6 +64,11 @@ do_start() {
         done
     fi
     [ "$(id -u)" = 0 ] && user="user root root;"
+    ca=${MEDIQUO_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
+    [ -r "$ca" ] || die "cannot read the CA bundle $ca (install ca-certificates, or set MEDIQUO_CA_FILE)"
+    # nginx resolves with its own resolver: the system's first name server
+    resolver=$(awk '$1 == "nameserver" { print ($2 ~ /:/ ? "[" $2 "]" : $2); exit }' /etc/resolv.conf 2>/dev/null)
+    : "${resolver:=127.0.0.1}"
     [ "$workers" -gt 1 ] && reuse=" reuseport"
     mkdir -p "$prefix/logs" "$prefix/tmp" || die "cannot create $prefix"
     prefix=$(cd "$prefix" && pwd)
@@ -72,7 +76,7 @@ do_start() {
         die "already running with prefix $prefix"
     fi
     sed -e "s|@MODULES@|$modules|" -e "s|@USER@|$user|" -e "s|@WORKERS@|$workers|" \
-        -e "s|@THREADS@|$threads|" -e "s|@PREFIX@|$prefix|g" -e "s|@ROOT@|$root|g" \
+        -e "s|@CA_FILE@|$ca|" -e "s|@RESOLVER@|$resolver|" -e "s|@PREFIX@|$prefix|g" -e "s|@ROOT@|$root|g" \
         -e "s|@PORT@|$port|" -e "s|@REUSEPORT@|$reuse|" \
         "${MEDIQUO_GATEWAY_CONF:-$root/examples/nginx.conf}" > "$prefix/nginx.conf" ||
         die "cannot write $prefix/nginx.conf"

@@ -3,7 +3,9 @@
  * key's last copy; decodes with the C library), with a buf of exactly len
  * bytes so ASan sees any write past it. On a 1, both strings must lie in
  * the body (written with no escape) or in buf (unescaped), and equal the
- * reference's; on a 0, *a must be cleared. */
+ * reference's; on a 0, *a must be cleared. mq_answer_error on the same
+ * bytes: memory-safe, everything it keeps in the body or buf, and it takes
+ * every body the appointment scan takes. */
 #include <ctype.h>
 #include <regex.h>
 #include <stdint.h>
@@ -185,6 +187,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     || a.code_len != cn || memcmp(a.code, code, cn) != 0
                     || a.url_len != un || memcmp(a.url, url, un) != 0))
         abort();
+    /* the error reader on the same bytes: whatever it keeps lies in the
+     * body or in buf, within the caller's field array; every body the
+     * appointment scan takes, it takes too (a superset grammar) */
+    {
+        mq_answer_field f[8];
+        mq_answer_err e = { NULL, 0, f, 0, 8 };
+        int erc = mq_answer_error((const char *)data, size, buf, &e);
+        if (rc == 1 && erc != 1)
+            abort();
+        if (erc == 0 && (e.message || e.nfields))
+            abort();
+        if (e.nfields > e.cap || (e.message && !WHERE(e.message, e.message_len)))
+            abort();
+        for (size_t i = 0; i < e.nfields; i++)
+            if (!WHERE(f[i].key, f[i].key_len) || (f[i].msg && !WHERE(f[i].msg, f[i].msg_len)))
+                abort();
+    }
     free(buf);
     free(code);
     free(url);

@@ -4,7 +4,7 @@
  * in [0, 86400]; digits-only values read as themselves (capped); a date one
  * second later in the clock waits one second less; header_long is -1 or
  * the exact value of an all-digit value. */
-#include "mq.h"
+#include "headers.h"
 
 #include <limits.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
  *   - re-parsing the output gives the output (a fixed point);
  *   - the output's instant equals the input's local fields minus its offset;
  *   - mq_epoch_utc of that instant (when >= 1970) gives the same text. */
-#include "mq.h"
+#include "iso8601.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * (the file is written by other processes, so its bytes are untrusted).
  * Invariants: returns 0 or -1; on -1 the reason is NUL-terminated inside
  * errlen, for any errlen including 1; nothing is written past errlen. */
-#include "mq.h"
+#include "limiter.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
  *   - the verdict does not depend on anything but its arguments;
  *   - mq_rand_unit is in [0, 1); mq_backoff is in [0, 8], never NaN, and
  *     never shrinks when the retry number grows (same u). */
-#include "call.h"
+#include "policy.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "mq.h"
+#include "text.h"
 
 /* Reference: decode by code point value (not by byte ranges, as text.c
  * does), rejecting overlongs, surrogates and values above U+10FFFF. */

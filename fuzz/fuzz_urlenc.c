@@ -2,7 +2,7 @@
  * holds only unreserved bytes and %XX (uppercase hex), decodes back to the
  * input, the returned length is exact; a short buffer gets a NUL-terminated
  * prefix of the full output with no partial %XX and no byte past outcap. */
-#include "mq.h"
+#include "urlenc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,21 +5,21 @@
 --   local appt, err = client:create{ code = "A1", starts_at = "2030-05-20T10:00:00Z",
 --                                    patient = "P1", professional = "prof-demo-1" }
 --
--- The C core (mediquo.core) does the transport, the shared limiter and the
--- retry loop; this module does defaults, validation and result shaping.
+-- The C core (mediquo.core) decides every call (its engine: checks,
+-- request, retries, reconciliation, messages) and drives it (libcurl, the
+-- shared limiter); this module does the options and wraps errors.
 -- Failures are returned as `nil, err`, never raised.
 
 local core = require "mediquo.core"
 local errors = require "mediquo.errors"
 local validate = require "mediquo.validate"
-local protocol = require "mediquo.protocol"
 local limiter = require "mediquo.limiter"
 
 local setmetatable = setmetatable
-local pairs = pairs
 local type = type
 local tostring = tostring
-local now = core.now
+local error = error
+local wrap = errors.wrap
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -43,7 +43,13 @@ local function secret(field, v)
     return v
 end
 
--- normalised options for mediquo.core.client, plus the limiter settings
+-- mediquo.options(opts) -> the normalised options | nil, err
+-- For adapters (mediquo.ngx, the CLI): the options of mediquo.new checked
+-- and with their defaults, as mediquo.new uses them: api_key, secret_key,
+-- base_url (no trailing slash), base_path ("/v1"), timeout,
+-- connect_timeout, deadline, max_retries, retry_post, insecure, ca_file,
+-- user_agent, rate_limit (the limiter's normalised table, or nil when
+-- turned off). The keys are in it: never log it.
 local function options(opts)
     local v = validate
     local ok, err = v.fields("opts", opts, OPTIONS)
@@ -98,7 +104,7 @@ local function options(opts)
     end
     return o
 end
-_M._options = options
+_M.options = options
 
 -- mediquo.new(opts) -> client | nil, err
 function _M.new(opts)
@@ -126,93 +132,39 @@ function _M.new(opts)
     end
     return setmetatable({
         _core = c,
-        _deadline = o.deadline,     -- the confirm of an ambiguous create needs it
-        _base_path = o.base_path,
         _base_url = o.base_url,
-        _ok = 0,
-        _by_kind = {},
     }, mt)
 end
 
--- The confirming reschedule of an ambiguous create: one attempt of the C
--- loop (limiter slot, rate-limit headers, the attempt's timeout cut to the
--- deadline) within what is left of the create's own deadline.
-local function confirm(self, put, deadline_at)
-    local left = deadline_at - now()
-    if left <= 0 then   -- before a limiter slot is spent on it
-        return "timeout", nil, "", 0, true, nil, "the deadline passed before it could be confirmed"
-    end
-    return self._core:call(put.method, put.path, put.body, left, 0)
-end
-
--- What came back from the C loop, made a value or an error object (and an
--- ambiguous create confirmed), with the client's counters kept.
-local function finish(self, req, deadline_at, kind, status, body, attempts, ambiguous,
-                      retry_after, message)
-    local value, err, confirming = protocol.shape(req, self._base_path, kind, status, body,
-                                                  attempts, ambiguous, retry_after, message)
-    if confirming then
-        -- The create reached the server on an earlier attempt: a reschedule
-        -- to the same start is idempotent and hands back a live URL.
-        local put = protocol.build("reschedule", req.code, req.starts_at)
-        local more
-        kind, status, body, more, ambiguous, retry_after, message = confirm(self, put, deadline_at)
-        value, err = protocol.shape(put, self._base_path, kind, status, body,
-                                    more, ambiguous, retry_after, message)
-        if err then
-            err.attempts = err.attempts + attempts
-            err.message = "the appointment was created, but confirming it failed: " .. err.message
-        end
-    end
-    if value then
-        self._ok = self._ok + 1
-    else
-        self._by_kind[err.kind] = (self._by_kind[err.kind] or 0) + 1
-    end
-    return value, err
-end
-
-local function refuse(self, err)
-    self._by_kind[err.kind] = (self._by_kind[err.kind] or 0) + 1
-    return nil, err
-end
-
-local function perform(self, req)
-    local c = self._core
-    if not c then error("mediquo client is closed", 3) end
-    local deadline_at = now() + self._deadline
-    return finish(self, req, deadline_at, c:call(req.method, req.path, req.body))
+local function closed()
+    error("mediquo client is closed", 3)
 end
 
 -- client:create(a) -> { code, url } | nil, err
--- A C function (core.create_method): one call checks the fields, writes the
--- body, runs the call loop and reads the appointment from a plain answer.
--- Anything else comes back here: a refusal (value false: kind is the field,
--- status why) or an answer to decode and shape.
-local function create_rest(self, a, value, kind, status, body, attempts, ambiguous,
-                           retry_after, message, _, started, starts_at)
-    if value == false then
-        return refuse(self, errors.invalid(kind, status))
-    end
-    local req = { op = "create", method = "POST", path = "/appointments",
-                  code = a.code, starts_at = starts_at }
-    return finish(self, req, started + self._deadline, kind, status, body, attempts,
-                  ambiguous, retry_after, message)
+function _M:create(a)
+    local c = self._core
+    if not c then closed() end
+    local v, e = c:create(a)
+    if v then return v end
+    return nil, wrap(e)
 end
-_M.create = core.create_method(create_rest)
 
 -- client:reschedule(code, starts_at) -> { code, url } | nil, err
 function _M:reschedule(code, starts_at)
-    local req, err = protocol.build("reschedule", code, starts_at)
-    if not req then return refuse(self, err) end
-    return perform(self, req)
+    local c = self._core
+    if not c then closed() end
+    local v, e = c:reschedule(code, starts_at)
+    if v then return v end
+    return nil, wrap(e)
 end
 
 -- client:cancel(code) -> true | nil, err
 function _M:cancel(code)
-    local req, err = protocol.build("cancel", code)
-    if not req then return refuse(self, err) end
-    return perform(self, req)
+    local c = self._core
+    if not c then closed() end
+    local v, e = c:cancel(code)
+    if v then return v end
+    return nil, wrap(e)
 end
 
 -- client:run_batch(ops, opts) -> results, summary (mediquo.batch: several
@@ -221,15 +173,12 @@ function _M:run_batch(ops, opts)
     return require("mediquo.batch").run(self, ops, opts)
 end
 
--- client:stats() -> counters since the client was made
+-- client:stats() -> counters since the client was made (the engine's:
+-- every call, batches' included)
 function _M:stats()
-    local s = self._core and self._core:stats() or {
-        requests = 0, retries = 0, limiter_waits = 0, limiter_wait_seconds = 0 }
-    s.ok = self._ok
-    local by = {}
-    for k, n in pairs(self._by_kind) do by[k] = n end
-    s.by_kind = by
-    return s
+    return self._core and self._core:stats() or {
+        requests = 0, retries = 0, ok = 0, by_kind = {}, limiter_waits = 0,
+        limiter_wait_seconds = 0 }
 end
 
 -- client:close(): frees the connection now (idempotent)

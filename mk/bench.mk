@@ -41,6 +41,6 @@ $(BUILD)/bench/c_loop: bench/percall/c_loop.c
 	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
 
 # the client's transport (src/transport.c) in the same loop, no Lua
-$(BUILD)/bench/c_transport: bench/percall/c_transport.c src/transport.c src/headers.c src/transport.h src/mq.h
+$(BUILD)/bench/c_transport: bench/percall/c_transport.c src/transport.c src/headers.c src/transport.h src/headers.h
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -Isrc -o $@ $< src/transport.c src/headers.c $(CURL_LIBS) -lpthread

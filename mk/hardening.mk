@@ -25,11 +25,14 @@ ASAN_DIR      := $(BUILD)/asan
 # lines with the rock `make` built, as a reader would).
 ASAN_NOT      := spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua \
                  spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua \
+                 spec/20-ngx_faults_spec.lua spec/21-ngx_security_spec.lua spec/22-ngx_reload_spec.lua \
                  spec/17-install_spec.lua spec/32-readme_spec.lua spec/33-dist_spec.lua
 ASAN_SPECS    ?= $(filter-out $(ASAN_NOT),$(wildcard spec/[0-9]*_spec.lua))
 VALGRIND_SPECS ?= $(wildcard spec/05-client_spec.lua spec/06-validation_spec.lua spec/08-resilience_spec.lua \
-                  spec/11-batch_spec.lua spec/13-tls_spec.lua spec/14-hostile_spec.lua \
-                  spec/15-secrets_spec.lua spec/16-close_spec.lua)
+                  spec/11-batch_spec.lua spec/24-batch_faults_spec.lua spec/25-batch_exactly_once_spec.lua \
+                  spec/13-tls_spec.lua spec/14-hostile_spec.lua \
+                  spec/15-secrets_spec.lua spec/16-close_spec.lua spec/18-engine_faults_spec.lua \
+                  spec/19-engine_unit_spec.lua)
 HARDEN_BUSTED_ARGS ?=
 
 # Lua path for the sanitized runs: our Lua modules from the source tree,
@@ -44,7 +47,7 @@ asan-build: $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan
 $(ASAN_DIR)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(ASAN_FLAGS) $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
-	    -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+	    -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 # lua5.4 itself is not instrumented, and LD_PRELOAD of the ASan runtime would
 # reach every child of the specs (uninstrumented curl hangs under it), so the

@@ -24,7 +24,7 @@ core-direct: $(BUILD)/lua$(LUA_VERSION)/mediquo/core.so
 $(BUILD)/lua$(LUA_VERSION)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@test -f $(LUA_INC)/lua.h || { echo "no Lua headers in $(LUA_INC): apt-get install liblua$(LUA_VERSION)-dev" >&2; exit 1; }
 	@mkdir -p $(dir $@)
-	$(CC) $(MODULE_CFLAGS) -I$(LUA_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CURL_LIBS) -lpthread
+	$(CC) $(MODULE_CFLAGS) -I$(LUA_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 install: core-direct
 	install -d $(DESTDIR)$(LUA_CMOD)/mediquo $(DESTDIR)$(BINDIR)

@@ -117,10 +117,9 @@ describe("mediquo.ngx.configure", function()
         local cases = {
             { {}, "api_key" },
             { { api_key = "k", secret_key = "s", base_url = "ftp://x" }, "base_url" },
-            { { api_key = "k", secret_key = "s", thread_pool = "" }, "thread_pool" },
-            { { api_key = "k", secret_key = "s", thread_pool = "a b" }, "thread_pool" },
-            { { api_key = "k", secret_key = "s", max_in_flight = 0 }, "max_in_flight" },
-            { { api_key = "k", secret_key = "s", max_in_flight = 1.5 }, "max_in_flight" },
+            -- no thread pool any more: its options are unknown fields
+            { { api_key = "k", secret_key = "s", thread_pool = "mediquo" }, "thread_pool" },
+            { { api_key = "k", secret_key = "s", max_in_flight = 8 }, "max_in_flight" },
             { { api_key = "k", secret_key = "s", metrics = "yes" }, "metrics" },
             { { api_key = "k", secret_key = "s", rate_limit = { per_min = 5 } }, "per_min" },
             { { api_key = "k", secret_key = "s", timeout = -1 }, "timeout" },
@@ -139,8 +138,7 @@ describe("mediquo.ngx.configure", function()
 
     it("accepts a valid configuration and never shows the secrets", function()
         local ok, err = mq.configure{ api_key = "the-api-key", secret_key = "the-secret-key",
-                                      base_url = "http://127.0.0.1:1/v1", timeout = 3,
-                                      max_in_flight = 4, thread_pool = "pool_1" }
+                                      base_url = "http://127.0.0.1:1/v1", timeout = 3 }
         assert.is_true(ok, tostring(err))
         local _, bad = mq.configure{ api_key = "the-api-key", secret_key = "the-secret-key",
                                      base_url = "http://example.com/v1" }

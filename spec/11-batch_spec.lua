@@ -69,7 +69,7 @@ describe("run_batch", function()
         assert.equal(404, res[3].err.status)
         assert.equal("DELETE", res[3].err.method)
         assert.matches("^mediquo: not_found %(HTTP 404%)", tostring(res[3].err))
-        assert.same({ ok = 2, failed = 1, by_kind = { not_found = 1 } }, sum)
+        assert.same({ ok = 2, failed = 1, held = 0, by_kind = { not_found = 1 } }, sum)
         assert.equal(3, #seen)
         for _, s in ipairs(seen) do
             if s.v then assert.equal(res[s.i].ok, s.v) else assert.equal(res[s.i].err, s.e) end
@@ -114,6 +114,9 @@ describe("run_batch", function()
         assert.equal(7, #order)
         assert.equal(2, order[#order])      -- refused ops are reported at once
         assert.equal(1, api_requests(sb))
+        -- every refusal counts in the client's stats, wherever it was refused
+        assert.equal(6, c:stats().by_kind.invalid_argument)
+        assert.equal(1, c:stats().ok)
         c:close()
     end)
 
@@ -175,7 +178,7 @@ describe("run_batch", function()
         assert.equal(1, res[1].err.attempts)
         assert.truthy(res[2].ok)
         assert.truthy(res[3].ok)
-        assert.same({ ok = 2, failed = 1, by_kind = { server_error = 1 } }, sum)
+        assert.same({ ok = 2, failed = 1, held = 0, by_kind = { server_error = 1 } }, sum)
         c:close()
     end)
 
@@ -250,7 +253,10 @@ describe("run_batch", function()
         assert.is_true(el < 4, "too slow: " .. el)
         local st = c:stats()
         assert.equal(15, st.requests)
-        assert.is_true(st.limiter_waits >= 10)
+        -- rows 6..8 start with the first five and must wait for the window
+        -- whatever the machine's speed (later rows may find it free when
+        -- requests are slow, e.g. under valgrind)
+        assert.is_true(st.limiter_waits >= 3, "limiter_waits " .. st.limiter_waits)
         assert.is_true(st.limiter_wait_seconds > 1)
         c:close()
     end)
@@ -322,12 +328,12 @@ describe("run_batch", function()
         local weak = setmetatable({}, { __mode = "v" })
         local b = c._core:batch(2)
         weak[1] = b
-        b:add(1, "DELETE", "/appointments/nope")
+        b:add(1, "cancel", "nope")
         b:close()
         b:close()
         assert.has_error(function() b:step(0) end, "mediquo batch is closed")
         b = c._core:batch(2)
-        b:add(1, "DELETE", "/appointments/nope")
+        b:add(1, "cancel", "nope")
         weak[2] = b
         b = nil     -- luacheck: ignore
         collectgarbage()

@@ -4,7 +4,7 @@
 -- processes, /health latency over kept-alive connections, Prometheus text.
 --
 --   local NH = require "spec.ngx_helper"
---   local gw = NH.gateway(sb, { workers = 2, threads = 4, env = { MEDIQUO_DEADLINE = 2 } })
+--   local gw = NH.gateway(sb, { workers = 2, env = { MEDIQUO_DEADLINE = 2 } })
 --   local status, t, headers = gw:post("/book", { code = ..., ... })
 
 local H = require "spec.helper"
@@ -36,7 +36,7 @@ function NH.tmpdir(tag)
 end
 
 -- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
--- opts: workers (2), threads (16), env (extra MEDIQUO_* variables), conf
+-- opts: workers (2), env (extra MEDIQUO_* variables), conf
 -- (another config template than examples/nginx.conf); the
 -- limiter and metrics files get a fresh key and dir unless env says.
 function NH.gateway(sb, opts)
@@ -57,9 +57,9 @@ function NH.gateway(sb, opts)
         local port = math.random(30000, 39999)
         local prefix = NH.tmpdir("ngx-gw")
         record(prefix)
-        local out, code = H.run(("env %s %s start --port %d --workers %d --threads %d --prefix %s 2>&1"):format(
+        local out, code = H.run(("env %s %s start --port %d --workers %d --prefix %s 2>&1"):format(
             table.concat(assigns, " "), q(H.root .. "/examples/gateway.sh"), port,
-            opts.workers or 2, opts.threads or 16, q(prefix)))
+            opts.workers or 2, q(prefix)))
         if code == 0 then
             local gw = setmetatable({ url = out:match("^(%S+)"), port = port, prefix = prefix,
                                       env = env, rl_dir = dir }, Gateway)

@@ -1,5 +1,6 @@
 /* answer.c: data.appointment.code and .url out of a create or reschedule
- * answer, in one pass, with no allocation and no recursion. A fast path in
+ * answer, or the message and per-field messages out of an error answer,
+ * in one pass, with no allocation and no recursion. A fast path in
  * front of cjson, so it may only ever say less: a 1 means cjson (with
  * decode_max_depth 64, as protocol.lua sets it) would decode the body and
  * find exactly these two strings; anything else gets a 0 and goes to cjson.
@@ -15,14 +16,22 @@
 typedef const unsigned char *ptr;
 
 /* What an open container is... */
-enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT };
+enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT, C_ERRS, C_FLIST };
 /* ...and what the value about to be read will be to the caller. */
-enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL };
+enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL, V_MSG, V_ERRS, V_FIELD, V_FMSG };
+
+#define MAX_FIELD_KEYS 64   /* a 422 with more fields: the rest are dropped */
+#define MAX_FIELD_MSGS 16   /* messages kept per field */
 
 typedef struct {
     ptr base, p, end;
     unsigned char *buf;
     mq_appt *a;
+    mq_answer_err *e;  /* NULL: the appointment is all that is asked */
+    ptr key; size_t key_len;    /* the field of errors being read */
+    int nkeys, nmsgs;
+    int lax;           /* an error answer: raw control bytes in strings are
+                        * taken (cjson takes them; the message is cleaned) */
     int appt;          /* the data.appointment in force is an object */
     int depth;
     unsigned char open[MAX_DEPTH];
@@ -118,8 +127,11 @@ static int string(scan *s, unsigned char *out, ptr *str, size_t *n)
             ptr q = p;
             while (q < end && !special[*q])
                 q++;
-            if (q == p)
-                return 0;               /* a raw control byte */
+            if (q == p) {               /* a raw control byte */
+                if (!s->lax || *p == '"')
+                    return 0;
+                q = p + 1;
+            }
             if (out) memcpy(out + k, p, (size_t)(q - p));
             k += (size_t)(q - p), p = q;
             continue;
@@ -189,12 +201,40 @@ static int is(ptr k, size_t n, const char *name)
     return n == strlen(name) && memcmp(k, name, n) == 0;
 }
 
-/* A scalar value at s->p; the two strings we are after are kept. */
+/* One message of the field s->key (msg NULL: the field itself). */
+static void field_msg(scan *s, ptr msg, size_t n)
+{
+    mq_answer_err *e = s->e;
+    if (e->fields == NULL || e->nfields >= e->cap)
+        return;
+    if (msg != NULL && s->nmsgs++ >= MAX_FIELD_MSGS)
+        return;
+    e->fields[e->nfields].key = (const char *)s->key;
+    e->fields[e->nfields].key_len = s->key_len;
+    e->fields[e->nfields].msg = (const char *)msg;
+    e->fields[e->nfields].msg_len = n;
+    e->nfields++;
+}
+
+/* A scalar value at s->p; the strings we are after are kept. */
 static int scalar(scan *s, int want)
 {
     ptr p = s->p, end = s->end;
 
     if (*p == '"') {
+        if (want == V_MSG || want == V_FIELD || want == V_FMSG) {
+            ptr str;
+            size_t n;
+            if (!string(s, s->buf + (p + 1 - s->base), &str, &n))
+                return 0;
+            if (want == V_MSG) {
+                s->e->message = (const char *)str;
+                s->e->message_len = n;
+            } else {
+                field_msg(s, str, n);
+            }
+            return 1;
+        }
         if (want != V_CODE && want != V_URL)
             return string(s, NULL, NULL, NULL);
         ptr str;
@@ -238,7 +278,18 @@ static int key(scan *s, int *want)
         return 0;
     s->p = ws(s->p + 1, s->end);
     *want = V_OTHER;
-    if ((in == C_TOP && is(k, n, "data")) || (in == C_DATA && is(k, n, "appointment"))) {
+    if (s->e != NULL && in == C_TOP && is(k, n, "message")) {
+        *want = V_MSG;
+        s->e->message = NULL;
+    } else if (s->e != NULL && in == C_TOP && is(k, n, "errors")) {
+        *want = V_ERRS;
+    } else if (in == C_ERRS) {
+        /* each field once: its messages, or itself when it has none */
+        *want = s->nkeys++ < MAX_FIELD_KEYS ? V_FIELD : V_OTHER;
+        s->key = k;
+        s->key_len = n;
+        s->nmsgs = 0;
+    } else if ((in == C_TOP && is(k, n, "data")) || (in == C_DATA && is(k, n, "appointment"))) {
         *want = in == C_TOP ? V_DATA : V_APPT;
         s->appt = 0;
         s->a->code = s->a->url = NULL;
@@ -257,25 +308,29 @@ static int parse(scan *s)
     int want = V_TOP;
 
     s->p = ws(s->p, s->end);
-    if (s->p == s->end || *s->p != '{')
+    if (s->p == s->end || (*s->p != '{' && !(s->lax && *s->p == '[')))
         return 0;
     for (;;) {                          /* s->p is at a value */
         if (s->p == s->end)
             return 0;
         if (*s->p == '{' || *s->p == '[') {
-            int c = *s->p == '[' ? C_ARRAY : want == V_TOP ? C_TOP : want == V_DATA ? C_DATA
-                  : want == V_APPT ? C_APPT : C_OTHER;
+            int c = *s->p == '[' ? (want == V_FIELD ? C_FLIST : C_ARRAY)
+                  : want == V_TOP ? C_TOP : want == V_DATA ? C_DATA
+                  : want == V_APPT ? C_APPT : want == V_ERRS && s->depth == 1 ? C_ERRS : C_OTHER;
+            int array = c == C_ARRAY || c == C_FLIST;
             if (s->depth == MAX_DEPTH)
                 return 0;
             s->open[s->depth++] = (unsigned char)c;
             s->appt |= c == C_APPT;
             s->p = ws(s->p + 1, s->end);
-            if (s->p == s->end || *s->p != (c == C_ARRAY ? ']' : '}')) {
-                want = V_OTHER;
-                if (c != C_ARRAY && !key(s, &want))
+            if (s->p == s->end || *s->p != (array ? ']' : '}')) {
+                want = c == C_FLIST ? V_FMSG : V_OTHER;
+                if (!array && !key(s, &want))
                     return 0;
                 continue;
             }
+            if (c == C_FLIST)
+                field_msg(s, NULL, 0);  /* an empty list */
             s->depth--, s->p++;         /* empty */
         } else if (!scalar(s, want)) {
             return 0;
@@ -283,18 +338,19 @@ static int parse(scan *s)
         for (;;) {                      /* after a value: close, or the next one */
             s->p = ws(s->p, s->end);
             if (s->depth == 0)
-                return s->p == s->end && s->appt && s->a->code && s->a->url;
+                return s->p == s->end;
             if (s->p == s->end)
                 return 0;
             int c = s->open[s->depth - 1];
+            int array = c == C_ARRAY || c == C_FLIST;
             if (*s->p == ',') {
                 s->p = ws(s->p + 1, s->end);
-                want = V_OTHER;
-                if (c != C_ARRAY && !key(s, &want))
+                want = c == C_FLIST ? V_FMSG : V_OTHER;
+                if (!array && !key(s, &want))
                     return 0;
                 break;
             }
-            if (*s->p != (c == C_ARRAY ? ']' : '}'))
+            if (*s->p != (array ? ']' : '}'))
                 return 0;
             s->depth--, s->p++;
         }
@@ -307,10 +363,29 @@ int mq_answer_appointment(const char *body, size_t len, char *buf, mq_appt *a)
     if (body && buf) {
         scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
                    .buf = (unsigned char *)buf, .a = a };
-        if (parse(&s))
+        if (parse(&s) && s.appt && a->code && a->url)
             return 1;
     }
     a->code = a->url = NULL;
     a->code_len = a->url_len = 0;
+    return 0;
+}
+
+int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e)
+{
+    mq_appt a;
+
+    e->message = NULL;
+    e->message_len = 0;
+    e->nfields = 0;
+    if (body && buf) {
+        scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
+                   .buf = (unsigned char *)buf, .a = &a, .e = e, .lax = 1 };
+        if (parse(&s))
+            return 1;
+    }
+    e->message = NULL;
+    e->message_len = 0;
+    e->nfields = 0;
     return 0;
 }

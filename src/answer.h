@@ -1,5 +1,6 @@
-/* answer.h: the appointment in a create or reschedule answer, read in C
- * without cjson (answer.c). */
+/* answer.h: what an answer body says, read in C without cjson (answer.c):
+ * the appointment of a create or reschedule, and an error's message and
+ * per-field messages. */
 #ifndef MQ_ANSWER_H
 #define MQ_ANSWER_H
 
@@ -21,6 +22,25 @@ typedef struct {
  * into buf (which must hold at least len bytes). 0: anything else, or
  * anything this scanner does not handle (the caller decodes with cjson). */
 int mq_answer_appointment(const char *body, size_t len, char *buf, mq_appt *a);
+
+/* One per-field message of a 422 (`errors: {field: [msg, ...] | msg}`):
+ * key and msg point into the body or buf, as the appointment's strings
+ * do; msg NULL for a field with an empty list. */
+typedef struct {
+    const char *key; size_t key_len;
+    const char *msg; size_t msg_len;
+} mq_answer_field;
+
+typedef struct {
+    const char *message; size_t message_len;    /* the top-level "message" string, or NULL */
+    mq_answer_field *fields;    /* the caller's array of cap entries (may be NULL) */
+    size_t nfields, cap;        /* beyond cap, field messages are dropped */
+} mq_answer_err;
+
+/* 1: body is one JSON object or array (the grammar above, but raw control
+ * bytes in strings are taken, as cjson takes them) and *e says what it
+ * holds; 0: it is not (e->message NULL, no fields). buf: as above. */
+int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,96 +1,116 @@
-/* batch.c: several calls of one client in flight at once over curl's multi
- * interface, from one thread.
+/* batch.c: the batch driver. Many calls of one client in flight at once
+ * over curl's multi interface, from one thread; the engine (engine.c)
+ * decides everything about each call (request, retries, backoff,
+ * deadline, confirmation, messages, effect), this file only moves bytes
+ * and waits.
  *
- * Each call runs the same policy as call.c (policy.c's classify and
- * backoff, Retry-After, a deadline per call, one limiter slot per attempt),
- * but as a small state machine instead of a blocking loop: a call waiting
- * for its backoff or for a limiter slot (taken with the non-blocking
+ * At most `concurrency` calls are active at once, each in a slot of its
+ * own (an engine call, a transport, a response): a call waiting for its
+ * backoff or for a limiter slot (taken with the non-blocking
  * mq_limiter_try) never holds up the others, and waiting is done in
- * curl_multi_poll, never in a sleep. At most `concurrency` calls are active
- * (started and not finished) at once, so a call's deadline only starts
- * ticking when it can actually make progress, and at most that many
- * compete for limiter slots. Nothing here touches Lua: finished calls are
- * queued for the binding to take between steps. */
+ * curl_multi_poll, never in a sleep. A row's call starts when it has its
+ * first limiter slot, so its deadline runs from when it is sent, not from
+ * when it was queued: a batch larger than the budget paces itself to it
+ * (first_wait bounds that wait). Nothing here touches Lua: finished calls
+ * wait in the slot for the binding to take them between steps. */
 #include "batch.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define URL_MAX 4096
-
-typedef enum { OP_WAITING, OP_RUNNING, OP_DONE } op_state;
-
+/* a row's arguments, with the text copied into one block */
 typedef struct {
     long long id;
-    mq_method m;
-    op_state state;
-    char *url;
-    char *body;             /* NULL: no body (DELETE) */
-    size_t body_len;
-    mq_progress prog;       /* deadline (deadline_at set when active), retries */
-    double finished_at;
-    double not_before;      /* next moment to try (backoff, limiter wait) */
-    double slot_since;      /* when this attempt started asking for a slot; <0: not yet */
-    double slot_bound;      /* how long this attempt may wait for one */
-    char *rbody;            /* the final answer's body (owned) */
-    mq_result res;
-} op_t;
+    mq_op_args a;
+    int parked;
+    char *text;
+} row_t;
+
+typedef enum {
+    S_FREE,         /* no call */
+    S_FIRST,        /* a row waiting for its first limiter slot (no call yet) */
+    S_SLOT,         /* the call waits for a limiter slot */
+    S_SENDING,      /* a transfer in the multi handle */
+    S_BACKOFF,      /* the call waits before its next attempt */
+    S_DONE,         /* finished, waiting to be taken */
+    S_TAKEN         /* taken: freed at the next take or step */
+} slot_state;
+
+typedef struct {
+    slot_state st;
+    long long id;
+    row_t *row;             /* S_FIRST: the row (owned until the call starts) */
+    mq_ecall call;
+    mq_transport *t;
+    void *easy;             /* in the multi handle, or NULL */
+    mq_response resp;       /* stable while curl fills it */
+    double not_before;      /* S_SLOT, S_FIRST, S_BACKOFF: next moment to look */
+    double slot_since;      /* when the wait for this slot began */
+    double slot_bound;      /* how long it may last */
+} slot_t;
 
 struct mq_batch {
     mq_batch_env env;
     CURLM *multi;
     int conc;
-    mq_transport *t[MQ_BATCH_MAX_CONCURRENCY];
-    void *easy[MQ_BATCH_MAX_CONCURRENCY];      /* in the multi handle, or NULL */
-    size_t op_of[MQ_BATCH_MAX_CONCURRENCY];    /* the op using transport s */
-    mq_response resp[MQ_BATCH_MAX_CONCURRENCY];/* stable while curl fills it */
-    op_t **ops;             /* every op added; NULL once taken */
-    size_t nops, cap;
-    size_t next;            /* first op not yet active */
-    size_t active[MQ_BATCH_MAX_CONCURRENCY];
-    int nactive;
-    size_t *done;           /* finished op indices, FIFO; as big as ops */
-    size_t done_head, done_tail;
-    op_t *taken;            /* the last op taken: its body is still lent out */
+    double first_wait;
+    slot_t *slots;
+    row_t **rows;           /* by handle; NULL once started */
+    size_t nrows, cap;
+    size_t *queue;          /* runnable rows (handles), FIFO */
+    size_t q_head, q_tail;
+    int *done;              /* finished slots, FIFO (each slot at most once) */
+    int d_head, d_tail;
     long pending;           /* added and not yet taken */
     int running;            /* transfers in the multi handle */
 };
 
-static const char *const method_names[] = { "POST", "PUT", "DELETE" };
-
-static void op_free(op_t *op)
+static void row_free(row_t *r)
 {
-    if (op == NULL)
-        return;
-    free(op->url);
-    free(op->body);
-    free(op->rbody);
-    free(op);
+    if (r != NULL) {
+        free(r->text);
+        free(r);
+    }
+}
+
+static void slot_clear(mq_batch *b, slot_t *sl)
+{
+    if (sl->easy != NULL) {
+        curl_multi_remove_handle(b->multi, sl->easy);
+        sl->easy = NULL;
+        b->running--;
+    }
+    row_free(sl->row);
+    sl->row = NULL;
+    mq_engine_call_free(&sl->call);
+    sl->st = S_FREE;
 }
 
 void mq_batch_free(mq_batch *b)
 {
     if (b == NULL)
         return;
-    for (int s = 0; s < b->conc; s++) {
-        if (b->easy[s] != NULL && b->multi != NULL)
-            curl_multi_remove_handle(b->multi, b->easy[s]);
-        mq_transport_free(b->t[s]);     /* before the parent: it borrows its headers */
+    for (int s = 0; b->slots != NULL && s < b->conc; s++) {
+        if (b->multi != NULL)
+            slot_clear(b, &b->slots[s]);
+        mq_transport_free(b->slots[s].t);   /* before the parent: it borrows its headers */
     }
     if (b->multi != NULL)
         curl_multi_cleanup(b->multi);
-    for (size_t i = 0; i < b->nops; i++)
-        op_free(b->ops[i]);
-    op_free(b->taken);
-    free(b->ops);
+    for (size_t i = 0; i < b->nrows; i++)
+        row_free(b->rows[i]);
+    free(b->rows);
+    free(b->queue);
     free(b->done);
+    free(b->slots);
     free(b);
 }
 
-int mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
-                 char *err, size_t errlen)
+int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
+                 mq_batch **out, char *err, size_t errlen)
 {
     mq_batch *b;
 
@@ -106,16 +126,26 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
     }
     b->env = *env;
     b->conc = concurrency;
+    b->first_wait = first_wait >= 0 ? first_wait : mq_engine_config(env->engine)->max_wait;
+    b->slots = calloc((size_t)concurrency, sizeof *b->slots);
+    b->done = calloc((size_t)concurrency, sizeof *b->done);
+    if (b->slots == NULL || b->done == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     b->multi = curl_multi_init();
     if (b->multi == NULL) {
         snprintf(err, errlen, "curl_multi_init failed");
         goto fail;
     }
     for (int s = 0; s < concurrency; s++) {
-        if (mq_transport_dup(env->parent, &b->t[s]) != 0) {
+        mq_engine_call_init(&b->slots[s].call);
+        if (mq_transport_dup(env->parent, &b->slots[s].t) != 0) {
             snprintf(err, errlen, "could not make transport %d of %d", s + 1, concurrency);
             goto fail;
         }
+        /* the engine scrubs every string it hands on (after unescaping) */
+        mq_transport_scrub_later(b->slots[s].t, 1);
     }
     *out = b;
     return 0;
@@ -124,62 +154,99 @@ fail:
     return -1;
 }
 
-int mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_t path_len,
-                 const char *body, size_t body_len, double deadline, int max_retries,
-                 char *err, size_t errlen)
+/* the copy of a's text, the pointers in r->a moved onto it */
+static int copy_args(row_t *r, const mq_op_args *a)
 {
-    op_t *op;
-    size_t ulen = b->env.base_len + path_len;
-
-    if (ulen + 1 > URL_MAX) {
-        snprintf(err, errlen, "path too long");
+    size_t n = a->code_len + a->patient_len + a->professional_len;
+    char *p = malloc(n + 1);
+    if (p == NULL)
         return -1;
-    }
-    if (b->nops == b->cap) {
+    r->text = p;
+    r->a = *a;
+    memcpy(p, a->code, a->code_len);
+    r->a.code = p;
+    p += a->code_len;
+    if (a->patient != NULL)
+        memcpy(p, a->patient, a->patient_len);
+    r->a.patient = a->patient != NULL ? p : NULL;
+    p += a->patient_len;
+    if (a->professional != NULL)
+        memcpy(p, a->professional, a->professional_len);
+    r->a.professional = a->professional != NULL ? p : NULL;
+    return 0;
+}
+
+long mq_batch_add(mq_batch *b, long long id, const mq_op_args *a, int parked,
+                  char *err, size_t errlen)
+{
+    row_t *r;
+
+    if (b->nrows == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 64;
-        op_t **n = realloc(b->ops, ncap * sizeof *n);
-        size_t *d;
+        row_t **n = realloc(b->rows, ncap * sizeof *n);
+        size_t *q;
         if (n == NULL)
             goto oom;
-        b->ops = n;
-        /* each op enters the done queue once: it never needs more room */
-        d = realloc(b->done, ncap * sizeof *d);
-        if (d == NULL)
+        b->rows = n;
+        /* each row enters the queue once: it never needs more room */
+        q = realloc(b->queue, ncap * sizeof *q);
+        if (q == NULL)
             goto oom;
-        b->done = d;
+        b->queue = q;
         b->cap = ncap;
     }
-    op = calloc(1, sizeof *op);
-    if (op == NULL)
-        goto oom;
-    op->url = malloc(ulen + 1);
-    op->body = body ? malloc(body_len + 1) : NULL;
-    if (op->url == NULL || (body && op->body == NULL)) {
-        op_free(op);
+    r = calloc(1, sizeof *r);
+    if (r == NULL || copy_args(r, a) != 0) {
+        row_free(r);
         goto oom;
     }
-    memcpy(op->url, b->env.base, b->env.base_len);
-    memcpy(op->url + b->env.base_len, path, path_len);
-    op->url[ulen] = '\0';
-    if (body) {
-        memcpy(op->body, body, body_len);
-        op->body[body_len] = '\0';
-    }
-    op->id = id;
-    op->m = m;
-    op->prog.deadline = deadline >= 0 ? deadline : b->env.cfg->deadline;
-    op->prog.max_retries = max_retries >= 0 ? max_retries : b->env.cfg->max_retries;
-    op->body_len = body_len;
-    op->slot_since = -1;
-    op->state = OP_WAITING;
-    op->res.retry_after = -1;
-    op->res.body = "";
-    b->ops[b->nops++] = op;
+    r->id = id;
+    r->parked = parked != 0;
+    b->rows[b->nrows] = r;
+    if (!r->parked)
+        b->queue[b->q_tail++] = b->nrows;
     b->pending++;
-    return 0;
+    return (long)b->nrows++;
 oom:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+static row_t *parked_row(const mq_batch *b, long handle);
+
+int mq_batch_release(mq_batch *b, long handle)
+{
+    row_t *r = parked_row(b, handle);
+    if (r == NULL)
+        return -1;
+    r->parked = 0;
+    b->queue[b->q_tail++] = (size_t)handle;
+    return 0;
+}
+
+static row_t *parked_row(const mq_batch *b, long handle)
+{
+    row_t *r;
+    if (handle < 0 || (size_t)handle >= b->nrows || (r = b->rows[handle]) == NULL || !r->parked)
+        return NULL;
+    return r;
+}
+
+const mq_op_args *mq_batch_parked(const mq_batch *b, long handle)
+{
+    row_t *r = parked_row(b, handle);
+    return r != NULL ? &r->a : NULL;
+}
+
+int mq_batch_drop(mq_batch *b, long handle)
+{
+    row_t *r = parked_row(b, handle);
+    if (r == NULL)
+        return -1;
+    row_free(r);
+    b->rows[handle] = NULL;
+    b->pending--;
+    return 0;
 }
 
 long mq_batch_pending(const mq_batch *b)
@@ -187,181 +254,176 @@ long mq_batch_pending(const mq_batch *b)
     return b->pending;
 }
 
-/* ---- finishing a call --------------------------------------------------- */
+/* ---- one slot's call, action by action ------------------------------------ */
 
-static void deactivate(mq_batch *b, size_t idx)
+static void apply_note(mq_batch *b, const mq_ecall *c)
 {
-    for (int i = 0; i < b->nactive; i++) {
-        if (b->active[i] == idx) {
-            /* keep the order: the oldest call asks the limiter first */
-            memmove(&b->active[i], &b->active[i + 1], (size_t)(b->nactive - i - 1) * sizeof b->active[0]);
-            b->nactive--;
+    double x, y, z;
+    if (b->env.lim == NULL)
+        return;
+    switch (mq_engine_note(c, &x, &y, &z)) {
+    case MQ_NOTE_PAUSE:
+        mq_limiter_pause(b->env.lim, x);
+        break;
+    case MQ_NOTE_OBSERVE:
+        mq_limiter_observe(b->env.lim, (long)x, (long)y, z);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Start the transfer the engine asks for: 1 when it runs. A transfer that
+ * cannot start is a failed attempt, reported as such: 0, with the engine's
+ * next action in *a and *x. */
+static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *x)
+{
+    slot_t *sl = &b->slots[s];
+    mq_request req;
+    CURLMcode mc;
+
+    mq_engine_request(&sl->call, &req);
+    sl->easy = mq_transport_prepare(sl->t, mq_method_name(req.method), req.url,
+                                    req.body, req.body_len, req.timeout,
+                                    req.connect_timeout, &sl->resp);
+    if (sl->easy == NULL) {
+        *a = mq_engine_failure(&sl->call, sl->resp.outcome, sl->resp.message, 0, now, x);
+        return 0;
+    }
+    mc = curl_multi_add_handle(b->multi, sl->easy);
+    if (mc != CURLM_OK) {
+        char why[128];
+        sl->easy = NULL;
+        snprintf(why, sizeof why, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        *a = mq_engine_failure(&sl->call, MQ_T_FAILED, why, 0, now, x);
+        return 0;
+    }
+    b->running++;
+    sl->st = S_SENDING;
+    return 1;
+}
+
+/* Carry out what the engine said, until the slot has to wait for
+ * something (a slot, a transfer, a backoff) or the call is done. */
+static void act(mq_batch *b, int s, mq_action a, double x, double now)
+{
+    slot_t *sl = &b->slots[s];
+    for (;;) {
+        switch (a) {
+        case MQ_A_SLOT:
+            sl->st = S_SLOT;
+            sl->slot_since = now;
+            sl->slot_bound = x;
+            sl->not_before = now;
+            return;
+        case MQ_A_BACKOFF:
+            sl->st = S_BACKOFF;
+            sl->not_before = now + x;
+            return;
+        case MQ_A_DONE:
+            sl->st = S_DONE;
+            b->done[b->d_tail++ % b->conc] = s;
+            return;
+        case MQ_A_SEND:
+            if (start_transfer(b, s, now, &a, &x))
+                return;
+            break;
+        }
+    }
+}
+
+/* The row in slot s starts its call now (its deadline runs from here);
+ * with a limiter it waited for its first slot already: got says whether
+ * it has one, waited how long that took, wait how long until one. */
+static void start_call(mq_batch *b, int s, double now, int got, double waited, double wait)
+{
+    slot_t *sl = &b->slots[s];
+    double x = 0;
+    mq_action a = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now, &x);
+
+    row_free(sl->row);
+    sl->row = NULL;
+    if (b->env.lim != NULL && a == MQ_A_SLOT)
+        a = mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
+    act(b, s, a, x, now);
+}
+
+/* A slot (or a row) whose wait for a limiter slot is due: try once. */
+static void try_slot(mq_batch *b, int s, double now)
+{
+    slot_t *sl = &b->slots[s];
+    double wait = 0, x = 0;
+    int got = mq_limiter_try(b->env.lim, &wait);
+    double waited = now - sl->slot_since;
+
+    if (!got) {
+        if (wait < 0.001)
+            wait = 0.001;
+        if (now + wait <= sl->slot_since + sl->slot_bound) {
+            sl->not_before = now + wait;
             return;
         }
+        /* none can come within the bound: say so now, not at its end */
     }
-}
-
-/* The call's verdict is in op->res; keep a copy of the answer's body. The
- * done queue has room for every op, so this cannot fail but for the body
- * copy (then the body is dropped and the message says why). */
-static void finish(mq_batch *b, size_t idx, const char *body, size_t body_len)
-{
-    op_t *op = b->ops[idx];
-
-    op->rbody = malloc(body_len + 1);
-    if (op->rbody != NULL) {
-        memcpy(op->rbody, body, body_len);
-        op->rbody[body_len] = '\0';
-        op->res.body = op->rbody;
-        op->res.body_len = body_len;
-    } else {
-        op->res.body = "";
-        op->res.body_len = 0;
-        snprintf(op->res.message, sizeof op->res.message, "out of memory keeping the response");
-    }
-    free(op->url);
-    free(op->body);
-    op->url = op->body = NULL;
-    op->state = OP_DONE;
-    op->finished_at = mq_now();
-    deactivate(b, idx);
-    b->done[b->done_tail++] = idx;
-}
-
-/* No attempt could start: no limiter slot within bound seconds, or (bound
- * < 0) no time left. Retryable later, worded as call.c words it. */
-static void stop(mq_batch *b, size_t idx, double bound, double retry_after)
-{
-    op_t *op = b->ops[idx];
-    mq_call_stop(b->env.cfg, &op->prog, bound, retry_after, &op->res);
-    finish(b, idx, "", 0);
-}
-
-/* One attempt came back: the decision is call.c's (mq_call_next), the
- * backoff a time to come back instead of a sleep. */
-static void attempt_done(mq_batch *b, size_t idx, const mq_response *r, double now)
-{
-    op_t *op = b->ops[idx];
-    double wait = mq_call_next(b->env.cfg, b->env.st, b->env.lim, b->env.rng, op->m,
-                               &op->prog, r, &op->res, now);
-    if (wait < 0) {
-        finish(b, idx, op->res.body, op->res.body_len);
+    if (sl->st == S_FIRST) {
+        start_call(b, s, now, got, waited, wait);
         return;
     }
-    op->not_before = now + wait;
-    op->state = OP_WAITING;
+    act(b, s, mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
 }
 
-/* ---- starting attempts -------------------------------------------------- */
-
-static int free_transport(const mq_batch *b)
+/* A transfer is over: hand the engine what came back. */
+static void transfer_done(mq_batch *b, int s, CURLcode rc, double now)
 {
-    for (int s = 0; s < b->conc; s++)
-        if (b->easy[s] == NULL)
-            return s;
-    return -1;      /* cannot happen: active calls <= transports */
+    slot_t *sl = &b->slots[s];
+    mq_response *r = &sl->resp;
+    double x = 0;
+    mq_action a;
+
+    mq_transport_finish(sl->t, (int)rc, r);
+    if (r->resent)
+        mq_engine_resent(&sl->call);
+    if (r->outcome == MQ_T_OK) {
+        mq_answer ans = { r->status, r->body, r->body_len, r->retry_after,
+                          r->rl_remaining, r->rl_limit, r->rl_reset };
+        a = mq_engine_response(&sl->call, &ans, now, &x);
+        apply_note(b, &sl->call);
+    } else {
+        a = mq_engine_failure(&sl->call, r->outcome, r->message[0] ? r->message : NULL,
+                              r->status, now, &x);
+    }
+    act(b, s, a, x, now);
 }
 
-static void count_wait(mq_batch *b, op_t *op, double now)
-{
-    if (op->slot_since >= 0 && now - op->slot_since > 0) {
-        b->env.st->limiter_waits++;
-        b->env.st->limiter_wait_seconds += now - op->slot_since;
-    }
-    op->slot_since = -1;
-}
-
-static int out_of_time(mq_batch *b, size_t idx)
-{
-    stop(b, idx, -1, -1);
-    return 1;
-}
-
-/* The call at idx may start an attempt now: a limiter slot, then the
- * transfer. Returns 1 when it moved on (started or finished), 0 when it
- * waits for a slot (op->not_before says until when). */
-static int try_start(mq_batch *b, size_t idx, double now)
-{
-    op_t *op = b->ops[idx];
-    const mq_call_cfg *cfg = b->env.cfg;
-    double left = op->prog.deadline_at - now;
-    double wait = 0;
-    int s;
-    void *easy;
-    mq_response *r;
-
-    /* out of time before asking: no slot is spent on an attempt that
-     * could not be made (the confirmation of a create near its deadline) */
-    if (left <= 0)
-        return out_of_time(b, idx);
-    if (b->env.lim != NULL) {
-        if (op->slot_since < 0) {
-            double mw = cfg->max_wait < left ? cfg->max_wait : left;
-            op->slot_since = now;
-            op->slot_bound = mw > 0 ? mw : 0;
-        }
-        if (!mq_limiter_try(b->env.lim, &wait)) {
-            if (wait < 0.001)
-                wait = 0.001;
-            if (now + wait <= op->slot_since + op->slot_bound) {
-                op->not_before = now + wait;
-                return 0;
-            }
-            /* no slot can come within the bound: say so now, not at its end */
-            count_wait(b, op, now);
-            stop(b, idx, op->slot_bound, wait);
-            return 1;
-        }
-        count_wait(b, op, now);
-        left = op->prog.deadline_at - now;
-    }
-    if (left <= 0)
-        return out_of_time(b, idx);
-
-    s = free_transport(b);
-    if (s < 0) {
-        op->res.kind = MQ_K_NETWORK;
-        snprintf(op->res.message, sizeof op->res.message, "internal: no free transport");
-        finish(b, idx, "", 0);
-        return 1;
-    }
-    r = &b->resp[s];
-    easy = mq_transport_prepare(b->t[s], method_names[op->m], op->url, op->body, op->body_len,
-                                cfg->timeout < left ? cfg->timeout : left,
-                                cfg->connect_timeout < left ? cfg->connect_timeout : left, r);
-    if (easy != NULL) {
-        CURLMcode mc = curl_multi_add_handle(b->multi, easy);
-        if (mc == CURLM_OK) {
-            b->easy[s] = easy;
-            b->op_of[s] = idx;
-            b->running++;
-            op->state = OP_RUNNING;
-            return 1;
-        }
-        r->outcome = MQ_T_FAILED;
-        snprintf(r->message, sizeof r->message, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-    }
-    attempt_done(b, idx, r, now);   /* counted as an attempt, as call.c does */
-    return 1;
-}
-
-/* Make calls active while there is room: a call's deadline starts here. */
+/* Give free slots to queued rows, oldest first. */
 static void admit(mq_batch *b, double now)
 {
-    while (b->nactive < b->conc && b->next < b->nops) {
-        size_t idx = b->next++;
-        op_t *op = b->ops[idx];
-        op->prog.deadline_at = now + op->prog.deadline;
-        op->not_before = now;
-        b->active[b->nactive++] = idx;
+    for (int s = 0; s < b->conc && b->q_head < b->q_tail; s++) {
+        slot_t *sl = &b->slots[s];
+        size_t h;
+        if (sl->st != S_FREE)
+            continue;
+        h = b->queue[b->q_head++];
+        sl->row = b->rows[h];
+        b->rows[h] = NULL;
+        sl->id = sl->row->id;
+        if (b->env.lim != NULL) {
+            /* the row's first slot comes before its call starts */
+            sl->st = S_FIRST;
+            sl->slot_since = now;
+            sl->slot_bound = b->first_wait;
+            sl->not_before = now;
+        } else {
+            start_call(b, s, now, 1, 0, 0);
+        }
     }
 }
 
-/* ---- the loop -------------------------------------------------------------- */
+/* ---- the loop --------------------------------------------------------------- */
 
 static int wait_for(mq_batch *b, double seconds, char *err, size_t errlen)
 {
-    int ms = (int)(seconds * 1000.0 + 0.999);
+    int ms = seconds > 3600 ? 3600000 : (int)(seconds * 1000.0 + 0.999);
     CURLMcode mc;
     if (ms < 1)
         ms = 1;
@@ -393,7 +455,7 @@ static int collect(mq_batch *b, char *err, size_t errlen)
         CURL *easy = msg->easy_handle;
         CURLcode rc = msg->data.result;     /* msg dies with remove_handle */
         int s;
-        for (s = 0; s < b->conc && b->easy[s] != easy; s++)
+        for (s = 0; s < b->conc && b->slots[s].easy != easy; s++)
             ;
         if (s == b->conc)
             continue;
@@ -402,31 +464,46 @@ static int collect(mq_batch *b, char *err, size_t errlen)
             snprintf(err, errlen, "curl_multi_remove_handle: %s", curl_multi_strerror(mc));
             return -1;
         }
-        b->easy[s] = NULL;
+        b->slots[s].easy = NULL;
         b->running--;
-        mq_transport_finish(b->t[s], (int)rc, &b->resp[s]);
-        attempt_done(b, b->op_of[s], &b->resp[s], mq_now());
+        transfer_done(b, s, rc, mq_now());
     }
     return 0;
+}
+
+static void release_taken(mq_batch *b)
+{
+    for (int s = 0; s < b->conc; s++)
+        if (b->slots[s].st == S_TAKEN)
+            slot_clear(b, &b->slots[s]);
+}
+
+static int waiting(slot_state st)
+{
+    return st == S_FIRST || st == S_SLOT || st == S_BACKOFF;
 }
 
 int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
 {
     const double end = mq_now() + (max_seconds > 0 ? max_seconds : 0);
 
+    release_taken(b);
     for (;;) {
         double now = mq_now();
         double wake = end;
-        size_t snap[MQ_BATCH_MAX_CONCURRENCY];
-        int n, still;
+        int still, busy = 0;
 
         admit(b, now);
-        n = b->nactive;     /* try_start may finish calls and reorder active */
-        memcpy(snap, b->active, (size_t)n * sizeof snap[0]);
-        for (int i = 0; i < n; i++) {
-            op_t *op = b->ops[snap[i]];
-            if (op->state == OP_WAITING && op->not_before <= now)
-                try_start(b, snap[i], now);
+        for (int s = 0; s < b->conc; s++) {
+            slot_t *sl = &b->slots[s];
+            if (!waiting(sl->st) || sl->not_before > now)
+                continue;
+            if (sl->st == S_BACKOFF) {
+                double x = 0;
+                act(b, s, mq_engine_wake(&sl->call, now, &x), x, now);
+            } else {
+                try_slot(b, s, now);
+            }
         }
         if (b->running > 0) {
             CURLMcode mc = curl_multi_perform(b->multi, &still);
@@ -437,20 +514,20 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
             if (collect(b, err, errlen) != 0)
                 return -1;
         }
-        if (b->done_tail > b->done_head)
-            return (int)(b->done_tail - b->done_head);
-        if (b->nactive == 0 && b->next >= b->nops)
-            return 0;
+        if (b->d_tail > b->d_head)
+            return b->d_tail - b->d_head;
+        for (int s = 0; s < b->conc; s++) {
+            slot_t *sl = &b->slots[s];
+            if (sl->st != S_FREE)
+                busy = 1;
+            if (waiting(sl->st) && sl->not_before < wake)
+                wake = sl->not_before;
+        }
+        if (!busy && b->q_head == b->q_tail)
+            return 0;       /* nothing runs; parked rows wait for a release */
         now = mq_now();
         if (now >= end)
             return 0;
-        if (b->nactive < b->conc && b->next < b->nops)
-            continue;       /* room was made: admit at once */
-        for (int i = 0; i < b->nactive; i++) {
-            op_t *op = b->ops[b->active[i]];
-            if (op->state == OP_WAITING && op->not_before < wake)
-                wake = op->not_before;
-        }
         if (wake <= now)
             continue;
         if (wait_for(b, wake - now, err, errlen) != 0)
@@ -458,21 +535,18 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
     }
 }
 
-int mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_left)
+int mq_batch_take(mq_batch *b, long long *id, const mq_ecall **call)
 {
-    size_t idx;
+    slot_t *sl;
 
-    /* the body lent out by the previous take is no longer needed */
-    op_free(b->taken);
-    b->taken = NULL;
-    if (b->done_tail == b->done_head)
+    if (b->d_tail == b->d_head)
         return 0;
-    idx = b->done[b->done_head++];
-    b->taken = b->ops[idx];
-    b->ops[idx] = NULL;
+    sl = &b->slots[b->done[b->d_head++ % b->conc]];
+    if (b->d_head == b->d_tail)
+        b->d_head = b->d_tail = 0;
+    sl->st = S_TAKEN;       /* the call stays readable until the next step */
     b->pending--;
-    *id = b->taken->id;
-    *res = b->taken->res;
-    *deadline_left = b->taken->prog.deadline_at - b->taken->finished_at;
+    *id = sl->id;
+    *call = &sl->call;
     return 1;
 }

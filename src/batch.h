@@ -1,8 +1,11 @@
-/* batch.h: several calls of one client in flight at once (batch.c). */
+/* batch.h: the batch driver (batch.c): many calls of one client in flight
+ * at once over curl's multi interface, every decision the engine's. */
 #ifndef MQ_BATCH_H
 #define MQ_BATCH_H
 
-#include "call.h"
+#include "engine.h"
+#include "limiter.h"
+#include "transport.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -12,37 +15,42 @@
 
 typedef struct mq_batch mq_batch;
 
-/* The client's pieces a batch works with. Everything is borrowed: the
- * caller keeps the client alive (and open) for the batch's whole life. */
+/* What a batch drives its calls with, all borrowed: the caller keeps them
+ * alive (and open) for the batch's whole life. */
 typedef struct {
-    mq_transport *parent;       /* the client's transport, to dup from */
+    mq_engine *engine;          /* decides; its counters count the batch's calls */
+    mq_transport *parent;       /* each of the batch's transports is a dup of it */
     mq_limiter *lim;            /* NULL: no limiter */
-    const mq_call_cfg *cfg;
-    mq_call_stats *st;          /* the client's counters: batch attempts count too */
-    uint64_t *rng;
-    const char *base;           /* base URL without trailing slash */
-    size_t base_len;
 } mq_batch_env;
 
-/* concurrency: 1..MQ_BATCH_MAX_CONCURRENCY. 0, or -1 with err set. */
-int  mq_batch_new(const mq_batch_env *env, int concurrency, mq_batch **out,
+/* concurrency: 1..MQ_BATCH_MAX_CONCURRENCY calls active at once.
+ * first_wait: seconds a row may wait for its first limiter slot before its
+ * call starts (its deadline starts once it has that slot, when it is sent;
+ * may be infinite); < 0: the engine's max_wait. 0, or -1 with err set. */
+int  mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
+                  mq_batch **out, char *err, size_t errlen);
+/* Queue a row whose arguments passed the checks (a is copied). A parked
+ * row is kept until mq_batch_release(handle). Returns its handle (>= 0),
+ * or -1 with err set (out of memory). */
+long mq_batch_add(mq_batch *b, long long id, const mq_op_args *a, int parked,
                   char *err, size_t errlen);
-/* Queue one call (copies path and body). deadline (seconds, from when the
- * call starts) and max_retries override the client's when >= 0: the
- * confirmation of an ambiguous create is one attempt within what is left
- * of the create's deadline. 0, or -1 with err set. */
-int  mq_batch_add(mq_batch *b, long long id, mq_method m, const char *path, size_t path_len,
-                  const char *body, size_t body_len, double deadline, int max_retries,
-                  char *err, size_t errlen);
-/* Drive the transfers for at most max_seconds, returning early as soon as
- * at least one call has finished. Returns how many finished calls are
- * waiting to be taken, or -1 on a curl multi failure (err set). */
+/* A parked row may start now (in the order released). 0, or -1 when the
+ * handle is not a parked row. */
+int  mq_batch_release(mq_batch *b, long handle);
+/* A parked row's arguments (valid until it is dropped or released), or
+ * NULL when the handle is not a parked row. */
+const mq_op_args *mq_batch_parked(const mq_batch *b, long handle);
+/* Forget a parked row: it will never be sent. 0, or -1 when the handle is
+ * not a parked row. */
+int  mq_batch_drop(mq_batch *b, long handle);
+/* Drive the calls for at most max_seconds, returning early as soon as one
+ * has finished. Returns how many finished calls wait to be taken, or -1
+ * on a curl multi failure (err set). */
 int  mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen);
-/* Take one finished call: 1 with *id, *res and *deadline_left (seconds
- * its deadline still had when it finished) filled (res->body stays valid
- * until the next take or free), 0 when none is waiting. */
-int  mq_batch_take(mq_batch *b, long long *id, mq_result *res, double *deadline_left);
-/* Calls added and not yet taken. */
+/* Take one finished call: 1 with *id and *call (valid until the next take,
+ * step or free), 0 when none is waiting. */
+int  mq_batch_take(mq_batch *b, long long *id, const mq_ecall **call);
+/* Rows added and not yet taken (parked ones included). */
 long mq_batch_pending(const mq_batch *b);
 /* Frees everything, aborting transfers in flight. NULL is fine. */
 void mq_batch_free(mq_batch *b);

@@ -9,7 +9,8 @@
  * 5.6.7 writes them, except that names (day, month, "GMT") are matched
  * without regard to case, and the day name is not checked against the date
  * (the date is what counts). Second 60 is allowed, as the RFC allows it. */
-#include "mq.h"
+#include "headers.h"
+#include "iso8601.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -228,4 +229,15 @@ double mq_retry_after(const char *v, size_t len, time_t now)
     if ((int64_t)now < at - RETRY_CAP)
         return RETRY_CAP;
     return (double)(at - (int64_t)now);
+}
+
+double mq_ratelimit_reset(const char *v, size_t len, time_t now)
+{
+    long at = mq_header_long(v, len);
+    double left;
+    if (at < 0)
+        return -1;
+    /* an epoch time, or (some servers) the seconds left */
+    left = at > (long)now - 86400 ? (double)(at - (long)now) : (double)at;
+    return left < 0 ? 0 : left;
 }

@@ -18,7 +18,7 @@
  *
  * The arithmetic is days-from-civil on int64 (H. Hinnant's algorithm), not
  * timegm/mktime: no TZ or locale, no static buffers, any thread. */
-#include "mq.h"
+#include "iso8601.h"
 
 #include <string.h>
 

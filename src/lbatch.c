@@ -1,8 +1,18 @@
-/* lbatch.c: the Lua binding of batch.c.
+/* lbatch.c: the Lua binding of the batch driver (batch.c).
  *
- *   local b = client_core:batch(concurrency)
- *   b:add(i, method, path, body|nil)
- *   local done = b:step(max_seconds)   -- { {i=, kind=, status=, body=, ...}, ... }
+ *   local b = client_core:batch(concurrency[, first_wait])
+ *   local h, err = b:add(i, op, a, b2, resumed, parked)
+ *       op "create" (a = the fields table), "reschedule" (a = code,
+ *       b2 = starts_at) or "cancel" (a = code); checked here with the
+ *       engine's checks (lcheck.c): a refused row returns nil and the error
+ *       table (plain: mediquo.errors wraps it) and is never queued.
+ *       resumed: an earlier run may have sent it. parked: kept until
+ *       b:release(h) (rows on one code go one at a time).
+ *   local _, err = b:refuse(op|nil, field, why)   -- refused in Lua, worded in C
+ *   b:release(h)
+ *   local method, path = b:drop(h)   -- a parked row that will never go
+ *   local done = b:step(max_seconds)
+ *       -- { {i=, ok=value, reconciled=bool} | {i=, err=table}, ... }
  *   b:pending(); b:close()
  *   client_core:sync(file)            -- fflush + fsync (import journals)
  *
@@ -11,8 +21,11 @@
  * unwind through curl frames. The batch keeps its client alive through its
  * uservalue and frees its own transports first (they borrow the client's
  * header lists); close, __gc and __close are one idempotent function. */
-#include "lmq.h"
+#include "lbatch.h"
 #include "batch.h"
+#include "lcheck.h"
+#include "lengine.h"
+#include "lclient.h"
 
 #if LUA_VERSION_NUM < 502
 #include <lualib.h>     /* LUA_FILEHANDLE (5.2+ has it in lauxlib.h) */
@@ -35,7 +48,7 @@ static lbatch *check_batch(lua_State *L)
     lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
     if (lb->b == NULL)
         luaL_error(L, "mediquo batch is closed");
-    if (lb->c->t == NULL) {
+    if (mq_lclient_transport(lb->c) == NULL) {
         /* the client was closed under us: its header lists are gone, so
          * nothing more may be sent with the transports that borrow them */
         mq_batch_free(lb->b);
@@ -45,17 +58,20 @@ static lbatch *check_batch(lua_State *L)
     return lb;
 }
 
-/* client:batch(concurrency) -> batch | nil, message */
+/* client:batch(concurrency[, first_wait]) -> batch | nil, message */
 static int l_batch_new(lua_State *L)
 {
-    mq_client *c = mq_lclient_check(L, 1);
+    mq_client *c = mq_lclient_check(L, 1);      /* raises when closed */
     lua_Integer conc = luaL_checkinteger(L, 2);
+    double first_wait = luaL_optnumber(L, 3, -1);
     mq_batch_env env;
     lbatch *lb;
     char err[256];
 
     if (conc < 1 || conc > MQ_BATCH_MAX_CONCURRENCY)
         return luaL_argerror(L, 2, "concurrency must be 1..64");
+    if (first_wait != first_wait)
+        return luaL_argerror(L, 3, "first_wait must be a number of seconds");
 
     lb = mq_newuserdata(L, sizeof *lb);
     lb->b = NULL;           /* __gc is safe from here on */
@@ -66,14 +82,10 @@ static int l_batch_new(lua_State *L)
     lua_rawseti(L, -2, 1);
     mq_setuservalue(L, -2);
 
-    env.parent = c->t;
-    env.lim = c->lim;
-    env.cfg = &c->cfg;
-    env.st = &c->st;
-    env.rng = &c->rng;
-    env.base = c->base;
-    env.base_len = c->base_len;
-    if (mq_batch_new(&env, (int)conc, &lb->b, err, sizeof err) != 0) {
+    env.engine = mq_lclient_engine(c);
+    env.parent = mq_lclient_transport(c);
+    env.lim = mq_lclient_limiter(c);
+    if (mq_batch_new(&env, (int)conc, first_wait, &lb->b, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -81,53 +93,112 @@ static int l_batch_new(lua_State *L)
     return 1;
 }
 
-/* batch:add(i, method, path, body|nil[, deadline[, max_retries]]) */
+/* batch:add(i, op, a, b, resumed, parked) -> handle | nil, err */
 static int l_batch_add(lua_State *L)
 {
     lbatch *lb = check_batch(L);
     lua_Integer id = luaL_checkinteger(L, 2);
-    mq_method m;
-    size_t plen, blen = 0;
-    const char *path, *body;
-    char err[128];
+    const char *opname = luaL_checkstring(L, 3);
+    int resumed = lua_toboolean(L, 6), parked = lua_toboolean(L, 7);
+    mq_op op;
+    mq_op_args a;
+    const char *field, *why;
+    char buf[MQ_WHY_LEN], err[128];
+    long h;
 
-    if (mq_method_parse(luaL_checkstring(L, 3), &m) != 0)
-        return luaL_argerror(L, 3, "method must be POST, PUT or DELETE");
-    path = luaL_checklstring(L, 4, &plen);
-    body = luaL_optlstring(L, 5, NULL, &blen);
-    double deadline = luaL_optnumber(L, 6, -1);
-    lua_Integer max_retries = luaL_optinteger(L, 7, -1);
-    if (!(deadline < 1e9))
-        return luaL_argerror(L, 6, "deadline must be a number of seconds");
-    if (max_retries > 100)
-        return luaL_argerror(L, 7, "max_retries must be at most 100");
-    if (deadline < 0 && !lua_isnoneornil(L, 6))
-        deadline = 0;
-    if (max_retries < 0 && !lua_isnoneornil(L, 7))
-        max_retries = 0;
-    if (mq_batch_add(lb->b, (long long)id, m, path, plen, body, blen, deadline, (int)max_retries,
-                     err, sizeof err) != 0)
+    if (mq_op_parse(opname, &op) != 0)
+        return luaL_argerror(L, 3, "op must be create, reschedule or cancel");
+    if (mq_check_op(L, op, 4, 5, &a, &field, &why, buf) != 0) {
+        /* refused before anything is sent: the engine words it */
+        mq_ecall c;
+        int n;
+        mq_engine_call_init(&c);
+        mq_engine_refuse(mq_lclient_engine(lb->c), &c, op, MQ_K_INVALID_ARGUMENT, field, why);
+        n = mq_lengine_push_result(L, &c);
+        mq_engine_call_free(&c);
+        return n;
+    }
+    a.resumed = resumed;
+    h = mq_batch_add(lb->b, (long long)id, &a, parked, err, sizeof err);
+    if (h < 0)
         return luaL_error(L, "mediquo batch: %s", err);
+    lua_pushinteger(L, (lua_Integer)h);
+    return 1;
+}
+
+/* batch:refuse(op|nil, field, why) -> nil, err: a row refused before the
+ * engine's own checks could see it (not a table, no known op, a field its
+ * op does not take), worded and counted by the engine as any refusal */
+static int l_batch_refuse(lua_State *L)
+{
+    lbatch *lb = check_batch(L);
+    const char *opname = luaL_optstring(L, 2, "create");
+    const char *field = luaL_checkstring(L, 3);
+    const char *why = luaL_checkstring(L, 4);
+    mq_op op;
+    mq_ecall c;
+    int n;
+
+    if (mq_op_parse(opname, &op) != 0)
+        op = MQ_OP_CREATE;
+    mq_engine_call_init(&c);
+    mq_engine_refuse(mq_lclient_engine(lb->c), &c, op, MQ_K_INVALID_ARGUMENT, field, why);
+    n = mq_lengine_push_result(L, &c);
+    mq_engine_call_free(&c);
+    return n;
+}
+
+/* batch:release(handle): a parked row may start */
+static int l_batch_release(lua_State *L)
+{
+    lbatch *lb = check_batch(L);
+    if (mq_batch_release(lb->b, (long)luaL_checkinteger(L, 2)) != 0)
+        return luaL_argerror(L, 2, "not a parked row of this batch");
     return 0;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v)
+/* batch:drop(handle) -> method, path: a parked row that will never be
+ * sent (a row before it on its code has an unknown outcome), forgotten;
+ * what it would have sent is named by the engine (a call started on the
+ * side, nothing sent, nothing counted). */
+static int l_batch_drop(lua_State *L)
 {
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
+    lbatch *lb = check_batch(L);
+    long h = (long)luaL_checkinteger(L, 2);
+    const mq_op_args *a = mq_batch_parked(lb->b, h);
+    mq_ecall c;
+    mq_request req;
+    double x;
+
+    if (a == NULL)
+        return luaL_argerror(L, 2, "not a parked row of this batch");
+    mq_engine_call_init(&c);
+    mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0, &x);
+    mq_engine_request(&c, &req);
+    lua_pushstring(L, mq_method_name(req.method));
+    lua_pushlstring(L, req.path, req.path_len);
+    mq_engine_call_free(&c);
+    mq_batch_drop(lb->b, h);
+    return 2;
+}
+
+/* A success the call owes to an earlier run: a create confirmed after
+ * "already exists", a cancel answered "already cancelled". (The engine
+ * has no accessor for this yet: its call's fields are read here.) */
+static int reconciled(const mq_ecall *c)
+{
+    return c->confirming || (c->op == MQ_OP_CANCEL && c->status >= 400);
 }
 
 /* batch:step(max_seconds) -> array of finished calls (maybe empty):
- *   { i, kind, status|nil, body, attempts, ambiguous_before, retry_after|nil,
- *     message|nil, retryable, deadline_left } */
+ *   { i=, ok=value, reconciled=true|nil } or { i=, err=plain error table } */
 static int l_batch_step(lua_State *L)
 {
     lbatch *lb = check_batch(L);
     double max_seconds = luaL_optnumber(L, 2, 1.0);
     char err[256];
     long long id;
-    mq_result res;
-    double left;
+    const mq_ecall *c;
     int n;
 
     if (!(max_seconds >= 0))
@@ -138,36 +209,26 @@ static int l_batch_step(lua_State *L)
     if (n < 0)
         return luaL_error(L, "mediquo batch: %s", err);
     lua_createtable(L, n, 0);
-    for (int k = 1; mq_batch_take(lb->b, &id, &res, &left); k++) {
-        lua_createtable(L, 0, 10);
-        set_int(L, "i", (lua_Integer)id);
-        lua_pushstring(L, mq_kind_name(res.kind));
-        lua_setfield(L, -2, "kind");
-        if (res.status > 0)
-            set_int(L, "status", res.status);
-        lua_pushlstring(L, res.body, res.body_len);
-        lua_setfield(L, -2, "body");
-        set_int(L, "attempts", res.attempts);
-        lua_pushboolean(L, res.ambiguous_before);
-        lua_setfield(L, -2, "ambiguous_before");
-        if (res.retry_after >= 0) {
-            lua_pushnumber(L, res.retry_after);
-            lua_setfield(L, -2, "retry_after");
+    for (int k = 1; mq_batch_take(lb->b, &id, &c); k++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, (lua_Integer)id);
+        lua_setfield(L, -2, "i");
+        if (mq_lengine_push_result(L, c) == 1) {
+            lua_setfield(L, -2, "ok");
+            if (reconciled(c)) {
+                lua_pushboolean(L, 1);
+                lua_setfield(L, -2, "reconciled");
+            }
+        } else {
+            lua_setfield(L, -3, "err");
+            lua_pop(L, 1);  /* the nil */
         }
-        if (res.message[0]) {
-            lua_pushstring(L, res.message);
-            lua_setfield(L, -2, "message");
-        }
-        lua_pushboolean(L, res.retryable);
-        lua_setfield(L, -2, "retryable");
-        lua_pushnumber(L, left);
-        lua_setfield(L, -2, "deadline_left");
         lua_rawseti(L, -2, k);
     }
     return 1;
 }
 
-/* batch:pending() -> calls added and not yet returned by step */
+/* batch:pending() -> rows added and not yet returned by step */
 static int l_batch_pending(lua_State *L)
 {
     lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
@@ -223,6 +284,9 @@ void mq_lbatch_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "add", l_batch_add },
+        { "refuse", l_batch_refuse },
+        { "release", l_batch_release },
+        { "drop", l_batch_drop },
         { "step", l_batch_step },
         { "pending", l_batch_pending },
         { "close", l_batch_close },

@@ -1,5 +1,5 @@
-/* lcheck.c: the argument checks and their messages, in one place. The
- * create request (lcreate.c) runs them in C; the Lua validators
+/* lcheck.c: the argument checks and their messages, in one place. A call
+ * of the engine takes its arguments through mq_check_op; the Lua validators
  * (mediquo.validate) call the same checks through core.check_*, so a
  * field is refused with the same words whichever path it took.
  *
@@ -7,6 +7,8 @@
  * static string or one written into the caller's buffer). Values are never
  * quoted: a secret passed in the wrong place must not reach a message. */
 #include "lcheck.h"
+#include "iso8601.h"
+#include "text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,12 +19,15 @@
 const char *mq_check_text(lua_State *L, int idx, size_t max, mq_text *t,
                           char *buf, size_t buflen)
 {
+    t->s = "";
+    t->len = 0;
+    t->verbatim = 0;
     if (lua_type(L, idx) != LUA_TSTRING) {
         snprintf(buf, buflen, "must be a string, got %s", luaL_typename(L, idx));
         return buf;
     }
     t->s = lua_tolstring(L, idx, &t->len);
-    if (t->len == 0)
+    if (t->s == NULL || t->len == 0)
         return "must not be empty";
     if (t->len > max) {
         snprintf(buf, buflen, "must be at most %zu bytes", max);
@@ -122,6 +127,112 @@ const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t bufle
     name[len] = '\0';
     snprintf(buf, buflen, "unknown field '%s'", name);
     return buf;
+}
+
+/* ---- an operation's arguments: mq_check_op ------------------------------- */
+
+enum { F_CODE, F_STARTS_AT, F_PATIENT, F_PROFESSIONAL, F_DURATION, F__COUNT };
+
+/* which create field a key names: F_*, F__COUNT for "op" (allowed, not sent), -1 */
+static int field_of(const char *k, size_t len)
+{
+    switch (len) {
+    case 2: return memcmp(k, "op", 2) == 0 ? F__COUNT : -1;
+    case 4: return memcmp(k, "code", 4) == 0 ? F_CODE : -1;
+    case 7: return memcmp(k, "patient", 7) == 0 ? F_PATIENT : -1;
+    case 8: return memcmp(k, "duration", 8) == 0 ? F_DURATION : -1;
+    case 9: return memcmp(k, "starts_at", 9) == 0 ? F_STARTS_AT : -1;
+    case 12: return memcmp(k, "professional", 12) == 0 ? F_PROFESSIONAL : -1;
+    default: return -1;
+    }
+}
+
+/* The create table at idx: one raw pass (no metamethod runs), unknown keys
+ * refused, each field checked. Values stay referenced by the table. */
+static int create_args(lua_State *L, int idx, mq_op_args *a, const char **field,
+                       const char **why, char *buf)
+{
+    static const char *const names[F__COUNT] = {
+        "code", "starts_at", "patient", "professional", "duration",
+    };
+    int top = lua_gettop(L), slot = top + 1, rc = -1;
+    mq_text t;
+
+    if (!lua_istable(L, idx)) {
+        snprintf(buf, MQ_WHY_LEN, "must be a table, got %s", luaL_typename(L, idx));
+        *field = "appointment";
+        *why = buf;
+        return -1;
+    }
+    luaL_checkstack(L, F__COUNT + 3, "mediquo: create");
+    for (int i = 0; i < F__COUNT; i++)
+        lua_pushnil(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int f = -1;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            size_t klen;
+            const char *k = lua_tolstring(L, -2, &klen);
+            f = field_of(k, klen);
+        }
+        if (f < 0) {
+            *field = "appointment";
+            *why = mq_check_unknown_key(L, -2, buf, MQ_WHY_LEN);
+            goto done;
+        }
+        if (f < F__COUNT)
+            lua_replace(L, slot + f);
+        else
+            lua_pop(L, 1);
+    }
+    *field = names[F_CODE];
+    if ((*why = mq_check_code(L, slot + F_CODE, &t, buf, MQ_WHY_LEN)) != NULL)
+        goto done;
+    a->code = t.s;
+    a->code_len = t.len;
+    *field = names[F_STARTS_AT];
+    if ((*why = mq_check_starts_at(L, slot + F_STARTS_AT, a->starts_at, buf, MQ_WHY_LEN)) != NULL)
+        goto done;
+    *field = names[F_PATIENT];
+    if ((*why = mq_check_text(L, slot + F_PATIENT, MQ_MAX_ID, &t, buf, MQ_WHY_LEN)) != NULL)
+        goto done;
+    a->patient = t.s;
+    a->patient_len = t.len;
+    *field = names[F_PROFESSIONAL];
+    if ((*why = mq_check_text(L, slot + F_PROFESSIONAL, MQ_MAX_ID, &t, buf, MQ_WHY_LEN)) != NULL)
+        goto done;
+    a->professional = t.s;
+    a->professional_len = t.len;
+    *field = names[F_DURATION];
+    if ((*why = mq_check_duration(L, slot + F_DURATION, &a->duration)) != NULL)
+        goto done;
+    rc = 0;
+done:
+    /* the strings stay alive: the table at idx holds them */
+    lua_settop(L, top);
+    return rc;
+}
+
+int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
+                const char **field, const char **why, char *buf)
+{
+    mq_text t;
+
+    memset(a, 0, sizeof *a);
+    a->op = op;
+    if (op == MQ_OP_CREATE)
+        return create_args(L, ia, a, field, why, buf);
+    *field = "code";
+    if ((*why = mq_check_code(L, ia, &t, buf, MQ_WHY_LEN)) != NULL)
+        return -1;
+    a->code = t.s;
+    a->code_len = t.len;
+    if (op == MQ_OP_RESCHEDULE) {
+        *field = "starts_at";
+        if ((*why = mq_check_starts_at(L, ib, a->starts_at, buf, MQ_WHY_LEN)) != NULL)
+            return -1;
+    }
+    return 0;
 }
 
 /* ---- core.check_* for mediquo.validate: ok, value | false, why ------- */

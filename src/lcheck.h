@@ -4,14 +4,14 @@
 #ifndef MQ_LCHECK_H
 #define MQ_LCHECK_H
 
-#include "lmq.h"
+#include "compat.h"
+#include "request.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
 #define MQ_WHY_LEN 160
-#define MQ_MAX_ID 255       /* bytes of a code, a patient, a professional */
 
 /* a checked text value (s points into the Lua string at idx) */
 typedef struct {
@@ -32,6 +32,14 @@ const char *mq_check_starts_at(lua_State *L, int idx, char out[MQ_ISO_LEN],
 const char *mq_check_duration(lua_State *L, int idx, long *d);
 /* the message for a key (at kidx) that is not allowed */
 const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t buflen);
+
+/* An operation's arguments (create: the table at ia, read raw, unknown
+ * keys refused; reschedule: code at ia, starts_at at ib; cancel: code at
+ * ia) checked into a. 0, or -1 with *field and *why (static or in buf,
+ * MQ_WHY_LEN bytes). The strings in a point into the Lua values at ia/ib:
+ * keep them on the stack while a is used. */
+int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
+                const char **field, const char **why, char *buf);
 
 /* core.check_text, check_code, check_starts_at, check_duration,
  * check_fields: added to the module table on top of the stack */

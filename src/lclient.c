@@ -1,12 +1,28 @@
 /* lclient.c: the client userdata of mediquo.core - a transport, a borrowed
- * limiter and the call settings. The secret keys go straight from the
- * options table into the transport's header list; no getter returns them. */
-#include "lmq.h"
-#include "call.h"
+ * limiter and an engine - and its create, reschedule and cancel, each one
+ * C call that runs the engine through the blocking driver (driver_easy.c).
+ * The secret keys go straight from the options table into the transport's
+ * header list and the engine's scrub; no getter returns them. */
+#include "lclient.h"
+#include "llimiter.h"
+#include "lengine.h"
+#include "driver_easy.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+mq_transport *mq_lclient_transport(mq_client *c) { return c->t; }
+mq_limiter *mq_lclient_limiter(mq_client *c) { return c->lim; }
+mq_engine *mq_lclient_engine(mq_client *c) { return c->e; }
+
+void mq_lclient_methods(lua_State *L)
+{
+    luaL_getmetatable(L, MQ_CLIENT_MT);
+    lua_getfield(L, -1, "__index");
+    lua_remove(L, -2);
+}
 
 mq_client *mq_lclient_check(lua_State *L, int idx)
 {
@@ -77,6 +93,7 @@ static int l_client_new(lua_State *L)
     c->cfg.max_wait = opt_number(L, 1, "max_wait", 10);
     c->cfg.limiter_period = opt_number(L, 1, "limiter_period", 60);
     c->rng = mq_rand_seed();
+    mq_engine_call_init(&c->call);
 
     c->base_len = strlen(base);
     while (c->base_len > 0 && base[c->base_len - 1] == '/')
@@ -109,12 +126,58 @@ static int l_client_new(lua_State *L)
         lua_pop(L, 1);
     }
 
+    {
+        mq_engine_cfg ec;
+        mq_lengine_cfg(L, 1, &ec);
+        if (c->lim == NULL)
+            ec.max_wait = -1;       /* no limiter: no slot to wait for */
+        if (mq_engine_new(&ec, mq_rand_seed(), &c->e, err, sizeof err) != 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
+    }
     if (mq_transport_new(&tc, &c->t, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
     }
+    /* the engine scrubs every string it hands on (after unescaping), so
+     * the transport need not scan each whole body first */
+    mq_transport_scrub_later(c->t, 1);
     return 1;
+}
+
+/* One operation, start to end: the arguments checked, the engine driven
+ * by the blocking driver, the result pushed. */
+static int run(lua_State *L, mq_op op)
+{
+    mq_client *c = mq_lclient_check(L, 1);
+    double x = 0;
+    mq_action a;
+
+    lua_settop(L, 3);
+    a = mq_lengine_start(L, c->e, &c->call, op, 2, 3, 0, mq_now(), &x);
+    mq_drive_easy(c->t, c->lim, &c->call, a, x);
+    return mq_lengine_push_result(L, &c->call);
+}
+
+/* client:create(a) -> { code, url } | nil, err (a plain table) */
+static int l_client_create(lua_State *L)
+{
+    return run(L, MQ_OP_CREATE);
+}
+
+/* client:reschedule(code, starts_at) -> { code, url } | nil, err */
+static int l_client_reschedule(lua_State *L)
+{
+    return run(L, MQ_OP_RESCHEDULE);
+}
+
+/* client:cancel(code) -> true | nil, err */
+static int l_client_cancel(lua_State *L)
+{
+    return run(L, MQ_OP_CANCEL);
 }
 
 static int build_url(lua_State *L, mq_client *c, char *url)
@@ -137,42 +200,6 @@ static mq_method check_method(lua_State *L)
     return m;
 }
 
-int mq_lclient_push_result(lua_State *L, const mq_result *res)
-{
-    lua_pushstring(L, mq_kind_name(res->kind));
-    if (res->status > 0) lua_pushinteger(L, res->status); else lua_pushnil(L);
-    lua_pushlstring(L, res->body, res->body_len);
-    lua_pushinteger(L, res->attempts);
-    lua_pushboolean(L, res->ambiguous_before);
-    if (res->retry_after >= 0) lua_pushnumber(L, res->retry_after); else lua_pushnil(L);
-    if (res->message[0]) lua_pushstring(L, res->message); else lua_pushnil(L);
-    lua_pushboolean(L, res->retryable);
-    return 8;
-}
-
-/* client:call(method, path, body|nil [, deadline [, max_retries]]) ->
- *   kind, status|nil, body, attempts, ambiguous_before, retry_after|nil, message|nil, retryable */
-static int l_client_call(lua_State *L)
-{
-    mq_client *c = mq_lclient_check(L, 1);
-    mq_method m = check_method(L);
-    char url[MQ_URL_MAX];
-    size_t blen = 0;
-    const char *body = luaL_optlstring(L, 4, NULL, &blen);
-    mq_call_cfg cfg = c->cfg;   /* a call may narrow its own deadline and retries */
-    mq_result res;
-
-    cfg.deadline = luaL_optnumber(L, 5, cfg.deadline);
-    cfg.max_retries = (int)luaL_optinteger(L, 6, cfg.max_retries);
-    build_url(L, c, url);
-    mq_call(c->t, c->lim, &cfg, &c->st, &c->rng, m, url, body, blen, &res);
-    return mq_lclient_push_result(L, &res);
-}
-
-static const char *const outcome_names[] = {
-    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
-};
-
 /* client:attempt(method, path, body|nil, timeout, connect_timeout) -> one
  * attempt, no limiter, no retry (the nginx adapter drives those itself):
  *   outcome, status|nil, body, retry_after|nil, rl_remaining|nil, rl_limit|nil,
@@ -194,7 +221,7 @@ static int l_client_attempt(lua_State *L)
     build_url(L, c, url);
     mq_transport_perform(c->t, names[m], url, body, blen, timeout, ctimeout, &r);
     c->st.requests++;
-    lua_pushstring(L, outcome_names[r.outcome]);
+    lua_pushstring(L, mq_outcome_name(r.outcome));
     if ((r.outcome == MQ_T_OK || r.outcome == MQ_T_TOO_BIG) && r.status > 0)
         lua_pushinteger(L, r.status);
     else
@@ -209,18 +236,21 @@ static int l_client_attempt(lua_State *L)
     return 9;
 }
 
+/* client:stats() -> the engine's counters (batches run on the same engine),
+ * with client:attempt's requests added */
 static int l_client_stats(lua_State *L)
 {
     mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, c->st.requests);
-    lua_setfield(L, -2, "requests");
-    lua_pushinteger(L, c->st.retries);
-    lua_setfield(L, -2, "retries");
-    lua_pushinteger(L, c->st.limiter_waits);
-    lua_setfield(L, -2, "limiter_waits");
-    lua_pushnumber(L, c->st.limiter_wait_seconds);
-    lua_setfield(L, -2, "limiter_wait_seconds");
+    mq_engine_stats st;
+    if (c->e != NULL)
+        st = *mq_engine_stats_of(c->e);
+    else
+        memset(&st, 0, sizeof st);
+    st.requests += c->st.requests;
+    st.retries += c->st.retries;
+    st.limiter_waits += c->st.limiter_waits;
+    st.limiter_wait_seconds += c->st.limiter_wait_seconds;
+    mq_lengine_push_stats(L, &st);
     return 1;
 }
 
@@ -230,6 +260,9 @@ static int l_client_close(lua_State *L)
     mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
     mq_transport_free(c->t);
     c->t = NULL;
+    mq_engine_call_free(&c->call);
+    mq_engine_free(c->e);
+    c->e = NULL;
     free(c->base);
     c->base = NULL;
     c->lim = NULL;
@@ -249,7 +282,9 @@ static int l_client_tostring(lua_State *L)
 void mq_lclient_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "call", l_client_call },
+        { "create", l_client_create },
+        { "reschedule", l_client_reschedule },
+        { "cancel", l_client_cancel },
         { "attempt", l_client_attempt },
         { "stats", l_client_stats },
         { "close", l_client_close },
@@ -258,7 +293,6 @@ void mq_lclient_open(lua_State *L)
     if (luaL_newmetatable(L, MQ_CLIENT_MT)) {
         lua_newtable(L);
         mq_setfuncs(L, methods);
-        mq_lbatch_open(L);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_client_close);
         lua_setfield(L, -2, "__gc");

@@ -1,10 +1,18 @@
 /* lmediquo.c: luaopen_mediquo_core, the one exported symbol, and the small
  * pure functions the Lua side uses (path encoding, text classes, the retry
- * policy for the nginx adapter's own loop). Dates are checked and
+ * policy for the nginx adapter's own loop until it drives the engine). Dates are checked and
  * normalised by core.check_starts_at (lcheck.c). */
-#include "lmq.h"
+#include "lclient.h"
+#include "llimiter.h"
+#include "lmetrics.h"
+#include "lbatch.h"
 #include "lcheck.h"
-#include "call.h"
+#include "lengine.h"
+#include "clock.h"
+#include "text.h"
+#include "urlenc.h"
+#include "lhttp.h"
+#include "ljournal.h"
 
 #include <string.h>
 
@@ -24,10 +32,6 @@ static int l_urlenc(lua_State *L)
     return 1;
 }
 
-static const char *const outcomes[] = {
-    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout", NULL,
-};
-
 /* core.textclass(s) -> 0 verbatim in JSON, 1 needs JSON escaping,
  * 2 has a control character, 3 is not valid UTF-8 */
 static int l_textclass(lua_State *L)
@@ -38,14 +42,17 @@ static int l_textclass(lua_State *L)
     return 1;
 }
 
-/* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous */
+/* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous
+ * (for mediquo.ngx's own loop until it drives the engine; then it goes) */
 static int l_classify(lua_State *L)
 {
     mq_method m;
-    int o = luaL_checkoption(L, 2, NULL, outcomes);
+    int o = mq_outcome_parse(luaL_checkstring(L, 2));
     mq_verdict v;
     if (mq_method_parse(luaL_checkstring(L, 1), &m) != 0)
         return luaL_argerror(L, 1, "method must be POST, PUT or DELETE");
+    if (o < 0)
+        return luaL_argerror(L, 2, "unknown outcome");
     v = mq_classify(m, (mq_outcome)o, (long)luaL_optinteger(L, 3, 0), lua_toboolean(L, 4));
     lua_pushstring(L, mq_kind_name(v.kind));
     lua_pushboolean(L, v.retryable);
@@ -53,7 +60,8 @@ static int l_classify(lua_State *L)
     return 3;
 }
 
-/* core.backoff(retry, u) -> seconds (full jitter; u uniform in [0,1)) */
+/* core.backoff(retry, u) -> seconds (full jitter; u uniform in [0,1));
+ * goes with core.classify */
 static int l_backoff(lua_State *L)
 {
     lua_pushnumber(L, mq_backoff((int)luaL_checkinteger(L, 1), luaL_checknumber(L, 2)));
@@ -84,10 +92,15 @@ int luaopen_mediquo_core(lua_State *L)
         return luaL_error(L, "mediquo.core: curl_global_init failed");
     mq_newlib(L, funcs);
     mq_lclient_open(L);
+    mq_lclient_methods(L);      /* batches add theirs to the client's */
+    mq_lbatch_open(L);
+    lua_pop(L, 1);
     mq_lcheck_open(L);
-    mq_lcreate_open(L);
+    mq_lengine_open(L);
     mq_llimiter_open(L);
     mq_lmetrics_open(L);
+    mq_lhttp_open(L);
+    mq_ljournal_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());

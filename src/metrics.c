@@ -18,7 +18,7 @@
 #include "metrics.h"
 
 #define MX_MAGIC   "MQMETRC"            /* 7 chars + NUL = 8 bytes */
-#define MX_VERSION 1u
+#define MX_VERSION 2u            /* 2: the config kind */
 #define OPEN_TRIES 8
 
 typedef struct {

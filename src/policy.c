@@ -4,8 +4,8 @@
  * processed by the server (timed out or cut off after sending, or answered
  * 500/502/504) is only repeated for idempotent methods, unless the caller
  * opted in with retry_post (the appointment code then doubles as an
- * idempotency key and "already exists" is reconciled in Lua). */
-#include "call.h"
+ * idempotency key and "already exists" is reconciled by the engine). */
+#include "policy.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -16,24 +16,60 @@
 #define BACKOFF_BASE 0.25
 #define BACKOFF_CAP  8.0
 
+/* The one table of names: the Lua side (core.KINDS, errors.lua), the
+ * metrics file and every message take them from here. */
 static const char *const kind_names[MQ_K__COUNT] = {
     "ok", "bad_request", "unauthorized", "forbidden", "not_found",
     "unprocessable", "rate_limited", "server_error", "timeout",
-    "network", "bad_response", "invalid_argument",
+    "network", "bad_response", "invalid_argument", "config",
 };
+/* retryable by default: what may pass with time (API.md's kinds table) */
+static const unsigned char kind_retryable[MQ_K__COUNT] = {
+    0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0,
+};
+static const char *const method_names[MQ_M__COUNT] = { "POST", "PUT", "DELETE" };
+static const char *const outcome_names[MQ_T__COUNT] = {
+    "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
+};
+typedef char outcomes_match[MQ_T_CONNECT_TIMEOUT + 1 == MQ_T__COUNT ? 1 : -1];
 
 const char *mq_kind_name(mq_kind k)
 {
     return (unsigned)k < MQ_K__COUNT ? kind_names[k] : "network";
 }
 
+int mq_kind_retryable(mq_kind k)
+{
+    return (unsigned)k < MQ_K__COUNT && kind_retryable[k];
+}
+
+const char *mq_method_name(mq_method m)
+{
+    return (unsigned)m < MQ_M__COUNT ? method_names[m] : "POST";
+}
+
 int mq_method_parse(const char *s, mq_method *m)
 {
-    if (strcmp(s, "POST") == 0) *m = MQ_M_POST;
-    else if (strcmp(s, "PUT") == 0) *m = MQ_M_PUT;
-    else if (strcmp(s, "DELETE") == 0) *m = MQ_M_DELETE;
-    else return -1;
-    return 0;
+    for (int i = 0; i < MQ_M__COUNT; i++) {
+        if (strcmp(s, method_names[i]) == 0) {
+            *m = (mq_method)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *mq_outcome_name(mq_outcome o)
+{
+    return (unsigned)o < MQ_T__COUNT ? outcome_names[o] : "failed";
+}
+
+int mq_outcome_parse(const char *s)
+{
+    for (int i = 0; i < MQ_T__COUNT; i++)
+        if (strcmp(s, outcome_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 static mq_kind kind_of_status(long status)

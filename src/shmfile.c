@@ -6,7 +6,8 @@
  * process ever maps a half-written header; and an existing file is only
  * used when it is ours: a regular file (a symlink is never followed), owned
  * by this user, readable and writable by nobody else. */
-#include "mq.h"
+#include "shmfile.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * string verbatim, in need of escaping, or not acceptable at all (a
  * control character, invalid UTF-8). Validation and request building ask
  * once instead of running several Lua patterns over every field. */
-#include "mq.h"
+#include "text.h"
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
  * no surrogates, nothing above U+10FFFF), or 0. */

@@ -7,7 +7,7 @@
  * nothing here touches a Lua state, so no Lua error can unwind through
  * libcurl frames. */
 #include "transport.h"
-#include "mq.h"
+#include "headers.h"
 
 #if defined(__has_include)
 #if !__has_include(<curl/curl.h>)
@@ -22,7 +22,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define MQ_LIB_UA "lua-mediquo/0.1.0"
 #define MQ_IDLE_REUSE_MAX 30    /* seconds; see CURLOPT_MAXAGE_CONN below */
 
 /* The keys, kept only to scrub them from answers (see mq_transport_scrub); shared,
@@ -148,12 +147,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     } else if ((v = header_value(line, len, "x-ratelimit-limit", &vl)) != NULL) {
         r->rl_limit = mq_header_long(v, vl);
     } else if ((v = header_value(line, len, "x-ratelimit-reset", &vl)) != NULL) {
-        long at = mq_header_long(v, vl);
-        time_t now = time(NULL);
-        if (at >= 0)   /* an epoch time, or (some servers) seconds left */
-            r->rl_reset = at > (long)now - 86400 ? (double)(at - now) : (double)at;
-        if (r->rl_reset < 0)
-            r->rl_reset = 0;
+        double left = mq_ratelimit_reset(v, vl, time(NULL));
+        r->rl_reset = left >= 0 ? left : 0;   /* as before: malformed reads as 0 */
     }
     return len;
 }

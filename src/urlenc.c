@@ -10,7 +10,7 @@
  * Like snprintf: returns the full length needed (without NUL), writes at
  * most outcap bytes, NUL-terminates whenever outcap > 0, and never emits a
  * partial %XX, so even a truncated result is well formed. */
-#include "mq.h"
+#include "urlenc.h"
 
 static int unreserved(unsigned char c)
 {

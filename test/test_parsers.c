@@ -2,7 +2,9 @@
  * headers.c and answer.c. Prints "N passed, N failed"; exits non-zero on
  * any failure.
  * Inputs found by the fuzzers go in the "regression" rows. */
-#include "mq.h"
+#include "headers.h"
+#include "iso8601.h"
+#include "urlenc.h"
 #include "answer.h"
 
 #include <limits.h>

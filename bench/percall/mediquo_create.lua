@@ -2,8 +2,8 @@
 -- VARIANT: "nolimit" (rate_limit = false: the per-call cost of the client
 -- itself), "limiter" (the shared limiter on, with a budget too large to
 -- ever wait, in the directory MEDIQUO_BENCH_LIMDIR: its cost alone), "core"
--- (client._core:call alone with a prebuilt body: the C core without the
--- Lua layer, for the profile).
+-- (client._core:create alone: the C core without the Lua method around it,
+-- for the profile).
 
 package.path = package.path .. ";" .. arg[0]:match("^(.*)/[^/]*$") .. "/?.lua"
 local common = require "common"
@@ -28,15 +28,12 @@ local appt = common.appointment
 local fail = common.fail
 
 if variant == "core" then
-    -- the C core alone, for the profile: the body built once, no
-    -- validation, no JSON, no shaping - what the Lua layer adds is the
-    -- difference to "nolimit"
+    -- the C core alone, for the profile: its create (checks, body, engine,
+    -- transport, result) without the Lua method and error wrapping around it
     local core = client._core
-    local body = require("mediquo.protocol").build("create", appt).body
     common.run(n, cap, function(i)
-        local kind, status = core:call("POST", "/appointments", body)
-        if kind ~= "ok" or status ~= 200 then fail(i, kind) end
-        client._ok = client._ok + 1
+        local a, err = core:create(appt)
+        if not a or a.code ~= "bench-1" then fail(i, err and err.kind) end
     end)
 else
     common.run(n, cap, function(i)

@@ -63,7 +63,7 @@ label() {
     c_transport) echo "\`c_transport\`: the client's own transport (src/transport.c) in the same C loop, no Lua" ;;
     mediquo) echo "\`mediquo\`: **client:create**, Lua 5.4, rate_limit = false" ;;
     mediquo_limiter) echo "\`mediquo_limiter\`: client:create, Lua 5.4, shared limiter on" ;;
-    mediquo_core) echo "\`mediquo_core\`: mediquo.core :call alone (no validation/JSON/shaping)" ;;
+    mediquo_core) echo "\`mediquo_core\`: mediquo.core :create alone (no Lua method, no error wrapping)" ;;
     mediquo_luajit) echo "\`mediquo_luajit\`: client:create, LuaJIT 2.1, rate_limit = false" ;;
     luacurl) echo "\`luacurl\`: Debian lua-curl 0.3 (luacurl), Lua 5.1, reused handle" ;;
     lua_http) echo "\`lua_http\`: Debian lua-http 0.4, Lua 5.3, one kept connection" ;;

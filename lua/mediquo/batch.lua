@@ -1,14 +1,16 @@
 -- mediquo.batch: client:run_batch(ops, opts) - many operations of one
 -- client in flight at once, for automation hosts.
 --
--- The C core (src/batch.c) keeps up to `concurrency` requests in flight from
--- this one thread over libcurl's multi interface; every attempt takes a slot
--- of the shared limiter and follows the same retry policy and per-call
--- deadline as a single call. This module builds each request, shapes each
--- answer exactly as the blocking client does (mediquo.protocol), confirms
--- ambiguous creates, and calls on_result between steps of the C loop.
+-- The batch driver in C (src/batch.c) keeps up to `concurrency` calls in
+-- flight from this one thread over libcurl's multi interface; the engine
+-- (src/engine.c) decides everything about each call exactly as for a
+-- single call: the request, each limiter slot, retries, the deadline, the
+-- confirmation of a create that exists, every message and `effect`. This
+-- module schedules rows: one at a time per code, in array order, a row
+-- whose outcome is unknown holding back the later rows on its code; and it
+-- calls on_result between steps of the C loop.
 
-local protocol = require "mediquo.protocol"
+local core = require "mediquo.core"
 local errors = require "mediquo.errors"
 local validate = require "mediquo.validate"
 
@@ -16,185 +18,225 @@ local type = type
 local pcall = pcall
 local error = error
 local tostring = tostring
-local max = math.max
+-- the tables a caller hands in are read raw: no metamethod of theirs runs
+-- (one that raises must not make run_batch raise)
+local rawget = rawget
+local rawlen = rawlen or function(t) return #t end     -- 5.1/LuaJIT: # is raw on tables
+local wrap = errors.wrap
+local check_fields = core.check_fields
 
 local _M = { _VERSION = "0.1.0" }
 
-local OPTS = { concurrency = true, on_result = true, resumed = true }
+local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true }
 local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
 local CANCEL_FIELDS = { op = true, code = true }
 
 _M.MAX_CONCURRENCY = 64
 local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 
+-- opts -> concurrency, on_result, resumed, first_wait | nil, nil, nil, nil, err
 local function check_opts(opts)
-    if opts == nil then return 4 end
+    if opts == nil then return 4, nil, nil, -1 end
     local ok, err = validate.fields("opts", opts, OPTS)
-    if not ok then return nil, nil, nil, err end
-    local conc = opts.concurrency
+    if not ok then return nil, nil, nil, nil, err end
+    local conc = rawget(opts, "concurrency")
     if conc == nil then
         conc = 4
     elseif not validate.is_integer(conc) or conc < 1 or conc > _M.MAX_CONCURRENCY then
-        return nil, nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
-                                        .. _M.MAX_CONCURRENCY)
+        return nil, nil, nil, nil, errors.invalid("concurrency", "must be an integer from 1 to "
+                                             .. _M.MAX_CONCURRENCY)
     end
-    local cb = opts.on_result
+    local cb = rawget(opts, "on_result")
     if cb ~= nil and type(cb) ~= "function" then
-        return nil, nil, nil, errors.invalid("on_result", "must be a function")
+        return nil, nil, nil, nil, errors.invalid("on_result", "must be a function")
     end
-    local resumed = opts.resumed
+    local resumed = rawget(opts, "resumed")
     if resumed ~= nil and type(resumed) ~= "function" then
-        return nil, nil, nil, errors.invalid("resumed", "must be a function")
+        return nil, nil, nil, nil, errors.invalid("resumed", "must be a function")
     end
-    return conc, cb, resumed
+    -- max_wait: seconds a row may wait for its first limiter slot (its
+    -- deadline starts when it is sent); math.huge paces a whole import to
+    -- the budget. Default: the client's rate_limit.max_wait.
+    local mw = rawget(opts, "max_wait")
+    if mw == nil then
+        mw = -1
+    elseif type(mw) ~= "number" or mw ~= mw or mw < 0 then
+        return nil, nil, nil, nil, errors.invalid("max_wait",
+            "must be a number of seconds >= 0 (math.huge: no bound)")
+    end
+    return conc, cb, resumed, mw
 end
 
--- op table -> request | nil, err (results[i] says which op: messages name the field)
-local function build(i, op)
+-- ops[i] -> op name, a, b (the engine's arguments) | nil, field, why, op
+-- (refused here: not a table, no known op, a field the op does not take;
+-- the fields' values are checked in C, with the same words as a single call)
+local function args_of(i, op)
     local where = "ops[" .. i .. "]"
     if type(op) ~= "table" then
-        return nil, errors.invalid(where, "must be a table, got " .. type(op))
+        return nil, where, "must be a table, got " .. type(op)
     end
-    local kind = op.op
-    local req, err
+    local kind = rawget(op, "op")
     if kind == "create" then
-        req, err = protocol.build("create", op)
-    elseif kind == "reschedule" then
-        req, err = validate.fields(where, op, RESCHEDULE_FIELDS)
-        if req then req, err = protocol.build("reschedule", op.code, op.starts_at) end
-    elseif kind == "cancel" then
-        req, err = validate.fields(where, op, CANCEL_FIELDS)
-        if req then req, err = protocol.build("cancel", op.code) end
-    else
-        err = errors.invalid("op", "must be create, reschedule or cancel")
+        return kind, op
+    elseif kind == "reschedule" or kind == "cancel" then
+        local ok, why = check_fields(op, kind == "cancel" and CANCEL_FIELDS or RESCHEDULE_FIELDS)
+        if not ok then return nil, where, why, kind end
+        return kind, rawget(op, "code"), rawget(op, "starts_at")
     end
-    return req, err
+    return nil, "op", "must be create, reschedule or cancel"
+end
+
+-- The error a row held back gets: nothing was sent for it, because row j
+-- on the same code may have taken effect and was not settled.
+local function held_error(method, path, j, blocker)
+    return errors.new{
+        kind = blocker.kind,
+        message = "not sent: row " .. j .. " on the same code may have taken effect ("
+            .. blocker.kind .. ", outcome unknown); it must be settled first (e.g. by a resumed run)",
+        retryable = true,
+        attempts = 0,
+        effect = "none",
+        held = j,
+        method = method,
+        path = path,
+    }
 end
 
 -- run(client, ops, opts) -> results, summary | nil, err
+--
+-- Exactly-once on each code: rows on one code are applied in array order,
+-- each only once the one before it is settled; a row whose outcome is
+-- unknown (err.effect == "unknown": an attempt may have taken effect)
+-- holds back every later row on its code. Those are not sent and come back
+-- as results[k] = { err = e, held = j } (e.held = j, e.kind the blocking
+-- row's kind, e.effect "none", e.attempts 0); summary.held counts them
+-- (they count in failed and by_kind too).
 function _M.run(client, ops, opts)
     local c = client._core
     if not c then error("mediquo client is closed", 3) end
     if type(ops) ~= "table" then
         return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
     end
-    local conc, on_result, resumed, err = check_opts(opts)
+    local conc, on_result, resumed, first_wait, err = check_opts(opts)
     if not conc then return nil, err end
 
     local results = {}
-    local summary = { ok = 0, failed = 0, by_kind = {} }
-    local n = #ops
-    local b, msg = c:batch(conc)
+    local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
+    local n = rawlen(ops)
+    local b, msg = c:batch(conc, first_wait)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
 
-    local reqs = {}         -- i -> the request in flight (or waiting) for op i
-    local earlier = {}      -- i -> attempts spent before a confirming reschedule
-    local how = {}          -- i -> "reconciled" when an earlier run's effect was taken as ours
-    local waiting = {}      -- code -> ops on that code waiting their turn, in order
-    local busy = {}         -- code -> true while an op on it is in flight
+    local code_of = {}      -- i -> the code of row i (queued or in flight)
+    local handle = {}       -- i -> the batch's handle of a parked row
+    local how = {}          -- i -> "reconciled": an earlier run's effect taken as ours
+    local resumed_row = {}  -- i -> true: an earlier run may have sent row i
+    local waiting = {}      -- code -> rows on that code waiting their turn, in order
+    local busy = {}         -- code -> true while a row on it is queued or in flight
 
-    local function send(i)
-        local req = reqs[i]
-        b:add(i, req.method, req.path, req.body)
+    -- calls back, and lets an error out only once the batch is freed (a
+    -- raising callback must not leave its handles open until the next GC)
+    local function call_back(f, ...)
+        local ok, r = pcall(f, ...)
+        if not ok then
+            b:close()
+            error(r, 0)
+        end
+        return r
     end
 
-    -- every finished op goes through here; a raising on_result must not
-    -- leave the batch's handles open until the next GC
-    local function done(i, value, e)
+    local function report(i, value, e, h)
         if value ~= nil then
-            results[i] = { ok = value, reconciled = how[i] and true or nil }
+            results[i] = { ok = value, reconciled = h == "reconciled" or nil }
             summary.ok = summary.ok + 1
-            client._ok = (client._ok or 0) + 1
         else
-            results[i] = { err = e }
+            results[i] = { err = e, held = e.held }
             summary.failed = summary.failed + 1
             summary.by_kind[e.kind] = (summary.by_kind[e.kind] or 0) + 1
-            if client._by_kind then
-                client._by_kind[e.kind] = (client._by_kind[e.kind] or 0) + 1
-            end
+            if e.held then summary.held = summary.held + 1 end
         end
-        if on_result then
-            local ok, cerr = pcall(on_result, i, value, e, how[i])
-            if not ok then
-                b:close()
-                error(cerr, 0)
-            end
-        end
-        -- the next op on the same code may go now (after on_result: a
-        -- journal written there is never behind the server)
-        local req = reqs[i]
-        reqs[i] = nil
-        if req then
-            local q = waiting[req.code]
-            if q and q.head <= q.tail then
-                local nxt = q[q.head]
+        if on_result then call_back(on_result, i, value, e, h) end
+    end
+
+    -- a finished row: reported, then the next row on its code may go (after
+    -- on_result: a journal written there is never behind the server),
+    -- unless this one's outcome is unknown: then every later row on the
+    -- code is held
+    local function done(i, value, e)
+        report(i, value, e, how[i])
+        local code = code_of[i]
+        code_of[i] = nil
+        if not code then return end
+        local q = waiting[code]
+        if e and e.effect == "unknown" then
+            busy[code], waiting[code] = nil, nil
+            local blocker = { kind = e.kind }
+            while q and q.head <= q.tail do
+                local k = q[q.head]
                 q[q.head] = nil
                 q.head = q.head + 1
-                send(nxt)
-            else
-                busy[req.code] = nil
-                waiting[req.code] = nil
+                code_of[k] = nil
+                local method, path = b:drop(handle[k])
+                handle[k] = nil
+                report(k, nil, held_error(method, path, i, blocker), "held")
             end
+        elseif q and q.head <= q.tail then
+            local nxt = q[q.head]
+            q[q.head] = nil
+            q.head = q.head + 1
+            b:release(handle[nxt])
+            handle[nxt] = nil
+        else
+            busy[code] = nil
+            waiting[code] = nil
         end
     end
 
     for i = 1, n do
-        local req, berr = build(i, ops[i])
-        if req then
-            reqs[i] = req
-            -- ops on one code run in array order (a reschedule must not
-            -- overtake the create it moves); other codes run concurrently
-            if busy[req.code] then
-                local q = waiting[req.code]
-                if not q then
-                    q = { head = 1, tail = 0 }    -- a FIFO: # is no use once the head is taken
-                    waiting[req.code] = q
-                end
-                q.tail = q.tail + 1
-                q[q.tail] = i
-            else
-                busy[req.code] = true
-                send(i)
-            end
+        local op, a, a2, refused_op = args_of(i, rawget(ops, i))
+        if not op then
+            local _, e = b:refuse(refused_op, a, a2)
+            report(i, nil, wrap(e))
         else
-            done(i, nil, berr)
+            local code = op == "create" and rawget(a, "code") or a
+            local parked = type(code) == "string" and busy[code] or false
+            local res = resumed ~= nil and call_back(resumed, i) == true
+            local h, e = b:add(i, op, a, a2, res, parked)
+            if not h then
+                report(i, nil, wrap(e))      -- refused by the engine's checks
+            else
+                code_of[i] = code
+                resumed_row[i] = res or nil
+                -- rows on one code run in array order (a reschedule must
+                -- not overtake the create it moves); other codes run
+                -- concurrently
+                if parked then
+                    handle[i] = h
+                    local q = waiting[code]
+                    if not q then
+                        q = { head = 1, tail = 0 }    -- a FIFO: # is no use once the head is taken
+                        waiting[code] = q
+                    end
+                    q.tail = q.tail + 1
+                    q[q.tail] = i
+                else
+                    busy[code] = true
+                end
+            end
         end
     end
 
-    local base_path = client._base_path
     while b:pending() > 0 do
         local finished = b:step(STEP)
         for k = 1, #finished do
             local d = finished[k]
-            local i, req = d.i, reqs[d.i]
-            -- an op an interrupted earlier run may have sent is ambiguous
-            -- from its first attempt: "already exists" / "already
-            -- cancelled" are then its own effect
-            local resume = not d.ambiguous_before and earlier[i] == nil and resumed ~= nil
-                and resumed(i) == true
-            local value, e, confirm = protocol.shape(req, base_path, d.kind, d.status, d.body,
-                d.attempts, d.ambiguous_before or resume, d.retry_after, d.message)
-            if resume and (confirm or (value ~= nil and d.kind ~= "ok")) then
-                how[i] = "reconciled"
-            end
-            if confirm then
-                -- The create reached the server on an earlier attempt: a
-                -- reschedule to the same start is idempotent and hands back
-                -- a live URL (as the blocking client does).
-                -- As there, one attempt within what is left of the
-                -- create's deadline.
-                local put = protocol.build("reschedule", req.code, req.starts_at)
-                reqs[i] = put
-                earlier[i] = d.attempts
-                b:add(i, put.method, put.path, put.body, max(d.deadline_left, 0), 0)
+            local i = d.i
+            if resumed_row[i] and d.reconciled then how[i] = "reconciled" end
+            if d.err then
+                done(i, nil, wrap(d.err))
             else
-                if e and earlier[i] then
-                    e.attempts = e.attempts + earlier[i]
-                    e.message = "the appointment was created, but confirming it failed: " .. e.message
-                end
-                done(i, value, e)
+                done(i, d.ok, nil)
             end
         end
     end

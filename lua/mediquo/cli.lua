@@ -1,22 +1,44 @@
 -- mediquo.cli: the `mediquo` command (bin/mediquo), kept here so it can be
 -- tested from Lua. main(argv, io_) -> exit code: 0 when everything
--- succeeded, 1 when something failed, 2 on a usage error.
+-- succeeded, 1 when something failed or could not be applied, 2 when
+-- nothing was done (a usage error, an unreadable file, a locked import),
+-- 130 when interrupted.
 --
--- `import` runs a whole schedule through client:run_batch and keeps a
--- journal next to the input so that an interrupted import can be re-run:
--- rows that succeeded are skipped, and a row whose outcome the interrupted
--- run never learnt (it was in flight, or not reached) is reconciled - a
--- create answered "already exists" is confirmed by a reschedule to the same
--- start, a cancel answered "already cancelled" counts as done. See
--- README "Command line" for the exact rules.
+-- `import` applies a whole schedule (mediquo.cli.input reads it) exactly
+-- once and in file order per code, keeping a journal (mediquo.cli.journal)
+-- so an interrupted import can be run again:
+--  * rows on one code are applied in file order; after a row whose outcome
+--    is unknown (an attempt may have taken effect), later rows on its code
+--    are held: not sent, reported with why, exit 1. A re-run settles the
+--    unknown row first (a create answered "already exists" is confirmed by
+--    a reschedule to its own start, a cancel answered "already cancelled"
+--    is done), then sends the held rows.
+--  * before a row is sent its `send` line is on disk; on a re-run only rows
+--    the journal says were sent, with no outcome, are reconciled - a row
+--    never sent that meets "already exists" met someone else's appointment.
+--  * a row whose code has a later row applied in an earlier run is not
+--    re-sent (it would undo that row): reported held, exit 1.
+--  * a journal that cannot be written or synced stops the import (exit 1)
+--    and says where; two imports of one file at once are refused (locks).
+-- Rows are sent in rounds, one row per code per round, all rows of a round
+-- through one client:run_batch (which starts them in array order): so a
+-- `send` line written 2 x concurrency rows ahead of the rows settled is
+-- never behind the wire, and ordering and holding do not depend on how the
+-- batch driver queues rows on one code (it holds them too: run_batch's
+-- held rows never occur here). An import paces itself to the shared budget: rows
+-- wait for a limiter slot as long as it takes (--max-wait bounds it).
 
 local mediquo = require "mediquo"
 local core = require "mediquo.core"
 local cjson = require "cjson.safe"
+local input = require "mediquo.cli.input"
+local journal = require "mediquo.cli.journal"
 
 local type = type
 local pairs = pairs
 local ipairs = ipairs
+local pcall = pcall
+local error = error
 local tostring = tostring
 local tonumber = tonumber
 local format = string.format
@@ -24,34 +46,28 @@ local concat = table.concat
 local sort = table.sort
 local getenv = os.getenv
 local floor = math.floor
+local min = math.min
+local huge = math.huge
 local setmetatable = setmetatable
 local getmetatable = getmetatable
 local next = next
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local json = cjson.new()
 
 local SANDBOX_URL = "http://127.0.0.1:8089/v1"
 local SANDBOX_KEY, SANDBOX_SECRET = "sandbox-key", "sandbox-secret"
-local COLUMNS = { op = true, code = true, starts_at = true, patient = true,
-                  professional = true, duration = true }
-local FIELDS_OF = {
-    create = { "code", "starts_at", "patient", "professional", "duration" },
-    reschedule = { "code", "starts_at" },
-    cancel = { "code" },
-}
--- Failures that prove the server did not act on the row: after one of
--- these, "already exists" on a re-run is someone else's appointment.
+-- Failures that prove the server did not act on the row.
 local DEFINITIVE = { invalid_argument = true, bad_request = true, unauthorized = true,
-                     forbidden = true, not_found = true, unprocessable = true }
+                     forbidden = true, not_found = true, unprocessable = true, config = true }
 
 _M.USAGE = [[
 usage: mediquo [options] create --code C --starts-at T --patient P --professional H [--duration S]
        mediquo [options] reschedule CODE STARTS_AT
        mediquo [options] cancel CODE
-       mediquo [options] import FILE|- [--concurrency N] [--journal FILE | --no-journal]
-       mediquo [options] limiter status
+       mediquo [options] import FILE|- [import options]
+       mediquo [options] limiter status|resume
 options:
   --base-url URL        API base URL (default $MEDIQUO_BASE_URL or https://sdk.mediquo.com/v1)
   --keys-file FILE      KEY=VALUE lines: MEDIQUO_API_KEY=..., MEDIQUO_SECRET_KEY=...
@@ -60,10 +76,30 @@ options:
                         --base-url, $MEDIQUO_SANDBOX_URL or http://127.0.0.1:8089/v1)
   --json                one JSON object per result on stdout
   --ca-file FILE        CA bundle for TLS
-  --timeout S, --deadline S, --max-retries N, --retry-post
-  --per-minute N, --period S, --rate-limit-key K, --no-rate-limit
+  --timeout S           seconds per attempt (default 10)
+  --deadline S          seconds per operation, retries included (default 30)
+  --max-retries N       retries after the first attempt (default 2)
+  --retry-post          retry a create after a failure that may have reached the server
+  --max-wait S          seconds to wait for a rate-limit slot (single commands:
+                        default 10; import: as long as it takes)
+  --per-minute N        the shared budget (default 600) ...
+  --period S            ... per this many seconds (default 60)
+  --rate-limit-key K    which budget to share (default: the API's host:port)
+  --redis URL           share the budget through Redis (redis://[:password@]host:port)
+  --no-rate-limit       no shared budget
   -h, --help            this text
-exit: 0 all succeeded, 1 some failed, 2 usage error]]
+import options:
+  --concurrency N       requests in flight at once, 1 to 64 (default 4)
+  --journal FILE        where to record progress (default FILE.journal)
+  --no-journal          keep no journal (an interrupted import cannot resume)
+                        (stdin and pipes have none unless --journal is given)
+  --separator SEP       CSV cells split at ',' ';' or 'tab' (default: detected)
+  --ignore-unknown-columns
+                        skip CSV columns / JSON fields other than op, code,
+                        starts_at, patient, professional, duration
+FILE: CSV with a header row, or JSON lines; - reads stdin (no journal).
+A re-run of an interrupted import skips rows done and reconciles rows in flight.
+exit: 0 all applied, 1 some failed or held, 2 nothing done (usage), 130 interrupted]]
 
 -- flag -> { key, kind }; kind: "string" | "number" | "integer" | true (boolean)
 local FLAGS = {
@@ -76,13 +112,17 @@ local FLAGS = {
     ["--deadline"] = { "deadline", "number" },
     ["--max-retries"] = { "max_retries", "integer" },
     ["--retry-post"] = { "retry_post", true },
+    ["--max-wait"] = { "max_wait", "number" },
     ["--per-minute"] = { "per_minute", "integer" },
     ["--period"] = { "period", "number" },
     ["--rate-limit-key"] = { "rate_limit_key", "string" },
+    ["--redis"] = { "redis", "string" },
     ["--no-rate-limit"] = { "no_rate_limit", true },
     ["--concurrency"] = { "concurrency", "integer" },
     ["--journal"] = { "journal", "string" },
     ["--no-journal"] = { "no_journal", true },
+    ["--separator"] = { "separator", "string" },
+    ["--ignore-unknown-columns"] = { "ignore_unknown", true },
     ["--code"] = { "code", "string" },
     ["--starts-at"] = { "starts_at", "string" },
     ["--patient"] = { "patient", "string" },
@@ -93,8 +133,18 @@ local FLAGS = {
 }
 -- which command accepts which command-specific flag
 local ONLY = { concurrency = "import", journal = "import", no_journal = "import",
+               separator = "import", ignore_unknown = "import",
                code = "create", starts_at = "create", patient = "create",
                professional = "create", duration = "create" }
+local SEPARATOR = { [","] = ",", comma = ",", [";"] = ";", semicolon = ";",
+                    tab = "\t", ["\\t"] = "\t", ["\t"] = "\t" }
+
+function _M.flags()
+    local t = {}
+    for name in pairs(FLAGS) do t[#t + 1] = name end
+    sort(t)
+    return t
+end
 
 -- an integral float as an integer where the Lua has them (5.3+)
 local int = math.tointeger or function(v) return v end
@@ -103,6 +153,23 @@ local Usage = {}    -- marker metatable for usage errors
 
 local function usage_error(msg)
     return setmetatable({ msg = msg }, Usage)
+end
+
+-- What may reach a terminal: control characters (C0, DEL, and C1 as UTF-8
+-- or as raw bytes) shown as \xHH, so no value from a file or a server can
+-- move the cursor, retitle the window or hide a line.
+local function safe(s)
+    return (tostring(s):gsub("\194[\128-\159]", function(c)
+        return format("\\u%04x", c:byte(2))
+    end):gsub("[%c\127]", function(c)
+        return c == "\t" and "\\t" or format("\\x%02x", c:byte())
+    end))
+end
+_M.safe = safe
+
+-- an OS message without the path io.open puts in front
+local function os_reason(msg)
+    return (tostring(msg):gsub("^.*: ", ""))
 end
 
 -- parse(argv) -> flags, positional | nil, usage_error
@@ -128,7 +195,7 @@ local function parse(argv)
                 if v == nil then return nil, usage_error(name .. " needs a value") end
                 if kind ~= "string" then
                     local n = tonumber(v)
-                    if not n or (kind == "integer" and n ~= floor(n)) then
+                    if not n or n ~= n or (kind == "integer" and n ~= floor(n)) then
                         return nil, usage_error(name .. " must be " ..
                             (kind == "integer" and "an integer" or "a number"))
                     end
@@ -137,7 +204,7 @@ local function parse(argv)
                 flags[key] = v
             end
         elseif a ~= "-" and a:sub(1, 1) == "-" then
-            return nil, usage_error("unknown option " .. name:gsub("[%c]", "?"))
+            return nil, usage_error("unknown option " .. safe(name:sub(1, 40)))
         else
             pos[#pos + 1] = a
         end
@@ -148,8 +215,8 @@ end
 
 -- KEY=VALUE lines; values never appear in any message
 local function read_keys(path)
-    local f = io.open(path, "rb")
-    if not f then return nil, "cannot read --keys-file" end
+    local f, oerr = io.open(path, "rb")
+    if not f then return nil, "cannot read --keys-file " .. safe(path) .. ": " .. os_reason(oerr) end
     local keys, n = {}, 0
     for line in f:lines() do
         n = n + 1
@@ -197,39 +264,59 @@ local function client_opts(flags)
     o.ca_file, o.timeout, o.deadline = flags.ca_file, flags.timeout, flags.deadline
     o.max_retries, o.retry_post = flags.max_retries, flags.retry_post
     if flags.no_rate_limit then
+        for _, k in ipairs{ "per_minute", "period", "rate_limit_key", "redis", "max_wait" } do
+            if flags[k] ~= nil then
+                return nil, usage_error(format("--%s and --no-rate-limit exclude each other",
+                                               k:gsub("_", "-")))
+            end
+        end
         o.rate_limit = false
     else
         o.rate_limit = { per_minute = flags.per_minute, period = flags.period,
-                         key = flags.rate_limit_key }
+                         key = flags.rate_limit_key, redis = flags.redis,
+                         max_wait = flags.max_wait }
     end
     return o
 end
+
+-- the client's options, normalised as mediquo.new would (mediquo.options)
+local normalized = mediquo.options
 
 -- Output ------------------------------------------------------------------
 
 local function err_table(e)
     return { kind = e.kind, status = e.status, message = e.message,
-             retryable = e.retryable, retry_after = e.retry_after,
+             retryable = e.retryable, retry_after = e.retry_after, effect = e.effect,
              fields = e.fields and next(e.fields) and e.fields or nil }
+end
+
+local function jsonline(rec)
+    -- cjson leaves C1 controls (U+0080..U+009F) raw: escape them too
+    return (json.encode(rec):gsub("\194([\128-\159])", function(c)
+        return format("\\u%04x", c:byte())
+    end))
 end
 
 local function emit(out, flags, rec)
     if flags.json then
-        out:write(json.encode(rec), "\n")
+        out:write(jsonline(rec), "\n")
         return
     end
     local where = rec.line and format("line %d: ", rec.line) or ""
-    local what = (rec.op or "") .. (rec.code and (" " .. rec.code) or "")
+    local what = safe((rec.op or "") .. (rec.code and (" " .. rec.code) or ""))
     if rec.skipped then
         out:write(where, "skipped ", what, " (", rec.reason, ")\n")
+    elseif rec.held then
+        out:write(where, "HELD ", what, ": ", safe(rec.reason), "\n")
     elseif rec.ok then
-        out:write(where, "ok ", what, rec.url and ("  url " .. rec.url) or "",
+        out:write(where, "ok ", what, rec.url and ("  url " .. safe(rec.url)) or "",
                   rec.reconciled and "  (reconciled: " .. rec.reconciled .. ")" or "", "\n")
     else
         local e = rec.error
-        out:write(where, "FAILED ", what, ": ", e.kind,
+        out:write(where, "FAILED ", what, ": ", safe(e.kind),
                   e.status and format(" (HTTP %d)", e.status) or "",
-                  e.message and (": " .. e.message) or "", "\n")
+                  e.message and (": " .. safe(e.message)) or "",
+                  rec.note and ("  (" .. rec.note .. ")") or "", "\n")
     end
 end
 
@@ -241,184 +328,19 @@ local function by_kind_text(by)
     return concat(kinds, ", ")
 end
 
--- Input -------------------------------------------------------------------
-
--- CSV (RFC 4180: quotes, "" inside quotes, CRLF) -> records { line=, fields }
-local function csv_records(text)
-    local recs, i, n, line = {}, 1, #text, 1
-    while i <= n do
-        local rec, start_line = {}, line
-        while true do
-            local field
-            if text:sub(i, i) == '"' then
-                local buf = {}
-                i = i + 1
-                while true do
-                    local q = text:find('"', i, true)
-                    if not q then return nil, format("line %d: unterminated quoted field", start_line) end
-                    local chunk = text:sub(i, q - 1)
-                    local _, nl = chunk:gsub("\n", "")
-                    line = line + nl
-                    buf[#buf + 1] = chunk
-                    if text:sub(q + 1, q + 1) == '"' then
-                        buf[#buf + 1] = '"'
-                        i = q + 2
-                    else
-                        i = q + 1
-                        break
-                    end
-                end
-                field = concat(buf)
-                local c = text:sub(i, i)
-                if c ~= "," and c ~= "\n" and c ~= "\r" and c ~= "" then
-                    return nil, format("line %d: text after a closing quote", line)
-                end
-            else
-                local j = text:find("[,\r\n]", i)
-                field = text:sub(i, (j or n + 1) - 1)
-                i = j or n + 1
-            end
-            rec[#rec + 1] = field
-            local c = text:sub(i, i)
-            if c == "," then
-                i = i + 1
-            else
-                if c == "\r" then i = i + 1 end
-                if text:sub(i, i) == "\n" then i = i + 1 end
-                line = line + 1
-                break
-            end
-        end
-        recs[#recs + 1] = { line = start_line, fields = rec }
-    end
-    return recs
-end
-
-local function row_op(fields)
-    local op = {}
-    local kind = fields.op
-    op.op = kind
-    for _, k in ipairs(FIELDS_OF[kind] or { "code", "starts_at", "patient", "professional", "duration" }) do
-        local v = fields[k]
-        if v ~= nil and v ~= cjson.null and v ~= "" then
-            if k == "duration" and type(v) == "string" and v:match("^%s*%d+%s*$") then
-                v = int(tonumber(v))
-            end
-            op[k] = v
-        end
-    end
-    return op
-end
-
--- parse_input(text) -> rows { line, op, raw } | nil, usage message
-local function parse_input(text)
-    local rows = {}
-    local first = text:match("^%s*(.)")
-    if first == "{" then    -- JSON lines
-        local line = 0
-        for l in (text:gsub("\r\n", "\n") .. "\n"):gmatch("([^\n]*)\n") do
-            line = line + 1
-            if not l:match("^%s*$") then
-                local doc = json.decode(l)
-                local row = { line = line, raw = l }
-                if type(doc) ~= "table" then
-                    row.bad = "not a JSON object"
-                else
-                    row.op = row_op(doc)
-                    for k in pairs(doc) do
-                        if not COLUMNS[k] then row.bad = "unknown field " .. tostring(k):sub(1, 40) end
-                    end
-                end
-                rows[#rows + 1] = row
-            end
-        end
-        return rows
-    end
-    local recs, err = csv_records(text)
-    if not recs then return nil, err end
-    if #recs == 0 then return nil, "the input is empty (a CSV header row is required)" end
-    local header = recs[1].fields
-    local cols = {}
-    for i, name in ipairs(header) do
-        name = name:gsub("^\239\187\191", ""):match("^%s*(.-)%s*$"):lower()
-        if not COLUMNS[name] then
-            return nil, "unknown CSV column '" .. name:sub(1, 40):gsub("%c", "?") .. "' (columns: "
-                .. "op,code,starts_at,patient,professional,duration)"
-        end
-        cols[i] = name
-    end
-    local has_op = false
-    for _, c in ipairs(cols) do has_op = has_op or c == "op" end
-    if not has_op then return nil, "the CSV header has no 'op' column" end
-    for r = 2, #recs do
-        local rec = recs[r]
-        local f = rec.fields
-        if not (#f == 1 and f[1]:match("^%s*$")) then     -- blank lines
-            local row = { line = rec.line, raw = concat(f, "\31") }
-            if #f ~= #cols then
-                row.bad = format("has %d fields, the header has %d", #f, #cols)
-            else
-                local t = {}
-                for i, c in ipairs(cols) do t[c] = f[i] end
-                row.op = row_op(t)
-            end
-            rows[#rows + 1] = row
-        end
-    end
-    return rows
-end
-
--- a 32-bit hash of the row's text, so an edited row is not skipped (plain
--- arithmetic: the module stays loadable by every Lua the rock supports)
-local function hash(s)
-    local h = 5381
-    for i = 1, #s do
-        h = (h * 33 + s:byte(i)) % 4294967296
-    end
-    return format("%08x", h)
-end
-
--- Journal -------------------------------------------------------------------
-
-local JOURNAL_HEADER = "# mediquo import journal v1"
-
-local function row_key(row)
-    local op = row.op or {}
-    return concat({ row.line, tostring(op.op), tostring(op.code), hash(row.raw) }, "\t")
-end
-
--- load(path) -> { key -> "ok" | "fail" } , existed
-local function journal_load(path)
-    local f = io.open(path, "rb")
-    if not f then return {}, false end
-    local text = f:read("*a") or ""
-    f:close()
-    local seen = {}
-    -- only complete lines count: a line cut short by a kill is ignored
-    for l in text:gmatch("([^\n]*)\n") do
-        local state, key = l:match("^(%a+)\t(.+)$")
-        if state == "ok" then
-            seen[key] = "ok"
-        elseif state == "fail" then
-            local k = key:match("^(.*)\t[%a_]+$")
-            if k and seen[k] ~= "ok" then seen[k] = "fail" end
-        end
-    end
-    return seen, true
-end
-
 -- Commands ------------------------------------------------------------------
 
 local function new_client(flags)
     local o, uerr = client_opts(flags)
     if not o then return nil, uerr end
     local c, err = mediquo.new(o)
-    if not c then return nil, usage_error(tostring(err.message or err)) end
+    if not c then return nil, usage_error(safe(err.message or err)) end
     return c
 end
 
 local function single(io_, flags, c, op, code, value, err)
     local rec = { op = op, code = code }
+    c:close()
     if value then
         rec.ok = true
         if type(value) == "table" then rec.url = value.url end
@@ -428,7 +350,6 @@ local function single(io_, flags, c, op, code, value, err)
     rec.ok = false
     rec.error = err_table(err)
     if flags.json then emit(io_.stdout, flags, rec) else emit(io_.stderr, flags, rec) end
-    c:close()
     return 1
 end
 
@@ -460,179 +381,418 @@ local function cmd_cancel(io_, flags, pos)
     return single(io_, flags, c, "cancel", pos[1], v, err)
 end
 
+local function utc(t)
+    return os.date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
+end
+
+-- limiter status | resume: open the budget the client would use, without
+-- making a client (a read must not change the rule in force)
 local function cmd_limiter(io_, flags, pos)
-    if #pos ~= 1 or pos[1] ~= "status" then return usage_error("limiter needs 'status'") end
+    local what = pos[1]
+    if #pos ~= 1 or (what ~= "status" and what ~= "resume") then
+        return usage_error("limiter needs 'status' or 'resume'")
+    end
     if flags.no_rate_limit then return usage_error("--no-rate-limit: there is no limiter to show") end
     local o, uerr = client_opts(flags)
     if not o then return uerr end
-    local c, err = mediquo.new(o)   -- validates and opens the same limiter the client uses
-    if not c then return usage_error(tostring(err.message or err)) end
-    c:close()
-    local cfg = assert(mediquo._options(o)).rate_limit
+    local norm, nerr = normalized(o)
+    if not norm then return usage_error(safe(nerr.message or nerr)) end
+    local cfg = norm.rate_limit
     local lim, lerr = mediquo.limiter(cfg)
-    if not lim then return usage_error(tostring(lerr.message or lerr)) end
-    local st = lim:status()
-    lim:close()
-    local rec = { key = cfg.key, per_minute = st.per_minute, period = cfg.period,
-                  used = st.used, available = st.available,
-                  paused_until = st.paused_until and st.paused_until > 0 and st.paused_until or nil }
-    if flags.json then
-        io_.stdout:write(json.encode(rec), "\n")
-    else
-        io_.stdout:write(format("limiter %s: %d per %gs, used %d, available %d, %s\n",
-            rec.key, rec.per_minute, rec.period, rec.used, rec.available,
-            rec.paused_until and format("paused until %s", os.date("!%Y-%m-%dT%H:%M:%SZ",
-                floor(rec.paused_until))) or "not paused"))
+    if not lim then return usage_error(safe(lerr.message or lerr)) end
+    local before, serr = lim:status()
+    local st = before
+    if before and what == "resume" then
+        if type(lim.resume) ~= "function" then
+            lim:close()
+            return usage_error("this build's limiter cannot resume (limiter:resume is missing)")
+        end
+        local ok, rerr = lim:resume()
+        if ok then
+            st, serr = lim:status()
+        else
+            st, serr = nil, rerr
+        end
     end
+    lim:close()
+    if not st then
+        io_.stderr:write("mediquo: limiter ", what, ": ", safe(serr and (serr.message or serr) or "failed"), "\n")
+        return 1
+    end
+    local function paused_at(t)
+        return t.paused_until and t.paused_until > 0 and t.paused_until or nil
+    end
+    local paused = paused_at(st)
+    local rec = { key = cfg.key, per_minute = st.per_minute, period = st.period or cfg.period,
+                  used = st.used, available = st.available, paused_until = paused,
+                  backend = st.backend, hosts = st.hosts, degraded = st.degraded, error = st.error,
+                  rule = st.rule, warning = st.warning }
+    if what == "resume" then
+        rec.resumed = true
+        rec.was_paused_until = paused_at(before)
+    end
+    if flags.json then
+        io_.stdout:write(jsonline(rec), "\n")
+        return 0
+    end
+    local extra = {}
+    if rec.backend then extra[#extra + 1] = "backend " .. safe(rec.backend) end
+    if rec.hosts then extra[#extra + 1] = format("%s host%s", safe(rec.hosts), rec.hosts == 1 and "" or "s") end
+    if rec.degraded ~= nil then
+        extra[#extra + 1] = rec.degraded and "DEGRADED (each host on its own share)" or "not degraded"
+    end
+    if rec.error then extra[#extra + 1] = "last error: " .. safe(rec.error) end
+    if type(rec.rule) == "table" and rec.rule.set_by_pid then
+        extra[#extra + 1] = format("rule set by pid %s", safe(rec.rule.set_by_pid))
+            .. (tonumber(rec.rule.set_at) and (" at " .. utc(rec.rule.set_at)) or "")
+    end
+    if what == "resume" then
+        io_.stdout:write(format("limiter %s: resumed%s\n", safe(rec.key), rec.was_paused_until
+            and format(" (it was paused until %s)", utc(rec.was_paused_until)) or " (it was not paused)"))
+    end
+    io_.stdout:write(format("limiter %s: %d per %gs, used %d, available %d, %s%s\n",
+        safe(rec.key), rec.per_minute, rec.period, rec.used, rec.available,
+        paused and format("paused until %s", utc(paused)) or "not paused",
+        #extra > 0 and (", " .. concat(extra, ", ")) or ""))
+    if rec.warning then io_.stderr:write("mediquo: warning: ", safe(rec.warning), "\n") end
     return 0
 end
 
--- the progress line: on a terminal only, at most 5 times a second
-local function progress(io_, enabled, total)
+-- the progress line: on a terminal only, at most 5 times a second; the
+-- rate counts rows settled by the server (not rows skipped); the time left
+-- is never less than the shared budget allows (budget: rows per second)
+local function progress(io_, enabled, total, budget)
     if not enabled then return function() end end
     local t0, last = core.now(), -1
-    return function(done, by, final)
+    return function(done, sent, by, held, final)
         local now = core.now()
         if not final and now - last < 0.2 then return end
         last = now
         local el = now - t0
-        local rate = el > 0 and done / el or 0
+        local rate = el > 0 and sent / el or 0
         local eta = rate > 0 and (total - done) / rate or 0
+        if budget and (total - done) / budget > eta then eta = (total - done) / budget end
         local failed = 0
         for _, n in pairs(by) do failed = failed + n end
-        io_.stderr:write(format("\r\27[Kimport: %d/%d  %.1f/s  ETA %ds  failed %d%s",
+        io_.stderr:write(format("\r\27[Kimport: %d/%d  %.1f/s  ETA %ds  failed %d%s%s",
             done, total, rate, floor(eta + 0.5), failed,
-            failed > 0 and (" (" .. by_kind_text(by) .. ")") or ""), final and "\n" or "")
+            failed > 0 and (" (" .. by_kind_text(by) .. ")") or "",
+            held > 0 and format("  held %d", held) or ""), final and "\n" or "")
         io_.stderr:flush()
     end
 end
 
-local function cmd_import(io_, flags, pos)
+-- what became of a failed row on the server: err.effect (API.md) when the
+-- engine says; otherwise judged from the kind, erring towards "unknown"
+local function effect_of(err)
+    if err.effect then return err.effect end
+    local kind = err.kind
+    if DEFINITIVE[kind] or kind == "rate_limited" or (err.attempts or 1) == 0 then return "none" end
+    if kind == "server_error" and err.status == 503 then return "none" end
+    if tostring(err.message):find("^the appointment was created, but confirming it failed") then
+        return "done"
+    end
+    return "unknown"
+end
+
+local JournalError = {}     -- marker metatable: the journal failed, stop
+
+local function cmd_import(io_, flags, pos, ctx)
     if #pos ~= 1 then return usage_error("import needs FILE (or - for stdin)") end
     if flags.journal and flags.no_journal then
         return usage_error("--journal and --no-journal exclude each other")
     end
     local conc = flags.concurrency or 4
     if conc < 1 or conc > 64 then return usage_error("--concurrency must be from 1 to 64") end
+    local sep
+    if flags.separator then
+        sep = SEPARATOR[flags.separator]
+        if not sep then return usage_error("--separator must be ',' ';' or 'tab'") end
+    end
+    if flags.max_wait and flags.max_wait < 0 then return usage_error("--max-wait must be >= 0") end
     local path, text = pos[1]
+    local regular = false       -- a regular file (not stdin, a pipe or a FIFO)
+    local shown = path == "-" and "stdin" or safe(path)
+    local lock
     if path == "-" then
         text = io_.stdin:read("*a")
+        if not text then return usage_error("cannot read stdin") end
     else
-        local f = io.open(path, "rb")
-        if not f then return usage_error("cannot read " .. path) end
-        text = f:read("*a")
-        f:close()
+        -- locked before it is read: one import of a file at a time
+        local why, oerr
+        lock, oerr, why = core.lock(path)
+        regular = oerr == true
+        if not lock then
+            if why == "locked" then
+                return usage_error(shown .. " is being imported by another mediquo process "
+                    .. "(one import of a file at a time; wait for it to finish)")
+            end
+            return usage_error("cannot read " .. shown .. ": " .. os_reason(oerr))
+        end
+        local f
+        f, oerr = io.open(path, "rb")
+        if f then
+            text, oerr = f:read("*a")
+            f:close()
+        end
+        if not text then
+            lock:close()
+            return usage_error("cannot read " .. shown .. ": " .. os_reason(oerr or "read failed"))
+        end
     end
-    if not text then return usage_error("cannot read " .. path) end
-    local rows, perr = parse_input(text)
-    if not rows then return usage_error(path .. ": " .. perr) end
+    local function release(c, j)
+        if c then c:close() end
+        if j then j:close() end
+        if lock then lock:close() end
+    end
+    local rows, info = input.parse(text, { separator = sep, ignore_unknown = flags.ignore_unknown })
+    if not rows then
+        release()
+        return usage_error(shown .. ": " .. safe(info))
+    end
+    if info.detected and info.separator ~= "," then
+        io_.stderr:write("mediquo: ", shown, ": cells split at ", input.SEP_NAME[info.separator],
+                         " (detected from the header; --separator to choose)\n")
+    end
+    if #info.ignored > 0 then
+        io_.stderr:write("mediquo: ", shown, ": ignoring unknown ",
+                         info.format == "csv" and "columns: " or "fields: ",
+                         concat(info.ignored, ", "), "\n")
+    end
 
     local jpath = flags.journal
-    if not jpath and not flags.no_journal and path ~= "-" then jpath = path .. ".journal" end
-    local seen, rerun = {}, false
-    if jpath then seen, rerun = journal_load(jpath) end
+    -- stdin or a pipe (`import <(...)`) is read once: no default journal
+    if not jpath and not flags.no_journal and regular then jpath = path .. ".journal" end
+    local j
+    if jpath then
+        local jerr, why
+        j, jerr, why = journal.open(jpath)
+        if not j then
+            release()
+            if why == "locked" then
+                return usage_error("the journal " .. safe(jpath) .. " is in use by another import")
+            end
+            return usage_error("the journal " .. safe(jpath) .. ": " .. safe(jerr))
+        end
+        ctx.journal = jpath
+    end
+    ctx.importing = true
 
     local c, uerr = new_client(flags)
-    if not c then return uerr end
-
-    local jf
-    if jpath then
-        jf = io.open(jpath, "ab")
-        if not jf then
-            c:close()
-            return usage_error("cannot write the journal " .. jpath)
-        end
-        if not rerun then jf:write(JOURNAL_HEADER, "\n") end
+    if not c then
+        release(nil, j)
+        return uerr
     end
-    local function journal(state, row, kind)
-        if not jf then return end
-        jf:write(state, "\t", row_key(row), kind and ("\t" .. kind) or "", "\n")
-        local ok, err = c._core:sync(jf)
-        if not ok then io_.stderr:write("mediquo: journal: ", err, "\n") end
-    end
+    -- pacing: a row waits for its first limiter slot as long as it takes
+    -- (--max-wait bounds it) and its deadline starts when it is sent
+    -- (run_batch's opts.max_wait), so N rows at B per minute take about
+    -- N/B minutes and none fails for lack of budget
+    local batch_wait = not flags.no_rate_limit and (flags.max_wait or huge) or nil
 
     local out = io_.stdout
-    local total, done, failed, okn, skipped = #rows, 0, 0, 0, 0
+    local total = #rows
+    local n = { done = 0, sent = 0, ok = 0, failed = 0, held = 0, skipped = 0 }
     local by = {}
-    local tick = progress(io_, io_.isatty(2), total)
-    local function record(row, rec, kind)
-        done = done + 1
+    local tick = progress(io_, io_.isatty(2), total,
+                          not flags.no_rate_limit and (flags.per_minute or 600) / (flags.period or 60) or nil)
+    local keys, st, indoubt, ckey = {}, {}, {}, {}
+    local function record(rec, kind)
+        n.done = n.done + 1
         if rec.skipped then
-            skipped = skipped + 1
+            n.skipped = n.skipped + 1
+        elseif rec.held then
+            n.held = n.held + 1
         elseif rec.ok then
-            okn = okn + 1
-            journal("ok", row)
+            n.ok = n.ok + 1
         else
-            failed = failed + 1
+            n.failed = n.failed + 1
             by[kind] = (by[kind] or 0) + 1
-            if DEFINITIVE[kind] then journal("fail", row, kind) end
         end
         emit(out, flags, rec)
-        tick(done, by)
+        tick(n.done, n.sent, by, n.held)
+    end
+    local function rec_of(r)
+        local op = rows[r].op or {}
+        return { line = rows[r].line, op = op.op, code = op.code }
+    end
+    local function hold(r, reason)
+        st[r] = "held"
+        local rec = rec_of(r)
+        rec.ok, rec.held, rec.reason = false, true, reason
+        record(rec)
     end
 
-    -- rows to send now; rows the journal says are done are skipped
-    local ops, idx = {}, {}
-    for _, row in ipairs(rows) do
+    -- what the journal says of each row, and which code each row is on
+    local seen = j and j.seen or {}
+    local v1 = j and j.version == 1
+    local last_ok = {}
+    for r, row in ipairs(rows) do
         local op = row.op or {}
-        local rec = { line = row.line, op = op.op, code = op.code }
+        keys[r] = journal.key(row)
+        ckey[r] = (type(op.code) == "string" or type(op.code) == "number") and op.code ~= ""
+            and tostring(op.code) or ("\0" .. r)
+        local prior = seen[keys[r]]
+        if not row.bad and prior and prior.state == "ok" then last_ok[ckey[r]] = r end
+    end
+    for r, row in ipairs(rows) do
+        local prior = seen[keys[r]]
+        local rec = rec_of(r)
         if row.bad then
+            st[r] = "failed"
             rec.ok = false
             rec.error = { kind = "invalid_argument", message = row.bad }
-            record(row, rec, "invalid_argument")
-        elseif seen[row_key(row)] == "ok" then
+            record(rec, "invalid_argument")
+        elseif prior and prior.state == "ok" then
+            st[r] = "skipped"
             rec.skipped, rec.reason = true, "done in an earlier run (journal)"
-            record(row, rec)
+            record(rec)
         else
-            ops[#ops + 1] = op
-            idx[#ops] = row
+            indoubt[r] = (prior and (prior.state == "send" or prior.state == "unknown"))
+                or (v1 and not prior) or nil
+            local later = last_ok[ckey[r]]
+            if later and later > r then
+                hold(r, format("not re-sent: line %d on the same code was applied after it in an "
+                    .. "earlier run, and sending this row now would undo that (its own outcome: %s)",
+                    rows[later].line, indoubt[r] and "unknown" or (prior and prior.kind or "failed")))
+            else
+                st[r] = "pending"
+            end
         end
     end
 
-    -- A re-run: a row with no definite outcome in the journal may have
-    -- reached the server before the interruption, so "already exists" /
-    -- "already cancelled" for it is taken as its own effect (a create is
-    -- confirmed by a reschedule to its own start, which gives the URL).
-    local function resumed(i)
-        return rerun and seen[row_key(idx[i])] == nil
-    end
-    local function finish(i, value, err, how)
-        local row = idx[i]
+    local blocked = {}      -- code -> why later rows on it are held
+    local stopped           -- the journal error that stopped the import
+
+    -- one row's outcome: journal first (so the file never says less than
+    -- the server did), then the output
+    local function settle(r, value, err, how)
+        local row = rows[r]
         local op = row.op
-        local rec = { line = row.line, op = op.op, code = op.code }
+        local rec = rec_of(r)
+        n.sent = n.sent + 1
+        local event, kind
         if value then
+            st[r] = "done"
+            event = "ok"
             rec.ok = true
             if type(value) == "table" then rec.url = value.url end
             if how == "reconciled" then
                 rec.reconciled = op.op == "create" and "created by the interrupted run, confirmed"
                     or "already cancelled by the interrupted run"
             end
-            record(row, rec)
         else
+            st[r] = "failed"
+            kind = err.kind
             rec.ok = false
             rec.error = err_table(err)
-            record(row, rec, err.kind)
+            local effect = effect_of(err)
+            rec.error.effect = effect
+            if effect == "done" then
+                event = "ok"    -- applied: never to be sent again, later rows may go
+            elseif effect == "none" and (DEFINITIVE[kind] or not indoubt[r]) then
+                event = "fail"
+            else
+                -- it, or an earlier run's attempt, may have taken effect
+                event = "unknown"
+                blocked[ckey[r]] = format("not sent: line %d (%s %s) may have taken effect (%s%s), "
+                    .. "and this row must not overtake it; run the import again to settle it",
+                    row.line, safe(op.op), safe(op.code), kind,
+                    err.status and format(" HTTP %d", err.status) or "")
+                rec.note = "it may have taken effect: run the import again to settle it"
+            end
         end
+        if j then
+            local ok, werr = j:write{ { event, keys[r], kind } }
+            if not ok then
+                error(setmetatable({ msg = werr, line = row.line, applied = event == "ok" }, JournalError), 0)
+            end
+        end
+        record(rec, kind)
     end
 
-    local res, serr = c:run_batch(ops, { concurrency = conc, on_result = finish,
-                                         resumed = resumed })
-    if not res then
-        c:close()
-        return usage_error(tostring(serr))
+    -- one round: the first pending row of each code, through run_batch.
+    -- Before a row can be sent its `send` line is on disk: rows are marked
+    -- 2 x concurrency ahead of those settled (run_batch starts them in
+    -- array order, at most `concurrency` at once).
+    local function run_round(round)
+        local ops = {}
+        for k, r in ipairs(round) do ops[k] = rows[r].op end
+        local marked, finished = 0, 0
+        local function mark_upto(m)
+            m = min(m, #round)
+            if not j or m <= marked then return end
+            local events = {}
+            for k = marked + 1, m do events[#events + 1] = { "send", keys[round[k]] } end
+            local ok, werr = j:write(events)
+            if not ok then
+                error(setmetatable({ msg = werr, line = rows[round[marked + 1]].line, before = true },
+                                   JournalError), 0)
+            end
+            marked = m
+        end
+        local opts = {
+            concurrency = conc, max_wait = batch_wait,
+            resumed = function(k) return indoubt[round[k]] == true end,
+            on_result = function(k, value, err, how)
+                finished = finished + 1
+                settle(round[k], value, err, how)
+                mark_upto(2 * conc + finished)
+            end,
+        }
+        local ran, res, berr = pcall(function()
+            mark_upto(2 * conc)
+            return c:run_batch(ops, opts)
+        end)
+        if not ran then
+            if getmetatable(res) == JournalError then
+                stopped = res
+                return
+            end
+            error(res, 0)
+        end
+        if not res then error("run_batch: " .. tostring(berr), 0) end
     end
-    c:close()
-    if jf then jf:close() end
-    tick(done, by, true)
 
-    local summary = { total = total, ok = okn, failed = failed, skipped = skipped, by_kind = by }
+    while not stopped do
+        local round, taken = {}, {}
+        for r = 1, total do
+            if st[r] == "pending" then
+                local ck = ckey[r]
+                if blocked[ck] then
+                    hold(r, blocked[ck])
+                elseif not taken[ck] then
+                    taken[ck] = true
+                    round[#round + 1] = r
+                end
+            end
+        end
+        if #round == 0 then break end
+        run_round(round)
+    end
+    release(c, j)
+    tick(n.done, n.sent, by, n.held, true)
+
+    local unreached = total - n.done
+    if stopped then
+        io_.stderr:write(format("mediquo: journal %s: %s; the import stopped at line %d: %s "
+            .. "no row after it was sent. Rows in flight were abandoned and may have been applied; "
+            .. "once the journal can be written, run the same command again: rows done are skipped, "
+            .. "rows in flight are reconciled\n", safe(jpath), safe(stopped.msg), stopped.line,
+            stopped.before and "it was not sent;" or (stopped.applied and "it was applied, the journal "
+            .. "does not say so;" or "its outcome is not in the journal;")))
+    end
+    local summary = { total = total, ok = n.ok, failed = n.failed, held = n.held, skipped = n.skipped,
+                      not_reached = unreached > 0 and unreached or nil, by_kind = by,
+                      stopped_at = stopped and stopped.line or nil }
     if flags.json then
-        out:write(json.encode{ summary = summary }, "\n")
+        out:write(jsonline{ summary = summary }, "\n")
     else
-        out:write(format("%d rows: %d ok, %d failed, %d skipped%s\n", total, okn, failed, skipped,
-            failed > 0 and (" (" .. by_kind_text(by) .. ")") or ""))
+        out:write(format("%d rows: %d ok, %d failed, %d skipped%s%s%s\n", total, n.ok, n.failed,
+            n.skipped, n.held > 0 and format(", %d held", n.held) or "",
+            unreached > 0 and format(", %d not reached", unreached) or "",
+            n.failed > 0 and (" (" .. by_kind_text(by) .. ")") or ""))
     end
-    return failed > 0 and 1 or 0
+    return (n.failed > 0 or n.held > 0 or stopped) and 1 or 0
 end
 
 local COMMANDS = { create = cmd_create, reschedule = cmd_reschedule, cancel = cmd_cancel,
@@ -646,6 +806,22 @@ local function default_io()
             return ok == true or ok == 0
         end,
     }
+end
+
+-- what to say when Ctrl-C stops a command
+local function interrupted(io_, ctx)
+    local msg
+    if ctx.journal then
+        msg = "interrupted; run the same command again to resume: rows the journal "
+            .. safe(ctx.journal) .. " records as done are skipped, rows that were in flight are reconciled"
+    elseif ctx.importing then
+        msg = "interrupted; this import keeps no journal (stdin, a pipe or --no-journal), so there is "
+            .. "nothing to resume: rows reported ok were applied, rows in flight may have been"
+    else
+        msg = "interrupted; the request may have reached the server"
+    end
+    io_.stderr:write("\nmediquo: ", msg, "\n")
+    return 130
 end
 
 -- main(argv[, io]) -> exit code
@@ -662,25 +838,37 @@ function _M.main(argv, io_)
         if not cmd then
             pos = usage_error("no command given")
         elseif not COMMANDS[cmd] then
-            pos = usage_error("unknown command '" .. cmd:sub(1, 40):gsub("%c", "?") .. "'")
+            pos = usage_error("unknown command '" .. safe(cmd:sub(1, 40)) .. "'")
         else
             for key, only in pairs(ONLY) do
                 if flags[key] ~= nil and only ~= cmd then
-                    pos = usage_error(format("--%s is only for '%s'", key:gsub("_", "-"), only))
+                    local flag
+                    for name, spec in pairs(FLAGS) do
+                        if spec[1] == key and name:sub(1, 2) == "--" then flag = name end
+                    end
+                    pos = usage_error(format("%s is only for '%s'", flag, only))
                     break
                 end
             end
-            if getmetatable(pos) ~= Usage then code = COMMANDS[cmd](io_, flags, pos) end
+            if getmetatable(pos) ~= Usage then
+                local ctx = {}
+                local ran, res = pcall(COMMANDS[cmd], io_, flags, pos, ctx)
+                if not ran then
+                    if tostring(res):find("interrupted!$") then return interrupted(io_, ctx) end
+                    error(res, 0)
+                end
+                code = res
+            end
         end
         if type(code) == "table" then pos = code end
     end
     if getmetatable(pos) == Usage then
-        io_.stderr:write("mediquo: ", pos.msg, "\n", _M.USAGE, "\n")
+        io_.stderr:write("mediquo: ", pos.msg, "; see mediquo --help\n")
         return 2
     end
     return code
 end
 
-_M._parse_input = parse_input
+_M._parse_input = input.parse
 
 return _M

@@ -2,6 +2,8 @@
 -- A plain table with a stable `kind` a program can branch on, and a
 -- __tostring that gives one line for people. Nothing secret ever goes in.
 
+local core = require "mediquo.core"
+
 local setmetatable = setmetatable
 local getmetatable = getmetatable
 local tostring = tostring
@@ -10,20 +12,9 @@ local concat = table.concat
 
 local _M = { _VERSION = "0.1.0" }
 
--- kind -> retryable by default (the retry policy may say otherwise)
-local KINDS = {
-    invalid_argument = false,
-    bad_request = false,
-    unauthorized = false,
-    forbidden = false,
-    not_found = false,
-    unprocessable = false,
-    rate_limited = true,
-    server_error = true,
-    timeout = true,
-    network = true,
-    bad_response = false,
-}
+-- kind -> retryable by default (the retry policy may say otherwise): the
+-- one table of names, kept in C (src/policy.c) and exported as core.KINDS
+local KINDS = core.KINDS
 _M.KINDS = KINDS
 
 local mt = {}
@@ -57,6 +48,13 @@ function _M.new(fields)
     return setmetatable(fields, mt)
 end
 
+-- wrap(t) -> t made an error object: the plain table a call of the engine
+-- returns (kind, status, message, retryable, retry_after, attempts, method,
+-- path, fields, effect), already complete
+function _M.wrap(t)
+    return setmetatable(t, mt)
+end
+
 -- invalid(field, why) -> an invalid_argument error naming the field
 function _M.invalid(field, why)
     return _M.new{
@@ -65,6 +63,7 @@ function _M.invalid(field, why)
         field = field,
         retryable = false,
         attempts = 0,
+        effect = "none",
     }
 end
 

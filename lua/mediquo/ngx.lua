@@ -1,16 +1,21 @@
 -- mediquo.ngx: the OpenResty/nginx adapter. Same calls as a mediquo client,
--- but a call never blocks the nginx event loop:
+-- and the same outcome for the same server behaviour, because the same
+-- engine decides (core.engine, src/engine.c: validation, requests,
+-- retries, backoff, the deadline, exactly-once, every message). This file
+-- is only the nginx driver: it asks the engine what to do next and does
+-- it with nginx's own non-blocking I/O --
 --
---   * the HTTP attempt itself (libcurl, blocking) runs in nginx's thread
---     pool through ngx.run_worker_thread, in mediquo.ngx_thread;
---   * everything that waits -- a free thread, a rate-limit slot, a retry
---     backoff -- waits by yielding the request's own coroutine
---     (ngx.semaphore, ngx.sleep), so the worker keeps serving others.
+--   * "send":    one HTTP attempt on a cosocket (mediquo.ngx_http: keep-alive
+--                pool per worker, TLS verified by nginx, answer read in C);
+--   * "slot":    a slot of the shared limiter (mediquo.ngx_limiter: try,
+--                ngx.sleep while there is none);
+--   * "backoff": ngx.sleep.
 --
--- The retry loop mirrors src/call.c step by step and uses the same C policy
--- (core.classify, core.backoff) and the same host-wide limiter file, so a
--- gateway, its sibling workers and any Lua script on the host share one
--- budget. Counters go to a shared file (core.metrics) readable as
+-- Nothing waits in a thread or blocks the event loop: as many calls may be
+-- in flight as requests the worker holds. A call in flight when nginx
+-- reloads or stops gracefully runs to its end (nginx waits for it). The
+-- limiter is the host-wide one (every worker, every process using the same
+-- key). Counters go to a shared file (core.metrics) readable as
 -- Prometheus text from any worker.
 --
 --   init_by_lua_block { assert(require("mediquo.ngx").configure{ api_key = ..., secret_key = ... }) }
@@ -19,84 +24,56 @@
 local mediquo = require "mediquo"
 local core = require "mediquo.core"
 local errors = require "mediquo.errors"
-local protocol = require "mediquo.protocol"
+local validate = require "mediquo.validate"
 local limiter = require "mediquo.limiter"
+local http = require "mediquo.ngx_http"
+local ngx_limiter = require "mediquo.ngx_limiter"
 
 local ngx = ngx
 local type = type
 local pairs = pairs
 local ipairs = ipairs
-local pcall = pcall
 local error = error
 local tostring = tostring
 local floor = math.floor
 local huge = math.huge
-local min = math.min
-local max = math.max
 local format = string.format
 local concat = table.concat
+local sort = table.sort
 local now = core.now
-local classify = core.classify
-local backoff = core.backoff
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
-local THREAD_MODULE = "mediquo.ngx_thread"
-
--- phases where ngx.sleep, semaphores and ngx.run_worker_thread may yield
+-- phases where cosockets and ngx.sleep may yield
 local YIELDABLE = {
     rewrite = true, access = true, content = true, timer = true,
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
 local OPS = { "create", "reschedule", "cancel" }
-local KINDS = { "ok", "bad_request", "unauthorized", "forbidden", "not_found",
-                "unprocessable", "rate_limited", "server_error", "timeout",
-                "network", "bad_response", "invalid_argument" }
 
 local config      -- set by configure(): normalised options, never shown
-local generation = 0
-local worker      -- this worker's thread slots, limiter, metrics (made lazily)
-local stats       -- this worker's counters (stats())
-
-local function new_stats()
-    return { requests = 0, ok = 0, retries = 0, by_kind = {},
-             limiter_waits = 0, limiter_wait_seconds = 0 }
-end
+local worker      -- this worker's engine, transport, limiter, metrics (made lazily)
+local extra       -- calls the engine never saw the end of (a missing directive)
 
 -- configure(opts) -> true | nil, err
--- opts: everything mediquo.new takes, plus thread_pool (name of the
--- nginx thread_pool, "mediquo"), max_in_flight (attempts running in
--- threads at once per worker, 8; keep it <= lua_worker_thread_vm_pool_size,
--- default 10) and metrics (boolean, true).
+-- opts: everything mediquo.new takes, plus metrics (boolean, true).
 function _M.configure(opts)
     if type(opts) ~= "table" then
         return nil, errors.invalid("opts", "must be a table, got " .. type(opts))
     end
     local rest = {}
     for k, v in pairs(opts) do
-        if k ~= "thread_pool" and k ~= "max_in_flight" and k ~= "metrics" then
-            rest[k] = v
-        end
+        if k ~= "metrics" then rest[k] = v end
     end
-    local o, err = mediquo._options(rest)
+    local o, err = mediquo.options(rest)
     if not o then return nil, err end
-
-    local pool = opts.thread_pool
-    if pool == nil then pool = "mediquo" end
-    if type(pool) ~= "string" or not pool:find("^[%w_%-%.]+$") or #pool > 64 then
-        return nil, errors.invalid("thread_pool", "must be the name of an nginx thread_pool")
-    end
-    local mif = opts.max_in_flight
-    if mif == nil then mif = 8 end
-    if type(mif) ~= "number" or mif ~= floor(mif) or mif < 1 or mif > 1024 then
-        return nil, errors.invalid("max_in_flight", "must be an integer from 1 to 1024")
-    end
     local use_metrics = opts.metrics
     if use_metrics == nil then use_metrics = true end
     if type(use_metrics) ~= "boolean" then
         return nil, errors.invalid("metrics", "must be a boolean, got " .. type(use_metrics))
     end
+    local base = assert(validate.base_url(o.base_url, o.insecure))
 
     -- The metrics file follows the limiter's key and dir: one set of
     -- counters per budget. Without a limiter, keyed by the base URL.
@@ -108,26 +85,11 @@ function _M.configure(opts)
         mkey, mdir = o.base_url, d.dir
     end
 
-    generation = generation + 1
     config = {
-        pool = pool, max_in_flight = mif, metrics = use_metrics,
-        metrics_key = mkey, metrics_dir = mdir,
-        base_path = o.base_path, deadline = o.deadline, timeout = o.timeout,
-        connect_timeout = o.connect_timeout, max_retries = o.max_retries,
-        retry_post = o.retry_post, rate_limit = o.rate_limit,
-        max_wait = o.rate_limit and o.rate_limit.max_wait or 0,
-        period = o.rate_limit and o.rate_limit.period or 60,
-        -- what crosses into the thread pool (plain values only); the id
-        -- tells each thread VM when its cached client is stale
-        thread = {
-            id = generation, api_key = o.api_key, secret_key = o.secret_key,
-            base_url = o.base_url, user_agent = o.user_agent, ca_file = o.ca_file,
-            insecure = o.insecure, timeout = o.timeout,
-            connect_timeout = o.connect_timeout,
-        },
+        o = o, base = base, metrics = use_metrics, metrics_key = mkey, metrics_dir = mdir,
     }
     worker = nil
-    stats = new_stats()
+    extra = { config = 0 }
     return true
 end
 
@@ -145,25 +107,43 @@ local function check_context(fname)
     end
 end
 
--- This worker's thread slots, limiter and metrics, made on first use (after
--- the fork: nginx's master may run as another user than its workers, and
--- the files must be the workers').
+local function config_error(message)
+    return errors.new{ kind = "config", message = message, retryable = false,
+                       attempts = 0, effect = "none" }
+end
+
+-- This worker's engine, transport, limiter and metrics, made on first use
+-- (after the fork: nginx's master may run as another user than its
+-- workers, and the files must be the workers'). A failure is the host's
+-- setup (kind config) and is tried again on the next call.
 local function worker_state()
     if worker then return worker end
+    local o, rl = config.o, config.o.rate_limit
     local w = {}
-    w.sema = require("ngx.semaphore").new(0)   -- a wake-up bell, not the count
-    w.in_flight = 0
-    w.leases = {}
-    if config.rate_limit then
-        local lim, msg = core.limiter(config.rate_limit)
-        if not lim then
-            return nil, errors.new{ kind = "invalid_argument",
-                                    message = "rate_limit: " .. tostring(msg) }
-        end
+    local eng, msg = core.engine{
+        base_url = o.base_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
+        deadline = o.deadline, max_retries = o.max_retries, retry_post = o.retry_post,
+        max_wait = rl and rl.max_wait or nil, limiter_period = rl and rl.period or nil,
+        api_key = o.api_key, secret_key = o.secret_key,
+    }
+    if not eng then return nil, config_error("engine: " .. tostring(msg)) end
+    w.engine = eng
+    local b = config.base
+    w.http, msg = http.new{
+        scheme = b.scheme, host = b.host, port = b.port, api_key = o.api_key,
+        secret_key = o.secret_key, user_agent = o.user_agent, insecure = o.insecure,
+        ca_file = o.ca_file,
+    }
+    if not w.http then return nil, config_error("transport: " .. tostring(msg)) end
+    if rl then
+        local lim
+        lim, msg = core.limiter(rl)
+        if not lim then return nil, config_error("rate_limit: " .. tostring(msg)) end
         w.lim = lim
     end
     if config.metrics then
-        local mx, msg = core.metrics{ key = config.metrics_key, dir = config.metrics_dir }
+        local mx
+        mx, msg = core.metrics{ key = config.metrics_key, dir = config.metrics_dir }
         if mx then
             w.mx = mx
         else
@@ -172,248 +152,80 @@ local function worker_state()
             w.mx_error = msg
         end
     end
-    -- the backoff's jitter: its own generator per worker (Park-Miller,
-    -- exact in doubles), seeded apart, so workers forked from one master do
-    -- not retry in step, and no one else's math.random is reseeded
-    w.rng = (ngx.worker.pid() * 7919 + floor(ngx.now() * 1000)) % 2147483646 + 1
     worker = w
     return w
 end
 
-local function random(w)
-    w.rng = w.rng * 16807 % 2147483647
-    return (w.rng - 1) / 2147483646
-end
-
--- Thread slots: at most max_in_flight attempts of this worker in the
--- thread pool at once (nginx has lua_worker_thread_vm_pool_size VMs; past
--- them run_worker_thread fails). A slot is a lease that ends when its call
--- could not be holding it any more (the call's deadline bounds the limiter
--- wait and cuts the attempt's timeout; plus a margin for curl to stop):
--- if the request's coroutine is killed while its attempt runs (client
--- abort with lua_check_client_abort, ngx.exit from another light thread)
--- it never gives the slot back, and the next waiter reclaims it instead
--- of the worker losing a slot for good.
-local LEASE_MARGIN = 1
-
-local function take_slot(w, deadline_at)
-    local max_in_flight = config.max_in_flight
-    for _ = 1, 1000000 do           -- bounded by the deadline; the count is a backstop
-        local t = now()
-        local next_expiry = huge
-        if w.in_flight >= max_in_flight then
-            for token, expires in pairs(w.leases) do
-                if expires <= t then
-                    w.leases[token] = nil
-                    w.in_flight = w.in_flight - 1
-                    ngx.log(ngx.WARN, "mediquo.ngx: reclaimed a thread slot its request never gave back")
-                elseif expires < next_expiry then
-                    next_expiry = expires
-                end
-            end
-        end
-        if w.in_flight < max_in_flight then
-            local token = {}
-            w.leases[token] = deadline_at + LEASE_MARGIN
-            w.in_flight = w.in_flight + 1
-            return token
-        end
-        local left = deadline_at - t
-        if left <= 0 then return nil end
-        -- woken by give_slot, or when the first lease runs out
-        w.sema:wait(max(min(left, next_expiry - t), 0.001))
-    end
-    return nil
-end
-
-local function give_slot(w, token)
-    if w.leases[token] then
-        w.leases[token] = nil
-        w.in_flight = w.in_flight - 1
-        if w.sema:count() < 0 then w.sema:post(1) end   -- wake one waiter, if any
-    end
-end
-
--- Waits for a limiter slot by yielding; never past max_wait.
--- -> true, slept | false, slept, retry_after
-local function limiter_slot(lim, max_wait)
-    local t0 = now()
-    local slept = false
-    for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
-        local ok, wait = lim:try()
-        if ok then return true, slept and now() - t0 or 0 end
-        local waited = now() - t0
-        if waited + wait > max_wait then
-            return false, slept and waited or 0, wait
-        end
-        ngx.sleep(wait > 0.001 and wait or 0.001)
-        slept = true
-    end
-    return false, now() - t0, nil
-end
-
--- The answer of the last attempt, as mq_call_next's explain() words it:
--- why (attempt n of m[; why it stopped])
-local function explain(msg, status, kind, attempts, max_attempts, stop)
-    local why = msg or (status and ("HTTP " .. status)) or kind
-    return format("%s (attempt %d of %d%s)", why:sub(1, 150), attempts, max_attempts,
-                  stop and ("; " .. stop) or "")
-end
-
--- The retry loop of src/call.c (mq_call, mq_call_next, mq_call_stop), with
--- yields for every wait:
--- -> kind, status, body, attempts, ambiguous_before, retry_after, message
-local function call(w, st, method, path, body)
-    local c = config
-    local deadline_at = now() + c.deadline
-    local max_attempts = c.max_retries + 1
-    local ambiguous = false
-    local attempts = 0
-
-    for retry = 0, c.max_retries do
-        -- A thread first, then the limiter slot, then straight out: the
-        -- slot's start time is (near enough) when the request leaves, which
-        -- the window guarantee is counted on.
-        local slot = take_slot(w, deadline_at)
-        if not slot then
-            return "timeout", nil, "", attempts, ambiguous, nil,
-                   format("deadline of %.3gs reached before attempt %d of %d "
-                          .. "(waiting for a free worker thread: max_in_flight)",
-                          c.deadline, retry + 1, max_attempts)
-        end
-        if w.lim then
-            local mw = min(c.max_wait, deadline_at - now())
-            if mw < 0 then mw = 0 end
-            local got, waited, ra = limiter_slot(w.lim, mw)
-            if waited > 0 then
-                st.limiter_waits = st.limiter_waits + 1
-                st.limiter_wait_seconds = st.limiter_wait_seconds + waited
-            end
-            if not got then
-                give_slot(w, slot)
-                return "rate_limited", nil, "", attempts, ambiguous, ra,
-                       format("no rate-limit slot within %.3gs%s (before attempt %d of %d)", mw,
-                              mw < c.max_wait and ", the rest of the deadline" or "",
-                              retry + 1, max_attempts)
-            end
-        end
-        local left = deadline_at - now()
-        if left <= 0 then
-            give_slot(w, slot)
-            return "timeout", nil, "", attempts, ambiguous, nil,
-                   format("deadline of %.3gs reached before attempt %d of %d",
-                          c.deadline, retry + 1, max_attempts)
-        end
-
-        -- pcall: whatever happens, the thread slot is given back
-        local pok, tok, outcome, tstatus, tbody, ra, rl_rem, rl_lim, rl_reset, tmsg, resent =
-            pcall(ngx.run_worker_thread, c.pool, THREAD_MODULE, "attempt", c.thread,
-                  method, path, body, min(c.timeout, left), min(c.connect_timeout, left))
-        give_slot(w, slot)
-        if not (pok and tok) then
-            -- never sent (no such pool, no free VM): like a connection
-            -- that was never established
-            tmsg = "worker thread: " .. tostring(pok and outcome or tok)
-            outcome, tstatus, tbody, ra, rl_rem, rl_lim, rl_reset = "connect", nil, "", nil, nil, nil, nil
-        else
-            attempts = attempts + 1
-            st.requests = st.requests + 1
-        end
-
-        -- what the server's headers mean for everyone sharing the budget
-        -- (mq_call_observe)
-        if w.lim and outcome == "ok" then
-            if tstatus == 429 then
-                w.lim:pause(ra or rl_reset or c.period)
-            elseif rl_rem then
-                w.lim:observe(rl_rem, rl_lim, rl_reset)
-            end
-        end
-
-        local kind, retryable, amb = classify(method, outcome, tstatus, c.retry_post)
-        -- libcurl's one re-send on a fresh connection (src/transport.c): an
-        -- earlier send of this very attempt may have been processed
-        if pok and tok and resent then ambiguous = true end
-        local ambiguous_before = ambiguous
-        ambiguous = ambiguous or amb
-        local whole = outcome == "ok"
-        -- a too-big body still came with a status: say which (as call.c)
-        local status = (whole or outcome == "too_big") and tstatus or nil
-        local rbody = whole and tbody or ""
-        if kind == "ok" then
-            return kind, status, rbody, attempts, ambiguous_before, ra, nil
-        end
-        if not retryable or retry >= c.max_retries then
-            return kind, status, rbody, attempts, ambiguous_before, ra,
-                   explain(tmsg, status, kind, attempts, max_attempts,
-                           not retryable and amb
-                           and "not retried: it may have been processed, see retry_post" or nil)
-        end
-        local wait = backoff(retry + 1, random(w))
-        if ra and ra > wait then wait = ra end
-        if now() + wait >= deadline_at then
-            -- the next attempt could not start in time: this is the answer
-            return kind, status, rbody, attempts, ambiguous_before, ra,
-                   explain(tmsg, status, kind, attempts, max_attempts,
-                           format("no time for another within the deadline of %.3gs", c.deadline))
-        end
-        ngx.sleep(wait)
-        st.retries = st.retries + 1
-    end
-    error("mediquo.ngx: unreachable")   -- the loop returns on its last attempt
-end
-
-local function count(w, st, op, kind, t0, retries0, waits0, wait_s0, attempts)
-    if kind == "ok" then
-        st.ok = st.ok + 1
-    else
-        st.by_kind[kind] = (st.by_kind[kind] or 0) + 1
-    end
+local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
     if w and w.mx then
-        w.mx:add(op, kind, now() - t0, st.retries - retries0, st.limiter_waits - waits0,
-                 st.limiter_wait_seconds - wait_s0, attempts)
+        w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
     end
 end
 
+-- One call: the engine decides, this loop moves bytes and waits.
 local function perform(fname, op, a, b)
     check_context(fname)
     local t0 = now()
-    local st = stats
-    local req, err = protocol.build(op, a, b)
-    if not req then
-        local w = worker_state()
-        count(w, st, op, "invalid_argument", t0, st.retries, st.limiter_waits,
-              st.limiter_wait_seconds, 0)
-        return nil, err
-    end
-    local w
-    w, err = worker_state()
+    local w, err = worker_state()
     if not w then
-        count(nil, st, op, err.kind, t0, 0, 0, 0, 0)
+        extra.config = extra.config + 1
+        ngx.log(ngx.ERR, "mediquo.ngx: ", err.message)
         return nil, err
     end
-    local retries0, waits0, wait_s0 = st.retries, st.limiter_waits, st.limiter_wait_seconds
-    local base = config.base_path
-
-    local kind, status, body, attempts, ambiguous, retry_after, message =
-        call(w, st, req.method, req.path, req.body)
-    local value, confirm
-    value, err, confirm = protocol.shape(req, base, kind, status, body, attempts,
-                                         ambiguous, retry_after, message)
-    local total = attempts
-    if confirm then
-        -- The create reached the server on an earlier attempt: a reschedule
-        -- to the same start is idempotent and hands back a live URL.
-        local put = protocol.build("reschedule", req.code, req.starts_at)
-        kind, status, body, attempts, ambiguous, retry_after, message =
-            call(w, st, put.method, put.path, put.body)
-        value, err = protocol.shape(put, base, kind, status, body, attempts,
-                                    ambiguous, retry_after, message)
-        total = total + attempts
-        if err then err.attempts = total end
+    local lim, conn = w.lim, w.http
+    local attempts, retries, waits, wait_s = 0, 0, 0, 0
+    local call, action, x = w.engine:start(op, a, b, now())
+    for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
+        if action == "send" then
+            local method, path, body, timeout, connect_timeout = call:request()
+            local outcome, status, rbody, ra, rl_rem, rl_lim, rl_reset, msg =
+                conn:attempt(method, path, body, timeout, connect_timeout)
+            if outcome == "ok" then
+                attempts = attempts + 1
+                action, x = call:response(status, rbody, ra, rl_rem, rl_lim, rl_reset, now())
+                if lim then
+                    local what, n1, n2, n3 = call:limiter_note()
+                    if what == "pause" then
+                        lim:pause(n1)
+                    elseif what == "observe" then
+                        lim:observe(n1, n2, n3)
+                    end
+                end
+            elseif outcome == "config" then
+                -- nginx lacks a directive: nothing was sent, and no retry
+                -- can help; the operator must change nginx.conf
+                extra.config = extra.config + 1
+                ngx.log(ngx.ERR, "mediquo.ngx: ", msg)
+                count(w, op, "config", t0, retries, waits, wait_s, attempts)
+                local e = config_error(msg)
+                e.method, e.path, e.attempts = method, path, attempts
+                return nil, e
+            else
+                attempts = attempts + 1
+                action, x = call:failure(outcome, msg, now(), status)
+            end
+        elseif action == "slot" then
+            local granted, waited, retry_after = true, 0, nil
+            if lim then granted, waited, retry_after = ngx_limiter.wait(lim, x) end
+            if waited > 0 then
+                waits, wait_s = waits + 1, wait_s + waited
+            end
+            action, x = call:slot(granted, waited, retry_after, now())
+        elseif action == "backoff" then
+            ngx.sleep(x)
+            retries = retries + 1
+            action, x = call:wake(now())
+        else
+            break           -- "done"
+        end
     end
-    count(w, st, op, value and "ok" or err.kind, t0, retries0, waits0, wait_s0, total)
-    return value, err
+    local value, e = call:result()
+    if value then
+        count(w, op, "ok", t0, retries, waits, wait_s, attempts)
+        return value
+    end
+    count(w, op, e.kind, t0, retries, waits, wait_s, e.attempts or attempts)
+    return nil, errors.new(e)
 end
 
 -- create(a) -> { code, url } | nil, err
@@ -434,12 +246,19 @@ end
 -- stats() -> this worker's counters since configure (as client:stats());
 -- metrics() has the host-wide ones.
 function _M.stats()
-    local st = stats or new_stats()
-    local by = {}
-    for k, n in pairs(st.by_kind) do by[k] = n end
-    return { requests = st.requests, ok = st.ok, retries = st.retries, by_kind = by,
-             limiter_waits = st.limiter_waits,
-             limiter_wait_seconds = st.limiter_wait_seconds }
+    local st = { requests = 0, ok = 0, retries = 0, by_kind = {}, limiter_waits = 0,
+                 limiter_wait_seconds = 0 }
+    if worker then
+        local s = worker.engine:stats()
+        for k, v in pairs(s) do
+            if k ~= "by_kind" then st[k] = v end
+        end
+        for k, n in pairs(s.by_kind or {}) do st.by_kind[k] = n end
+    end
+    if extra and extra.config > 0 then
+        st.by_kind.config = (st.by_kind.config or 0) + extra.config
+    end
+    return st
 end
 
 local function num(v)
@@ -452,6 +271,15 @@ local function family(out, name, typ, help)
     out[#out + 1] = "# TYPE " .. name .. " " .. typ
 end
 
+-- "ok" and every error kind, in a stable order
+local function kinds()
+    local list = {}
+    for k in pairs(errors.KINDS) do list[#list + 1] = k end
+    sort(list)
+    table.insert(list, 1, "ok")
+    return list
+end
+
 -- metrics() -> Prometheus text exposition (format 0.0.4) | nil, err
 -- Host-wide: the same numbers from every worker (a shared file).
 function _M.metrics()
@@ -459,18 +287,18 @@ function _M.metrics()
         error("mediquo.ngx.metrics: call mediquo.ngx.configure{...} first", 2)
     end
     if not config.metrics then
-        return nil, errors.new{ kind = "invalid_argument", message = "metrics: disabled by configure" }
+        return nil, config_error("metrics: disabled by configure")
     end
     local w, err = worker_state()
     if not w then return nil, err end
     if not w.mx then
-        return nil, errors.new{ kind = "invalid_argument",
-                                message = "metrics: " .. tostring(w.mx_error) }
+        return nil, config_error("metrics: " .. tostring(w.mx_error))
     end
     local s = w.mx:snapshot()
     local out = {}
     family(out, "mediquo_requests_total", "counter",
            "mediQuo API calls finished, by operation and outcome (ok or the error kind).")
+    local KINDS = kinds()
     for _, op in ipairs(OPS) do
         local by = s.requests[op]
         for _, kind in ipairs(KINDS) do
@@ -490,10 +318,10 @@ function _M.metrics()
            "Seconds spent waiting for rate-limiter slots.")
     out[#out + 1] = "mediquo_limiter_wait_seconds_total " .. num(s.limiter_wait_seconds)
     family(out, "mediquo_request_duration_seconds", "histogram",
-           "Whole-call latency: thread and limiter waits, attempts and backoff.")
-    for _, b in ipairs(s.latency.buckets) do
-        local le = b.le == huge and "+Inf" or format("%g", b.le)
-        out[#out + 1] = format('mediquo_request_duration_seconds_bucket{le="%s"} %s', le, num(b.count))
+           "Whole-call latency: limiter waits, attempts and backoff.")
+    for _, bk in ipairs(s.latency.buckets) do
+        local le = bk.le == huge and "+Inf" or format("%g", bk.le)
+        out[#out + 1] = format('mediquo_request_duration_seconds_bucket{le="%s"} %s', le, num(bk.count))
     end
     out[#out + 1] = "mediquo_request_duration_seconds_sum " .. format("%.6f", s.latency.sum)
     out[#out + 1] = "mediquo_request_duration_seconds_count " .. num(s.latency.count)

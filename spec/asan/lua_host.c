@@ -10,14 +10,34 @@
  *   lua_host [-e CODE]... [SCRIPT [ARGS...]]   like lua5.4 (arg, ...)
  *
  * The build puts it first in PATH as `lua5.4`, so scripts run through
- * `#!/usr/bin/env lua5.4` (bin/mediquo) are instrumented too. */
+ * `#!/usr/bin/env lua5.4` (bin/mediquo) are instrumented too. Like lua5.4,
+ * Ctrl-C (SIGINT) raises "interrupted!" in the running chunk (bin/mediquo
+ * answers it: what to resume). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the state a SIGINT interrupts, as lua.c keeps it (this host runs one) */
+static lua_State *running = NULL;
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+/* lua.c's laction: a hook is the one thing a signal handler may set */
+static void on_sigint(int sig)
+{
+    signal(sig, SIG_DFL);   /* a second Ctrl-C ends the process */
+    lua_sethook(running, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
 
 static int traceback(lua_State *L)
 {
@@ -92,7 +112,10 @@ int main(int argc, char **argv)
     lua_pushcfunction(L, run);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
+    running = L;
+    signal(SIGINT, on_sigint);
     rc = lua_pcall(L, 2, 0, 0);
+    signal(SIGINT, SIG_DFL);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         fprintf(stderr, "%s: %s\n", argv[0], msg ? msg : "(error object is not a string)");

@@ -1,0 +1,254 @@
+-- mediquo.ngx_http: the nginx driver's I/O -- one HTTP/1.1 attempt over
+-- nginx's own non-blocking sockets (cosockets), nothing else: no policy,
+-- no retries, no re-sends. The request bytes are written and the answer is
+-- read in C (core.http1, core.http1_parser: Debian's http-parser).
+--
+--   local http = require "mediquo.ngx_http"
+--   local t = http.new{ scheme =, host =, port =, api_key =, secret_key =,
+--                       user_agent =, insecure =, ca_file = }
+--   outcome, status, body, retry_after, rl_remaining, rl_limit, rl_reset, message
+--       = t:attempt(method, path, body, timeout, connect_timeout)
+--
+-- outcome is the engine's vocabulary: ok, connect, connect_timeout, tls,
+-- timeout, reset, too_big, failed -- or "config" when nginx lacks a
+-- directive this needs (message names it). A connection from the
+-- keep-alive pool that dies before any byte of the answer is "reset": the
+-- request may have been processed, and it is never sent again here.
+
+local core = require "mediquo.core"
+
+local ngx = ngx
+local setmetatable = setmetatable
+local pcall = pcall
+local require = require
+local select = select
+local type = type
+local tostring = tostring
+local find = string.find
+local max = math.max
+local floor = math.floor
+local now = core.now
+
+local _M = { _VERSION = "0.1.0" }
+local T = {}
+local mt = { __index = T }
+
+local POOL_SIZE = 64        -- kept-alive connections per worker and upstream
+local IDLE_MS = 30000       -- as the libcurl driver's reuse limit (30 s)
+local READ_MAX = 65536
+
+-- a parser per attempt in flight (attempts interleave in one worker); the
+-- ones done are kept for the next attempts
+local spare = {}
+
+local function parser()
+    local n = #spare
+    if n > 0 then
+        local p = spare[n]
+        spare[n] = nil
+        p:reset()
+        return p
+    end
+    return core.http1_parser()
+end
+
+local function release(p)
+    if #spare < 256 then spare[#spare + 1] = p end
+end
+
+local function ms(s)
+    return max(1, floor(s * 1000 + 0.5))
+end
+
+-- new(o) -> transport | nil, message (o as described above)
+function _M.new(o)
+    local w, msg = core.http1{
+        api_key = o.api_key, secret_key = o.secret_key, user_agent = o.user_agent,
+        host = ((o.scheme == "https" and o.port == 443) or (o.scheme == "http" and o.port == 80))
+               and o.host or (o.host .. ":" .. o.port),
+    }
+    if not w then return nil, msg end
+    local host = o.host
+    -- nginx resolves names only through its `resolver`; the loopback
+    -- names need none
+    local addr = host
+    if host == "localhost" then
+        addr = "127.0.0.1"
+    elseif host:sub(1, 1) == "[" then
+        addr = host
+    end
+    local tls = o.scheme == "https"
+    local ip = host:find("^%d+%.%d+%.%d+%.%d+$") or host:sub(1, 1) == "["
+    local verify = tls and not o.insecure
+    return setmetatable({
+        w = w, addr = addr, port = o.port, tls = tls, verify = verify,
+        -- SNI and the host-name check (an IP literal gets neither: SNI
+        -- carries names only)
+        sni = tls and not ip and host or nil,
+        ca_file = o.ca_file,
+        where = host .. ":" .. o.port,
+        -- one pool per upstream and TLS setting: a verified connection is
+        -- never handed to an unverified configuration or the reverse
+        pool = { pool = ("mediquo:%s:%d:%s"):format(addr, o.port,
+                                                    tls and (verify and "tls" or "tls-noverify") or "tcp"),
+                 pool_size = POOL_SIZE },
+    }, mt)
+end
+
+-- What a failed TLS handshake means. X509 error 20 ("unable to get local
+-- issuer certificate") is what every certificate gives when nginx has no
+-- trust store for Lua sockets (lua_ssl_trusted_certificate missing): the
+-- host's setup. A store that does not trust this server gives 21, 19 or
+-- 18: a certificate problem (network, like the blocking client). A store
+-- that lacks the root of a chain the server sends also gives 20.
+local function tls_failure(t, err)
+    err = tostring(err)
+    local code = tonumber(err:match("^(%d+):"))
+    if code == 20 then
+        return "config", ("TLS: the server's certificate is not trusted (%s): mediquo.ngx verifies "
+            .. "with nginx's trust store: set lua_ssl_trusted_certificate %s; and "
+            .. "lua_ssl_verify_depth 5; in the http block"):format(err,
+            t.ca_file or "/etc/ssl/certs/ca-certificates.crt")
+    end
+    if code == 22 then
+        return "config", ("TLS: the certificate chain is longer than nginx allows (%s): "
+            .. "set lua_ssl_verify_depth 5; in the http block"):format(err)
+    end
+    if code then
+        -- no path here: this message may reach an HTTP client
+        return "tls", "TLS: certificate verify failed (" .. err .. "; nginx verifies with the "
+                      .. "CA bundle of lua_ssl_trusted_certificate)"
+    end
+    return "tls", "TLS handshake failed: " .. err
+end
+
+-- The refusal lua-nginx-module recorded for this socket's handshake
+-- ("20: unable to get local issuer certificate"), read through the same
+-- FFI call resty.core's sslhandshake makes when it had to wait.
+local ffi_result
+local function handshake_error(sock)
+    if ffi_result == nil then
+        ffi_result = false
+        local ok, ffi = pcall(require, "ffi")
+        local ok2, base = pcall(require, "resty.core.base")
+        if ok and ok2 and pcall(require, "resty.core.socket") then
+            local errmsg, code, sess = ffi.new("char *[1]"), ffi.new("int[1]"), ffi.new("void *[1]")
+            local C = ffi.C
+            ffi_result = function(s)
+                local rc = C.ngx_http_lua_ffi_socket_tcp_get_sslhandshake_result(
+                    base.get_request(), s[1], sess, errmsg, code)
+                if rc == base.FFI_OK or errmsg[0] == nil then return nil end
+                local m = ffi.string(errmsg[0])
+                return code[0] ~= 0 and (code[0] .. ": " .. m) or m
+            end
+        end
+    end
+    local why = ffi_result and select(2, pcall(ffi_result, sock))
+    return type(why) == "string" and why or "certificate verify failed (see nginx's error.log)"
+end
+
+local function give_up(sock, p, outcome, message, status)
+    sock:close()
+    if p then release(p) end
+    return outcome, status, "", nil, nil, nil, nil, message
+end
+
+-- t:attempt(method, path, body|nil, timeout, connect_timeout) -> see above
+function T.attempt(t, method, path, body, timeout, connect_timeout)
+    local t0 = now()
+    local req = t.w:request(method, path, body)
+    local sock = ngx.socket.tcp()
+    local cto = connect_timeout < timeout and connect_timeout or timeout
+    sock:settimeouts(ms(cto), ms(timeout), ms(timeout))
+    local ok, err = sock:connect(t.addr, t.port, t.pool)
+    if not ok then
+        err = tostring(err)
+        sock:close()
+        if err == "timeout" then
+            return "connect_timeout", nil, "", nil, nil, nil, nil,
+                   ("could not connect to %s within %.3gs"):format(t.where, cto)
+        end
+        if find(err, "no resolver defined", 1, true) then
+            return "config", nil, "", nil, nil, nil, nil,
+                   ("cannot resolve %s: nginx has no resolver for Lua sockets: add "
+                    .. "`resolver <your DNS server>;` to the http block"):format(t.where)
+        end
+        return "connect", nil, "", nil, nil, nil, nil,
+               ("cannot connect to %s: %s"):format(t.where, err)
+    end
+    if t.tls and sock:getreusedtimes() == 0 then
+        local left = cto - (now() - t0)
+        if left <= 0 then
+            return give_up(sock, nil, "connect_timeout",
+                           ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
+        end
+        sock:settimeouts(ms(left), ms(left), ms(left))
+        local sess, herr = sock:sslhandshake(false, t.sni, t.verify)
+        if sess and t.verify and not sock:getreusedtimes() then
+            -- lua-nginx-module 0.10.23 (Debian 12) answers true when the
+            -- handshake ends at once but the certificate was refused; the
+            -- socket is closed then, and the real answer is kept aside
+            sess, herr = nil, handshake_error(sock)
+        end
+        if not sess then
+            if herr == "timeout" then
+                return give_up(sock, nil, "connect_timeout",
+                               ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
+            end
+            local outcome, message = tls_failure(t, herr)
+            return give_up(sock, nil, outcome, message)
+        end
+    end
+
+    local left = timeout - (now() - t0)
+    if left <= 0 then
+        return give_up(sock, nil, "connect_timeout",
+                       ("no time left to send within %.3gs"):format(timeout))
+    end
+    sock:settimeouts(ms(left), ms(left), ms(left))
+    local sent, serr = sock:send(req)
+    if not sent then
+        -- part of it may have left: the server may act on it
+        if serr == "timeout" then
+            return give_up(sock, nil, "timeout", ("sending timed out after %.3gs"):format(timeout))
+        end
+        return give_up(sock, nil, "reset", "connection lost while sending: " .. tostring(serr))
+    end
+
+    local p = parser()
+    for _ = 1, 1e6 do       -- bounded by the timeout; the count is a backstop
+        left = timeout - (now() - t0)
+        if left <= 0 then
+            return give_up(sock, p, "timeout", ("no complete answer within %.3gs"):format(timeout))
+        end
+        sock:settimeouts(ms(left), ms(left), ms(left))
+        local data, rerr = sock:receiveany(READ_MAX)
+        local state, outcome, message
+        if data then
+            state, outcome, message = p:feed(data)
+        elseif rerr == "timeout" then
+            return give_up(sock, p, "timeout", ("no complete answer within %.3gs"):format(timeout))
+        elseif rerr == "closed" then
+            state, outcome, message = p:eof()
+        else
+            return give_up(sock, p, "reset", "connection lost while reading the answer: "
+                                             .. tostring(rerr))
+        end
+        if state == "done" then break end
+        if not state then
+            local status = outcome == "too_big" and (p:result()) or nil
+            return give_up(sock, p, outcome, message, status)
+        end
+    end
+    local status, rbody, ra, rem, lim, reset, keep = p:result()
+    release(p)
+    if keep then
+        local kok = sock:setkeepalive(IDLE_MS, POOL_SIZE)
+        if not kok then sock:close() end
+    else
+        sock:close()
+    end
+    return "ok", status, rbody, ra, rem, lim, reset
+end
+
+return _M

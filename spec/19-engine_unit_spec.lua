@@ -1,0 +1,438 @@
+-- The engine alone (src/engine.c through core.engine, the step API the
+-- nginx driver uses), driven from Lua with a fake clock: no socket, no
+-- sleep. Deadline cuts, backoff, the limiter's part, reconciliation within
+-- one call, effect (issue 16 item 8), messages, and the secrets scrub
+-- after JSON unescaping (issue 16 item 2).
+
+local core = require "mediquo.core"
+local errors = require "mediquo.errors"
+local json = require "cjson.safe"
+
+local START = "2030-05-20T10:00:00Z"
+local API_KEY, SECRET = "key-AbCd/1234", "s3cr3t/AbCd+EfGh=="
+local BASE = "http://127.0.0.1:9/v1"
+
+local function engine(o)
+    local opts = { base_url = BASE, timeout = 3, connect_timeout = 1, deadline = 5,
+                   max_retries = 2, api_key = API_KEY, secret_key = SECRET }
+    for k, v in pairs(o or {}) do opts[k] = v end
+    return assert(core.engine(opts))
+end
+
+local function appt(code)
+    return { code = code or "A/1", starts_at = START, patient = "p1", professional = "prof-1" }
+end
+
+local function answer(code, url)
+    return json.encode{ data = { appointment = { code = code, url = url } } }
+end
+
+local function msg(s) return json.encode{ message = s } end
+
+describe("engine", function()
+    it("a create: send, then the appointment; nothing allocated for a caller to free", function()
+        local e = engine()
+        local call, action, x = e:start("create", appt("A1"), nil, 100)
+        assert.equal("send", action)
+        assert.is_nil(x)
+        local method, path, body, timeout, ctimeout = call:request()
+        assert.equal("POST", method)
+        assert.equal("/v1/appointments", path)
+        assert.same({ appointment = { code = "A1", starts_at = START },
+                      patient = { code = "p1" }, professional = { hash = "prof-1" } },
+                    json.decode(body))
+        assert.equal(3, timeout)
+        assert.equal(1, ctimeout)
+        assert.equal("done", (call:response(200, answer("A1", "https://x/call/t"), nil, 599, 600,
+                                            nil, 100.2)))
+        assert.same({ code = "A1", url = "https://x/call/t" }, call:result())
+        assert.same({ "observe", 599, 600 }, { call:limiter_note() })
+        local st = e:stats()
+        assert.equal(1, st.requests)
+        assert.equal(1, st.ok)
+        assert.equal(0, st.retries)
+    end)
+
+    it("a reschedule and a cancel: the code percent-encoded in the path", function()
+        local e = engine()
+        local call, action = e:start("reschedule", "A/1 ?", "2030-05-21T12:00:00+02:00", 0)
+        assert.equal("send", action)
+        local method, path, body = call:request()
+        assert.equal("PUT", method)
+        assert.equal("/v1/appointments/A%2F1%20%3F", path)
+        assert.equal('{"appointment":{"starts_at":"2030-05-21T10:00:00Z"}}', body)
+        call = e:start("cancel", "../x", nil, 0)
+        method, path, body = call:request()
+        assert.equal("DELETE", method)
+        assert.equal("/v1/appointments/..%2Fx", path)
+        assert.is_nil(body)
+        assert.equal("done", (call:response(200, '{"message":"Appointment cancelled"}', nil, nil,
+                                            nil, nil, 0.1)))
+        assert.is_true(call:result())
+    end)
+
+    it("refuses bad input before anything is sent: invalid_argument, effect none", function()
+        local e = engine()
+        for _, case in ipairs{
+            { "create", { code = "", starts_at = START, patient = "p", professional = "x" }, nil, "code" },
+            { "create", appt(), nil, nil },
+            { "create", { code = "A", starts_at = "2030-02-30T00:00:00Z", patient = "p",
+                          professional = "x" }, nil, "starts_at" },
+            { "create", { code = "A", starts_at = START, patient = "p", professional = "x",
+                          extra = 1 }, nil, "appointment" },
+            { "reschedule", "..", START, "code" },
+            { "reschedule", "A", "soon", "starts_at" },
+            { "cancel", 42, nil, "code" },
+            { "move", "A", nil, "op" },
+        } do
+            local call, action = e:start(case[1], case[2], case[3], 0)
+            if case[4] then
+                assert.equal("done", action)
+                local v, err = call:result()
+                assert.is_nil(v)
+                assert.equal("invalid_argument", err.kind)
+                assert.equal(0, err.attempts)
+                assert.equal("none", err.effect)
+                assert.equal(case[4], err.field)
+                assert.matches("^" .. case[4], err.message)
+            else
+                assert.equal("send", action)
+            end
+        end
+        assert.equal(7, e:stats().by_kind.invalid_argument)
+        assert.equal(0, e:stats().requests)
+    end)
+
+    it("the limiter: a slot first, bounded by max_wait and the deadline", function()
+        local e = engine{ max_wait = 10, deadline = 4 }
+        local call, action, x = e:start("cancel", "A", nil, 0)
+        assert.equal("slot", action)
+        assert.equal(4, x)                  -- the rest of the deadline, not max_wait
+        action = call:slot(false, 4, 7.5, 4)
+        assert.equal("done", action)
+        local _, err = call:result()
+        assert.equal("rate_limited", err.kind)
+        assert.equal(7.5, err.retry_after)
+        assert.equal(0, err.attempts)
+        assert.equal("none", err.effect)
+        assert.equal("no rate-limit slot within 4s, the rest of the deadline (before attempt 1 of 3)",
+                     err.message)
+        local st = e:stats()
+        assert.equal(1, st.limiter_waits)
+        assert.equal(4, st.limiter_wait_seconds)
+        -- granted after a wait: the attempt's timeouts are cut to what is left
+        call, action, x = e:start("cancel", "A", nil, 10)
+        assert.equal("slot", action)
+        assert.equal(4, x)
+        assert.equal("send", (call:slot(true, 2.5, nil, 12.5)))
+        local _, _, _, timeout, ctimeout = call:request()
+        assert.equal(1.5, timeout)
+        assert.equal(1, ctimeout)
+    end)
+
+    it("without a limiter (no max_wait) there is no slot step", function()
+        local e = engine()
+        local _, action = e:start("cancel", "A", nil, 0)
+        assert.equal("send", action)
+    end)
+
+    it("backs off with full jitter, honours Retry-After, cuts the last attempt to the deadline",
+       function()
+        local e = engine{ deadline = 5, timeout = 3 }
+        local call = e:start("reschedule", "A", START, 0)
+        local action, x = call:response(503, msg("Service Unavailable."), nil, nil, nil, nil, 1)
+        assert.equal("backoff", action)
+        assert.is_true(x >= 0 and x <= 0.25, x)         -- base 0.25 s
+        assert.equal("send", (call:wake(4.5)))
+        local _, _, _, timeout, ctimeout = call:request()
+        assert.equal(0.5, timeout)                      -- 5 - 4.5
+        assert.equal(0.5, ctimeout)
+        -- a failure with no time left for another attempt is the answer
+        action = call:failure("connect", "Connection refused", 5)
+        assert.equal("done", action)
+        local _, err = call:result()
+        assert.equal("network", err.kind)
+        assert.equal(2, err.attempts)
+        assert.equal("none", err.effect)
+        assert.equal("Connection refused (attempt 2 of 3; no time for another within the "
+                     .. "deadline of 5s)", err.message)
+        assert.equal(1, e:stats().retries)
+    end)
+
+    it("a Retry-After past the deadline ends the call at once, with retry_after", function()
+        local e = engine{ deadline = 2 }
+        local call = e:start("create", appt(), nil, 0)
+        local action = call:response(429, msg("Too Many Attempts."), 10, nil, nil, nil, 0.1)
+        assert.equal("done", action)
+        local _, err = call:result()
+        assert.equal("rate_limited", err.kind)
+        assert.equal(429, err.status)
+        assert.equal(10, err.retry_after)
+        assert.equal("Too Many Attempts.", err.message)
+        assert.equal("none", err.effect)
+        assert.same({ "pause", 10 }, { call:limiter_note() })
+    end)
+
+    it("a Retry-After within the deadline is waited, and paused for everyone", function()
+        local e = engine()
+        local call = e:start("create", appt(), nil, 0)
+        local action, x = call:response(429, msg("Too Many Attempts."), 1.5, nil, nil, nil, 0.1)
+        assert.equal("backoff", action)
+        assert.equal(1.5, x)
+        assert.same({ "pause", 1.5 }, { call:limiter_note() })
+        -- no Retry-After: the server's reset, else the limiter's period
+        call = e:start("create", appt(), nil, 0)
+        call:response(429, "", nil, 0, 600, 42, 0.1)
+        assert.same({ "pause", 42 }, { call:limiter_note() })
+        local e2 = engine{ limiter_period = 30 }
+        call = e2:start("create", appt(), nil, 0)
+        call:response(429, "", nil, nil, nil, nil, 0.1)
+        assert.same({ "pause", 30 }, { call:limiter_note() })
+    end)
+
+    it("the deadline passed during a backoff: timeout before the next attempt", function()
+        local e = engine{ deadline = 5 }
+        local call = e:start("cancel", "A", nil, 0)
+        assert.equal("backoff", (call:response(503, msg("Service Unavailable."), nil, nil, nil,
+                                               nil, 1)))
+        assert.equal("done", (call:wake(5.01)))
+        local _, err = call:result()
+        assert.equal("timeout", err.kind)
+        assert.equal(1, err.attempts)
+        assert.equal("deadline of 5s reached before attempt 2 of 3", err.message)
+        assert.equal("none", err.effect)
+    end)
+
+    it("reconciles an ambiguous create in the same call: the confirming PUT", function()
+        local e = engine{ retry_post = true }
+        local call = e:start("create", appt("A/1"), nil, 0)
+        assert.equal("backoff", (call:response(500, msg("Server Error."), nil, nil, nil, nil, 0.5)))
+        assert.equal("send", (call:wake(0.6)))
+        assert.equal("send", (call:response(400, msg("Appointment already exists"), nil, nil,
+                                            nil, nil, 0.7)))
+        local method, path, body = call:request()
+        assert.equal("PUT", method)
+        assert.equal("/v1/appointments/A%2F1", path)
+        assert.equal('{"appointment":{"starts_at":"' .. START .. '"}}', body)
+        assert.equal("done", (call:response(200, answer("A/1", "https://x/call/new"), nil, nil,
+                                            nil, nil, 0.8)))
+        assert.same({ code = "A/1", url = "https://x/call/new" }, call:result())
+        assert.equal(3, e:stats().requests)
+        assert.equal(1, e:stats().ok)
+    end)
+
+    it("the confirm shares the call's attempts: 503 on it ends the call, effect done", function()
+        local e = engine{ retry_post = true, max_retries = 2 }
+        local call = e:start("create", appt(), nil, 0)
+        call:response(500, msg("Server Error."), nil, nil, nil, nil, 0.1)
+        call:wake(0.2)
+        call:response(400, msg("Appointment already exists"), nil, nil, nil, nil, 0.3)
+        local action = call:response(503, msg("Service Unavailable."), nil, nil, nil, nil, 0.4)
+        assert.equal("done", action)    -- not a fresh call's three attempts
+        local v, err = call:result()
+        assert.is_nil(v)
+        assert.equal("server_error", err.kind)
+        assert.equal(503, err.status)
+        assert.equal(3, err.attempts)
+        assert.equal("done", err.effect)
+        assert.is_false(err.retryable)
+        assert.equal("PUT", err.method)
+        assert.equal("the appointment was created, but confirming it failed: Service Unavailable.",
+                     err.message)
+    end)
+
+    it("the confirm gets at least one attempt, and the call's deadline", function()
+        local e = engine{ retry_post = true, max_retries = 1, deadline = 5 }
+        local call = e:start("create", appt(), nil, 0)
+        call:response(500, msg("Server Error."), nil, nil, nil, nil, 0.1)
+        call:wake(0.2)
+        assert.equal("send", (call:response(400, msg("Appointment already exists"), nil, nil,
+                                            nil, nil, 0.3)))
+        assert.equal("PUT", (call:request()))
+        -- past the deadline before the confirm could start: done, effect done
+        e = engine{ retry_post = true, max_retries = 1, deadline = 5 }
+        call = e:start("create", appt(), nil, 0)
+        call:response(500, msg("Server Error."), nil, nil, nil, nil, 0.1)
+        call:wake(4.9)
+        local _, _, _, timeout = call:request()
+        assert.near(0.1, timeout, 1e-9)
+        assert.equal("done", (call:response(400, msg("Appointment already exists"), nil, nil,
+                                            nil, nil, 5.05)))
+        local _, err = call:result()
+        assert.equal("timeout", err.kind)
+        assert.equal("done", err.effect)
+        assert.equal("the appointment was created, but confirming it failed: deadline of 5s "
+                     .. "reached before attempt 3 of 3", err.message)
+    end)
+
+    it("'already exists' without an ambiguous attempt before it is an error", function()
+        local e = engine{ retry_post = true }
+        local call = e:start("create", appt(), nil, 0)
+        call:response(400, msg("Appointment already exists"), nil, nil, nil, nil, 0.1)
+        local _, err = call:result()
+        assert.equal("bad_request", err.kind)
+        assert.equal("Appointment already exists", err.message)
+        assert.equal("none", err.effect)
+        -- unless an earlier run may have sent it (resumed)
+        call = e:start("create", appt(), nil, 0, true)
+        assert.equal("send", (call:response(400, msg("Appointment already exists"), nil, nil,
+                                            nil, nil, 0.1)))
+    end)
+
+    it("'already cancelled' after an ambiguous attempt is success", function()
+        local e = engine()
+        local call = e:start("cancel", "A", nil, 0)
+        call:failure("timeout", "timed out after 3.0s", 3)
+        call:wake(3.1)
+        assert.equal("done", (call:response(400, msg("Appointment already cancelled"), nil, nil,
+                                            nil, nil, 3.2)))
+        assert.is_true(call:result())
+        call = e:start("cancel", "A", nil, 0)
+        call:response(400, msg("Appointment already cancelled"), nil, nil, nil, nil, 0.1)
+        local v, err = call:result()
+        assert.is_nil(v)
+        assert.equal("bad_request", err.kind)
+    end)
+
+    it("a re-send on a fresh connection: PUT/DELETE send again, a POST never", function()
+        local e = engine()
+        local call = e:start("cancel", "A", nil, 0)
+        assert.equal("send", (call:failure("resent", nil, 0.1)))
+        assert.equal("done", (call:response(400, msg("Appointment already cancelled"), nil, nil,
+                                            nil, nil, 0.2)))
+        assert.is_true(call:result())   -- the first send may have been the one
+        assert.equal(1, e:stats().requests)
+        call = e:start("create", appt(), nil, 0)
+        assert.equal("done", (call:failure("resent", "connection closed with no answer", 0.1)))
+        local _, err = call:result()
+        assert.equal("network", err.kind)
+        assert.equal("unknown", err.effect)
+        assert.matches("not retried: it may have been processed, see retry_post", err.message, 1, true)
+    end)
+
+    it("effect: after 500 then 503s on a create (retry_post) is unknown, and said", function()
+        local e = engine{ retry_post = true }
+        local call = e:start("create", appt(), nil, 0)
+        call:response(500, msg("Server Error."), nil, nil, nil, nil, 0.1)
+        call:wake(0.2)
+        call:response(503, msg("Service Unavailable."), nil, nil, nil, nil, 0.3)
+        call:wake(0.5)
+        assert.equal("done", (call:response(503, msg("Service Unavailable."), nil, nil, nil, nil,
+                                            0.6)))
+        local _, err = call:result()
+        assert.equal("server_error", err.kind)
+        assert.equal("unknown", err.effect)
+        assert.equal("Service Unavailable. (attempt 3 of 3; the appointment may have been created)",
+                     err.message)
+        -- three 503s: refused each time, nothing may exist
+        call = e:start("create", appt(), nil, 0)
+        for t = 1, 2 do
+            call:response(503, msg("Service Unavailable."), nil, nil, nil, nil, t)
+            call:wake(t + 0.5)
+        end
+        call:response(503, msg("Service Unavailable."), nil, nil, nil, nil, 3)
+        _, err = call:result()
+        assert.equal("none", err.effect)
+        assert.equal("Service Unavailable.", err.message)
+    end)
+
+    it("a 2xx that is not the documented JSON: bad_response, not retried", function()
+        local e = engine()
+        local call = e:start("reschedule", "A", START, 0)
+        assert.equal("done", (call:response(200, "<html>", nil, nil, nil, nil, 0.1)))
+        local _, err = call:result()
+        assert.equal("bad_response", err.kind)
+        assert.equal(200, err.status)
+        assert.is_false(err.retryable)
+        assert.equal("unknown", err.effect)
+    end)
+
+    it("a 422 keeps the server's per-field messages, cleaned", function()
+        local e = engine()
+        local call = e:start("create", appt(), nil, 0)
+        call:response(422, '{"message":"The given data was invalid.","errors":{"code":'
+                      .. '["too long","bad\\u0001char"],"starts_at":"not a date","empty":[]}}',
+                      nil, nil, nil, nil, 0.1)
+        local _, err = call:result()
+        assert.equal("unprocessable", err.kind)
+        assert.equal("The given data was invalid.", err.message)
+        assert.same({ code = { "too long", "bad char" }, starts_at = { "not a date" },
+                      empty = {} }, err.fields)
+        assert.is_true(errors.is_error(errors.wrap(err)))
+    end)
+
+    describe("secrets (issue 16 item 2): scrubbed after JSON unescaping", function()
+        -- what a PHP server's json_encode makes of the secret: '/' as '\/'
+        local php = SECRET:gsub("/", "\\/")
+        -- and a fully \u-escaped form
+        local uesc = SECRET:gsub(".", function(ch) return ("\\u%04x"):format(ch:byte()) end)
+
+        it("the escaped forms hide the key from a scrub of the raw bytes", function()
+            -- the old scrub matched raw bytes: it could not see these
+            for _, form in ipairs{ php, uesc } do
+                local body = '{"message":"Invalid credentials: ' .. form .. '"}'
+                assert.is_nil(body:find(SECRET, 1, true))
+                assert.truthy(json.decode(body).message:find(SECRET, 1, true))
+            end
+        end)
+
+        for name, form in pairs{ ["\\/"] = php, ["\\u"] = uesc } do
+            it("in the message, the fields and the url (" .. name .. " escapes)", function()
+                local e = engine()
+                local call = e:start("create", appt(), nil, 0)
+                call:response(403, '{"message":"Invalid credentials: ' .. form .. ' for '
+                              .. API_KEY:gsub("/", "\\/") .. '"}', nil, nil, nil, nil, 0.1)
+                local _, err = call:result()
+                assert.equal("forbidden", err.kind)
+                assert.is_nil(err.message:find(SECRET, 1, true), err.message)
+                assert.is_nil(err.message:find(API_KEY, 1, true), err.message)
+                assert.truthy(err.message:find(("*"):rep(#SECRET), 1, true))
+                assert.is_nil(tostring(errors.wrap(err)):find(SECRET, 1, true))
+
+                call = e:start("create", appt(), nil, 0)
+                call:response(422, '{"message":"bad","errors":{"' .. form .. '":["is ' .. form
+                              .. '"]}}', nil, nil, nil, nil, 0.1)
+                _, err = call:result()
+                for k, list in pairs(err.fields) do
+                    assert.is_nil(k:find(SECRET, 1, true))
+                    for _, m in ipairs(list) do assert.is_nil(m:find(SECRET, 1, true)) end
+                end
+
+                call = e:start("create", appt(), nil, 0)
+                call:response(200, '{"data":{"appointment":{"code":"' .. form
+                              .. '","url":"https:\\/\\/x\\/call\\/' .. form .. '"}}}',
+                              nil, nil, nil, nil, 0.1)
+                local v = call:result()
+                assert.is_nil(v.code:find(SECRET, 1, true))
+                assert.is_nil(v.url:find(SECRET, 1, true))
+                assert.equal("https://x/call/" .. ("*"):rep(#SECRET), v.url)
+            end)
+        end
+
+        it("a key across the 512-byte cut of a long message is still scrubbed", function()
+            local e = engine()
+            local call = e:start("cancel", "A", nil, 0)
+            call:response(403, msg(("x"):rep(505) .. SECRET .. ("y"):rep(600)), nil, nil, nil,
+                          nil, 0.1)
+            local _, err = call:result()
+            assert.is_nil(err.message:find("s3cr3t", 1, true))
+            assert.matches("%.%.%.$", err.message)
+        end)
+    end)
+
+    it("raises on a step the call is not waiting for (a driver bug)", function()
+        local e = engine{ max_wait = 1 }
+        local call = e:start("cancel", "A", nil, 0)
+        assert.has_error(function() call:response(200, "{}", nil, nil, nil, nil, 0) end)
+        assert.has_error(function() call:result() end)
+    end)
+
+    it("exports one table of names", function()
+        assert.is_true(core.KINDS.server_error)
+        assert.is_false(core.KINDS.config)
+        assert.equal(errors.KINDS, core.KINDS)
+        assert.same({ "POST", "PUT", "DELETE" }, core.METHODS)
+        assert.same({ "create", "reschedule", "cancel" }, core.OPS)
+        assert.equal("connect_timeout", core.OUTCOMES[8])
+    end)
+end)

@@ -1,0 +1,215 @@
+/* engine.h: one mediQuo API call as a state machine (engine.c) that never
+ * reads a clock, sleeps or touches a socket. The drivers (driver_easy.c:
+ * libcurl easy + nanosleep; batches: curl multi; mediquo.ngx: cosockets
+ * through lengine.c) only move bytes and wait; every decision is here:
+ * the request (method, path, body), the verdict on each attempt, backoff
+ * with full jitter, the deadline, the limiter's part, the exactly-once
+ * reconciliation, every message, `effect`, and the secrets scrub.
+ *
+ * The conversation, `now` being the driver's monotonic seconds:
+ *
+ *   mq_engine_start(call, args, now)          -> SLOT | SEND | DONE
+ *   mq_engine_slot(call, granted, ..., now)   -> SEND | DONE
+ *   mq_engine_response(call, resp, now)       -> SLOT | SEND | BACKOFF | DONE
+ *   mq_engine_failure(call, outcome, ..., now)-> SLOT | SEND | BACKOFF | DONE
+ *   mq_engine_wake(call, now)                 -> SLOT | SEND | DONE
+ *
+ * SLOT: take one slot of the shared limiter, waiting at most *x seconds.
+ * SEND: send mq_engine_request(call) (its timeouts already cut to the
+ *       deadline), then report the response or the transport failure.
+ * BACKOFF: wait *x seconds, then mq_engine_wake.
+ * DONE: the call's answer is in the call (mq_engine_result_*).
+ * After every response, mq_engine_note says what it means for the shared
+ * limiter (pause, or calibrate); the driver applies it.
+ *
+ * A call lives in memory the driver owns (mq_ecall, embeddable: the
+ * blocking client keeps one and reuses it, so a call allocates nothing
+ * on the success path); mq_engine_call_free releases what an unusual
+ * answer made it allocate (a long URL, a 422's field messages). */
+#ifndef MQ_ENGINE_H
+#define MQ_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iso8601.h"
+#include "policy.h"
+#include "explain.h"
+#include "request.h"
+#include "transport.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+#define MQ_BASE_MAX 1100    /* bytes of base_url (mediquo.lua refuses > 1024) */
+/* origin + base path + "/appointments/" + a code percent-encoded */
+#define MQ_ENGINE_URL_MAX (MQ_BASE_MAX + MQ_PATH_MAX)
+#define MQ_ENGINE_BODY_MAX MQ_BODY_MAX
+#define MQ_ENGINE_MSG_MAX 1024
+#define MQ_ENGINE_TEXT_INLINE 512   /* code + url of a usual answer */
+
+typedef enum { MQ_A_SLOT, MQ_A_SEND, MQ_A_BACKOFF, MQ_A_DONE } mq_action;
+typedef enum { MQ_NOTE_NONE, MQ_NOTE_PAUSE, MQ_NOTE_OBSERVE } mq_note;
+/* what a call waits for: the step the driver must report next */
+typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
+
+const char *mq_op_name(mq_op op);
+int mq_op_parse(const char *s, mq_op *op);
+const char *mq_action_name(mq_action a);
+const char *mq_effect_name(mq_effect e);
+
+typedef struct {
+    double timeout, connect_timeout, deadline;   /* seconds */
+    int max_retries;
+    int retry_post;
+    double max_wait;        /* limiter wait bound per attempt; < 0: no limiter */
+    double limiter_period;  /* the window, for a 429 with no Retry-After */
+    const char *base_url;   /* scheme://authority[/path], no trailing slash needed */
+    const char *api_key, *secret_key;   /* only to scrub them from answers; may be NULL */
+} mq_engine_cfg;
+
+typedef struct {
+    long requests, retries, ok, limiter_waits;
+    long by_kind[MQ_K__COUNT];
+    double limiter_wait_seconds;
+} mq_engine_stats;
+
+typedef struct mq_engine mq_engine;
+
+/* 0, or -1 with err (no secret in it). seed: the jitter's generator
+ * (mq_rand_seed() in a driver; a fixed one in a test). */
+int  mq_engine_new(const mq_engine_cfg *cfg, uint64_t seed, mq_engine **out,
+                   char *err, size_t errlen);
+void mq_engine_free(mq_engine *e);
+const mq_engine_cfg *mq_engine_config(const mq_engine *e);
+mq_engine_stats *mq_engine_stats_of(mq_engine *e);
+/* Each key (6 bytes or more) in s becomes as many '*'. */
+void mq_engine_scrub(const mq_engine *e, char *s, size_t len);
+
+/* The HTTP request to send now. */
+typedef struct {
+    mq_method method;
+    const char *url;  size_t url_len;   /* origin + path */
+    const char *path; size_t path_len;  /* "/v1/appointments/A%2F1" (into url) */
+    const char *body; size_t body_len;  /* NULL for DELETE */
+    double timeout, connect_timeout;    /* cut to what is left of the deadline */
+} mq_request;
+
+/* A response, as the driver read it: -1 (or NULL) for what was absent. */
+typedef struct {
+    long status;
+    const char *body; size_t body_len;
+    double retry_after;     /* seconds (Retry-After, already parsed) */
+    long rl_remaining, rl_limit;
+    double rl_reset;        /* seconds to the server's window end */
+} mq_answer;
+
+typedef struct {
+    const char *field; size_t field_len;
+    const char *msg; size_t msg_len;    /* NULL: the field came with no message */
+} mq_field_msg;
+
+/* One call. Every field is the engine's (private); read it through the
+ * functions below. Zero it (or mq_engine_call_init) before first use. */
+typedef struct {
+    mq_engine *e;
+    mq_op op;
+    mq_method m;
+    mq_wait state;
+    int attempts, max_attempts, retry;
+    int ambiguous;          /* some attempt so far may have been processed */
+    int confirming;         /* the create exists; this is the confirming PUT */
+    int create_attempts;    /* attempts of the create before confirming */
+    char field[48];         /* a refusal's field */
+    double deadline_at;
+    double slot_bound;      /* how long this attempt may wait for a slot */
+    double timeout, connect_timeout;
+    size_t code_len;
+    char code[MQ_MAX_ID + 1];
+    char starts_at[MQ_ISO_LEN];
+    size_t url_len, path_off;
+    char url[MQ_ENGINE_URL_MAX];
+    size_t body_len;
+    int has_body;
+    char body[MQ_ENGINE_BODY_MAX];
+    /* the limiter's part of the last response */
+    mq_note note;
+    double note_a, note_b, note_c;
+    /* the answer */
+    mq_kind kind;
+    long status;
+    double retry_after;
+    mq_effect effect;
+    int retryable;
+    char message[MQ_ENGINE_MSG_MAX];
+    const char *rcode, *rurl;
+    size_t rcode_len, rurl_len;
+    char text_inline[MQ_ENGINE_TEXT_INLINE];
+    char *text;             /* heap, for code + url over the inline room */
+    size_t text_cap;
+    mq_field_msg *fields;   /* heap: a 422's field messages */
+    size_t nfields;
+    char *fields_buf;
+} mq_ecall;
+
+void mq_engine_call_init(mq_ecall *c);
+/* Frees what the call allocated (it may be started again afterwards). */
+void mq_engine_call_free(mq_ecall *c);
+
+/* Starts a call. Arguments refused by the binding's checks end it at once
+ * through mq_engine_refuse instead. *x: see the actions above. */
+mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now, double *x);
+/* The call ends before anything is sent: invalid_argument "<field>: <why>"
+ * (kind may also be MQ_K_CONFIG for host setup faults). Counted. */
+mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
+                           const char *field, const char *why);
+mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
+                         double now, double *x);
+const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out);
+mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double *x);
+/* A transport failure (never MQ_T_OK). message: the transport's words (no
+ * secrets), or NULL. status: > 0 when one came (a too-big body). resent:
+ * the request went out twice on this attempt (libcurl re-sends an
+ * idempotent request once on a fresh connection): the first may have been
+ * processed. With outcome MQ_T_OK and resent set this only notes that
+ * (see mq_engine_resent). */
+mq_action mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
+                            double now, double *x);
+/* An earlier send of this attempt may have been processed (a re-send on a
+ * fresh connection); call before reporting the attempt's outcome. */
+void mq_engine_resent(mq_ecall *c);
+mq_action mq_engine_wake(mq_ecall *c, double now, double *x);
+
+/* What the last response means for the shared limiter:
+ * MQ_NOTE_PAUSE (*a = seconds), MQ_NOTE_OBSERVE (*a = remaining, *b =
+ * limit or -1, *c = seconds to reset or -1), or MQ_NOTE_NONE. */
+mq_note mq_engine_note(const mq_ecall *c, double *a, double *b, double *c3);
+
+/* After DONE. */
+int  mq_engine_ok(const mq_ecall *c);
+/* a success of create/reschedule: the appointment (scrubbed); NULLs for cancel */
+void mq_engine_appointment(const mq_ecall *c, const char **code, size_t *code_len,
+                           const char **url, size_t *url_len);
+typedef struct {
+    mq_kind kind;
+    long status;            /* 0: none */
+    const char *message;    /* scrubbed, bounded, valid UTF-8 */
+    int retryable;
+    double retry_after;     /* -1: none */
+    int attempts;
+    mq_method method;
+    const char *path;       /* the request's path (base path included) */
+    size_t path_len;
+    mq_effect effect;
+    const char *field;      /* invalid_argument: the field refused, else NULL */
+    const mq_field_msg *fields;     /* a 422's, in the server's order */
+    size_t nfields;
+} mq_engine_error;
+void mq_engine_error_of(const mq_ecall *c, mq_engine_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif

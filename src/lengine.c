@@ -1,0 +1,531 @@
+/* lengine.c: the Lua binding of the call engine (engine.c) - the step API
+ * a driver written in Lua (mediquo.ngx on cosockets) runs a call with:
+ *
+ *   eng = core.engine{ base_url=, timeout=, connect_timeout=, deadline=, max_retries=,
+ *                      retry_post=, max_wait=, limiter_period=, api_key=, secret_key= }
+ *         -> eng | nil, msg     (keys only to scrub them; max_wait absent or
+ *                                false: no limiter, so no "slot" action)
+ *   call, action, x = eng:start(op, a, b, now [, resumed])
+ *         op "create"|"reschedule"|"cancel"; a, b as the public API;
+ *         resumed: an earlier run may have sent it (batches, imports)
+ *   action: "slot" (x = seconds it may wait for a limiter slot), "send",
+ *           "backoff" (x = seconds), "done" (x nil for send and done)
+ *   method, path, body|nil, timeout, connect_timeout = call:request()
+ *   action, x = call:slot(granted, waited, retry_after|nil, now)
+ *   action, x = call:response(status, body, retry_after|nil, rl_remaining|nil,
+ *                             rl_limit|nil, rl_reset|nil, now)
+ *   action, x = call:failure(outcome, message|nil, now [, status])
+ *         outcome: connect, connect_timeout, tls, timeout, reset, too_big,
+ *         failed; or "resent": the driver sent this attempt again on a
+ *         fresh connection after a reused one died with no answer (an
+ *         earlier send may have been processed). For PUT and DELETE the
+ *         answer is "send" (send the same request once more: not a new
+ *         attempt, no new slot); a POST is never re-sent: like "reset".
+ *   action, x = call:wake(now)                    -- after a backoff
+ *   what, a1, a2, a3 = call:limiter_note()        -- about the last response:
+ *         nil | "pause", seconds | "observe", remaining, limit|nil, reset|nil
+ *   value, err = call:result()   -- value {code=,url=} or true; err a plain table
+ *         (kind, status, message, retryable, retry_after, attempts, method, path,
+ *          fields, effect) that mediquo.errors wraps
+ *   eng:stats()                  -- requests, retries, ok, by_kind, limiter_waits,
+ *                                   limiter_wait_seconds
+ *
+ * `now` is the driver's monotonic clock (core.now()). Calling a step the
+ * call is not waiting for raises (a driver bug, not an input). */
+#include "lengine.h"
+#include "lcheck.h"
+#include "answer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    mq_engine *e;           /* NULL once collected */
+} lengine;
+
+typedef struct {
+    mq_ecall c;
+    int started;
+} lcall;
+
+/* ---- starting a call ------------------------------------------------------ */
+
+mq_action mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
+                           int resumed, double now, double *x)
+{
+    mq_op_args a;
+    const char *field, *why;
+    char buf[MQ_WHY_LEN];
+
+    if (mq_check_op(L, op, ia, ib, &a, &field, &why, buf) != 0) {
+        *x = 0;
+        return mq_engine_refuse(e, c, op, MQ_K_INVALID_ARGUMENT, field, why);
+    }
+    a.resumed = resumed;
+    return mq_engine_start(e, c, &a, now, x);
+}
+
+/* ---- results ----------------------------------------------------------------- */
+
+static void set_str(lua_State *L, const char *k, const char *v, size_t len)
+{
+    lua_pushlstring(L, v, len);
+    lua_setfield(L, -2, k);
+}
+
+int mq_lengine_push_result(lua_State *L, const mq_ecall *c)
+{
+    mq_engine_error err;
+
+    if (mq_engine_ok(c)) {
+        const char *code, *url;
+        size_t code_len, url_len;
+        mq_engine_appointment(c, &code, &code_len, &url, &url_len);
+        if (code == NULL) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        lua_createtable(L, 0, 2);
+        set_str(L, "code", code, code_len);
+        set_str(L, "url", url, url_len);
+        return 1;
+    }
+    mq_engine_error_of(c, &err);
+    lua_pushnil(L);
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, mq_kind_name(err.kind));
+    lua_setfield(L, -2, "kind");
+    if (err.status > 0) {
+        lua_pushinteger(L, err.status);
+        lua_setfield(L, -2, "status");
+    }
+    lua_pushstring(L, err.message);
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, err.retryable);
+    lua_setfield(L, -2, "retryable");
+    if (err.retry_after >= 0) {
+        lua_pushnumber(L, err.retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
+    lua_pushinteger(L, err.attempts);
+    lua_setfield(L, -2, "attempts");
+    if (err.field != NULL) {
+        lua_pushstring(L, err.field);
+        lua_setfield(L, -2, "field");
+    } else {
+        lua_pushstring(L, mq_method_name(err.method));
+        lua_setfield(L, -2, "method");
+        set_str(L, "path", err.path, err.path_len);
+    }
+    lua_pushstring(L, mq_effect_name(err.effect));
+    lua_setfield(L, -2, "effect");
+    if (err.kind == MQ_K_UNPROCESSABLE && err.nfields > 0) {
+        /* field -> { msg, ... }, in the server's order */
+        lua_createtable(L, 0, 4);
+        for (size_t i = 0; i < err.nfields; i++) {
+            const mq_field_msg *f = &err.fields[i];
+            lua_pushlstring(L, f->field, f->field_len);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_newtable(L);
+                lua_pushvalue(L, -2);
+                lua_pushvalue(L, -2);
+                lua_rawset(L, -5);
+            }
+            if (f->msg != NULL) {
+                lua_pushlstring(L, f->msg, f->msg_len);
+                lua_rawseti(L, -2, (int)mq_rawlen(L, -2) + 1);
+            }
+            lua_pop(L, 2);
+        }
+        lua_setfield(L, -2, "fields");
+    }
+    return 2;
+}
+
+void mq_lengine_push_stats(lua_State *L, const mq_engine_stats *st)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, st->requests);
+    lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, st->retries);
+    lua_setfield(L, -2, "retries");
+    lua_pushinteger(L, st->ok);
+    lua_setfield(L, -2, "ok");
+    lua_pushinteger(L, st->limiter_waits);
+    lua_setfield(L, -2, "limiter_waits");
+    lua_pushnumber(L, st->limiter_wait_seconds);
+    lua_setfield(L, -2, "limiter_wait_seconds");
+    lua_createtable(L, 0, 2);
+    for (int k = 1; k < MQ_K__COUNT; k++) {
+        if (st->by_kind[k] > 0) {
+            lua_pushinteger(L, st->by_kind[k]);
+            lua_setfield(L, -2, mq_kind_name((mq_kind)k));
+        }
+    }
+    lua_setfield(L, -2, "by_kind");
+}
+
+/* ---- the engine userdata ------------------------------------------------------ */
+
+static double opt_number(lua_State *L, int t, const char *k, double def)
+{
+    double v;
+    lua_getfield(L, t, k);
+    v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k)
+{
+    const char *v;
+    lua_getfield(L, t, k);
+    v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);   /* the table still holds the string */
+    return v;
+}
+
+static int opt_bool(lua_State *L, int t, const char *k)
+{
+    int v;
+    lua_getfield(L, t, k);
+    v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+void mq_lengine_cfg(lua_State *L, int t, mq_engine_cfg *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->base_url = opt_string(L, t, "base_url");
+    cfg->api_key = opt_string(L, t, "api_key");
+    cfg->secret_key = opt_string(L, t, "secret_key");
+    cfg->timeout = opt_number(L, t, "timeout", 10);
+    cfg->connect_timeout = opt_number(L, t, "connect_timeout", 3);
+    cfg->deadline = opt_number(L, t, "deadline", 30);
+    cfg->max_retries = (int)opt_number(L, t, "max_retries", 2);
+    cfg->retry_post = opt_bool(L, t, "retry_post");
+    cfg->max_wait = opt_number(L, t, "max_wait", -1);
+    cfg->limiter_period = opt_number(L, t, "limiter_period", 60);
+}
+
+static lengine *check_engine(lua_State *L)
+{
+    lengine *le = luaL_checkudata(L, 1, MQ_ENGINE_MT);
+    if (le->e == NULL)
+        luaL_error(L, "mediquo engine is closed");
+    return le;
+}
+
+/* core.engine(opts) -> engine | nil, message */
+static int l_engine_new(lua_State *L)
+{
+    mq_engine_cfg cfg;
+    lengine *le;
+    char err[160];
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    mq_lengine_cfg(L, 1, &cfg);
+    le = mq_newuserdata(L, sizeof *le);
+    le->e = NULL;
+    mq_setmetatable(L, MQ_ENGINE_MT);
+    if (mq_engine_new(&cfg, mq_rand_seed(), &le->e, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return 1;
+}
+
+static int l_engine_gc(lua_State *L)
+{
+    lengine *le = luaL_checkudata(L, 1, MQ_ENGINE_MT);
+    mq_engine_free(le->e);
+    le->e = NULL;
+    return 0;
+}
+
+static int l_engine_stats(lua_State *L)
+{
+    lengine *le = check_engine(L);
+    mq_lengine_push_stats(L, mq_engine_stats_of(le->e));
+    return 1;
+}
+
+static int push_action(lua_State *L, mq_action a, double x)
+{
+    lua_pushstring(L, mq_action_name(a));
+    if (a == MQ_A_SLOT || a == MQ_A_BACKOFF)
+        lua_pushnumber(L, x);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+/* eng:start(op, a, b, now [, resumed]) -> call, action, x */
+static int l_engine_start(lua_State *L)
+{
+    lengine *le = check_engine(L);
+    double now = luaL_checknumber(L, 5), x = 0;
+    int resumed = lua_toboolean(L, 6);
+    lcall *lc;
+    mq_op op;
+    mq_action a;
+
+    lua_settop(L, 6);
+    lc = mq_newuserdata(L, sizeof *lc);         /* 7 */
+    mq_engine_call_init(&lc->c);
+    lc->started = 0;
+    mq_setmetatable(L, MQ_ECALL_MT);
+    /* the call keeps its engine alive (a table: 5.1 fenvs must be) */
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    mq_setuservalue(L, 7);
+    lc->started = 1;
+    if (lua_type(L, 2) != LUA_TSTRING || mq_op_parse(lua_tostring(L, 2), &op) != 0)
+        a = mq_engine_refuse(le->e, &lc->c, MQ_OP_CREATE, MQ_K_INVALID_ARGUMENT, "op",
+                             "must be create, reschedule or cancel");
+    else
+        a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now, &x);
+    lua_settop(L, 7);
+    push_action(L, a, x);
+    return 3;
+}
+
+static lcall *check_call(lua_State *L, int want, const char *step)
+{
+    lcall *lc = luaL_checkudata(L, 1, MQ_ECALL_MT);
+    if (lc->c.e == NULL)
+        luaL_error(L, "mediquo engine call: not started");
+    if (want >= 0 && (int)lc->c.state != want)
+        luaL_error(L, "mediquo engine call: %s() while the call waits for something else", step);
+    return lc;
+}
+
+static int l_call_request(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_SEND, "request");
+    mq_request r;
+    mq_engine_request(&lc->c, &r);
+    lua_pushstring(L, mq_method_name(r.method));
+    lua_pushlstring(L, r.path, r.path_len);
+    if (r.body != NULL)
+        lua_pushlstring(L, r.body, r.body_len);
+    else
+        lua_pushnil(L);
+    lua_pushnumber(L, r.timeout);
+    lua_pushnumber(L, r.connect_timeout);
+    return 5;
+}
+
+/* call:slot(granted, waited, retry_after|nil, now) */
+static int l_call_slot(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_SLOT, "slot");
+    double x = 0;
+    mq_action a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
+                                 luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
+    return push_action(L, a, x);
+}
+
+/* call:response(status, body, retry_after, rl_remaining, rl_limit, rl_reset, now) */
+static int l_call_response(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_SEND, "response");
+    mq_answer r;
+    double x = 0;
+    mq_action a;
+
+    r.status = (long)luaL_checkinteger(L, 2);
+    r.body = luaL_optlstring(L, 3, "", &r.body_len);
+    r.retry_after = luaL_optnumber(L, 4, -1);
+    r.rl_remaining = (long)luaL_optinteger(L, 5, -1);
+    r.rl_limit = (long)luaL_optinteger(L, 6, -1);
+    r.rl_reset = luaL_optnumber(L, 7, -1);
+    a = mq_engine_response(&lc->c, &r, luaL_checknumber(L, 8), &x);
+    return push_action(L, a, x);
+}
+
+/* call:failure(outcome, message|nil, now [, status]) */
+static int l_call_failure(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_SEND, "failure");
+    const char *name = luaL_checkstring(L, 2);
+    const char *msg = luaL_optstring(L, 3, NULL);
+    double now = luaL_checknumber(L, 4), x = 0;
+    long status = (long)luaL_optinteger(L, 5, 0);
+    int o;
+
+    if (strcmp(name, "resent") == 0) {
+        mq_engine_resent(&lc->c);
+        if (lc->c.m != MQ_M_POST)
+            return push_action(L, MQ_A_SEND, 0);
+        o = MQ_T_RESET;
+    } else {
+        o = mq_outcome_parse(name);
+        if (o <= 0)
+            return luaL_argerror(L, 2, "outcome must be connect, connect_timeout, tls, "
+                                 "timeout, reset, too_big, failed or resent");
+    }
+    return push_action(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now, &x), x);
+}
+
+static int l_call_wake(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_BACKOFF, "wake");
+    double x = 0;
+    mq_action a = mq_engine_wake(&lc->c, luaL_checknumber(L, 2), &x);
+    return push_action(L, a, x);
+}
+
+static int l_call_limiter_note(lua_State *L)
+{
+    lcall *lc = check_call(L, -1, "limiter_note");
+    double a, b, c;
+    switch (mq_engine_note(&lc->c, &a, &b, &c)) {
+    case MQ_NOTE_PAUSE:
+        lua_pushliteral(L, "pause");
+        lua_pushnumber(L, a);
+        return 2;
+    case MQ_NOTE_OBSERVE:
+        lua_pushliteral(L, "observe");
+        lua_pushinteger(L, (lua_Integer)a);
+        if (b >= 0) lua_pushinteger(L, (lua_Integer)b); else lua_pushnil(L);
+        if (c >= 0) lua_pushnumber(L, c); else lua_pushnil(L);
+        return 4;
+    default:
+        lua_pushnil(L);
+        return 1;
+    }
+}
+
+static int l_call_result(lua_State *L)
+{
+    lcall *lc = check_call(L, MQ_W_DONE, "result");
+    return mq_lengine_push_result(L, &lc->c);
+}
+
+static int l_call_gc(lua_State *L)
+{
+    lcall *lc = luaL_checkudata(L, 1, MQ_ECALL_MT);
+    mq_engine_call_free(&lc->c);
+    return 0;
+}
+
+/* ---- the names and the pure helpers --------------------------------------------- */
+
+/* core.create_request(a) -> body, starts_at | false, field, why: the
+ * create's JSON body as the engine writes it */
+static int l_create_request(lua_State *L)
+{
+    mq_op_args a;
+    const char *field, *why;
+    char buf[MQ_WHY_LEN], body[MQ_ENGINE_BODY_MAX];
+    size_t n;
+
+    if (mq_check_op(L, MQ_OP_CREATE, 1, 2, &a, &field, &why, buf) != 0) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, field);
+        lua_pushstring(L, why);
+        return 3;
+    }
+    n = mq_request_body(MQ_M_POST, &a, body);
+    lua_pushlstring(L, body, n);
+    lua_pushstring(L, a.starts_at);
+    return 2;
+}
+
+/* core.appointment(body) -> code, url | nil: the scan the engine does on a
+ * create or reschedule answer (the specs hold it against cjson) */
+static int l_appointment(lua_State *L)
+{
+    size_t len;
+    const char *body = luaL_checklstring(L, 1, &len);
+    char *scratch = lua_newuserdata(L, len + 1);   /* Lua owns it */
+    mq_appt a;
+    if (!mq_answer_appointment(body, len, scratch, &a)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, a.code, a.code_len);
+    lua_pushlstring(L, a.url, a.url_len);
+    return 2;
+}
+
+static void push_names(lua_State *L)
+{
+    /* KINDS: kind -> retryable by default ("ok" is not a kind of error) */
+    lua_createtable(L, 0, MQ_K__COUNT);
+    for (int k = 1; k < MQ_K__COUNT; k++) {
+        lua_pushboolean(L, mq_kind_retryable((mq_kind)k));
+        lua_setfield(L, -2, mq_kind_name((mq_kind)k));
+    }
+    lua_setfield(L, -2, "KINDS");
+    lua_createtable(L, MQ_M__COUNT, 0);
+    for (int m = 0; m < MQ_M__COUNT; m++) {
+        lua_pushstring(L, mq_method_name((mq_method)m));
+        lua_rawseti(L, -2, m + 1);
+    }
+    lua_setfield(L, -2, "METHODS");
+    lua_createtable(L, MQ_T__COUNT, 0);
+    for (int o = 0; o < MQ_T__COUNT; o++) {
+        lua_pushstring(L, mq_outcome_name((mq_outcome)o));
+        lua_rawseti(L, -2, o + 1);
+    }
+    lua_setfield(L, -2, "OUTCOMES");
+    lua_createtable(L, MQ_OP__COUNT, 0);
+    for (int o = 0; o < MQ_OP__COUNT; o++) {
+        lua_pushstring(L, mq_op_name((mq_op)o));
+        lua_rawseti(L, -2, o + 1);
+    }
+    lua_setfield(L, -2, "OPS");
+}
+
+static void new_mt(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        mq_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
+void mq_lengine_open(lua_State *L)
+{
+    static const luaL_Reg engine_methods[] = {
+        { "start", l_engine_start },
+        { "stats", l_engine_stats },
+        { NULL, NULL },
+    };
+    static const luaL_Reg call_methods[] = {
+        { "request", l_call_request },
+        { "slot", l_call_slot },
+        { "response", l_call_response },
+        { "failure", l_call_failure },
+        { "wake", l_call_wake },
+        { "limiter_note", l_call_limiter_note },
+        { "result", l_call_result },
+        { NULL, NULL },
+    };
+    static const luaL_Reg funcs[] = {
+        { "engine", l_engine_new },
+        { "create_request", l_create_request },
+        { "appointment", l_appointment },
+        { NULL, NULL },
+    };
+    new_mt(L, MQ_ENGINE_MT, engine_methods, l_engine_gc);
+    new_mt(L, MQ_ECALL_MT, call_methods, l_call_gc);
+    /* the module table is on top of the stack */
+    mq_setfuncs(L, funcs);
+    push_names(L);
+}

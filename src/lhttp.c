@@ -1,0 +1,530 @@
+/* lhttp.c: HTTP/1.1 on the wire for a driver that moves the bytes itself
+ * (mediquo.ngx over nginx cosockets): writes the request bytes and reads
+ * the response with Debian's http-parser (libhttp-parser), no parser of
+ * our own.
+ *
+ *   w = core.http1{ api_key=, secret_key=, host=, user_agent=? }
+ *   w:request(method, path, body|nil) -> the request bytes, ready to send
+ *   p = core.http1_parser()
+ *   p:feed(bytes) -> "more" | "done" | nil, outcome, message
+ *   p:eof()       -> "done" | nil, outcome, message   (the peer closed)
+ *   p:result()    -> status, body, retry_after|nil, rl_remaining|nil,
+ *                    rl_limit|nil, rl_reset|nil, keepalive
+ *   p:started()   -> whether any byte of an answer came
+ *   p:reset()     -> ready for the next response
+ *
+ * The keys live only in the writer's userdata (wiped on collection); no
+ * method reads them back. A failure's outcome is the engine's vocabulary:
+ * "too_big" (body over MQ_BODY_CAP, or a header block over the parser's
+ * limit: an unusable answer) or "failed" (not HTTP). */
+#include <http_parser.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "compat.h"
+#include "headers.h"
+#include "lhttp.h"
+#include "transport.h"
+
+#define MQ_HTTP1_MT   "mediquo.core.http1"
+#define MQ_PARSER_MT  "mediquo.core.http1_parser"
+#define NAME_MAX_LEN  32        /* longer header names are none of ours */
+#define VALUE_MAX_LEN 128       /* longer values of ours are malformed */
+
+/* ---- the request writer ---------------------------------------------- */
+
+typedef struct {
+    char *fixed;            /* "Host: ...\r\n...X-Secret-Key: ...\r\n"; NULL once freed */
+    size_t fixed_len;
+} http1_w;
+
+static int w_gc(lua_State *L)
+{
+    http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    if (w->fixed != NULL) {
+        memset(w->fixed, 0, w->fixed_len);   /* it holds the keys */
+        free(w->fixed);
+        w->fixed = NULL;
+    }
+    return 0;
+}
+
+static int w_tostring(lua_State *L)
+{
+    luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    lua_pushliteral(L, "mediquo.http1");
+    return 1;
+}
+
+/* a header value we write: present, no CR, LF or other control byte */
+static const char *field(lua_State *L, const char *name, int required, size_t *len)
+{
+    const char *v;
+    lua_getfield(L, 1, name);
+    if (lua_isnil(L, -1) && !required) {
+        lua_pop(L, 1);
+        *len = 0;
+        return NULL;
+    }
+    v = lua_tolstring(L, -1, len);
+    lua_pop(L, 1);      /* the table still holds the string */
+    if (v == NULL || (required && *len == 0))
+        return NULL;
+    for (size_t i = 0; i < *len; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return NULL;
+    return v;
+}
+
+static int w_new(lua_State *L)
+{
+    static const char *const names[] = { "api_key", "secret_key", "host" };
+    const char *v[3], *ua;
+    size_t l[3], ual, cap, n;
+    http1_w *w;
+    char *buf;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    for (int i = 0; i < 3; i++) {
+        v[i] = field(L, names[i], 1, &l[i]);
+        if (v[i] == NULL) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s: a non-empty string with no control characters", names[i]);
+            return 2;
+        }
+    }
+    ua = field(L, "user_agent", 0, &ual);
+    if (ua == NULL && ual != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "user_agent: a string with no control characters");
+        return 2;
+    }
+    cap = l[0] + l[1] + l[2] + ual + 160;
+    w = lua_newuserdata(L, sizeof *w);
+    w->fixed = NULL;
+    w->fixed_len = 0;
+    luaL_getmetatable(L, MQ_HTTP1_MT);
+    lua_setmetatable(L, -2);
+    buf = malloc(cap);
+    if (buf == NULL)
+        return luaL_error(L, "mediquo.http1: out of memory");
+    n = (size_t)snprintf(buf, cap,
+                         "Host: %s\r\nUser-Agent: " MQ_LIB_UA "%s%s\r\nAccept: application/json\r\n"
+                         "X-API-Key: %s\r\nX-Secret-Key: %s\r\n",
+                         v[2], ua && ual ? " " : "", ua ? ua : "", v[0], v[1]);
+    if (n >= cap) {   /* cannot happen: cap counts every byte */
+        free(buf);
+        return luaL_error(L, "mediquo.http1: header block overflow");
+    }
+    w->fixed = buf;
+    w->fixed_len = n;
+    return 1;
+}
+
+/* w:request(method, path, body|nil) -> bytes */
+static int w_request(lua_State *L)
+{
+    static const char *const methods[] = { "POST", "PUT", "DELETE", NULL };
+    http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    int m = luaL_checkoption(L, 2, NULL, methods);
+    size_t plen, blen = 0;
+    const char *path = luaL_checklstring(L, 3, &plen);
+    const char *body = luaL_optlstring(L, 4, NULL, &blen);
+    luaL_Buffer b;
+    char num[32];
+
+    if (w->fixed == NULL)
+        return luaL_error(L, "mediquo.http1: freed");
+    /* the engine percent-encodes codes; a path is never a way to inject */
+    if (plen == 0 || path[0] != '/')
+        return luaL_argerror(L, 3, "must start with /");
+    for (size_t i = 0; i < plen; i++)
+        if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
+            return luaL_argerror(L, 3, "must not hold blanks or control characters");
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, methods[m]);
+    luaL_addchar(&b, ' ');
+    luaL_addlstring(&b, path, plen);
+    luaL_addstring(&b, " HTTP/1.1\r\n");
+    luaL_addlstring(&b, w->fixed, w->fixed_len);
+    if (body != NULL) {
+        luaL_addstring(&b, "Content-Type: application/json\r\n");
+    }
+    if (body != NULL || m != 2) {   /* a POST or PUT always says its length */
+        snprintf(num, sizeof num, "Content-Length: %zu\r\n\r\n", blen);
+        luaL_addstring(&b, num);
+    } else {
+        luaL_addstring(&b, "\r\n");
+    }
+    if (body != NULL)
+        luaL_addlstring(&b, body, blen);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* ---- the response reader --------------------------------------------- */
+
+enum { H_NONE, H_RETRY_AFTER, H_RL_REMAINING, H_RL_LIMIT, H_RL_RESET };
+
+typedef struct {
+    http_parser p;
+    char *body;             /* malloc'd, at most MQ_BODY_CAP */
+    size_t body_len, body_cap;
+    int done, started, too_big, keepalive;
+    long status;
+    double retry_after, rl_reset;
+    long rl_remaining, rl_limit;
+    /* the header being read: name, then value, possibly in pieces */
+    char name[NAME_MAX_LEN + 1];
+    size_t name_len;
+    int in_value, which;
+    char value[VALUE_MAX_LEN + 1];
+    size_t value_len;
+    int value_long;
+} http1_p;
+
+static void facts_clear(http1_p *h)
+{
+    h->status = 0;
+    h->retry_after = -1;
+    h->rl_reset = -1;
+    h->rl_remaining = h->rl_limit = -1;
+    h->body_len = 0;
+    h->name_len = h->value_len = 0;
+    h->in_value = h->value_long = 0;
+    h->which = H_NONE;
+    h->too_big = 0;
+}
+
+static void parser_reset(http1_p *h)
+{
+    http_parser_init(&h->p, HTTP_RESPONSE);
+    h->p.data = h;
+    h->done = h->started = h->keepalive = 0;
+    facts_clear(h);
+}
+
+/* a complete header line: keep the value if it is one of ours */
+static void header_end(http1_p *h)
+{
+    const char *v = h->value;
+    size_t len = h->value_len;
+    time_t now;
+    if (h->which == H_NONE) {
+        h->name_len = h->value_len = 0;
+        h->in_value = h->value_long = 0;
+        return;
+    }
+    if (h->value_long)
+        len = 0;            /* malformed: reads as absent */
+    now = time(NULL);
+    switch (h->which) {
+    case H_RETRY_AFTER: h->retry_after = mq_retry_after(v, len, now); break;
+    case H_RL_REMAINING: h->rl_remaining = mq_header_long(v, len); break;
+    case H_RL_LIMIT: h->rl_limit = mq_header_long(v, len); break;
+    case H_RL_RESET: {
+        /* as the libcurl driver reads it: malformed counts as 0 */
+        double left = mq_ratelimit_reset(v, len, now);
+        h->rl_reset = left >= 0 ? left : 0;
+        break;
+    }
+    default: break;
+    }
+    h->which = H_NONE;
+    h->name_len = h->value_len = 0;
+    h->in_value = h->value_long = 0;
+}
+
+static int which_header(const char *name, size_t len)
+{
+    static const struct { const char *n; int w; } ours[] = {
+        { "retry-after", H_RETRY_AFTER },
+        { "x-ratelimit-remaining", H_RL_REMAINING },
+        { "x-ratelimit-limit", H_RL_LIMIT },
+        { "x-ratelimit-reset", H_RL_RESET },
+    };
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (strlen(ours[i].n) == len && strncasecmp(name, ours[i].n, len) == 0)
+            return ours[i].w;
+    return H_NONE;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http1_p *h = p->data;
+    facts_clear(h);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    http1_p *h = p->data;
+    if (h->in_value)
+        header_end(h);
+    if (h->name_len + len > NAME_MAX_LEN) {
+        h->name_len = NAME_MAX_LEN + 1;     /* too long to be ours */
+        return 0;
+    }
+    memcpy(h->name + h->name_len, at, len);
+    h->name_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    http1_p *h = p->data;
+    if (!h->in_value) {
+        h->in_value = 1;
+        h->which = h->name_len <= NAME_MAX_LEN ? which_header(h->name, h->name_len) : H_NONE;
+    }
+    if (h->which == H_NONE)
+        return 0;
+    if (h->value_len + len > VALUE_MAX_LEN) {
+        h->value_long = 1;
+        return 0;
+    }
+    memcpy(h->value + h->value_len, at, len);
+    h->value_len += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http1_p *h = p->data;
+    if (h->in_value)
+        header_end(h);
+    h->status = (long)p->status_code;
+    /* a body announced over the cap is refused before it is read */
+    if (p->content_length != ULLONG_MAX && p->content_length > 0
+        && p->content_length > MQ_BODY_CAP) {
+        h->too_big = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    http1_p *h = p->data;
+    if (len > MQ_BODY_CAP - h->body_len) {
+        h->too_big = 1;
+        return -1;
+    }
+    if (h->body_len + len > h->body_cap) {
+        size_t ncap = h->body_cap ? h->body_cap : 4096;
+        char *nb;
+        while (ncap < h->body_len + len)
+            ncap *= 2;
+        if (ncap > MQ_BODY_CAP)
+            ncap = MQ_BODY_CAP;
+        nb = realloc(h->body, ncap);
+        if (nb == NULL)
+            return -1;      /* reported as "failed" (out of memory) */
+        h->body = nb;
+        h->body_cap = ncap;
+    }
+    memcpy(h->body + h->body_len, at, len);
+    h->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http1_p *h = p->data;
+    if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101)
+        return 0;           /* an interim answer: the real one follows */
+    h->done = 1;
+    h->keepalive = http_should_keep_alive(p);
+    /* nothing after the answer is read: pause so extra bytes are noticed */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static int p_new(lua_State *L)
+{
+    http1_p *h = lua_newuserdata(L, sizeof *h);
+    memset(h, 0, sizeof *h);
+    luaL_getmetatable(L, MQ_PARSER_MT);
+    lua_setmetatable(L, -2);
+    parser_reset(h);
+    return 1;
+}
+
+static int p_gc(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    free(h->body);
+    h->body = NULL;
+    h->body_cap = h->body_len = 0;
+    return 0;
+}
+
+static int p_reset(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    parser_reset(h);
+    return 0;
+}
+
+static int fail(lua_State *L, const char *outcome, const char *message)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, outcome);
+    lua_pushstring(L, message);
+    return 3;
+}
+
+static int parse_error(lua_State *L, http1_p *h)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
+    if (h->too_big)
+        return fail(L, "too_big", "response body over 1 MiB");
+    if (e == HPE_HEADER_OVERFLOW)
+        return fail(L, "too_big", "response header block too large");
+    lua_pushnil(L);
+    lua_pushliteral(L, "failed");
+    lua_pushfstring(L, "not an HTTP/1.1 response (%s)", http_errno_description(e));
+    return 3;
+}
+
+/* p:feed(bytes) -> "more" | "done" | nil, outcome, message */
+static int p_feed(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    size_t len, n;
+    const char *data = luaL_checklstring(L, 2, &len);
+    if (h->done) {
+        /* bytes after a complete answer: the connection is not reusable */
+        if (len > 0)
+            h->keepalive = 0;
+        lua_pushliteral(L, "done");
+        return 1;
+    }
+    if (len == 0) {
+        lua_pushliteral(L, "more");
+        return 1;
+    }
+    h->started = 1;
+    n = http_parser_execute(&h->p, &settings, data, len);
+    if (h->done) {
+        if (n < len)
+            h->keepalive = 0;
+        lua_pushliteral(L, "done");
+        return 1;
+    }
+    if (HTTP_PARSER_ERRNO(&h->p) != HPE_OK || n != len)
+        return parse_error(L, h);
+    lua_pushliteral(L, "more");
+    return 1;
+}
+
+/* p:eof() -> "done" | nil, outcome, message: the peer closed the connection */
+static int p_eof(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    if (!h->done && h->started) {
+        /* a body delimited by the close ends here */
+        http_parser_execute(&h->p, &settings, NULL, 0);
+    }
+    h->keepalive = 0;
+    if (h->done) {
+        lua_pushliteral(L, "done");
+        return 1;
+    }
+    if (h->started && HTTP_PARSER_ERRNO(&h->p) != HPE_OK
+        && HTTP_PARSER_ERRNO(&h->p) != HPE_INVALID_EOF_STATE)
+        return parse_error(L, h);
+    return fail(L, "reset", h->started ? "connection closed in the middle of the answer"
+                                       : "connection closed before any answer");
+}
+
+static void push_opt(lua_State *L, double v)
+{
+    if (v < 0)
+        lua_pushnil(L);
+    else if (v == (double)(lua_Integer)v)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
+static int p_result(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    if (h->status > 0)
+        lua_pushinteger(L, (lua_Integer)h->status);
+    else
+        lua_pushnil(L);
+    lua_pushlstring(L, h->body ? h->body : "", h->body_len);
+    push_opt(L, h->retry_after);
+    push_opt(L, (double)h->rl_remaining);
+    push_opt(L, (double)h->rl_limit);
+    push_opt(L, h->rl_reset);
+    lua_pushboolean(L, h->done && h->keepalive);
+    return 7;
+}
+
+static int p_started(lua_State *L)
+{
+    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    lua_pushboolean(L, h->started);
+    return 1;
+}
+
+static int p_tostring(lua_State *L)
+{
+    luaL_checkudata(L, 1, MQ_PARSER_MT);
+    lua_pushliteral(L, "mediquo.http1_parser");
+    return 1;
+}
+
+static void new_mt(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                   lua_CFunction tostr)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    mq_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, tostr);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "mediquo");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+void mq_lhttp_open(lua_State *L)
+{
+    static const luaL_Reg w_methods[] = {
+        { "request", w_request },
+        { NULL, NULL },
+    };
+    static const luaL_Reg p_methods[] = {
+        { "feed", p_feed },
+        { "eof", p_eof },
+        { "result", p_result },
+        { "started", p_started },
+        { "reset", p_reset },
+        { NULL, NULL },
+    };
+    new_mt(L, MQ_HTTP1_MT, w_methods, w_gc, w_tostring);
+    new_mt(L, MQ_PARSER_MT, p_methods, p_gc, p_tostring);
+    lua_pushcfunction(L, w_new);
+    lua_setfield(L, -2, "http1");
+    lua_pushcfunction(L, p_new);
+    lua_setfield(L, -2, "http1_parser");
+}
