@@ -27,6 +27,9 @@ dependencies = {
 -- message naming the package (src/transport.c).
 external_dependencies = {
    CURL = { library = "curl" },
+   -- mediquo.ngx reads HTTP/1.1 answers with it (src/lhttp.c);
+   -- Debian/Ubuntu: apt-get install libhttp-parser-dev
+   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
 }
 build = {
    type = "builtin",
@@ -34,16 +37,18 @@ build = {
       ["mediquo.core"] = {
          sources = {
             "src/lmediquo.c", "src/lclient.c", "src/llimiter.c",
-            "src/transport.c", "src/call.c", "src/policy.c",
+            "src/transport.c", "src/policy.c",
             "src/limiter.c", "src/limiter_file.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
-            "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/lcreate.c",
-            "src/answer.c",
+            "src/shmfile.c", "src/text.c", "src/lcheck.c", "src/answer.c",
+            "src/engine.c", "src/request.c", "src/secrets.c", "src/explain.c",
+            "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
+            "src/ljournal.c",
          },
-         libraries = { "curl", "pthread" },
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
+         libraries = { "curl", "http_parser", "pthread" },
+         incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
       },
       mediquo = "lua/mediquo.lua",
       ["mediquo.errors"] = "lua/mediquo/errors.lua",
@@ -51,9 +56,12 @@ build = {
       ["mediquo.limiter"] = "lua/mediquo/limiter.lua",
       ["mediquo.protocol"] = "lua/mediquo/protocol.lua",
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
-      ["mediquo.ngx_thread"] = "lua/mediquo/ngx_thread.lua",
+      ["mediquo.ngx_http"] = "lua/mediquo/ngx_http.lua",
+      ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
+      ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",
+      ["mediquo.cli.journal"] = "lua/mediquo/cli/journal.lua",
    },
    install = {
       bin = { mediquo = "bin/mediquo" },
