@@ -29,9 +29,9 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 
 CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
-             src/policy.c src/limiter.c src/limiter_file.c src/iso8601.c \
+             src/policy.c src/limiter.c src/limiter_file.c src/limiter_rule.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
-             src/lmetrics.c src/shmfile.c src/text.c src/lcheck.c src/answer.c \
+             src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/answer.c \
              src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
              src/driver_easy.c src/lhttp.c \
              src/ljournal.c

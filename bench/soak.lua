@@ -4,6 +4,11 @@
 -- believes took is exactly what the sandbox holds, that no call outlived
 -- its deadline and that memory did not grow. One summary line; exit 1 on
 -- any failed check.
+-- The limiter's part (issue 16): SHARERS more processes spin on the same
+-- limiter key and are stopped (SIGSTOP) and continued at random all run
+-- long, some in the middle of an admission, and (as root) the state file
+-- lives on a tmpfs filled to the last byte: the workers' deadlines and the
+-- reconciliation must hold all the same.
 --
 --   lua5.4 bench/soak.lua [SECONDS=100] [PROCS=4]
 local json = require "cjson"
@@ -15,6 +20,7 @@ local SECONDS = tonumber(arg[1] or os.getenv("SOAK_SECONDS") or 100)
 local PROCS = tonumber(arg[2] or os.getenv("SOAK_PROCS") or 4)
 local RSS_GROWTH_KIB = 2048   -- allocator noise allowed between the two readings
 local LUA = os.getenv("LUA") or "lua5.4"
+local SHARERS = tonumber(os.getenv("SOAK_SHARERS") or 2)
 
 local root = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/bench/soak%.lua$")) or "."
 local bin = root .. "/bin/mediquo-sandbox"
@@ -54,15 +60,67 @@ local function get(path)
     return json.decode(table.concat(chunks))
 end
 
-io.write(("soak: %d processes for %d s against %s\n"):format(PROCS, SECONDS, base_url))
+-- the limiter's state: on a tmpfs filled up once the file is made (root),
+-- else in the prefix
+local rl_dir, mounted = prefix .. "/rl", false
+run("mkdir -p " .. q(rl_dir))
+if run("id -u"):match("^0") then
+    local _, code = run("mount -t tmpfs -o size=1m tmpfs " .. q(rl_dir) .. " 2>&1")
+    mounted = code == 0
+end
+local rl = { per_minute = 100000, burst = 100000, period = 1, key = "soak-" .. base_url,
+             dir = rl_dir }
+do
+    local lim = assert(require("mediquo").limiter(rl))
+    lim:close()
+end
+local full = false
+if mounted then
+    run("dd if=/dev/zero of=" .. q(rl_dir .. "/fill") .. " bs=4k 2>/dev/null")
+    full = run("df --output=avail -B1 " .. q(rl_dir) .. " | tail -1"):match("^%s*0%s*$") ~= nil
+end
+local unmount = function()
+    if mounted then run("umount " .. q(rl_dir)) mounted = false end
+end
+
+-- sharers that only spin on the limiter, and a loop that stops and
+-- continues them at random moments (bounded: 4 per second of the run)
+local sharer_code = ([[
+local l = assert(require("mediquo.core").limiter{ per_minute = %d, burst = %d, period = %d,
+    key = %q, dir = %q })
+local stop, n = require("mediquo.core").now() + %d, 0
+while require("mediquo.core").now() < stop do if l:try() then n = n + 1 end end
+io.write(n, "\n")
+]]):format(rl.per_minute, rl.burst, rl.period, rl.key, rl.dir, SECONDS)
+local sharer_path = prefix .. "/sharer.lua"
+do
+    local f = assert(io.open(sharer_path, "wb"))
+    f:write(sharer_code)
+    f:close()
+end
+local sharer_pids = {}
+for i = 1, SHARERS do
+    local out = run(("nice -n 10 %s %s > %s 2>&1 & echo $!"):format(
+        LUA, q(sharer_path), q(prefix .. "/sharer-" .. i .. ".out")))
+    sharer_pids[i] = tonumber(out:match("%d+"))
+end
+if #sharer_pids > 0 then
+    run(("(for i in $(seq 1 %d); do p=$(shuf -n1 -e %s); kill -STOP $p; sleep 0.$(shuf -i 5-30 -n1); "
+         .. "kill -CONT $p; sleep 0.$(shuf -i 1-9 -n1); done; kill -CONT %s) >/dev/null 2>&1 &")
+        :format(SECONDS * 4, table.concat(sharer_pids, " "), table.concat(sharer_pids, " ")))
+end
+
+io.write(("soak: %d processes for %d s against %s, %d limiter sharers stopped and continued, "
+          .. "state file on %s\n"):format(PROCS, SECONDS, base_url, SHARERS,
+          full and "a full tmpfs" or rl_dir))
 io.flush()
 local t0 = socket.gettime()
 local pipes, outs = {}, {}
 for i = 1, PROCS do
     outs[i] = prefix .. "/worker-" .. i .. ".json"
     -- half of the processes opt in to retry_post, half leave it off
-    pipes[i] = assert(io.popen(("%s %s %s %d %d %d %d %s 2>&1"):format(
-        LUA, q(root .. "/bench/soak/worker.lua"), q(base_url), i, SECONDS,
+    pipes[i] = assert(io.popen(("SOAK_RL_DIR=%s %s %s %s %d %d %d %d %s 2>&1"):format(
+        q(rl_dir), LUA, q(root .. "/bench/soak/worker.lua"), q(base_url), i, SECONDS,
         math.random(1, 1e9), i % 2, q(outs[i])), "r"))
 end
 local failures = {}
@@ -83,6 +141,21 @@ socket.sleep(1)     -- a delayed request a client gave up on lands within 0.5 s
 
 local state = get("/__sandbox/appointments")
 local log = get("/__sandbox/log")
+-- the sharers ran as long as the workers: each says how many it took
+local sharer_admits, sharers_done = 0, 0
+for i, pid in ipairs(sharer_pids) do
+    run("kill -CONT " .. pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+        if not run("kill -0 " .. pid .. " 2>/dev/null && echo alive"):find("alive") then break end
+        socket.sleep(0.1)
+    end
+    local n = tonumber((run("cat " .. q(prefix .. "/sharer-" .. i .. ".out")):match("^(%d+)")))
+    if n then
+        sharer_admits = sharer_admits + n
+        sharers_done = sharers_done + 1
+    end
+end
+unmount()
 stop()
 
 -- what the processes believe against what the server holds
@@ -148,6 +221,7 @@ if total.unresolved > 0 then failures[#failures + 1] = total.unresolved .. " ope
 if total.over > 0 then failures[#failures + 1] = total.over .. " calls outlived their deadline" end
 if growth > RSS_GROWTH_KIB then failures[#failures + 1] = "RSS grew by " .. growth .. " KiB" end
 if #results < PROCS then failures[#failures + 1] = "not every worker reported" end
+if sharers_done < SHARERS then failures[#failures + 1] = "a limiter sharer did not finish" end
 
 local kinds = {}
 for k, v in pairs(by_kind) do kinds[#kinds + 1] = ("%s=%d"):format(k, v) end
@@ -162,6 +236,8 @@ for i, m in ipairs(rss) do
     io.write(("soak: process %d RSS %d -> %d KiB, Lua heap %.0f -> %.0f KiB\n"):format(
         i, m[1], m[2], m[3] or 0, m[4] or 0))
 end
+io.write(("soak: limiter sharers (stopped and continued %d times) took %d slots; state file %s\n")
+         :format(SECONDS * 4, sharer_admits, full and "on a full tmpfs" or "in the prefix"))
 for _, f in ipairs(failures) do io.write("soak: FAIL ", f, "\n") end
 io.write(("SOAK %s: %d processes, %d s, %d calls, %d requests, %.1f%% faulted, "
           .. "%d/%d records match the server, %d strays, longest call %.2f s (deadline 2 s), "

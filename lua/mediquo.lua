@@ -112,11 +112,8 @@ function _M.new(opts)
     if not o then return nil, err end
     local lim
     if o.rate_limit then
-        local msg
-        lim, msg = core.limiter(o.rate_limit)
-        if not lim then
-            return nil, errors.new{ kind = "invalid_argument", message = "rate_limit: " .. tostring(msg) }
-        end
+        lim, err = limiter.open(o.rate_limit)   -- kind config when the file cannot be had
+        if not lim then return nil, err end
     end
     local c, msg = core.client{
         api_key = o.api_key, secret_key = o.secret_key, base_url = o.base_url,

@@ -10,7 +10,8 @@ local H = require "spec.helper"
 
 local LUA = os.getenv("MEDIQUO_LUA") or "lua5.4"
 local NS = 1e9
-local FILE_SIZE = 8000256           -- header + 1,000,000 ring entries
+local HDR = 320                     -- the header; then per_minute ring slots
+local function FILE_SIZE(per_minute) return HDR + 8 * per_minute end
 
 local function sh(cmd)
     local p = assert(io.popen(cmd))
@@ -175,13 +176,12 @@ describe("limiter", function()
                 end
             end)
         end
-        it("defaults dir to /dev/shm when writable, else the temp dir", function()
+        it("defaults dir to a directory private to the user, made on open", function()
             local got = assert(limiter.normalize(nil, "h"))
-            if core.limiter_dir_ok("/dev/shm") then
-                assert.equal("/dev/shm", got.dir)
-            else
-                assert.equal(os.getenv("TMPDIR") or "/tmp", got.dir)
-            end
+            assert.is_nil(got.dir)                      -- chosen when opened
+            local dir = assert(core.limiter_default_dir())
+            assert.truthy(dir:match("/mediquo%-u%d+$"), dir)
+            assert.equal("700", file_mode(dir))
             assert.is_nil(limiter.normalize("x", "h"))
         end)
     end)
@@ -207,7 +207,7 @@ describe("limiter", function()
             local path = l:path()
             assert.truthy(path:match("/mediquo%-rl%-%x+%.shm$"), path)
             assert.equal("600", file_mode(path))
-            assert.equal(FILE_SIZE, file_size(path))
+            assert.equal(FILE_SIZE(50), file_size(path))
             assert.equal("mediquo.limiter(key=mode-check, per_minute=50)", tostring(l))
             l:close()
             l:close()
@@ -239,27 +239,60 @@ describe("limiter", function()
             assert.is_false(ok)
             assert.truthy(wait > 29 and wait <= 30, wait)
             local st = a:status()
-            assert.same({ per_minute = 3, used = 3, available = 0, paused_until = 0 }, st)
+            assert.same({ per_minute = 3, used = 3, available = 0, paused_until = 0 },
+                        { per_minute = st.per_minute, used = st.used, available = st.available,
+                          paused_until = st.paused_until })
             for _ = 1, 3 do assert.is_true((b:try())) end
             assert.is_false((b:try()))
             a:close()
             b:close()
         end)
 
-        it("the last opener's rule applies to every handle, keeping the log", function()
+        it("the first opener's rule stays in force; a later opener is told, not obeyed", function()
             local c = cfg{ per_minute = 5, period = 30 }
             local a = assert(core.limiter(c))
             for _ = 1, 5 do assert.is_true((a:try())) end
-            c.per_minute, c.burst = 3, 3
-            local b = assert(core.limiter(c))
-            assert.equal(3, a:status().per_minute)
-            assert.equal(3, a:status().used)
-            assert.is_false((a:try()))
-            assert.is_false((b:try()))
             c.per_minute, c.burst = 8, 8
-            local d = assert(core.limiter(c))
-            assert.same({ per_minute = 8, used = 3, available = 5, paused_until = 0 }, b:status())
-            a:close() b:close() d:close()
+            local b = assert(core.limiter(c))
+            local st = b:status()
+            assert.equal(5, st.per_minute)
+            assert.equal(5, st.rule.per_minute)
+            assert.equal(30, st.rule.period)
+            assert.is_true(st.mismatch)
+            assert.is_nil(a:status().mismatch)
+            assert.is_false((b:try()))             -- 5 used of the 5 in force, not of 8
+            assert.equal(5, a:status().used)
+            a:close() b:close()
+        end)
+    end)
+
+    describe("set_rule", function()
+        it("changes the rule for every sharer, explicitly, carrying the log over", function()
+            local c = cfg{ per_minute = 5, period = 30 }
+            local a = assert(limiter.new(c))
+            local b = assert(core.limiter(c))
+            for _ = 1, 5 do assert.is_true(a:acquire(0)) end
+            local t0 = now()
+            assert.is_true(a:set_rule{ per_minute = 8, burst = 8, period = 30 })
+            local dt = (now() - t0) / NS
+            assert.truthy(dt >= 0.2 and dt < 5, dt)         -- the handover
+            local st = a:status()
+            assert.same({ 8, 5, 3 }, { st.per_minute, st.used, st.available })
+            assert.is_nil(st.mismatch)
+            local bs = b:status()                            -- b moved over
+            assert.same({ 8, 5 }, { bs.per_minute, bs.used })
+            assert.is_true(bs.mismatch)                      -- it asked for 5
+            for _ = 1, 3 do assert.is_true(a:acquire(0)) end
+            assert.is_false((b:try()))
+            -- lower: the newest 4 are kept, so nothing more in this window
+            assert.is_true(a:set_rule{ per_minute = 4, burst = 4, period = 30 })
+            assert.is_false((b:try()))
+            assert.equal(4, b:status().used)
+            assert.equal(FILE_SIZE(4), file_size(b:path()))
+            local _, err = a:set_rule{ per_minute = 0 }
+            assert.equal("invalid_argument", err.kind)
+            a:close()
+            b:close()
         end)
     end)
 
@@ -280,12 +313,13 @@ describe("limiter", function()
             assert.truthy(err.retry_after > 59 and err.retry_after <= 60, err.retry_after)
             assert.truthy(tostring(err):find("no rate-limit slot within 0.05s", 1, true), tostring(err))
             assert.truthy(now() - t0 < 0.5 * NS)    -- fails at once, no pointless sleep
-            assert.same({ per_minute = 1, used = 1, available = 0, paused_until = 0 }, l:status())
+            local st = l:status()
+            assert.same({ 1, 1, 0, 0 }, { st.per_minute, st.used, st.available, st.paused_until })
             local _, e2 = l:acquire(-1)
             assert.equal("invalid_argument", e2.kind)
             assert.is_nil(limiter.new{ dir = tmp, bogus = 1 })
             local _, e3 = limiter.new{ dir = tmp .. "/missing/dir" }
-            assert.equal("invalid_argument", e3.kind)
+            assert.equal("config", e3.kind)
             assert.truthy(e3.message:find("cannot create", 1, true), e3.message)
             l:close()
         end)
@@ -344,26 +378,25 @@ describe("limiter", function()
             assert.truthy(used >= 0.99 * 100, "only " .. used .. " of 100 in 2 windows")
         end)
 
-        it("a holder SIGKILLed while holding the lock is recovered (EOWNERDEAD)", function()
-            local c = cfg{ per_minute = 50, period = 2 }
+        it("a sharer SIGKILLed in the middle of an admission is finished by the others", function()
+            local c = cfg{ per_minute = 50, period = 30 }
             local l = assert(core.limiter(c))
-            local w = spawn("hold", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
-            assert(wait_for(w, "locking", 5))
-            sleep(0.2)
-            local t0 = now()
-            local ok, wait = l:try()                -- the lock is held: bounded, then "later"
-            assert.is_false(ok)
-            assert.truthy(wait > 0)
-            assert.truthy(now() - t0 >= 0.9 * NS and now() - t0 < 3 * NS)
+            local w = spawn("freeze", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
+            assert(wait_for(w, "freezing", 5))
+            for _ = 1, 200 do                      -- its slot is claimed
+                if l:status().used == 1 then break end
+                sleep(0.02)
+            end
+            assert.equal(1, l:status().used)
             os.execute("kill -9 " .. w.pid)
             for _ = 1, 100 do
                 if not alive(w.pid) then break end
                 sleep(0.02)
             end
-            t0 = now()
+            local t0 = now()
             assert.is_true((l:try()))
             assert.truthy(now() - t0 < 0.1 * NS)
-            assert.equal(1, l:status().used)
+            assert.equal(2, l:status().used)      -- the victim's claimed slot counts
             l:close()
         end)
 
@@ -453,20 +486,27 @@ describe("limiter", function()
                 local c, path = bad_file(mangle)
                 local l, err = core.limiter(c)
                 assert.is_not_nil(l, err)
-                assert.equal(FILE_SIZE, file_size(path))
+                assert.equal(FILE_SIZE(2), file_size(path))
                 assert.equal("600", file_mode(path))
                 assert.is_true((l:try()))            -- a fresh log
                 l:close()
             end)
         end
 
-        it("is reset when it comes from a previous boot", function()
-            local c, path = bad_file(function(p) poke(p, 128, string.rep("x", 36)) end)
+        it("counts times from the future (an earlier boot's) as free", function()
+            local c = cfg{ per_minute = 2, period = 30 }
             local l = assert(core.limiter(c))
+            local path = l:path()
+            l:close()
+            poke(path, HDR, string.rep("\255", 7) .. "\127")
+            poke(path, HDR + 8, string.rep("\255", 7) .. "\127")
+            l = assert(core.limiter(c))
             assert.equal(0, l:status().used)
             assert.is_true((l:try()))
+            assert.is_true((l:try()))
+            assert.is_false((l:try()))
             l:close()
-            assert.equal(FILE_SIZE, file_size(path))
+            assert.equal(FILE_SIZE(2), file_size(path))
         end)
 
         it("keeps its log when reopened from the same boot", function()
@@ -495,7 +535,7 @@ describe("limiter", function()
                 assert.truthy(err:find(path, 1, true), err)
                 local lim, e2 = limiter.new(c)
                 assert.is_nil(lim)
-                assert.equal("invalid_argument", e2.kind)
+                assert.equal("config", e2.kind)
             end)
         end
     end)

@@ -7,10 +7,14 @@
 --
 -- MODE: hammer  acquire(0.5) in a loop until UNTIL_NS
 --       spin    try() in a tight loop until UNTIL_NS
+--       churn   try() in a tight loop until UNTIL_NS, logging only the count
+--               at the end (most of its time is inside the limiter)
 --       pause   pause(A) once
 --       observe observe(A = remaining, nil, B = reset_in) once
---       hold    take the lock and hang (needs MEDIQUO_TEST_HOOKS=1)
--- The last line is "done" when the worker ended on its own.
+--       freeze  claim a slot and stop before finishing it (MEDIQUO_TEST_HOOKS=1);
+--               with the old locking library: take the lock and hang
+-- A host fault (the state file cut short) is logged as "fault MESSAGE" and
+-- ends the loop. The last line is "done" when the worker ended on its own.
 
 local core = require "mediquo.core"
 
@@ -38,22 +42,40 @@ local MAX_ITER = 10000000       -- a bound on every loop besides the clock
 if mode == "hammer" then
     for _ = 1, MAX_ITER do
         if core.limiter_now() >= until_ns then break end
-        local ok, _, at = lim:acquire(0.5)
-        if ok then log(string.format("%.0f", at)) end
+        local ok, _, at_or_fault = lim:acquire(0.5)
+        if ok then log(string.format("%.0f", at_or_fault)) end
+        local fault = not ok and at_or_fault
+        if fault then
+            log("fault " .. fault)
+            break
+        end
     end
 elseif mode == "spin" then
     for _ = 1, MAX_ITER do
         if core.limiter_now() >= until_ns then break end
-        local ok, at = lim:try()
+        local ok, at, fault = lim:try()
         if ok then log(string.format("%.0f", at)) end
+        if fault then
+            log("fault " .. fault)
+            break
+        end
     end
+elseif mode == "churn" then
+    local n = 0
+    for _ = 1, MAX_ITER * 10 do
+        if core.limiter_now() >= until_ns then break end
+        if lim:try() then n = n + 1 end
+    end
+    log("admitted " .. n)
 elseif mode == "pause" then
     lim:pause(a)
 elseif mode == "observe" then
     lim:observe(a, nil, b)
-elseif mode == "hold" then
-    log("locking")
-    lim:_hold_lock_forever()
+elseif mode == "freeze" then
+    log("freezing")
+    -- (a library with a lock instead: hold it forever, the same test)
+    local freeze = lim._freeze_mid_admission or lim._hold_lock_forever
+    freeze(lim)
 else
     log("error unknown mode " .. tostring(mode))
     os.exit(1)

@@ -32,15 +32,6 @@ mq_client *mq_lclient_check(lua_State *L, int idx)
     return c;
 }
 
-static double opt_number(lua_State *L, int t, const char *k, double def)
-{
-    double v;
-    lua_getfield(L, t, k);
-    v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : def;
-    lua_pop(L, 1);
-    return v;
-}
-
 static const char *opt_string(lua_State *L, int t, const char *k)
 {
     const char *v;
@@ -85,14 +76,6 @@ static int l_client_new(lua_State *L)
     memset(c, 0, sizeof *c);       /* __gc is safe from here on */
     mq_setmetatable(L, MQ_CLIENT_MT);
 
-    c->cfg.timeout = opt_number(L, 1, "timeout", 10);
-    c->cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 3);
-    c->cfg.deadline = opt_number(L, 1, "deadline", 30);
-    c->cfg.max_retries = (int)opt_number(L, 1, "max_retries", 2);
-    c->cfg.retry_post = opt_bool(L, 1, "retry_post");
-    c->cfg.max_wait = opt_number(L, 1, "max_wait", 10);
-    c->cfg.limiter_period = opt_number(L, 1, "limiter_period", 60);
-    c->rng = mq_rand_seed();
     mq_engine_call_init(&c->call);
 
     c->base_len = strlen(base);
@@ -180,64 +163,7 @@ static int l_client_cancel(lua_State *L)
     return run(L, MQ_OP_CANCEL);
 }
 
-static int build_url(lua_State *L, mq_client *c, char *url)
-{
-    size_t plen;
-    const char *path = luaL_checklstring(L, 3, &plen);
-    if (c->base_len + plen + 1 > MQ_URL_MAX)
-        return luaL_argerror(L, 3, "path too long");
-    memcpy(url, c->base, c->base_len);
-    memcpy(url + c->base_len, path, plen);
-    url[c->base_len + plen] = '\0';
-    return 0;
-}
-
-static mq_method check_method(lua_State *L)
-{
-    mq_method m;
-    if (mq_method_parse(luaL_checkstring(L, 2), &m) != 0)
-        luaL_argerror(L, 2, "method must be POST, PUT or DELETE");
-    return m;
-}
-
-/* client:attempt(method, path, body|nil, timeout, connect_timeout) -> one
- * attempt, no limiter, no retry (the nginx adapter drives those itself):
- *   outcome, status|nil, body, retry_after|nil, rl_remaining|nil, rl_limit|nil,
- *   rl_reset|nil, message|nil, resent
- * status is also given for a too-big body; resent: libcurl sent the request
- * a second time on a fresh connection (the first may have been processed). */
-static int l_client_attempt(lua_State *L)
-{
-    mq_client *c = mq_lclient_check(L, 1);
-    mq_method m = check_method(L);
-    static const char *const names[] = { "POST", "PUT", "DELETE" };
-    char url[MQ_URL_MAX];
-    size_t blen = 0;
-    const char *body = luaL_optlstring(L, 4, NULL, &blen);
-    double timeout = luaL_optnumber(L, 5, c->cfg.timeout);
-    double ctimeout = luaL_optnumber(L, 6, c->cfg.connect_timeout);
-    mq_response r;
-
-    build_url(L, c, url);
-    mq_transport_perform(c->t, names[m], url, body, blen, timeout, ctimeout, &r);
-    c->st.requests++;
-    lua_pushstring(L, mq_outcome_name(r.outcome));
-    if ((r.outcome == MQ_T_OK || r.outcome == MQ_T_TOO_BIG) && r.status > 0)
-        lua_pushinteger(L, r.status);
-    else
-        lua_pushnil(L);
-    lua_pushlstring(L, r.body, r.body_len);
-    if (r.retry_after >= 0) lua_pushnumber(L, r.retry_after); else lua_pushnil(L);
-    if (r.rl_remaining >= 0) lua_pushinteger(L, r.rl_remaining); else lua_pushnil(L);
-    if (r.rl_limit >= 0) lua_pushinteger(L, r.rl_limit); else lua_pushnil(L);
-    if (r.rl_reset >= 0) lua_pushnumber(L, r.rl_reset); else lua_pushnil(L);
-    if (r.message[0]) lua_pushstring(L, r.message); else lua_pushnil(L);
-    lua_pushboolean(L, r.resent);
-    return 9;
-}
-
-/* client:stats() -> the engine's counters (batches run on the same engine),
- * with client:attempt's requests added */
+/* client:stats() -> the engine's counters (batches run on the same engine) */
 static int l_client_stats(lua_State *L)
 {
     mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
@@ -246,10 +172,6 @@ static int l_client_stats(lua_State *L)
         st = *mq_engine_stats_of(c->e);
     else
         memset(&st, 0, sizeof st);
-    st.requests += c->st.requests;
-    st.retries += c->st.retries;
-    st.limiter_waits += c->st.limiter_waits;
-    st.limiter_wait_seconds += c->st.limiter_wait_seconds;
     mq_lengine_push_stats(L, &st);
     return 1;
 }
@@ -285,7 +207,6 @@ void mq_lclient_open(lua_State *L)
         { "create", l_client_create },
         { "reschedule", l_client_reschedule },
         { "cancel", l_client_cancel },
-        { "attempt", l_client_attempt },
         { "stats", l_client_stats },
         { "close", l_client_close },
         { NULL, NULL },

@@ -14,22 +14,6 @@
 #define MQ_CLIENT_MT  "mediquo.core.client"
 #define MQ_URL_MAX 4096
 
-/* The client's settings and counters kept beside its engine's, for
- * client:attempt (one bare attempt, for the nginx adapter until it drives
- * the engine through core.engine). */
-typedef struct {
-    double timeout, connect_timeout, deadline;
-    int max_retries;
-    int retry_post;
-    double max_wait;
-    double limiter_period;
-} mq_call_cfg;
-
-typedef struct {
-    long requests, retries, limiter_waits;
-    double limiter_wait_seconds;
-} mq_call_stats;
-
 /* The client userdata. Other files take its parts through the functions
  * below (batches drive calls of its engine over dups of its transport). */
 typedef struct {
@@ -37,9 +21,6 @@ typedef struct {
     mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
     mq_engine *e;           /* every decision of a call */
     mq_ecall call;          /* the call in progress, reused (no allocation per call) */
-    mq_call_cfg cfg;
-    mq_call_stats st;
-    uint64_t rng;
     char *base;             /* base URL without trailing slash */
     size_t base_len;
 } mq_client;

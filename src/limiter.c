@@ -1,19 +1,32 @@
-/* limiter.c: the rules of the host-wide rate limiter, applied to the state
- * in the shared file (limiter_file.c makes and maps it).
+/* limiter.c: the rules of the host-wide rate limiter, applied lock-free to
+ * the state in the shared file (limiter_file.c makes and maps it).
  *
- * Three rules, all under one process-shared robust mutex:
+ * Three rules:
  *  - a sliding-window log: the ring holds the last per_minute start times;
- *    a start is admitted only when the oldest of them is at least period
- *    old, so no window of period ever holds more than per_minute starts,
- *    and a slot frees exactly when its start leaves the window (the whole
- *    budget is usable);
+ *    a start is admitted only when the one it replaces (the per_minute-th
+ *    before it) is at least period old, so no window of period ever holds
+ *    more than per_minute starts, and a slot frees exactly when its start
+ *    leaves the window (the whole budget is usable);
  *  - a GCRA for the burst: at most burst back to back, then one every
- *    period/per_minute (the log alone would let the whole budget go at
- *    once; the GCRA alone cannot hold the window rule when burst is large);
+ *    period/per_minute;
  *  - the server's word: a shared pause (429, remaining 0) and a
  *    calibration (fewer left than we think: another host on our IP).
- * Times are CLOCK_MONOTONIC nanoseconds: host-wide on Linux, never stepped
- * by NTP; the file records the boot they belong to. */
+ *
+ * No lock: a process stopped or killed anywhere never makes another wait.
+ * Admission number k (seq == k) is one CAS on ring[k % n], from the time of
+ * admission k - n (tagged with k's lap - 1) to now (tagged with k's lap):
+ * that CAS is the admission. Finishing it (the GCRA's tat, then seq = k+1)
+ * is idempotent and done by whoever sees it pending, the admitter or any
+ * other process, so an admitter frozen right after its CAS holds nobody
+ * up. Every admission goes through the slot of the current seq, so they
+ * are totally ordered and their times increase with k. Times are
+ * CLOCK_MONOTONIC (host-wide on Linux, never stepped) in 16 ns units,
+ * recorded rounded up and compared rounded down: the window rule holds in
+ * exact nanoseconds. A slot's time is never ahead of a reader's clock (its
+ * admitter read the clock before the reader saw the slot); one from the
+ * future comes from an earlier boot (a file on a disk) and counts as free.
+ * Times of an earlier boot that look recent count as recent: at worst a
+ * period of waiting, never more starts. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,10 +35,37 @@
 #include <unistd.h>
 
 #include "limiter_file.h"
+#include "shmguard.h"
 
 #define NS 1000000000LL
-#define LOCK_TIMEOUT_S 1        /* a holder never keeps it this long */
-#define MAX_PAUSE_S 86400.0
+#define SPIN_TRIES 64           /* CAS races lost in a row before "try again" */
+#define MAX_WAIT_S 86400.0
+
+/* Runs op(l, arg) with the mapping under the SIGBUS guard (shmguard.c):
+ * 0, or -1 when the file cannot be used or was cut short under us
+ * (l->error says why; op may have run in part, which the lock-free state
+ * allows: a step either happened in the file or not). */
+static int guarded(mq_limiter *l, void (*op)(mq_rl_hdr *, void *), void *arg)
+{
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
+
+    if (mq_rl_file_ready(l) != 0) return -1;
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        mq_rl_file_broken(l);
+        return -1;
+    }
+    /* one mapping for the whole operation: another thread of this process
+     * may re-map the handle meanwhile (the old mapping stays until close) */
+    op(__atomic_load_n(&l->h, __ATOMIC_ACQUIRE), arg);
+    mq_shm_guard_leave(prev);
+    return 0;
+}
+
+/* the ring right after the header */
+static uint64_t *ring_of(mq_rl_hdr *h) { return (uint64_t *)(h + 1); }
 
 int64_t mq_rl_now_ns(void)
 {
@@ -34,153 +74,124 @@ int64_t mq_rl_now_ns(void)
     return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* ring entry i in age order (0 = oldest) */
-static int64_t *entry(mq_limiter *l, int64_t i)
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static int cas(uint64_t *p, uint64_t old, uint64_t nv)
 {
-    int64_t n = l->h->per_minute, j = l->h->head + i;
-    return &l->ring[j >= n ? j - n : j];
+    return __atomic_compare_exchange_n(p, &old, nv, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* A holder died in the middle of a multi-step rewrite (reconfigure): the
- * ring may mix old and new order. Count every slot as taken at the newest
- * time seen: conservative (at worst a period of waiting), never over. */
-static void repair(mq_limiter *l)
-{
-    mq_rl_hdr *h = l->h;
-    int64_t newest = 0, i, n = h->dirty;
+/* The fixed rule in units, read once per call from the immutable header. */
+typedef struct {
+    uint64_t n, burst, period_u, step_u, cap_ns;
+} rule;
 
-    if (n > MQ_RL_MAX_PER_MIN) n = MQ_RL_MAX_PER_MIN;
-    for (i = 0; i < n; i++) newest = max64(newest, l->ring[i]);
-    if (h->per_minute < 1 || h->per_minute > MQ_RL_MAX_PER_MIN) h->per_minute = 1;
-    for (i = 0; i < h->per_minute; i++) l->ring[i] = newest;
-    h->head = 0;
-    h->dirty = 0;
+static void get_rule(const mq_rl_hdr *h, rule *r)
+{
+    int64_t step = h->period_ns / h->per_minute;
+    double cap = (double)h->period_ns / NS > MQ_LIMITER_MAX_PAUSE
+               ? (double)h->period_ns / NS : MQ_LIMITER_MAX_PAUSE;
+
+    r->n = (uint64_t)h->per_minute;
+    r->burst = (uint64_t)h->burst;
+    r->period_u = ((uint64_t)h->period_ns + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
+    r->step_u = ((uint64_t)(step > 0 ? step : 1) + MQ_RL_UNIT_NS - 1) >> MQ_RL_UNIT_SHIFT;
+    r->cap_ns = (uint64_t)(cap * NS);
 }
 
-/* The live fields can only be out of range if the file was scribbled on. */
-static int sane(const mq_rl_hdr *h)
+static uint64_t tag_of(uint64_t lap) { return (lap + 1) & MQ_RL_TAG_MASK; }
+
+/* the GCRA time of word x, a time from the future counting as now */
+static uint64_t tat_units(uint64_t x, uint64_t now_u, const rule *r)
 {
-    return h->per_minute >= 1 && h->per_minute <= MQ_RL_MAX_PER_MIN
-        && h->burst >= 1 && h->burst <= h->per_minute
-        && h->period_ns > 0 && h->head >= 0 && h->head < h->per_minute
-        && h->dirty >= 0;
+    uint64_t t = x >> MQ_RL_TAG_BITS;
+    return t > now_u + r->burst * r->step_u + r->period_u ? now_u : t;
 }
 
-int mq_rl_lock(mq_limiter *l)
+/* Admission k, at now_u (its recorded time - 1), is in the ring: account
+ * it in the GCRA (once: the tat word says which admission it reflects)
+ * and move seq on. Any process may do this for any other. */
+static void finish(mq_rl_hdr *h, const rule *r, uint64_t k, uint64_t now_u)
 {
-    pthread_mutex_t *mu = &l->h->lock.mu;
-    int rc = pthread_mutex_trylock(mu);
+    uint64_t x = ld(&h->tat);
 
-    if (rc == EBUSY) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += LOCK_TIMEOUT_S;
-        rc = pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts);
+    if ((x & MQ_RL_TAG_MASK) == (k & MQ_RL_TAG_MASK)) {
+        uint64_t t = max64(tat_units(x, now_u, r), now_u) + r->step_u;
+        cas(&h->tat, x, t << MQ_RL_TAG_BITS | ((k + 1) & MQ_RL_TAG_MASK));
     }
-    if (rc == EOWNERDEAD) {
-        /* the holder was killed: its admitted starts are in the ring (the
-         * head moves before the time is written, so a half-done admission
-         * only forgets a start that never happened) */
-        if (pthread_mutex_consistent(mu) != 0) return ENOTRECOVERABLE;
-        if (l->h->dirty) repair(l);
-        rc = 0;
-    }
-    if (rc == 0 && !sane(l->h)) {
-        mq_rl_reset(l->h, l->h->boot_id);
-        l->h->per_minute = 1, l->h->burst = 1, l->h->period_ns = NS;
-    }
-    return rc;
+    cas(&h->seq, k, k + 1);
 }
 
-void mq_rl_unlock(mq_limiter *l)
+/* What a pause or calibration word says now: ns to wait, 0 when not in
+ * force; a value past the cap (the file outlived a reboot) is ignored. */
+static uint64_t left_ns(const int64_t *until, int64_t now, const rule *r)
 {
-    pthread_mutex_unlock(&l->h->lock.mu);
+    int64_t u = __atomic_load_n(until, __ATOMIC_ACQUIRE);
+    return u > now && (uint64_t)(u - now) <= r->cap_ns ? (uint64_t)(u - now) : 0;
 }
 
-void mq_rl_reset(mq_rl_hdr *h, const char *boot_id)
+static int try_inner(mq_rl_hdr *h, double *wait, int64_t *at)
 {
-    int64_t *ring = (int64_t *)(h + 1);
-    int64_t n = h->per_minute;
+    uint64_t *ring = ring_of(h);
+    rule r;
+    int i;
 
-    if (n < 1 || n > MQ_RL_MAX_PER_MIN) n = MQ_RL_MAX_PER_MIN;
-    memset(ring, 0, (size_t)n * sizeof *ring);
-    memmove(h->boot_id, boot_id, MQ_RL_BOOT_LEN);
-    h->head = h->tat = h->paused_until = h->cal_until = h->cal_left = 0;
-    h->dirty = 0;
+    get_rule(h, &r);
+    for (i = 0; i < SPIN_TRIES; i++) {
+        uint64_t k = ld(&h->seq), lap = k / r.n, *slot = &ring[k % r.n];
+        uint64_t s = ld(slot), x, prev, now_u, w_u = 0, w_ns, tat;
+        int64_t now;
+
+        if (ld(&h->seq) != k) continue;     /* s was read while seq == k */
+        if ((s & MQ_RL_TAG_MASK) == tag_of(lap)) {
+            finish(h, &r, k, (s >> MQ_RL_TAG_BITS) - 1);    /* someone's, pending */
+            continue;
+        }
+        x = ld(&h->tat);
+        if ((x & MQ_RL_TAG_MASK) != (k & MQ_RL_TAG_MASK)) continue;  /* seq moved */
+        now = mq_rl_now_ns();
+        now_u = (uint64_t)now >> MQ_RL_UNIT_SHIFT;
+        prev = s >> MQ_RL_TAG_BITS;
+        if (prev > now_u + 1) prev = 0;                /* an earlier boot's */
+        if (prev != 0 && now_u < prev + r.period_u) w_u = prev + r.period_u - now_u;
+        tat = tat_units(x, now_u, &r);
+        if (tat > now_u + (r.burst - 1) * r.step_u)
+            w_u = max64(w_u, tat - (r.burst - 1) * r.step_u - now_u);
+        w_ns = max64(w_u << MQ_RL_UNIT_SHIFT, left_ns(&h->paused_until, now, &r));
+        if (k >= ld(&h->cal_limit))
+            w_ns = max64(w_ns, left_ns(&h->cal_until, now, &r));
+        if (w_ns > 0) {
+            *wait = (double)w_ns / NS;
+            return 0;
+        }
+        if (cas(slot, s, (now_u + 1) << MQ_RL_TAG_BITS | tag_of(lap))) {
+            finish(h, &r, k, now_u);
+            *wait = 0;
+            if (at) *at = (int64_t)((now_u + 1) << MQ_RL_UNIT_SHIFT);
+            return 1;
+        }
+    }
+    *wait = 1e-5;               /* lost every race: others are admitting */
+    return 0;
 }
 
-/* A process opened the key with another rule: the last opener's rule wins,
- * for every process at once (they all read it from the file). The newest
- * starts are kept so the switch cannot break the window. */
-void mq_rl_configure(mq_limiter *l, long per_minute, long burst, int64_t period_ns)
-{
-    mq_rl_hdr *h = l->h;
-    int64_t n = h->per_minute, m = per_minute, k = n < m ? n : m, i;
-    int64_t *tmp;
+struct try_args { double *wait; int64_t *at; int rc; };
 
-    if (n == m) {
-        h->burst = burst;
-        h->period_ns = period_ns;
-        return;
-    }
-    if (burst < h->burst) h->burst = burst;  /* in range for old and new */
-    h->dirty = n > m ? n : m;
-    tmp = malloc((size_t)k * sizeof *tmp);
-    if (tmp) {
-        for (i = 0; i < k; i++) tmp[i] = *entry(l, n - k + i);
-        for (i = 0; i < m - k; i++) l->ring[i] = 0;
-        memcpy(l->ring + (m - k), tmp, (size_t)k * sizeof *tmp);
-        free(tmp);
-    } else {
-        int64_t newest = *entry(l, n - 1);
-        for (i = 0; i < m; i++) l->ring[i] = newest;
-    }
-    h->head = 0;
-    h->per_minute = m;
-    h->burst = burst;           /* after per_minute: burst <= per_minute */
-    h->period_ns = period_ns;
-    h->dirty = 0;
+static void try_op(mq_rl_hdr *h, void *p)
+{
+    struct try_args *a = p;
+    a->rc = try_inner(h, a->wait, a->at);
 }
 
 int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
 {
-    mq_rl_hdr *h = l->h;
-    int64_t now, n, period, step, oldest, w = 0, idx;
+    struct try_args a = { wait, at, 0 };
 
-    if (mq_rl_lock(l) != 0) {       /* stuck or unrecoverable: say later */
-        *wait = 0.05;
+    if (guarded(l, try_op, &a) != 0) {
+        *wait = 1;
         return 0;
     }
-    now = mq_rl_now_ns();
-    n = h->per_minute;
-    period = h->period_ns;
-    step = period / n > 0 ? period / n : 1;
-
-    if (h->paused_until > now) w = h->paused_until - now;
-    if (h->cal_until > now && h->cal_left <= 0) w = max64(w, h->cal_until - now);
-    oldest = l->ring[h->head];
-    if (oldest != 0 && now - oldest < period) w = max64(w, oldest + period - now);
-    if (h->tat - (h->burst - 1) * step > now)
-        w = max64(w, h->tat - (h->burst - 1) * step - now);
-    if (w > 0) {
-        mq_rl_unlock(l);
-        *wait = (double)w / NS;
-        return 0;
-    }
-    /* admit. Order matters for a holder killed here: head first (a kill
-     * now forgets a start that was never made), then the time. */
-    idx = h->head;
-    __atomic_store_n(&h->head, idx + 1 == n ? 0 : idx + 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&l->ring[idx], now, __ATOMIC_RELEASE);
-    h->tat = max64(h->tat, now) + step;
-    if (h->cal_until > now) h->cal_left--;
-    h->admitted++;
-    mq_rl_unlock(l);
-    *wait = 0;
-    if (at) *at = now;
-    return 1;
+    return a.rc;
 }
 
 int mq_limiter_try(mq_limiter *l, double *wait)
@@ -198,8 +209,12 @@ int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
     *retry_after = 0;
     if (mq_limiter_try_at(l, &w, at))   /* the common case: no clock read here */
         return 1;
+    if (l->error) {
+        *retry_after = w;
+        return 0;
+    }
     if (!(max_wait >= 0)) max_wait = 0;             /* NaN too */
-    if (max_wait > MAX_PAUSE_S) max_wait = MAX_PAUSE_S;
+    if (max_wait > MAX_WAIT_S) max_wait = MAX_WAIT_S;
     start = mq_rl_now_ns();
     limit = start + (int64_t)(max_wait * NS);
     for (;;) {
@@ -218,8 +233,13 @@ int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
         nanosleep(&ts, NULL);           /* EINTR: the loop re-reads the clock */
         if (mq_limiter_try_at(l, &w, &t)) {
             *waited = (double)(t - start) / NS;
+            if (*waited < 0) *waited = 0;
             if (at) *at = t;
             return 1;
+        }
+        if (l->error) {
+            *retry_after = w;
+            return 0;
         }
     }
 }
@@ -229,93 +249,179 @@ int mq_limiter_acquire(mq_limiter *l, double max_wait, double *waited, double *r
     return mq_limiter_acquire_at(l, max_wait, waited, retry_after, NULL);
 }
 
-static int64_t seconds_ns(double s, int64_t dflt)
+/* until = max(until, now + seconds), seconds capped; CAS so that a shorter
+ * pause never cuts a longer one short */
+static void extend(int64_t *until, double seconds, const rule *r, const mq_rl_hdr *h)
 {
-    if (!(s >= 0)) return dflt;                     /* negative, NaN: default */
-    if (s > MAX_PAUSE_S) s = MAX_PAUSE_S;
-    return (int64_t)(s * NS);
+    int64_t now = mq_rl_now_ns(), want, cur;
+    double cap = (double)r->cap_ns / NS;
+    int i;
+
+    if (!(seconds >= 0)) seconds = (double)h->period_ns / NS;   /* negative, NaN */
+    if (seconds > cap) seconds = cap;
+    want = now + (int64_t)(seconds * NS);
+    for (i = 0; i < SPIN_TRIES; i++) {
+        cur = __atomic_load_n(until, __ATOMIC_ACQUIRE);
+        if (cur >= want && cur - now <= (int64_t)r->cap_ns) return;
+        if (__atomic_compare_exchange_n(until, &cur, want, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return;
+    }
+}
+
+static void pause_op(mq_rl_hdr *h, void *p)
+{
+    rule r;
+
+    get_rule(h, &r);
+    extend(&h->paused_until, *(double *)p, &r, h);
 }
 
 void mq_limiter_pause(mq_limiter *l, double seconds)
 {
-    int64_t until;
-
-    if (mq_rl_lock(l) != 0) return;
-    until = mq_rl_now_ns() + seconds_ns(seconds, l->h->period_ns);
-    l->h->paused_until = max64(l->h->paused_until, until);
-    mq_rl_unlock(l);
+    guarded(l, pause_op, &seconds);
 }
 
-/* starts in (now - period, now]: the ring is in time order from head, so
- * a binary search finds the first start still inside */
-static int64_t used(mq_limiter *l, int64_t now)
+static void resume_op(mq_rl_hdr *h, void *p)
 {
-    int64_t lo = 0, hi = l->h->per_minute, edge = now - l->h->period_ns;
+    (void)p;
+    __atomic_store_n(&h->paused_until, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->cal_until, 0, __ATOMIC_RELEASE);
+}
+
+void mq_limiter_resume(mq_limiter *l)
+{
+    guarded(l, resume_op, NULL);
+}
+
+/* starts in the window ending now: the ring is in time order from the slot
+ * of seq (the oldest), so a binary search finds the first one inside */
+static uint64_t used(mq_rl_hdr *h, const rule *r, uint64_t now_u)
+{
+    uint64_t *ring = ring_of(h), k = ld(&h->seq), lo = 0, hi = r->n;
+
+    /* an admission made but not finished is the newest, not the oldest */
+    if ((ld(&ring[k % r->n]) & MQ_RL_TAG_MASK) == tag_of(k / r->n)) k++;
 
     while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2, t = *entry(l, mid);
-        if (t == 0 || t <= edge) lo = mid + 1; else hi = mid;
+        uint64_t mid = lo + (hi - lo) / 2, t = ld(&ring[(k + mid) % r->n]) >> MQ_RL_TAG_BITS;
+        if (t > now_u + 1) t = 0;
+        if (t == 0 || t + r->period_u <= now_u) lo = mid + 1; else hi = mid;
     }
-    return l->h->per_minute - lo;
+    return r->n - lo;
 }
 
-static int64_t available(mq_limiter *l, int64_t now)
+static int64_t available(mq_rl_hdr *h, const rule *r, int64_t now)
 {
-    mq_rl_hdr *h = l->h;
-    int64_t a = h->per_minute - used(l, now);
+    int64_t a = (int64_t)(r->n - used(h, r, (uint64_t)now >> MQ_RL_UNIT_SHIFT));
 
-    if (h->cal_until > now && h->cal_left < a) a = h->cal_left;
-    if (h->paused_until > now || a < 0) a = 0;
+    if (left_ns(&h->cal_until, now, r) > 0) {
+        int64_t c = (int64_t)ld(&h->cal_limit) - (int64_t)ld(&h->seq);
+        if (c < a) a = c;
+    }
+    if (left_ns(&h->paused_until, now, r) > 0 || a < 0) a = 0;
     return a;
 }
 
 /* limit is informational: the rule stays per_minute (a lower server limit
  * shows up in remaining anyway, which is what is acted on). */
+struct observe_args { long remaining; double reset_in; };
+
+static void observe_op(mq_rl_hdr *h, void *p)
+{
+    const struct observe_args *a = p;
+    long remaining = a->remaining;
+    double reset_in = a->reset_in;
+    rule r;
+    int64_t now;
+
+    get_rule(h, &r);
+    if (remaining == 0) {
+        extend(&h->paused_until, reset_in, &r, h);
+        return;
+    }
+    now = mq_rl_now_ns();
+    if (remaining < available(h, &r, now)) {
+        /* the server knows of starts we do not (another host behind our
+         * IP): take its word until its window ends. The limit first, the
+         * end last, so a reader that sees the end sees the limit. */
+        double s = reset_in >= 0 ? reset_in : (double)h->period_ns / NS;
+        if (s > (double)r.cap_ns / NS) s = (double)r.cap_ns / NS;
+        __atomic_store_n(&h->cal_until, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&h->cal_limit, ld(&h->seq) + (uint64_t)remaining, __ATOMIC_RELEASE);
+        __atomic_store_n(&h->cal_until, now + (int64_t)(s * NS), __ATOMIC_RELEASE);
+    }
+}
+
 void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in)
 {
-    mq_rl_hdr *h = l->h;
-    int64_t now, end;
+    struct observe_args a = { remaining, reset_in };
 
     (void)limit;
-    if (remaining < 0 || mq_rl_lock(l) != 0) return;
+    if (remaining < 0) return;
+    guarded(l, observe_op, &a);
+}
+
+struct status_args { mq_limiter_status_t *st; const int64_t *want; };
+
+static void status_op(mq_rl_hdr *h, void *arg)
+{
+    const struct status_args *a = arg;
+    mq_limiter_status_t *st = a->st;
+    rule r;
+    int64_t now;
+    uint64_t p;
+
+    get_rule(h, &r);
     now = mq_rl_now_ns();
-    end = now + seconds_ns(reset_in, h->period_ns);
-    if (remaining == 0) {
-        h->paused_until = max64(h->paused_until, end);
-    } else if (remaining < available(l, now)) {
-        /* the server knows of starts we do not (another host behind our
-         * IP): take its word until its window ends */
-        h->cal_until = end;
-        h->cal_left = remaining;
+    st->per_minute = (long)h->per_minute;
+    st->burst = (long)h->burst;
+    st->period = (double)h->period_ns / NS;
+    st->rule_set_at = (double)h->set_at;
+    st->rule_set_by_pid = (long)h->set_by_pid;
+    st->rule_set_by_uid = (long)h->set_by_uid;
+    st->mismatch = h->per_minute != a->want[0] || h->burst != a->want[1]
+                || h->period_ns != a->want[2];
+    st->used = (long)used(h, &r, (uint64_t)now >> MQ_RL_UNIT_SHIFT);
+    st->available = (long)available(h, &r, now);
+    if ((p = left_ns(&h->paused_until, now, &r)) > 0) {
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        st->paused_until = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (double)p / NS;
     }
-    mq_rl_unlock(l);
 }
 
 void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
 {
-    mq_rl_hdr *h = l->h;
-    int64_t now;
+    struct status_args a;
 
     memset(st, 0, sizeof *st);
-    if (mq_rl_lock(l) != 0) return;
-    now = mq_rl_now_ns();
-    st->per_minute = (long)h->per_minute;
-    st->used = (long)used(l, now);
-    st->available = (long)available(l, now);
-    if (h->paused_until > now) {
-        struct timespec rt;
-        clock_gettime(CLOCK_REALTIME, &rt);
-        st->paused_until = (double)rt.tv_sec + rt.tv_nsec / 1e9
-                         + (double)(h->paused_until - now) / NS;
-    }
-    mq_rl_unlock(l);
+    a.st = st;
+    a.want = l->want;
+    if (guarded(l, status_op, &a) != 0) memset(st, 0, sizeof *st);
 }
 
 const char *mq_limiter_key(const mq_limiter *l) { return l->key; }
 const char *mq_limiter_path(const mq_limiter *l) { return l->path; }
 
-void mq_limiter_hold_lock_forever(mq_limiter *l)
+void mq_limiter_freeze_mid_admission(mq_limiter *l)
 {
-    if (mq_rl_lock(l) != 0) return;
-    for (;;) pause();
+    uint64_t k, s, now_u, lap;
+    rule r;
+
+    if (mq_rl_file_ready(l) != 0) return;
+    get_rule(l->h, &r);
+    for (;;) {                  /* claim the next slot whatever the rules say */
+        k = ld(&l->h->seq);
+        lap = k / r.n;
+        s = ld(&l->ring[k % r.n]);
+        if ((s & MQ_RL_TAG_MASK) == tag_of(lap)) {
+            finish(l->h, &r, k, (s >> MQ_RL_TAG_BITS) - 1);
+            continue;
+        }
+        now_u = (uint64_t)mq_rl_now_ns() >> MQ_RL_UNIT_SHIFT;
+        if (cas(&l->ring[k % r.n], s, (now_u + 1) << MQ_RL_TAG_BITS | tag_of(lap)))
+            break;
+    }
+    for (;;) pause();           /* never finishes: the others must */
 }

@@ -1,4 +1,5 @@
-/* limiter.h: the host-wide rate limiter over a shared file (limiter.c). */
+/* limiter.h: the host-wide rate limiter over a shared file, lock-free
+ * (limiter.c; the file: limiter_file.c; a new rule: limiter_rule.c). */
 #ifndef MQ_LIMITER_H
 #define MQ_LIMITER_H
 
@@ -13,30 +14,61 @@ typedef struct {
     long per_minute;        /* budget per period */
     long burst;             /* back-to-back starts; 1..per_minute */
     double period;          /* seconds */
-    const char *key;        /* what is shared */
+    const char *key;        /* what is shared (no NUL inside) */
     const char *dir;        /* where the state file lives */
+    long gid;               /* >= 0: files 0660 of this group; -1: 0600 */
 } mq_limiter_cfg;
 typedef struct {
     long per_minute, used, available;
     double paused_until;    /* Unix epoch seconds, 0 when not paused */
+    long burst;             /* the rule in force (the file's) */
+    double period;
+    double rule_set_at;     /* Unix epoch seconds */
+    long rule_set_by_pid, rule_set_by_uid;
+    int mismatch;           /* this process asked for another rule */
 } mq_limiter_status_t;
 
+/* Opens the shared state of cfg->key, making it with cfg's rule when there
+ * is none. The rule in force is the file's: a process asking for another
+ * one gets the limiter all the same, with status.mismatch set. Never
+ * waits on another process. 0, or -1 with the reason in err (a host fault:
+ * permissions, full disk, a file not ours). */
 int  mq_limiter_open(const mq_limiter_cfg *cfg, mq_limiter **out, char *err, size_t errlen);
+/* The same, but only when the file is there (a status read must not make
+ * one with its numbers); the caller is then never at odds with the rule. */
+int  mq_limiter_open_existing(const mq_limiter_cfg *cfg, mq_limiter **out, char *err,
+                              size_t errlen);
 /* Take one slot now if the rules allow: returns 1; otherwise 0 and *wait is
- * the seconds until one may be free. Never blocks beyond the short lock. */
+ * the seconds until one may be free. Lock-free: never waits on another
+ * process. On a host fault (the file shrunk or gone bad) returns 0 with
+ * mq_limiter_error(l) set. */
 int  mq_limiter_try(mq_limiter *l, double *wait);
 /* Blocking form: waits (nanosleep) at most max_wait seconds. Returns 1 when
  * a slot was taken (*waited = seconds spent), 0 when none came in time
- * (*retry_after = seconds until one may). */
+ * (*retry_after = seconds until one may) or on a host fault (see
+ * mq_limiter_error). */
 int  mq_limiter_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after);
 /* The server said stop (429 / remaining 0): every process sharing the key
- * waits until now + seconds. */
+ * waits until now + seconds (negative: one period), capped at
+ * MQ_LIMITER_MAX_PAUSE seconds or the period when longer. */
 void mq_limiter_pause(mq_limiter *l, double seconds);
+/* Sets the rule in force, explicitly, for every process sharing the key: a
+ * new file with the rule replaces the old one, carrying its newest starts
+ * over. The others move to it within 100 ms and find it paused for the
+ * handover (300 ms; this call sleeps 250 ms of it). 0, or -1 with err. */
+int  mq_limiter_set_rule(mq_limiter *l, long per_minute, long burst, double period,
+                         char *err, size_t errlen);
+/* Clears a pause (and a calibration) for every process sharing the key. */
+void mq_limiter_resume(mq_limiter *l);
 /* The server's x-ratelimit-remaining / -limit (-1 when absent) and the
  * seconds to its window end (-1 unknown): calibrate the shared state. */
 void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_in);
 void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st);
+/* The last call's host fault (the state file shrunk, removed and not
+ * re-openable...), or NULL: then a 0 from try/acquire meant "wait". */
+const char *mq_limiter_error(const mq_limiter *l);
 void mq_limiter_close(mq_limiter *l);
+#define MQ_LIMITER_MAX_PAUSE 300.0
 /* Validate a state file's header bytes (what open does before mapping);
  * 0 when valid, -1 with a reason in err. Exposed for the fuzzer. */
 int  mq_limiter_check_header(const void *buf, size_t len, char *err, size_t errlen);

@@ -8,76 +8,105 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
-#include "mq.h"
+#include "limiter.h"
+#include "shmfile.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
 #define MQ_RL_MAGIC       "MQRLSHM"         /* 7 chars + NUL = 8 bytes */
-#define MQ_RL_VERSION     1u
-#define MQ_RL_MAX_PER_MIN 1000000L          /* ring capacity of every file */
-#define MQ_RL_BOOT_LEN    40                /* boot_id is 36 chars */
+#define MQ_RL_VERSION     3u                /* 2, 3: lock-free, the rule fixed at creation; 3: 16 ns units */
+#define MQ_RL_MAX_PER_MIN 1000000L
 
-/* The file is a fixed-size header then a ring of MQ_RL_MAX_PER_MIN int64
- * start times (CLOCK_MONOTONIC ns, 0 = empty). Every file has the full ring
- * so that a new per_minute is applied in place, under the lock, by every
- * process at once (no remapping); the file is sparse, so only the
- * per_minute entries in use take memory. */
+/* Times in the file are CLOCK_MONOTONIC in units of 16 ns (2^56 units:
+ * 36 years of uptime), so that a time and an 8-bit tag fit one 64-bit
+ * word and change with one compare-and-swap. A rule finer than one start
+ * per 16 ns is applied as one per 16 ns. */
+#define MQ_RL_UNIT_SHIFT  4
+#define MQ_RL_UNIT_NS     (1u << MQ_RL_UNIT_SHIFT)
+#define MQ_RL_TAG_BITS    8
+#define MQ_RL_TAG_MASK    ((1u << MQ_RL_TAG_BITS) - 1)
+
+/* The file: a fixed-size header, then a ring of per_minute 64-bit slots,
+ * each (admission time << 8 | lap tag), 0 = never used. Everything is
+ * reserved at creation (posix_fallocate): a full disk can never turn a
+ * later write into a SIGBUS.
+ *
+ * No lock anywhere: every change is one CAS on one word, and every step a
+ * process may stop after (SIGSTOP, SIGKILL) leaves a state the others can
+ * finish on its behalf (see limiter.c). */
 typedef struct {
-    /* identity: written once before the file becomes visible */
+    /* identity and the rule in force: written once, before the file is
+     * linked into place, never changed (a status read cannot write) */
     char     magic[8];
     uint32_t version;
     uint32_t hdr_size;          /* sizeof(mq_rl_hdr) */
-    uint64_t file_size;         /* hdr_size + ring_cap * 8 */
-    uint64_t ring_cap;          /* MQ_RL_MAX_PER_MIN */
+    uint64_t file_size;         /* hdr_size + per_minute * 8 */
     uint64_t key_hash;          /* fnv1a64 of the key */
-    char     pad0[24];
-    /* the lock: robust, process-shared; its own cache line */
-    union { pthread_mutex_t mu; char align[64]; } lock;
-    /* everything below is read and written only under the lock */
-    char     boot_id[MQ_RL_BOOT_LEN];   /* boot the timestamps belong to */
-    int64_t  per_minute;        /* the rule in force (last opener's) */
+    int64_t  per_minute;        /* the rule: ring size too */
     int64_t  burst;
     int64_t  period_ns;
-    int64_t  head;              /* ring index of the oldest entry */
-    int64_t  tat;               /* GCRA theoretical arrival time (ns) */
+    int64_t  set_at;            /* CLOCK_REALTIME seconds the rule was set */
+    int64_t  set_by_pid;
+    int64_t  set_by_uid;
+    char     pad0[48];
+    /* the shared state, one word per cache line: */
+    uint64_t seq;               /* admissions made; the next is number seq */
+    char     pad1[56];
+    uint64_t tat;               /* GCRA time << 8 | (seq it reflects & 0xff) */
+    char     pad2[56];
     int64_t  paused_until;      /* ns, 0 = not paused */
     int64_t  cal_until;         /* ns: server calibration in force until */
-    int64_t  cal_left;          /* starts the server still allows till then */
-    int64_t  dirty;             /* a multi-step rewrite was under way */
-    uint64_t admitted;          /* total starts ever (stats) */
-    char     pad1[8];
+    uint64_t cal_limit;         /* ... while seq < cal_limit */
+    char     pad3[40];
 } mq_rl_hdr;
-
-#define MQ_RL_FILE_SIZE ((uint64_t)sizeof(mq_rl_hdr) + (uint64_t)MQ_RL_MAX_PER_MIN * 8u)
 
 struct mq_limiter {
     int        fd;
     mq_rl_hdr *h;               /* the mapping */
-    int64_t   *ring;            /* right after the header */
+    uint64_t  *ring;            /* right after the header */
+    uint64_t   size;            /* the mapping's (and the file's) size */
     char      *path;
     char      *key;
+    long       gid;             /* group of the state files, -1 none */
+    int64_t    want[3];         /* the rule this process asked for */
+    const char *error;          /* the last operation's config fault, or NULL */
+    int        broken;          /* the mapping faulted: re-make, re-map */
+    int64_t    checked_at;      /* last look for a removed file (ns) */
+    char       errbuf[256];
+    void      *old[4];          /* mappings left by a reopen (freed at close) */
+    uint64_t   old_size[4];
+    pthread_mutex_t remap;      /* threads of this process re-mapping l: never
+                                 * waited for (trylock), never across processes */
+    int        remap_ok;        /* remap was initialised */
 };
 
 /* limiter_file.c */
-/* Reads /proc/sys/kernel/random/boot_id into out (NUL padded); "" when
- * unavailable (then every file is taken to be from this boot). */
-void mq_rl_boot_id(char out[MQ_RL_BOOT_LEN]);
 /* Opens or makes the file for cfg and maps it into l (fd, h, ring, path). */
-int  mq_rl_file_open(const mq_limiter_cfg *cfg, mq_limiter *l, char *err, size_t errlen);
+int  mq_rl_file_open(const mq_limiter_cfg *cfg, int existing, mq_limiter *l, char *err,
+                     size_t errlen);
+/* A new file for cfg at path (link, or with replace rename), its pause
+ * word set to paused_until (ns, 0 none). 0, or -1 with err. */
+int  mq_rl_make(const char *path, const mq_limiter_cfg *cfg, int replace, int64_t paused_until,
+                char *err, size_t errlen);
+/* 0 when cfg's rule, key and dir are acceptable; -1 with err. */
+int  mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen);
+/* Joins the file now at l's path (this process's threads one at a time:
+ * the caller holds l->remap); the old mapping stays until close. */
+int  mq_rl_reopen(mq_limiter *l);
+/* Before each operation: 0 when the mapping may be touched (under the
+ * guard); -1 with l->error set. A handle whose mapping faulted, or whose
+ * file was removed or replaced, re-opens the file at its path first. */
+int  mq_rl_file_ready(mq_limiter *l);
+/* The mapping faulted (SIGBUS, caught): sets l->error, marks l broken. */
+void mq_rl_file_broken(mq_limiter *l);
 void mq_rl_file_close(mq_limiter *l);
 
 /* limiter.c */
 int64_t mq_rl_now_ns(void);
-/* Locks the file's mutex, recovering it when its holder died; 0 or an
- * errno-style code (ETIMEDOUT when it stayed held for a second). */
-int  mq_rl_lock(mq_limiter *l);
-void mq_rl_unlock(mq_limiter *l);
-/* Under the lock: reset the state (new boot) or apply a new rule. */
-void mq_rl_reset(mq_rl_hdr *h, const char *boot_id);
-void mq_rl_configure(mq_limiter *l, long per_minute, long burst, int64_t period_ns);
 
 /* Extra entry points for the Lua binding, the specs and the bench: the
  * same as mq_limiter_try / _acquire, plus the admitted start time (*at, ns
@@ -88,9 +117,10 @@ int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
                            double *retry_after, int64_t *at);
 const char *mq_limiter_key(const mq_limiter *l);
 const char *mq_limiter_path(const mq_limiter *l);
-/* Test hook: takes the lock and never returns (a spec SIGKILLs the caller
- * to prove a holder's death is recovered). */
-void mq_limiter_hold_lock_forever(mq_limiter *l);
+/* Test hook: claims the next slot (the CAS that admits) and then stops
+ * forever before finishing the admission, the worst place for a sharer to
+ * freeze; a spec SIGSTOPs or SIGKILLs the caller there. */
+void mq_limiter_freeze_mid_admission(mq_limiter *l);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,18 +1,19 @@
 /* llimiter.c: the Lua binding of the shared rate limiter (limiter.c):
- * core.limiter{...} -> userdata with acquire/try/pause/observe/status/close,
- * and core.limiter_now() (the limiter's clock, for tests and logs).
+ * core.limiter{...} -> userdata with acquire/try/pause/resume/observe/
+ * status/close, core.limiter_now() (the limiter's clock, for tests and
+ * logs) and core.limiter_default_dir([group]).
  * Options arrive validated by mediquo.limiter; this file still checks every
- * type so that no input can crash it. */
-#include <errno.h>
+ * type so that no input can crash it, and reads the options table raw (no
+ * metamethod of a caller's table runs here). */
 #include <math.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <string.h>
 
 /* compat.h (lua.h) before lmq.h: lmq.h includes it inside its
  * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
-#include "lmq.h"
+#include "llimiter.h"
+#include "shmfile.h"
 #include "limiter_file.h"
 
 typedef struct {
@@ -32,12 +33,20 @@ mq_limiter *mq_llimiter_get(lua_State *L, int idx)
     return u ? u->l : NULL;
 }
 
+/* opts[name] without metamethods, pushed */
+static int rawfield(lua_State *L, int idx, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, idx);
+    return lua_type(L, -1);
+}
+
 /* opts.name as a number; dflt when nil; NULL message when fine */
 static const char *opt_number(lua_State *L, const char *name, double dflt, int integer,
                               double lo, double hi, double *out)
 {
     int t;
-    lua_getfield(L, 1, name);
+    rawfield(L, 1, name);
     t = lua_type(L, -1);
     *out = t == LUA_TNIL ? dflt : lua_tonumber(L, -1);
     lua_pop(L, 1);
@@ -64,10 +73,19 @@ static int l_new(lua_State *L)
     why = opt_number(L, field = "per_minute", 600, 1, 1, MQ_RL_MAX_PER_MIN, &pm);
     if (!why) why = opt_number(L, field = "burst", pm < 60 ? pm : 60, 1, 1, pm, &burst);
     if (!why) why = opt_number(L, field = "period", 60, 0, 1e-9, 86400, &period);
-    lua_getfield(L, 1, "key");              /* index 2 */
-    lua_getfield(L, 1, "dir");              /* index 3 */
+    rawfield(L, 1, "key");                  /* index 2 */
+    rawfield(L, 1, "dir");                  /* index 3 */
+    rawfield(L, 1, "group");                /* index 4 */
     if (!why && lua_type(L, 2) != LUA_TSTRING) why = "must be a string", field = "key";
     if (!why && lua_type(L, 3) != LUA_TSTRING) why = "must be a string", field = "dir";
+    if (!why && !lua_isnil(L, 4) && lua_type(L, 4) != LUA_TSTRING)
+        why = "must be a group name", field = "group";
+    if (!why) {
+        size_t klen, dlen;
+        const char *k = lua_tolstring(L, 2, &klen), *d = lua_tolstring(L, 3, &dlen);
+        if (strlen(k) != klen) why = "must not hold a NUL byte", field = "key";
+        else if (strlen(d) != dlen) why = "must not hold a NUL byte", field = "dir";
+    }
     if (why) {
         lua_pushnil(L);
         lua_pushfstring(L, "limiter: %s %s", field, why);
@@ -78,12 +96,21 @@ static int l_new(lua_State *L)
     cfg.period = period;
     cfg.key = lua_tostring(L, 2);
     cfg.dir = lua_tostring(L, 3);
+    cfg.gid = -1;
+    rawfield(L, 1, "existing");             /* index 5 */
+    if (lua_type(L, 4) == LUA_TSTRING
+        && (cfg.gid = mq_shm_group(lua_tostring(L, 4), err, sizeof err)) < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "limiter: %s", err);
+        return 2;
+    }
 
     /* the userdata first: if anything below raises, __gc sees l == NULL */
     u = (lim_ud *)mq_newuserdata(L, sizeof *u);
     u->l = NULL;
     mq_setmetatable(L, MQ_LIMITER_MT);
-    if (mq_limiter_open(&cfg, &u->l, err, sizeof err) != 0) {
+    if ((lua_toboolean(L, 5) ? mq_limiter_open_existing : mq_limiter_open)(&cfg, &u->l, err,
+                                                                           sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -91,7 +118,7 @@ static int l_new(lua_State *L)
     return 1;
 }
 
-/* :acquire(max_wait) -> true, waited, at | nil, retry_after */
+/* :acquire(max_wait) -> true, waited, at | nil, retry_after [, fault] */
 static int l_acquire(lua_State *L)
 {
     mq_limiter *l = check_open(L);
@@ -106,14 +133,17 @@ static int l_acquire(lua_State *L)
     }
     lua_pushnil(L);
     lua_pushnumber(L, retry_after);
-    return 2;
+    if (mq_limiter_error(l) == NULL) return 2;
+    lua_pushstring(L, mq_limiter_error(l));
+    return 3;
 }
 
-/* :try() -> true, at | false, wait */
+/* :try() -> true, at | false, wait [, fault]: fault, a message, when the
+ * state file can no longer be used (a host fault, not a wait) */
 static int l_try(lua_State *L)
 {
     mq_limiter *l = check_open(L);
-    double wait;
+    double wait = 0;
     int64_t at = 0;
 
     if (mq_limiter_try_at(l, &wait, &at)) {
@@ -123,7 +153,9 @@ static int l_try(lua_State *L)
     }
     lua_pushboolean(L, 0);
     lua_pushnumber(L, wait);
-    return 2;
+    if (mq_limiter_error(l) == NULL) return 2;
+    lua_pushstring(L, mq_limiter_error(l));
+    return 3;
 }
 
 /* :pause([seconds]) -- no seconds: until the end of the window */
@@ -131,6 +163,36 @@ static int l_pause(lua_State *L)
 {
     mq_limiter *l = check_open(L);
     mq_limiter_pause(l, luaL_optnumber(L, 2, -1));
+    return 0;
+}
+
+/* :set_rule(per_minute, burst, period) -> true | nil, message */
+static int l_set_rule(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    lua_Number pm = luaL_checknumber(L, 2), burst = luaL_checknumber(L, 3);
+    lua_Number period = luaL_checknumber(L, 4);
+    char err[512];
+
+    if (!(pm >= 1 && pm <= MQ_RL_MAX_PER_MIN && pm == floor(pm) && burst >= 1 && burst <= pm
+          && burst == floor(burst))) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "limiter: per_minute and burst must be integers, 1 <= burst <= per_minute");
+        return 2;
+    }
+    if (mq_limiter_set_rule(l, (long)pm, (long)burst, period, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* :resume() -- clears a pause for every process sharing the key */
+static int l_resume(lua_State *L)
+{
+    mq_limiter_resume(check_open(L));
     return 0;
 }
 
@@ -154,21 +216,49 @@ static int l_observe(lua_State *L)
     return 0;
 }
 
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, long v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
+/* :status() -> { per_minute, used, available, paused_until,
+ *                rule = { per_minute, burst, period, set_at, set_by_pid,
+ *                         set_by_uid }, mismatch = true | nil, error = msg | nil } */
 static int l_status(lua_State *L)
 {
     mq_limiter *l = check_open(L);
     mq_limiter_status_t st;
 
     mq_limiter_status(l, &st);
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, st.per_minute);
-    lua_setfield(L, -2, "per_minute");
-    lua_pushinteger(L, st.used);
-    lua_setfield(L, -2, "used");
-    lua_pushinteger(L, st.available);
-    lua_setfield(L, -2, "available");
-    lua_pushnumber(L, st.paused_until);
-    lua_setfield(L, -2, "paused_until");
+    lua_createtable(L, 0, 6);
+    set_int(L, "per_minute", st.per_minute);
+    set_int(L, "used", st.used);
+    set_int(L, "available", st.available);
+    set_num(L, "paused_until", st.paused_until);
+    if (mq_limiter_error(l) != NULL) {
+        lua_pushstring(L, mq_limiter_error(l));
+        lua_setfield(L, -2, "error");
+        return 1;
+    }
+    lua_createtable(L, 0, 6);
+    set_int(L, "per_minute", st.per_minute);
+    set_int(L, "burst", st.burst);
+    set_num(L, "period", st.period);
+    set_num(L, "set_at", st.rule_set_at);
+    set_int(L, "set_by_pid", st.rule_set_by_pid);
+    set_int(L, "set_by_uid", st.rule_set_by_uid);
+    lua_setfield(L, -2, "rule");
+    if (st.mismatch) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "mismatch");
+    }
     return 1;
 }
 
@@ -203,14 +293,15 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-/* Test hook for the SIGKILL-while-holding-the-lock spec; refused unless
- * MEDIQUO_TEST_HOOKS is set, so no production script can hang on it. */
-static int l_hold_lock(lua_State *L)
+/* Test hook for the frozen-sharer specs: claims a slot and stops before
+ * finishing the admission. Refused unless MEDIQUO_TEST_HOOKS is set, so no
+ * production script can hang on it. */
+static int l_freeze(lua_State *L)
 {
     mq_limiter *l = check_open(L);
     if (getenv("MEDIQUO_TEST_HOOKS") == NULL)
         return luaL_error(L, "test hook disabled (set MEDIQUO_TEST_HOOKS)");
-    mq_limiter_hold_lock_forever(l);
+    mq_limiter_freeze_mid_admission(l);
     return 0;
 }
 
@@ -221,13 +312,27 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-/* core.limiter_dir_ok(path) -> true when a directory we may create in */
-static int l_dir_ok(lua_State *L)
+/* core.limiter_default_dir([group]) -> path | nil, message: the private
+ * directory of this user (or group), made when missing */
+static int l_default_dir(lua_State *L)
 {
-    const char *p = luaL_checkstring(L, 1);
-    struct stat st;
-    lua_pushboolean(L, stat(p, &st) == 0 && S_ISDIR(st.st_mode)
-                       && access(p, W_OK | X_OK) == 0);
+    char err[512];
+    long gid = -1;
+    char *p;
+
+    if (!lua_isnoneornil(L, 1)
+        && (gid = mq_shm_group(luaL_checkstring(L, 1), err, sizeof err)) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    if ((p = mq_shm_default_dir(gid, err, sizeof err)) == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushstring(L, p);
+    free(p);
     return 1;
 }
 
@@ -235,11 +340,13 @@ static const luaL_Reg methods[] = {
     { "acquire", l_acquire },
     { "try", l_try },
     { "pause", l_pause },
+    { "resume", l_resume },
+    { "set_rule", l_set_rule },
     { "observe", l_observe },
     { "status", l_status },
     { "path", l_path },
     { "close", l_close },
-    { "_hold_lock_forever", l_hold_lock },
+    { "_freeze_mid_admission", l_freeze },
     { NULL, NULL },
 };
 
@@ -265,6 +372,6 @@ void mq_llimiter_open(lua_State *L)
     lua_setfield(L, -2, "limiter");
     lua_pushcfunction(L, l_now);
     lua_setfield(L, -2, "limiter_now");
-    lua_pushcfunction(L, l_dir_ok);
-    lua_setfield(L, -2, "limiter_dir_ok");
+    lua_pushcfunction(L, l_default_dir);
+    lua_setfield(L, -2, "limiter_default_dir");
 }

@@ -1,7 +1,6 @@
 /* lmediquo.c: luaopen_mediquo_core, the one exported symbol, and the small
- * pure functions the Lua side uses (path encoding, text classes, the retry
- * policy for the nginx adapter's own loop until it drives the engine). Dates are checked and
- * normalised by core.check_starts_at (lcheck.c). */
+ * pure functions exposed for the specs (path encoding, text classes, the
+ * engine's classification and backoff, held against API.md's table). */
 #include "lclient.h"
 #include "llimiter.h"
 #include "lmetrics.h"
@@ -42,8 +41,8 @@ static int l_textclass(lua_State *L)
     return 1;
 }
 
-/* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous
- * (for mediquo.ngx's own loop until it drives the engine; then it goes) */
+/* core.classify(method, outcome, status|nil, retry_post) -> kind, retryable, ambiguous:
+ * policy.c's verdict, as the engine takes it (for the unit specs) */
 static int l_classify(lua_State *L)
 {
     mq_method m;
@@ -60,8 +59,8 @@ static int l_classify(lua_State *L)
     return 3;
 }
 
-/* core.backoff(retry, u) -> seconds (full jitter; u uniform in [0,1));
- * goes with core.classify */
+/* core.backoff(retry, u) -> seconds (full jitter; u uniform in [0,1)), as
+ * the engine waits (for the unit specs) */
 static int l_backoff(lua_State *L)
 {
     lua_pushnumber(L, mq_backoff((int)luaL_checkinteger(L, 1), luaL_checknumber(L, 2)));

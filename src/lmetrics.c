@@ -1,5 +1,5 @@
 /* lmetrics.c: the Lua binding of metrics.c:
- *   core.metrics{ key = ..., dir = ... } -> metrics | nil, message
+ *   core.metrics{ key = ..., dir = ... [, group = name] } -> metrics | nil, message
  *   metrics:add(op, kind, latency_seconds, retries, limiter_waits,
  *               limiter_wait_seconds [, attempts])
  *   metrics:snapshot() -> plain table    metrics:path()    metrics:close()
@@ -35,6 +35,7 @@ static int l_new(lua_State *L)
 {
     char err[512];
     const char *key, *dir;
+    long gid = -1;
     mx_ud *u;
 
     if (lua_type(L, 1) != LUA_TTABLE) {
@@ -52,11 +53,19 @@ static int l_new(lua_State *L)
     }
     key = lua_tostring(L, 2);
     dir = lua_tostring(L, 3);
+    lua_getfield(L, 1, "group");            /* index 4 */
+    if (lua_type(L, 4) == LUA_TSTRING && (gid = mq_shm_group(lua_tostring(L, 4), err,
+                                                             sizeof err)) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_settop(L, 3);
     /* the userdata first: if anything below raises, __gc sees m == NULL */
     u = (mx_ud *)mq_newuserdata(L, sizeof *u);
     u->m = NULL;
     mq_setmetatable(L, MQ_METRICS_MT);
-    if (mq_metrics_open(key, dir, &u->m, err, sizeof err) != 0) {
+    if (mq_metrics_open(key, dir, gid, &u->m, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;

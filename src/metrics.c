@@ -1,6 +1,7 @@
 /* metrics.c: host-wide call counters in a shared file.
  *
- * <dir>/mediquo-mx-<fnv1a64(key) hex>.shm, mode 0600, owned by us: a
+ * <dir>/mediquo-mx-<fnv1a64(key) hex>.shm, mode 0600 owned by us (or 0660
+ * of the limiter's `group`, shmfile.c), its space reserved at creation: a
  * header (magic, version, sizes, key hash) and then plain uint64 counters.
  * Every update is one __atomic add on the mapping, so workers, threads and
  * other processes count together without a lock, and a process killed
@@ -70,27 +71,28 @@ static int init_header(int fd, void *ud)
     return pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -1;
 }
 
-static int make_file(const char *path, uint64_t key_hash, int replace, char *err, size_t errlen)
+static int make_file(const char *path, uint64_t key_hash, int replace, long gid,
+                     char *err, size_t errlen)
 {
-    return mq_shm_make(path, "metrics file", sizeof(mx_file), replace, init_header, &key_hash,
-                       err, errlen);
+    return mq_shm_make(path, "metrics file", sizeof(mx_file), replace, gid, init_header,
+                       &key_hash, err, errlen);
 }
 
 /* Opens path and maps it when it is ours and sound: 0 done, 1 try again
  * (made or replaced meanwhile), -1 error. */
-static int open_once(mq_metrics *m, uint64_t key_hash, char *err, size_t errlen)
+static int open_once(mq_metrics *m, uint64_t key_hash, long gid, char *err, size_t errlen)
 {
     uint64_t size;
     void *map;
-    int fd = mq_shm_open(m->path, "metrics file", &size, err, errlen);
+    int fd = mq_shm_open(m->path, "metrics file", gid, &size, err, errlen);
 
     if (fd == -2)
-        return make_file(m->path, key_hash, 0, err, errlen) != 0 && errno != EEXIST ? -1 : 1;
+        return make_file(m->path, key_hash, 0, gid, err, errlen) != 0 && errno != EEXIST ? -1 : 1;
     if (fd < 0)
         return -1;
     if (size != sizeof(mx_file)) {
         close(fd);
-        return make_file(m->path, key_hash, 1, err, errlen) != 0 ? -1 : 1;
+        return make_file(m->path, key_hash, 1, gid, err, errlen) != 0 ? -1 : 1;
     }
     map = mmap(NULL, sizeof(mx_file), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
@@ -101,14 +103,15 @@ static int open_once(mq_metrics *m, uint64_t key_hash, char *err, size_t errlen)
     if (!header_ok(map, key_hash)) {
         munmap(map, sizeof(mx_file));
         close(fd);
-        return make_file(m->path, key_hash, 1, err, errlen) != 0 ? -1 : 1;
+        return make_file(m->path, key_hash, 1, gid, err, errlen) != 0 ? -1 : 1;
     }
     close(fd);                  /* the mapping outlives it */
     m->f = map;
     return 0;
 }
 
-int mq_metrics_open(const char *key, const char *dir, mq_metrics **out, char *err, size_t errlen)
+int mq_metrics_open(const char *key, const char *dir, long gid, mq_metrics **out,
+                    char *err, size_t errlen)
 {
     mq_metrics *m;
     uint64_t key_hash;
@@ -127,7 +130,7 @@ int mq_metrics_open(const char *key, const char *dir, mq_metrics **out, char *er
     }
     key_hash = mq_fnv1a64(key);
     for (int tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
-        rc = open_once(m, key_hash, err, errlen);
+        rc = open_once(m, key_hash, gid, err, errlen);
     if (rc == 0) {
         *out = m;
         return 0;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq.h"
+#include "shmfile.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -34,8 +34,10 @@ typedef struct {
 /* Upper bounds (seconds) of the first MQ_MX_BUCKETS - 1 buckets. */
 extern const double mq_metrics_bounds[MQ_MX_BUCKETS - 1];
 
-/* Opens or makes <dir>/mediquo-mx-<fnv1a64(key) hex>.shm (mode 0600). */
-int  mq_metrics_open(const char *key, const char *dir, mq_metrics **out, char *err, size_t errlen);
+/* Opens or makes <dir>/mediquo-mx-<fnv1a64(key) hex>.shm (mode 0600, or
+ * with gid >= 0 mode 0660 of that group). */
+int  mq_metrics_open(const char *key, const char *dir, long gid, mq_metrics **out,
+                     char *err, size_t errlen);
 /* One finished call: op and kind indexes (checked by the caller), its
  * latency, and what it spent. Lock-free: atomic adds on the mapping. */
 void mq_metrics_add(mq_metrics *m, int op, int kind, double latency, long attempts,

@@ -72,7 +72,7 @@ label() {
 }
 
 body=$(lua5.4 -e 'package.path = package.path .. ";'"$here"'/?.lua"
-    print(require("mediquo.protocol").build("create", require("common").appointment).body)')
+    print((require("mediquo.core").create_request(require("common").appointment)))')
 [ -n "$body" ] || { echo "percall: could not build the request body" >&2; exit 1; }
 
 # run_one CONTENDER BASE_URL PIN... -> "ok CALLS SECONDS"

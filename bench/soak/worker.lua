@@ -58,9 +58,11 @@ local client = assert(mediquo.new{
     timeout = 0.3, connect_timeout = 0.3, deadline = DEADLINE, max_retries = 3,
     retry_post = retry_post,
     -- a shared budget far above what the run needs; a 429 pauses every
-    -- process for its Retry-After (or the 1 s window)
-    rate_limit = { per_minute = 1000000, burst = 100000, period = 1,
-                   key = "soak-" .. base_url },
+    -- process for its Retry-After (or the 1 s window). SOAK_RL_DIR: the
+    -- state file's dir (the driver's full tmpfs), shared with the
+    -- limiter-only sharers it stops and continues
+    rate_limit = { per_minute = 100000, burst = 100000, period = 1,
+                   key = "soak-" .. base_url, dir = os.getenv("SOAK_RL_DIR") },
 })
 
 local r = {

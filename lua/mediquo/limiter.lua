@@ -1,7 +1,10 @@
 -- mediquo.limiter: the host-wide rate limiter as a Lua object, and the
 -- validation of the `rate_limit` option the client shares. The rules live
 -- in C (mediquo.core, limiter.c): one budget per key for every process and
--- thread on the host, in a 0600 file under `dir`.
+-- thread on the host, in a 0600 file (0660 of `group`) under `dir`, kept
+-- lock-free. The rule in force is the file's: set by the process that made
+-- it, shown by status() with who set it, never changed by a later opener.
+-- The caller's table is read raw: none of its metamethods run.
 
 local core = require "mediquo.core"
 local errors = require "mediquo.errors"
@@ -9,12 +12,13 @@ local validate = require "mediquo.validate"
 
 local type = type
 local tostring = tostring
-local pairs = pairs
+local next = next
+local rawget = rawget
+local find = string.find
 local huge = math.huge
 local is_integer = validate.is_integer
 local format = string.format
 local setmetatable = setmetatable
-local getenv = os.getenv
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -23,13 +27,8 @@ _M.DEFAULT_KEY = "sdk.mediquo.com:443"   -- the default base_url's host:port
 _M.MAX_PER_MINUTE = 1000000              -- the ring in the file holds this many
 
 
-local function default_dir()
-    if core.limiter_dir_ok("/dev/shm") then return "/dev/shm" end
-    return getenv("TMPDIR") or "/tmp"
-end
-
 local FIELDS = { per_minute = true, burst = true, period = true, key = true,
-                 max_wait = true, dir = true }
+                 max_wait = true, dir = true, group = true }
 
 -- normalize(opts, default_key) -> cfg | nil, err
 -- Checks a `rate_limit` table and fills its defaults; refuses unknown fields
@@ -39,13 +38,15 @@ function _M.normalize(opts, default_key)
     if type(opts) ~= "table" then
         return nil, errors.invalid("rate_limit", "must be a table or false")
     end
-    for k in pairs(opts) do
+    -- next, not pairs: a __pairs (or __index below: rawget) never runs
+    for k in next, opts do
         if not FIELDS[k] then
-            return nil, errors.invalid("rate_limit." .. tostring(k), "is not a known field")
+            return nil, errors.invalid("rate_limit." .. (type(k) == "string" and k or type(k)),
+                                       "is not a known field")
         end
     end
 
-    local per_minute = opts.per_minute
+    local per_minute = rawget(opts, "per_minute")
     if per_minute == nil then per_minute = 600 end
     if not is_integer(per_minute) or per_minute <= 0 then
         return nil, errors.invalid("rate_limit.per_minute", "must be an integer > 0")
@@ -55,63 +56,104 @@ function _M.normalize(opts, default_key)
                                    format("must be at most %d", _M.MAX_PER_MINUTE))
     end
 
-    local burst = opts.burst
+    local burst = rawget(opts, "burst")
     if burst == nil then burst = per_minute < 60 and per_minute or 60 end
     if not is_integer(burst) or burst < 1 or burst > per_minute then
         return nil, errors.invalid("rate_limit.burst",
                                    "must be an integer from 1 to per_minute")
     end
 
-    local period = opts.period
+    local period = rawget(opts, "period")
     if period == nil then period = 60 end
-    if type(period) ~= "number" or period ~= period or period <= 0 or period > 86400 then
+    if type(period) ~= "number" or period ~= period or period <= 0 or period > 86400
+       or period * 1e9 < per_minute then
         return nil, errors.invalid("rate_limit.period", "must be a number > 0 (seconds, at most 86400)")
     end
 
-    local key = opts.key
+    local key = rawget(opts, "key")
     if key == nil then key = default_key end
     if type(key) ~= "string" or key == "" then
         return nil, errors.invalid("rate_limit.key", "must be a non-empty string")
     end
+    if find(key, "\0", 1, true) then
+        return nil, errors.invalid("rate_limit.key", "must not hold a NUL byte")
+    end
 
-    local max_wait = opts.max_wait
+    local max_wait = rawget(opts, "max_wait")
     if max_wait == nil then max_wait = 10 end
     if type(max_wait) ~= "number" or max_wait ~= max_wait or max_wait < 0 or max_wait == huge then
         return nil, errors.invalid("rate_limit.max_wait", "must be a number >= 0")
     end
 
-    local dir = opts.dir
-    if dir == nil then dir = default_dir() end
-    if type(dir) ~= "string" or dir == "" then
+    local group = rawget(opts, "group")
+    if group ~= nil and (type(group) ~= "string" or group == "" or find(group, "\0", 1, true)) then
+        return nil, errors.invalid("rate_limit.group", "must be a group name")
+    end
+
+    local dir = rawget(opts, "dir")
+    if dir ~= nil and (type(dir) ~= "string" or dir == "" or find(dir, "\0", 1, true)) then
         return nil, errors.invalid("rate_limit.dir", "must be a non-empty string")
     end
 
     return {
         per_minute = per_minute, burst = burst, period = period, key = key,
-        max_wait = max_wait, dir = dir,
+        max_wait = max_wait, dir = dir, group = group,
     }
+end
+
+-- config_error(msg) -> a `config` error: the host's setup, not the caller's
+-- input (a state file or directory that cannot be made or opened)
+local function config_error(msg)
+    return errors.new{ kind = "config", message = "rate_limit: " .. tostring(msg) }
+end
+_M.config_error = config_error
+
+-- open(cfg) -> core limiter | nil, err (kind config). A normalized cfg
+-- without dir gets the private default directory of the user or group.
+function _M.open(cfg)
+    if cfg.dir == nil then
+        local dir, msg = core.limiter_default_dir(cfg.group)
+        if not dir then return nil, config_error(msg) end
+        cfg.dir = dir
+    end
+    local lim, msg = core.limiter(cfg)
+    if not lim then return nil, config_error(msg) end
+    return lim
+end
+
+-- open_existing(opts) -> limiter | nil, err: the limiter of opts' key when a
+-- process has used it, without making its file (for status reads: a read
+-- must not set the rule); err kind config "none yet" otherwise
+function _M.open_existing(opts)
+    local cfg, err = _M.normalize(opts, _M.DEFAULT_KEY)
+    if not cfg then return nil, err end
+    cfg.existing = true
+    local lim
+    lim, err = _M.open(cfg)
+    if not lim then return nil, err end
+    return setmetatable({ core = lim, max_wait = cfg.max_wait, key = cfg.key }, mt)
 end
 
 -- new(opts) -> limiter | nil, err   (mediquo.limiter(opts))
 function _M.new(opts)
     local cfg, err = _M.normalize(opts, _M.DEFAULT_KEY)
     if not cfg then return nil, err end
-    local lim, msg = core.limiter(cfg)
-    if not lim then
-        -- the file could not be made or trusted: say which and why
-        return nil, errors.invalid("rate_limit.dir", msg)
-    end
+    local lim
+    lim, err = _M.open(cfg)
+    if not lim then return nil, err end
     return setmetatable({ core = lim, max_wait = cfg.max_wait, key = cfg.key }, mt)
 end
 
--- limiter:acquire([max_wait]) -> true | nil, err (kind rate_limited)
+-- limiter:acquire([max_wait]) -> true | nil, err (kind rate_limited, or
+-- config when the state file can no longer be used)
 function _M.acquire(self, max_wait)
     if max_wait == nil then max_wait = self.max_wait end
     if type(max_wait) ~= "number" or max_wait ~= max_wait or max_wait < 0 then
         return nil, errors.invalid("max_wait", "must be a number >= 0")
     end
-    local ok, retry_after = self.core:acquire(max_wait)
+    local ok, retry_after, fault = self.core:acquire(max_wait)
     if ok then return true end
+    if fault then return nil, config_error(fault) end
     return nil, errors.new{
         kind = "rate_limited",
         retry_after = retry_after,
@@ -119,9 +161,52 @@ function _M.acquire(self, max_wait)
     }
 end
 
--- limiter:status() -> { per_minute, used, available, paused_until }
+-- limiter:try() -> true | false, wait | nil, err (kind config)
+function _M.try(self)
+    local ok, wait, fault = self.core:try()
+    if ok then return true end
+    if fault then return nil, config_error(fault) end
+    return false, wait
+end
+
+-- limiter:status() -> { per_minute, used, available, paused_until, rule =
+-- { per_minute, burst, period, set_at, set_by_pid, set_by_uid }, mismatch,
+-- warning } (per_minute is the rule in force; warning says when this
+-- process asked for another one) | nil, err (kind config)
 function _M.status(self)
-    return self.core:status()
+    local st = self.core:status()
+    if st.error then return nil, config_error(st.error) end
+    if st.mismatch then
+        local r = st.rule
+        st.warning = format("the rule in force is %d per %gs (burst %d), set by pid %d at %s; "
+                            .. "this process asked for another one, which is not applied",
+                            r.per_minute, r.period, r.burst, r.set_by_pid,
+                            os.date("!%Y-%m-%dT%H:%M:%SZ", r.set_at))
+    end
+    return st
+end
+
+-- limiter:set_rule{ per_minute, burst, period } -> true | nil, err: sets the
+-- rule in force for every process sharing the key (the only way to change
+-- it); the log of recent starts is carried over. Takes ~0.25 s: the others
+-- move to the new rule within 0.1 s and wait out a 0.3 s handover.
+function _M.set_rule(self, rule)
+    if type(rule) ~= "table" then
+        return nil, errors.invalid("rule", "must be a table { per_minute, burst, period }")
+    end
+    local cfg, err = _M.normalize({ per_minute = rawget(rule, "per_minute"),
+                                    burst = rawget(rule, "burst"),
+                                    period = rawget(rule, "period"), key = self.key }, self.key)
+    if not cfg then return nil, err end
+    local ok, msg = self.core:set_rule(cfg.per_minute, cfg.burst, cfg.period)
+    if not ok then return nil, config_error(msg) end
+    return true
+end
+
+-- limiter:resume() -> true: clears a pause for every process sharing the key
+function _M.resume(self)
+    self.core:resume()
+    return true
 end
 
 function _M.close(self)

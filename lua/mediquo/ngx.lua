@@ -77,16 +77,16 @@ function _M.configure(opts)
 
     -- The metrics file follows the limiter's key and dir: one set of
     -- counters per budget. Without a limiter, keyed by the base URL.
-    local mkey, mdir
+    local mkey, mdir, mgroup
     if o.rate_limit then
-        mkey, mdir = o.rate_limit.key, o.rate_limit.dir
+        mkey, mdir, mgroup = o.rate_limit.key, o.rate_limit.dir, o.rate_limit.group
     else
-        local d = limiter.normalize({}, o.base_url)
-        mkey, mdir = o.base_url, d.dir
+        mkey = o.base_url
     end
 
     config = {
         o = o, base = base, metrics = use_metrics, metrics_key = mkey, metrics_dir = mdir,
+        metrics_group = mgroup,
     }
     worker = nil
     extra = { config = 0 }
@@ -136,14 +136,20 @@ local function worker_state()
     }
     if not w.http then return nil, config_error("transport: " .. tostring(msg)) end
     if rl then
-        local lim
-        lim, msg = core.limiter(rl)
-        if not lim then return nil, config_error("rate_limit: " .. tostring(msg)) end
+        -- limiter.open: the private default dir when none is given
+        local lim, lerr = limiter.open(rl)
+        if not lim then return nil, config_error(lerr.message) end
         w.lim = lim
     end
     if config.metrics then
+        -- the limiter's dir (its default made above), else the default
         local mx
-        mx, msg = core.metrics{ key = config.metrics_key, dir = config.metrics_dir }
+        local mdir = config.metrics_dir or (rl and rl.dir)
+        if not mdir then mdir, msg = core.limiter_default_dir(config.metrics_group) end
+        if mdir then
+            mx, msg = core.metrics{ key = config.metrics_key, dir = mdir,
+                                    group = config.metrics_group }
+        end
         if mx then
             w.mx = mx
         else
