@@ -319,6 +319,36 @@ describe("limiter reliability", function()
             lim:close()
             assert.is_true(no_tmp_files(dir))
         end)
+
+        it("a file cut short under a client and a batch: their calls end as config, nothing sent", function()
+            local appt = { code = "C26", starts_at = "2030-05-20T10:00:00Z", patient = "P",
+                           professional = "prof-demo-1" }
+            for _, via in ipairs{ "client", "batch" } do
+                local c = cfg{ dir = mnt or tmp, per_minute = 50, period = 2 }
+                -- nothing listens on port 9: a request that left would fail as network
+                local client = assert(mediquo.new{ api_key = "k-spec26", secret_key = "s-spec26",
+                                                   base_url = "http://127.0.0.1:9/v1",
+                                                   rate_limit = c, max_retries = 0 })
+                local lim = assert(core.limiter(c))
+                os.execute("truncate -s 0 '" .. lim:path() .. "'")
+                local ok, err
+                if via == "client" then
+                    ok, err = client:create(appt)
+                else
+                    local results = client:run_batch({ { op = "cancel", code = "C26" } })
+                    ok, err = results[1].ok, results[1].err
+                end
+                assert.is_nil(ok)
+                assert.equal("config", err.kind, via .. ": " .. tostring(err))
+                assert.is_false(err.retryable)
+                assert.equal(0, err.attempts)
+                assert.equal("none", err.effect)
+                assert.truthy(err.message:find("^rate_limit: "), err.message)
+                assert.equal(0, client:stats().requests)
+                client:close()
+                lim:close()
+            end
+        end)
     end)
 
     describe("the rule in force", function()

@@ -335,7 +335,8 @@ static void act(mq_batch *b, int s, mq_action a, double x, double now)
 /* The row in slot s starts its call now (its deadline runs from here);
  * with a limiter it waited for its first slot already: got says whether
  * it has one, waited how long that took, wait how long until one. */
-static void start_call(mq_batch *b, int s, double now, int got, double waited, double wait)
+static void start_call(mq_batch *b, int s, double now, int got, double waited, double wait,
+                       const char *fault)
 {
     slot_t *sl = &b->slots[s];
     double x = 0;
@@ -344,7 +345,8 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
     row_free(sl->row);
     sl->row = NULL;
     if (b->env.lim != NULL && a == MQ_A_SLOT)
-        a = mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
+        a = fault ? mq_engine_slot_fault(&sl->call, fault, &x)
+                  : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
     act(b, s, a, x, now);
 }
 
@@ -355,8 +357,10 @@ static void try_slot(mq_batch *b, int s, double now)
     double wait = 0, x = 0;
     int got = mq_limiter_try(b->env.lim, &wait);
     double waited = now - sl->slot_since;
+    /* a host fault (the state file unusable) is no wait: the call ends */
+    const char *fault = got ? NULL : mq_limiter_error(b->env.lim);
 
-    if (!got) {
+    if (!got && fault == NULL) {
         if (wait < 0.001)
             wait = 0.001;
         if (now + wait <= sl->slot_since + sl->slot_bound) {
@@ -366,10 +370,11 @@ static void try_slot(mq_batch *b, int s, double now)
         /* none can come within the bound: say so now, not at its end */
     }
     if (sl->st == S_FIRST) {
-        start_call(b, s, now, got, waited, wait);
+        start_call(b, s, now, got, waited, wait, fault);
         return;
     }
-    act(b, s, mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
+    act(b, s, fault ? mq_engine_slot_fault(&sl->call, fault, &x)
+                    : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
 }
 
 /* A transfer is over: hand the engine what came back. */
@@ -414,7 +419,7 @@ static void admit(mq_batch *b, double now)
             sl->slot_bound = b->first_wait;
             sl->not_before = now;
         } else {
-            start_call(b, s, now, 1, 0, 0);
+            start_call(b, s, now, 1, 0, 0, NULL);
         }
     }
 }

@@ -65,7 +65,10 @@ mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_action
         case MQ_A_SLOT: {
             double waited = 0, ra = -1;
             int got = lim == NULL || mq_limiter_acquire(lim, x, &waited, &ra);
-            a = mq_engine_slot(c, got, waited, ra, mq_now(), &x);
+            if (!got && mq_limiter_error(lim) != NULL)
+                a = mq_engine_slot_fault(c, mq_limiter_error(lim), &x);
+            else
+                a = mq_engine_slot(c, got, waited, ra, mq_now(), &x);
             break;
         }
         case MQ_A_SEND:

@@ -335,6 +335,24 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
     return done(c, &x);
 }
 
+mq_action mq_engine_slot_fault(mq_ecall *c, const char *why, double *x)
+{
+    int before = c->attempts + 1;
+
+    if (before > c->max_attempts)
+        c->max_attempts = before;
+    c->status = 0;
+    c->retry_after = -1;
+    c->kind = MQ_K_CONFIG;
+    c->effect = c->confirming ? MQ_EFFECT_DONE : c->ambiguous ? MQ_EFFECT_UNKNOWN
+              : MQ_EFFECT_NONE;
+    c->retryable = 0;       /* the host's setup: trying again will not mend it */
+    mq_explain_limiter_fault(c->message, sizeof c->message, c->op, why, before, c->max_attempts,
+                             c->effect);
+    c->e->st.by_kind[c->kind]++;
+    return done(c, x);
+}
+
 mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
                          double now, double *x)
 {

@@ -323,13 +323,20 @@ static int l_call_request(lua_State *L)
     return 5;
 }
 
-/* call:slot(granted, waited, retry_after|nil, now) */
+/* call:slot(granted, waited, retry_after|nil, now [, fault]): fault, the
+ * limiter's message when it could not answer at all (a host fault), ends
+ * the call with kind config */
 static int l_call_slot(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SLOT, "slot");
     double x = 0;
-    mq_action a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
-                                 luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
+    const char *fault = luaL_optstring(L, 6, NULL);
+    mq_action a;
+    if (fault != NULL && !lua_toboolean(L, 2))
+        a = mq_engine_slot_fault(&lc->c, fault, &x);
+    else
+        a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
+                           luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
     return push_action(L, a, x);
 }
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* compat.h (lua.h) before lmq.h: lmq.h includes it inside its
+/* compat.h (lua.h) first: the headers below include it inside their
  * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
 #include "llimiter.h"

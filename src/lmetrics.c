@@ -8,11 +8,11 @@
 #include <math.h>
 #include <string.h>
 
-/* compat.h (lua.h) before lmq.h: lmq.h includes it inside its
- * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
-#include "lmq.h"
+#include "lmetrics.h"
 #include "metrics.h"
+#include "policy.h"
+#include "shmfile.h"
 
 #define MQ_METRICS_MT "mediquo.core.metrics"
 
