@@ -120,10 +120,6 @@ describe("README", function()
         end)
 
         it("works as written: a booking through it reaches the sandbox", function()
-            if H.read_file(H.root .. "/lua/mediquo/ngx_thread.lua") then
-                -- TODO(merge): live once the ngx branch (cosockets, no thread pool) has landed
-                pending("mediquo.ngx in this tree still runs its I/O in a thread pool")
-            end
             local sb = H.sandbox()
             local port = free_port()
             local prefix = (H.run('mktemp -d "${TMPDIR:-/tmp}/mediquo-readme-ngx.XXXXXX"'):gsub("%s+$", ""))
