@@ -10,6 +10,7 @@ exclude_files = { ".rocks/", "build/" }
 -- Code that runs inside nginx's Lua module (LuaJIT + the ngx API).
 files["lua/mediquo/sandbox/"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_redis.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx/"] = { std = "max+ngx_lua" }

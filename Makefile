@@ -23,6 +23,11 @@ CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 CURL_INCDIR ?= $(or $(shell $(PKG_CONFIG) --variable=includedir libcurl 2>/dev/null),/usr/include)
 CURL_LIBDIR ?= $(or $(shell $(PKG_CONFIG) --variable=libdir libcurl 2>/dev/null),/usr/lib)
+HIREDIS_LIBS ?= -lhiredis
+HIREDIS_INCDIR ?= /usr/include
+# where the compiler finds libhiredis.so (Debian's hiredis.pc names /usr/lib,
+# the library is in the multiarch dir); curl's dir when it finds none
+HIREDIS_LIBDIR ?= $(or $(patsubst %/,%,$(dir $(filter /%,$(shell $(CC) -print-file-name=libhiredis.so 2>/dev/null)))),$(CURL_LIBDIR))
 LUAJIT_INC  ?= /usr/include/luajit-2.1
 BUILD       ?= $(CURDIR)/build
 PREFIX      ?= /usr/local
@@ -34,10 +39,11 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/answer.c \
              src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
              src/driver_easy.c src/lhttp.c \
-             src/ljournal.c
+             src/ljournal.c \
+             src/redis_conn.c src/lease_file.c src/limiter_redis.c src/lredis.c
 CORE_HDRS := $(wildcard src/*.h)
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
-CORE_LIBS = $(CURL_LIBS) -lhttp_parser -lpthread
+CORE_LIBS = $(CURL_LIBS) -lhttp_parser $(HIREDIS_LIBS) -lpthread
 MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
 
 LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')
@@ -57,6 +63,7 @@ $(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
 	cp -R $(ROCKSPEC) src lua bin $$dir/; \
 	cd $$dir && $(LUAROCKS) --lua-version $(LUA_VERSION) --tree $(TREE) make --deps-mode=none \
 	    $(notdir $(ROCKSPEC)) CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR) \
+	    HIREDIS_INCDIR=$(HIREDIS_INCDIR) HIREDIS_LIBDIR=$(HIREDIS_LIBDIR) \
 	    CFLAGS="$(MODULE_CFLAGS)" >$(BUILD)/rock-$(LUA_VERSION).log 2>&1 \
 	    || { cat $(BUILD)/rock-$(LUA_VERSION).log >&2; rm -rf $$dir; exit 1; }; \
 	rm -rf $$dir
@@ -86,7 +93,7 @@ env:
 DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
-            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

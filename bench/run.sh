@@ -8,6 +8,7 @@
 #                  peers (bench/percall/percall.sh; BENCH_N, BENCH_RUNS, ...)
 #         rss      RSS before/after 100,000 calls, and per client (bench/rss.lua)
 #         limiter  `make bench-limiter`    ngx    `make bench-ngx`
+#         redis    `make bench-redis` (the limiter across hosts through Redis)
 #         batch    `make bench-batch`      sandbox  bench/sandbox.sh
 # A group whose target does not exist yet is skipped with a note. Each
 # group's output is kept in bench/out/GROUP/, so running one group alone
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 out=$root/bench/out
 MAKE=${MAKE:-make}
-ALL="percall rss limiter ngx batch sandbox"
+ALL="percall rss limiter ngx batch sandbox redis"
 groups=${*:-$ALL}
 mkdir -p "$out"
 eval "$($MAKE -s env)"
@@ -49,7 +50,7 @@ run_group() {
     percall) bash bench/percall/percall.sh "$out/percall" 2>&1 | tee "$out/percall/log"
              rc=${PIPESTATUS[0]} ;;
     rss) rss_group 2>&1 | tee "$out/rss/log"; rc=${PIPESTATUS[0]} ;;
-    limiter|ngx|batch)
+    limiter|ngx|batch|redis)
         if has_target "bench-$g"; then
             timeout 900 $MAKE --no-print-directory "bench-$g" 2>&1 | tee "$out/$g/log"
             rc=${PIPESTATUS[0]}
@@ -153,13 +154,14 @@ HDR
     echo "call done and its connection open. Bound for \"no growth\": 256 KiB."
     echo
     tail_of rss 6
-    for g in limiter ngx batch sandbox; do
+    for g in limiter ngx batch sandbox redis; do
         echo
         case $g in
         limiter) echo "## The shared limiter (\`make bench-limiter\`)" ;;
         ngx) echo "## mediquo.ngx in nginx (\`make bench-ngx\`)" ;;
         batch) echo "## Batches (\`make bench-batch\`)" ;;
         sandbox) echo "## The sandbox (\`bench/sandbox.sh\`)" ;;
+        redis) echo "## One budget across hosts through Redis (\`make bench-redis\`)" ;;
         esac
         echo
         section_state "$g"

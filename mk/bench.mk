@@ -44,3 +44,10 @@ $(BUILD)/bench/c_loop: bench/percall/c_loop.c
 $(BUILD)/bench/c_transport: bench/percall/c_transport.c src/transport.c src/headers.c src/transport.h src/headers.h
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -Isrc -o $@ $< src/transport.c src/headers.c $(CURL_LIBS) -lpthread
+
+# the limiter across hosts through Redis (bench/redis.lua): admission cost
+# beside the local limiter's, Redis round trips per admission, a saturating
+# 3-host run and what an outage costs; ~40 s, real redis-server on loopback
+.PHONY: bench-redis
+bench-redis: rock luajit
+	@eval "$$($(MAKE) -s env)" && lua5.4 bench/redis.lua

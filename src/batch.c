@@ -345,7 +345,7 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
     row_free(sl->row);
     sl->row = NULL;
     if (b->env.lim != NULL && a == MQ_A_SLOT)
-        a = fault ? mq_engine_slot_fault(&sl->call, fault, &x)
+        a = fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
                   : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
     act(b, s, a, x, now);
 }
@@ -373,7 +373,7 @@ static void try_slot(mq_batch *b, int s, double now)
         start_call(b, s, now, got, waited, wait, fault);
         return;
     }
-    act(b, s, fault ? mq_engine_slot_fault(&sl->call, fault, &x)
+    act(b, s, fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
                     : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
 }
 

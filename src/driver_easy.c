@@ -66,7 +66,7 @@ mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_action
             double waited = 0, ra = -1;
             int got = lim == NULL || mq_limiter_acquire(lim, x, &waited, &ra);
             if (!got && mq_limiter_error(lim) != NULL)
-                a = mq_engine_slot_fault(c, mq_limiter_error(lim), &x);
+                a = mq_engine_host_fault(c, "rate_limit", mq_limiter_error(lim), &x);
             else
                 a = mq_engine_slot(c, got, waited, ra, mq_now(), &x);
             break;

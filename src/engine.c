@@ -335,7 +335,7 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
     return done(c, &x);
 }
 
-mq_action mq_engine_slot_fault(mq_ecall *c, const char *why, double *x)
+mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, double *x)
 {
     int before = c->attempts + 1;
 
@@ -347,8 +347,8 @@ mq_action mq_engine_slot_fault(mq_ecall *c, const char *why, double *x)
     c->effect = c->confirming ? MQ_EFFECT_DONE : c->ambiguous ? MQ_EFFECT_UNKNOWN
               : MQ_EFFECT_NONE;
     c->retryable = 0;       /* the host's setup: trying again will not mend it */
-    mq_explain_limiter_fault(c->message, sizeof c->message, c->op, why, before, c->max_attempts,
-                             c->effect);
+    mq_explain_host_fault(c->message, sizeof c->message, c->op, what, why, before,
+                          c->max_attempts, c->effect);
     c->e->st.by_kind[c->kind]++;
     return done(c, x);
 }

@@ -166,10 +166,12 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
                            const char *field, const char *why);
 mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
                          double now, double *x);
-/* The limiter could not answer at all (a host fault, `why`, e.g. its
- * state file shrunk): the call ends with kind config, never retryable,
- * its effect that of the attempts made so far. */
-mq_action mq_engine_slot_fault(mq_ecall *c, const char *why, double *x);
+/* The host's own setup failed before the next attempt could start (while
+ * the call waits for a slot or is to send): `what` could not serve, `why`
+ * (the limiter: its state file shrunk or gone; nginx: a directive it
+ * needs is missing). The call ends with kind config, never retryable, its
+ * effect that of the attempts made so far. */
+mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, double *x);
 const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out);
 mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double *x);
 /* A transport failure (never MQ_T_OK). message: the transport's words (no

@@ -76,12 +76,12 @@ void mq_explain_before(char *msg, size_t cap, mq_op op, double bound, int rest,
                  note ? ")" : "");
 }
 
-void mq_explain_limiter_fault(char *msg, size_t cap, mq_op op, const char *why, int before,
-                              int max_attempts, mq_effect effect)
+void mq_explain_host_fault(char *msg, size_t cap, mq_op op, const char *what, const char *why,
+                           int before, int max_attempts, mq_effect effect)
 {
     const char *note = effect == MQ_EFFECT_UNKNOWN ? maybe(op) : NULL;
-    snprintf(msg, cap, "%srate_limit: %.300s (before attempt %d of %d%s%s)",
-             effect == MQ_EFFECT_DONE ? CREATED : "", why ? why : "the limiter failed", before,
+    snprintf(msg, cap, "%s%.40s: %.300s (before attempt %d of %d%s%s)",
+             effect == MQ_EFFECT_DONE ? CREATED : "", what, why ? why : "failed", before,
              max_attempts, note ? "; " : "", note ? note : "");
 }
 

@@ -29,11 +29,10 @@ void mq_explain_failure(char *msg, size_t cap, const char *why, int bare, mq_op 
  * the deadline passed. before: the attempt that could not start. */
 void mq_explain_before(char *msg, size_t cap, mq_op op, double bound, int rest,
                        double deadline, int before, int max_attempts, mq_effect effect);
-/* The shared limiter failed (a host fault: its state file shrunk, gone,
- * not re-makeable) before attempt `before` could start: "rate_limit: why
- * (before attempt N of M[; effect])". */
-void mq_explain_limiter_fault(char *msg, size_t cap, mq_op op, const char *why, int before,
-                              int max_attempts, mq_effect effect);
+/* A host fault (what could not serve, and why) before attempt `before`
+ * could start: "what: why (before attempt N of M[; effect])". */
+void mq_explain_host_fault(char *msg, size_t cap, mq_op op, const char *what, const char *why,
+                           int before, int max_attempts, mq_effect effect);
 /* an answer with no message of its own: "HTTP 500" */
 void mq_explain_status(char *msg, size_t cap, long status);
 /* a 2xx whose body is not the documented JSON */

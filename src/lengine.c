@@ -323,21 +323,26 @@ static int l_call_request(lua_State *L)
     return 5;
 }
 
-/* call:slot(granted, waited, retry_after|nil, now [, fault]): fault, the
- * limiter's message when it could not answer at all (a host fault), ends
- * the call with kind config */
+/* call:slot(granted, waited, retry_after|nil, now) */
 static int l_call_slot(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SLOT, "slot");
     double x = 0;
-    const char *fault = luaL_optstring(L, 6, NULL);
-    mq_action a;
-    if (fault != NULL && !lua_toboolean(L, 2))
-        a = mq_engine_slot_fault(&lc->c, fault, &x);
-    else
-        a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
-                           luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
+    mq_action a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
+                                 luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
     return push_action(L, a, x);
+}
+
+/* call:fault(what, why): the host's setup failed where the call waits for
+ * a slot or is to send (what: "rate_limit", "nginx"); it ends as config */
+static int l_call_fault(lua_State *L)
+{
+    lcall *lc = check_call(L, -1, "fault");
+    const char *what = luaL_checkstring(L, 2), *why = luaL_checkstring(L, 3);
+    double x = 0;
+    if (lc->c.state != MQ_W_SLOT && lc->c.state != MQ_W_SEND)
+        return luaL_error(L, "mediquo engine call: fault() while the call waits for something else");
+    return push_action(L, mq_engine_host_fault(&lc->c, what, why, &x), x);
 }
 
 /* call:response(status, body, retry_after, rl_remaining, rl_limit, rl_reset, now) */
@@ -517,6 +522,7 @@ void mq_lengine_open(lua_State *L)
     static const luaL_Reg call_methods[] = {
         { "request", l_call_request },
         { "slot", l_call_slot },
+        { "fault", l_call_fault },
         { "response", l_call_response },
         { "failure", l_call_failure },
         { "wake", l_call_wake },

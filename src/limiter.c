@@ -183,7 +183,7 @@ static void try_op(mq_rl_hdr *h, void *p)
     a->rc = try_inner(h, a->wait, a->at);
 }
 
-int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
+int mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at)
 {
     struct try_args a = { wait, at, 0 };
 
@@ -192,6 +192,12 @@ int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
         return 0;
     }
     return a.rc;
+}
+
+int mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at)
+{
+    if (l->rd) return l->remote->try_at(l, wait, at);
+    return mq_rl_try_local(l, wait, at);
 }
 
 int mq_limiter_try(mq_limiter *l, double *wait)
@@ -205,6 +211,7 @@ int mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
     int64_t start, limit, t;
     double w = 0;
 
+    if (l->rd) return l->remote->acquire_at(l, max_wait, waited, retry_after, at);
     *waited = 0;
     *retry_after = 0;
     if (mq_limiter_try_at(l, &w, at))   /* the common case: no clock read here */
@@ -280,6 +287,7 @@ static void pause_op(mq_rl_hdr *h, void *p)
 void mq_limiter_pause(mq_limiter *l, double seconds)
 {
     guarded(l, pause_op, &seconds);
+    if (l->rd) l->remote->pause(l, seconds, 1);     /* every host, not just this one */
 }
 
 static void resume_op(mq_rl_hdr *h, void *p)
@@ -358,6 +366,7 @@ void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_
     struct observe_args a = { remaining, reset_in };
 
     (void)limit;
+    if (l->rd) l->remote->observe(l, remaining, reset_in);
     if (remaining < 0) return;
     guarded(l, observe_op, &a);
 }

@@ -425,6 +425,7 @@ int mq_limiter_open_existing(const mq_limiter_cfg *cfg, mq_limiter **out, char *
 void mq_limiter_close(mq_limiter *l)
 {
     if (l == NULL) return;
+    if (l->rd) l->remote->close(l->rd);
     mq_rl_file_close(l);
     free(l);
 }

@@ -64,6 +64,18 @@ typedef struct {
     char     pad3[40];
 } mq_rl_hdr;
 
+/* A budget shared beyond the host (limiter_redis.c) plugs in here, so
+ * that this file and limiter.c never link against it. */
+struct mq_rdl;
+typedef struct {
+    int  (*try_at)(mq_limiter *l, double *wait, int64_t *at);
+    int  (*acquire_at)(mq_limiter *l, double max_wait, double *waited,
+                       double *retry_after, int64_t *at);
+    void (*pause)(mq_limiter *l, double seconds, int flush);
+    void (*observe)(mq_limiter *l, long remaining, double reset_in);
+    void (*close)(struct mq_rdl *r);
+} mq_rl_remote;
+
 struct mq_limiter {
     int        fd;
     mq_rl_hdr *h;               /* the mapping */
@@ -82,6 +94,8 @@ struct mq_limiter {
     pthread_mutex_t remap;      /* threads of this process re-mapping l: never
                                  * waited for (trylock), never across processes */
     int        remap_ok;        /* remap was initialised */
+    struct mq_rdl *rd;          /* across hosts through Redis, or NULL */
+    const mq_rl_remote *remote; /* its entry points, set with rd */
 };
 
 /* limiter_file.c */
@@ -113,6 +127,9 @@ int64_t mq_rl_now_ns(void);
  * of CLOCK_MONOTONIC, the clock the ring holds) so that a test can check
  * the window rule on the limiter's own timestamps. */
 int  mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at);
+/* The host-local rules alone (what mq_limiter_try_at does without Redis;
+ * the Redis limiter spends its leased slots through it). */
+int  mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at);
 int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
                            double *retry_after, int64_t *at);
 const char *mq_limiter_key(const mq_limiter *l);

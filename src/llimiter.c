@@ -13,6 +13,7 @@
  * visibility(hidden) push, which would hide the Lua API itself */
 #include "compat.h"
 #include "llimiter.h"
+#include "lredis.h"
 #include "shmfile.h"
 #include "limiter_file.h"
 
@@ -114,6 +115,11 @@ static int l_new(lua_State *L)
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
+    }
+    if (mq_lredis_attach(L, u->l, &cfg) != 0) {     /* nil, message, kind */
+        mq_limiter_close(u->l);
+        u->l = NULL;
+        return 3;
     }
     return 1;
 }
@@ -242,6 +248,7 @@ static int l_status(lua_State *L)
     set_int(L, "used", st.used);
     set_int(L, "available", st.available);
     set_num(L, "paused_until", st.paused_until);
+    mq_lredis_status(L, l);                 /* backend, degraded, hosts[, error] */
     if (mq_limiter_error(l) != NULL) {
         lua_pushstring(L, mq_limiter_error(l));
         lua_setfield(L, -2, "error");

@@ -12,6 +12,7 @@
 #include "urlenc.h"
 #include "lhttp.h"
 #include "ljournal.h"
+#include "lredis.h"
 
 #include <string.h>
 
@@ -97,6 +98,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lcheck_open(L);
     mq_lengine_open(L);
     mq_llimiter_open(L);
+    mq_lredis_open(L);
     mq_lmetrics_open(L);
     mq_lhttp_open(L);
     mq_ljournal_open(L);

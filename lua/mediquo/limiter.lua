@@ -28,7 +28,8 @@ _M.MAX_PER_MINUTE = 1000000              -- the ring in the file holds this many
 
 
 local FIELDS = { per_minute = true, burst = true, period = true, key = true,
-                 max_wait = true, dir = true, group = true }
+                 max_wait = true, dir = true, group = true, redis = true,
+                 fallback_per_minute = true, redis_timeout = true }
 
 -- normalize(opts, default_key) -> cfg | nil, err
 -- Checks a `rate_limit` table and fills its defaults; refuses unknown fields
@@ -95,9 +96,30 @@ function _M.normalize(opts, default_key)
         return nil, errors.invalid("rate_limit.dir", "must be a non-empty string")
     end
 
+    -- across hosts: the URL is parsed (in C, as the connection will) now,
+    -- so a typo is invalid_argument before anything runs
+    local redis = rawget(opts, "redis")
+    if redis ~= nil then
+        if type(redis) ~= "string" or find(redis, "\0", 1, true) then
+            return nil, errors.invalid("rate_limit.redis", "must be a redis:// or unix:// URL")
+        end
+        local u, why = core.redis_url(redis)
+        if not u then return nil, errors.invalid("rate_limit.redis", why) end
+    end
+    local fallback = rawget(opts, "fallback_per_minute")
+    if fallback ~= nil and (not is_integer(fallback) or fallback < 0 or fallback > per_minute) then
+        return nil, errors.invalid("rate_limit.fallback_per_minute",
+                                   "must be an integer from 0 to per_minute")
+    end
+    local rt = rawget(opts, "redis_timeout")
+    if rt ~= nil and (type(rt) ~= "number" or rt ~= rt or rt < 0.001 or rt > 10) then
+        return nil, errors.invalid("rate_limit.redis_timeout", "must be seconds from 0.001 to 10")
+    end
+
     return {
         per_minute = per_minute, burst = burst, period = period, key = key,
-        max_wait = max_wait, dir = dir, group = group,
+        max_wait = max_wait, dir = dir, group = group, redis = redis,
+        fallback_per_minute = fallback, redis_timeout = rt,
     }
 end
 
@@ -116,8 +138,13 @@ function _M.open(cfg)
         if not dir then return nil, config_error(msg) end
         cfg.dir = dir
     end
-    local lim, msg = core.limiter(cfg)
-    if not lim then return nil, config_error(msg) end
+    local lim, msg, kind = core.limiter(cfg)
+    if not lim then
+        -- a URL Redis cannot use is the caller's input; a refused AUTH,
+        -- like a state file, the host's setup
+        if kind == "invalid_argument" then return nil, errors.invalid("rate_limit.redis", msg) end
+        return nil, config_error(msg)
+    end
     return lim
 end
 
@@ -176,6 +203,8 @@ end
 function _M.status(self)
     local st = self.core:status()
     if st.error then return nil, config_error(st.error) end
+    -- API.md: `error` says why Redis is not in use (never a password)
+    st.error, st.redis_error = st.redis_error, nil
     if st.mismatch then
         local r = st.rule
         st.warning = format("the rule in force is %d per %gs (burst %d), set by pid %d at %s; "

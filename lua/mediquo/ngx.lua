@@ -136,10 +136,19 @@ local function worker_state()
     }
     if not w.http then return nil, config_error("transport: " .. tostring(msg)) end
     if rl then
-        -- limiter.open: the private default dir when none is given
-        local lim, lerr = limiter.open(rl)
+        -- limiter.open: the private default dir when none is given. With
+        -- rate_limit.redis every round trip to Redis goes on a cosocket
+        -- (mediquo.ngx_redis, through ngx_limiter.wait): never one from C
+        local ro = rl
+        if rl.redis then
+            ro = {}
+            for k, v in pairs(rl) do ro[k] = v end
+            ro.redis_cosocket = true
+        end
+        local lim, lerr = limiter.open(ro)
         if not lim then return nil, config_error(lerr.message) end
         w.lim = lim
+        w.redis = rl.redis
     end
     if config.metrics then
         -- the limiter's dir (its default made above), else the default
@@ -202,21 +211,25 @@ local function perform(fname, op, a, b)
                 -- can help; the operator must change nginx.conf
                 extra.config = extra.config + 1
                 ngx.log(ngx.ERR, "mediquo.ngx: ", msg)
-                count(w, op, "config", t0, retries, waits, wait_s, attempts)
-                local e = config_error(msg)
-                e.method, e.path, e.attempts = method, path, attempts
-                return nil, e
+                action, x = call:fault("nginx", msg)
             else
                 attempts = attempts + 1
                 action, x = call:failure(outcome, msg, now(), status)
             end
         elseif action == "slot" then
-            local granted, waited, retry_after = true, 0, nil
-            if lim then granted, waited, retry_after = ngx_limiter.wait(lim, x) end
+            local granted, waited, retry_after, fault = true, 0, nil, nil
+            if lim then granted, waited, retry_after, fault = ngx_limiter.wait(lim, x, w.redis) end
             if waited > 0 then
                 waits, wait_s = waits + 1, wait_s + waited
             end
-            action, x = call:slot(granted, waited, retry_after, now())
+            if fault then
+                -- the limiter's state file is unusable: the host's setup
+                extra.config = extra.config + 1
+                ngx.log(ngx.ERR, "mediquo.ngx: rate_limit: ", fault)
+                action, x = call:fault("rate_limit", fault)
+            else
+                action, x = call:slot(granted, waited, retry_after, now())
+            end
         elseif action == "backoff" then
             ngx.sleep(x)
             retries = retries + 1

@@ -3,13 +3,18 @@
 -- with ngx.sleep (the request's coroutine yields; the worker serves
 -- others). The only place mediquo.ngx touches the limiter for admission.
 --
---   local granted, waited, retry_after = require("mediquo.ngx_limiter").wait(lim, max_wait)
+--   local granted, waited, retry_after, fault = require("mediquo.ngx_limiter").wait(lim, max_wait[, redis])
 --
 -- lim is a core.limiter (lim:try() -> true | false, seconds until a slot
--- may be free). Never waits past max_wait: when the next slot would come
--- later, it gives up at once and says when (retry_after).
+-- may be free [, fault: the state file is unusable, a host fault that no
+-- wait mends]). Never waits past max_wait: when the next slot would come
+-- later, it gives up at once and says when (retry_after). With redis (the
+-- limiter's rate_limit.redis URL, lim opened with redis_cosocket) each try
+-- may make its Redis round trip on a cosocket (mediquo.ngx_redis), bounded
+-- by what is left of max_wait.
 
 local core = require "mediquo.core"
+local ngx_redis = require "mediquo.ngx_redis"
 
 local ngx = ngx
 local now = core.now
@@ -18,13 +23,20 @@ local _M = { _VERSION = "0.1.0" }
 
 local MIN_SLEEP = 0.001
 
--- wait(lim, max_wait) -> granted, waited (seconds slept), retry_after|nil
-function _M.wait(lim, max_wait)
+-- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil, fault|nil
+function _M.wait(lim, max_wait, redis)
     local t0 = now()
     local slept = false
     for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
-        local ok, wait = lim:try()
+        local ok, wait, fault
+        if redis then
+            local left = max_wait - (now() - t0)
+            ok, wait, fault = ngx_redis.try(lim, left > 0 and left or 0, redis)
+        else
+            ok, wait, fault = lim:try()
+        end
         if ok then return true, slept and now() - t0 or 0 end
+        if fault then return false, slept and now() - t0 or 0, nil, fault end
         local waited = now() - t0
         if waited + wait > max_wait then
             return false, slept and waited or 0, wait

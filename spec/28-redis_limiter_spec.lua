@@ -1,0 +1,391 @@
+-- spec/28-redis_limiter_spec.lua: one budget across hosts through Redis
+-- (issue 15), with real redis-server processes on random loopback ports
+-- (spec/redis_helper.lua) and real worker processes (spec/redis_worker.lua):
+-- a "host" is a set of processes sharing one dir. Start times are the
+-- limiter's own (CLOCK_MONOTONIC ns), one clock for every simulated host.
+-- Every run is bounded in time (periods of 2-3 s); the file takes ~1 min.
+
+local core = require "mediquo.core"
+local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+
+local NS = 1e9
+local now = core.limiter_now
+local root = H.root
+
+local tmp
+local nkey = 0
+local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+
+local function newkey() nkey = nkey + 1; return string.format("rspec-%d-%d", nkey, now()) end
+
+local function lines(path)
+    local t, f = {}, io.open(path)
+    if not f then return t end
+    for l in f:lines() do t[#t + 1] = l end
+    f:close()
+    return t
+end
+
+-- interp: "lua5.4" (the rock in the current tree) or "luajit" (build/luajit)
+local nworker = 0
+local function spawn(interp, c, dir, until_ns, url, max_wait)
+    nworker = nworker + 1
+    local w = { out = string.format("%s/w%d.log", tmp, nworker) }
+    local env = c.env or ""
+    if interp == "luajit" then
+        env = env .. string.format("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' ", root, root)
+    end
+    local out = H.run(string.format(
+        "%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s >%s.stdout 2>&1 & echo $!",
+        env, interp, w.out, c.key, dir, c.per_minute, c.burst, c.period, until_ns, url or "-",
+        max_wait or 0.5, w.out))
+    w.pid = assert(tonumber(out:match("(%d+)")))
+    return w
+end
+
+local function wait_done(ws, timeout)
+    local deadline = now() + timeout * NS
+    for _ = 1, 2000 do
+        local all = true
+        for _, w in ipairs(ws) do
+            local ls = lines(w.out)
+            if ls[#ls] ~= "done" then
+                if ls[1] and ls[1]:match("^error") then error(w.out .. ": " .. ls[1]) end
+                all = false
+            end
+        end
+        if all then return true end
+        if now() > deadline then break end
+        H.sleep(0.1)
+    end
+    for _, w in ipairs(ws) do
+        print(w.out, table.concat(lines(w.out .. ".stdout"), "\n"))
+        H.run("kill -9 " .. w.pid .. " 2>/dev/null")
+    end
+    error("workers did not finish")
+end
+
+local function collect(ws)
+    local ts, late, raised, seen = {}, {}, {}, {}
+    for i, w in ipairs(ws) do
+        seen[i] = {}
+        for _, l in ipairs(lines(w.out)) do
+            local t = l:match("^t (%d+)")
+            if t then ts[#ts + 1] = tonumber(t) end
+            if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
+            if l:match("^raise") then raised[#raised + 1] = w.out .. ": " .. l end
+            local d = l:match("^degraded (%d)")
+            if d then seen[i][#seen[i] + 1] = d end
+        end
+    end
+    table.sort(ts)
+    return ts, late, raised, seen
+end
+
+-- the most starts in any half-open window [t, t + period)
+local function max_in_window(ts, period_ns)
+    local best, j = 0, 1
+    for i = 1, #ts do
+        while ts[i] - ts[j] >= period_ns do j = j + 1 end
+        if i - j + 1 > best then best = i - j + 1 end
+    end
+    return best
+end
+
+local function count_between(ts, from, to)
+    local n = 0
+    for _, t in ipairs(ts) do if t >= from and t < to then n = n + 1 end end
+    return n
+end
+
+-- 3 hosts x 2 processes, Lua 5.4 and LuaJIT mixed, until until_ns
+local function fleet(c, url, until_ns, max_wait)
+    local ws = {}
+    for h = 1, 3 do
+        local dir = tmp .. "/host" .. h
+        H.run("mkdir -p " .. dir)
+        for p = 1, 2 do
+            ws[#ws + 1] = spawn((h + p) % 2 == 0 and "lua5.4" or "luajit", c, dir, until_ns, url, max_wait)
+        end
+    end
+    return ws
+end
+
+describe("rate_limit.redis", function()
+    local srv
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-rspec.XXXXXX"):gsub("%s+$", "")
+        srv = R.start()
+    end)
+    teardown(function()
+        R.stop_all()
+        if srv then srv:stop() end
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("options", function()
+        it("refuses a URL that is not Redis, before anything runs", function()
+            for _, u in ipairs{ "http://127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:99999",
+                                "redis://h/x", "unix://relative.sock", "rediss://h", 42 } do
+                local l, err = limiter.new{ key = newkey(), dir = tmp, redis = u }
+                assert.is_nil(l, tostring(u))
+                assert.equal("invalid_argument", err.kind)
+                assert.matches("rate_limit.redis", err.message, 1, true)
+            end
+            local l, err = limiter.new{ key = newkey(), dir = tmp, redis = srv.url, fallback_per_minute = 601 }
+            assert.is_nil(l)
+            assert.matches("fallback_per_minute", err.message, 1, true)
+        end)
+
+        it("reads every URL form, and keeps no password in what it shows", function()
+            local u = assert(core.redis_url("redis://mq:p%40ss@10.0.0.5:6380/3"))
+            assert.same({ "10.0.0.5", 6380, 3, "10.0.0.5:6380", true },
+                        { u.host, u.port, u.db, u.where, u.auth })
+            u = assert(core.redis_url("redis://[::1]"))
+            assert.same({ "::1", 6379, 0 }, { u.host, u.port, u.db })
+            u = assert(core.redis_url("unix:///run/redis/redis.sock?db=2"))
+            assert.same({ "/run/redis/redis.sock", 2, false }, { u.path, u.db, u.auth })
+            for _, v in pairs(u) do assert.is_nil(tostring(v):find("p@ss", 1, true)) end
+            local _, why = core.redis_url("redis://:s3cr3t@h:70000")
+            assert.is_nil(why:find("s3cr3t", 1, true))
+        end)
+
+        it("status says backend, degraded, hosts", function()
+            local l = assert(limiter.new{ key = newkey(), dir = tmp, redis = srv.url, per_minute = 60 })
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_false(st.degraded)
+            assert.equal(1, st.hosts)
+            assert.is_nil(st.error)
+            l:close()
+            local loc = assert(limiter.new{ key = newkey(), dir = tmp })
+            assert.equal("local", loc:status().backend)
+            loc:close()
+        end)
+
+        it("an unreachable Redis is no error at creation: degraded, with the reason", function()
+            local l = assert(limiter.new{ key = newkey(), dir = tmp, redis = "redis://127.0.0.1:1" })
+            local st = l:status()
+            assert.is_true(st.degraded)
+            assert.matches("127.0.0.1:1 unreachable", st.error, 1, true)
+            l:close()
+        end)
+    end)
+
+    describe("3 hosts x 2 processes (Lua 5.4 and LuaJIT) on one key", function()
+        it("never more than per_minute in any window, >= 99% used, every host served", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 3 }
+            local P = c.period * NS
+            local until_ns = now() + 3 * P + 1.0 * NS
+            local ws = fleet(c, srv.url, until_ns)
+            wait_done(ws, 40)
+            local ts, late, raised = collect(ws)
+            assert.same({}, raised)
+            assert.same({}, late)
+            local t0 = ts[1]
+            assert.equal(60, max_in_window(ts, P))
+            local used = count_between(ts, t0, t0 + 3 * P)
+            assert.truthy(used >= 0.99 * 180, "only " .. used .. " of 180 in 3 windows")
+            for h = 0, 2 do
+                local n = #collect{ ws[2 * h + 1], ws[2 * h + 2] }
+                assert.truthy(n > 0, "host " .. (h + 1) .. " starved")
+            end
+        end)
+
+        it("the same run without Redis: every host spends the whole budget (the spec can fail)", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 3 }
+            local P = c.period * NS
+            local ws = fleet(c, nil, now() + 1.5 * P)
+            wait_done(ws, 30)
+            local ts = collect(ws)
+            assert.truthy(max_in_window(ts, P) > 60, "max " .. max_in_window(ts, P))
+        end)
+    end)
+
+    describe("the server's word", function()
+        it("a 429 seen by one host pauses the others", function()
+            local key = newkey()
+            local a = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/pa"), redis = srv.url, per_minute = 60 })
+            local b = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/pb"), redis = srv.url, per_minute = 60 })
+            assert.is_true(b:acquire(0.5))
+            a.core:pause(2)                        -- what a 429 with Retry-After: 2 does
+            local t0 = now()
+            local ok, err = b:acquire(0.5)
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err.kind)
+            assert.truthy(err.retry_after > 1, tostring(err.retry_after))
+            assert.truthy((now() - t0) / NS < 0.8)
+            a:close()
+            b:close()
+        end)
+
+        it("a real 429 from the API, seen by one host's client, holds back the other host's", function()
+            local mediquo = require "mediquo"
+            local sb = H.sandbox{}
+            sb:reset()
+            local key = newkey()
+            local function client(d)
+                return assert(mediquo.new{
+                    api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
+                    max_retries = 0, deadline = 5,
+                    rate_limit = { key = key, dir = mkdir(tmp .. d), redis = srv.url, max_wait = 0.5 } })
+            end
+            local function booking(tag)
+                return { code = tag .. "-" .. now(), starts_at = "2030-05-20T12:00:00Z",
+                         patient = "P1", professional = "prof-demo-1" }
+            end
+            local a, b = client("/ca"), client("/cb")
+            sb:faults{ mode = "ratelimit", seconds = 3, next = 1 }
+            local _, err = a:create(booking("a"))
+            assert.equal("rate_limited", err.kind)
+            assert.equal(429, err.status)
+            local ok, err2 = b:create(booking("b"))       -- another host: never sent
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err2.kind)
+            assert.is_nil(err2.status)
+            local sent = 0
+            for _, e in ipairs(sb:log()) do
+                if e.path:find("^/v1/") then sent = sent + 1 end
+            end
+            assert.equal(1, sent)
+            a:close()
+            b:close()
+        end)
+
+        it("x-ratelimit-remaining: 0 seen by one host pauses the others", function()
+            local key = newkey()
+            local a = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/oa"), redis = srv.url, per_minute = 60 })
+            local b = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/ob"), redis = srv.url, per_minute = 60 })
+            a.core:observe(0, 60, 2)
+            local ok, err = b:acquire(0.3)
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err.kind)
+            a:close()
+            b:close()
+        end)
+    end)
+
+    describe("Redis killed mid-run and restarted empty", function()
+        -- kill -9 after 1.5 periods, restart (same port, nothing kept) 1.6
+        -- periods later: the hosts see it gone, wait out the quarantine,
+        -- start on their fallback shares, then hand back what they started
+        local function outage(c)
+            local P = c.period * NS
+            local t_start = now()
+            local until_ns = t_start + 6 * P
+            local ws = fleet(c, srv.url, until_ns, 0.5)
+            H.sleep(1.5 * c.period)
+            srv:kill9()
+            H.sleep(1.6 * c.period)
+            srv:restart()
+            wait_done(ws, 40)
+            local ts, late, raised, seen = collect(ws)
+            if os.getenv("RSPEC_DEBUG") then
+                local hist = {}
+                for _, t in ipairs(ts) do
+                    local k = math.floor((t - t_start) / NS * 2)
+                    hist[k] = (hist[k] or 0) + 1
+                end
+                for k = 0, 24 do io.write(k / 2, ":", hist[k] or 0, " ") end
+                print("max", max_in_window(ts, P))
+            end
+            return ts, late, raised, seen, t_start, until_ns
+        end
+
+        it("no call past max_wait, nothing raises, degraded then not, worst window <= limit", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
+            local P = c.period * NS
+            local ts, late, raised, seen, t_start, until_ns = outage(c)
+            assert.same({}, raised)
+            assert.same({}, late)
+            assert.truthy(max_in_window(ts, P) <= 60, "window exceeded: " .. max_in_window(ts, P))
+            for i, s in ipairs(seen) do
+                assert.equal("1", s[1], "worker " .. i .. " never degraded")
+                assert.equal("0", s[#s], "worker " .. i .. " still degraded at the end")
+            end
+            -- the budget was spent before, during (fallback) and after the outage
+            assert.truthy(count_between(ts, t_start, t_start + 1.5 * P) > 0)
+            assert.truthy(count_between(ts, t_start + 2.55 * P, t_start + 3.05 * P) > 0, "no fallback")
+            assert.truthy(count_between(ts, t_start + 5 * P, until_ns) > 0)
+        end)
+
+        it("without the quarantine and the hand-back the same outage breaks the window", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
+                        env = "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 " }
+            local ts = outage(c)
+            assert.truthy(max_in_window(ts, c.period * NS) > 60, "max " .. max_in_window(ts, c.period * NS))
+        end)
+    end)
+
+    describe("authentication", function()
+        local sec
+
+        setup(function()
+            sec = R.start{ "--requirepass", "s3cret-pw" }
+            sec:cli("ACL SETUSER mq on '>mq-pw' '~{mq:*' -@all +auth +select +evalsha +eval "
+                    .. "'+script|load' +time +hmget +hset +del +zadd +zremrangebyscore +zcard "
+                    .. "+zrangebyscore +zrange +sadd +scard +pexpire", "s3cret-pw")
+        end)
+        teardown(function() if sec then sec:stop() end end)
+
+        it("requirepass and an ACL user allowed only the limiter's commands", function()
+            for _, u in ipairs{ "redis://:s3cret-pw@127.0.0.1:" .. sec.port,
+                                "redis://mq:mq-pw@127.0.0.1:" .. sec.port } do
+                local l, err = limiter.new{ key = newkey(), dir = tmp, redis = u, per_minute = 60 }
+                assert.truthy(l, tostring(err))
+                assert.is_true(l:acquire(0.5))
+                local st = l:status()
+                assert.is_false(st.degraded, st.error)
+                l:close()
+            end
+        end)
+
+        it("a wrong password or none: config error naming the problem, never the password", function()
+            local cases = {
+                { "redis://:not-it-pw@127.0.0.1:" .. sec.port, "refused AUTH" },
+                { "redis://mq:not-it-pw@127.0.0.1:" .. sec.port, "refused AUTH as user mq" },
+                { "redis://127.0.0.1:" .. sec.port, "needs a password" },
+            }
+            for _, case in ipairs(cases) do
+                local l, err = limiter.new{ key = newkey(), dir = tmp, redis = case[1] }
+                assert.is_nil(l)
+                assert.equal("config", err.kind)
+                assert.matches(case[2], err.message, 1, true)
+                assert.is_nil(tostring(err):find("not-it-pw", 1, true))
+                assert.is_nil(tostring(err):find("s3cret", 1, true))
+            end
+        end)
+
+        it("a server that is not Redis is named as such", function()
+            local sb = H.sandbox{}
+            local port = sb.base_url:match(":(%d+)")
+            local l, err = limiter.new{ key = newkey(), dir = tmp, redis = "redis://127.0.0.1:" .. port }
+            assert.is_nil(l)
+            assert.equal("config", err.kind)
+            assert.matches("does not speak the Redis protocol", err.message, 1, true)
+        end)
+    end)
+
+    describe("a stalled Redis (DEBUG SLEEP)", function()
+        it("never stalls a call past its max_wait", function()
+            local l = assert(limiter.new{ key = newkey(), dir = mkdir(tmp .. "/st"), redis = srv.url,
+                                          per_minute = 600, burst = 1 })
+            assert.is_true(l:acquire(0.5))
+            H.run("redis-cli -p " .. srv.port .. " DEBUG SLEEP 2 >/dev/null 2>&1 &")
+            H.sleep(0.2)
+            local worst = 0
+            for _ = 1, 5 do
+                local t0 = now()
+                l:acquire(0.3)
+                local took = (now() - t0) / NS
+                if took > worst then worst = took end
+            end
+            assert.truthy(worst < 0.3 + 0.2, "a call took " .. worst .. " s")
+            H.sleep(2)
+            l:close()
+        end)
+    end)
+end)

@@ -1,0 +1,258 @@
+-- spec/29-redis_ngx_spec.lua: nginx workers of two gateways and plain Lua
+-- processes (Lua 5.4 and LuaJIT) sharing one budget through Redis (issue
+-- 15). Each gateway is a real nginx (2 workers) whose workers spend the
+-- budget from a timer through mediquo.ngx_redis: the Redis round trip on a
+-- cosocket, hiredis's formatter and reader in the C core. A third "host"
+-- is two plain processes (spec/redis_worker.lua). Then the example gateway
+-- itself (examples/nginx.conf, mediquo.ngx, MEDIQUO_RL_REDIS) twice, booking
+-- on the sandbox: the server never sees more than per_minute a window. ~45 s.
+
+local core = require "mediquo.core"
+local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+local NH = require "spec.ngx_helper"
+
+local NS = 1e9
+local now = core.limiter_now
+local root = H.root
+
+local function lines(path)
+    local t, f = {}, io.open(path)
+    if not f then return t end
+    for l in f:lines() do t[#t + 1] = l end
+    f:close()
+    return t
+end
+
+local function max_in_window(ts, period_ns)
+    local best, j = 0, 1
+    for i = 1, #ts do
+        while ts[i] - ts[j] >= period_ns do j = j + 1 end
+        if i - j + 1 > best then best = i - j + 1 end
+    end
+    return best
+end
+
+local function count_between(ts, from, to)
+    local n = 0
+    for _, t in ipairs(ts) do if t >= from and t < to then n = n + 1 end end
+    return n
+end
+
+local CONF = [[
+@MODULES@
+@USER@
+worker_processes 2;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp;
+    proxy_temp_path @PREFIX@/tmp;
+    fastcgi_temp_path @PREFIX@/tmp;
+    uwsgi_temp_path @PREFIX@/tmp;
+    scgi_temp_path @PREFIX@/tmp;
+    lua_package_path "@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        local core = require "mediquo.core"
+        local nr = require "mediquo.ngx_redis"
+        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
+                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
+        local out = "@PREFIX@/w" .. ngx.worker.pid() .. ".log"
+        local function run(premature)
+            if premature then return end
+            local f = assert(io.open(out, "w"))
+            local lim, err = core.limiter(cfg)
+            if not lim then
+                f:write("error ", tostring(err), "\n")
+                f:close()
+                return
+            end
+            for _ = 1, 1000000 do
+                if core.limiter_now() >= @UNTIL@ then break end
+                local t0 = core.limiter_now()
+                local ok, res, _, _, at = pcall(nr.wait, lim, 0.5, cfg.redis)
+                if not ok then f:write("raise ", tostring(res), "\n") break end
+                if res then f:write(string.format("t %.0f\n", at)) end
+                if (core.limiter_now() - t0) / 1e9 > 0.75 then f:write("late\n") end
+                f:flush()
+            end
+            f:write("done\n")
+            f:close()
+            lim:close()
+        end
+        ngx.timer.at(0, run)
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location /health { content_by_lua_block { ngx.say("ok") } }
+    }
+}
+]]
+
+local function start_gateway(prefix, vars)
+    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
+    local modules = ""
+    local v = H.run("nginx -V 2>&1")
+    if not v:find("lua-nginx-module", 1, true) then
+        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    end
+    local id = H.run("id -u"):gsub("%s+$", "")
+    local conf = CONF:gsub("@(%u+)@", function(k)
+        if k == "MODULES" then return modules end
+        if k == "USER" then return id == "0" and "user root root;" or "" end
+        if k == "PREFIX" then return prefix end
+        if k == "ROOT" then return root end
+        return tostring(vars[k])
+    end)
+    H.write_file(prefix .. "/nginx.conf", conf)
+    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
+                            .. prefix .. "/logs/error.log' 2>&1")
+    assert(code == 0, "nginx did not start: " .. out)
+    for _ = 1, 50 do
+        if H.read_file(prefix .. "/nginx.pid") then break end
+        H.sleep(0.05)
+    end
+    return { prefix = prefix, pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+")) }
+end
+
+local function stop_gateway(gw)
+    if gw.pid then H.run("kill -QUIT " .. gw.pid .. " 2>/dev/null") end
+    for _ = 1, 50 do
+        if not gw.pid or not R.alive(gw.pid) then break end
+        H.sleep(0.05)
+    end
+    if gw.pid and R.alive(gw.pid) then H.run("kill -9 " .. gw.pid) end
+end
+
+describe("rate_limit.redis in nginx", function()
+    local srv, tmp
+    local gws = {}
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-rngx.XXXXXX"):gsub("%s+$", "")
+        srv = R.start()
+    end)
+    teardown(function()
+        for _, gw in ipairs(gws) do stop_gateway(gw) end
+        if srv then srv:stop() end
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    it("two gateways' workers and plain Lua processes spend one budget", function()
+        local c = { KEY = "rngx-" .. now(), PM = 60, BURST = 10, PERIOD = 3, URL = srv.url }
+        local P = c.PERIOD * NS
+        c.UNTIL = string.format("%.0f", now() + 3 * P + 2 * NS)
+        for g = 1, 2 do
+            local v = {}
+            for k, x in pairs(c) do v[k] = x end
+            v.DIR = tmp .. "/gw" .. g
+            v.PORT = 30000 + math.random(0, 9999)
+            H.run("mkdir -p '" .. v.DIR .. "'")
+            gws[g] = start_gateway(tmp .. "/gw" .. g, v)
+        end
+        -- the third host: plain processes, one Lua 5.4, one LuaJIT
+        local dir3 = tmp .. "/plain"
+        H.run("mkdir -p '" .. dir3 .. "'")
+        local outs = {}
+        for i, interp in ipairs{ "lua5.4", "luajit" } do
+            local env = interp == "luajit"
+                and string.format("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' ", root, root) or ""
+            outs[i] = string.format("%s/plain%d.log", tmp, i)
+            H.run(string.format("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %d %s '%s' 0.5 >%s.stdout 2>&1 &",
+                                env, interp, outs[i], c.KEY, dir3, c.PM, c.BURST, c.PERIOD, c.UNTIL, c.URL, outs[i]))
+        end
+        H.sleep((tonumber(c.UNTIL) - now()) / NS + 0.5)
+        local files = {}
+        for _, o in ipairs(outs) do files[#files + 1] = o end
+        for g = 1, 2 do
+            for _ = 1, 40 do
+                local ls = H.run("ls " .. tmp .. "/gw" .. g .. "/w*.log 2>/dev/null")
+                local n, done = 0, 0
+                for p in ls:gmatch("%S+") do
+                    n = n + 1
+                    local l = lines(p)
+                    if l[#l] == "done" then done = done + 1 end
+                end
+                if n == 2 and done == 2 then
+                    for p in ls:gmatch("%S+") do files[#files + 1] = p end
+                    break
+                end
+                H.sleep(0.25)
+            end
+        end
+        assert.equal(6, #files, "not every worker finished: " .. table.concat(files, " "))
+        local ts, per = {}, {}
+        for i, p in ipairs(files) do
+            per[i] = 0
+            for _, l in ipairs(lines(p)) do
+                assert.is_nil(l:match("^raise"), p .. ": " .. l)
+                assert.is_nil(l:match("^error"), p .. ": " .. l)
+                assert.is_nil(l:match("^late"), p .. ": " .. l)
+                local t = l:match("^t (%d+)")
+                if t then ts[#ts + 1] = tonumber(t); per[i] = per[i] + 1 end
+            end
+        end
+        table.sort(ts)
+        assert.equal(60, max_in_window(ts, P))
+        local used = count_between(ts, ts[1], ts[1] + 3 * P)
+        assert.truthy(used >= 0.99 * 180, "only " .. used .. " of 180 in 3 windows")
+        assert.truthy(per[1] + per[2] > 0, "the plain host starved")
+        assert.truthy(per[3] + per[4] > 0, "gateway 1 starved")
+        assert.truthy(per[5] + per[6] > 0, "gateway 2 starved")
+        -- Redis saw the three hosts (and this one)
+        local l = assert(limiter.new{ key = c.KEY, dir = tmp, redis = c.URL, per_minute = 60, period = 3 })
+        assert.truthy(l:status().hosts >= 4, "hosts " .. l:status().hosts)
+        l:close()
+    end)
+
+    -- two example gateways booking 12 each at once on one sandbox ->
+    -- bookings done, the most POSTs the API saw in a window of the period
+    -- (server-side arrival times, ms resolution, loopback latency: a window
+    -- 50 ms short of the period)
+    local function two_gateways(redis_url)
+        local sb = H.sandbox{ workers = 2 }
+        sb:reset()
+        local env = { MEDIQUO_RL_KEY = "rgw-" .. now(), MEDIQUO_RL_PER_MINUTE = 10,
+                      MEDIQUO_RL_PERIOD = 3, MEDIQUO_RL_REDIS = redis_url }
+        local g1 = NH.gateway(sb, { workers = 2, env = env })
+        local g2 = NH.gateway(sb, { workers = 2, env = env })
+        local function bookings(tag)
+            local t = {}
+            for i = 1, 12 do
+                t[i] = { code = tag .. "-" .. i .. "-" .. now(), starts_at = "2030-05-20T12:00:00Z",
+                         patient = "P1", professional = "prof-demo-1" }
+            end
+            return t
+        end
+        local h1 = NH.spawn_posts(g1.url .. "/book", bookings("g1"), 40)
+        local h2 = NH.spawn_posts(g2.url .. "/book", bookings("g2"), 40)
+        local res = h1:wait()
+        for _, r in ipairs(h2:wait()) do res[#res + 1] = r end
+        g1:stop()
+        g2:stop()
+        local ok = 0
+        for _, r in ipairs(res) do if r.status == 200 then ok = ok + 1 end end
+        local ts = {}
+        for _, e in ipairs(sb:log()) do
+            if e.method == "POST" and e.path:find("^/v1/appointments") then ts[#ts + 1] = e.time * NS end
+        end
+        table.sort(ts)
+        return ok, max_in_window(ts, 3 * NS - 0.05 * NS)
+    end
+
+    it("two example gateways (mediquo.ngx, MEDIQUO_RL_REDIS): the API sees one budget", function()
+        local ok, most = two_gateways(srv.url)
+        assert.truthy(ok >= 20, "only " .. ok .. " of 24 booked")
+        assert.truthy(most <= 10, "the API saw " .. most .. " in a window")
+    end)
+
+    it("the same two gateways without Redis: each spends the whole budget (the spec can fail)", function()
+        local _, most = two_gateways("")
+        assert.truthy(most > 10, "the API saw only " .. most .. " in a window")
+    end)
+end)

@@ -1,0 +1,91 @@
+-- spec/redis_helper.lua: real redis-server processes for the Redis limiter
+-- specs: a random loopback port, no persistence, started and stopped by the
+-- spec by PID (never by name: other helpers' servers share the machine).
+--
+--   local R = require "spec.redis_helper"
+--   local srv = R.start{ "--requirepass", "pw" }   -- extra redis-server args
+--   srv.url, srv.port, srv.pid; srv:kill9(); srv:restart(); srv:stop()
+
+local H = require "spec.helper"
+
+local R = {}
+local Server = {}
+Server.__index = Server
+
+local live = {}
+
+local function alive(pid)
+    local _, code = H.run("kill -0 " .. pid .. " 2>/dev/null")
+    return code == 0
+end
+R.alive = alive
+
+local function cli(port, args)
+    return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. args .. " 2>&1")
+end
+
+function Server:cli(args, auth)
+    return cli(self.port, (auth and ("--no-auth-warning -a " .. H.shell_quote(auth) .. " ") or "") .. args)
+end
+
+function Server:launch()
+    local args = { "redis-server", "--port", tostring(self.port), "--bind", "127.0.0.1",
+                   "--save", "''", "--appendonly", "no", "--dir", self.dir,
+                   "--enable-debug-command", "local" }
+    for _, a in ipairs(self.extra) do args[#args + 1] = H.shell_quote(a) end
+    local out = H.run(table.concat(args, " ") .. " >>" .. self.dir .. "/redis.log 2>&1 & echo $!")
+    self.pid = assert(tonumber(out:match("(%d+)")), "redis-server did not start: " .. out)
+    live[self.pid] = self
+    -- ready when it answers (any answer: NOAUTH counts)
+    for _ = 1, 100 do
+        local o = cli(self.port, "ping")
+        if o:match("PONG") or o:match("NOAUTH") then return self end
+        H.sleep(0.05)
+    end
+    error("redis-server on port " .. self.port .. " did not answer: "
+          .. (H.read_file(self.dir .. "/redis.log") or ""))
+end
+
+function R.start(extra)
+    local dir = H.run("mktemp -d /tmp/mediquo-redis.XXXXXX"):gsub("%s+$", "")
+    for _ = 1, 20 do
+        local port = 20000 + math.random(0, 30000)
+        local s = setmetatable({ port = port, dir = dir, extra = extra or {} }, Server)
+        s.url = "redis://127.0.0.1:" .. port
+        local busy = H.run("ss -ltn 'sport = :" .. port .. "' 2>/dev/null | tail -n +2")
+        if busy == "" then return s:launch() end
+    end
+    error("no free port")
+end
+
+function Server:kill9()
+    if self.pid then
+        H.run("kill -9 " .. self.pid)
+        for _ = 1, 100 do
+            if not alive(self.pid) then break end
+            H.sleep(0.02)
+        end
+        live[self.pid] = nil
+        self.pid = nil
+    end
+end
+
+-- the same port, a new process: an empty keyspace and script cache
+function Server:restart()
+    self:kill9()
+    return self:launch()
+end
+
+function Server:stop()
+    self:kill9()
+    if self.dir then H.run("rm -rf '" .. self.dir .. "'") end
+    self.dir = nil
+end
+
+function R.stop_all()
+    for _, s in pairs(live) do s:kill9() end
+end
+
+math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+
+return R

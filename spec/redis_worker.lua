@@ -1,0 +1,51 @@
+-- spec/redis_worker.lua: one real process of one simulated host sharing a
+-- budget through Redis, driven by spec/28-redis_limiter_spec.lua. Logs, one
+-- per line and flushed at once:
+--   t <ns>          an admitted start (the limiter's CLOCK_MONOTONIC ns)
+--   late <s>        an acquire that took longer than max_wait + 0.25 s
+--   degraded <0|1>  status().degraded changed
+--   raise <msg>     a call raised (it never may)
+--   done
+--   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT
+
+local limiter = require "mediquo.limiter"
+local core = require "mediquo.core"
+
+local out, key, dir = arg[1], arg[2], arg[3]
+local per_minute, burst, period = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+local until_ns, url, max_wait = tonumber(arg[7]), arg[8], tonumber(arg[9])
+
+local f = assert(io.open(out, "w"))
+local function log(s)
+    f:write(s, "\n")
+    f:flush()
+end
+
+local lim, err = limiter.new{ per_minute = per_minute, burst = burst, period = period,
+                              key = key, dir = dir, redis = url ~= "-" and url or nil,
+                              max_wait = max_wait }
+if not lim then
+    log("error " .. tostring(err))
+    os.exit(1)
+end
+log("ready")
+local now = core.limiter_now
+local degraded = false
+for _ = 1, 1000000 do
+    if now() >= until_ns then break end
+    local t0 = now()
+    local okc, ok, _, at = pcall(lim.core.acquire, lim.core, max_wait)
+    local took = (now() - t0) / 1e9
+    if not okc then log("raise " .. tostring(ok)) break end
+    if ok then log(string.format("t %.0f", at)) end
+    if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
+    local oks, st = pcall(lim.status, lim)
+    if not oks then log("raise " .. tostring(st)) break end
+    if st.degraded ~= degraded then
+        degraded = st.degraded
+        log("degraded " .. (degraded and 1 or 0))
+    end
+end
+lim:close()
+log("done")
+f:close()

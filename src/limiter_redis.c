@@ -1,0 +1,670 @@
+/* limiter_redis.c: one budget across hosts.
+ *
+ * Redis decides, with one script per decision on its own clock (TIME):
+ * a log of leased slots, each kept until the last instant it may be
+ * started (grant + lease) has left the window, so however late a host
+ * starts a slot no window of period ever holds more than per_minute; a
+ * GCRA for the burst; the shared pause and calibration; a registry of the
+ * hosts sharing the key. All keys of a budget share one hash tag.
+ *
+ * A host leases slots (one round trip per batch, asked by one process of
+ * the host at a time through the lease file) and its processes spend them
+ * through the local limiter, which still holds the host's own pause.
+ *
+ * Redis gone: the host waits until every slot granted before can have left
+ * the window (period + lease after it noticed), then starts at most
+ * fallback_per_minute a window on its own (per_minute / hosts by default,
+ * so the hosts together stay within per_minute), and tries Redis twice a
+ * second. Redis back without its memory (a restart, a flush) or after
+ * hosts spent fallback: the script "learns" - every host hands back what
+ * it started in the last window and no slot is granted until all hosts
+ * seen have done so (or a window has passed). See notes/redis.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lease_file.h"
+#include "limiter_file.h"
+#include "limiter_redis.h"
+#include "redis_conn.h"
+#include "shmfile.h"
+
+#define NS 1000000000LL
+#define MS 1000000LL
+#define RETRY_NS (NS / 2)           /* degraded: Redis again this often */
+#define REFUSED_RETRY_NS (5 * NS)   /* a setup fault: less often, still reported */
+#define LEASE_MAX 16                /* slots asked for at once */
+#define KEY_TTL_MS 86400000LL       /* an idle budget's keys go after a day */
+
+static const char SCRIPT[] =
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000\n"
+"local S, LOG, HOSTS, REC = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
+"local host, pm, burst = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+"local period, lease, want = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+"local hl, up, recf, known = tonumber(ARGV[8]), ARGV[9], ARGV[10], ARGV[11]\n"
+"local ttl, hostttl = tonumber(ARGV[12]), tonumber(ARGV[13])\n"
+"local pz, rem, reset = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])\n"
+"local horizon = math.min(1000, period / 4)\n"
+"local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect')\n"
+"local epoch, used, tat, seq, pause, calu, call, learn, expect\n"
+"if v[1] then\n"
+"  epoch, used, tat, seq = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])\n"
+"  pause, calu, call = tonumber(v[5]), tonumber(v[6]), tonumber(v[7])\n"
+"  learn, expect = tonumber(v[8]), tonumber(v[9])\n"
+"else\n"
+/* no state: first use, or Redis lost it; what the hosts started before
+ * may still be in the window: learn it from them first */
+"  epoch, used, tat, seq, pause, calu, call = math.floor(now), 0, 0, 0, 0, 0, 0\n"
+"  learn, expect = now + period + lease + horizon, math.max(hl, 1)\n"
+"  redis.call('DEL', LOG, REC)\n"
+"end\n"
+"redis.call('ZADD', HOSTS, now, host)\n"
+"redis.call('ZREMRANGEBYSCORE', HOSTS, '-inf', now - hostttl)\n"
+"local hosts = redis.call('ZCARD', HOSTS)\n"
+"local fresh = known ~= tostring(epoch)\n"
+"if recf == '1' and not fresh and learn <= now then\n"
+"  learn, expect = now + period + lease + horizon, hosts\n"
+"  redis.call('DEL', REC)\n"
+"end\n"
+"local function add(e, n)\n"
+"  seq = seq + 1\n"
+"  redis.call('ZADD', LOG, e, seq .. ':' .. n)\n"
+"  used = used + n\n"
+"end\n"
+"if fresh or recf == '1' then\n"
+/* this host's starts of the last window, which a fresh state lacks: sent
+ * only when asked for ("-": not sent), so one round trip costs ~200 bytes */
+"  if up == '-' then\n"
+"    redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,\n"
+"      'calu', calu, 'call', call, 'learn', learn, 'expect', expect)\n"
+"    for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
+"    return {0, 0, hosts, epoch, 1, used, 0, 1}\n"
+"  end\n"
+"  for a, n in string.gmatch(up, '(-?%d+):(%d+)') do add(now - tonumber(a) + lease, tonumber(n)) end\n"
+"end\n"
+"local learning = 0\n"
+"if learn > now then\n"
+"  redis.call('SADD', REC, host)\n"
+"  if redis.call('SCARD', REC) < expect then learning = 1 end\n"
+"end\n"
+"local old = redis.call('ZRANGEBYSCORE', LOG, '-inf', now - period)\n"
+"for _, m in ipairs(old) do used = used - tonumber(string.match(m, ':(%d+)$')) end\n"
+"if #old > 0 then redis.call('ZREMRANGEBYSCORE', LOG, '-inf', now - period) end\n"
+"if used < 0 then used = 0 end\n"
+"if pz >= 0 then pause = math.max(pause, now + pz) end\n"
+"if rem == 0 then pause = math.max(pause, now + reset)\n"
+"elseif rem > 0 and rem < pm - used then calu, call = now + reset, rem end\n"
+"local grant, wait, delay = 0, 0, 0\n"
+"if want > 0 then\n"
+"  if learning == 1 then wait = math.min(learn - now, 200) end\n"
+"  if pause > now then wait = math.max(wait, pause - now) end\n"
+"  local room = pm - used\n"
+"  if calu > now then\n"
+"    room = math.min(room, call)\n"
+"    if call <= 0 then wait = math.max(wait, calu - now) end\n"
+"  end\n"
+"  if used >= pm then\n"
+"    local h = redis.call('ZRANGE', LOG, 0, 0, 'WITHSCORES')\n"
+"    if h[2] then wait = math.max(wait, tonumber(h[2]) + period - now) end\n"
+"  end\n"
+"  local step = period / pm\n"
+"  local base = math.max(tat, now)\n"
+"  local k = math.floor(burst - (base - now) / step + 1e-9)\n"
+"  if k < 1 then wait = math.max(wait, base - (burst - 1) * step - now) end\n"
+"  if wait <= 0 and room > 0 and k >= 1 then\n"
+"    grant = math.min(want, room, k)\n"
+"    add(now + lease, grant)\n"
+"    tat = base + grant * step\n"
+"    if calu > now then call = call - grant end\n"
+/* with a grant, when the next may come: the host waits that long on its
+ * own instead of asking again at once */
+"    base = math.max(tat, now)\n"
+"    if math.floor(burst - (base - now) / step + 1e-9) < 1 then wait = base - (burst - 1) * step - now end\n"
+"    if used >= pm then\n"
+"      local h = redis.call('ZRANGE', LOG, 0, 0, 'WITHSCORES')\n"
+"      if h[2] then wait = math.max(wait, tonumber(h[2]) + period - now) end\n"
+"    end\n"
+"  elseif learning == 0 and pause <= now and not (calu > now and call <= 0) then\n"
+/* no slot now: reserve the next one, at the first instant F the GCRA and
+ * the window both allow it (the need-th oldest slot's end + period). The
+ * host starts it in [its receive time + F - now, its send time + F - now
+ * + lease]: never before F, never after F + lease, where it is logged. So
+ * one round trip admits one start instead of every host asking again when
+ * a slot frees. */
+"    local f = math.max(now, tat - (burst - 1) * step)\n"
+"    if used >= pm then\n"
+"      local need, acc = used - pm + 1, 0\n"
+"      local items = redis.call('ZRANGE', LOG, 0, need - 1, 'WITHSCORES')\n"
+"      for i = 1, #items, 2 do\n"
+"        acc = acc + tonumber(string.match(items[i], ':(%d+)$'))\n"
+"        if acc >= need then f = math.max(f, tonumber(items[i + 1]) + period) break end\n"
+"      end\n"
+"      if acc < need then f = now + horizon + 1 end\n"
+"    end\n"
+"    if f - now <= horizon then\n"
+"      grant, delay = 1, f - now\n"
+"      add(f + lease, 1)\n"
+"      tat = math.max(tat, f) + step\n"
+"      if calu > now then call = call - 1 end\n"
+"      wait = delay\n"
+"    end\n"
+"  end\n"
+"  if grant == 0 and wait <= 0 then wait = 1 end\n"
+"end\n"
+"redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,\n"
+"  'calu', calu, 'call', call, 'learn', learn, 'expect', expect)\n"
+"for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end\n"
+"return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0,\n"
+"  math.ceil(delay * 1000)}\n";
+
+struct mq_rdl {
+    mq_lease lf;
+    mq_redis *conn;             /* the blocking driver's connection */
+    mq_redis_url url;
+    long per_minute, burst, fallback;
+    double period, timeout;
+    int64_t period_ns, lease_ns;
+    int64_t ahead_ns;           /* how far ahead Redis reserves a slot */
+    char *key, *dir;
+    long gid;
+    mq_limiter *fb;             /* the fallback budget, opened when needed */
+    long fb_pm;
+    /* the round trip under way (begin .. finish) */
+    char keys[MQ_RDL_NKEYS][64];
+    char num[12][24];
+    char upload[4096];
+    int64_t t_send, sent_fb, sent_pause, sent_obs;
+    int want;
+    int unsafe;                 /* test hook: no quarantine, no hand-back */
+    int cosocket;               /* no blocking round trip from C */
+};
+
+const char *mq_rdl_script(void) { return SCRIPT; }
+mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static long fallback_of(const mq_rdl *r, int64_t hosts)
+{
+    if (r->fallback >= 0) return r->fallback;
+    return r->per_minute / (hosts > 0 ? hosts : 1);
+}
+
+static int contact(mq_limiter *l, char *why, size_t whylen);
+
+static const mq_rl_remote REMOTE = {
+    mq_rdl_try, mq_rdl_acquire, mq_rdl_pause, mq_rdl_observe, mq_rdl_close,
+};
+
+int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
+                char *err, size_t errlen)
+{
+    mq_rdl *r;
+    char why[200];
+    uint64_t h = mq_fnv1a64(lc->key);
+    int i;
+
+    r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(err, errlen, "redis: out of memory");
+        return -2;
+    }
+    r->lf.fd = -1;
+    if (mq_redis_url_parse(rc->url, &r->url, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        free(r);
+        return -1;
+    }
+    r->per_minute = lc->per_minute;
+    r->burst = lc->burst;
+    r->period = lc->period;
+    r->period_ns = (int64_t)(lc->period * 1e9);
+    /* a lease spends 1/400 of the window at most on slots leased but not
+     * yet started: that is what it costs in budget (>= 99.75% usable with
+     * a 60 s window); never under 20 ms, so that a round trip slowed by a
+     * busy host still finds its lease usable */
+    r->lease_ns = min64(max64(r->period_ns / 400, 20 * MS), 250 * MS);
+    r->ahead_ns = min64(NS, r->period_ns / 4);     /* the script's horizon */
+    r->fallback = rc->fallback;
+    r->cosocket = rc->cosocket;
+    /* the specs show the outage guarantee failing without its two
+     * mechanisms; never set outside them */
+    r->unsafe = getenv("MEDIQUO_TEST_HOOKS") && getenv("MEDIQUO_TEST_REDIS_UNSAFE");
+    r->timeout = rc->timeout > 0 ? rc->timeout : 0.25;
+    r->gid = lc->gid;
+    r->key = strdup(lc->key);
+    r->dir = strdup(lc->dir);
+    r->conn = mq_redis_new(&r->url, SCRIPT);
+    l->rd = r;
+    l->remote = &REMOTE;
+    if (r->key == NULL || r->dir == NULL || r->conn == NULL) {
+        snprintf(err, errlen, "redis: out of memory");
+        return -2;
+    }
+    for (i = 0; i < MQ_RDL_NKEYS; i++)
+        snprintf(r->keys[i], sizeof r->keys[i], "{mq:%016llx}:%s", (unsigned long long)h,
+                 (const char *[]){ "s", "log", "hosts", "rec" }[i]);
+    if (mq_lease_open(lc->dir, lc->key, lc->gid, &r->lf, err, errlen) != 0) return -2;
+    /* the first contact: registers the host, hands back what it started
+     * lately, and tells a wrong password at once */
+    if (!r->cosocket && contact(l, why, sizeof why) == MQ_REDIS_REFUSED) {
+        snprintf(err, errlen, "%s", why);
+        return -2;
+    }
+    return 0;
+}
+
+void mq_rdl_close(mq_rdl *r)
+{
+    if (r == NULL) return;
+    mq_redis_free(r->conn);
+    if (r->fb) mq_limiter_close(r->fb);
+    if (r->lf.f) mq_lease_close(&r->lf);
+    mq_redis_url_free(&r->url);
+    free(r->key);
+    free(r->dir);
+    free(r);
+}
+
+/* Fill the round trip's arguments (under the lease lock). */
+static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_rdl_req *q)
+{
+    int64_t horizon = r->period_ns + r->lease_ns;
+    int i, n = 0;
+
+    for (i = 0; i < MQ_RDL_NKEYS; i++) q->argv[n++] = r->keys[i];
+    /* what this host started lately: only when Redis asked for it, when
+     * this host never spoke to it, or after starts on the fallback */
+    if (f->need_upload || f->epoch == 0 || f->fb_used > 0)
+        mq_lease_recent(f, now, horizon, r->upload, sizeof r->upload);
+    else
+        snprintf(r->upload, sizeof r->upload, "-");
+    if (r->unsafe) r->upload[0] = '\0';
+    r->sent_fb = f->fb_used;
+    r->sent_pause = f->pause_until;
+    r->sent_obs = f->obs_until;
+    snprintf(r->num[0], 24, "%ld", r->per_minute);
+    snprintf(r->num[1], 24, "%ld", r->burst);
+    snprintf(r->num[2], 24, "%.3f", r->period * 1e3);
+    snprintf(r->num[3], 24, "%d", r->want);
+    snprintf(r->num[4], 24, "%lld", r->unsafe ? 0LL : (long long)f->hosts);
+    snprintf(r->num[5], 24, "%lld", (long long)f->epoch);
+    snprintf(r->num[6], 24, "%lld", KEY_TTL_MS + (long long)(r->period * 2e3));
+    snprintf(r->num[7], 24, "%lld", (long long)max64(10 * r->period_ns, 30 * NS) / MS);
+    snprintf(r->num[8], 24, "%lld", f->pause_until > now ? (long long)((f->pause_until - now) / MS) : -1LL);
+    snprintf(r->num[9], 24, "%lld", f->obs_until > now ? (long long)f->obs_rem : -1LL);
+    snprintf(r->num[10], 24, "%lld", f->obs_until > now ? (long long)((f->obs_until - now) / MS) : 0LL);
+    snprintf(r->num[11], 24, "%.3f", (double)r->lease_ns / MS);
+    q->argv[n++] = "L";
+    q->argv[n++] = f->host_id;
+    q->argv[n++] = r->num[0];
+    q->argv[n++] = r->num[1];
+    q->argv[n++] = r->num[2];
+    q->argv[n++] = r->num[11];
+    q->argv[n++] = r->num[3];
+    q->argv[n++] = r->num[4];
+    q->argv[n++] = r->upload;
+    q->argv[n++] = f->fb_used > 0 ? "1" : "0";
+    q->argv[n++] = r->num[5];
+    q->argv[n++] = r->num[6];
+    q->argv[n++] = r->num[7];
+    q->argv[n++] = r->num[8];
+    q->argv[n++] = r->num[9];
+    q->argv[n++] = r->num[10];
+    q->argc = n;
+    q->tmo = budget < r->timeout ? budget : r->timeout;
+    f->busy_until = now + (int64_t)(q->tmo * 1e9) + 50 * MS;
+    r->t_send = now;
+}
+
+/* A leased or fallback slot passes the local limiter too (the host's own
+ * pause, and the record the local window is checked on). */
+static int local(mq_limiter *l, double *wait, int64_t *at, int give_back)
+{
+    mq_rdl *r = l->rd;
+    double w = 0;
+
+    if (mq_rl_try_local(l, &w, at)) return 1;
+    if (give_back && mq_lease_lock(&r->lf) == 0) {
+        if (mq_rl_now_ns() < r->lf.f->lease_until) r->lf.f->lease_n++;
+        mq_lease_unlock(&r->lf);
+    }
+    *wait = w;
+    return 0;
+}
+
+/* The fallback budget: a local limiter of its own with fallback_per_minute
+ * (reopened when the number of hosts changed it). */
+static int fallback_try(mq_limiter *l, long fpm, double *wait)
+{
+    mq_rdl *r = l->rd;
+    char err[256], key[600];
+    double w = 0;
+
+    if (fpm <= 0) {
+        *wait = 0.5;
+        return 0;
+    }
+    if (r->fb && r->fb_pm != fpm) {
+        mq_limiter_close(r->fb);
+        r->fb = NULL;
+    }
+    if (r->fb == NULL) {
+        mq_limiter_cfg c = { fpm, r->burst < fpm ? r->burst : fpm, r->period, key, r->dir, r->gid };
+        /* the rule is in the file name: a file keeps the rule it was made with */
+        snprintf(key, sizeof key, "%s\n#redis-fallback/%ld", r->key, fpm);
+        if (mq_limiter_open(&c, &r->fb, err, sizeof err) != 0) {
+            *wait = 0.5;
+            return 0;
+        }
+        r->fb_pm = fpm;
+    }
+    if (mq_rl_try_local(r->fb, &w, NULL)) return 1;
+    *wait = w;
+    return 0;
+}
+
+int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+{
+    mq_rdl *r = l->rd;
+    mq_lease_file *f = r->lf.f;
+    int64_t now = mq_rl_now_ns();
+    long fpm;
+
+    *wait = 0;
+    if (mq_lease_lock(&r->lf) != 0) {
+        *wait = 0.01;
+        return 0;
+    }
+    if (f->lease_n > 0 && now < f->lease_until) {
+        if (now < f->lease_from) {          /* a reserved slot: not yet */
+            *wait = (double)(f->lease_from - now) / NS;
+            mq_lease_unlock(&r->lf);
+            return 0;
+        }
+        f->lease_n--;
+        mq_lease_unlock(&r->lf);
+        return local(l, wait, at, 1);
+    }
+    if (f->busy_until > now) {              /* another process is asking */
+        f->demand++;
+        *wait = (double)min64(f->busy_until - now, MS / 5) / NS;     /* about a round trip */
+        mq_lease_unlock(&r->lf);
+        return 0;
+    }
+    if (!f->degraded) {
+        if (f->wait_until > now) {
+            f->demand++;
+            *wait = (double)(f->wait_until - now) / NS;
+            mq_lease_unlock(&r->lf);
+            return 0;
+        }
+        if (budget < 0.002) {               /* no time left for a round trip */
+            *wait = 0.002;
+            mq_lease_unlock(&r->lf);
+            return 0;
+        }
+        r->want = (int)min64(min64(1 + f->demand, LEASE_MAX), r->burst);
+        f->demand = 0;
+        request(r, f, now, budget, req);
+        mq_lease_unlock(&r->lf);
+        return 2;
+    }
+    if (now >= f->next_try && budget >= 0.002) {
+        r->want = 1;
+        f->next_try = now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
+        request(r, f, now, budget, req);
+        mq_lease_unlock(&r->lf);
+        return 2;
+    }
+    fpm = fallback_of(r, f->hosts);
+    if (now < f->fb_from || fpm <= 0) {
+        /* quarantine: slots granted before Redis went may still be in the window */
+        *wait = (double)(min64(f->next_try, fpm > 0 ? f->fb_from : f->next_try) - now) / NS;
+        if (*wait < 0.001) *wait = 0.001;
+        mq_lease_unlock(&r->lf);
+        return 0;
+    }
+    mq_lease_unlock(&r->lf);
+    if (!fallback_try(l, fpm, wait)) {
+        int64_t until = f->next_try - now;
+        if (until > 0 && *wait > (double)until / NS) *wait = (double)until / NS;
+        return 0;
+    }
+    if (mq_lease_lock(&r->lf) == 0) {
+        mq_lease_record(f, now, 1, r->period_ns + r->lease_ns);
+        f->fb_used++;
+        mq_lease_unlock(&r->lf);
+    }
+    return local(l, wait, at, 0);
+}
+
+int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
+                  double *wait, int64_t *at)
+{
+    mq_rdl *r = l->rd;
+    mq_lease_file *f = r->lf.f;
+    int64_t now = mq_rl_now_ns();
+    long long grant = 0;
+
+    *wait = 0;
+    if (mq_lease_lock(&r->lf) != 0) {
+        *wait = 0.01;
+        return 0;
+    }
+    f->busy_until = 0;
+    if (rc != MQ_REDIS_OK) {
+        if (!f->degraded) {
+            f->degraded = 1;
+            f->since = now;
+            /* every slot granted before Redis went is started by its
+             * grant + reservation horizon + lease, and out of every
+             * window a period later */
+            f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns + r->ahead_ns;
+        }
+        f->refused = rc == MQ_REDIS_REFUSED;
+        f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
+        f->lease_n = 0;
+        snprintf(f->err, sizeof f->err, "%s", why ? why : "redis failed");
+        mq_lease_unlock(&r->lf);
+        *wait = 0.001;
+        return 0;
+    }
+    f->degraded = 0;
+    f->refused = 0;
+    f->err[0] = '\0';
+    f->hosts = vals[2] > 0 ? vals[2] : 1;
+    if (vals[7] != 1) f->epoch = vals[3];  /* else: still owed, under the old one */
+    f->need_upload = vals[7] == 1;          /* Redis lost its state: tell it */
+    f->fb_used -= r->sent_fb;               /* Redis has them now */
+    if (f->fb_used < 0) f->fb_used = 0;
+    if (f->pause_until == r->sent_pause) f->pause_until = 0;
+    if (f->obs_until == r->sent_obs) f->obs_until = 0, f->obs_rem = -1;
+    grant = vals[0];
+    /* with a grant too: the next slot is not before then (µs) */
+    f->wait_until = now + (int64_t)vals[1] * 1000;
+    if (grant > 0 && vals[8] > 0) {
+        /* a reserved slot, Redis's now + delay: from our receive time +
+         * delay (after Redis's F) to our send time + delay + lease (before
+         * F + lease, where Redis logged it) */
+        int64_t d = (int64_t)vals[8] * 1000;
+        f->lease_from = now + d;
+        f->lease_until = r->t_send + d + r->lease_ns;
+        f->lease_n = f->lease_from < f->lease_until ? grant : 0;
+        mq_lease_record(f, now + d, grant, r->period_ns + r->lease_ns);
+        mq_lease_unlock(&r->lf);
+        *wait = (double)d / NS;
+        return 0;
+    }
+    if (grant > 0) {
+        /* t_send is before Redis read its clock: the lease ends here no
+         * later than Redis counted it */
+        f->lease_from = 0;
+        f->lease_until = r->t_send + r->lease_ns;
+        f->lease_n = grant - 1;
+        mq_lease_record(f, now, grant, r->period_ns + r->lease_ns);
+        mq_lease_unlock(&r->lf);
+        if (now >= r->t_send + r->lease_ns) {   /* the answer came too late to use */
+            *wait = 0.001;
+            return 0;
+        }
+        return local(l, wait, at, 1);
+    }
+    *wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
+    mq_lease_unlock(&r->lf);
+    return 0;
+}
+
+/* One round trip asking for nothing (want 0): registers the host, hands
+ * back what it started, tells Redis a pause. Skipped when another process
+ * is talking to Redis now or Redis is gone (the next round trip tells). */
+static int contact(mq_limiter *l, char *why, size_t whylen)
+{
+    mq_rdl *r = l->rd;
+    int64_t now = mq_rl_now_ns(), at;
+    mq_rdl_req req;
+    redisReply *rep = NULL;
+    long long vals[MQ_RDL_NVALS] = { 0 };
+    double w;
+    size_t i;
+    int st;
+
+    why[0] = '\0';
+    if (mq_lease_lock(&r->lf) != 0) return MQ_REDIS_DOWN;
+    if (r->lf.f->busy_until > now || (r->lf.f->degraded && now < r->lf.f->next_try)) {
+        mq_lease_unlock(&r->lf);
+        return MQ_REDIS_OK;
+    }
+    r->want = 0;
+    request(r, r->lf.f, now, r->timeout, &req);
+    mq_lease_unlock(&r->lf);
+    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, &rep, why, whylen);
+    if (st == MQ_REDIS_OK) {
+        for (i = 0; i < MQ_RDL_NVALS && i < rep->elements; i++)
+            vals[i] = rep->element[i]->type == REDIS_REPLY_INTEGER ? rep->element[i]->integer : 0;
+        freeReplyObject(rep);
+    }
+    mq_rdl_finish(l, st, vals, why, &w, &at);
+    return st;
+}
+
+static int round_trip(mq_limiter *l, double budget, double *wait, int64_t *at)
+{
+    mq_rdl *r = l->rd;
+    mq_rdl_req req;
+    redisReply *rep = NULL;
+    long long vals[MQ_RDL_NVALS] = { 0 };
+    char why[256] = "";
+    int st = mq_rdl_begin(l, budget, wait, at, &req);
+    size_t i;
+
+    if (st != 2) return st;
+    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, &rep, why, sizeof why);
+    if (st == MQ_REDIS_OK) {
+        for (i = 0; i < MQ_RDL_NVALS && i < rep->elements; i++)
+            vals[i] = rep->element[i]->type == REDIS_REPLY_INTEGER ? rep->element[i]->integer : 0;
+        freeReplyObject(rep);
+    }
+    return mq_rdl_finish(l, st, vals, why, wait, at);
+}
+
+int mq_rdl_try(mq_limiter *l, double *wait, int64_t *at)
+{
+    return round_trip(l, l->rd->timeout, wait, at);
+}
+
+int mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after,
+                   int64_t *at)
+{
+    int64_t start = mq_rl_now_ns(), limit, t = 0;
+    double w = 0;
+    int i;
+
+    *waited = 0;
+    *retry_after = 0;
+    if (!(max_wait >= 0)) max_wait = 0;
+    if (max_wait > 86400) max_wait = 86400;
+    limit = start + (int64_t)(max_wait * 1e9);
+    for (i = 0; i < 10000000; i++) {
+        int64_t now = mq_rl_now_ns(), sleep_ns;
+        struct timespec ts;
+
+        if (round_trip(l, (double)(limit - now) / NS, &w, &t)) {
+            *waited = (double)(t - start) / NS;
+            if (at) *at = t;
+            return 1;
+        }
+        now = mq_rl_now_ns();
+        sleep_ns = (int64_t)ceil(w * 1e9);
+        if (sleep_ns < 100000) sleep_ns = 100000;
+        if (now + sleep_ns > limit) {
+            *waited = (double)(now - start) / NS;
+            *retry_after = w;
+            return 0;
+        }
+        ts.tv_sec = (time_t)(sleep_ns / NS);
+        ts.tv_nsec = (long)(sleep_ns % NS);
+        nanosleep(&ts, NULL);
+    }
+    *retry_after = w;
+    return 0;
+}
+
+void mq_rdl_pause(mq_limiter *l, double seconds, int flush)
+{
+    mq_rdl *r = l->rd;
+    int64_t now = mq_rl_now_ns(), until;
+
+    if (!(seconds >= 0)) seconds = r->period;
+    if (seconds > 86400) seconds = 86400;
+    until = now + (int64_t)(seconds * 1e9);
+    if (mq_lease_lock(&r->lf) != 0) return;
+    r->lf.f->pause_until = max64(r->lf.f->pause_until, until);
+    r->lf.f->lease_n = 0;                   /* nobody spends a lease into a pause */
+    mq_lease_unlock(&r->lf);
+    if (flush && !r->cosocket) {
+        char why[256];
+        contact(l, why, sizeof why);
+    }
+}
+
+void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
+{
+    mq_rdl *r = l->rd;
+    int64_t now = mq_rl_now_ns();
+
+    if (remaining < 0) return;
+    if (!(reset_in >= 0)) reset_in = r->period;
+    if (reset_in > 86400) reset_in = 86400;
+    if (remaining == 0) {
+        mq_rdl_pause(l, reset_in, 1);
+        return;
+    }
+    if (mq_lease_lock(&r->lf) != 0) return;
+    r->lf.f->obs_rem = remaining;
+    r->lf.f->obs_until = now + (int64_t)(reset_in * 1e9);
+    mq_lease_unlock(&r->lf);
+}
+
+void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st)
+{
+    mq_rdl *r = l->rd;
+    mq_lease_file *f = r->lf.f;
+
+    memset(st, 0, sizeof *st);
+    if (mq_lease_lock(&r->lf) != 0) {
+        st->degraded = 1;
+        snprintf(st->error, sizeof st->error, "redis lease file: lock held");
+        return;
+    }
+    st->degraded = f->degraded != 0;
+    st->hosts = f->hosts > 0 ? f->hosts : 1;
+    st->fallback = fallback_of(r, f->hosts);
+    st->leased = f->lease_until > mq_rl_now_ns() ? f->lease_n : 0;
+    snprintf(st->error, sizeof st->error, "%s", f->err);
+    mq_lease_unlock(&r->lf);
+}

@@ -1,0 +1,82 @@
+/* limiter_redis.h: one budget across hosts (limiter_redis.c): the Redis
+ * script that decides, and the host side that leases slots from it, shares
+ * them between the host's processes and falls back when Redis is gone. */
+#ifndef MQ_LIMITER_REDIS_H
+#define MQ_LIMITER_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limiter.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+typedef struct mq_rdl mq_rdl;
+
+typedef struct {
+    const char *url;            /* redis://... or unix://... */
+    long fallback;              /* fallback_per_minute; -1: per_minute / hosts */
+    double timeout;             /* seconds for one round trip (connect included) */
+    int cosocket;               /* nginx: every round trip goes through
+                                 * redis_begin/_finish on a cosocket; never
+                                 * one from C (no first contact, pauses wait
+                                 * for the next round trip) */
+} mq_rdl_cfg;
+
+typedef struct {
+    int degraded;               /* Redis unreachable: on the fallback */
+    long hosts;                 /* hosts Redis last saw sharing the key */
+    long fallback;              /* what this host may start alone, per period */
+    long leased;                /* slots leased and not yet spent */
+    char error[240];            /* why Redis is not in use ("" when it is) */
+} mq_rdl_status_t;
+
+#define MQ_RDL_NKEYS 4
+#define MQ_RDL_NARGS 16
+#define MQ_RDL_NVALS 9          /* grant wait_us hosts epoch learning used pause_ms send_history delay_us */
+
+/* One round trip the host must make: the script's keys then arguments. */
+typedef struct {
+    const char *argv[MQ_RDL_NKEYS + MQ_RDL_NARGS];
+    int argc;                   /* MQ_RDL_NKEYS + MQ_RDL_NARGS */
+    double tmo;                 /* seconds it may take */
+} mq_rdl_req;
+
+/* Attaches Redis to an open local limiter. 0; -1 the URL is wrong (err
+ * says why); -2 the host's setup is (a lease file that cannot be made,
+ * Redis refusing AUTH or the script). Redis being down is not an error. */
+int  mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
+                 char *err, size_t errlen);
+void mq_rdl_close(mq_rdl *r);
+const char *mq_rdl_script(void);
+/* The host's Redis URL parts, for the cosocket driver's connection. */
+const char *mq_rdl_sha(mq_rdl *r);
+
+/* Sans-I/O steps, shared by the blocking driver (below) and the nginx
+ * cosocket driver (lredis.c). begin: 1 admitted (*at), 0 wait *wait
+ * seconds, 2 make the round trip in *req (tmo at most budget) and then
+ * call finish with its outcome. finish: 1 admitted, 0 wait. */
+int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req);
+int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
+                  double *wait, int64_t *at);
+
+/* The blocking driver: the same contract as mq_limiter_try_at /
+ * mq_limiter_acquire_at; no round trip outlives max_wait. */
+int  mq_rdl_try(mq_limiter *l, double *wait, int64_t *at);
+int  mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after,
+                    int64_t *at);
+/* The server's word, for every host: kept for the next round trip, and
+ * with flush sent at once (blocking driver). */
+void mq_rdl_pause(mq_limiter *l, double seconds, int flush);
+void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
+void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st);
+/* The redis handle of a limiter, NULL when it has none. */
+mq_rdl *mq_rdl_of(mq_limiter *l);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif
