@@ -30,6 +30,9 @@ external_dependencies = {
    -- mediquo.ngx reads HTTP/1.1 answers with it (src/lhttp.c);
    -- Debian/Ubuntu: apt-get install libhttp-parser-dev
    HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+   -- the Redis limiter (rate_limit.redis): Debian/Ubuntu libhiredis-dev,
+   -- Fedora hiredis-devel, Alpine hiredis-dev, Homebrew hiredis
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
@@ -44,11 +47,12 @@ build = {
             "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/answer.c",
             "src/engine.c", "src/request.c", "src/secrets.c", "src/explain.c",
             "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
-            "src/ljournal.c",
+            "src/ljournal.c", "src/redis_conn.c", "src/lease_file.c",
+            "src/limiter_redis.c", "src/lredis.c",
          },
-         libraries = { "curl", "http_parser", "pthread" },
-         incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
+         libraries = { "curl", "http_parser", "hiredis", "pthread" },
+         incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       },
       mediquo = "lua/mediquo.lua",
       ["mediquo.errors"] = "lua/mediquo/errors.lua",
@@ -57,6 +61,7 @@ build = {
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
       ["mediquo.ngx_http"] = "lua/mediquo/ngx_http.lua",
       ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",
+      ["mediquo.ngx_redis"] = "lua/mediquo/ngx_redis.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
       ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",
