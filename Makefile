@@ -75,15 +75,22 @@ $(BUILD)/luajit/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(MODULE_CFLAGS) -I$(LUAJIT_INC) $(CURL_CFLAGS) -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
-# `eval "$(make -s env)"` makes `require "mediquo"` work from any folder.
+# `eval "$(make -s env)"` makes `require "mediquo"` work from any folder, for
+# $(LUA) (lua5.4). The C module is built for that one Lua: another Lua
+# loading it fails (5.3: "undefined symbol: lua_newuserdatauv"), so when plain
+# `lua` is another version this says so on stderr (stdout stays eval-able).
 env:
 	@echo 'export LUA_PATH="$(TREE)/share/lua/$(LUA_VERSION)/?.lua;$(TREE)/share/lua/$(LUA_VERSION)/?/init.lua;$(CURDIR)/lua/?.lua;;"'
 	@echo 'export LUA_CPATH="$(TREE)/lib/lua/$(LUA_VERSION)/?.so;;"'
 	@echo 'export PATH="$(CURDIR)/bin:$$PATH"'
+	@v=$$(lua -v 2>&1 | sed -n 's/^Lua \([0-9]*\.[0-9]*\).*/\1/p'); \
+	if [ "$$v" != "$(LUA_VERSION)" ]; then \
+	    echo "make env: these paths are for Lua $(LUA_VERSION): run scripts with $(LUA)$${v:+, not plain lua (which is Lua $$v here and cannot load this build of mediquo.core)}" >&2; \
+	fi
 
 # Debian packages the build, the tests and the demo need; installed only
 # when one is missing (needs root, as on CI).
-DEB_PKGS := make gcc lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
+DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev

@@ -1,46 +1,37 @@
--- examples/quickstart.lua: create an appointment, move it, cancel it.
+-- examples/quickstart.lua: create an appointment, move it, cancel it; the
+-- README's Quick start (spec/32-readme_spec.lua keeps the two the same).
 --
---   MEDIQUO_BASE_URL=http://127.0.0.1:8089/v1 lua5.4 examples/quickstart.lua
+--   export MEDIQUO_BASE_URL=$(bin/mediquo-sandbox start)      # the sandbox
+--   export MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
+--   lua5.4 examples/quickstart.lua
 --
--- Against the real API set MEDIQUO_API_KEY / MEDIQUO_SECRET_KEY and leave
--- MEDIQUO_BASE_URL unset.
+-- Against the real API export your own keys and leave MEDIQUO_BASE_URL unset.
 local mediquo = require "mediquo"
 
-local client, err = mediquo.new{
-    api_key = os.getenv("MEDIQUO_API_KEY") or "sandbox-key",
-    secret_key = os.getenv("MEDIQUO_SECRET_KEY") or "sandbox-secret",
-    base_url = os.getenv("MEDIQUO_BASE_URL"),
-}
-if not client then
-    io.stderr:write("cannot make a client: ", tostring(err), "\n")
-    os.exit(1)
-end
-
-local function check(what, value, e)
-    if not value then
-        io.stderr:write(what, " failed: ", tostring(e), "\n")
-        os.exit(1)
-    end
-    return value
-end
-
-local code = "quickstart-" .. os.time()
-
-local appt = check("create", client:create{
-    code = code,
-    starts_at = "2030-05-20T10:00:00+02:00",   -- sent as 08:00:00Z
-    patient = "patient-42",
-    professional = "prof-demo-1",
-    duration = 1800,
+local client = assert(mediquo.new{
+    api_key    = os.getenv("MEDIQUO_API_KEY"),
+    secret_key = os.getenv("MEDIQUO_SECRET_KEY"),
+    base_url   = os.getenv("MEDIQUO_BASE_URL"),   -- unset: the real API
 })
-print(("created     %s  video call: %s"):format(appt.code, appt.url))
 
-local moved = check("reschedule", client:reschedule(code, os.time() + 7 * 86400))
-print(("rescheduled %s  new URL:    %s"):format(moved.code, moved.url))
+-- the code is yours, and doubles as the idempotency key: one per booking
+local code = ("quick-%d-%d"):format(os.time(), math.random(1e9))
 
-check("cancel", client:cancel(code))
-print(("cancelled   %s"):format(code))
+local appt, err = client:create{
+    code = code,
+    starts_at = "2030-05-20T10:00:00+02:00",      -- or epoch seconds; sent as UTC
+    patient = "patient-42",
+    professional = "prof-demo-1",                 -- a professional the sandbox knows
+    duration = 1800,                              -- optional, seconds
+}
+if not appt then
+    -- branch on err.kind / err.effect; tostring(err) is one line, never a secret
+    error(tostring(err))
+end
+print("created", appt.code, appt.url)
 
-local s = client:stats()
-print(("%d requests, %d ok, %d retries"):format(s.requests, s.ok, s.retries))
+local moved = assert(client:reschedule(code, os.time() + 86400))
+print("moved", moved.url)                         -- a new URL; the old one stops working
+assert(client:cancel(code))
+print("cancelled", code)
 client:close()

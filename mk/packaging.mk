@@ -50,3 +50,61 @@ test-all: deps all
 	@$(MAKE) --no-print-directory rock LUA_VERSION=5.3 TREE=$(CURDIR)/.rocks-5.3
 	@$(MAKE) --no-print-directory rock LUA_VERSION=5.1 TREE=$(CURDIR)/.rocks-5.1
 	@SUITES="cunit lua54 luajit lua53 lua51" bash spec/run.sh
+
+# ---------------------------------------------------------------------------
+# Releases: a versioned rockspec and a source rock.
+#
+#   make rockspec-release [RELEASE=0.2.0]  (re)writes rockspec/mediquo-RELEASE-1.rockspec
+#                  from mediquo-scm-1.rockspec: same build, a release source
+#   make dist      build/dist/mediquo-RELEASE-1.src.rock (the rockspec and
+#                  lua-mediquo-RELEASE.tar.gz, the tracked files as they are
+#                  in the work tree), installable offline:
+#                  luarocks install --deps-mode=none build/dist/mediquo-0.2.0-1.src.rock
+#
+# The versioned rockspec is generated, never edited by hand: scm-1 is the one
+# that changes with the sources, and `make dist` refuses a versioned rockspec
+# that no longer matches it (run `make rockspec-release`).
+
+RELEASE      ?= 0.2.0
+RELEASE_REV  ?= 1
+RELEASE_NAME := mediquo-$(RELEASE)-$(RELEASE_REV)
+RELEASE_SPEC := rockspec/$(RELEASE_NAME).rockspec
+DIST         ?= $(BUILD)/dist
+RELEASE_URL  ?= https://github.com/lua-mediquo/lua-mediquo/archive/v$(RELEASE).tar.gz
+
+# scm-1's text with the version and the source swapped (awk, so that a field
+# added to scm-1 appears in the release rockspec without anyone copying it)
+define release_rockspec
+awk -v ver='$(RELEASE)-$(RELEASE_REV)' -v url='$(RELEASE_URL)' -v rel='$(RELEASE)' ' \
+    /^version = / { print "version = \"" ver "\""; next } \
+    /^source = \{/ { print "source = {"; \
+                     print "   url = \"" url "\","; \
+                     print "   file = \"lua-mediquo-" rel ".tar.gz\","; \
+                     print "   dir = \"lua-mediquo-" rel "\","; \
+                     print "}"; skip = 1; next } \
+    skip && /^\}/ { skip = 0; next } \
+    skip { next } \
+    { print }' rockspec/mediquo-scm-1.rockspec
+endef
+
+.PHONY: rockspec-release dist
+
+rockspec-release:
+	@$(release_rockspec) > $(RELEASE_SPEC)
+	@echo "wrote $(RELEASE_SPEC)"
+
+dist:
+	@command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1 \
+	    || { echo "make dist: needs a git checkout (it packs the tracked files)" >&2; exit 1; }
+	@command -v zip >/dev/null || { echo "make dist: needs zip (apt-get install zip)" >&2; exit 1; }
+	@$(release_rockspec) | cmp -s - $(RELEASE_SPEC) \
+	    || { echo "make dist: $(RELEASE_SPEC) is missing or no longer matches mediquo-scm-1.rockspec: run 'make rockspec-release'" >&2; exit 1; }
+	@set -e; rm -rf $(DIST)/stage; mkdir -p $(DIST)/stage; \
+	tree=$$(git stash create 2>/dev/null); tree=$${tree:-HEAD}; \
+	git archive --format=tar.gz --prefix=lua-mediquo-$(RELEASE)/ \
+	    -o $(DIST)/stage/lua-mediquo-$(RELEASE).tar.gz $$tree; \
+	cp $(RELEASE_SPEC) $(DIST)/stage/; \
+	rm -f $(DIST)/$(RELEASE_NAME).src.rock; \
+	cd $(DIST)/stage && zip -q -X ../$(RELEASE_NAME).src.rock $(RELEASE_NAME).rockspec lua-mediquo-$(RELEASE).tar.gz; \
+	cd .. && rm -rf stage; \
+	echo "$(DIST)/$(RELEASE_NAME).src.rock"

@@ -227,7 +227,11 @@ describe("mediquo.ngx in nginx", function()
     end)
 
     it("keeps the event loop free: /health p99 < 20 ms with 16 slow calls in flight", function()
-        sb:faults{ next = 16, mode = "delay", ms = 500 }
+        -- the upstream is slow enough that the probe (0.3 s) surely ends
+        -- while every call still waits, even on a busy runner: the guard
+        -- below is about the spec's validity, not a speed to reach
+        local SLOW = 2.0
+        sb:faults{ next = 16, mode = "delay", ms = SLOW * 1000 }
         local calls = {}
         for i = 1, 16 do calls[i] = booking(fresh("slow")) end
         local t0 = H.now()
@@ -239,11 +243,12 @@ describe("mediquo.ngx in nginx", function()
         local book_workers = {}
         for _, r in ipairs(results) do
             assert.are.equal(200, r.status)
-            assert.is_true(r.time >= 0.45, "a /book did not wait on the slow upstream")
+            assert.is_true(r.time >= SLOW - 0.05, "a /book did not wait on the slow upstream")
             book_workers[r.worker] = true
         end
         -- the probe ran while every call was still waiting upstream
-        assert.is_true(measured_until < t0 + 0.5)
+        assert.is_true(measured_until < t0 + SLOW, ("the probe ended %.2f s after the calls started")
+                       :format(measured_until - t0))
         assert.is_true(#lat >= 100, "too few /health samples: " .. #lat)
         local p99 = NH.percentile(lat, 0.99)
         assert.is_true(p99 < 0.020, ("/health p99 %.1f ms over %d samples"):format(p99 * 1e3, #lat))

@@ -15,8 +15,11 @@ local function uniq()
 end
 
 local function client(extra)
-    return H.client({ base_url = sb.base_url, rate_limit = false, timeout = 5,
-                      connect_timeout = 3, deadline = 10 }, extra)
+    -- generous: under valgrind a TLS handshake takes seconds, and a
+    -- connect timeout would turn "certificate refused" into "could not
+    -- connect" (a flake, not a finding)
+    return H.client({ base_url = sb.base_url, rate_limit = false, timeout = 60,
+                      connect_timeout = 45, deadline = 120 }, extra)
 end
 
 local function appt(code)

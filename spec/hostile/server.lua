@@ -53,14 +53,22 @@ end
 function _M.start()
     local template = assert(read(H.root .. "/spec/hostile/nginx.conf.in"))
     local mods = load_modules()
-    local user = H.run("id -u"):match("^0") and "user nobody nogroup;" or ""
+    -- nginx started as root drops its workers to `nobody`, who may not be
+    -- able to read the handlers in this checkout (a clone under a 0700
+    -- directory: root's home, any `mktemp -d`). The workers run as the
+    -- invoking user instead (a loopback test server; as non-root nginx
+    -- ignores `user` and the workers are the invoking user anyway).
+    local user = ""
+    if H.run("id -u"):match("^0%s*$") then
+        user = ("user %s %s;"):format(H.run("id -un"):gsub("%s+$", ""), H.run("id -gn"):gsub("%s+$", ""))
+    end
     local last
     for _ = 1, 20 do
         local port = math.random(30000, 39999)
         local trap_port = port + 1
         local prefix = H.run('mktemp -d "${TMPDIR:-/tmp}/mediquo-hostile-XXXXXX"'):gsub("%s+$", "")
         record(prefix)
-        H.run("mkdir -p " .. q(prefix .. "/logs") .. " " .. q(prefix .. "/tmp") .. " && chmod 755 " .. q(prefix))
+        H.run("mkdir -p " .. q(prefix .. "/logs") .. " " .. q(prefix .. "/tmp"))
         local conf = template:gsub("@(%u[%u_]*)@", {
             LOAD_MODULES = mods, USER = user, PREFIX = prefix, ROOT = H.root,
             PORT = tostring(port), TRAP_PORT = tostring(trap_port),
