@@ -25,7 +25,7 @@ local ceil = math.ceil
 local find = string.find
 local lower = string.lower
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local STATUS = {
     invalid_argument = 400,     -- the caller's input, refused before sending

@@ -40,7 +40,7 @@ describe("core.http1 (the request bytes)", function()
         local body = '{"appointment":{"starts_at":"2030-05-20T10:00:00Z"}}'
         assert.are.equal("PUT /v1/appointments/A%2F1 HTTP/1.1\r\n"
             .. "Host: api.example:8443\r\n"
-            .. "User-Agent: lua-mediquo/0.1.0 gw/1\r\n"
+            .. "User-Agent: lua-mediquo/0.2.0 gw/1\r\n"
             .. "Accept: application/json\r\n"
             .. "X-API-Key: " .. KEY .. "\r\nX-Secret-Key: " .. SECRET .. "\r\n"
             .. "Content-Type: application/json\r\n"

@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#define MQ_CORE_VERSION "0.1.0"
+#define MQ_CORE_VERSION "0.2.0"
 
 /* core.urlenc(s) -> s with every byte but RFC 3986 unreserved as %XX */
 static int l_urlenc(lua_State *L)

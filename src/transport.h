@@ -9,7 +9,7 @@
 #endif
 
 
-#define MQ_LIB_UA "lua-mediquo/0.1.0"   /* every driver's User-Agent starts so */
+#define MQ_LIB_UA "lua-mediquo/0.2.0"   /* every driver's User-Agent starts so */
 #define MQ_BODY_CAP (1024 * 1024)   /* larger answers are refused, not read */
 
 /* What became of an attempt at the transport level. */

@@ -29,7 +29,7 @@ local max = math.max
 local floor = math.floor
 local now = core.now
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 local T = {}
 local mt = { __index = T }
 

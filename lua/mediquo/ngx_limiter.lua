@@ -19,7 +19,7 @@ local ngx_redis = require "mediquo.ngx_redis"
 local ngx = ngx
 local now = core.now
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local MIN_SLEEP = 0.001
 

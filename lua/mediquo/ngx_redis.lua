@@ -21,7 +21,7 @@ local byte = string.byte
 local tostring = tostring
 local type = type
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local SCRIPT = core.redis_script()
 local SHA

@@ -22,7 +22,7 @@ local format = string.format
 local concat = table.concat
 local sort = table.sort
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local json = cjson.new()
 

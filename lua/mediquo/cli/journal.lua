@@ -26,7 +26,7 @@ local tostring = tostring
 local setmetatable = setmetatable
 local open = io.open
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 local mt = { __index = _M }
 
 _M.HEADER = "# mediquo import journal v2"

@@ -12,7 +12,7 @@ local floor = math.floor
 local md5 = ngx.md5
 local ipairs = ipairs
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local PROFESSIONALS = {
     ["prof-demo-1"] = true,

@@ -7,7 +7,7 @@ local ngx = ngx
 local type = type
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local KEY = "faults"
 -- A bound on one POST, so a typo cannot fill the dict.

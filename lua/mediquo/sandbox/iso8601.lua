@@ -7,7 +7,7 @@ local match = string.match
 local format = string.format
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 

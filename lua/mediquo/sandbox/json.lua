@@ -7,7 +7,7 @@ local cjson = require("cjson.safe").new()
 local byte = string.byte
 local find = string.find
 
-local _M = { _VERSION = "0.1.0", null = cjson.null }
+local _M = { _VERSION = "0.2.0", null = cjson.null }
 
 -- Deep enough for any real payload, shallow enough that a hostile body
 -- cannot make the decoder recurse for long.

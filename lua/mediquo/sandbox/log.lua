@@ -8,7 +8,7 @@ local ngx = ngx
 local max = math.max
 local encode_raw = json.encode_raw
 
-local _M = { _VERSION = "0.1.0", MAX = 10000 }
+local _M = { _VERSION = "0.2.0", MAX = 10000 }
 
 local dict
 

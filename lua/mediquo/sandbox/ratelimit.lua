@@ -6,7 +6,7 @@ local ngx = ngx
 local ceil = math.ceil
 local tostring = tostring
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local dict
 local limit, window = 600, 60

@@ -19,7 +19,7 @@ local tonumber = tonumber
 local find, sub, gsub, char, rep, match =
     string.find, string.sub, string.gsub, string.char, string.rep, string.match
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local DICT_STATE, DICT_CTL, DICT_LOG =
     "mediquo_sandbox_state", "mediquo_sandbox_ctl", "mediquo_sandbox_log"
