@@ -84,8 +84,13 @@ local function options(opts)
         if type(opts.ca_file) ~= "string" or opts.ca_file == "" then
             return nil, errors.invalid("ca_file", "must be a path to a CA bundle")
         end
+        -- a path of the right shape that cannot be read is the host's
+        -- setup (API.md: kind config), not the caller's input
         local f = io.open(opts.ca_file, "rb")
-        if not f then return nil, errors.invalid("ca_file", "cannot be read") end
+        if not f then
+            return nil, errors.new{ kind = "config", field = "ca_file", retryable = false,
+                                    effect = "none", message = "ca_file: cannot be read" }
+        end
         f:close()
         o.ca_file = opts.ca_file
     end

@@ -103,8 +103,9 @@ describe("TLS", function()
         local c, err = mediquo.new{ api_key = H.api_key, secret_key = H.secret_key,
                                     base_url = sb.base_url, ca_file = "/nonexistent/ca.pem" }
         assert.is_nil(c)
-        assert.equal("invalid_argument", err.kind)
+        assert.equal("config", err.kind)        -- the host's setup (API.md)
         assert.matches("ca_file", err.message, 1, true)
+        assert.is_false(err.retryable)
         c, err = mediquo.new{ api_key = H.api_key, secret_key = H.secret_key,
                               base_url = sb.base_url, ca_file = 42 }
         assert.is_nil(c)
