@@ -18,7 +18,7 @@
  * second. Redis back without its memory (a restart, a flush) or after
  * hosts spent fallback: the script "learns" - every host hands back what
  * it started in the last window and no slot is granted until all hosts
- * seen have done so (or a window has passed). See notes/redis.md. */
+ * seen have done so (or a window has passed). See docs/limiter-and-redis.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
