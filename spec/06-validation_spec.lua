@@ -131,7 +131,7 @@ describe("validation", function()
             { "connect_timeout", { connect_timeout = -1 } }, { "deadline", { deadline = 0 / 0 } },
             { "max_retries", { max_retries = -1 } }, { "max_retries", { max_retries = 1.5 } },
             { "retry_post", { retry_post = "yes" } }, { "insecure", { insecure = 1 } },
-            { "ca_file", { ca_file = "/nonexistent/ca.pem" } },
+            { "ca_file", { ca_file = 42 } }, { "ca_file", { ca_file = "" } },
             { "user_agent", { user_agent = "a\nb" } },
             { "rate_limit", { rate_limit = true } },
             { "rate_limit", { rate_limit = { per_minute = 0 } } },
@@ -147,6 +147,12 @@ describe("validation", function()
                 assert.truthy(err.message:find(case[1], 1, true), err.message)
             end)
         end
+        it("ca_file that cannot be read is the host's setup: kind config", function()
+            local c, err = mediquo.new(base{ ca_file = "/nonexistent/ca.pem" })
+            assert.is_nil(c)
+            assert.equal("config", err.kind)
+            assert.truthy(err.message:find("ca_file", 1, true), err.message)
+        end)
         it("opts not a table", function()
             local c, err = mediquo.new("x")
             assert.is_nil(c)
