@@ -22,7 +22,7 @@ end
 
 local function free_port()
     for _ = 1, 50 do
-        local port = math.random(30000, 32000)
+        local port = math.random(20000, 32000)
         if not H.http("GET", "http://127.0.0.1:" .. port .. "/", nil, nil, { timeout = 1 }) then
             return port
         end

@@ -183,7 +183,7 @@ describe("examples/minimal.conf", function()
     it("runs as written and books through mediquo.ngx", function()
         local sb = H.sandbox{}
         local prefix = NH.tmpdir("ngx-minimal")
-        local port = math.random(30000, 39999)
+        local port = H.free_port()
         local conf = assert(H.read_file(H.root .. "/examples/minimal.conf"))
         conf = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
         assert(H.write_file(prefix .. "/minimal.conf", conf))

@@ -134,7 +134,7 @@ describe("rate_limit.redis in nginx", function()
             local v = {}
             for k, x in pairs(c) do v[k] = x end
             v.DIR = tmp .. "/gw" .. g
-            v.PORT = 30000 + math.random(0, 9999)
+            v.PORT = H.free_port()
             H.run("mkdir -p '" .. v.DIR .. "'")
             gws[g] = start_gateway(tmp .. "/gw" .. g, v)
         end

@@ -310,7 +310,7 @@ describe("mediquo CLI with real files", function()
             pending("needs rate_limit.redis (branch redis)")
             return
         end
-        local port = math.random(30000, 39999)
+        local port = H.free_port()
         local rdir = tmp .. "/redis"
         H.run("mkdir -p " .. q(rdir))
         local _, rrc = H.run(("redis-server --port %d --bind 127.0.0.1 --save '' --dir %s --daemonize yes "

@@ -28,7 +28,7 @@ end
 local function free_port()
     local socket = require "socket"
     for _ = 1, 50 do
-        local port = math.random(20000, 29999)
+        local port = H.free_port()
         local s = socket.tcp()
         local ok = s:bind("127.0.0.1", port)
         s:close()

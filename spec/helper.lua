@@ -72,6 +72,24 @@ function H.lines(path)
     return t
 end
 
+-- H.free_port([span]) -> a loopback TCP port nothing listens on, with the
+-- span ports after it free too. Drawn from 20000-32000: below the kernel's
+-- ephemeral range (32768-60999 by default), so the local end of an outgoing
+-- connection cannot hold it when the server binds. A server that still finds
+-- its port taken is retried on another by its starter.
+function H.free_port(span)
+    span = span or 0
+    for _ = 1, 50 do
+        local port = math.random(20000, 32000 - span)
+        local busy = false
+        for p = port, port + span do
+            if run("ss -ltnH 'sport = :" .. p .. "' 2>/dev/null") ~= "" then busy = true break end
+        end
+        if not busy then return port end
+    end
+    error("no free port in 20000-32000")
+end
+
 -- H.uniq(prefix) -> a fresh name: prefix, the time, a random number, a counter
 local nuniq = 0
 function H.uniq(prefix)
@@ -363,7 +381,7 @@ local function start(opts)
     end
     local last_err
     for _ = 1, 20 do
-        local port = opts.port or math.random(20000, 29999)
+        local port = opts.port or H.free_port()
         local prefix = run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-spec-XXXXXX\""):gsub("%s+$", "")
         record(prefix)
         local errfile = prefix .. "/start.err"

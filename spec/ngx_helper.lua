@@ -54,7 +54,7 @@ function NH.gateway(sb, opts)
     for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end
     local last
     for _ = 1, 10 do
-        local port = math.random(30000, 39999)
+        local port = H.free_port()
         local prefix = NH.tmpdir("ngx-gw")
         record(prefix)
         local out, code = H.run(("env %s %s start --port %d --workers %d --prefix %s 2>&1"):format(

@@ -33,27 +33,42 @@ function Server:launch()
                    "--save", "''", "--appendonly", "no", "--dir", self.dir,
                    "--enable-debug-command", "local" }
     for _, a in ipairs(self.extra) do args[#args + 1] = H.shell_quote(a) end
-    local out = H.run(table.concat(args, " ") .. " >>" .. self.dir .. "/redis.log 2>&1 & echo $!")
+    local log = self.dir .. "/redis.log"
+    H.run(": >" .. log)
+    local out = H.run(table.concat(args, " ") .. " >>" .. log .. " 2>&1 & echo $!")
     self.pid = assert(tonumber(out:match("(%d+)")), "redis-server did not start: " .. out)
     live[self.pid] = self
     -- ready when it answers (any answer: NOAUTH counts)
     for _ = 1, 100 do
         local o = cli(self.port, "ping")
         if o:match("PONG") or o:match("NOAUTH") then return self end
+        if not alive(self.pid) then
+            live[self.pid] = nil
+            self.pid = nil
+            local text = H.read_file(log) or ""
+            -- another process took the port between the check and the bind:
+            -- the caller may try another one
+            if text:match("Address already in use") then return nil, "busy" end
+            error("redis-server on port " .. self.port .. " exited: " .. text)
+        end
         H.sleep(0.05)
     end
     error("redis-server on port " .. self.port .. " did not answer: "
-          .. (H.read_file(self.dir .. "/redis.log") or ""))
+          .. (H.read_file(log) or ""))
 end
 
 function R.start(extra)
     local dir = H.run("mktemp -d /tmp/mediquo-redis.XXXXXX"):gsub("%s+$", "")
+    -- below the kernel's ephemeral range (32768-60999 by default), so an
+    -- outgoing connection's local port cannot take the port under us; a
+    -- port taken anyway (another listener) is skipped and another tried
     for _ = 1, 20 do
-        local port = 20000 + math.random(0, 30000)
+        local port = H.free_port()
         local s = setmetatable({ port = port, dir = dir, extra = extra or {} }, Server)
         s.url = "redis://127.0.0.1:" .. port
-        local busy = H.run("ss -ltn 'sport = :" .. port .. "' 2>/dev/null | tail -n +2")
-        if busy == "" then return s:launch() end
+        local ok, why = s:launch()
+        if ok then return ok end
+        assert(why == "busy")
     end
     error("no free port")
 end
@@ -73,7 +88,7 @@ end
 -- the same port, a new process: an empty keyspace and script cache
 function Server:restart()
     self:kill9()
-    return self:launch()
+    return assert(self:launch())
 end
 
 function Server:stop()

@@ -64,7 +64,7 @@ function _M.start()
     end
     local last
     for _ = 1, 20 do
-        local port = math.random(30000, 39999)
+        local port = H.free_port(1)
         local trap_port = port + 1
         local prefix = H.run('mktemp -d "${TMPDIR:-/tmp}/mediquo-hostile-XXXXXX"'):gsub("%s+$", "")
         record(prefix)
