@@ -3,6 +3,7 @@
  * driver events and the answers the engine must give. Prints "N passed,
  * N failed"; exits non-zero on any failure. */
 #include "engine.h"
+#include "secrets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,11 +160,45 @@ static void test_deadline_and_scrub(void)
     mq_engine_free(e);
 }
 
+/* the scrub itself: every occurrence, at either end, back to back, after a
+ * false start on the key's first byte; short keys left alone */
+static void test_scrub(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "abcdef", "******" },
+        { "xabcdef", "x******" },
+        { "abcdefx", "******x" },
+        { "abcdefabcdef", "************" },
+        { "aabcdef", "a******" },
+        { "abcdeabcdef", "abcde******" },
+        { "abcde", "abcde" },
+        { "a", "a" },
+        { "zzSECRETxxzz", "zz********zz" },
+        { "SECRETxabcdefSECRETxx", "SECRETx**************" },
+    };
+    mq_secrets s;
+    char buf[64];
+    CHECK(mq_secrets_init(&s, "abcdef", "SECRETxx") == 0, "scrub: init");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].in);
+        memcpy(buf, cases[i].in, n + 1);
+        mq_secrets_scrub(&s, buf, n);
+        CHECK(strcmp(buf, cases[i].out) == 0, cases[i].in);
+    }
+    mq_secrets_free(&s);
+    CHECK(mq_secrets_init(&s, "abc", "abcdef") == 0, "scrub: init with a short key");
+    memcpy(buf, "abc abcdef", 11);
+    mq_secrets_scrub(&s, buf, 10);
+    CHECK(strcmp(buf, "abc ******") == 0, "scrub: a key under 6 bytes is left alone");
+    mq_secrets_free(&s);
+}
+
 int main(void)
 {
     test_create();
     test_confirm();
     test_deadline_and_scrub();
+    test_scrub();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
