@@ -1,19 +1,24 @@
 /* lease_file.c: the host-local file of the Redis limiter (layout in
  * lease_file.h): made whole then linked into place (shmfile.c), checked
- * before it is trusted, locked with a process-shared robust mutex so a
- * process killed while holding it blocks nobody. */
+ * before it is trusted (under the SIGBUS guard), locked with a
+ * process-shared robust mutex taken by a bounded try-lock, so a process
+ * killed while holding it blocks nobody and one stopped while holding it
+ * costs the others MQ_LEASE_SPIN_NS per attempt, never a wait. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "lease_file.h"
 #include "shmfile.h"
+#include "shmguard.h"
 
 #define NS 1000000000LL
 
@@ -56,8 +61,18 @@ static int init_file(int fd, void *ud)
 
 static int valid(const mq_lease_file *f)
 {
-    return memcmp(f->magic, MQ_LF_MAGIC, sizeof f->magic) == 0
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev = mq_shm_guard_enter(&env);
+    int ok;
+
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        return 0;               /* cut short since it was measured: made again */
+    }
+    ok = memcmp(f->magic, MQ_LF_MAGIC, sizeof f->magic) == 0
         && f->version == MQ_LF_VERSION && f->size == sizeof *f;
+    mq_shm_guard_leave(prev);
+    return ok;
 }
 
 int mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char *err, size_t errlen)
@@ -66,6 +81,12 @@ int mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char
 
     lf->fd = -1;
     lf->f = NULL;
+    lf->held = 0;
+    if (mq_shm_guard_init() != 0) {
+        lf->path = NULL;
+        snprintf(err, errlen, "redis lease file: cannot install the SIGBUS guard");
+        return -1;
+    }
     lf->path = mq_shm_path(dir, "rd", key);
     if (lf->path == NULL) {
         snprintf(err, errlen, "redis lease file: out of memory");
@@ -115,37 +136,73 @@ int mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char
 
 void mq_lease_close(mq_lease *lf)
 {
-    if (lf->f) munmap(lf->f, sizeof(mq_lease_file));
+    if (lf->f && lf->held) {
+        /* the file was cut short while this thread held (or was taking)
+         * the lock: glibc's robust list of this thread still points into
+         * the mapping and writes there on the next robust lock, so the
+         * range stays valid memory for good (a page or two, per fault) */
+        mmap(lf->f, sizeof(mq_lease_file), PROT_READ | PROT_WRITE,
+             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else if (lf->f) {
+        munmap(lf->f, sizeof(mq_lease_file));
+    }
     if (lf->fd >= 0) close(lf->fd);
     free(lf->path);
     lf->f = NULL;
     lf->fd = -1;
     lf->path = NULL;
+    lf->held = 0;
+}
+
+int mq_lease_replaced(const mq_lease *lf)
+{
+    struct stat st;
+
+    return lf->fd >= 0 && fstat(lf->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
 int mq_lease_lock(mq_lease *lf)
 {
     pthread_mutex_t *mu = &lf->f->lock.mu;
-    int rc = pthread_mutex_trylock(mu);
+    int rc;
 
+    lf->held = 1;               /* before the attempt: it may enqueue the mutex */
+    rc = pthread_mutex_trylock(mu);
     if (rc == EBUSY) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        rc = pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts);
+        /* the holder does a few stores; on a busy host it may just be
+         * descheduled: yield to it for a while, then give up (a stopped
+         * holder must never stall this process, an event loop maybe) */
+        int64_t until = mono_ns() + MQ_LEASE_SPIN_NS;
+        do {
+            sched_yield();
+            rc = pthread_mutex_trylock(mu);
+        } while (rc == EBUSY && mono_ns() < until);
     }
     if (rc == EOWNERDEAD) {
         /* every update is a few stores that leave the fields usable; a
          * round trip the dead holder had claimed simply times out */
-        if (pthread_mutex_consistent(mu) != 0) return -1;
-        rc = 0;
+        rc = pthread_mutex_consistent(mu);
+        if (rc != 0) pthread_mutex_unlock(mu);
     }
-    return rc == 0 ? 0 : -1;
+    if (rc != 0) {
+        lf->held = 0;
+        return -1;
+    }
+    return 0;
 }
 
 void mq_lease_unlock(mq_lease *lf)
 {
     pthread_mutex_unlock(&lf->f->lock.mu);
+    lf->held = 0;
 }
 
 void mq_lease_record(mq_lease_file *f, int64_t now, int64_t n, int64_t horizon)

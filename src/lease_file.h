@@ -55,13 +55,25 @@ typedef struct {
     int fd;
     mq_lease_file *f;
     char *path;
+    int held;                   /* the mutex may be on this thread's robust
+                                 * list (from a lock attempt to its unlock) */
 } mq_lease;
 
 /* Opens or makes <dir>/mediquo-rd-<hash(key)>.shm (mode 0600, or 0660 of
  * group gid when gid >= 0, like the local limiter's file). */
 int  mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, char *err, size_t errlen);
+/* Also after the mapping faulted (the caller's SIGBUS guard caught it):
+ * a mapping whose mutex may still be on this thread's robust list is
+ * replaced by private zeroed memory and never unmapped (glibc writes
+ * through that list on the thread's next robust lock). */
 void mq_lease_close(mq_lease *lf);
-/* 0, or -1 when the lock stayed held for a second (a dead holder is recovered). */
+/* 1 when the file was removed or replaced since it was opened. */
+int  mq_lease_replaced(const mq_lease *lf);
+/* A bounded try-lock, never a wait on another process: 0 locked, -1 when
+ * it stayed held for MQ_LEASE_SPIN_NS (the holder is stopped, or
+ * descheduled). A holder that died is recovered (EOWNERDEAD). Touches the
+ * mapping: call it under the SIGBUS guard. */
+#define MQ_LEASE_SPIN_NS 200000
 int  mq_lease_lock(mq_lease *lf);
 void mq_lease_unlock(mq_lease *lf);
 /* Under the lock: n starts (or leased slots) at now. */

@@ -20,6 +20,7 @@
  * it started in the last window and no slot is granted until all hosts
  * seen have done so (or a window has passed). See docs/limiter-and-redis.md. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "limiter_redis.h"
 #include "redis_conn.h"
 #include "shmfile.h"
+#include "shmguard.h"
 
 #define NS 1000000000LL
 #define MS 1000000LL
@@ -180,18 +182,106 @@ struct mq_rdl {
     int want;
     int unsafe;                 /* test hook: no quarantine, no hand-back */
     int cosocket;               /* no blocking round trip from C */
+    /* the lease file, this process's side */
+    int broken;                 /* its mapping faulted: re-open it first */
+    int64_t checked_at;         /* last look for a removed or replaced file */
+    int64_t pend_fb;            /* fallback starts to record, and */
+    int64_t pend_pause;         /* ...a pause to keep, when its lock was busy */
+    char errbuf[320];           /* l->error when the lease file is the fault */
 };
 
 const char *mq_rdl_script(void) { return SCRIPT; }
 mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a > b ? b : a; }
 
 static long fallback_of(const mq_rdl *r, int64_t hosts)
 {
     if (r->fallback >= 0) return r->fallback;
     return r->per_minute / (hosts > 0 ? hosts : 1);
+}
+
+/* The lease file before each use: re-opened (re-made when it is cut short)
+ * after a fault, and joined again when another process replaced it. 0, or
+ * -1 with l->error. */
+static int lease_ready(mq_limiter *l)
+{
+    mq_rdl *r = l->rd;
+    char err[300];
+
+    if (!r->broken) {
+        struct timespec ts;
+        int64_t now;
+
+        /* fstat costs about what a whole admission does: once a second */
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        now = (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+        if (now - r->checked_at < NS) return 0;
+        r->checked_at = now;
+        if (!mq_lease_replaced(&r->lf)) return 0;
+    }
+    mq_lease_close(&r->lf);
+    if (mq_lease_open(r->dir, r->key, r->gid, &r->lf, err, sizeof err) != 0) {
+        r->broken = 1;
+        snprintf(r->errbuf, sizeof r->errbuf, "%s", err);
+        l->error = r->errbuf;
+        return -1;
+    }
+    r->broken = 0;
+    return 0;
+}
+
+#define FAULT (-1)
+
+/* Runs op(l, arg) with the lease mapping under the SIGBUS guard
+ * (shmguard.c), as limiter.c's guarded() does for the local file: op's
+ * result (>= 0), or FAULT when the file cannot be opened or was cut short
+ * under this call (l->error says why; the next call re-makes it). op may
+ * have run in part: every update is a few stores that leave the fields
+ * usable, and a file cut short is a new, empty one anyway. */
+static int leased(mq_limiter *l, int (*op)(mq_limiter *, void *), void *arg)
+{
+    mq_rdl *r = l->rd;
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
+    int rc;
+
+    if (lease_ready(l) != 0) return FAULT;
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        r->broken = 1;
+        snprintf(r->errbuf, sizeof r->errbuf, "redis lease file %s: cut short under this process "
+                 "(truncated by someone, or its disk lost it); the next call re-makes it",
+                 r->lf.path ? r->lf.path : "?");
+        l->error = r->errbuf;
+        return FAULT;
+    }
+    rc = op(l, arg);
+    mq_shm_guard_leave(prev);
+    return rc;
+}
+
+/* The lease lock, a bounded try-lock (lease_file.c). On success what was
+ * kept while it was busy goes into the file. */
+static int lease_lock(mq_rdl *r, int64_t now)
+{
+    mq_lease_file *f = r->lf.f;
+
+    if (mq_lease_lock(&r->lf) != 0) return -1;
+    if (r->pend_fb > 0) {
+        /* a later time than they happened: counted longer, never shorter */
+        mq_lease_record(f, now, r->pend_fb, r->period_ns + r->lease_ns);
+        f->fb_used += r->pend_fb;
+        r->pend_fb = 0;
+    }
+    if (r->pend_pause > f->pause_until) {
+        f->pause_until = r->pend_pause;
+        f->lease_n = 0;
+    }
+    r->pend_pause = 0;
+    return 0;
 }
 
 static int contact(mq_limiter *l, char *why, size_t whylen);
@@ -263,7 +353,7 @@ void mq_rdl_close(mq_rdl *r)
     if (r == NULL) return;
     mq_redis_free(r->conn);
     if (r->fb) mq_limiter_close(r->fb);
-    if (r->lf.f) mq_lease_close(&r->lf);
+    mq_lease_close(&r->lf);
     mq_redis_url_free(&r->url);
     free(r->key);
     free(r->dir);
@@ -321,19 +411,29 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     r->t_send = now;
 }
 
+/* a leased slot this process could not start goes back to the host */
+static int give_back_op(mq_limiter *l, void *arg)
+{
+    mq_rdl *r = l->rd;
+    int64_t now = mq_rl_now_ns();
+
+    (void)arg;
+    if (lease_lock(r, now) == 0) {
+        if (now < r->lf.f->lease_until) r->lf.f->lease_n++;
+        mq_lease_unlock(&r->lf);
+    }
+    return 0;
+}
+
 /* A leased or fallback slot passes the local limiter too (the host's own
  * pause, and the record the local window is checked on). */
 static int local(mq_limiter *l, double *wait, int64_t *at, int give_back)
 {
-    mq_rdl *r = l->rd;
     double w = 0;
 
     if (mq_rl_try_local(l, &w, at)) return 1;
-    if (give_back && mq_lease_lock(&r->lf) == 0) {
-        if (mq_rl_now_ns() < r->lf.f->lease_until) r->lf.f->lease_n++;
-        mq_lease_unlock(&r->lf);
-    }
     *wait = w;
+    if (give_back && leased(l, give_back_op, NULL) == FAULT) *wait = 1;
     return 0;
 }
 
@@ -368,96 +468,147 @@ static int fallback_try(mq_limiter *l, long fpm, double *wait)
     return 0;
 }
 
-int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+/* What begin_op found: the outcomes of mq_rdl_begin, and two more steps
+ * taken outside the lease file's guard (they touch other files). */
+enum { STEP_WAIT = 0, STEP_ASK = 2, STEP_LEASED = 3, STEP_FALLBACK = 4 };
+
+struct begin_args {
+    double budget, *wait;
+    mq_rdl_req *req;
+    int64_t now;
+    long fpm;                   /* STEP_FALLBACK: its budget, and */
+    int64_t next_try;           /* ...the next attempt at Redis */
+};
+
+static int begin_op(mq_limiter *l, void *arg)
 {
+    struct begin_args *a = arg;
     mq_rdl *r = l->rd;
     mq_lease_file *f = r->lf.f;
-    int64_t now = mq_rl_now_ns();
-    long fpm;
+    int64_t now = a->now;
+    int step = STEP_WAIT;
 
-    *wait = 0;
-    if (mq_lease_lock(&r->lf) != 0) {
-        *wait = 0.01;
-        return 0;
+    if (lease_lock(r, now) != 0) {
+        *a->wait = 0.01;        /* held by a process stopped (or descheduled) */
+        return STEP_WAIT;
     }
     if (f->lease_n > 0 && now < f->lease_until) {
         if (now < f->lease_from) {          /* a reserved slot: not yet */
-            *wait = (double)(f->lease_from - now) / NS;
-            mq_lease_unlock(&r->lf);
-            return 0;
+            *a->wait = (double)(f->lease_from - now) / NS;
+        } else {
+            f->lease_n--;
+            step = STEP_LEASED;
         }
-        f->lease_n--;
-        mq_lease_unlock(&r->lf);
-        return local(l, wait, at, 1);
-    }
-    if (f->busy_until > now) {              /* another process is asking */
+    } else if (f->busy_until > now) {       /* another process is asking */
         f->demand++;
-        *wait = (double)min64(f->busy_until - now, MS / 5) / NS;     /* about a round trip */
-        mq_lease_unlock(&r->lf);
-        return 0;
-    }
-    if (!f->degraded) {
+        *a->wait = (double)min64(f->busy_until - now, MS / 5) / NS;  /* about a round trip */
+    } else if (!f->degraded) {
         if (f->wait_until > now) {
             f->demand++;
-            *wait = (double)(f->wait_until - now) / NS;
-            mq_lease_unlock(&r->lf);
-            return 0;
+            *a->wait = (double)(f->wait_until - now) / NS;
+        } else if (a->budget < 0.002) {     /* no time left for a round trip */
+            *a->wait = 0.002;
+        } else {
+            r->want = (int)min64(min64(1 + f->demand, LEASE_MAX), r->burst);
+            f->demand = 0;
+            request(r, f, now, a->budget, a->req);
+            step = STEP_ASK;
         }
-        if (budget < 0.002) {               /* no time left for a round trip */
-            *wait = 0.002;
-            mq_lease_unlock(&r->lf);
-            return 0;
-        }
-        r->want = (int)min64(min64(1 + f->demand, LEASE_MAX), r->burst);
-        f->demand = 0;
-        request(r, f, now, budget, req);
-        mq_lease_unlock(&r->lf);
-        return 2;
-    }
-    if (now >= f->next_try && budget >= 0.002) {
+    } else if (now >= f->next_try && a->budget >= 0.002) {
         r->want = 1;
         f->next_try = now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
-        request(r, f, now, budget, req);
-        mq_lease_unlock(&r->lf);
-        return 2;
-    }
-    fpm = fallback_of(r, f->hosts);
-    if (now < f->fb_from || fpm <= 0) {
-        /* quarantine: slots granted before Redis went may still be in the window */
-        *wait = (double)(min64(f->next_try, fpm > 0 ? f->fb_from : f->next_try) - now) / NS;
-        if (*wait < 0.001) *wait = 0.001;
-        mq_lease_unlock(&r->lf);
-        return 0;
+        request(r, f, now, a->budget, a->req);
+        step = STEP_ASK;
+    } else {
+        long fpm = fallback_of(r, f->hosts);
+
+        if (now < f->fb_from || fpm <= 0) {
+            /* quarantine: slots granted before Redis went may still be in the window */
+            *a->wait = (double)(min64(f->next_try, fpm > 0 ? f->fb_from : f->next_try) - now) / NS;
+            if (*a->wait < 0.001) *a->wait = 0.001;
+        } else {
+            a->fpm = fpm;
+            a->next_try = f->next_try;
+            step = STEP_FALLBACK;
+        }
     }
     mq_lease_unlock(&r->lf);
-    if (!fallback_try(l, fpm, wait)) {
-        int64_t until = f->next_try - now;
-        if (until > 0 && *wait > (double)until / NS) *wait = (double)until / NS;
-        return 0;
-    }
-    if (mq_lease_lock(&r->lf) == 0) {
-        mq_lease_record(f, now, 1, r->period_ns + r->lease_ns);
-        f->fb_used++;
-        mq_lease_unlock(&r->lf);
-    }
-    return local(l, wait, at, 0);
+    return step;
 }
 
-int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
-                  double *wait, int64_t *at)
+/* a start on the fallback, for Redis to hear of when it is back */
+static int record_fb_op(mq_limiter *l, void *arg)
 {
     mq_rdl *r = l->rd;
-    mq_lease_file *f = r->lf.f;
-    int64_t now = mq_rl_now_ns();
-    long long grant = 0;
+    int64_t now = *(int64_t *)arg;
 
-    *wait = 0;
-    if (mq_lease_lock(&r->lf) != 0) {
-        *wait = 0.01;
+    if (lease_lock(r, now) != 0) {
+        r->pend_fb++;           /* into the file with the next lock */
         return 0;
     }
+    mq_lease_record(r->lf.f, now, 1, r->period_ns + r->lease_ns);
+    r->lf.f->fb_used++;
+    mq_lease_unlock(&r->lf);
+    return 0;
+}
+
+int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+{
+    int64_t now = mq_rl_now_ns();
+    struct begin_args a = { budget, wait, req, now, 0, 0 };
+    int step;
+
+    *wait = 0;
+    l->error = NULL;
+    step = leased(l, begin_op, &a);
+    switch (step) {
+    case FAULT:
+        *wait = 1;
+        return 0;
+    case STEP_LEASED:
+        return local(l, wait, at, 1);
+    case STEP_FALLBACK:
+        if (!fallback_try(l, a.fpm, wait)) {
+            int64_t until = a.next_try - now;
+            if (until > 0 && *wait > (double)until / NS) *wait = (double)until / NS;
+            return 0;
+        }
+        if (leased(l, record_fb_op, &now) == FAULT) {
+            /* not recorded for Redis (the file is a new one anyway): no
+             * start without its record */
+            *wait = 1;
+            return 0;
+        }
+        return local(l, wait, at, 0);
+    default:
+        return step;
+    }
+}
+
+struct finish_args {
+    int rc;
+    const long long *vals;
+    const char *why;
+    double *wait;
+};
+
+static int finish_op(mq_limiter *l, void *arg)
+{
+    struct finish_args *a = arg;
+    mq_rdl *r = l->rd;
+    mq_lease_file *f = r->lf.f;
+    const long long *vals = a->vals;
+    int64_t now = mq_rl_now_ns();
+    long long grant;
+
+    if (lease_lock(r, now) != 0) {
+        /* what Redis granted is lost to this host (never more starts);
+         * busy_until ends the others' wait for this round trip */
+        *a->wait = 0.01;
+        return STEP_WAIT;
+    }
     f->busy_until = 0;
-    if (rc != MQ_REDIS_OK) {
+    if (a->rc != MQ_REDIS_OK) {
         if (!f->degraded) {
             f->degraded = 1;
             f->since = now;
@@ -466,13 +617,13 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
              * window a period later */
             f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns + r->ahead_ns;
         }
-        f->refused = rc == MQ_REDIS_REFUSED;
+        f->refused = a->rc == MQ_REDIS_REFUSED;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         f->lease_n = 0;
-        snprintf(f->err, sizeof f->err, "%s", why ? why : "redis failed");
+        snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
         mq_lease_unlock(&r->lf);
-        *wait = 0.001;
-        return 0;
+        *a->wait = 0.001;
+        return STEP_WAIT;
     }
     f->degraded = 0;
     f->refused = 0;
@@ -497,8 +648,8 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
         f->lease_n = f->lease_from < f->lease_until ? grant : 0;
         mq_lease_record(f, now + d, grant, r->period_ns + r->lease_ns);
         mq_lease_unlock(&r->lf);
-        *wait = (double)d / NS;
-        return 0;
+        *a->wait = (double)d / NS;
+        return STEP_WAIT;
     }
     if (grant > 0) {
         /* t_send is before Redis read its clock: the lease ends here no
@@ -509,14 +660,49 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
         mq_lease_record(f, now, grant, r->period_ns + r->lease_ns);
         mq_lease_unlock(&r->lf);
         if (now >= r->t_send + r->lease_ns) {   /* the answer came too late to use */
-            *wait = 0.001;
-            return 0;
+            *a->wait = 0.001;
+            return STEP_WAIT;
         }
-        return local(l, wait, at, 1);
+        return STEP_LEASED;
     }
-    *wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
+    *a->wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
     mq_lease_unlock(&r->lf);
+    return STEP_WAIT;
+}
+
+int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
+                  double *wait, int64_t *at)
+{
+    struct finish_args a = { rc, vals, why, wait };
+    int step;
+
+    *wait = 0;
+    l->error = NULL;
+    step = leased(l, finish_op, &a);
+    if (step == FAULT) {
+        *wait = 1;
+        return 0;
+    }
+    if (step == STEP_LEASED) return local(l, wait, at, 1);
     return 0;
+}
+
+/* contact's first step: is a round trip wanted now, and its request */
+static int contact_op(mq_limiter *l, void *arg)
+{
+    mq_rdl *r = l->rd;
+    mq_lease_file *f = r->lf.f;
+    int64_t now = mq_rl_now_ns();
+
+    if (lease_lock(r, now) != 0) return 0;
+    if (f->busy_until > now || (f->degraded && now < f->next_try)) {
+        mq_lease_unlock(&r->lf);
+        return 0;
+    }
+    r->want = 0;
+    request(r, f, now, r->timeout, arg);
+    mq_lease_unlock(&r->lf);
+    return 1;
 }
 
 /* One round trip asking for nothing (want 0): registers the host, hands
@@ -525,7 +711,7 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
 static int contact(mq_limiter *l, char *why, size_t whylen)
 {
     mq_rdl *r = l->rd;
-    int64_t now = mq_rl_now_ns(), at;
+    int64_t at;
     mq_rdl_req req;
     redisReply *rep = NULL;
     long long vals[MQ_RDL_NVALS] = { 0 };
@@ -534,14 +720,9 @@ static int contact(mq_limiter *l, char *why, size_t whylen)
     int st;
 
     why[0] = '\0';
-    if (mq_lease_lock(&r->lf) != 0) return MQ_REDIS_DOWN;
-    if (r->lf.f->busy_until > now || (r->lf.f->degraded && now < r->lf.f->next_try)) {
-        mq_lease_unlock(&r->lf);
-        return MQ_REDIS_OK;
-    }
-    r->want = 0;
-    request(r, r->lf.f, now, r->timeout, &req);
-    mq_lease_unlock(&r->lf);
+    st = leased(l, contact_op, &req);
+    if (st == FAULT) return MQ_REDIS_DOWN;
+    if (st == 0) return MQ_REDIS_OK;
     st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, &rep, why, whylen);
     if (st == MQ_REDIS_OK) {
         for (i = 0; i < MQ_RDL_NVALS && i < rep->elements; i++)
@@ -599,6 +780,11 @@ int mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry
             return 1;
         }
         now = mq_rl_now_ns();
+        if (l->error) {             /* a host fault: no wait makes it go */
+            *waited = (double)(now - start) / NS;
+            *retry_after = w;
+            return 0;
+        }
         sleep_ns = (int64_t)ceil(w * 1e9);
         if (sleep_ns < 100000) sleep_ns = 100000;
         if (now + sleep_ns > limit) {
@@ -614,28 +800,54 @@ int mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry
     return 0;
 }
 
-void mq_rdl_pause(mq_limiter *l, double seconds, int flush)
+static int pause_op(mq_limiter *l, void *arg)
 {
     mq_rdl *r = l->rd;
-    int64_t now = mq_rl_now_ns(), until;
+    int64_t until = *(int64_t *)arg;
 
-    if (!(seconds >= 0)) seconds = r->period;
-    if (seconds > 86400) seconds = 86400;
-    until = now + (int64_t)(seconds * 1e9);
-    if (mq_lease_lock(&r->lf) != 0) return;
+    if (lease_lock(r, mq_rl_now_ns()) != 0) {
+        r->pend_pause = max64(r->pend_pause, until);   /* into the file with the next lock */
+        return 0;
+    }
     r->lf.f->pause_until = max64(r->lf.f->pause_until, until);
     r->lf.f->lease_n = 0;                   /* nobody spends a lease into a pause */
     mq_lease_unlock(&r->lf);
+    return 0;
+}
+
+void mq_rdl_pause(mq_limiter *l, double seconds, int flush)
+{
+    mq_rdl *r = l->rd;
+    int64_t until;
+
+    if (!(seconds >= 0)) seconds = r->period;
+    if (seconds > 86400) seconds = 86400;
+    until = mq_rl_now_ns() + (int64_t)(seconds * 1e9);
+    if (leased(l, pause_op, &until) == FAULT) return;
     if (flush && !r->cosocket) {
         char why[256];
         contact(l, why, sizeof why);
     }
 }
 
+struct observe_args { long remaining; int64_t until; };
+
+static int observe_op(mq_limiter *l, void *arg)
+{
+    const struct observe_args *a = arg;
+    mq_rdl *r = l->rd;
+
+    if (lease_lock(r, mq_rl_now_ns()) != 0) return 0;     /* the next answer tells again */
+    r->lf.f->obs_rem = a->remaining;
+    r->lf.f->obs_until = a->until;
+    mq_lease_unlock(&r->lf);
+    return 0;
+}
+
 void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
 {
     mq_rdl *r = l->rd;
-    int64_t now = mq_rl_now_ns();
+    struct observe_args a;
 
     if (remaining < 0) return;
     if (!(reset_in >= 0)) reset_in = r->period;
@@ -644,22 +856,22 @@ void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
         mq_rdl_pause(l, reset_in, 1);
         return;
     }
-    if (mq_lease_lock(&r->lf) != 0) return;
-    r->lf.f->obs_rem = remaining;
-    r->lf.f->obs_until = now + (int64_t)(reset_in * 1e9);
-    mq_lease_unlock(&r->lf);
+    a.remaining = remaining;
+    a.until = mq_rl_now_ns() + (int64_t)(reset_in * 1e9);
+    leased(l, observe_op, &a);
 }
 
-void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st)
+static int status_op(mq_limiter *l, void *arg)
 {
+    mq_rdl_status_t *st = arg;
     mq_rdl *r = l->rd;
     mq_lease_file *f = r->lf.f;
 
-    memset(st, 0, sizeof *st);
-    if (mq_lease_lock(&r->lf) != 0) {
+    if (lease_lock(r, mq_rl_now_ns()) != 0) {
         st->degraded = 1;
-        snprintf(st->error, sizeof st->error, "redis lease file: lock held");
-        return;
+        snprintf(st->error, sizeof st->error,
+                 "redis lease file: its lock is held (a sharer stopped while holding it?)");
+        return 0;
     }
     st->degraded = f->degraded != 0;
     st->hosts = f->hosts > 0 ? f->hosts : 1;
@@ -667,4 +879,32 @@ void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st)
     st->leased = f->lease_until > mq_rl_now_ns() ? f->lease_n : 0;
     snprintf(st->error, sizeof st->error, "%s", f->err);
     mq_lease_unlock(&r->lf);
+    return 0;
+}
+
+void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st)
+{
+    memset(st, 0, sizeof *st);
+    if (leased(l, status_op, st) == FAULT) {
+        memset(st, 0, sizeof *st);
+        st->degraded = 1;
+        st->hosts = 1;
+        snprintf(st->error, sizeof st->error, "%s", l->error ? l->error : "redis lease file: unusable");
+    }
+}
+
+static int hold_op(mq_limiter *l, void *arg)
+{
+    mq_rdl *r = l->rd;
+
+    (void)arg;
+    if (mq_lease_lock(&r->lf) != 0) return 1;
+    raise(SIGSTOP);
+    mq_lease_unlock(&r->lf);
+    return 0;
+}
+
+int mq_rdl_hold_lease_lock(mq_limiter *l)
+{
+    return leased(l, hold_op, NULL) == 0 ? 0 : -1;
 }

@@ -16,6 +16,7 @@
 #include "lredis.h"
 #include "shmfile.h"
 #include "limiter_file.h"
+#include "limiter_redis.h"
 #include "lclass.h"
 
 typedef struct {
@@ -313,6 +314,19 @@ static int l_freeze(lua_State *L)
     return 0;
 }
 
+/* Test hook for the frozen-holder spec of the Redis limiter: takes the
+ * host's lease lock and stops this process (SIGSTOP) holding it; once
+ * continued, releases it and returns true. Refused like the one above. */
+static int l_hold_lease(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    if (getenv("MEDIQUO_TEST_HOOKS") == NULL)
+        return luaL_error(L, "test hook disabled (set MEDIQUO_TEST_HOOKS)");
+    if (mq_rdl_of(l) == NULL) return luaL_error(L, "limiter has no redis");
+    lua_pushboolean(L, mq_rdl_hold_lease_lock(l) == 0);
+    return 1;
+}
+
 /* core.limiter_now() -> CLOCK_MONOTONIC ns, the clock of the ring */
 static int l_now(lua_State *L)
 {
@@ -355,6 +369,7 @@ static const luaL_Reg methods[] = {
     { "path", l_path },
     { "close", l_close },
     { "_freeze_mid_admission", l_freeze },
+    { "_hold_lease_lock", l_hold_lease },
     { NULL, NULL },
 };
 

@@ -102,15 +102,23 @@ static mq_limiter *check_redis(lua_State *L)
     return l;
 }
 
-static int push_step(lua_State *L, int st, double wait, int64_t at)
+/* 1, at | 0, wait [, fault]: fault, a message, when a state file (the
+ * lease file or the local one) can no longer be used: a host fault, like
+ * the 3rd return of :try(), not a wait */
+static int push_step(lua_State *L, mq_limiter *l, int st, double wait, int64_t at)
 {
     lua_pushinteger(L, st);
-    if (st == 1) lua_pushinteger(L, (lua_Integer)at);
-    else lua_pushnumber(L, wait);
-    return 2;
+    if (st == 1) {
+        lua_pushinteger(L, (lua_Integer)at);
+        return 2;
+    }
+    lua_pushnumber(L, wait);
+    if (mq_limiter_error(l) == NULL) return 2;
+    lua_pushstring(L, mq_limiter_error(l));
+    return 3;
 }
 
-/* :redis_begin(budget) -> 1, at | 0, wait | 2, argv (keys then args), tmo */
+/* :redis_begin(budget) -> 1, at | 0, wait [, fault] | 2, argv (keys then args), tmo */
 static int l_begin(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
@@ -119,7 +127,7 @@ static int l_begin(lua_State *L)
     mq_rdl_req req;
     int st = mq_rdl_begin(l, budget, &wait, &at, &req), i;
 
-    if (st != 2) return push_step(L, st, wait, at);
+    if (st != 2) return push_step(L, l, st, wait, at);
     lua_pushinteger(L, 2);
     lua_createtable(L, req.argc, 0);
     for (i = 0; i < req.argc; i++) {
@@ -131,7 +139,7 @@ static int l_begin(lua_State *L)
 }
 
 /* :redis_finish(reply) where reply is the script's array of integers, or
- * :redis_finish(nil, why, refused) -> 1, at | 0, wait */
+ * :redis_finish(nil, why, refused) -> 1, at | 0, wait [, fault] */
 static int l_finish(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
@@ -151,7 +159,7 @@ static int l_finish(lua_State *L)
         st = mq_rdl_finish(l, lua_toboolean(L, 4) ? MQ_REDIS_REFUSED : MQ_REDIS_DOWN, vals,
                            luaL_optstring(L, 3, "redis failed"), &wait, &at);
     }
-    return push_step(L, st, wait, at);
+    return push_step(L, l, st, wait, at);
 }
 
 /* :redis_hello() -> { argv of AUTH }|false, { argv of SELECT }|false: what

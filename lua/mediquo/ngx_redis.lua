@@ -9,8 +9,10 @@
 --   local ok, wait, at = require("mediquo.ngx_redis").try(lim, budget)
 --
 -- lim is a core.limiter opened with redis_cosocket = true; try() has the
--- contract of lim:try() (true, at | false, seconds to wait) and never
--- takes longer than budget seconds. A limiter without Redis is tried as is.
+-- contract of lim:try() (true, at | false, seconds to wait [, fault: a
+-- state file, the lease file or the local one, is unusable: a host fault,
+-- no wait]) and never takes longer than budget seconds. A limiter without
+-- Redis is tried as is.
 
 local core = require "mediquo.core"
 
@@ -171,15 +173,16 @@ function _M.try(lim, budget, url)
     end
     local st, a, b = lim:redis_begin(budget)
     if st == 1 then return true, a end
-    if st == 0 then return false, a end
+    if st == 0 then return false, a, b end      -- b: a fault, or nil
     local reply, err, refused = round_trip(lim, url, a, b)
+    local fault
     if reply then
-        st, a = lim:redis_finish(reply)
+        st, a, fault = lim:redis_finish(reply)
     else
-        st, a = lim:redis_finish(nil, err, refused)
+        st, a, fault = lim:redis_finish(nil, err, refused)
     end
     if st == 1 then return true, a end
-    return false, a
+    return false, a, fault
 end
 
 return _M

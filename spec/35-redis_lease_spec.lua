@@ -1,0 +1,299 @@
+-- spec/35-redis_lease_spec.lua: the Redis limiter's host-local lease file
+-- (src/lease_file.c) under a hostile host (issue 16 items 4 and 5 for the
+-- Redis limiter), with a real redis-server (spec/redis_helper.lua), real
+-- processes, the sandbox and the example gateway on real nginx:
+--   - a sharer stopped (SIGSTOP) while it holds the lease lock never makes
+--     another process wait: try() answers in well under 5 ms, acquire(0.2)
+--     by about 0.2 s, new limiters open; SIGCONT, or SIGKILL (the robust
+--     mutex), and the others go on;
+--   - the lease file cut short (truncate -s 0) under running processes:
+--     no SIGBUS, the call gets a config fault (lim:try()'s 3rd return, a
+--     client's or a batch's error of kind config, nothing sent; through
+--     mediquo.ngx the gateway answers config), and the next call re-makes
+--     the file and works.
+-- Timing bounds are scaled up under ASan/valgrind (MEDIQUO_SANITIZER).
+
+local core = require "mediquo.core"
+local mediquo = require "mediquo"
+local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+
+local LUA = os.getenv("MEDIQUO_LUA") or "lua5.4"
+local NS = 1e9
+local SLOW = os.getenv("MEDIQUO_SANITIZER") and 5 or 1
+local now = core.limiter_now
+local sh = H.sh
+local lines = H.lines
+
+local tmp, srv
+local nkey = 0
+local function newkey() nkey = nkey + 1; return string.format("lease35-%d-%d", nkey, now()) end
+local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+
+local function alive(pid) return R.alive(pid) end
+
+-- the process state letter in /proc (T: stopped)
+local function state(pid)
+    return ((H.read_file("/proc/" .. pid .. "/stat") or ""):match("^%d+ %b() (%a)"))
+end
+
+local function wait_until(pred, timeout)
+    local deadline = now() + timeout * NS
+    repeat
+        if pred() then return true end
+        H.sleep(0.02)
+    until now() > deadline
+    return pred()
+end
+
+local function reap(pid)
+    H.run("kill -CONT " .. pid .. " 2>/dev/null; kill -9 " .. pid .. " 2>/dev/null")
+    wait_until(function() return not alive(pid) end, 2)
+end
+
+-- a child Lua process running code in the background (MEDIQUO_TEST_HOOKS
+-- set): -> { pid, out (its log), rc (a file with "rc=N" once it ended;
+-- 128 + N when signal N ended it) }
+local nchild = 0
+local function spawn(code)
+    nchild = nchild + 1
+    local c = { out = string.format("%s/child%d.log", tmp, nchild) }
+    c.rc = c.out .. ".rc"
+    local path = H.write_file(c.out .. ".lua", code)
+    local pid = H.run(string.format("(MEDIQUO_TEST_HOOKS=1 %s %s >%s 2>&1; echo \"rc=$?\" >%s) "
+                                    .. ">/dev/null 2>&1 & echo $!", LUA, path, c.out, c.rc))
+    c.shell = assert(tonumber(pid:match("(%d+)")))
+    -- the Lua process is the subshell's child: its pid is what it logs first
+    assert(wait_until(function() return (H.read_file(c.out) or ""):match("^pid %d+") end, 10 * SLOW),
+           "child did not start: " .. (H.read_file(c.out) or ""))
+    c.pid = tonumber(H.read_file(c.out):match("^pid (%d+)"))
+    return c
+end
+
+local function exit_code(c, timeout)
+    assert(wait_until(function() return H.read_file(c.rc) end, timeout),
+           "child " .. c.pid .. " did not end: " .. (H.read_file(c.out) or ""))
+    return tonumber(H.read_file(c.rc):match("rc=(%d+)"))
+end
+
+-- the lease file of the limiters opened on dir (one key per dir here)
+local function lease_path(dir)
+    local p = sh("ls " .. dir .. "/mediquo-rd-*.shm 2>/dev/null")
+    assert(p ~= "" and not p:find("\n"), "lease files in " .. dir .. ": " .. p)
+    return p
+end
+
+local PRELUDE = [[
+local core = require "mediquo.core"
+local f = io.stdout
+f:write("pid ", io.open("/proc/self/stat"):read("*l"):match("^(%d+)"), "\n")
+f:flush()
+local function log(s) f:write(s, "\n") f:flush() end
+]]
+
+describe("the Redis limiter's lease file", function()
+    setup(function()
+        tmp = sh("mktemp -d /tmp/mq-lease35.XXXXXX")
+        assert(tmp:match("^/tmp/mq%-lease35"))
+        srv = R.start()
+    end)
+    teardown(function()
+        if srv then srv:stop() end
+        R.stop_all()
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("a sharer stopped while it holds the lease lock", function()
+        -- a child takes the lock and stops itself (SIGSTOP) holding it
+        local function holder(c)
+            local h = spawn(PRELUDE .. ([[
+                local lim = assert(core.limiter{ key = %q, dir = %q, redis = %q, per_minute = 600 })
+                log("holding")
+                log(tostring(lim:_hold_lease_lock()))   -- stops here until SIGCONT
+                log("released")
+                lim:close()
+            ]]):format(c.key, c.dir, c.redis))
+            assert(wait_until(function() return state(h.pid) == "T" end, 10 * SLOW),
+                   "the holder did not stop: " .. (H.read_file(h.out) or ""))
+            return h
+        end
+
+        it("never stalls another process: try < 5 ms, acquire(0.2) ~0.2 s; SIGCONT and it goes on", function()
+            local c = { key = newkey(), dir = mkdir(tmp .. "/frozen"), redis = srv.url, per_minute = 600 }
+            local h = holder(c)
+            -- opening one: its first contact with Redis needs the lock too
+            local t0 = now()
+            local lim = assert(core.limiter(c))
+            local open_s = (now() - t0) / NS
+            local times, worst, admitted = {}, 0, 0
+            for i = 1, 50 do
+                local t = now()
+                local ok, wait, fault = lim:try()
+                local dt = (now() - t) / NS
+                times[i] = dt
+                if dt > worst then worst = dt end
+                if ok then admitted = admitted + 1 end
+                assert.is_nil(fault)
+                assert.truthy(ok or wait > 0)
+                if dt > 0.5 then break end          -- the old lock: ~1 s each; fail fast
+            end
+            table.sort(times)
+            local median = times[math.ceil(#times / 2)]
+            t0 = now()
+            local got, retry_after, fault = lim:acquire(0.2)
+            local acq_s = (now() - t0) / NS
+            -- through mediquo.limiter: rate_limited, not config
+            local ml = assert(limiter.new{ key = c.key, dir = c.dir, redis = c.redis, per_minute = 600 })
+            local ok2, err2 = ml:acquire(0.05)
+            -- status tells why, at once
+            t0 = now()
+            local st = lim:status()
+            local status_s = (now() - t0) / NS
+            assert.equal("T", state(h.pid))          -- it held the lock all along
+            H.run("kill -CONT " .. h.pid)
+            assert.equal(0, exit_code(h, 10 * SLOW))
+            assert.truthy((H.read_file(h.out) or ""):find("true\nreleased", 1, true), H.read_file(h.out))
+            -- the lock is free again: slots come
+            local after = lim:acquire(2)
+            lim:close()
+            ml:close()
+            print(string.format("\n  lease lock held by a stopped sharer: open %.2f ms, try median %.3f ms, "
+                                .. "max %.3f ms, acquire(0.2) %.3f s, status %.2f ms",
+                                open_s * 1e3, median * 1e3, worst * 1e3, acq_s, status_s * 1e3))
+            assert.truthy(open_s < 0.25 * SLOW, "open took " .. open_s .. " s")
+            assert.equal(50, #times, "a try took " .. worst .. " s")
+            assert.equal(0, admitted)               -- no slot without the lock
+            assert.truthy(median < 0.005 * SLOW, "try median " .. median .. " s")
+            assert.truthy(worst < 0.020 * SLOW, "a try took " .. worst .. " s")
+            assert.is_nil(got)
+            assert.is_nil(fault)
+            assert.truthy(retry_after > 0)
+            assert.truthy(acq_s >= 0.15 and acq_s < 0.2 + 0.15 * SLOW, "acquire(0.2) took " .. acq_s .. " s")
+            assert.is_nil(ok2)
+            assert.equal("rate_limited", err2.kind)
+            assert.truthy(status_s < 0.02 * SLOW, "status took " .. status_s .. " s")
+            assert.is_true(st.degraded)
+            assert.truthy(st.redis_error:find("lock is held", 1, true), st.redis_error)
+            assert.is_true(after)
+        end)
+
+        it("killed (SIGKILL) while holding it: the next call recovers the lock", function()
+            local c = { key = newkey(), dir = mkdir(tmp .. "/killed"), redis = srv.url, per_minute = 600 }
+            local h = holder(c)
+            H.run("kill -9 " .. h.pid)
+            assert.equal(137, exit_code(h, 10 * SLOW))
+            local lim = assert(core.limiter(c))
+            local t0 = now()
+            assert.is_true((lim:acquire(1)))
+            assert.truthy((now() - t0) / NS < 0.5 * SLOW)
+            assert.is_false(lim:status().degraded)
+            lim:close()
+        end)
+    end)
+
+    describe("cut short (truncate -s 0) under running processes", function()
+        -- children spinning on try() until a fault, then until the next
+        -- admission (the file re-made), then done
+        local function spinner(c)
+            return spawn(PRELUDE .. ([[
+                local lim = assert(core.limiter{ key = %q, dir = %q, redis = %q, per_minute = 100000,
+                                                 burst = 1000 })
+                local until_ns = core.limiter_now() + 20e9
+                local n, fault = 0, nil
+                log("ready")
+                while core.limiter_now() < until_ns do
+                    local ok, _, why = lim:try()
+                    if ok then
+                        n = n + 1
+                        if fault then log("admitted again") break end
+                        if n == 1 then log("admitting") end
+                    elseif why then
+                        if fault then log("second fault " .. why) break end
+                        fault = why
+                        log("fault " .. why)
+                    end
+                end
+                log("status degraded " .. tostring(lim:status().degraded))
+                lim:close()
+                log("done")
+            ]]):format(c.key, c.dir, c.redis))
+        end
+
+        local function run(nproc)
+            local c = { key = newkey(), dir = mkdir(tmp .. "/cut" .. nproc), redis = srv.url }
+            local cs = {}
+            for i = 1, nproc do cs[i] = spinner(c) end
+            for i = 1, nproc do
+                assert(wait_until(function() return (H.read_file(cs[i].out) or ""):find("admitting") end,
+                                  10 * SLOW), H.read_file(cs[i].out))
+            end
+            local path = lease_path(c.dir)
+            H.run("truncate -s 0 '" .. path .. "'")
+            for i = 1, nproc do
+                local rc = exit_code(cs[i], 30 * SLOW)
+                local log = H.read_file(cs[i].out)
+                assert.equal(0, rc, "child " .. i .. " ended with " .. tostring(rc) .. ": " .. log)
+                assert.truthy(log:find("\nfault redis lease file " .. path .. ": cut short", 1, true), log)
+                assert.truthy(log:find("the next call re-makes it\nadmitted again\n", 1, true), log)
+                assert.truthy(log:find("\ndone\n", 1, true), log)
+            end
+            -- the file is whole again
+            assert.truthy(tonumber(sh("stat -c %s '" .. path .. "'")) > 4096)
+            assert.equal("0", sh("find '" .. c.dir .. "' -name '*.tmp' | wc -l"))
+        end
+
+        it("one process: no signal, one config fault, then it works again", function()
+            run(1)
+        end)
+
+        it("two processes at once: the same for both", function()
+            run(2)
+        end)
+
+        it("under a client and a batch: their calls end as config, nothing sent; the next call works", function()
+            local sb = H.sandbox{}
+            sb:reset()
+            local function count()
+                local n = 0
+                for _, e in ipairs(sb:log()) do
+                    if e.path:find("^/v1/") then n = n + 1 end
+                end
+                return n
+            end
+            local function appt(tag)
+                return { code = tag .. "-" .. now(), starts_at = "2030-05-20T10:00:00Z", patient = "P1",
+                         professional = "prof-demo-1" }
+            end
+            for _, via in ipairs{ "client", "batch" } do
+                local dir = mkdir(tmp .. "/client-" .. via)
+                local client = assert(mediquo.new{
+                    api_key = H.api_key, secret_key = H.secret_key, base_url = sb.base_url,
+                    max_retries = 0, deadline = 5,
+                    rate_limit = { key = newkey(), dir = dir, redis = srv.url, max_wait = 0.5 } })
+                local function call(tag)
+                    if via == "client" then return client:create(appt(tag)) end
+                    local op = appt(tag)
+                    op.op = "create"
+                    local results = client:run_batch({ op })
+                    return results[1].ok, results[1].err
+                end
+                assert.truthy(call("before"))
+                local sent = count()
+                H.run("truncate -s 0 '" .. lease_path(dir) .. "'")
+                local ok, err = call("cut")
+                assert.is_nil(ok)
+                assert.equal("config", err.kind, via .. ": " .. tostring(err))
+                assert.is_false(err.retryable)
+                assert.equal(0, err.attempts)
+                assert.equal("none", err.effect)
+                assert.truthy(err.message:find("^rate_limit: redis lease file .*: cut short"), err.message)
+                assert.equal(sent, count())           -- nothing sent for that call
+                local ok2, err2 = call("after")
+                assert.truthy(ok2, via .. ": " .. tostring(err2))
+                assert.equal(sent + 1, count())
+                client:close()
+            end
+        end)
+    end)
+end)
