@@ -24,7 +24,6 @@ local NS = 1e9
 local SLOW = os.getenv("MEDIQUO_SANITIZER") and 5 or 1
 local now = core.limiter_now
 local sh = H.sh
-local lines = H.lines
 
 local tmp, srv
 local nkey = 0
@@ -55,7 +54,7 @@ end
 -- a child Lua process running code in the background (MEDIQUO_TEST_HOOKS
 -- set): -> { pid, out (its log), rc (a file with "rc=N" once it ended;
 -- 128 + N when signal N ended it) }
-local nchild = 0
+local nchild, children = 0, {}
 local function spawn(code)
     nchild = nchild + 1
     local c = { out = string.format("%s/child%d.log", tmp, nchild) }
@@ -68,6 +67,7 @@ local function spawn(code)
     assert(wait_until(function() return (H.read_file(c.out) or ""):match("^pid %d+") end, 10 * SLOW),
            "child did not start: " .. (H.read_file(c.out) or ""))
     c.pid = tonumber(H.read_file(c.out):match("^pid (%d+)"))
+    children[#children + 1] = c.pid
     return c
 end
 
@@ -99,6 +99,9 @@ describe("the Redis limiter's lease file", function()
         srv = R.start()
     end)
     teardown(function()
+        for _, pid in ipairs(children) do         -- a failed case may leave one stopped
+            if alive(pid) then reap(pid) end
+        end
         if srv then srv:stop() end
         R.stop_all()
         if tmp then H.run("rm -rf '" .. tmp .. "'") end
@@ -249,6 +252,42 @@ describe("the Redis limiter's lease file", function()
 
         it("two processes at once: the same for both", function()
             run(2)
+        end)
+
+        it("while a process holds the lease lock: it lives, and its next calls work", function()
+            -- the worst moment: the mutex is on the holder's robust list
+            -- (glibc writes through that list on its next lock)
+            local c = { key = newkey(), dir = mkdir(tmp .. "/cut-held"), redis = srv.url }
+            local h = spawn(PRELUDE .. ([[
+                local lim = assert(core.limiter{ key = %q, dir = %q, redis = %q, per_minute = 600 })
+                log("holding")
+                local ok, fault = lim:_hold_lease_lock()        -- stops here until SIGCONT
+                log("held " .. tostring(ok) .. " " .. tostring(fault))
+                local n = 0
+                for _ = 1, 20 do
+                    if lim:acquire(0.5) then n = n + 1 end
+                    lim:pause(0)
+                    lim:observe(100, 600, 1)
+                    lim:status()
+                end
+                log("admitted " .. n)
+                lim:close()
+                log("done")
+            ]]):format(c.key, c.dir, c.redis))
+            assert(wait_until(function() return state(h.pid) == "T" end, 10 * SLOW),
+                   "the holder did not stop: " .. (H.read_file(h.out) or ""))
+            local path = lease_path(c.dir)
+            H.run("truncate -s 0 '" .. path .. "'")
+            H.run("kill -CONT " .. h.pid)
+            local rc = exit_code(h, 30 * SLOW)
+            local log = H.read_file(h.out)
+            assert.equal(0, rc, log)
+            assert.truthy(log:find("\nheld false redis lease file " .. path .. ": cut short", 1, true), log)
+            assert.truthy(log:find("\nadmitted 20\ndone\n", 1, true), log)
+            -- and the file it re-made is one the others use
+            local lim = assert(core.limiter{ key = c.key, dir = c.dir, redis = c.redis, per_minute = 600 })
+            assert.is_true((lim:acquire(1)))
+            lim:close()
         end)
 
         it("under a client and a batch: their calls end as config, nothing sent; the next call works", function()

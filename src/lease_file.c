@@ -140,9 +140,10 @@ void mq_lease_close(mq_lease *lf)
         /* the file was cut short while this thread held (or was taking)
          * the lock: glibc's robust list of this thread still points into
          * the mapping and writes there on the next robust lock, so the
-         * range stays valid memory for good (a page or two, per fault) */
-        mmap(lf->f, sizeof(mq_lease_file), PROT_READ | PROT_WRITE,
-             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+         * range stays valid memory for good (a page or two, per fault;
+         * if even that fails, the faulting mapping stays: no worse) */
+        (void)mmap(lf->f, sizeof(mq_lease_file), PROT_READ | PROT_WRITE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     } else if (lf->f) {
         munmap(lf->f, sizeof(mq_lease_file));
     }

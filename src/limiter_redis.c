@@ -251,11 +251,14 @@ static int leased(mq_limiter *l, int (*op)(mq_limiter *, void *), void *arg)
     prev = mq_shm_guard_enter(&env);
     if (sigsetjmp(env, 0) != 0) {
         mq_shm_guard_leave(prev);
-        r->broken = 1;
         snprintf(r->errbuf, sizeof r->errbuf, "redis lease file %s: cut short under this process "
                  "(truncated by someone, or its disk lost it); the next call re-makes it",
                  r->lf.path ? r->lf.path : "?");
         l->error = r->errbuf;
+        /* now, not at the next call: a mutex this thread held there must
+         * not stay on its robust list in a mapping that faults */
+        mq_lease_close(&r->lf);
+        r->broken = 1;
         return FAULT;
     }
     rc = op(l, arg);
@@ -555,9 +558,10 @@ static int record_fb_op(mq_limiter *l, void *arg)
 int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
 {
     int64_t now = mq_rl_now_ns();
-    struct begin_args a = { budget, wait, req, now, 0, 0 };
+    struct begin_args a = { budget, wait, NULL, now, 0, 0 };
     int step;
 
+    a.req = req;                /* filled by begin_op when it asks (STEP_ASK) */
     *wait = 0;
     l->error = NULL;
     step = leased(l, begin_op, &a);
@@ -906,5 +910,6 @@ static int hold_op(mq_limiter *l, void *arg)
 
 int mq_rdl_hold_lease_lock(mq_limiter *l)
 {
+    l->error = NULL;
     return leased(l, hold_op, NULL) == 0 ? 0 : -1;
 }

@@ -316,7 +316,8 @@ static int l_freeze(lua_State *L)
 
 /* Test hook for the frozen-holder spec of the Redis limiter: takes the
  * host's lease lock and stops this process (SIGSTOP) holding it; once
- * continued, releases it and returns true. Refused like the one above. */
+ * continued, releases it -> true | false [, fault] (the file was cut short
+ * meanwhile). Refused like the one above. */
 static int l_hold_lease(lua_State *L)
 {
     mq_limiter *l = check_open(L);
@@ -324,7 +325,9 @@ static int l_hold_lease(lua_State *L)
         return luaL_error(L, "test hook disabled (set MEDIQUO_TEST_HOOKS)");
     if (mq_rdl_of(l) == NULL) return luaL_error(L, "limiter has no redis");
     lua_pushboolean(L, mq_rdl_hold_lease_lock(l) == 0);
-    return 1;
+    if (mq_limiter_error(l) == NULL) return 1;
+    lua_pushstring(L, mq_limiter_error(l));
+    return 2;
 }
 
 /* core.limiter_now() -> CLOCK_MONOTONIC ns, the clock of the ring */
