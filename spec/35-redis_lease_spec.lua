@@ -334,5 +334,31 @@ describe("the Redis limiter's lease file", function()
                 client:close()
             end
         end)
+
+        it("under the example gateway (mediquo.ngx, MEDIQUO_RL_REDIS): config, the worker lives", function()
+            local NH = require "spec.ngx_helper"
+            local sb = H.sandbox{}
+            sb:reset()
+            local gw = NH.gateway(sb, { workers = 1, env = { MEDIQUO_RL_REDIS = srv.url } })
+            local function book(tag)
+                return gw:post("/book", { code = tag .. "-" .. now(), starts_at = "2030-05-20T12:00:00Z",
+                                          patient = "P1", professional = "prof-demo-1" })
+            end
+            local st1, b1 = book("ngx-before")
+            local pids = sh("pgrep -P " .. sh("cat '" .. gw.prefix .. "/nginx.pid'"))
+            H.run("truncate -s 0 '" .. lease_path(gw.rl_dir) .. "'")
+            local st2, b2 = book("ngx-cut")
+            local st3, b3 = book("ngx-after")
+            local workers = sh("pgrep -P " .. sh("cat '" .. gw.prefix .. "/nginx.pid'"))
+            local elog = gw:error_log()
+            gw:stop()
+            assert.equal(200, st1, H.json.encode(b1))
+            assert.equal("config", b2 and b2.error and b2.error.kind, tostring(st2) .. " " .. tostring(H.json.encode(b2)))
+            -- the caller is not told the host's paths; the operator is
+            assert.truthy(elog:find("redis lease file [^\n]*cut short"), elog)
+            assert.equal(200, st3, H.json.encode(b3))
+            assert.equal(pids, workers)             -- the same worker: none died
+            assert.is_nil(elog:find("signal 7", 1, true), elog)
+        end)
     end)
 end)
