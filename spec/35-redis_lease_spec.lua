@@ -353,7 +353,8 @@ describe("the Redis limiter's lease file", function()
             local elog = gw:error_log()
             gw:stop()
             assert.equal(200, st1, H.json.encode(b1))
-            assert.equal("config", b2 and b2.error and b2.error.kind, tostring(st2) .. " " .. tostring(H.json.encode(b2)))
+            assert.equal("config", b2 and b2.error and b2.error.kind,
+                         tostring(st2) .. " " .. tostring(H.json.encode(b2)))
             -- the caller is not told the host's paths; the operator is
             assert.truthy(elog:find("redis lease file [^\n]*cut short"), elog)
             assert.equal(200, st3, H.json.encode(b3))
