@@ -162,6 +162,13 @@ int mq_lease_replaced(const mq_lease *lf)
     return lf->fd >= 0 && fstat(lf->fd, &st) == 0 && st.st_nlink == 0;
 }
 
+int mq_lease_replace(const mq_lease *lf, long gid, char *err, size_t errlen)
+{
+    if (lf->path == NULL || mq_lease_replaced(lf)) return 0;
+    return mq_shm_make(lf->path, "redis lease file", sizeof(mq_lease_file), 1, gid, init_file,
+                       NULL, err, errlen);
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;

@@ -69,6 +69,10 @@ int  mq_lease_open(const char *dir, const char *key, long gid, mq_lease *lf, cha
 void mq_lease_close(mq_lease *lf);
 /* 1 when the file was removed or replaced since it was opened. */
 int  mq_lease_replaced(const mq_lease *lf);
+/* Puts a new, empty file at lf's path in place of the open one (unless
+ * another process did already); lf stays on the old one until re-opened.
+ * For a lock whose holder is stopped for good. 0, or -1 with err. */
+int  mq_lease_replace(const mq_lease *lf, long gid, char *err, size_t errlen);
 /* A bounded try-lock, never a wait on another process: 0 locked, -1 when
  * it stayed held for MQ_LEASE_SPIN_NS (the holder is stopped, or
  * descheduled). A holder that died is recovered (EOWNERDEAD). Touches the

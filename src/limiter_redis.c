@@ -39,6 +39,7 @@
 #define REFUSED_RETRY_NS (5 * NS)   /* a setup fault: less often, still reported */
 #define LEASE_MAX 16                /* slots asked for at once */
 #define KEY_TTL_MS 86400000LL       /* an idle budget's keys go after a day */
+#define STUCK_NS NS                 /* a lease lock held that long: its holder is stopped */
 
 static const char SCRIPT[] =
 "local t = redis.call('TIME')\n"
@@ -187,6 +188,8 @@ struct mq_rdl {
     int64_t checked_at;         /* last look for a removed or replaced file */
     int64_t pend_fb;            /* fallback starts to record, and */
     int64_t pend_pause;         /* ...a pause to keep, when its lock was busy */
+    int64_t busy_since;         /* every lock attempt since then failed, */
+    int busy_n;                 /* ...this many */
     char errbuf[320];           /* l->error when the lease file is the fault */
 };
 
@@ -267,12 +270,29 @@ static int leased(mq_limiter *l, int (*op)(mq_limiter *, void *), void *arg)
 }
 
 /* The lease lock, a bounded try-lock (lease_file.c). On success what was
- * kept while it was busy goes into the file. */
+ * kept while it was busy goes into the file. Held through every attempt
+ * for STUCK_NS (its holder does a few stores: that one is stopped, a hung
+ * script): the file is replaced by a new one, which the next call opens
+ * and the other processes join within a second; the stopped holder finds
+ * it when it runs again. Its state is lost (the lease, a quarantine under
+ * way, the record of recent starts): fewer starts, a new quarantine at the
+ * next failure. */
 static int lease_lock(mq_rdl *r, int64_t now)
 {
     mq_lease_file *f = r->lf.f;
 
-    if (mq_lease_lock(&r->lf) != 0) return -1;
+    if (mq_lease_lock(&r->lf) != 0) {
+        char err[300];
+
+        if (r->busy_n == 0 || now < r->busy_since) r->busy_since = now;
+        if (++r->busy_n >= 3 && now - r->busy_since >= STUCK_NS
+            && mq_lease_replace(&r->lf, r->gid, err, sizeof err) == 0) {
+            r->broken = 1;      /* the next call opens the new file */
+            r->busy_n = 0;
+        }
+        return -1;
+    }
+    r->busy_n = 0;
     if (r->pend_fb > 0) {
         /* a later time than they happened: counted longer, never shorter */
         mq_lease_record(f, now, r->pend_fb, r->period_ns + r->lease_ns);
