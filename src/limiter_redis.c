@@ -197,7 +197,7 @@ const char *mq_rdl_script(void) { return SCRIPT; }
 mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t min64(int64_t a, int64_t b) { return a > b ? b : a; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static long fallback_of(const mq_rdl *r, int64_t hosts)
 {
