@@ -50,6 +50,7 @@ for _ = 1, 20 do
 end
 if not base_url then
     io.stderr:write("soak: cannot start a sandbox\n")
+    run("rm -rf " .. q(prefix))
     os.exit(2)
 end
 local GW = dofile(root .. "/bench/soak/gateway.lua")
@@ -58,8 +59,28 @@ local GW = dofile(root .. "/bench/soak/gateway.lua")
 local rl_dir, mounted = prefix .. "/rl", false
 local gw, poller_pid
 local stop_file = prefix .. "/stop-poller"
+-- the pids of the processes this soak started; cleanup ends those still
+-- running (only after a failure: otherwise they have all finished)
+local children = {}
+local function spawn(cmd)
+    local p = assert(io.popen("echo $$; exec " .. cmd, "r"))
+    children[#children + 1] = tonumber(p:read("l"))
+    return p
+end
 local function cleanup()
     if gw then gw:stop() end
+    for _, pid in ipairs(children) do
+        run(("kill -TERM %d 2>/dev/null; kill -CONT %d 2>/dev/null"):format(pid, pid))
+    end
+    for _ = 1, 50 do
+        local left = false
+        for _, pid in ipairs(children) do
+            -- (a finished child of ours stays a zombie until its pipe is closed)
+            if run("ps -o stat= -p " .. pid .. " | grep -v Z"):find("%S") then left = true end
+        end
+        if not left then break end
+        socket.sleep(0.1)
+    end
     if poller_pid then
         run("touch " .. q(stop_file) .. "; kill " .. poller_pid .. " 2>/dev/null")
     end
@@ -140,7 +161,7 @@ local function main()
     -- the gateway shares that key and dir; it makes its files before the fill
     local why
     gw, why = GW.new{ root = root, prefix = prefix, base_url = base_url, rl = rl,
-                      seconds = SECONDS, lua = LUA }
+                      seconds = SECONDS, lua = LUA, spawn = spawn }
     if gw then
         local ok, err = gw:start()
         if not ok then
@@ -174,11 +195,15 @@ io.write(n, "\n")
         local out = run(("nice -n 10 %s %s > %s 2>&1 & echo $!"):format(
             LUA, q(sharer_path), q(prefix .. "/sharer-" .. i .. ".out")))
         sharer_pids[i] = tonumber(out:match("%d+"))
+        children[#children + 1] = sharer_pids[i]
     end
     if #sharer_pids > 0 then
-        run(("(for i in $(seq 1 %d); do p=$(shuf -n1 -e %s); kill -STOP $p; sleep 0.$(shuf -i 5-30 -n1); "
-             .. "kill -CONT $p; sleep 0.$(shuf -i 1-9 -n1); done; kill -CONT %s) >/dev/null 2>&1 &")
-            :format(SECONDS * 4, table.concat(sharer_pids, " "), table.concat(sharer_pids, " ")))
+        -- first in the list: cleanup ends it before the sharers it stops
+        local loop = ("(for i in $(seq 1 %d); do p=$(shuf -n1 -e %s); kill -STOP $p; "
+                      .. "sleep 0.$(shuf -i 5-30 -n1); kill -CONT $p; sleep 0.$(shuf -i 1-9 -n1); "
+                      .. "done; kill -CONT %s) >/dev/null 2>&1 & echo $!"):format(
+            SECONDS * 4, table.concat(sharer_pids, " "), table.concat(sharer_pids, " "))
+        table.insert(children, 1, tonumber(run(loop):match("%d+")))
     end
 
     io.write(("soak: %d processes for %d s against %s, %d limiter sharers stopped and continued, "
@@ -192,9 +217,9 @@ io.write(n, "\n")
     for i = 1, PROCS do
         outs[i] = prefix .. "/worker-" .. i .. ".json"
         -- half of the processes opt in to retry_post, half leave it off
-        pipes[i] = assert(io.popen(("SOAK_RL_DIR=%s %s %s %s %d %d %d %d %s 2>&1"):format(
+        pipes[i] = spawn(("env SOAK_RL_DIR=%s %s %s %s %d %d %d %d %s 2>&1"):format(
             q(rl_dir), LUA, q(root .. "/bench/soak/worker.lua"), q(base_url), i, SECONDS,
-            math.random(1, 1e9), i % 2, q(outs[i])), "r"))
+            math.random(1, 1e9), i % 2, q(outs[i])))
     end
     if gw then gw:go() end
     local results = {}

@@ -6,7 +6,7 @@
 -- then reconciles what every client was answered with what the sandbox
 -- holds. Loaded by bench/soak.lua with dofile; no global state.
 --
---   local leg, why = GW.new{ root =, prefix =, base_url =, rl =, seconds =, lua = }
+--   local leg, why = GW.new{ root =, prefix =, base_url =, rl =, seconds =, lua =, spawn = }
 --   leg:start(); leg:go(); leg:collect(); leg:reconcile(state, log); leg:stop()
 --
 -- SOAK_GATEWAY=0 skips the leg. SOAK_GW_SIGNAL=KILL sends SIGKILL to one
@@ -42,7 +42,8 @@ end
 
 -- GW.new(o) -> leg | nil, why the leg is skipped
 -- o: root, prefix (the soak's scratch dir), base_url (the sandbox's),
--- rl (the soak's rate_limit: key, dir, per_minute, period), seconds, lua
+-- rl (the soak's rate_limit: key, dir, per_minute, period), seconds, lua,
+-- spawn (cmd -> a read pipe of a process whose pid the soak ends on failure)
 function GW.new(o)
     if os.getenv("SOAK_GATEWAY") == "0" then return nil, "SOAK_GATEWAY=0" end
     local nginx = os.getenv("MEDIQUO_NGINX")
@@ -116,9 +117,9 @@ function GW:go()
     self.pipes, self.outs = {}, {}
     for i = 1, self.clients do
         self.outs[i] = self.dir .. "/client-" .. i .. ".jsonl"
-        self.pipes[i] = assert(io.popen(("%s %s %s %d %d %d %s %d %s 2>&1"):format(
+        self.pipes[i] = o.spawn(("%s %s %s %d %d %d %s %d %s 2>&1"):format(
             o.lua, q(o.root .. "/bench/soak/gw_client.lua"), q(self.url), i, o.seconds,
-            self.max, tostring(self.pause), self.seed + i, q(self.outs[i])), "r"))
+            self.max, tostring(self.pause), self.seed + i, q(self.outs[i])))
     end
     -- bounded: SECONDS / every rounds, and never past SECONDS
     local act = self.signal == "HUP" and ("kill -HUP %d"):format(self.master)
