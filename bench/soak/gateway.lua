@@ -130,7 +130,7 @@ n=0; end=$(( $(date +%%s) + %d ))
 while [ $n -lt %d ]; do
   sleep %s
   [ $(date +%%s) -lt $end ] || break
-  if %s; then n=$((n+1)); echo $n > %s; fi
+  if %s; then n=$((n+1)); date +%%s.%%N >> %s; fi
 done]]):format(o.seconds, math.floor(o.seconds / self.every), tostring(self.every), act,
                q(self.count_file))
     self.loop_pid = tonumber(run(("(%s) >/dev/null 2>&1 & echo $!"):format(loop)):match("%d+"))
@@ -150,7 +150,10 @@ function GW:collect()
         socket.sleep(0.1)
     end
     if alive(self.loop_pid) then run("kill " .. self.loop_pid .. " 2>/dev/null") end
-    self.reloads = tonumber((read_file(self.count_file) or ""):match("%d+")) or 0
+    -- when each signal went out: one line each
+    self.at = {}
+    for t in (read_file(self.count_file) or ""):gmatch("%S+") do self.at[#self.at + 1] = tonumber(t) end
+    self.reloads = #self.at
     self.master_alive = alive(self.master)
     return failures
 end
@@ -208,9 +211,10 @@ function GW:reconcile(state, log, log_complete)
         end
     end
     local fig = { requests = 0, answered = 0, lost = 0, own5xx = 0, booked = 0, unknown = 0,
-                  none = 0, mismatches = 0, none_took = 0, doubled = 0, on_server = 0 }
+                  none = 0, mismatches = 0, none_took = 0, doubled = 0, on_server = 0,
+                  in_flight = 0 }
     local by_code, order, kinds, seen_code = {}, {}, {}, {}
-    local lost_ex, own_ex, dup_codes, times = {}, {}, 0, {}
+    local lost_ex, own_ex, dup_codes, times, hit = {}, {}, 0, {}, {}
     for i = 1, self.clients do
         local n = 0
         for line in (read_file(self.outs[i]) or ""):gmatch("[^\n]+") do
@@ -221,6 +225,14 @@ function GW:reconcile(state, log, log_complete)
             else
                 fig.requests = fig.requests + 1
                 times[#times + 1] = r.took or 0
+                -- in flight when a signal went out
+                for k, t in ipairs(self.at) do
+                    if r.t0 and r.t0 < t and t < r.t0 + r.took then
+                        fig.in_flight = fig.in_flight + 1
+                        hit[k] = true
+                        break
+                    end
+                end
                 if r.status == 0 or r.rc ~= 0 then
                     fig.lost = fig.lost + 1
                     lost_ex[#lost_ex + 1] = ("%s %s: HTTP %03d, curl exit %d"):format(
@@ -331,13 +343,16 @@ function GW:reconcile(state, log, log_complete)
 
     -- nginx's own account
     local elog = read_file(self.prefix .. "/logs/error.log") or ""
-    local bad_lines, errors, warns = {}, 0, 0
+    local bad_lines, errors, warns, warn1 = {}, 0, 0, nil
     for line in elog:gmatch("[^\n]+") do
         for _, pat in ipairs(BAD_LOG) do
             if line:find(pat) then bad_lines[#bad_lines + 1] = line:sub(1, 200) break end
         end
         if line:find("[error]", 1, true) then errors = errors + 1 end
-        if line:find("[warn]", 1, true) then warns = warns + 1 end
+        if line:find("[warn]", 1, true) then
+            warns = warns + 1
+            warn1 = warn1 or line:sub(1, 200)
+        end
     end
     fig.log_bad = #bad_lines
 
@@ -362,6 +377,12 @@ function GW:reconcile(state, log, log_complete)
                                   .. "%d appointments"):format(upstream, faulted, sure, maybe, gw_on_server)
                 or "the sandbox log lost entries: not counted", fig.log_bad, errors, warns)
 
+    local signals = 0
+    for _ in pairs(hit) do signals = signals + 1 end
+    lines[#lines + 1] = ("soak: gateway %d requests were in flight when a signal went out (%d of %d signals "
+        .. "caught at least one)%s"):format(fig.in_flight, signals, self.reloads,
+        warn1 and ("; first [warn]: " .. warn1) or "")
+
     failed(fig.lost, "gateway requests got no answer", lost_ex)
     failed(fig.own5xx, "answers were the gateway's own failure, not the API's", own_ex)
     failed(fig.mismatches, "gateway codes differ from the server", mism_ex)
@@ -372,6 +393,9 @@ function GW:reconcile(state, log, log_complete)
     failed(fig.log_bad, "error.log lines say a request or worker was cut short", bad_lines)
     if not self.master_alive then fail[#fail + 1] = "the nginx master died" end
     if self.reloads == 0 then fail[#fail + 1] = "no reload was sent" end
+    if self.reloads > 0 and fig.in_flight == 0 then
+        fail[#fail + 1] = "no request was in flight at a reload: nothing was tested"
+    end
     if fig.requests == 0 then fail[#fail + 1] = "no gateway request was sent" end
     for i, f in ipairs(fail) do fail[i] = "gateway: " .. f end
     return { lines = lines, failures = fail, known = known, fig = fig }

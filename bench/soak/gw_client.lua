@@ -43,7 +43,8 @@ local function op(what, code, t)
     sent = sent + 1
     local t0 = socket.gettime()
     local status, rc, v, raw = post("/" .. what, t)
-    local rec = { op = what, code = code, status = status, rc = rc, took = socket.gettime() - t0,
+    local rec = { op = what, code = code, status = status, rc = rc, t0 = t0,
+                  took = socket.gettime() - t0,
                   starts_at = t.starts_at, patient = t.patient, professional = t.professional }
     if status == 200 and v then
         rec.ok = true
