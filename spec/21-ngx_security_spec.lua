@@ -148,6 +148,12 @@ describe("mediquo.ngx and the host's own setup", function()
         assert.falsy(json.encode(body):find(dir, 1, true))     -- the path stays on the host
         assert.truthy(gw:error_log():find(not_a_dir, 1, true))  -- and is in error.log
         assert.are.same({}, sb:log())
+        -- the engine ended the call and counted it, once per call
+        gw:post("/book", booking())
+        local sst, text = gw:get("/stats")
+        assert.are.equal(200, sst)
+        local stats = json.decode(text)
+        assert.are.equal(2, stats.by_kind.config, json.encode(stats))
     end)
 end)
 

@@ -642,6 +642,14 @@ int mq_engine_ok(const mq_ecall *c)
     return c->state == MQ_W_DONE && c->kind == MQ_K_OK;
 }
 
+/* A success the call owes to an earlier run: a create confirmed after
+ * "already exists", a cancel answered "already cancelled". */
+int mq_engine_reconciled(const mq_ecall *c)
+{
+    return mq_engine_ok(c)
+        && (c->confirming || (c->op == MQ_OP_CANCEL && c->status >= 400));
+}
+
 void mq_engine_appointment(const mq_ecall *c, const char **code, size_t *code_len,
                            const char **url, size_t *url_len)
 {

@@ -194,6 +194,9 @@ mq_note mq_engine_note(const mq_ecall *c, double *a, double *b, double *c3);
 
 /* After DONE. */
 int  mq_engine_ok(const mq_ecall *c);
+/* a success owed to an earlier run: a create confirmed after "already
+ * exists", a cancel answered "already cancelled" */
+int  mq_engine_reconciled(const mq_ecall *c);
 /* a success of create/reschedule: the appointment (scrubbed); NULLs for cancel */
 void mq_engine_appointment(const mq_ecall *c, const char **code, size_t *code_len,
                            const char **url, size_t *url_len);

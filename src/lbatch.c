@@ -183,14 +183,6 @@ static int l_batch_drop(lua_State *L)
     return 2;
 }
 
-/* A success the call owes to an earlier run: a create confirmed after
- * "already exists", a cancel answered "already cancelled". (The engine
- * has no accessor for this yet: its call's fields are read here.) */
-static int reconciled(const mq_ecall *c)
-{
-    return c->confirming || (c->op == MQ_OP_CANCEL && c->status >= 400);
-}
-
 /* batch:step(max_seconds) -> array of finished calls (maybe empty):
  *   { i=, ok=value, reconciled=true|nil } or { i=, err=plain error table } */
 static int l_batch_step(lua_State *L)
@@ -216,7 +208,7 @@ static int l_batch_step(lua_State *L)
         lua_setfield(L, -2, "i");
         if (mq_lengine_push_result(L, c) == 1) {
             lua_setfield(L, -2, "ok");
-            if (reconciled(c)) {
+            if (mq_engine_reconciled(c)) {
                 lua_pushboolean(L, 1);
                 lua_setfield(L, -2, "reconciled");
             }

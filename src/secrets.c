@@ -45,12 +45,19 @@ void mq_secrets_scrub(const mq_secrets *s, char *buf, size_t len)
     for (int i = 0; i < 2 && len > 0; i++) {
         const char *k = s->key[i];
         size_t kl = s->len[i];
-        char *p = buf, *end = buf + len;
+        char *p = buf, *last;
         if (k == NULL || kl < 6 || kl > len)
             continue;
-        while ((p = memmem(p, (size_t)(end - p), k, kl)) != NULL) {
-            memset(p, '*', kl);
-            p += kl;
+        /* the key's first byte, then the rest: cheaper than memmem for
+         * the short strings (a code, a URL) most calls hand on */
+        last = buf + (len - kl);
+        while (p <= last && (p = memchr(p, k[0], (size_t)(last - p) + 1)) != NULL) {
+            if (memcmp(p + 1, k + 1, kl - 1) == 0) {
+                memset(p, '*', kl);
+                p += kl;
+            } else {
+                p++;
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ struct mq_transport {
     CURL *easy;
     mq_keys *keys;
     struct curl_slist *hdr_body;    /* with Content-Type */
+    struct curl_slist *hdr_big;     /* with Content-Type and an empty Expect */
     struct curl_slist *hdr_nobody;
     int borrowed;                   /* header lists belong to a parent (dup) */
     char *buf;                      /* response body, grows up to MQ_BODY_CAP */
@@ -54,7 +55,7 @@ struct mq_transport {
     char *url;
     size_t url_len;
     char method[8];
-    int post;
+    const struct curl_slist *hdr_set;   /* the header list on the handle */
     long timeout_ms, connect_timeout_ms;
     int scrub_later;                /* the caller scrubs what it hands on */
 };
@@ -236,6 +237,10 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *name, con
     return nl ? nl : l;
 }
 
+/* with_body: 0 none, 1 a body, 2 a body libcurl may announce with
+ * "Expect: 100-continue" (a wasted round trip for our small bodies): the
+ * empty Expect header keeps it from doing so. libcurl checks every header
+ * it sends against the list, so the list stays as short as it can be. */
 static struct curl_slist *base_headers(const mq_transport_cfg *cfg, int with_body, int *ok)
 {
     struct curl_slist *l = NULL;
@@ -244,9 +249,29 @@ static struct curl_slist *base_headers(const mq_transport_cfg *cfg, int with_bod
     l = add_header(l, "Accept", "application/json", ok);
     if (with_body)
         l = add_header(l, "Content-Type", "application/json", ok);
-    /* no "Expect: 100-continue" round trip for our small bodies */
-    l = add_header(l, "Expect", "", ok);
+    if (with_body == 2)
+        l = add_header(l, "Expect", "", ok);
     return l;
+}
+
+/* Bodies up to this size never get an Expect header from libcurl (its
+ * threshold: 1024 bytes in old releases, 1 MiB since) */
+#define MQ_EXPECT_MIN 1024
+
+/* libcurl looks up the proxy variables in the environment on every
+ * transfer. When none is set as the client is made, the client says "no
+ * proxy" itself and saves those lookups; when one is, libcurl keeps
+ * reading them per transfer, as it always does. */
+static int proxy_env_set(void)
+{
+    static const char *const names[] = {
+        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+        "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (getenv(names[i]) != NULL)
+            return 1;
+    return 0;
 }
 
 int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err, size_t errlen)
@@ -271,6 +296,7 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
         goto fail;
     }
     t->hdr_body = base_headers(cfg, 1, &ok);
+    t->hdr_big = base_headers(cfg, 2, &ok);
     t->hdr_nobody = base_headers(cfg, 0, &ok);
     t->keys = calloc(1, sizeof *t->keys);
     if (t->keys == NULL || (t->keys->v[0] = strdup(cfg->api_key)) == NULL
@@ -324,6 +350,10 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
     SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
     if (cfg->ca_file && *cfg->ca_file)
         SETOPT(CURLOPT_CAINFO, cfg->ca_file);
+    if (!proxy_env_set()) {
+        SETOPT(CURLOPT_PROXY, "");
+        SETOPT(CURLOPT_NOPROXY, "");
+    }
     *out = t;
     return 0;
 fail:
@@ -339,6 +369,7 @@ void mq_transport_free(mq_transport *t)
         curl_easy_cleanup(t->easy);
     if (!t->borrowed) {
         curl_slist_free_all(t->hdr_body);
+        curl_slist_free_all(t->hdr_big);
         curl_slist_free_all(t->hdr_nobody);
         if (t->keys != NULL) {
             for (int i = 0; i < 2; i++) {
@@ -421,6 +452,8 @@ static int set_options(mq_transport *t, const char *method, const char *url,
 {
     int post = body != NULL;
     size_t ulen = strlen(url), mlen = strlen(method);
+    const struct curl_slist *hdr = !post ? t->hdr_nobody
+                                 : body_len > MQ_EXPECT_MIN ? t->hdr_big : t->hdr_body;
 
     if (ulen != t->url_len || t->url == NULL || memcmp(url, t->url, ulen) != 0) {
         char *copy = malloc(ulen + 1);
@@ -447,15 +480,16 @@ static int set_options(mq_transport *t, const char *method, const char *url,
             return -1;
         t->connect_timeout_ms = connect_ms;
     }
-    if (mlen >= sizeof t->method || post != t->post || strcmp(method, t->method) != 0) {
+    if (mlen >= sizeof t->method || hdr != t->hdr_set || strcmp(method, t->method) != 0) {
         t->method[0] = '\0';
-        if (SET(CURLOPT_HTTPHEADER, post ? t->hdr_body : t->hdr_nobody)
+        t->hdr_set = NULL;
+        if (SET(CURLOPT_HTTPHEADER, hdr)
             || (post ? SET(CURLOPT_POST, 1L) : SET(CURLOPT_HTTPGET, 1L))
             || SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method))
             return -1;
         if (mlen < sizeof t->method) {
             memcpy(t->method, method, mlen + 1);
-            t->post = post;
+            t->hdr_set = hdr;
         }
     }
     if (post) {
@@ -619,6 +653,7 @@ int mq_transport_dup(mq_transport *parent, mq_transport **out)
         return -1;
     t->borrowed = 1;
     t->hdr_body = parent->hdr_body;
+    t->hdr_big = parent->hdr_big;
     t->hdr_nobody = parent->hdr_nobody;
     t->keys = parent->keys;
     t->easy = curl_easy_duphandle(parent->easy);

@@ -3,6 +3,7 @@
  * driver events and the answers the engine must give. Prints "N passed,
  * N failed"; exits non-zero on any failure. */
 #include "engine.h"
+#include "secrets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ static void test_create(void)
     mq_engine_appointment(&c, &code, &cl, &url, &ul);
     CHECK(cl == 3 && memcmp(code, "A/1", 3) == 0 && ul == 1 && url[0] == 'u', "create: appointment");
     CHECK(c.text == NULL && c.fields == NULL, "create: nothing allocated on the success path");
+    CHECK(!mq_engine_reconciled(&c), "create: a first-time success is not reconciled");
     CHECK(mq_engine_stats_of(e)->ok == 1 && mq_engine_stats_of(e)->requests == 1, "create: counted");
     mq_engine_call_free(&c);
     mq_engine_free(e);
@@ -159,11 +161,70 @@ static void test_deadline_and_scrub(void)
     mq_engine_free(e);
 }
 
+/* a create whose first attempt may have taken effect, "already exists" on
+ * the retry, then a confirming PUT that succeeds: ok, and reconciled */
+static void test_reconciled(void)
+{
+    mq_engine *e = engine(2, 1, -1, 30);
+    mq_ecall c;
+    mq_op_args a = create_args("R1");
+    double x;
+
+    mq_engine_call_init(&c);
+    CHECK(mq_engine_start(e, &c, &a, 0, &x) == MQ_A_SEND, "reconciled: send");
+    mq_answer r = answer(500, "{\"message\":\"Server Error.\"}");
+    CHECK(mq_engine_response(&c, &r, 0.1, &x) == MQ_A_BACKOFF, "reconciled: backoff");
+    CHECK(mq_engine_wake(&c, 0.4, &x) == MQ_A_SEND, "reconciled: send again");
+    r = answer(400, "{\"message\":\"Appointment already exists\"}");
+    CHECK(mq_engine_response(&c, &r, 0.5, &x) == MQ_A_SEND, "reconciled: the confirming PUT");
+    CHECK(!mq_engine_reconciled(&c), "reconciled: not before the call is done");
+    r = answer(200, "{\"data\":{\"appointment\":{\"code\":\"R1\",\"url\":\"u\"}}}");
+    CHECK(mq_engine_response(&c, &r, 0.6, &x) == MQ_A_DONE, "reconciled: done");
+    CHECK(mq_engine_ok(&c) && mq_engine_reconciled(&c), "reconciled: ok, owed to the first attempt");
+    mq_engine_call_free(&c);
+    mq_engine_free(e);
+}
+
+/* the scrub itself: every occurrence, at either end, back to back, after a
+ * false start on the key's first byte; short keys left alone */
+static void test_scrub(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "abcdef", "******" },
+        { "xabcdef", "x******" },
+        { "abcdefx", "******x" },
+        { "abcdefabcdef", "************" },
+        { "aabcdef", "a******" },
+        { "abcdeabcdef", "abcde******" },
+        { "abcde", "abcde" },
+        { "a", "a" },
+        { "zzSECRETxxzz", "zz********zz" },
+        { "SECRETxabcdefSECRETxx", "SECRETx**************" },
+    };
+    mq_secrets s;
+    char buf[64];
+    CHECK(mq_secrets_init(&s, "abcdef", "SECRETxx") == 0, "scrub: init");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].in);
+        memcpy(buf, cases[i].in, n + 1);
+        mq_secrets_scrub(&s, buf, n);
+        CHECK(strcmp(buf, cases[i].out) == 0, cases[i].in);
+    }
+    mq_secrets_free(&s);
+    CHECK(mq_secrets_init(&s, "abc", "abcdef") == 0, "scrub: init with a short key");
+    memcpy(buf, "abc abcdef", 11);
+    mq_secrets_scrub(&s, buf, 10);
+    CHECK(strcmp(buf, "abc ******") == 0, "scrub: a key under 6 bytes is left alone");
+    mq_secrets_free(&s);
+}
+
 int main(void)
 {
     test_create();
     test_confirm();
     test_deadline_and_scrub();
+    test_reconciled();
+    test_scrub();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

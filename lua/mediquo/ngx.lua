@@ -54,7 +54,8 @@ local OPS = { "create", "reschedule", "cancel" }
 
 local config      -- set by configure(): normalised options, never shown
 local worker      -- this worker's engine, transport, limiter, metrics (made lazily)
-local extra       -- calls the engine never saw the end of (a missing directive)
+local extra       -- calls the engine never saw (no engine could be made)
+local failed_engine -- the engine of a worker set-up that failed after making it
 
 -- configure(opts) -> true | nil, err
 -- opts: everything mediquo.new takes, plus metrics (boolean, true).
@@ -89,6 +90,7 @@ function _M.configure(opts)
         metrics_group = mgroup,
     }
     worker = nil
+    failed_engine = nil
     extra = { config = 0 }
     return true
 end
@@ -115,26 +117,32 @@ end
 -- This worker's engine, transport, limiter and metrics, made on first use
 -- (after the fork: nginx's master may run as another user than its
 -- workers, and the files must be the workers'). A failure is the host's
--- setup (kind config) and is tried again on the next call.
+-- setup: the call ends in the engine as kind config (call:fault), and the
+-- set-up is tried again on the next call.
+-- worker_state() -> w | nil, what, why (w.engine may be there either way)
 local function worker_state()
     if worker then return worker end
     local o, rl = config.o, config.o.rate_limit
     local w = {}
-    local eng, msg = core.engine{
-        base_url = o.base_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
-        deadline = o.deadline, max_retries = o.max_retries, retry_post = o.retry_post,
-        max_wait = rl and rl.max_wait or nil, limiter_period = rl and rl.period or nil,
-        api_key = o.api_key, secret_key = o.secret_key,
-    }
-    if not eng then return nil, config_error("engine: " .. tostring(msg)) end
+    local eng, msg = failed_engine
+    if not eng then
+        eng, msg = core.engine{
+            base_url = o.base_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
+            deadline = o.deadline, max_retries = o.max_retries, retry_post = o.retry_post,
+            max_wait = rl and rl.max_wait or nil, limiter_period = rl and rl.period or nil,
+            api_key = o.api_key, secret_key = o.secret_key,
+        }
+        if not eng then return nil, "engine", tostring(msg) end
+    end
     w.engine = eng
+    failed_engine = eng
     local b = config.base
     w.http, msg = http.new{
         scheme = b.scheme, host = b.host, port = b.port, api_key = o.api_key,
         secret_key = o.secret_key, user_agent = o.user_agent, insecure = o.insecure,
         ca_file = o.ca_file,
     }
-    if not w.http then return nil, config_error("transport: " .. tostring(msg)) end
+    if not w.http then return nil, "transport", tostring(msg) end
     if rl then
         -- limiter.open: the private default dir when none is given. With
         -- rate_limit.redis every round trip to Redis goes on a cosocket
@@ -146,7 +154,7 @@ local function worker_state()
             ro.redis_cosocket = true
         end
         local lim, lerr = limiter.open(ro)
-        if not lim then return nil, config_error(lerr.message) end
+        if not lim then return nil, "rate_limit", lerr.message end
         w.lim = lim
         w.redis = rl.redis
     end
@@ -167,6 +175,7 @@ local function worker_state()
             w.mx_error = msg
         end
     end
+    failed_engine = nil
     worker = w
     return w
 end
@@ -181,15 +190,23 @@ end
 local function perform(fname, op, a, b)
     check_context(fname)
     local t0 = now()
-    local w, err = worker_state()
-    if not w then
+    local w, what, why = worker_state()
+    local eng = w and w.engine or failed_engine
+    if not eng then
+        -- no engine at all (its options were refused): nothing to ask
         extra.config = extra.config + 1
-        ngx.log(ngx.ERR, "mediquo.ngx: ", err.message)
-        return nil, err
+        ngx.log(ngx.ERR, "mediquo.ngx: ", what, ": ", why)
+        return nil, config_error(what .. ": " .. why)
     end
-    local lim, conn = w.lim, w.http
+    local lim, conn = w and w.lim, w and w.http
     local attempts, retries, waits, wait_s = 0, 0, 0, 0
-    local call, action, x = w.engine:start(op, a, b, now())
+    local call, action, x = eng:start(op, a, b, now())
+    if not w and action ~= "done" then
+        -- the worker's set-up failed: the host's, and the engine says so
+        -- (and counts it)
+        ngx.log(ngx.ERR, "mediquo.ngx: ", what, ": ", why)
+        action, x = call:fault(what, why)
+    end
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
             local method, path, body, timeout, connect_timeout = call:request()
@@ -199,17 +216,16 @@ local function perform(fname, op, a, b)
                 attempts = attempts + 1
                 action, x = call:response(status, rbody, ra, rl_rem, rl_lim, rl_reset, now())
                 if lim then
-                    local what, n1, n2, n3 = call:limiter_note()
-                    if what == "pause" then
+                    local note, n1, n2, n3 = call:limiter_note()
+                    if note == "pause" then
                         lim:pause(n1)
-                    elseif what == "observe" then
+                    elseif note == "observe" then
                         lim:observe(n1, n2, n3)
                     end
                 end
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
                 -- can help; the operator must change nginx.conf
-                extra.config = extra.config + 1
                 ngx.log(ngx.ERR, "mediquo.ngx: ", msg)
                 action, x = call:fault("nginx", msg)
             else
@@ -224,7 +240,6 @@ local function perform(fname, op, a, b)
             end
             if fault then
                 -- the limiter's state file is unusable: the host's setup
-                extra.config = extra.config + 1
                 ngx.log(ngx.ERR, "mediquo.ngx: rate_limit: ", fault)
                 action, x = call:fault("rate_limit", fault)
             else
@@ -267,8 +282,9 @@ end
 function _M.stats()
     local st = { requests = 0, ok = 0, retries = 0, by_kind = {}, limiter_waits = 0,
                  limiter_wait_seconds = 0 }
-    if worker then
-        local s = worker.engine:stats()
+    local eng = worker and worker.engine or failed_engine
+    if eng then
+        local s = eng:stats()
         for k, v in pairs(s) do
             if k ~= "by_kind" then st[k] = v end
         end
@@ -308,8 +324,8 @@ function _M.metrics()
     if not config.metrics then
         return nil, config_error("metrics: disabled by configure")
     end
-    local w, err = worker_state()
-    if not w then return nil, err end
+    local w, what, why = worker_state()
+    if not w then return nil, config_error(what .. ": " .. why) end
     if not w.mx then
         return nil, config_error("metrics: " .. tostring(w.mx_error))
     end
