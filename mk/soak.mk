@@ -11,7 +11,7 @@
 #                                 gateway (nginx + mediquo.ngx, same sandbox
 #                                 and limiter key) booking, rescheduling and
 #                                 cancelling for SOAK_GW_CLIENTS (8) curl
-#                                 clients while its master gets SIGHUP every
+#                                 clients while its master gets SIGHUP about every
 #                                 2 s: every request answered, every answer
 #                                 agrees with the server
 #   make soak SOAK_SECONDS=20     a quick one

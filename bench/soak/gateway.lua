@@ -121,18 +121,21 @@ function GW:go()
             o.lua, q(o.root .. "/bench/soak/gw_client.lua"), q(self.url), i, o.seconds,
             self.max, tostring(self.pause), self.seed + i, q(self.outs[i])))
     end
-    -- bounded: SECONDS / every rounds, and never past SECONDS
+    -- bounded: SECONDS / every rounds, and never past SECONDS. The pause
+    -- is every +-25% at random: clients that share a starved limiter wake
+    -- together once a second, and a fixed period would keep hitting (or
+    -- missing) the moment none is in flight
     local act = self.signal == "HUP" and ("kill -HUP %d"):format(self.master)
         or ('w=$(pgrep -P %d | shuf -n1); [ -n "$w" ] && kill -KILL "$w"'):format(self.master)
     self.count_file = self.dir .. "/reloads"
     local loop = ([[
 n=0; end=$(( $(date +%%s) + %d ))
 while [ $n -lt %d ]; do
-  sleep %s
+  s=$(shuf -i %d-%d -n1); sleep $((s / 100)).$(printf %%02d $((s %% 100)))
   [ $(date +%%s) -lt $end ] || break
   if %s; then n=$((n+1)); date +%%s.%%N >> %s; fi
-done]]):format(o.seconds, math.floor(o.seconds / self.every), tostring(self.every), act,
-               q(self.count_file))
+done]]):format(o.seconds, math.floor(o.seconds / self.every), math.floor(self.every * 75),
+               math.floor(self.every * 125), act, q(self.count_file))
     self.loop_pid = tonumber(run(("(%s) >/dev/null 2>&1 & echo $!"):format(loop)):match("%d+"))
 end
 
@@ -363,7 +366,7 @@ function GW:reconcile(state, log, log_complete)
     for k, v in pairs(kinds) do kl[#kl + 1] = ("%s=%d"):format(k, v) end
     table.sort(kl)
     lines[#lines + 1] = ("soak: gateway %s, 2 workers, %d clients (one curl per request, %.2f s apart), "
-        .. "%s sent %d times (every %g s)%s"):format(self.url, self.clients, self.pause,
+        .. "%s sent %d times (every %g s +-25%%)%s"):format(self.url, self.clients, self.pause,
         self.signal == "HUP" and "SIGHUP to the master" or "SIGKILL to a worker",
         self.reloads, self.every, self.master_alive and "" or "; the master is gone")
     lines[#lines + 1] = ("soak: gateway %d requests (each %.2f s median, %.2f s max), %d answered, "
