@@ -11,9 +11,9 @@
 #                                 gateway (nginx + mediquo.ngx, same sandbox
 #                                 and limiter key) booking, rescheduling and
 #                                 cancelling for SOAK_GW_CLIENTS (8) curl
-#                                 clients while its master gets SIGHUP about every
-#                                 2 s: every request answered, every answer
-#                                 agrees with the server
+#                                 clients while its master gets SIGHUP
+#                                 about every 2 s: every request answered,
+#                                 every answer agrees with the server
 #   make soak SOAK_SECONDS=20     a quick one
 #   make soak SOAK_GATEWAY=0      without the gateway leg (no `make luajit`)
 #   make soak SOAK_GW_SIGNAL=KILL SIGKILL a gateway worker instead of the
