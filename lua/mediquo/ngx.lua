@@ -251,7 +251,9 @@ local function perform(fname, op, a, b)
                 action, x = call:slot(granted, waited, retry_after, now())
             end
         elseif action == "backoff" then
-            ngx.sleep(x)
+            -- full jitter may draw 0: nginx warns on ngx.sleep(0) (a
+            -- yield with no timer), and there is nothing to wait for
+            if x > 0 then ngx.sleep(x) end
             retries = retries + 1
             action, x = call:wake(now())
         else
