@@ -1,4 +1,4 @@
-# mk/soak.mk: the resilience soak (issue 5), not part of `make test`.
+# mk/soak.mk: the resilience soak (issues 5 and 16), not part of `make test`.
 #
 #   make soak                     4 processes for SOAK_SECONDS (100), random
 #                                 faults on ~10% of calls; checks every
@@ -7,12 +7,22 @@
 #                                 SOAK_SHARERS (2) limiter-only processes on
 #                                 the same key stopped and continued 4 times
 #                                 a second, the state file (as root) on a
-#                                 tmpfs filled to the last byte
+#                                 tmpfs filled to the last byte; the example
+#                                 gateway (nginx + mediquo.ngx, same sandbox
+#                                 and limiter key) booking, rescheduling and
+#                                 cancelling for SOAK_GW_CLIENTS (8) curl
+#                                 clients while its master gets SIGHUP
+#                                 about every 2 s: every request answered,
+#                                 every answer agrees with the server
 #   make soak SOAK_SECONDS=20     a quick one
+#   make soak SOAK_GATEWAY=0      without the gateway leg (no `make luajit`)
+#   make soak SOAK_GW_SIGNAL=KILL SIGKILL a gateway worker instead of the
+#                                 reload: must end in SOAK FAIL (requests
+#                                 without an answer, [alert] in error.log)
 
 SOAK_SECONDS ?= 100
 SOAK_PROCS   ?= 4
 
 .PHONY: soak
-soak: deps rock
+soak: deps rock $(if $(filter 0,$(SOAK_GATEWAY)),,luajit)
 	@eval "$$($(MAKE) -s env)"; $(LUA) bench/soak.lua $(SOAK_SECONDS) $(SOAK_PROCS)

@@ -290,6 +290,52 @@ describe("limiter reliability", function()
             assert.is_true(no_tmp_files(dir))
         end)
 
+        it("a metrics file cut short under two processes: one call's counts lost, no signal", function()
+            local dir = mnt or tmp
+            local key = "mx26-" .. now()
+            local m = assert(core.metrics{ key = key, dir = dir })
+            assert.is_true(m:add("create", "ok", 0.01))
+            local path = m:path()
+            -- a second process adds for 3 s and says what each add answered
+            local out_path = tmp .. "/mx-child-" .. now() .. ".out"
+            local code = ([[
+local m = assert(require("mediquo.core").metrics{ key = %q, dir = %q })
+local stop, faults, oks = require("mediquo.core").now() + 3, 0, 0
+local f = assert(io.open(%q, "w")); f:write("ready\n"); f:flush()
+while require("mediquo.core").now() < stop do
+    local ok, err = m:add("create", "ok", 0.01)
+    if ok then oks = oks + 1 elseif err:find("cut short", 1, true) then faults = faults + 1
+    else f:write("other ", err, "\n") end
+end
+local s = assert(m:snapshot())
+f:write(("done %%d %%d %%d\n"):format(oks, faults, s.latency.count)); f:close()
+]]):format(key, dir, out_path)
+            local script = tmp .. "/mx-child-" .. now() .. ".lua"
+            H.write_file(script, code)
+            local pid = tonumber(sh(string.format("%s %s >%s.stdout 2>&1 & echo $!", LUA, script, out_path)))
+            local t0 = os.time()
+            while not (H.read_file(out_path) or ""):find("ready", 1, true) and os.time() - t0 < 20 do sleep(0.05) end
+            sleep(0.3)
+            os.execute("truncate -s 0 '" .. path .. "'")
+            -- this process: the add that meets the cut is refused, the next maps the file again
+            local ok, err = m:add("create", "ok", 0.01)
+            assert.is_nil(ok)
+            assert.truthy(err:find("cut short", 1, true), err)
+            assert.is_true(m:add("create", "ok", 0.01))
+            local snap = assert(m:snapshot())
+            assert.is_true(snap.latency.count >= 1)
+            -- the other process lived through it and counted on
+            t0 = os.time()
+            while alive(pid) and os.time() - t0 < 30 * SLOW do sleep(0.1) end
+            local text = H.read_file(out_path) or ""
+            local oks, faults = text:match("done (%d+) (%d+) %d+")
+            assert.truthy(oks, text .. (H.read_file(out_path .. ".stdout") or ""))
+            assert.is_true(tonumber(faults) >= 1, text)
+            assert.is_true(tonumber(oks) > 1, text)
+            assert.falsy(text:find("other ", 1, true), text)
+            m:close()
+        end)
+
         it("a file cut short under a client and a batch: their calls end as config, nothing sent", function()
             local appt = { code = "C26", starts_at = "2030-05-20T10:00:00Z", patient = "P",
                            professional = "prof-demo-1" }

@@ -89,16 +89,22 @@ static double opt_nonneg(lua_State *L, int i)
     return v > 0 ? v : 0;
 }
 
-/* :add(op, kind, latency, retries, limiter_waits, limiter_wait_seconds [, attempts]) */
+/* :add(op, kind, latency, retries, limiter_waits, limiter_wait_seconds [, attempts])
+ *   -> true | nil, message (the file was cut short: these counts are lost) */
 static int l_add(lua_State *L)
 {
     mq_metrics *m = check_open(L);
     int op = luaL_checkoption(L, 2, NULL, ops);
     int kind = check_kind(L, 3);
 
-    mq_metrics_add(m, op, kind, opt_nonneg(L, 4), (long)opt_nonneg(L, 8),
-                   (long)opt_nonneg(L, 5), (long)opt_nonneg(L, 6), opt_nonneg(L, 7));
-    return 0;
+    if (mq_metrics_add(m, op, kind, opt_nonneg(L, 4), (long)opt_nonneg(L, 8),
+                       (long)opt_nonneg(L, 5), (long)opt_nonneg(L, 6), opt_nonneg(L, 7)) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, mq_metrics_error(m));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static void set_count(lua_State *L, const char *k, uint64_t v)
@@ -107,7 +113,8 @@ static void set_count(lua_State *L, const char *k, uint64_t v)
     lua_setfield(L, -2, k);
 }
 
-/* :snapshot() -> { requests = { op = { kind = n } }, attempts, retries,
+/* :snapshot() -> nil, message when the file was cut short, else
+ * { requests = { op = { kind = n } }, attempts, retries,
  *   limiter_waits, limiter_wait_seconds,
  *   latency = { buckets = { { le = s, count = cumulative }, ... }, sum, count } }
  * The last bucket has le = math.huge. Zero counts are left out of requests. */
@@ -117,7 +124,11 @@ static int l_snapshot(lua_State *L)
     mq_metrics_snap s;
     uint64_t cum = 0;
 
-    mq_metrics_snapshot(m, &s);
+    if (mq_metrics_snapshot(m, &s) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, mq_metrics_error(m));
+        return 2;
+    }
     lua_createtable(L, 0, 6);
     lua_createtable(L, 0, MQ_MX_OPS);
     for (int o = 0; o < MQ_MX_OPS; o++) {

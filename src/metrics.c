@@ -8,7 +8,11 @@
  * mid-call can never leave anything locked or half-written. A new file is
  * made whole under a temporary name and link()ed into place, so no one maps
  * a file without its header; a file that fails the checks is replaced by
- * rename() (its counts are lost: these are statistics, not state). */
+ * rename() (its counts are lost: these are statistics, not state).
+ * Every access to the mapping runs under the SIGBUS guard (shmguard.c): a
+ * file cut short under us (truncate, a disk that lost it) makes add and
+ * snapshot return -1 with the reason, and the next call maps the file
+ * again (made anew when it has to be). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "shmguard.h"
 
 #define MX_MAGIC   "MQMETRC"            /* 7 chars + NUL = 8 bytes */
 #define MX_VERSION 2u            /* 2: the config kind */
@@ -45,6 +50,10 @@ typedef char hdr_is_64[sizeof(mx_hdr) == 64 ? 1 : -1];
 struct mq_metrics {
     mx_file *f;
     char *path;
+    uint64_t key_hash;
+    long gid;
+    int broken;                 /* the mapping faulted: map the file again */
+    char err[300];              /* why the last add/snapshot failed */
 };
 
 const double mq_metrics_bounds[MQ_MX_BUCKETS - 1] = {
@@ -78,6 +87,23 @@ static int make_file(const char *path, uint64_t key_hash, int replace, long gid,
                        &key_hash, err, errlen);
 }
 
+/* header_ok on a fresh mapping, which another process may cut short
+ * between our fstat and this read: a fault reads as "not sound" */
+static int guarded_header_ok(const mx_hdr *h, uint64_t key_hash)
+{
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev = mq_shm_guard_enter(&env);
+    int ok;
+
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        return 0;
+    }
+    ok = header_ok(h, key_hash);
+    mq_shm_guard_leave(prev);
+    return ok;
+}
+
 /* Opens path and maps it when it is ours and sound: 0 done, 1 try again
  * (made or replaced meanwhile), -1 error. */
 static int open_once(mq_metrics *m, uint64_t key_hash, long gid, char *err, size_t errlen)
@@ -100,7 +126,7 @@ static int open_once(mq_metrics *m, uint64_t key_hash, long gid, char *err, size
         close(fd);
         return -1;
     }
-    if (!header_ok(map, key_hash)) {
+    if (!guarded_header_ok(map, key_hash)) {
         munmap(map, sizeof(mx_file));
         close(fd);
         return make_file(m->path, key_hash, 1, gid, err, errlen) != 0 ? -1 : 1;
@@ -128,7 +154,14 @@ int mq_metrics_open(const char *key, const char *dir, long gid, mq_metrics **out
         snprintf(err, errlen, "metrics: out of memory");
         return -1;
     }
+    if (mq_shm_guard_init() != 0) {
+        snprintf(err, errlen, "metrics: cannot install the SIGBUS guard");
+        mq_metrics_close(m);
+        return -1;
+    }
     key_hash = mq_fnv1a64(key);
+    m->key_hash = key_hash;
+    m->gid = gid;
     for (int tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
         rc = open_once(m, key_hash, gid, err, errlen);
     if (rc == 0) {
@@ -152,26 +185,82 @@ static uint64_t micros(double s)
     return s > 0 && s < 1e12 ? (uint64_t)(s * 1e6 + 0.5) : 0;
 }
 
-void mq_metrics_add(mq_metrics *m, int op, int kind, double latency, long attempts,
-                    long retries, long limiter_waits, double limiter_wait_seconds)
+/* A mapping that faulted: unmapped, and the file opened again (made anew
+ * when it is gone or not sound). 0, or -1 with m->err. */
+static int remap(mq_metrics *m)
 {
-    mx_file *f = m->f;
-    int b = 0;
+    int rc = 1;
+
+    if (m->f != NULL)
+        munmap(m->f, sizeof(mx_file));
+    m->f = NULL;
+    for (int tries = 0; tries < OPEN_TRIES && rc == 1; tries++)
+        rc = open_once(m, m->key_hash, m->gid, m->err, sizeof m->err);
+    if (rc == 1)
+        snprintf(m->err, sizeof m->err, "metrics file %s: kept changing while opening it", m->path);
+    if (rc != 0)
+        return -1;
+    m->broken = 0;
+    return 0;
+}
+
+static void cut_short(mq_metrics *m)
+{
+    snprintf(m->err, sizeof m->err, "metrics file %s: cut short under this process "
+             "(truncated by someone, or its disk lost it); the next call maps it again",
+             m->path);
+    m->broken = 1;
+}
+
+struct add_args {
+    int op, kind, bucket;
+    uint64_t attempts, retries, waits, wait_us, latency_us;
+};
+
+static void add_all(mx_file *f, const struct add_args *a)
+{
+    add(&f->calls[a->op][a->kind], 1);
+    add(&f->attempts, a->attempts);
+    add(&f->retries, a->retries);
+    add(&f->limiter_waits, a->waits);
+    add(&f->limiter_wait_us, a->wait_us);
+    add(&f->buckets[a->bucket], 1);
+    add(&f->latency_sum_us, a->latency_us);
+    add(&f->latency_count, 1);
+}
+
+int mq_metrics_add(mq_metrics *m, int op, int kind, double latency, long attempts,
+                   long retries, long limiter_waits, double limiter_wait_seconds)
+{
+    struct add_args a;
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
 
     if (op < 0 || op >= MQ_MX_OPS || kind < 0 || kind >= MQ_MX_KINDS)
-        return;
+        return 0;
     if (!(latency >= 0))
         latency = 0;
-    while (b < MQ_MX_BUCKETS - 1 && latency > mq_metrics_bounds[b])
-        b++;
-    add(&f->calls[op][kind], 1);
-    add(&f->attempts, attempts > 0 ? (uint64_t)attempts : 0);
-    add(&f->retries, retries > 0 ? (uint64_t)retries : 0);
-    add(&f->limiter_waits, limiter_waits > 0 ? (uint64_t)limiter_waits : 0);
-    add(&f->limiter_wait_us, micros(limiter_wait_seconds));
-    add(&f->buckets[b], 1);
-    add(&f->latency_sum_us, micros(latency));
-    add(&f->latency_count, 1);
+    a.op = op;
+    a.kind = kind;
+    a.bucket = 0;
+    while (a.bucket < MQ_MX_BUCKETS - 1 && latency > mq_metrics_bounds[a.bucket])
+        a.bucket++;
+    a.attempts = attempts > 0 ? (uint64_t)attempts : 0;
+    a.retries = retries > 0 ? (uint64_t)retries : 0;
+    a.waits = limiter_waits > 0 ? (uint64_t)limiter_waits : 0;
+    a.wait_us = micros(limiter_wait_seconds);
+    a.latency_us = micros(latency);
+    if (m->broken && remap(m) != 0)
+        return -1;
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        cut_short(m);           /* this call's counts are lost */
+        return -1;
+    }
+    add_all(m->f, &a);
+    mq_shm_guard_leave(prev);
+    return 0;
 }
 
 static uint64_t load(const uint64_t *p)
@@ -179,10 +268,8 @@ static uint64_t load(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-void mq_metrics_snapshot(mq_metrics *m, mq_metrics_snap *s)
+static void read_all(const mx_file *f, mq_metrics_snap *s)
 {
-    const mx_file *f = m->f;
-
     for (int o = 0; o < MQ_MX_OPS; o++)
         for (int k = 0; k < MQ_MX_KINDS; k++)
             s->calls[o][k] = load(&f->calls[o][k]);
@@ -194,6 +281,31 @@ void mq_metrics_snapshot(mq_metrics *m, mq_metrics_snap *s)
         s->buckets[b] = load(&f->buckets[b]);
     s->latency_sum = (double)load(&f->latency_sum_us) / 1e6;
     s->latency_count = load(&f->latency_count);
+}
+
+int mq_metrics_snapshot(mq_metrics *m, mq_metrics_snap *s)
+{
+    sigjmp_buf env;
+    sigjmp_buf *volatile prev;
+
+    memset(s, 0, sizeof *s);
+    if (m->broken && remap(m) != 0)
+        return -1;
+    prev = mq_shm_guard_enter(&env);
+    if (sigsetjmp(env, 0) != 0) {
+        mq_shm_guard_leave(prev);
+        cut_short(m);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    read_all(m->f, s);
+    mq_shm_guard_leave(prev);
+    return 0;
+}
+
+const char *mq_metrics_error(const mq_metrics *m)
+{
+    return m->err;
 }
 
 const char *mq_metrics_path(const mq_metrics *m)

@@ -39,10 +39,14 @@ extern const double mq_metrics_bounds[MQ_MX_BUCKETS - 1];
 int  mq_metrics_open(const char *key, const char *dir, long gid, mq_metrics **out,
                      char *err, size_t errlen);
 /* One finished call: op and kind indexes (checked by the caller), its
- * latency, and what it spent. Lock-free: atomic adds on the mapping. */
-void mq_metrics_add(mq_metrics *m, int op, int kind, double latency, long attempts,
+ * latency, and what it spent. Lock-free: atomic adds on the mapping.
+ * 0; -1 when the file was cut short under us (the counts are lost,
+ * mq_metrics_error says why; the next call maps the file again). */
+int  mq_metrics_add(mq_metrics *m, int op, int kind, double latency, long attempts,
                     long retries, long limiter_waits, double limiter_wait_seconds);
-void mq_metrics_snapshot(mq_metrics *m, mq_metrics_snap *s);
+/* Every counter, now. 0; -1 as for add (*s zeroed). */
+int  mq_metrics_snapshot(mq_metrics *m, mq_metrics_snap *s);
+const char *mq_metrics_error(const mq_metrics *m);
 const char *mq_metrics_path(const mq_metrics *m);
 void mq_metrics_close(mq_metrics *m);
 

@@ -182,7 +182,12 @@ end
 
 local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
     if w and w.mx then
-        w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
+        local ok, err = w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
+        if not ok then
+            -- the file was cut short: this call's counts are lost, the
+            -- next call maps it again; counters are not worth failing for
+            ngx.log(ngx.WARN, "mediquo.ngx: ", err)
+        end
     end
 end
 
@@ -246,7 +251,9 @@ local function perform(fname, op, a, b)
                 action, x = call:slot(granted, waited, retry_after, now())
             end
         elseif action == "backoff" then
-            ngx.sleep(x)
+            -- full jitter may draw 0: nginx warns on ngx.sleep(0) (a
+            -- yield with no timer), and there is nothing to wait for
+            if x > 0 then ngx.sleep(x) end
             retries = retries + 1
             action, x = call:wake(now())
         else
@@ -329,7 +336,8 @@ function _M.metrics()
     if not w.mx then
         return nil, config_error("metrics: " .. tostring(w.mx_error))
     end
-    local s = w.mx:snapshot()
+    local s, serr = w.mx:snapshot()
+    if not s then return nil, config_error(serr) end
     local out = {}
     family(out, "mediquo_requests_total", "counter",
            "mediQuo API calls finished, by operation and outcome (ok or the error kind).")
