@@ -46,7 +46,7 @@ build = {
             "src/engine.c", "src/request.c", "src/secrets.c", "src/explain.c",
             "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
             "src/ljournal.c", "src/lopt.c", "src/lclass.c", "src/redis_conn.c", "src/lease_file.c",
-            "src/limiter_redis.c", "src/lredis.c",
+            "src/limiter_redis.c", "src/limiter_redis_script.c", "src/lredis.c",
          },
          libraries = { "curl", "http_parser", "hiredis", "pthread" },
          incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },

@@ -144,8 +144,6 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
             snprintf(err, errlen, "could not make transport %d of %d", s + 1, concurrency);
             goto fail;
         }
-        /* the engine scrubs every string it hands on (after unescaping) */
-        mq_transport_scrub_later(b->slots[s].t, 1);
     }
     *out = b;
     return 0;

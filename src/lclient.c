@@ -109,9 +109,6 @@ static int l_client_new(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    /* the engine scrubs every string it hands on (after unescaping), so
-     * the transport need not scan each whole body first */
-    mq_transport_scrub_later(c->t, 1);
     return 1;
 }
 

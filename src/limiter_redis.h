@@ -50,7 +50,6 @@ typedef struct {
 int  mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
                  char *err, size_t errlen);
 void mq_rdl_close(mq_rdl *r);
-const char *mq_rdl_script(void);
 /* The host's Redis URL parts, for the cosocket driver's connection. */
 const char *mq_rdl_sha(mq_rdl *r);
 

@@ -13,6 +13,7 @@
 #include "limiter_redis.h"
 #include "llimiter.h"
 #include "lredis.h"
+#include "limiter_redis_script.h"
 #include "redis_conn.h"
 #include "lclass.h"
 

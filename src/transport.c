@@ -24,16 +24,8 @@
 
 #define MQ_IDLE_REUSE_MAX 30    /* seconds; see CURLOPT_MAXAGE_CONN below */
 
-/* The keys, kept only to scrub them from answers (see mq_transport_scrub); shared,
- * like the header lists, with transports made by mq_transport_dup. */
-typedef struct {
-    char *v[2];
-    size_t len[2];
-} mq_keys;
-
 struct mq_transport {
     CURL *easy;
-    mq_keys *keys;
     struct curl_slist *hdr_body;    /* with Content-Type */
     struct curl_slist *hdr_big;     /* with Content-Type and an empty Expect */
     struct curl_slist *hdr_nobody;
@@ -57,7 +49,6 @@ struct mq_transport {
     char method[8];
     const struct curl_slist *hdr_set;   /* the header list on the handle */
     long timeout_ms, connect_timeout_ms;
-    int scrub_later;                /* the caller scrubs what it hands on */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -298,14 +289,6 @@ int mq_transport_new(const mq_transport_cfg *cfg, mq_transport **out, char *err,
     t->hdr_body = base_headers(cfg, 1, &ok);
     t->hdr_big = base_headers(cfg, 2, &ok);
     t->hdr_nobody = base_headers(cfg, 0, &ok);
-    t->keys = calloc(1, sizeof *t->keys);
-    if (t->keys == NULL || (t->keys->v[0] = strdup(cfg->api_key)) == NULL
-        || (t->keys->v[1] = strdup(cfg->secret_key)) == NULL)
-        ok = 0;
-    else {
-        t->keys->len[0] = strlen(t->keys->v[0]);
-        t->keys->len[1] = strlen(t->keys->v[1]);
-    }
     if (!ok) {
         snprintf(err, errlen, "out of memory building headers");
         goto fail;
@@ -371,14 +354,6 @@ void mq_transport_free(mq_transport *t)
         curl_slist_free_all(t->hdr_body);
         curl_slist_free_all(t->hdr_big);
         curl_slist_free_all(t->hdr_nobody);
-        if (t->keys != NULL) {
-            for (int i = 0; i < 2; i++) {
-                if (t->keys->v[i] != NULL)
-                    memset(t->keys->v[i], 0, t->keys->len[i]);
-                free(t->keys->v[i]);
-            }
-            free(t->keys);
-        }
     }
     free(t->buf);
     free(t->url);
@@ -591,36 +566,10 @@ static void describe(mq_transport *t, CURLcode rc, mq_response *r)
     }
 }
 
-/* A server that quotes the keys it was sent ("invalid key ...") must not
- * hand them to Lua, where they would reach an error message: each one in
- * the body becomes as many '*'. Keys under 6 bytes are left alone (no
- * real key is that short, and scrubbing them would mangle any answer). */
-void mq_transport_scrub(const mq_transport *t, char *s, size_t len)
-{
-    for (int i = 0; i < 2 && len > 0; i++) {
-        const char *k = t->keys->v[i];
-        size_t kl = t->keys->len[i];
-        char *p = s, *end = s + len;
-        if (kl < 6)
-            continue;
-        while ((p = memmem(p, (size_t)(end - p), k, kl)) != NULL) {
-            memset(p, '*', kl);
-            p += kl;
-        }
-    }
-}
-
-void mq_transport_scrub_later(mq_transport *t, int later)
-{
-    t->scrub_later = later;
-}
-
 void mq_transport_finish(mq_transport *t, int rcode, mq_response *r)
 {
     CURLcode rc = (CURLcode)rcode;
     r->outcome = outcome_of(t, rc);
-    if (!t->scrub_later && t->buf != NULL)
-        mq_transport_scrub(t, t->buf, t->len);
     if (rc == CURLE_OK) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
             r->status = 0;
@@ -655,7 +604,6 @@ int mq_transport_dup(mq_transport *parent, mq_transport **out)
     t->hdr_body = parent->hdr_body;
     t->hdr_big = parent->hdr_big;
     t->hdr_nobody = parent->hdr_nobody;
-    t->keys = parent->keys;
     t->easy = curl_easy_duphandle(parent->easy);
     if (t->easy == NULL
         || curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK

@@ -67,14 +67,8 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
                            double timeout, double connect_timeout, mq_response *r);
 void mq_transport_finish(mq_transport *t, int rc, mq_response *r);
 
-/* Every answer body has the keys scrubbed out (each byte of one becomes
- * '*') before it is handed on, so a server quoting them cannot leak them.
- * A caller that hands on only pieces of an answer may take that on itself:
- * after mq_transport_scrub_later(t, 1) bodies are left as they came, and
- * mq_transport_scrub(t, s, len) scrubs each piece (or the whole body) it
- * hands on. */
-void mq_transport_scrub_later(mq_transport *t, int later);
-void mq_transport_scrub(const mq_transport *t, char *s, size_t len);
+/* Answer bodies are handed on as they came: the engine scrubs the keys
+ * out of every string it hands on (secrets.c, after JSON unescaping). */
 /* curl's version string, for the User-Agent and diagnostics. */
 const char *mq_transport_curl_version(void);
 /* Once per process, thread-safe: curl_global_init. 0 on success. */

@@ -1,5 +1,5 @@
 /* c_transport.c: the client's own transport (src/transport.c: its options,
- * callbacks, header parsing and key scrubbing) in a C loop, with no Lua -
+ * callbacks and header parsing) in a C loop, with no Lua -
  * between c_loop.c (bare libcurl) and client:create, it shows what the
  * transport adds and what the Lua binding and the create's own work add.
  *
