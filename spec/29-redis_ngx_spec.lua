@@ -1,17 +1,19 @@
--- spec/29-redis_ngx_spec.lua: nginx workers of two gateways and plain Lua
--- processes (Lua 5.4 and LuaJIT) sharing one budget through Redis (issue
--- 15). Each gateway is a real nginx (2 workers) whose workers spend the
--- budget from a timer through mediquo.ngx_redis: the Redis round trip on a
+-- spec/29-redis_ngx_spec.lua: nginx workers of two gateways, plain Lua
+-- processes (Lua 5.4 and LuaJIT) and the CLI sharing one budget through
+-- Redis (issue 15). Each gateway is a real nginx (2 workers) whose workers
+-- spend the budget from a timer through mediquo.ngx_redis: the round trip on a
 -- cosocket, hiredis's formatter and reader in the C core. A third "host"
 -- is two plain processes (spec/redis_worker.lua). Then the example gateway
--- itself (examples/nginx.conf, mediquo.ngx, MEDIQUO_RL_REDIS) twice, booking
--- on the sandbox: the server never sees more than per_minute a window. ~45 s.
+-- itself (examples/nginx.conf, mediquo.ngx, MEDIQUO_RL_REDIS) twice and a CLI
+-- import (bin/mediquo --redis), booking on the sandbox: the server never sees
+-- more than per_minute a window. ~50 s.
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
 local NH = require "spec.ngx_helper"
+local C = require "spec.cli_helper"
 
 local NS = 1e9
 local now = core.limiter_now
@@ -193,17 +195,28 @@ describe("rate_limit.redis in nginx", function()
         l:close()
     end)
 
-    -- two example gateways booking 12 each at once on one sandbox ->
-    -- bookings done, the most POSTs the API saw in a window of the period
-    -- (server-side arrival times, ms resolution, loopback latency: a window
-    -- 50 ms short of the period)
+    -- two example gateways booking 12 each at once on one sandbox, and a
+    -- CLI import of 4 creates on the same key (its own limiter dir: a third
+    -- host) -> bookings done, the CLI's exit code, output and codes, the
+    -- most POSTs the API saw in a window of the period (server-side arrival
+    -- times, ms resolution, loopback latency: a window 50 ms short of the
+    -- period)
     local function two_gateways(redis_url)
         local sb = H.sandbox{ workers = 2 }
         sb:reset()
-        local env = { MEDIQUO_RL_KEY = "rgw-" .. now(), MEDIQUO_RL_PER_MINUTE = 10,
+        local key = "rgw-" .. now()
+        local env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_PER_MINUTE = 10,
                       MEDIQUO_RL_PERIOD = 3, MEDIQUO_RL_REDIS = redis_url }
         local g1 = NH.gateway(sb, { workers = 2, env = env })
         local g2 = NH.gateway(sb, { workers = 2, env = env })
+        local cdir = tmp .. "/cli-" .. now()
+        H.run("mkdir -p '" .. cdir .. "'")
+        local cli_prefix = "cli29-" .. now()
+        C.creates_file(cdir .. "/rows.csv", cli_prefix, 4)
+        C.spawn(cdir, "cli", "--sandbox --base-url " .. H.shell_quote(sb.base_url)
+            .. " --per-minute 10 --period 3 --rate-limit-key " .. key
+            .. (redis_url ~= "" and (" --redis " .. redis_url) or "")
+            .. " import " .. H.shell_quote(cdir .. "/rows.csv") .. " --no-journal")
         local function bookings(tag)
             local t = {}
             for i = 1, 12 do
@@ -216,6 +229,11 @@ describe("rate_limit.redis in nginx", function()
         local h2 = NH.spawn_posts(g2.url .. "/book", bookings("g2"), 40)
         local res = h1:wait()
         for _, r in ipairs(h2:wait()) do res[#res + 1] = r end
+        local cli = { rc = C.wait(cdir, "cli", 60), out = H.read_file(cdir .. "/cli.out") or "",
+                      err = H.read_file(cdir .. "/cli.err") or "", codes = 0 }
+        for code in pairs(sb:state()) do
+            if code:sub(1, #cli_prefix) == cli_prefix then cli.codes = cli.codes + 1 end
+        end
         g1:stop()
         g2:stop()
         local ok = 0
@@ -225,12 +243,15 @@ describe("rate_limit.redis in nginx", function()
             if e.method == "POST" and e.path:find("^/v1/appointments") then ts[#ts + 1] = e.time * NS end
         end
         table.sort(ts)
-        return ok, max_in_window(ts, 3 * NS - 0.05 * NS)
+        return ok, max_in_window(ts, 3 * NS - 0.05 * NS), cli
     end
 
-    it("two example gateways (mediquo.ngx, MEDIQUO_RL_REDIS): the API sees one budget", function()
-        local ok, most = two_gateways(srv.url)
+    it("two example gateways (MEDIQUO_RL_REDIS) and a CLI import (--redis): the API sees one budget", function()
+        local ok, most, cli = two_gateways(srv.url)
         assert.truthy(ok >= 20, "only " .. ok .. " of 24 booked")
+        assert.equal(0, cli.rc, cli.out .. cli.err)
+        assert.truthy(cli.out:find("4 rows: 4 ok", 1, true), cli.out .. cli.err)
+        assert.equal(4, cli.codes)
         assert.truthy(most <= 10, "the API saw " .. most .. " in a window")
     end)
 
