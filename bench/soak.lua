@@ -30,13 +30,8 @@ local SHARERS = tonumber(os.getenv("SOAK_SHARERS") or 2)
 local root = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/bench/soak%.lua$")) or "."
 local bin = root .. "/bin/mediquo-sandbox"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function run(cmd)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    return out, code
-end
+local sh = dofile(root .. "/bench/soak/sh.lua")
+local q, run = sh.q, sh.run
 
 local prefix = run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-soak-XXXXXX\""):gsub("%s+$", "")
 local base_url
@@ -115,7 +110,7 @@ end
 local function full_log()
     run("touch " .. q(stop_file))
     for _ = 1, poller_pid and 150 or 0 do
-        if not run("kill -0 " .. poller_pid .. " 2>/dev/null && echo alive"):find("alive") then break end
+        if not sh.alive(poller_pid) then break end
         socket.sleep(0.1)
     end
     poller_pid = nil
@@ -247,7 +242,7 @@ io.write(n, "\n")
     for i, pid in ipairs(sharer_pids) do
         run("kill -CONT " .. pid .. " 2>/dev/null")
         for _ = 1, 100 do
-            if not run("kill -0 " .. pid .. " 2>/dev/null && echo alive"):find("alive") then break end
+            if not sh.alive(pid) then break end
             socket.sleep(0.1)
         end
         local n = tonumber((run("cat " .. q(prefix .. "/sharer-" .. i .. ".out")):match("^(%d+)")))

@@ -13,15 +13,6 @@ local function booking(code, extra)
     return t
 end
 
--- the API requests in the sandbox's log (not its /call/ pages)
-local function api_log(sb)
-    local out = {}
-    for _, e in ipairs(sb:log()) do
-        if e.path:find("^/v1/") then out[#out + 1] = e end
-    end
-    return out
-end
-
 local seq = 0
 local function fresh(tag)
     seq = seq + 1
@@ -78,7 +69,7 @@ describe("mediquo.ngx in nginx", function()
         assert.is_true(res.cancelled)
         assert.are.equal(410, (H.http("GET", moved.url)))
 
-        local log = api_log(sb)
+        local log = sb:api_log()
         assert.are.equal(3, #log)
         local methods = {}
         for i, e in ipairs(log) do
@@ -102,7 +93,7 @@ describe("mediquo.ngx in nginx", function()
         st, body = gw:post("/book", "not json")
         assert.are.equal(400, st)
         assert.are.equal("invalid_argument", body.error.kind)
-        assert.are.equal(0, #api_log(sb))                              -- nothing reached the API
+        assert.are.equal(0, #sb:api_log())                              -- nothing reached the API
 
         local code = fresh("dup")
         assert.are.equal(200, (gw:post("/book", booking(code))))
@@ -162,7 +153,7 @@ describe("mediquo.ngx in nginx", function()
         assert.are.equal(code, appt.code)
         assert.are.equal(200, (H.http("GET", appt.url)))           -- a live URL
         local methods = {}
-        for i, e in ipairs(api_log(sb)) do methods[i] = ("%s %d"):format(e.method, e.status) end
+        for i, e in ipairs(sb:api_log()) do methods[i] = ("%s %d"):format(e.method, e.status) end
         assert.are.same({ "POST 502", "POST 400", "PUT 200" }, methods)
 
         sb:faults{ next = 1, mode = "delay", ms = 1500 }
@@ -197,7 +188,7 @@ describe("mediquo.ngx in nginx", function()
         assert.are.equal("histogram", types.mediquo_request_duration_seconds)
 
         local function delta(series) return (after[series] or 0) - (before[series] or 0) end
-        local log = api_log(sb)
+        local log = sb:api_log()
         -- every HTTP request the sandbox saw is an attempt counted once
         assert.are.equal(#log, delta("mediquo_attempts_total"))
         assert.are.equal(1, delta("mediquo_retries_total"))
@@ -324,7 +315,7 @@ describe("mediquo.ngx in nginx", function()
             assert.are.equal(200, r.status, json.encode(r.body))
             assert.truthy(state[calls[i].code])
         end
-        local log = api_log(sb)
+        local log = sb:api_log()
         assert.are.equal(64, #log)
         -- answers less than 300 ms apart were in flight together upstream
         local times = {}
@@ -387,7 +378,7 @@ end
         sp:close()
 
         local times, from = {}, { gateway = 0, script = 0 }
-        for _, e in ipairs(api_log(sb)) do
+        for _, e in ipairs(sb:api_log()) do
             assert.are_not.equal(429, e.status)
             times[#times + 1] = e.time
             if e.user_agent:find("example-gateway", 1, true) then from.gateway = from.gateway + 1 end

@@ -19,13 +19,7 @@ local function create_op(code, extra)
     return a
 end
 
-local function api_requests(s)
-    local k = 0
-    for _, e in ipairs(s:log()) do
-        if e.path:find("^/v1/") then k = k + 1 end
-    end
-    return k
-end
+local function api_requests(s) return #s:api_log() end
 
 describe("run_batch", function()
     setup(function()

@@ -24,9 +24,7 @@ end
 -- requests the sandbox saw on /v1/, as "METHOD path"
 local function seen(s)
     local out = {}
-    for _, e in ipairs(s:log()) do
-        if e.path:find("^/v1/") then out[#out + 1] = e.method .. " " .. e.path end
-    end
+    for _, e in ipairs(s:api_log()) do out[#out + 1] = e.method .. " " .. e.path end
     return out
 end
 

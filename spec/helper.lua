@@ -303,6 +303,16 @@ function Sandbox:log()
     return control(self, "GET", "log")
 end
 
+-- sb:api_log() -> the API requests in the log (paths under /v1/), not the
+-- /call/ pages or the control endpoints
+function Sandbox:api_log()
+    local out = {}
+    for _, e in ipairs(self:log()) do
+        if e.path:find("^/v1/") then out[#out + 1] = e end
+    end
+    return out
+end
+
 function Sandbox:state()
     return control(self, "GET", "appointments")
 end

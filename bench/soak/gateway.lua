@@ -19,23 +19,8 @@ local socket = require "socket"
 local GW = {}
 GW.__index = GW
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function run(cmd)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    local _, _, code = p:close()
-    return out, code
-end
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
-local function alive(pid)
-    return pid and run("kill -0 " .. pid .. " 2>/dev/null && echo alive"):find("alive") ~= nil
-end
+local sh = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or ".") .. "/sh.lua")
+local q, run, read_file, alive = sh.q, sh.run, sh.read_file, sh.alive
 local function env_num(name, default)
     return tonumber(os.getenv(name) or "") or default
 end

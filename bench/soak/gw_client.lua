@@ -17,7 +17,8 @@ assert(url and id and seconds and max and pause and seed and out_path,
 math.randomseed(seed)
 local random = math.random
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/sh.lua")
+local q, iso = sh.q, sh.iso
 
 local out = assert(io.open(out_path, "wb"))
 
@@ -32,10 +33,6 @@ local function post(path, t)
     if not status then return 0, -1, nil, text end
     local ok, v = pcall(json.decode, body)
     return tonumber(status), tonumber(rc), ok and type(v) == "table" and v or nil, body
-end
-
-local function iso(t)
-    return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
 end
 
 local sent = 0

@@ -120,9 +120,7 @@ local function settle(op, code, starts_at)
     return false, true
 end
 
-local function iso(t)
-    return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
-end
+local iso = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/sh.lua").iso
 
 local live, quiet_until, n = {}, {}, 0
 local t_end = core.now() + seconds
