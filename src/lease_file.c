@@ -169,14 +169,6 @@ int mq_lease_replace(const mq_lease *lf, long gid, char *err, size_t errlen)
                        NULL, err, errlen);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
-
 int mq_lease_lock(mq_lease *lf)
 {
     pthread_mutex_t *mu = &lf->f->lock.mu;
@@ -188,11 +180,11 @@ int mq_lease_lock(mq_lease *lf)
         /* the holder does a few stores; on a busy host it may just be
          * descheduled: yield to it for a while, then give up (a stopped
          * holder must never stall this process, an event loop maybe) */
-        int64_t until = mono_ns() + MQ_LEASE_SPIN_NS;
+        int64_t until = mq_now_ns() + MQ_LEASE_SPIN_NS;
         do {
             sched_yield();
             rc = pthread_mutex_trylock(mu);
-        } while (rc == EBUSY && mono_ns() < until);
+        } while (rc == EBUSY && mq_now_ns() < until);
     }
     if (rc == EOWNERDEAD) {
         /* every update is a few stores that leave the fields usable; a

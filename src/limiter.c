@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "limiter_file.h"
 #include "shmguard.h"
 
@@ -69,9 +70,7 @@ static uint64_t *ring_of(mq_rl_hdr *h) { return (uint64_t *)(h + 1); }
 
 int64_t mq_rl_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+    return mq_now_ns();
 }
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }

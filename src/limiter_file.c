@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "limiter_file.h"
 #include "shmguard.h"
 
@@ -322,7 +323,6 @@ int mq_rl_reopen(mq_limiter *l)
 int mq_rl_file_ready(mq_limiter *l)
 {
     int64_t now;
-    struct timespec ts;
     struct stat st;
 
     l->error = NULL;
@@ -342,8 +342,7 @@ int mq_rl_file_ready(mq_limiter *l)
     /* removed or replaced (an operator's cleanup, a new rule): noticed
      * within RECHECK_NS, then joined; fstat costs more than an admission,
      * so not on every call */
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);     /* a tick is plenty here */
-    now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    now = mq_coarse_ns();                           /* a tick is plenty here */
     if (now - l->checked_at < RECHECK_NS) return 0;
     l->checked_at = now;
     if (fstat(l->fd, &st) == 0 && st.st_nlink == 0

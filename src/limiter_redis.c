@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "lease_file.h"
 #include "limiter_file.h"
 #include "limiter_redis.h"
@@ -92,12 +93,10 @@ static int lease_ready(mq_limiter *l)
     char err[300];
 
     if (!r->broken) {
-        struct timespec ts;
         int64_t now;
 
         /* fstat costs about what a whole admission does: once a second */
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        now = (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+        now = mq_coarse_ns();
         if (now - r->checked_at < NS) return 0;
         r->checked_at = now;
         if (!mq_lease_replaced(&r->lf)) return 0;
