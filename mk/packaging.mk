@@ -65,7 +65,8 @@ test-all: deps all
 # that changes with the sources, and `make dist` refuses a versioned rockspec
 # that no longer matches it (run `make rockspec-release`).
 
-RELEASE      ?= 0.2.0
+# the release number is written once, in src/version.h
+RELEASE      ?= $(shell sed -n 's/^#define MQ_VERSION "\(.*\)"$$/\1/p' src/version.h)
 RELEASE_REV  ?= 1
 RELEASE_NAME := mediquo-$(RELEASE)-$(RELEASE_REV)
 RELEASE_SPEC := rockspec/$(RELEASE_NAME).rockspec

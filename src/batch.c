@@ -12,7 +12,13 @@
  * first limiter slot, so its deadline runs from when it is sent, not from
  * when it was queued: a batch larger than the budget paces itself to it
  * (first_wait bounds that wait). Nothing here touches Lua: finished calls
- * wait in the slot for the binding to take them between steps. */
+ * wait in the slot for the binding to take them between steps.
+ *
+ * A gated batch (mq_batch_gate) holds each row at the last moment before
+ * its call starts (its first limiter slot taken): the row is "ready" and
+ * starts only on mq_batch_go, so a caller can write "about to send" to a
+ * journal exactly before the request goes out, and never for a row that
+ * is not sent. */
 #include "batch.h"
 #include "clock.h"
 
@@ -32,6 +38,7 @@ typedef struct {
 typedef enum {
     S_FREE,         /* no call */
     S_FIRST,        /* a row waiting for its first limiter slot (no call yet) */
+    S_READY,        /* gated: the row has its first slot, its call waits for go */
     S_SLOT,         /* the call waits for a limiter slot */
     S_SENDING,      /* a transfer in the multi handle */
     S_BACKOFF,      /* the call waits before its next attempt */
@@ -50,6 +57,7 @@ typedef struct {
     double not_before;      /* S_SLOT, S_FIRST, S_BACKOFF: next moment to look */
     double slot_since;      /* when the wait for this slot began */
     double slot_bound;      /* how long it may last */
+    double waited;          /* S_READY: how long the first slot took */
 } slot_t;
 
 struct mq_batch {
@@ -64,6 +72,9 @@ struct mq_batch {
     size_t q_head, q_tail;
     int *done;              /* finished slots, FIFO (each slot at most once) */
     int d_head, d_tail;
+    int gated;              /* rows wait in S_READY for mq_batch_go */
+    int *ready;             /* S_READY slots not yet taken, FIFO */
+    int r_head, r_tail;
     long pending;           /* added and not yet taken */
     int running;            /* transfers in the multi handle */
 };
@@ -105,6 +116,7 @@ void mq_batch_free(mq_batch *b)
     free(b->rows);
     free(b->queue);
     free(b->done);
+    free(b->ready);
     free(b->slots);
     free(b);
 }
@@ -129,7 +141,8 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
     b->first_wait = first_wait >= 0 ? first_wait : mq_engine_config(env->engine)->max_wait;
     b->slots = calloc((size_t)concurrency, sizeof *b->slots);
     b->done = calloc((size_t)concurrency, sizeof *b->done);
-    if (b->slots == NULL || b->done == NULL) {
+    b->ready = calloc((size_t)concurrency, sizeof *b->ready);
+    if (b->slots == NULL || b->done == NULL || b->ready == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -338,7 +351,16 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
 {
     slot_t *sl = &b->slots[s];
     double x = 0;
-    mq_action a = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now, &x);
+    mq_action a;
+
+    if (b->gated && got && fault == NULL && sl->st != S_READY) {
+        /* held until mq_batch_go: the caller records it first */
+        sl->st = S_READY;
+        sl->waited = waited;
+        b->ready[b->r_tail++ % b->conc] = s;
+        return;
+    }
+    a = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now, &x);
 
     row_free(sl->row);
     sl->row = NULL;
@@ -417,6 +439,7 @@ static void admit(mq_batch *b, double now)
             sl->slot_bound = b->first_wait;
             sl->not_before = now;
         } else {
+            sl->st = S_FIRST;
             start_call(b, s, now, 1, 0, 0, NULL);
         }
     }
@@ -517,7 +540,7 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
             if (collect(b, err, errlen) != 0)
                 return -1;
         }
-        if (b->d_tail > b->d_head)
+        if (b->d_tail > b->d_head || b->r_tail > b->r_head)
             return b->d_tail - b->d_head;
         for (int s = 0; s < b->conc; s++) {
             slot_t *sl = &b->slots[s];
@@ -552,4 +575,45 @@ int mq_batch_take(mq_batch *b, long long *id, const mq_ecall **call)
     *id = sl->id;
     *call = &sl->call;
     return 1;
+}
+
+void mq_batch_gate(mq_batch *b)
+{
+    b->gated = 1;
+}
+
+int mq_batch_take_ready(mq_batch *b, long long *id)
+{
+    if (b->r_tail == b->r_head)
+        return 0;
+    *id = b->slots[b->ready[b->r_head++ % b->conc]].id;
+    if (b->r_head == b->r_tail)
+        b->r_head = b->r_tail = 0;
+    return 1;
+}
+
+int mq_batch_go(mq_batch *b, long long id)
+{
+    for (int s = 0; s < b->conc; s++) {
+        slot_t *sl = &b->slots[s];
+        if (sl->st == S_READY && sl->id == id) {
+            start_call(b, s, mq_now(), 1, sl->waited, 0, NULL);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+double mq_batch_slot_wait(const mq_batch *b)
+{
+    double now = mq_now(), best = -1;
+    for (int s = 0; s < b->conc; s++) {
+        const slot_t *sl = &b->slots[s];
+        if (sl->st == S_FIRST || sl->st == S_SLOT) {
+            double w = sl->not_before > now ? sl->not_before - now : 0;
+            if (best < 0 || w < best)
+                best = w;
+        }
+    }
+    return best;
 }

@@ -52,6 +52,18 @@ int  mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen);
 int  mq_batch_take(mq_batch *b, long long *id, const mq_ecall **call);
 /* Rows added and not yet taken (parked ones included). */
 long mq_batch_pending(const mq_batch *b);
+/* Gate the batch (before any step): each row, once it has its first
+ * limiter slot, waits "ready" until mq_batch_go instead of starting. */
+void mq_batch_gate(mq_batch *b);
+/* Take one ready row's id: 1, or 0 when none waits to be taken. A step
+ * returns early when a row becomes ready. */
+int  mq_batch_take_ready(mq_batch *b, long long *id);
+/* The ready row with this id starts its call now. 0, or -1 when no row
+ * with that id is ready. */
+int  mq_batch_go(mq_batch *b, long long id);
+/* Seconds until the first row waiting for a limiter slot looks again
+ * (0: now), or -1 when none waits for one. */
+double mq_batch_slot_wait(const mq_batch *b);
 /* Frees everything, aborting transfers in flight. NULL is fine. */
 void mq_batch_free(mq_batch *b);
 

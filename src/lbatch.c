@@ -1,6 +1,6 @@
 /* lbatch.c: the Lua binding of the batch driver (batch.c).
  *
- *   local b = client_core:batch(concurrency[, first_wait])
+ *   local b = client_core:batch(concurrency[, first_wait[, gated]])
  *   local h, err = b:add(i, op, a, b2, resumed, parked)
  *       op "create" (a = the fields table), "reschedule" (a = code,
  *       b2 = starts_at) or "cancel" (a = code); checked here with the
@@ -11,8 +11,13 @@
  *   local _, err = b:refuse(op|nil, field, why)   -- refused in Lua, worded in C
  *   b:release(h)
  *   local method, path = b:drop(h)   -- a parked row that will never go
- *   local done = b:step(max_seconds)
- *       -- { {i=, ok=value, reconciled=bool} | {i=, err=table}, ... }
+ *   local done, ready = b:step(max_seconds)
+ *       -- done: { {i=, ok=value, reconciled=bool} | {i=, err=table}, ... }
+ *       -- ready (gated batches): { i, ... } rows whose call waits for
+ *       -- b:go(i): each has its first limiter slot, nothing sent yet
+ *   b:go(i)
+ *   local s = b:slot_wait()   -- seconds until a row waiting for a limiter
+ *                             -- slot may have one, or nil (progress lines)
  *   b:pending(); b:close()
  *   client_core:sync(file)            -- fflush + fsync (import journals)
  *
@@ -59,7 +64,7 @@ static lbatch *check_batch(lua_State *L)
     return lb;
 }
 
-/* client:batch(concurrency[, first_wait]) -> batch | nil, message */
+/* client:batch(concurrency[, first_wait[, gated]]) -> batch | nil, message */
 static int l_batch_new(lua_State *L)
 {
     mq_client *c = mq_lclient_check(L, 1);      /* raises when closed */
@@ -91,6 +96,8 @@ static int l_batch_new(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    if (lua_toboolean(L, 4))
+        mq_batch_gate(lb->b);
     return 1;
 }
 
@@ -218,6 +225,32 @@ static int l_batch_step(lua_State *L)
         }
         lua_rawseti(L, -2, k);
     }
+    lua_newtable(L);
+    for (int k = 1; mq_batch_take_ready(lb->b, &id); k++) {
+        lua_pushinteger(L, (lua_Integer)id);
+        lua_rawseti(L, -2, k);
+    }
+    return 2;
+}
+
+/* batch:go(i): the ready row i starts its call (the request goes out) */
+static int l_batch_go(lua_State *L)
+{
+    lbatch *lb = check_batch(L);
+    if (mq_batch_go(lb->b, (long long)luaL_checkinteger(L, 2)) != 0)
+        return luaL_argerror(L, 2, "not a ready row of this batch");
+    return 0;
+}
+
+/* batch:slot_wait() -> seconds | nil */
+static int l_batch_slot_wait(lua_State *L)
+{
+    lbatch *lb = check_batch(L);
+    double w = mq_batch_slot_wait(lb->b);
+    if (w < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, w);
     return 1;
 }
 
@@ -281,6 +314,8 @@ void mq_lbatch_open(lua_State *L)
         { "release", l_batch_release },
         { "drop", l_batch_drop },
         { "step", l_batch_step },
+        { "go", l_batch_go },
+        { "slot_wait", l_batch_slot_wait },
         { "pending", l_batch_pending },
         { "close", l_batch_close },
         { NULL, NULL },

@@ -326,6 +326,47 @@ static int l_check_fields(lua_State *L)
     return 1;
 }
 
+/* core.check_op(t) -> true | false, field, why: an operation as run_batch
+ * takes it ({op = "create", code = ...}), checked as the engine checks it,
+ * nothing sent (the CLI's --dry-run) */
+static int l_check_op(lua_State *L)
+{
+    char buf[MQ_WHY_LEN];
+    const char *field, *why, *name;
+    mq_op op;
+    mq_op_args a;
+    int rc;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "op");
+    name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+    if (strcmp(name, "create") == 0)
+        op = MQ_OP_CREATE;
+    else if (strcmp(name, "reschedule") == 0)
+        op = MQ_OP_RESCHEDULE;
+    else if (strcmp(name, "cancel") == 0)
+        op = MQ_OP_CANCEL;
+    else {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "op");
+        lua_pushliteral(L, "must be create, reschedule or cancel");
+        return 3;
+    }
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "starts_at");
+    rc = op == MQ_OP_CREATE ? mq_check_op(L, op, 1, 0, &a, &field, &why, buf)
+                            : mq_check_op(L, op, 3, 4, &a, &field, &why, buf);
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, field);
+    lua_pushstring(L, why);
+    return 3;
+}
+
 void mq_lcheck_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -334,6 +375,7 @@ void mq_lcheck_open(lua_State *L)
         { "check_starts_at", l_check_starts_at },
         { "check_duration", l_check_duration },
         { "check_fields", l_check_fields },
+        { "check_op", l_check_op },
         { NULL, NULL },
     };
     mq_setfuncs(L, funcs);

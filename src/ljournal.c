@@ -6,6 +6,9 @@
  *                                      -- (regular false: a pipe, nothing locked)
  *   nil, msg, why = core.lock(path)    -- on failure
  *   h:close()                          -- also __gc / __close
+ *   mode = core.file_mode(path)        -- its permission bits (a keys file
+ *                                      -- others may read is refused), or
+ *   nil, msg = core.file_mode(path)    -- when it cannot be looked at
  *
  * The locks are flock(2) locks taken without waiting: a second import of
  * the same file is refused at once (why = "locked") and a killed import
@@ -177,6 +180,20 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/* core.file_mode(path) -> permission bits (st_mode & 07777) | nil, msg */
+static int l_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
+
 void mq_ljournal_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -197,4 +214,6 @@ void mq_ljournal_open(lua_State *L)
     lua_setfield(L, -2, "journal");
     lua_pushcfunction(L, l_lock);
     lua_setfield(L, -2, "lock");
+    lua_pushcfunction(L, l_file_mode);
+    lua_setfield(L, -2, "file_mode");
 }

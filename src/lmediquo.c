@@ -13,10 +13,12 @@
 #include "lhttp.h"
 #include "ljournal.h"
 #include "lredis.h"
+#include "ltz.h"
+#include "version.h"
 
 #include <string.h>
 
-#define MQ_CORE_VERSION "0.2.0"
+#define MQ_CORE_VERSION MQ_VERSION
 
 /* core.urlenc(s) -> s with every byte but RFC 3986 unreserved as %XX */
 static int l_urlenc(lua_State *L)
@@ -102,6 +104,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lmetrics_open(L);
     mq_lhttp_open(L);
     mq_ljournal_open(L);
+    mq_ltz_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());

@@ -4,12 +4,14 @@
 
 #include <stddef.h>
 
+#include "version.h"
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
 
-#define MQ_LIB_UA "lua-mediquo/0.2.0"   /* every driver's User-Agent starts so */
+#define MQ_LIB_UA "lua-mediquo/" MQ_VERSION   /* every driver's User-Agent starts so */
 #define MQ_BODY_CAP (1024 * 1024)   /* larger answers are refused, not read */
 
 /* What became of an attempt at the transport level. */

@@ -15,6 +15,7 @@ local errors = require "mediquo.errors"
 local validate = require "mediquo.validate"
 
 local type = type
+local ipairs = ipairs
 local pcall = pcall
 local error = error
 local tostring = tostring
@@ -27,7 +28,8 @@ local check_fields = core.check_fields
 
 local _M = { _VERSION = "0.2.0" }
 
-local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true }
+local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true,
+               before_send = true, on_wait = true }
 local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
 local CANCEL_FIELDS = { op = true, code = true }
 
@@ -37,6 +39,12 @@ local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 -- opts -> concurrency, on_result, resumed, first_wait | nil, nil, nil, nil, err
 local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
+    for _, f in ipairs{ "before_send", "on_wait" } do
+        local v = rawget(opts, f)
+        if v ~= nil and type(v) ~= "function" then
+            return nil, nil, nil, nil, errors.invalid(f, "must be a function")
+        end
+    end
     local ok, err = validate.fields("opts", opts, OPTS)
     if not ok then return nil, nil, nil, nil, err end
     local conc = rawget(opts, "concurrency")
@@ -110,7 +118,18 @@ end
 -- holds back every later row on its code. Those are not sent and come back
 -- as results[k] = { err = e, held = j } (e.held = j, e.kind the blocking
 -- row's kind, e.effect "none", e.attempts 0); summary.held counts them
--- (they count in failed and by_kind too).
+-- (they count in failed and by_kind too). This is the one place that rule
+-- lives: the CLI's import is a client of it.
+--
+-- opts.before_send(i), when given, is called exactly before row i's
+-- request goes out (it has its first limiter slot; nothing of it was
+-- sent) and never for a row that is not sent: a journal written there
+-- says "sent" of exactly the rows sent. A raise from it (or from
+-- on_result) closes the batch, aborting the calls in flight, and goes on
+-- up; the row it was called for is not sent. opts.on_wait(seconds|nil)
+-- is called between steps (at least every 0.25 s): seconds until a row
+-- waiting for a rate-limit slot may have one, nil when none waits (for
+-- progress displays).
 function _M.run(client, ops, opts)
     local c = client._core
     if not c then error("mediquo client is closed", 3) end
@@ -119,11 +138,13 @@ function _M.run(client, ops, opts)
     end
     local conc, on_result, resumed, first_wait, err = check_opts(opts)
     if not conc then return nil, err end
+    local before_send = opts and rawget(opts, "before_send")
+    local on_wait = opts and rawget(opts, "on_wait")
 
     local results = {}
     local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
     local n = rawlen(ops)
-    local b, msg = c:batch(conc, first_wait)
+    local b, msg = c:batch(conc, first_wait, before_send ~= nil)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
@@ -228,7 +249,14 @@ function _M.run(client, ops, opts)
     end
 
     while b:pending() > 0 do
-        local finished = b:step(STEP)
+        local finished, ready = b:step(STEP)
+        -- a ready row has its first limiter slot and nothing sent yet: its
+        -- request goes out right after before_send(i) returns
+        for k = 1, #ready do
+            local i = ready[k]
+            call_back(before_send, i)
+            b:go(i)
+        end
         for k = 1, #finished do
             local d = finished[k]
             local i = d.i
@@ -239,6 +267,7 @@ function _M.run(client, ops, opts)
                 done(i, d.ok, nil)
             end
         end
+        if on_wait then call_back(on_wait, b:pending() > 0 and b:slot_wait() or nil) end
     end
     b:close()
     return results, summary

@@ -1,6 +1,7 @@
 -- mediquo.cli.input: the rows of an import file, for the `mediquo` command.
 --
---   local rows, info = input.parse(text, { separator = ";", ignore_unknown = true })
+--   local rows, info = input.parse(text, { separator = ";", ignore_unknown = true,
+--                                          date = dates.reader{...} })
 --   -- rows[k] = { line = N, op = {op=, code=, ...}, raw = "...", bad = msg|nil }
 --   -- info = { format = "csv"|"jsonl", separator = ",", detected = true,
 --   --          ignored = { "notes", ... } }  | nil, message
@@ -10,6 +11,8 @@
 -- a UTF-8 BOM allowed; or JSON lines (one object per line). The separator
 -- is the one that splits the header into known column names, unless the
 -- caller names one or the file's first line does (Excel's `sep=;`).
+-- Cells are trimmed; opts.date (mediquo.cli.dates) reads starts_at; a
+-- row's refusal names its column.
 
 local cjson = require "cjson.safe"
 
@@ -124,20 +127,33 @@ local function detect(text)
     return best
 end
 
-local function row_op(fields)
+local function trim(v)
+    if type(v) ~= "string" then return v end
+    return (v:gsub("^[ \t\r\n]+", ""):gsub("[ \t\r\n]+$", ""))
+end
+
+-- the op of a row's cells -> op, why (a refusal naming the column) | nil
+local function row_op(fields, opts)
     local op = {}
-    local kind = fields.op
+    local kind = trim(fields.op)
     op.op = kind
+    local bad
     for _, k in ipairs(FIELDS_OF[kind] or { "code", "starts_at", "patient", "professional", "duration" }) do
-        local v = fields[k]
+        local v = trim(fields[k])
         if v ~= nil and v ~= cjson.null and v ~= "" then
-            if k == "duration" and type(v) == "string" and v:match("^%s*%d+%s*$") then
+            if k == "duration" and type(v) == "string" and v:match("^%d+$") then
                 v = int(tonumber(v))
+            elseif k == "starts_at" and type(v) == "string" and opts.date then
+                local iso, why = opts.date(v)
+                if not iso then
+                    bad = bad or format("column starts_at: '%s' %s", shown(v), why)
+                end
+                v = iso or v
             end
             op[k] = v
         end
     end
-    return op
+    return op, bad
 end
 
 local function sorted_keys(set)
@@ -158,7 +174,7 @@ local function parse_jsonl(text, opts)
             if type(doc) ~= "table" then
                 row.bad = "not a JSON object"
             else
-                row.op = row_op(doc)
+                row.op, row.bad = row_op(doc, opts)
                 for k in pairs(doc) do
                     if not KNOWN[k] then
                         if opts.ignore_unknown then
@@ -235,7 +251,7 @@ function _M.parse(text, opts)
             for i, c in ipairs(cols) do
                 if c and f[i] ~= nil then t[c] = f[i] end
             end
-            row.op = row_op(t)
+            row.op, row.bad = row_op(t, opts)
             if #f < ncols then
                 -- what is missing matters when the row's op uses it
                 local uses = { op = true }
