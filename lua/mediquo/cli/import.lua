@@ -130,7 +130,7 @@ local function dry_run(io_, flags, rows)
         local why = row.bad
         if not why then
             local ok, field, fwhy = core.check_op(row.op)
-            if not ok then why = format("column %s: %s", field, fwhy) end
+            if not ok then why = format("%s: %s", field, fwhy) end
         end
         local op = row.op or {}
         local rec = { line = row.line, op = op.op, code = op.code, ok = not why, dry_run = true }

@@ -146,7 +146,7 @@ local function row_op(fields, opts)
             elseif k == "starts_at" and type(v) == "string" and opts.date then
                 local iso, why = opts.date(v)
                 if not iso then
-                    bad = bad or format("column starts_at: '%s' %s", shown(v), why)
+                    bad = bad or format("starts_at: '%s' %s", shown(v), why)
                 end
                 v = iso or v
             end
