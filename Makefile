@@ -39,7 +39,7 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/answer.c \
              src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
              src/driver_easy.c src/lhttp.c \
-             src/ljournal.c src/lopt.c src/lclass.c src/ltz.c \
+             src/ljournal.c src/lopt.c src/lclass.c src/ltz.c src/suggest.c \
              src/redis_conn.c src/lease_file.c src/limiter_redis.c src/limiter_redis_script.c src/lredis.c
 CORE_HDRS := $(wildcard src/*.h)
 # what mediquo/core.so links with (http_parser: src/lhttp.c)

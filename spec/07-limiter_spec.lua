@@ -116,7 +116,7 @@ describe("limiter", function()
             { { max_wait = -1 }, "rate_limit.max_wait: must be a number >= 0" },
             { { max_wait = 0 / 0 }, "rate_limit.max_wait: must be a number >= 0" },
             { { dir = false }, "rate_limit.dir: must be a non-empty string" },
-            { { per_min = 5 }, "rate_limit.per_min: is not a known field" },
+            { { per_min = 5 }, "rate_limit: unknown field 'per_min' (did you mean 'per_minute'?)" },
         }
         for i, c in ipairs(cases) do
             it("case " .. i, function()

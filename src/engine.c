@@ -328,8 +328,13 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
     c->url_len = c->path_off = 0;
     c->url[0] = '\0';
     c->kind = kind;
-    snprintf(c->field, sizeof c->field, "%s", field ? field : "");
     mq_explain_refusal(c->message, sizeof c->message, field, why);
+    /* "unknown field 'x'...": the field is x, the where names the table */
+    if (why != NULL && strncmp(why, "unknown field '", 15) == 0 && strchr(why + 15, '\'') != NULL)
+        snprintf(c->field, sizeof c->field, "%.*s", (int)(strchr(why + 15, '\'') - (why + 15)),
+                 why + 15);
+    else
+        snprintf(c->field, sizeof c->field, "%s", field ? field : "");
     c->effect = MQ_EFFECT_NONE;
     e->st.by_kind[kind]++;
     return done(c, &x);
@@ -615,6 +620,8 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
         }
         if (v.kind == MQ_K_UNPROCESSABLE)
             keep_fields(c, f, eb.nfields);
+        if (r->status == 404)
+            mq_explain_not_found(c->message, sizeof c->message, c->url + c->path_off);
     }
     /* exactly once: an earlier attempt of this call may have been
      * processed, and this one says it was */

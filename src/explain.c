@@ -99,3 +99,11 @@ void mq_explain_refusal(char *msg, size_t cap, const char *field, const char *wh
 {
     snprintf(msg, cap, "%s%s%s", field ? field : "", field ? ": " : "", why ? why : "refused");
 }
+
+void mq_explain_not_found(char *msg, size_t cap, const char *path)
+{
+    size_t n = strlen(msg);
+    /* the API lives under /v1: a base_url without it 404s on every path */
+    if (strstr(path, "/v1/") == NULL && n + 40 < cap)
+        snprintf(msg + n, cap - n, " (is base_url missing /v1?)");
+}

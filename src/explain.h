@@ -40,6 +40,9 @@ void mq_explain_bad_answer(char *msg, size_t cap, long status);
 /* refused before sending: "<field>: <why>" */
 void mq_explain_refusal(char *msg, size_t cap, const char *field, const char *why);
 
+/* a 404's message, with a hint when the path is not under /v1 */
+void mq_explain_not_found(char *msg, size_t cap, const char *path);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

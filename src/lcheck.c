@@ -9,6 +9,7 @@
 #include "lcheck.h"
 #include "iso8601.h"
 #include "text.h"
+#include "suggest.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -107,25 +108,29 @@ const char *mq_check_duration(lua_State *L, int idx, long *d)
 
 /* The message for a key that is not allowed: its first 40 bytes, control
  * characters shown as '?', or its type when it is not a string. */
-const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t buflen)
+const char *mq_check_unknown_key(lua_State *L, int kidx, const char *const *names, size_t n,
+                                 char *buf, size_t buflen)
 {
     char name[41];
-    size_t len, i;
-    const char *k;
+    size_t len, klen, i;
+    const char *k, *near;
 
     if (lua_type(L, kidx) != LUA_TSTRING) {
         snprintf(buf, buflen, "unknown field of type %s", luaL_typename(L, kidx));
         return buf;
     }
-    k = lua_tolstring(L, kidx, &len);
-    if (len > 40)
-        len = 40;
+    k = lua_tolstring(L, kidx, &klen);
+    len = klen > 40 ? 40 : klen;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)k[i];
         name[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
     }
     name[len] = '\0';
-    snprintf(buf, buflen, "unknown field '%s'", name);
+    near = mq_suggest(k, klen, names, n);
+    if (near != NULL)
+        snprintf(buf, buflen, "unknown field '%s' (did you mean '%s'?)", name, near);
+    else
+        snprintf(buf, buflen, "unknown field '%s'", name);
     return buf;
 }
 
@@ -177,7 +182,7 @@ static int create_args(lua_State *L, int idx, mq_op_args *a, const char **field,
         }
         if (f < 0) {
             *field = "appointment";
-            *why = mq_check_unknown_key(L, -2, buf, MQ_WHY_LEN);
+            *why = mq_check_unknown_key(L, -2, names, F__COUNT, buf, MQ_WHY_LEN);
             goto done;
         }
         if (f < F__COUNT)
@@ -299,14 +304,25 @@ static int l_check_duration(lua_State *L)
 
 /* core.check_fields(t, allowed) -> true | false, why: t is a table whose
  * every key is a string key of allowed with a true value */
+#define MAX_NAMES 64
+
 static int l_check_fields(lua_State *L)
 {
     char buf[MQ_WHY_LEN];
+    const char *names[MAX_NAMES];
+    size_t nn = 0;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_istable(L, 1)) {
         snprintf(buf, sizeof buf, "must be a table, got %s", luaL_typename(L, 1));
         return verdict(L, buf);
+    }
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    while (nn < MAX_NAMES && lua_next(L, 2) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, 3) == LUA_TSTRING)
+            names[nn++] = lua_tostring(L, 3);    /* the table at 2 keeps it */
     }
     lua_settop(L, 2);
     lua_pushnil(L);
@@ -320,7 +336,11 @@ static int l_check_fields(lua_State *L)
             lua_pop(L, 1);
         }
         if (!ok)
-            return verdict(L, mq_check_unknown_key(L, 3, buf, sizeof buf));
+        {
+            verdict(L, mq_check_unknown_key(L, 3, names, nn, buf, sizeof buf));
+            lua_pushvalue(L, 3);        /* the key itself: err.field */
+            return 3;
+        }
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -367,6 +387,31 @@ static int l_check_op(lua_State *L)
     return 3;
 }
 
+/* core.suggest(name, list) -> the name of list nearest name, or nil */
+static int l_suggest(lua_State *L)
+{
+    const char *names[MAX_NAMES];
+    size_t len, n = 0;
+    const char *name = luaL_checklstring(L, 1, &len), *near;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    for (lua_Integer i = 1; n < MAX_NAMES; i++) {
+        lua_rawgeti(L, 2, i);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            break;
+        }
+        names[n++] = lua_tostring(L, -1);   /* the table keeps it */
+        lua_pop(L, 1);
+    }
+    near = mq_suggest(name, len, names, n);
+    if (near == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, near);
+    return 1;
+}
+
 void mq_lcheck_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -376,6 +421,7 @@ void mq_lcheck_open(lua_State *L)
         { "check_duration", l_check_duration },
         { "check_fields", l_check_fields },
         { "check_op", l_check_op },
+        { "suggest", l_suggest },
         { NULL, NULL },
     };
     mq_setfuncs(L, funcs);

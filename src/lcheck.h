@@ -30,8 +30,11 @@ const char *mq_check_starts_at(lua_State *L, int idx, char out[MQ_ISO_LEN],
                                char *buf, size_t buflen);
 /* nil (*d = 0) or whole seconds 1 .. 2^31-1 */
 const char *mq_check_duration(lua_State *L, int idx, long *d);
-/* the message for a key (at kidx) that is not allowed */
-const char *mq_check_unknown_key(lua_State *L, int kidx, char *buf, size_t buflen);
+/* the message for a key (at kidx) that is not allowed, naming the nearest
+ * of names[0..n) when one is near: "unknown field 'timout' (did you mean
+ * 'timeout'?)" */
+const char *mq_check_unknown_key(lua_State *L, int kidx, const char *const *names, size_t n,
+                                 char *buf, size_t buflen);
 
 /* An operation's arguments (create: the table at ia, read raw, unknown
  * keys refused; reschedule: code at ia, starts_at at ib; cancel: code at
@@ -42,7 +45,7 @@ int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
                 const char **field, const char **why, char *buf);
 
 /* core.check_text, check_code, check_starts_at, check_duration,
- * check_fields: added to the module table on top of the stack */
+ * check_fields, check_op, suggest: added to the module table on top of the stack */
 void mq_lcheck_open(lua_State *L);
 
 #if defined(__GNUC__)

@@ -39,14 +39,14 @@ local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 -- opts -> concurrency, on_result, resumed, first_wait | nil, nil, nil, nil, err
 local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
+    local ok, err = validate.fields("opts", opts, OPTS)
+    if not ok then return nil, nil, nil, nil, err end
     for _, f in ipairs{ "before_send", "on_wait" } do
         local v = rawget(opts, f)
         if v ~= nil and type(v) ~= "function" then
             return nil, nil, nil, nil, errors.invalid(f, "must be a function")
         end
     end
-    local ok, err = validate.fields("opts", opts, OPTS)
-    if not ok then return nil, nil, nil, nil, err end
     local conc = rawget(opts, "concurrency")
     if conc == nil then
         conc = 4

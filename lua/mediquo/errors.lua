@@ -55,12 +55,13 @@ function _M.wrap(t)
     return setmetatable(t, mt)
 end
 
--- invalid(field, why) -> an invalid_argument error naming the field
+-- invalid(field, why) -> an invalid_argument error naming the field; for
+-- "unknown field 'x' ..." field is where it was met and err.field is x
 function _M.invalid(field, why)
     return _M.new{
         kind = "invalid_argument",
         message = field .. ": " .. why,
-        field = field,
+        field = why:match("^unknown field '([^']*)'") or field,
         retryable = false,
         attempts = 0,
         effect = "none",

@@ -12,7 +12,6 @@ local validate = require "mediquo.validate"
 
 local type = type
 local tostring = tostring
-local next = next
 local rawget = rawget
 local find = string.find
 local huge = math.huge
@@ -39,13 +38,9 @@ function _M.normalize(opts, default_key)
     if type(opts) ~= "table" then
         return nil, errors.invalid("rate_limit", "must be a table or false")
     end
-    -- next, not pairs: a __pairs (or __index below: rawget) never runs
-    for k in next, opts do
-        if not FIELDS[k] then
-            return nil, errors.invalid("rate_limit." .. (type(k) == "string" and k or type(k)),
-                                       "is not a known field")
-        end
-    end
+    -- a raw pass (C): a __pairs (or __index below: rawget) never runs
+    local known, why = core.check_fields(opts, FIELDS)
+    if not known then return nil, errors.invalid("rate_limit", why) end
 
     local per_minute = rawget(opts, "per_minute")
     if per_minute == nil then per_minute = 600 end
