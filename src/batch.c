@@ -597,7 +597,13 @@ int mq_batch_go(mq_batch *b, long long id)
     for (int s = 0; s < b->conc; s++) {
         slot_t *sl = &b->slots[s];
         if (sl->st == S_READY && sl->id == id) {
+            int still;
             start_call(b, s, mq_now(), 1, sl->waited, 0, NULL);
+            /* the request leaves now, not at the next step: the caller's
+             * "about to send" and the send stay as close as they can be
+             * (a failure here is met again by the next step) */
+            if (b->running > 0)
+                (void)curl_multi_perform(b->multi, &still);
             return 0;
         }
     }

@@ -379,6 +379,14 @@ function _M.run(io_, flags, pos, cctx)
         release()
         return dry_run(io_, flags, rows)
     end
+    -- the client first: a rule in force other than the one asked for
+    -- stops the import before anything is written or sent
+    local uerr
+    c, uerr = climiter.client(io_, flags)
+    if not c then
+        release()
+        return uerr
+    end
     local jpath = flags.journal
     -- stdin or a pipe (`import <(...)`) is read once: no default journal
     if not jpath and not flags.no_journal and regular then jpath = path .. ".journal" end
@@ -395,12 +403,6 @@ function _M.run(io_, flags, pos, cctx)
         cctx.journal = jpath
     end
     cctx.importing = true
-    local uerr
-    c, uerr = climiter.client(io_, flags)
-    if not c then
-        release()
-        return uerr
-    end
     res, uerr = results_file(flags.results)
     if uerr then
         release()
