@@ -136,7 +136,7 @@ local function dry_run(io_, flags, rows)
         local rec = { line = row.line, op = op.op, code = op.code, ok = not why, dry_run = true }
         if why then
             bad = bad + 1
-            rec.error = { kind = "invalid_argument", message = why }
+            rec.error = { kind = "invalid_argument", message = why, effect = "none" }
             emit(io_.stdout, flags, rec)
         end
     end
@@ -198,7 +198,7 @@ local function plan(rows, j)
         local op = row.op or {}
         local rec = { line = row.line, op = op.op, code = op.code }
         if row.bad then
-            rec.ok, rec.error = false, { kind = "invalid_argument", message = row.bad }
+            rec.ok, rec.error = false, { kind = "invalid_argument", message = row.bad, effect = "none" }
             settled[r] = rec
         elseif prior and prior.state == "ok" then
             rec.skipped, rec.reason = true, "done in an earlier run (journal)"
