@@ -50,13 +50,14 @@ LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')
 
 .PHONY: all rock luajit env test demo clean deps
 
-all: rock luajit
+# `make` on a fresh Debian 12 box installs what is missing first (make deps)
+all: deps rock luajit
 
 # The rock, installed into the local tree exactly as a user would get it.
 rock: $(TREE)/.stamp-$(LUA_VERSION)
 $(TREE)/.stamp-$(LUA_VERSION): $(CORE_SRCS) $(CORE_HDRS) $(LUA_MODS) $(ROCKSPEC)
 	@mkdir -p $(BUILD)
-	@command -v $(LUAROCKS) >/dev/null || { echo "luarocks missing: run 'make deps' (apt-get install luarocks)" >&2; exit 1; }
+	@command -v $(LUAROCKS) >/dev/null || { echo "luarocks missing: run 'make deps' as root (apt-get install luarocks)" >&2; exit 1; }
 	@# luarocks builds objects next to the sources: build in a private copy
 	@# so two builds (two Lua versions, two shells) never mix objects
 	@set -e; dir=$$(mktemp -d $(BUILD)/rock.XXXXXX); \
@@ -94,11 +95,22 @@ DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarock
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev
+# Installs the Debian packages that are missing (as root; otherwise says
+# which and how). `make APT_UPDATE=true APT_GET="apt-get -s"` shows what
+# would be installed without installing it.
+APT_GET    ?= apt-get
+APT_UPDATE ?= $(APT_GET) update -qq
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "missing Debian packages:" $$missing >&2; \
+	        echo "run 'make deps' as root (sudo make deps), or install them, then make again" >&2; \
+	        exit 1; \
+	    fi; \
+	    echo "make deps: installing the missing Debian packages:" $$missing; \
+	    $(APT_UPDATE) && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing \
+	        || { echo "make deps: apt-get could not install:" $$missing >&2; exit 1; }; \
 	fi
 
 # Every suite; the last line is "N passed, N failed".
