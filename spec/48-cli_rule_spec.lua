@@ -83,7 +83,7 @@ describe("mediquo and the rule in force", function()
         assert.matches("4 rows: 4 ok", out)
         -- set-rule needs --per-minute
         out, err, rc = cli(base(key) .. "limiter set-rule --period 5")
-        assert.equal(2, rc)
+        assert.equal(2, rc, out)
         assert.matches("limiter set%-rule needs %-%-per%-minute N", err)
     end)
 

@@ -9,7 +9,9 @@
  * back, and the answer is checked both ways - a time the clocks skip (the
  * spring DST gap) is "nonexistent", one they pass twice (autumn) is
  * "ambiguous": the caller asks for an offset then, nothing is guessed. An
- * unknown name would silently be UTC in glibc: the zone file must exist. */
+ * unknown name would silently be UTC in glibc: the zone file must exist.
+ * setenv is not thread-safe: call it before the process starts threads
+ * (the CLI reads its whole file before it makes its client). */
 #include "ltz.h"
 
 #include <stdlib.h>
@@ -88,8 +90,8 @@ static int l_zone_time(lua_State *L)
         free(saved);
         if (rc != 0)
             return luaL_error(L, "setenv TZ failed");
-    } else {
-        unsetenv("TZ");
+    } else if (unsetenv("TZ") != 0) {
+        return luaL_error(L, "unsetenv TZ failed");
     }
     tzset();
     if (ok0 && ok1 && t0 != t1) {

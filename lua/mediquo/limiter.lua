@@ -39,8 +39,8 @@ function _M.normalize(opts, default_key)
         return nil, errors.invalid("rate_limit", "must be a table or false")
     end
     -- a raw pass (C): a __pairs (or __index below: rawget) never runs
-    local known, why = core.check_fields(opts, FIELDS)
-    if not known then return nil, errors.invalid("rate_limit", why) end
+    local known, unknown = core.check_fields(opts, FIELDS)
+    if not known then return nil, errors.invalid("rate_limit", unknown) end
 
     local per_minute = rawget(opts, "per_minute")
     if per_minute == nil then per_minute = 600 end

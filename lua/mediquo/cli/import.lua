@@ -230,7 +230,7 @@ end
 
 -- run_batch over the rows to send; each outcome journaled, then shown
 local function send_rows(ctx, c, rows, p)
-    local j, out, flags = ctx.j, ctx.out, ctx.flags
+    local j = ctx.j
     local ops, sent = {}, {}
     for k, r in ipairs(p.send) do ops[k] = rows[r].op end
     local function jwrite(events, line, how)

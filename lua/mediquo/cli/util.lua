@@ -7,7 +7,6 @@ local mediquo = require "mediquo"
 local core = require "mediquo.core"
 local cjson = require "cjson.safe"
 
-local type = type
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
