@@ -322,10 +322,11 @@ local function summary_line(ctx, total, stopped)
 end
 
 -- the counters, the output and the progress line of one import
-local function reporter(io_, flags, total, res)
+local function reporter(io_, flags, total, res, rule)
     local ctx = { io = io_, out = io_.stdout, flags = flags, by = {},
                   n = { done = 0, sent = 0, ok = 0, failed = 0, held = 0, skipped = 0 } }
-    local budget = not flags.no_rate_limit and (flags.per_minute or 600) / (flags.period or 60) or nil
+    -- the time left is never less than the rule in force allows
+    local budget = rule and rule.per_minute / rule.period or nil
     local prog = progress.new(io_.stderr, io_.isatty(2), total, budget)
     local function state()
         local n = ctx.n
@@ -381,8 +382,8 @@ function _M.run(io_, flags, pos, cctx)
     end
     -- the client first: a rule in force other than the one asked for
     -- stops the import before anything is written or sent
-    local uerr
-    c, uerr = climiter.client(io_, flags)
+    local uerr, rule
+    c, uerr, rule = climiter.client(io_, flags)
     if not c then
         release()
         return uerr
@@ -408,7 +409,7 @@ function _M.run(io_, flags, pos, cctx)
         release()
         return uerr
     end
-    local ctx = reporter(io_, flags, #rows, res)
+    local ctx = reporter(io_, flags, #rows, res, rule)
     ctx.j, ctx.jpath, ctx.conc = j, jpath, s.conc
     -- pacing: a row waits for its first limiter slot as long as it takes
     -- (--max-wait bounds it) and its deadline starts when it is sent

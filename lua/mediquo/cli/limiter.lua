@@ -39,7 +39,7 @@ local function existing(cfg)
     return lim
 end
 
--- check(io_, flags, cfg) -> true | nil, stop: before anything is sent.
+-- check(io_, flags, cfg) -> true, rule in force | nil, stop: before anything is sent.
 -- cfg: the normalised rate_limit. A --per-minute, --period or --burst that
 -- differs from the rule in force stops the command (exit 2) naming it and
 -- the way out; without them the rule in force is named on stderr.
@@ -70,24 +70,26 @@ function _M.check(io_, flags, cfg)
         io_.stderr:write("mediquo: rate limit for ", safe(cfg.key), ": ", rule_text(r),
                          " (the rule in force)\n")
     end
-    return true
+    return true, r
 end
 
--- client(io_, flags) -> client | nil, usage error or stop: the client the
--- flags ask for, made once the rule in force is checked (nothing is sent
--- before)
+-- client(io_, flags) -> client, nil, rule | nil, usage error or stop: the
+-- client the flags ask for, made once the rule in force is checked
+-- (nothing is sent before); rule: { per_minute, period } it runs under
 function _M.client(io_, flags)
     local o, uerr = util.client_opts(flags)
     if not o then return nil, uerr end
     local norm, nerr = util.normalized(o)
     if not norm then return nil, usage_error(safe(nerr.message or nerr)) end
+    local rule
     if norm.rate_limit then
-        local ok, stop = _M.check(io_, flags, norm.rate_limit)
-        if not ok then return nil, stop end
+        local ok, r = _M.check(io_, flags, norm.rate_limit)
+        if not ok then return nil, r end
+        rule = type(r) == "table" and r or norm.rate_limit
     end
     local c, err = require("mediquo").new(o)
     if not c then return nil, usage_error(safe(err.message or err)) end
-    return c
+    return c, nil, rule
 end
 
 -- the normalised rate_limit the flags ask for (no API keys needed)
