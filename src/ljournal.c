@@ -2,6 +2,9 @@
  *
  *   jf, msg, why = core.journal(path)  -- append-only, exclusively locked
  *   ok, msg = jf:append(s)             -- all of s on disk (write + fsync)
+ *   ok, msg = jf:append(s, true)       -- all of s written, not yet synced:
+ *                                      -- it outlives a kill of the process
+ *   ok, msg = jf:sync()                -- on disk (fsync)
  *   lk, regular = core.lock(path)      -- an existing file, exclusively locked
  *                                      -- (regular false: a pipe, nothing locked)
  *   nil, msg, why = core.lock(path)    -- on failure
@@ -140,24 +143,35 @@ static held_file *check_open(lua_State *L)
     return h;
 }
 
-/* h:append(s) -> true | nil, message */
+/* h:append(s[, nosync]) -> true | nil, message */
 static int l_append(lua_State *L)
 {
     held_file *h = check_open(L);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
+    int nosync = lua_toboolean(L, 3);
     struct stat st;
     int e;
     if (fstat(h->fd, &st) != 0)
         return push_fail2(L, "cannot stat", errno);
     e = write_all(h->fd, s, len);
-    if (e == 0 && fsync(h->fd) != 0)
+    if (e == 0 && !nosync && fsync(h->fd) != 0)
         e = errno;
     if (e != 0) {
         /* leave no partial line behind (best effort: the disk is failing) */
         if (ftruncate(h->fd, st.st_size) != 0) { /* nothing more to do */ }
         return push_fail2(L, "cannot write", e);
     }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* h:sync() -> true | nil, message: what was appended is on disk */
+static int l_sync(lua_State *L)
+{
+    held_file *h = check_open(L);
+    if (fsync(h->fd) != 0)
+        return push_fail2(L, "cannot write", errno);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -198,6 +212,7 @@ void mq_ljournal_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "append", l_append },
+        { "sync", l_sync },
         { "close", l_close },
         { NULL, NULL },
     };

@@ -233,24 +233,38 @@ local function send_rows(ctx, c, rows, p)
     local j = ctx.j
     local ops, sent = {}, {}
     for k, r in ipairs(p.send) do ops[k] = rows[r].op end
-    local function jwrite(events, line, how)
+    local unsynced     -- the line of a `send` written and not yet fsynced
+    local function jwrite(events, line, how, nosync)
         if not j then return end
-        local ok, werr = j:write(events)
+        local ok, werr = j:write(events, nosync)
         if not ok then
             error(setmetatable({ msg = werr, line = line, before = how == "before",
                                  applied = how == "applied" }, JournalError), 0)
         end
+        if nosync then unsynced = line else unsynced = nil end     -- an fsync syncs all before it
     end
     local opts = {
         concurrency = ctx.conc, max_wait = ctx.batch_wait,
         resumed = function(k) return p.indoubt[p.send[k]] == true end,
+        -- the `send` line is written (it outlives a kill) right before the
+        -- request leaves, and fsynced right after it has (on_wait, below,
+        -- or the outcome's line): a kill leaves a row marked sent that was
+        -- not only in the microseconds between the write and the request's
+        -- bytes leaving (not during an fsync); only a power loss in those
+        -- few ms could lose the mark of a row sent (its re-run then
+        -- reports "already exists" rather than taking it as its own)
         before_send = function(k)
             local r = p.send[k]
-            jwrite({ { "send", p.keys[r] } }, rows[r].line, "before")
+            jwrite({ { "send", p.keys[r] } }, rows[r].line, "before", true)
             sent[r] = true
             ctx.n.sent = ctx.n.sent + 1
         end,
         on_wait = function(wait)
+            if unsynced and j then
+                local ok, werr = j:sync()
+                if not ok then error(setmetatable({ msg = werr, line = unsynced }, JournalError), 0) end
+                unsynced = nil
+            end
             ctx.wait = wait
             ctx.tick()
         end,

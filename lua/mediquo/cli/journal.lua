@@ -111,16 +111,22 @@ function _M.open(path)
     return self
 end
 
--- j:write(events) -> true | nil, message; events = { { state, key[, kind] }, ... }
--- all on disk (fsynced) when it returns true; nothing of them when it fails
-function _M.write(self, events)
+-- j:write(events[, nosync]) -> true | nil, message; events = { { state, key[, kind] }, ... }
+-- all on disk (fsynced) when it returns true; nothing of them when it fails.
+-- nosync: written (it outlives a kill of the process), synced by the next
+-- write or j:sync()
+function _M.write(self, events, nosync)
     local buf = {}
     for i = 1, #events do
         local e = events[i]
         buf[i] = e[1] .. "\t" .. e[2] .. (e[3] and ("\t" .. e[3]) or "") .. "\n"
     end
     if #buf == 0 then return true end
-    return self.fh:append(concat(buf))
+    return self.fh:append(concat(buf), nosync)
+end
+
+function _M.sync(self)
+    return self.fh:sync()
 end
 
 function _M.close(self)
