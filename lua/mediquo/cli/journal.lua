@@ -5,7 +5,9 @@
 --   local seen = j.seen                       -- key -> { state, kind } as the file was opened
 --   local ok, err = j:write{ { "send", key }, { "ok", key }, ... }  -- on disk when it returns
 --
--- One line per event, appended and fsynced (mediquo.core.journal):
+-- One line per event, appended and fsynced (mediquo.core.journal); the
+-- import writes a `send` line unsynced right before its request leaves and
+-- syncs it right after (j:write(events, true), j:sync()):
 --   send\tKEY            the row is about to be sent (its outcome is in doubt
 --                        until a later line settles it)
 --   ok\tKEY              applied
