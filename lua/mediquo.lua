@@ -21,7 +21,7 @@ local tostring = tostring
 local error = error
 local wrap = errors.wrap
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 local mt = { __index = _M }
 
 local DEFAULT_BASE = "https://sdk.mediquo.com/v1"

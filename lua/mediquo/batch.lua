@@ -26,7 +26,7 @@ local rawlen = rawlen or function(t) return #t end     -- 5.1/LuaJIT: # is raw o
 local wrap = errors.wrap
 local check_fields = core.check_fields
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true,
                before_send = true, on_wait = true }

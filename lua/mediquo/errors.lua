@@ -10,7 +10,7 @@ local tostring = tostring
 local format = string.format
 local concat = table.concat
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 -- kind -> retryable by default (the retry policy may say otherwise): the
 -- one table of names, kept in C (src/policy.c) and exported as core.KINDS

@@ -19,7 +19,7 @@ local is_integer = validate.is_integer
 local format = string.format
 local setmetatable = setmetatable
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 local mt = { __index = _M }
 
 _M.DEFAULT_KEY = "sdk.mediquo.com:443"   -- the default base_url's host:port

@@ -15,7 +15,7 @@ local huge = math.huge
 
 local invalid = errors.invalid
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 -- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
 -- control characters are another question (core.textclass says both)

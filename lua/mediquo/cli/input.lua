@@ -25,7 +25,7 @@ local format = string.format
 local concat = table.concat
 local sort = table.sort
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local json = cjson.new()
 

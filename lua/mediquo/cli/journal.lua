@@ -28,7 +28,7 @@ local tostring = tostring
 local setmetatable = setmetatable
 local open = io.open
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 local mt = { __index = _M }
 
 _M.HEADER = "# mediquo import journal v2"
