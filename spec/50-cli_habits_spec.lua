@@ -165,6 +165,11 @@ describe("mediquo CLI habits", function()
         local out, err, rc = cli(sbx() .. "--timout 3 cancel X")
         assert.equal(2, rc, out .. err)
         assert.equal("mediquo: unknown option --timout (did you mean --timeout?); see mediquo --help\n", err)
+        -- a file's columns too
+        local f = H.write_file(tmp .. "/typo.csv", "op,code,strats_at\ncancel,x,\n")
+        out, err, rc = cli(sbx() .. "import " .. q(f) .. " --no-journal")
+        assert.equal(2, rc, out .. err)
+        assert.matches("unknown CSV column 'strats_at' %(did you mean 'starts_at'%?%) %(columns: ", err)
         assert.equal(0, #sb:log())
     end)
 

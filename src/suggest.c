@@ -45,7 +45,7 @@ const char *mq_suggest(const char *name, size_t len, const char *const *names, s
         if (m > NAME_MAX_LEN || (m == len && memcmp(name, names[k], len) == 0))
             continue;
         longer = m > len ? m : len;
-        bound = (longer + 2) / 4 > 2 ? (longer + 2) / 4 : 2;
+        bound = (longer + 2) / 4 > 1 ? (longer + 2) / 4 : 1;
         d = distance(name, len, names[k], m);
         if (len >= 3 && len < m && memcmp(name, names[k], len) == 0 && d > bound)
             d = bound;      /* a prefix: "per_min" for "per_minute" */

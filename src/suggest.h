@@ -10,8 +10,9 @@
 
 /* The name of names[0..n) nearest to name (edit distance, a swap of two
  * neighbours counting one), when it is near enough to be what was meant:
- * at most max(2, (longer length + 2) / 4) edits, or name a prefix of it of
- * 3 bytes or more. NULL when none is. */
+ * at most max(1, (longer length + 2) / 4) edits ("timout" for "timeout",
+ * not "note" for "code"), or name a prefix of it of 3 bytes or more. NULL
+ * when none is. */
 const char *mq_suggest(const char *name, size_t len, const char *const *names, size_t n);
 
 #if defined(__GNUC__)

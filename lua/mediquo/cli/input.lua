@@ -42,6 +42,13 @@ local SEP_NAME = { [","] = "','", [";"] = "';'", ["\t"] = "tab" }
 _M.SEP_NAME = SEP_NAME
 
 local int = math.tointeger or function(v) return v end
+local suggest = require("mediquo.core").suggest
+
+-- " (did you mean 'code'?)" when a known column is near name
+local function near(name)
+    local n = suggest(name, _M.COLUMNS)
+    return n and format(" (did you mean '%s'?)", n) or ""
+end
 
 -- a value as it may be shown: at most 40 bytes, control characters as '?'
 local function shown(s)
@@ -180,8 +187,8 @@ local function parse_jsonl(text, opts)
                         if opts.ignore_unknown then
                             ignored[shown(k)] = true
                         else
-                            row.bad = "unknown field '" .. shown(k)
-                                .. "' (--ignore-unknown-columns to skip it)"
+                            row.bad = "unknown field '" .. shown(k) .. "'" .. near(k)
+                                .. " (--ignore-unknown-columns to skip it)"
                         end
                     end
                 end
@@ -230,8 +237,8 @@ function _M.parse(text, opts)
             if name ~= "" then ignored[#ignored + 1] = shown(name) end
             cols[i] = false
         else
-            return nil, format("unknown CSV column '%s' (columns: %s; --ignore-unknown-columns "
-                .. "to skip it%s)", shown(name), concat(_M.COLUMNS, ","),
+            return nil, format("unknown CSV column '%s'%s (columns: %s; --ignore-unknown-columns "
+                .. "to skip it%s)", shown(name), near(name), concat(_M.COLUMNS, ","),
                 detected and sep ~= "," and "" or ", --separator if the cells are not split at "
                 .. SEP_NAME[sep])
         end
