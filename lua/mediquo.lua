@@ -197,6 +197,9 @@ mt.__tostring = function(self)
     return "mediquo.client(" .. tostring(self._base_url) .. (self._core and ")" or ", closed)")
 end
 
+-- mediquo.webhook.parse{...}: receiving mediQuo's deliveries (mediquo.webhook)
+_M.webhook = require "mediquo.webhook"
+
 -- mediquo.limiter(opts) -> limiter | nil, err  (see mediquo.limiter)
 function _M.limiter(opts)
     return limiter.new(opts)

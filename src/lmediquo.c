@@ -13,6 +13,7 @@
 #include "lhttp.h"
 #include "ljournal.h"
 #include "lredis.h"
+#include "lwebhook.h"
 
 #include <string.h>
 
@@ -102,6 +103,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lmetrics_open(L);
     mq_lhttp_open(L);
     mq_ljournal_open(L);
+    mq_lwebhook_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());

@@ -372,4 +372,7 @@ function _M.metrics()
     return concat(out, "\n")
 end
 
+-- receive{ secret, on_event, dedupe, max_body }: a whole content handler for webhooks
+_M.receive = require("mediquo.ngx_webhook").receive
+
 return _M
