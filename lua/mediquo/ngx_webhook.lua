@@ -55,7 +55,7 @@ local function answer(status, message, extra)
     end
     -- messages are ours (kinds, field names): never the body's words
     ngx.print('{"status":', status, ',"message":"', message, '"}')
-    return ngx.exit(status >= 200 and status < 300 and ngx.HTTP_OK or status)
+    return ngx.exit(ngx.HTTP_OK)
 end
 
 local checked = setmetatable({}, { __mode = "k" })
@@ -135,8 +135,10 @@ function _M.receive(o)
         return answer(411, "Content-Length required")
     end
     if len > w.max_body then
-        -- refused before a byte of the body is read
-        return answer(413, "body over max_body")
+        -- refused before a byte of the body is read; nginx's own 413 also
+        -- ends keep-alive, so the rest is never parsed, only drained for at
+        -- most lingering_time
+        return ngx.exit(413)
     end
     local body, status = read_body(len)
     if not body then

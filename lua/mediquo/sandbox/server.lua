@@ -306,7 +306,7 @@ local function controls(ctx, path)
     end
     local method = ctx.method
     local what = sub(path, 12)
-    local code, done = match(what, "^appointments/([^/]+)/(%w+)$")
+    local code, done = match(what, "^appointments/([^/]+)/([%w_]+)$")
     if done == "finish" or done == "no_show" then
         if method ~= "POST" then
             return send(ctx, method_not_allowed("POST"))
