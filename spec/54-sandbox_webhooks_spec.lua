@@ -179,7 +179,7 @@ describe("sandbox webhooks", function()
     end)
 
     describe("deliveries", function()
-        it("signed with --webhook-secret, with meta.headers, shaped as the guide; twice with --webhook-duplicates", function()
+        it("signed with --webhook-secret, with meta.headers, shaped as the guide; twice with duplicates", function()
             local sb = start_sandbox("--webhook-secret spec-hook-secret --webhook-duplicates")
             local srv, port = listener()
             local hook = "http://127.0.0.1:" .. port .. "/hooks/in?x=1"
