@@ -22,7 +22,7 @@ typedef enum {
     MQ_K__COUNT
 } mq_kind;
 
-typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M__COUNT } mq_method;
+typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M_GET, MQ_M__COUNT } mq_method;
 
 #define MQ_T__COUNT 8       /* mq_outcome values (transport.h) */
 

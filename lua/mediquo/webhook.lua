@@ -131,6 +131,21 @@ function _M.verify(opts, headers, body)
     return { type = typ, occurred_on = occurred, payload = payload, id = id }
 end
 
+-- result(op, v) -> what a subscription operation returns, from the
+-- engine's success (its answer's JSON, already judged by the engine):
+-- webhooks -> the list; subscribe, update_subscription -> the subscription
+-- { id, type, channel, meta = { url, headers } }; unsubscribe -> true
+function _M.result(op, v)
+    if type(v) ~= "string" then return v end
+    local t = cjson.decode(v)
+    if type(t) ~= "table" then return {} end
+    if op == "webhooks" then
+        return type(t.data) == "table" and t.data or {}
+    end
+    -- {"data":{...}}, or the object itself for a subscribe settled by listing
+    return type(t.data) == "table" and t.data or t
+end
+
 -- parse{ headers, body, secret, header, max_body } -> event | nil, err
 function _M.parse(o)
     local opts, err = _M.options(o)
