@@ -67,6 +67,7 @@ build = {
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
       ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",
       ["mediquo.cli.journal"] = "lua/mediquo/cli/journal.lua",
+      ["mediquo.cli.webhooks"] = "lua/mediquo/cli/webhooks.lua",
    },
    install = {
       bin = { mediquo = "bin/mediquo" },

@@ -68,6 +68,8 @@ usage: mediquo [options] create --code C --starts-at T --patient P --professiona
        mediquo [options] cancel CODE
        mediquo [options] import FILE|- [import options]
        mediquo [options] limiter status|resume
+       mediquo [options] webhooks list | add TYPE URL [--header K:V]... | update ID TYPE URL
+                                  [--header K:V]... | rm ID
 options:
   --base-url URL        API base URL (default $MEDIQUO_BASE_URL or https://sdk.mediquo.com/v1)
   --keys-file FILE      KEY=VALUE lines: MEDIQUO_API_KEY=..., MEDIQUO_SECRET_KEY=...
@@ -128,6 +130,7 @@ local FLAGS = {
     ["--patient"] = { "patient", "string" },
     ["--professional"] = { "professional", "string" },
     ["--duration"] = { "duration", "integer" },
+    ["--header"] = { "header", "list" },
     ["-h"] = { "help", true },
     ["--help"] = { "help", true },
 }
@@ -135,7 +138,7 @@ local FLAGS = {
 local ONLY = { concurrency = "import", journal = "import", no_journal = "import",
                separator = "import", ignore_unknown = "import",
                code = "create", starts_at = "create", patient = "create",
-               professional = "create", duration = "create" }
+               professional = "create", duration = "create", header = "webhooks" }
 local SEPARATOR = { [","] = ",", comma = ",", [";"] = ";", semicolon = ";",
                     tab = "\t", ["\\t"] = "\t", ["\t"] = "\t" }
 
@@ -193,7 +196,11 @@ local function parse(argv)
                     v = argv[i]
                 end
                 if v == nil then return nil, usage_error(name .. " needs a value") end
-                if kind ~= "string" then
+                if kind == "list" then
+                    local list = flags[key] or {}
+                    list[#list + 1] = v
+                    v = list
+                elseif kind ~= "string" then
                     local n = tonumber(v)
                     if not n or n ~= n or (kind == "integer" and n ~= floor(n)) then
                         return nil, usage_error(name .. " must be " ..
@@ -797,6 +804,12 @@ end
 
 local COMMANDS = { create = cmd_create, reschedule = cmd_reschedule, cancel = cmd_cancel,
                    import = cmd_import, limiter = cmd_limiter }
+-- webhooks list | add | update | rm (lua/mediquo/cli/webhooks.lua)
+COMMANDS.webhooks = function(io_, flags, pos)
+    return require("mediquo.cli.webhooks").run(io_, flags, pos, {
+        new_client = new_client, usage_error = usage_error, safe = safe,
+        err_table = err_table, emit = emit, jsonline = jsonline })
+end
 
 local function default_io()
     return {
