@@ -91,13 +91,13 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         if conf then os.remove(conf) end
     end)
 
+    -- subscribed through the library (client:subscribe, the engine)
     local function subscribe(typ, url)
-        local status, body = H.http("POST", sb.base_url .. "/organizations/webhooks/",
-            json.encode{ type = typ, channel = "http", meta = { url = url,
-                                                                headers = { ["X-Tenant"] = "spec" } } },
-            H.auth())
-        assert.equal(201, status, body)
-        return json.decode(body).data
+        local c = H.client({ base_url = sb.base_url, rate_limit = false })
+        local s, err = c:subscribe{ type = typ, url = url, headers = { ["X-Tenant"] = "spec" } }
+        c:close()
+        assert.truthy(s, tostring(err))
+        return s
     end
 
     local function seen()
