@@ -58,3 +58,4 @@ bench-redis: rock luajit
 bench-webhook: rock luajit
 	@LUA_PATH="$(CURDIR)/lua/?.lua;;" LUA_CPATH="$(BUILD)/luajit/?.so;;" luajit bench/webhook.lua $(or $(BENCH_SECONDS),3)
 	@eval "$$($(MAKE) -s env)" && lua5.4 bench/webhook.lua $(or $(BENCH_SECONDS),3)
+	@bash bench/webhook_ngx.sh $(or $(BENCH_SECONDS),5)
