@@ -90,7 +90,7 @@ describe("webhook subscriptions through the engine", function()
         assert.equal("", methods(sb))      -- nothing reached the API
     end)
 
-    it("a subscribe processed but answered 500 is settled by listing: one subscription (a blind re-POST makes two)", function()
+    it("a subscribe processed but answered 500 is settled by listing: one (a blind re-POST makes two)", function()
         -- the control: the same fault, and the POST simply sent again
         local body = json.encode{ type = "appointment_created", channel = "http",
                                   meta = { url = "http://127.0.0.1:9/control" } }
