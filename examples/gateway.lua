@@ -169,6 +169,12 @@ function _M.on_event(ev)
     local code = url and bookings and bookings:get(url)
     local patient = type(p.patient) == "table" and type(p.patient.code) == "string"
                     and p.patient.code or nil
+    if not code then
+        -- mediQuo may deliver "created" before /book has its answer and
+        -- remembers the URL: answer 500 (receive does), so it comes again
+        -- after a backoff, when the booking is known
+        return nil, "booking not known yet"
+    end
     -- here a real gateway marks the booking done / no-show / cancelled in
     -- its store; the example remembers what it heard, for /mediquo/events/seen
     local seen = ngx.shared.gateway_events
@@ -177,7 +183,7 @@ function _M.on_event(ev)
         if not n then return nil, err end
         seen:set("e:" .. n, cjson.encode{
             id = ev.id, type = ev.type, occurred_on = ev.occurred_on,
-            code = code or cjson.null, url = url or cjson.null, patient = patient or cjson.null,
+            code = code, url = url, patient = patient or cjson.null,
         })
     end
     ngx.log(ngx.INFO, "gateway: ", ev.type, " for booking ", tostring(code))

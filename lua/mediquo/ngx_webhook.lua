@@ -91,13 +91,22 @@ end
 -- the body, read from the request socket in bounded pieces; nil, status
 local function read_body(len)
     if len == 0 then return "" end
-    local sock, err = ngx.req.socket()
+    local sock = ngx.req.socket()
     if not sock then
-        -- already read (e.g. lua_need_request_body on): take nginx's copy
-        if err == "request body already exists" then
-            local b = ngx.req.get_body_data()
-            if b and #b == len then return b end
+        -- already read (lua_need_request_body on), or a request socket is
+        -- not offered (HTTP/2): nginx's own reader, bounded by the
+        -- Content-Length already checked against max_body
+        ngx.req.read_body()
+        local b = ngx.req.get_body_data()
+        if not b then
+            local name = ngx.req.get_body_file()
+            local f = name and io.open(name, "rb")
+            if f then
+                b = f:read(len + 1)
+                f:close()
+            end
         end
+        if b and #b == len then return b end
         return nil, 400
     end
     sock:settimeout(10000)

@@ -259,7 +259,7 @@ deliver = function(premature, job)
     if premature then return end
     if ctl:get("wh:gen") ~= job.gen then return end   -- reset since
     local status, why = post(job.url, job.headers, job.body)
-    record({ event = job.event, subscription = job.subscription, type = job.type,
+    record({ event = job.event, subscription = job.subscription, body_md5 = job.body_md5,
              url = job.url, status = status or 0, error = why, attempt = job.attempt,
              copy = job.copy, time = ngx.now() })
     if (not status or status < 200 or status > 299) and job.attempt < MAX_ATTEMPTS
@@ -348,7 +348,7 @@ function _M.emit(what, rec, prev)
             for copy = 1, duplicates and 2 or 1 do
                 n = n + 1
                 ngx.timer.at(0, deliver, {
-                    gen = gen, event = event, type = event, subscription = s.id,
+                    gen = gen, event = event, subscription = s.id, body_md5 = md5(body),
                     url = s.meta.url, headers = s.meta.headers, body = body,
                     attempt = 1, copy = copy,
                 })
