@@ -214,3 +214,87 @@ describe("webhook subscriptions from mediquo.ngx (real nginx)", function()
         assert.equal(2, #raw_list(sb))
     end)
 end)
+
+describe("settle-by-listing in the engine alone (the step API, a fake clock, no socket)", function()
+    local core = require "mediquo.core"
+    -- cjson writes "/" as "\/" in the lists below: compared unescaped
+    local SUB = { type = "appointment_created", url = "https://gw.example/ev/x?t=1" }
+
+    local function engine()
+        return assert(core.engine{ base_url = "http://127.0.0.1:9/v1", timeout = 3, connect_timeout = 1,
+                                   deadline = 30, max_retries = 2, api_key = "key-AbCd1234",
+                                   secret_key = "s3cr3t-AbCdEfGh" })
+    end
+
+    local function list_of(...)
+        return json.encode{ data = { ... } }
+    end
+
+    local function sub(id, typ, url)
+        return { id = id, type = typ, channel = "http", meta = { url = url } }
+    end
+
+    -- a subscribe whose POST timed out after sending: -> the call, at its next request
+    local function ambiguous_post(e)
+        local call, action = e:start("subscribe", SUB, nil, 0)
+        assert.equal("send", action)
+        local m, path, body = call:request()
+        assert.equal("POST", m)
+        assert.equal("/v1/organizations/webhooks/", path)
+        assert.same({ type = SUB.type, channel = "http", meta = { url = SUB.url } }, json.decode(body))
+        assert.equal("backoff", (call:failure("timeout", "timed out after sending", 1)))
+        assert.equal("send", (call:wake(2)))
+        m, path, body = call:request()
+        assert.equal("GET", m)
+        assert.equal("/v1/organizations/webhooks/", path)
+        assert.is_nil(body)
+        return call
+    end
+
+    it("ours in the list (same type and URL, compared unescaped): done with it, no second POST", function()
+        local call = ambiguous_post(engine())
+        local list = list_of(sub("other-type", "appointment_finished", SUB.url),
+                             sub("other-url", SUB.type, "https://gw.example/other"),
+                             sub("mine", SUB.type, SUB.url))
+        assert.equal("done", (call:response(200, list, nil, nil, nil, nil, 3)))
+        local v = assert(call:result())
+        assert.equal("mine", json.decode(v).id)
+    end)
+
+    it("not in the list: the same POST again, in the same call", function()
+        local call = ambiguous_post(engine())
+        assert.equal("send", (call:response(200, list_of(sub("x", SUB.type, "https://y.example/")),
+                                            nil, nil, nil, nil, 3)))
+        local m, _, body = call:request()
+        assert.equal("POST", m)
+        assert.equal(SUB.url, json.decode(body).meta.url)
+        assert.equal("done", (call:response(201, json.encode{ data = sub("new", SUB.type, SUB.url) },
+                                            nil, nil, nil, nil, 4)))
+        assert.equal("new", json.decode((call:result())).data.id)
+    end)
+
+    it("a list that cannot be read: bad_response, effect unknown", function()
+        local call = ambiguous_post(engine())
+        assert.equal("done", (call:response(200, "<html>", nil, nil, nil, nil, 3)))
+        local v, err = call:result()
+        assert.is_nil(v)
+        assert.equal("bad_response", err.kind)
+        assert.equal("unknown", err.effect)
+    end)
+
+    it("a 503 (not processed) is retried as a POST, no list needed; a 422 is not retried", function()
+        local e = engine()
+        local call = e:start("subscribe", SUB, nil, 0)
+        assert.equal("backoff", (call:response(503, '{"message":"busy"}', nil, nil, nil, nil, 1)))
+        assert.equal("send", (call:wake(2)))
+        assert.equal("POST", (call:request()))
+        call = e:start("subscribe", SUB, nil, 10)
+        assert.equal("done", (call:response(422, json.encode{ message = "The given data was invalid.",
+                                                               errors = { ["meta.url"] = { "bad" } } },
+                                             nil, nil, nil, nil, 11)))
+        local _, err = call:result()
+        assert.equal("unprocessable", err.kind)
+        assert.same({ "bad" }, err.fields["meta.url"])
+        assert.equal("none", err.effect)
+    end)
+end)
