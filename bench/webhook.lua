@@ -50,3 +50,37 @@ until clock() >= deadline
 local took = clock() - t0
 print(("webhook parse (%s): %d events of %d bytes in %.2f s CPU: %.0f events/s verified and parsed in one worker")
       :format(jit and jit.version or _VERSION, n, #body, took, n / took))
+
+-- The constant-time claim, measured: core.webhook_check with a signature
+-- wrong in its first byte, wrong in its last byte, of another length, and
+-- right (the body kept tiny so the comparison dominates). Interleaved
+-- rounds, median ns per check: the wrong ones should not differ.
+local core = require "mediquo.core"
+local tiny = "{}"
+local sigs = {
+    { "right (+ the id: one more SHA-256)", secret },
+    { "first byte wrong", "X" .. secret:sub(2) },
+    { "last byte wrong", secret:sub(1, -2) .. "X" },
+    { "shorter", secret:sub(1, 8) },
+}
+local secrets = { "previous-webhook-secret-0123456789", secret }
+local per = {}
+for round = 1, 15 do
+    for _, s in ipairs(sigs) do
+        local start = clock()
+        for _ = 1, 20000 do
+            core.webhook_check(1024, tiny, s[2], secrets[1], secrets[2])
+        end
+        local ns = (clock() - start) / 20000 * 1e9
+        per[s[1]] = per[s[1]] or {}
+        per[s[1]][round] = ns
+    end
+end
+local parts = {}
+for _, s in ipairs(sigs) do
+    local t = per[s[1]]
+    table.sort(t)
+    parts[#parts + 1] = ("%s %.0f ns"):format(s[1], t[8])
+end
+print(("webhook signature check (%s), median of 15 x 20000: %s")
+      :format(jit and jit.version or _VERSION, table.concat(parts, ", ")))

@@ -4,8 +4,8 @@
 # SHA-256 id, cjson, the dedupe dict), measured with wrk on loopback over
 # keep-alive connections. Two locations of a copy of examples/nginx.conf:
 #   /bench/events   dedupe = 0: every delivery verified, parsed, on_event called
-#   /mediquo/events the example gateway's (dedupe on): the same body again,
-#                   verified, parsed, answered from the dict
+#   /bench/dedupe   dedupe on (the mediquo_webhooks dict): the same body
+#                   again, verified, parsed, answered from the dict
 # Usage: bash bench/webhook_ngx.sh [SECONDS] (default 5). Needs wrk, make luajit.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "wrk missing (apt-get install wrk)" >&2; exi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-bench-wh.XXXXXX")
 port=$((20000 + RANDOM % 10000))
 trap '"$root/examples/gateway.sh" stop --prefix "$dir/gw" >/dev/null 2>&1; rm -rf "$dir"' EXIT
-sed 's|\(        location = /health\)|        location = /bench/events { content_by_lua_block { require("mediquo.ngx").receive{ secret = "bench-secret", dedupe = 0, on_event = function() return true end } } }\n\1|' \
+sed 's|\(        location = /health\)|        location = /bench/events { content_by_lua_block { require("mediquo.ngx").receive{ secret = "bench-secret", dedupe = 0, on_event = function() return true end } } }\n        location = /bench/dedupe { content_by_lua_block { require("mediquo.ngx").receive{ secret = "bench-secret", on_event = function() return true end } } }\n\1|' \
     "$root/examples/nginx.conf" > "$dir/nginx.conf"
 MEDIQUO_GATEWAY_CONF=$dir/nginx.conf MEDIQUO_API_KEY=k MEDIQUO_SECRET_KEY=s MEDIQUO_BASE_URL=http://127.0.0.1:9/v1 \
 MEDIQUO_RL_DIR=$dir MEDIQUO_WEBHOOK_SECRET=bench-secret \
@@ -36,7 +36,7 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-webhook-signature"] = "bench-secret"
 LUA
-for path in /bench/events /mediquo/events; do
+for path in /bench/events /bench/dedupe; do
     out=$(wrk -t1 -c16 -d"${secs}s" -s "$dir/post.lua" "http://127.0.0.1:$port$path" 2>&1)
     rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
     non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx/ { print $NF }')
