@@ -273,6 +273,22 @@ describe("settle-by-listing in the engine alone (the step API, a fake clock, no 
         assert.equal("new", json.decode((call:result())).data.id)
     end)
 
+    it("with max_retries = 1 the POST after the list still goes (as a create's confirm does)", function()
+        local e = assert(core.engine{ base_url = "http://127.0.0.1:9/v1", timeout = 3, connect_timeout = 1,
+                                      deadline = 30, max_retries = 1 })
+        local call = e:start("subscribe", SUB, nil, 0)
+        assert.equal("backoff", (call:failure("reset", "reset after sending", 1)))
+        assert.equal("send", (call:wake(2)))
+        assert.equal("GET", (call:request()))
+        assert.equal("send", (call:response(200, '{"data":[]}', nil, nil, nil, nil, 3)))
+        assert.equal("POST", (call:request()))
+        assert.equal("done", (call:response(500, '{"message":"x"}', nil, nil, nil, nil, 4)))
+        local _, err = call:result()
+        assert.equal("server_error", err.kind)
+        assert.equal("unknown", err.effect)
+        assert.equal(3, err.attempts)
+    end)
+
     it("a list that cannot be read: bad_response, effect unknown", function()
         local call = ambiguous_post(engine())
         assert.equal("done", (call:response(200, "<html>", nil, nil, nil, nil, 3)))

@@ -527,8 +527,12 @@ static int read_success(mq_ecall *c, const mq_answer *r, char *scratch)
         mq_answer_err eb = { NULL, 0, NULL, 0, 0 };
         if (c->op == MQ_OP_WH_UNSUBSCRIBE && r->body_len == 0)
             return 1;
-        if (!mq_answer_error(r->body, r->body_len, scratch, &eb)
-            || r->body_len == 0 || r->body[0] != '{')
+        size_t i = 0;
+        while (i < r->body_len && (r->body[i] == ' ' || r->body[i] == '\t'
+                                   || r->body[i] == '\n' || r->body[i] == '\r'))
+            i++;
+        if (i == r->body_len || r->body[i] != '{'
+            || !mq_answer_error(r->body, r->body_len, scratch, &eb))
             return 0;
         return c->op == MQ_OP_WH_UNSUBSCRIBE || keep_body(c, r->body, r->body_len);
     }
@@ -662,10 +666,22 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             c->settling = 0;
             if (sub.obj != NULL) {
                 c->settled = 1;
-                act = keep_body(c, sub.obj, sub.obj_len) ? succeed(c, x) : fail(c, 0, NULL, x);
+                if (keep_body(c, sub.obj, sub.obj_len)) {
+                    act = succeed(c, x);
+                } else {
+                    snprintf(c->message, sizeof c->message, "out of memory keeping the answer");
+                    c->kind = MQ_K_BAD_RESPONSE;
+                    c->retryable = 0;
+                    c->ambiguous = 0;   /* it is there: the effect is known */
+                    act = fail(c, 0, NULL, x);
+                }
                 goto out;
             }
             c->ambiguous = 0;       /* not processed: this call has done nothing yet */
+            /* the POST again, as the confirm of a create runs: at least
+             * this one more attempt, within the same deadline */
+            if (c->max_attempts < c->attempts + 1)
+                c->max_attempts = c->attempts + 1;
             build(e, c, MQ_M_POST, NULL);
             act = next_attempt(c, now, x);
             goto out;
