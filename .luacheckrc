@@ -13,6 +13,7 @@ files["lua/mediquo/ngx.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_redis.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_webhook.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx/"] = { std = "max+ngx_lua" }
 files["spec/hostile/"] = { std = "max+ngx_lua" }
 files["spec/ngx/"] = { std = "max+ngx_lua" }

@@ -203,6 +203,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < e.nfields; i++)
             if (!WHERE(f[i].key, f[i].key_len) || (f[i].msg && !WHERE(f[i].msg, f[i].msg_len)))
                 abort();
+        /* the subscription finder: the appointment scan's strict grammar
+         * (every body that scan takes, it takes; the error reader takes
+         * every body it takes), and a match is a whole object of the
+         * body: '{' ... '}' */
+        {
+            mq_answer_sub sub = { "appointment_created", 19, "http://a/b", 10, NULL, 0 };
+            int src = mq_answer_subscription((const char *)data, size, buf, &sub);
+            if ((rc == 1 && src != 1) || (src == 1 && erc != 1) || (src == 0 && sub.obj != NULL))
+                abort();
+            if (sub.obj != NULL && (!inside(sub.obj, sub.obj_len, (const char *)data, size)
+                                    || sub.obj_len < 2 || sub.obj[0] != '{'
+                                    || sub.obj[sub.obj_len - 1] != '}'))
+                abort();
+        }
     }
     free(buf);
     free(code);

@@ -169,6 +169,27 @@ function _M:cancel(code)
     return nil, wrap(e)
 end
 
+-- Webhook subscriptions (the organization's, /v1/organizations/webhooks/),
+-- through the same engine: budget, retries, deadline, effect. A subscribe
+-- whose attempt may have been processed is settled by listing before it is
+-- sent again, so a retry never makes two.
+local function subscription_op(self, op, a, b)
+    local c = self._core
+    if not c then closed() end
+    local v, e = c[op](c, a, b)
+    if v then return _M.webhook.result(op, v) end
+    return nil, wrap(e)
+end
+
+-- client:webhooks() -> { {id, type, channel, meta}, ... } | nil, err
+function _M:webhooks() return subscription_op(self, "webhooks") end
+-- client:subscribe{ type, url, headers } -> { id, type, channel, meta } | nil, err
+function _M:subscribe(t) return subscription_op(self, "subscribe", t) end
+-- client:update_subscription(id, { type, url, headers }) -> subscription | nil, err
+function _M:update_subscription(id, t) return subscription_op(self, "update_subscription", id, t) end
+-- client:unsubscribe(id) -> true | nil, err
+function _M:unsubscribe(id) return subscription_op(self, "unsubscribe", id) end
+
 -- client:run_batch(ops, opts) -> results, summary (mediquo.batch: several
 -- calls in flight at once, for automation hosts)
 function _M:run_batch(ops, opts)
@@ -196,6 +217,9 @@ mt.__close = _M.close
 mt.__tostring = function(self)
     return "mediquo.client(" .. tostring(self._base_url) .. (self._core and ")" or ", closed)")
 end
+
+-- mediquo.webhook.parse{...}: receiving mediQuo's deliveries (mediquo.webhook)
+_M.webhook = require "mediquo.webhook"
 
 -- mediquo.limiter(opts) -> limiter | nil, err  (see mediquo.limiter)
 function _M.limiter(opts)

@@ -51,3 +51,11 @@ $(BUILD)/bench/c_transport: bench/percall/c_transport.c src/transport.c src/head
 .PHONY: bench-redis
 bench-redis: rock luajit
 	@eval "$$($(MAKE) -s env)" && lua5.4 bench/redis.lua
+
+# webhook events verified (size, constant-time signature, SHA-256 id) and
+# parsed (cjson, envelope) per second in one worker: LuaJIT and Lua 5.4
+.PHONY: bench-webhook
+bench-webhook: rock luajit
+	@LUA_PATH="$(CURDIR)/lua/?.lua;;" LUA_CPATH="$(BUILD)/luajit/?.so;;" luajit bench/webhook.lua $(or $(BENCH_SECONDS),3)
+	@eval "$$($(MAKE) -s env)" && lua5.4 bench/webhook.lua $(or $(BENCH_SECONDS),3)
+	@bash bench/webhook_ngx.sh $(or $(BENCH_SECONDS),5)

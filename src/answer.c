@@ -1,5 +1,6 @@
 /* answer.c: data.appointment.code and .url out of a create or reschedule
- * answer, or the message and per-field messages out of an error answer,
+ * answer, the message and per-field messages out of an error answer, or
+ * the webhook subscription of a given type and URL out of a list answer,
  * in one pass, with no allocation and no recursion. A fast path in
  * front of cjson, so it may only ever say less: a 1 means cjson (with
  * decode_max_depth 64, as protocol.lua sets it) would decode the body and
@@ -16,9 +17,10 @@
 typedef const unsigned char *ptr;
 
 /* What an open container is... */
-enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT, C_ERRS, C_FLIST };
+enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT, C_ERRS, C_FLIST, C_SUBS, C_SUB, C_META };
 /* ...and what the value about to be read will be to the caller. */
-enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL, V_MSG, V_ERRS, V_FIELD, V_FMSG };
+enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL, V_MSG, V_ERRS, V_FIELD, V_FMSG,
+       V_SUBS, V_SUB, V_STYPE, V_META, V_SURL };
 
 #define MAX_FIELD_KEYS 64   /* a 422 with more fields: the rest are dropped */
 #define MAX_FIELD_MSGS 16   /* messages kept per field */
@@ -35,6 +37,9 @@ typedef struct {
     int appt;          /* the data.appointment in force is an object */
     int depth;
     unsigned char open[MAX_DEPTH];
+    mq_answer_sub *sub;   /* non-NULL: find this subscription in data[] */
+    ptr sub_start;        /* the object of data[] being read */
+    int type_ok, url_ok;  /* its type and meta.url, as last seen, match */
 } scan;
 
 static ptr ws(ptr p, ptr end)
@@ -221,6 +226,23 @@ static int scalar(scan *s, int want)
 {
     ptr p = s->p, end = s->end;
 
+    if (*p == '"' && (want == V_STYPE || want == V_SURL)) {
+        ptr str;
+        size_t n;
+        const char *w = want == V_STYPE ? s->sub->type : s->sub->url;
+        size_t wn = want == V_STYPE ? s->sub->type_len : s->sub->url_len;
+        if (!string(s, s->buf + (p + 1 - s->base), &str, &n))
+            return 0;
+        if (want == V_STYPE)
+            s->type_ok = n == wn && memcmp(str, w, n) == 0;
+        else
+            s->url_ok = n == wn && memcmp(str, w, n) == 0;
+        return 1;
+    }
+    if (want == V_STYPE)
+        s->type_ok = 0;             /* a later non-string copy replaces it */
+    else if (want == V_SURL)
+        s->url_ok = 0;
     if (*p == '"') {
         if (want == V_MSG || want == V_FIELD || want == V_FMSG) {
             ptr str;
@@ -278,6 +300,18 @@ static int key(scan *s, int *want)
         return 0;
     s->p = ws(s->p + 1, s->end);
     *want = V_OTHER;
+    if (s->sub != NULL) {
+        if (in == C_TOP && is(k, n, "data"))
+            *want = V_SUBS;
+        else if (in == C_SUB && is(k, n, "type"))
+            *want = V_STYPE;
+        else if (in == C_SUB && is(k, n, "meta")) {
+            *want = V_META;
+            s->url_ok = 0;
+        } else if (in == C_META && is(k, n, "url"))
+            *want = V_SURL;
+        return 1;
+    }
     if (s->e != NULL && in == C_TOP && is(k, n, "message")) {
         *want = V_MSG;
         s->e->message = NULL;
@@ -314,17 +348,22 @@ static int parse(scan *s)
         if (s->p == s->end)
             return 0;
         if (*s->p == '{' || *s->p == '[') {
-            int c = *s->p == '[' ? (want == V_FIELD ? C_FLIST : C_ARRAY)
+            int c = *s->p == '[' ? (want == V_FIELD ? C_FLIST : want == V_SUBS ? C_SUBS : C_ARRAY)
                   : want == V_TOP ? C_TOP : want == V_DATA ? C_DATA
-                  : want == V_APPT ? C_APPT : want == V_ERRS && s->depth == 1 ? C_ERRS : C_OTHER;
-            int array = c == C_ARRAY || c == C_FLIST;
+                  : want == V_APPT ? C_APPT : want == V_ERRS && s->depth == 1 ? C_ERRS
+                  : want == V_SUB ? C_SUB : want == V_META ? C_META : C_OTHER;
+            int array = c == C_ARRAY || c == C_FLIST || c == C_SUBS;
             if (s->depth == MAX_DEPTH)
                 return 0;
             s->open[s->depth++] = (unsigned char)c;
             s->appt |= c == C_APPT;
+            if (c == C_SUB) {
+                s->sub_start = s->p;
+                s->type_ok = s->url_ok = 0;
+            }
             s->p = ws(s->p + 1, s->end);
             if (s->p == s->end || *s->p != (array ? ']' : '}')) {
-                want = c == C_FLIST ? V_FMSG : V_OTHER;
+                want = c == C_FLIST ? V_FMSG : c == C_SUBS ? V_SUB : V_OTHER;
                 if (!array && !key(s, &want))
                     return 0;
                 continue;
@@ -342,16 +381,20 @@ static int parse(scan *s)
             if (s->p == s->end)
                 return 0;
             int c = s->open[s->depth - 1];
-            int array = c == C_ARRAY || c == C_FLIST;
+            int array = c == C_ARRAY || c == C_FLIST || c == C_SUBS;
             if (*s->p == ',') {
                 s->p = ws(s->p + 1, s->end);
-                want = c == C_FLIST ? V_FMSG : V_OTHER;
+                want = c == C_FLIST ? V_FMSG : c == C_SUBS ? V_SUB : V_OTHER;
                 if (!array && !key(s, &want))
                     return 0;
                 break;
             }
             if (*s->p != (array ? ']' : '}'))
                 return 0;
+            if (c == C_SUB && s->type_ok && s->url_ok && s->sub->obj == NULL) {
+                s->sub->obj = (const char *)s->sub_start;     /* the first match */
+                s->sub->obj_len = (size_t)(s->p + 1 - s->sub_start);
+            }
             s->depth--, s->p++;
         }
     }
@@ -387,5 +430,22 @@ int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e)
     e->message = NULL;
     e->message_len = 0;
     e->nfields = 0;
+    return 0;
+}
+
+int mq_answer_subscription(const char *body, size_t len, char *buf, mq_answer_sub *sub)
+{
+    mq_appt a;
+
+    sub->obj = NULL;
+    sub->obj_len = 0;
+    if (body && buf) {
+        scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
+                   .buf = (unsigned char *)buf, .a = &a, .sub = sub };
+        if (parse(&s))
+            return 1;
+    }
+    sub->obj = NULL;
+    sub->obj_len = 0;
     return 0;
 }

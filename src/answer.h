@@ -42,6 +42,19 @@ typedef struct {
  * holds; 0: it is not (e->message NULL, no fields). buf: as above. */
 int mq_answer_error(const char *body, size_t len, char *buf, mq_answer_err *e);
 
+/* A list of webhook subscriptions ({"data":[{id, type, channel, meta:
+ * {url, ...}}, ...]}): the first object of data[] whose type and meta.url
+ * equal these (compared unescaped, as cjson would see them). */
+typedef struct {
+    const char *type; size_t type_len;      /* what to look for */
+    const char *url; size_t url_len;
+    const char *obj; size_t obj_len;        /* the match's bytes in body, or NULL */
+} mq_answer_sub;
+
+/* 1: body is one JSON object in the strict grammar above (sub->obj says
+ * whether a match is in it); 0: it is not. buf: as above. */
+int mq_answer_subscription(const char *body, size_t len, char *buf, mq_answer_sub *sub);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -31,7 +31,14 @@ struct mq_engine {
     mq_engine_stats st;
 };
 
-static const char *const op_names[MQ_OP__COUNT] = { "create", "reschedule", "cancel" };
+static const char *const op_names[MQ_OP__COUNT] = {
+    "create", "reschedule", "cancel",
+    "webhooks", "subscribe", "update_subscription", "unsubscribe",
+};
+/* the method each operation is sent with */
+static const mq_method op_methods[MQ_OP__COUNT] = {
+    MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M_GET, MQ_M_POST, MQ_M_PUT, MQ_M_DELETE,
+};
 static const char *const action_names[] = { "slot", "send", "backoff", "done" };
 static const char *const effect_names[] = { "none", "unknown", "done" };
 
@@ -170,17 +177,21 @@ void mq_engine_call_free(mq_ecall *c)
     c->fields_buf = NULL;
     c->nfields = 0;
     c->rcode = c->rurl = NULL;
+    c->rbody = NULL;
 }
 
-/* The request of method m for the call's code (and, for a body, a). */
+/* The request of method m for the call's code (and, for a body, a; NULL:
+ * the body written before stays, for a subscribe sent again). */
 static void build(mq_engine *e, mq_ecall *c, mq_method m, const mq_op_args *a)
 {
     c->m = m;
     memcpy(c->url, e->base_url, e->base_len);
-    c->url_len = e->base_len + mq_request_path(m, c->code, c->code_len, c->url + e->base_len);
+    c->url_len = e->base_len + mq_request_path_op(c->op, m, c->code, c->code_len,
+                                                  c->url + e->base_len);
     c->path_off = e->origin_len;
-    c->has_body = m != MQ_M_DELETE;
-    c->body_len = mq_request_body(m, a, c->body);
+    c->has_body = m == MQ_M_POST || m == MQ_M_PUT;
+    if (a != NULL)
+        c->body_len = mq_request_body(m, a, c->body);
 }
 
 static void reset(mq_engine *e, mq_ecall *c, mq_op op)
@@ -191,6 +202,7 @@ static void reset(mq_engine *e, mq_ecall *c, mq_op op)
     c->attempts = c->retry = 0;
     c->max_attempts = e->cfg.max_retries + 1;
     c->ambiguous = c->confirming = c->create_attempts = 0;
+    c->settling = c->settled = 0;
     c->note = MQ_NOTE_NONE;
     c->kind = MQ_K_OK;
     c->status = 0;
@@ -201,6 +213,8 @@ static void reset(mq_engine *e, mq_ecall *c, mq_op op)
     c->field[0] = '\0';
     c->rcode = c->rurl = NULL;
     c->rcode_len = c->rurl_len = 0;
+    c->rbody = NULL;
+    c->rbody_len = 0;
     c->nfields = 0;
 }
 
@@ -300,20 +314,28 @@ static mq_action next_attempt(mq_ecall *c, double now, double *x)
 
 mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now, double *x)
 {
-    static const mq_method methods[MQ_OP__COUNT] = { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE };
-
     reset(e, c, a->op);
     c->code_len = a->code_len <= MQ_MAX_ID ? a->code_len : MQ_MAX_ID;
-    memcpy(c->code, a->code, c->code_len);
+    if (c->code_len > 0)
+        memcpy(c->code, a->code, c->code_len);
     c->code[c->code_len] = '\0';
-    if (a->op == MQ_OP_CANCEL)
+    if (a->op != MQ_OP_CREATE && a->op != MQ_OP_RESCHEDULE)
         c->starts_at[0] = '\0';
     else
         memcpy(c->starts_at, a->starts_at, MQ_ISO_LEN);
     c->starts_at[MQ_ISO_LEN - 1] = '\0';
     c->ambiguous = a->resumed != 0;
     c->deadline_at = now + e->cfg.deadline;
-    build(e, c, methods[a->op], a);
+    c->wh_type_len = c->wh_url_len = 0;
+    if (a->op == MQ_OP_WH_SUBSCRIBE) {
+        c->wh_type_len = a->wh_type_len <= MQ_WH_TYPE_MAX ? a->wh_type_len : MQ_WH_TYPE_MAX;
+        memcpy(c->wh_type, a->wh_type, c->wh_type_len);
+        c->wh_url_len = a->wh_url_len <= MQ_WH_URL_MAX ? a->wh_url_len : MQ_WH_URL_MAX;
+        memcpy(c->wh_url, a->wh_url, c->wh_url_len);
+    }
+    c->wh_type[c->wh_type_len] = '\0';
+    c->wh_url[c->wh_url_len] = '\0';
+    build(e, c, op_methods[a->op], a);
     return next_attempt(c, now, x);
 }
 
@@ -321,10 +343,9 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
                            const char *field, const char *why)
 {
     double x;
-    static const mq_method methods[MQ_OP__COUNT] = { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE };
 
     reset(e, c, (unsigned)op < MQ_OP__COUNT ? op : MQ_OP_CREATE);
-    c->m = methods[c->op];
+    c->m = op_methods[c->op];
     c->url_len = c->path_off = 0;
     c->url[0] = '\0';
     c->kind = kind;
@@ -409,10 +430,16 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
     double wait;
     char stop[96];
 
+    /* a subscribe that may have been processed is not sent again blind:
+     * the next attempt lists the subscriptions, and only if ours is not
+     * there is it sent again (response()) */
+    int settle = c->op == MQ_OP_WH_SUBSCRIBE && c->m == MQ_M_POST && v->ambiguous
+                 && mq_kind_retryable(v->kind);
+
     c->kind = v->kind;
     c->retryable = mq_kind_retryable(v->kind);
     c->retry_after = retry_after >= 0 ? retry_after : -1;
-    if (!v->retryable)
+    if (!v->retryable && !settle)
         return fail(c, bare, v->ambiguous ? MQ_STOP_RETRY_POST : NULL, x);
     if (c->attempts >= c->max_attempts)
         return fail(c, bare, NULL, x);
@@ -426,6 +453,10 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
     }
     c->retry++;
     e->st.retries++;
+    if (settle) {
+        c->settling = 1;
+        build(e, c, MQ_M_GET, NULL);
+    }
     c->state = MQ_W_BACKOFF;
     *x = wait;
     return MQ_A_BACKOFF;
@@ -477,10 +508,39 @@ static char *text_room(mq_ecall *c, size_t need)
     return c->text;
 }
 
+/* a webhook operation's 2xx JSON kept (scrubbed) for the caller; 0 when
+ * out of memory */
+static int keep_body(mq_ecall *c, const char *body, size_t len)
+{
+    char *t = text_room(c, len + 1);
+    if (t == NULL)
+        return 0;
+    memcpy(t, body, len);
+    t[len] = '\0';
+    mq_engine_scrub(c->e, t, len);
+    c->rbody = t;
+    c->rbody_len = len;
+    return 1;
+}
+
 /* 1: a 2xx body that is the documented answer (the appointment kept and
- * scrubbed; for a cancel, any JSON object) */
+ * scrubbed; for a cancel, any JSON object; for a webhook operation, a JSON
+ * object, kept; for unsubscribe, also none: 204) */
 static int read_success(mq_ecall *c, const mq_answer *r, char *scratch)
 {
+    if (MQ_OP_IS_WEBHOOK(c->op)) {
+        mq_answer_err eb = { NULL, 0, NULL, 0, 0 };
+        if (c->op == MQ_OP_WH_UNSUBSCRIBE && r->body_len == 0)
+            return 1;
+        size_t i = 0;
+        while (i < r->body_len && (r->body[i] == ' ' || r->body[i] == '\t'
+                                   || r->body[i] == '\n' || r->body[i] == '\r'))
+            i++;
+        if (i == r->body_len || r->body[i] != '{'
+            || !mq_answer_error(r->body, r->body_len, scratch, &eb))
+            return 0;
+        return c->op == MQ_OP_WH_UNSUBSCRIBE || keep_body(c, r->body, r->body_len);
+    }
     if (c->m == MQ_M_DELETE) {
         mq_answer_err eb = { NULL, 0, NULL, 0, 0 };
         return mq_answer_error(r->body, r->body_len, scratch, &eb);
@@ -597,6 +657,41 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
         c->retryable = 0;
         return fail(c, 0, NULL, x);
     }
+    if (v.kind == MQ_K_OK && c->settling) {
+        /* the list after an ambiguous subscribe: ours there, or send again */
+        mq_answer_sub sub = { c->wh_type, c->wh_type_len, c->wh_url, c->wh_url_len, NULL, 0 };
+        if (!mq_answer_subscription(r->body, r->body_len, scratch, &sub)) {
+            c->kind = MQ_K_BAD_RESPONSE;
+            c->retryable = 0;
+            mq_explain_bad_answer(c->message, sizeof c->message, r->status);
+            act = fail(c, 1, NULL, x);
+            goto out;
+        }
+        {
+            c->settling = 0;
+            if (sub.obj != NULL) {
+                c->settled = 1;
+                if (keep_body(c, sub.obj, sub.obj_len)) {
+                    act = succeed(c, x);
+                } else {
+                    snprintf(c->message, sizeof c->message, "out of memory keeping the answer");
+                    c->kind = MQ_K_BAD_RESPONSE;
+                    c->retryable = 0;
+                    c->ambiguous = 0;   /* it is there: the effect is known */
+                    act = fail(c, 0, NULL, x);
+                }
+                goto out;
+            }
+            c->ambiguous = 0;       /* not processed: this call has done nothing yet */
+            /* the POST again, as the confirm of a create runs: at least
+             * this one more attempt, within the same deadline */
+            if (c->max_attempts < c->attempts + 1)
+                c->max_attempts = c->attempts + 1;
+            build(e, c, MQ_M_POST, NULL);
+            act = next_attempt(c, now, x);
+            goto out;
+        }
+    }
     if (v.kind == MQ_K_OK) {
         if (read_success(c, r, scratch)) {
             act = succeed(c, x);
@@ -635,6 +730,13 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             goto out;
         }
     }
+    /* an unsubscribe sent again after an attempt that may have been
+     * processed: "not found" is that attempt's work (a soft delete) */
+    if (v.kind == MQ_K_NOT_FOUND && ambiguous_before && c->op == MQ_OP_WH_UNSUBSCRIBE) {
+        c->settled = 1;
+        act = succeed(c, x);
+        goto out;
+    }
     act = decide(c, &v, bare, r->retry_after, now, x);
 out:
     if (scratch != stack)
@@ -654,7 +756,13 @@ int mq_engine_ok(const mq_ecall *c)
 int mq_engine_reconciled(const mq_ecall *c)
 {
     return mq_engine_ok(c)
-        && (c->confirming || (c->op == MQ_OP_CANCEL && c->status >= 400));
+        && (c->confirming || c->settled || (c->op == MQ_OP_CANCEL && c->status >= 400));
+}
+
+void mq_engine_body(const mq_ecall *c, const char **body, size_t *len)
+{
+    *body = c->rbody;
+    *len = c->rbody_len;
 }
 
 void mq_engine_appointment(const mq_ecall *c, const char **code, size_t *code_len,

@@ -120,6 +120,12 @@ typedef struct {
     int attempts, max_attempts, retry;
     int ambiguous;          /* some attempt so far may have been processed */
     int confirming;         /* the create exists; this is the confirming PUT */
+    int settling;           /* a subscribe that may have been processed: this
+                             * is the list that says whether it was */
+    int settled;            /* ... and it was: the result is the listed one */
+    size_t wh_type_len, wh_url_len;
+    char wh_type[MQ_WH_TYPE_MAX + 1];   /* a subscribe's, to find it listed */
+    char wh_url[MQ_WH_URL_MAX + 1];
     int create_attempts;    /* attempts of the create before confirming */
     char field[48];         /* a refusal's field */
     double deadline_at;
@@ -145,6 +151,8 @@ typedef struct {
     char message[MQ_ENGINE_MSG_MAX];
     const char *rcode, *rurl;
     size_t rcode_len, rurl_len;
+    const char *rbody;      /* a webhook operation's 2xx JSON (scrubbed), or NULL */
+    size_t rbody_len;
     char text_inline[MQ_ENGINE_TEXT_INLINE];
     char *text;             /* heap, for code + url over the inline room */
     size_t text_cap;
@@ -197,6 +205,11 @@ int  mq_engine_ok(const mq_ecall *c);
 /* a success owed to an earlier run: a create confirmed after "already
  * exists", a cancel answered "already cancelled" */
 int  mq_engine_reconciled(const mq_ecall *c);
+/* a webhook operation's success: the answer's JSON, scrubbed (the list
+ * for webhooks, {"data":{...}} for subscribe and update_subscription, the
+ * listed subscription object itself for a subscribe settled by listing;
+ * NULL for unsubscribe) */
+void mq_engine_body(const mq_ecall *c, const char **body, size_t *len);
 /* a success of create/reschedule: the appointment (scrubbed); NULLs for cancel */
 void mq_engine_appointment(const mq_ecall *c, const char **code, size_t *code_len,
                            const char **url, size_t *url_len);

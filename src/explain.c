@@ -14,7 +14,8 @@ static const char *maybe(mq_op op)
 {
     static const char *const w[MQ_OP__COUNT] = {
         "the appointment may have been created", "it may have been rescheduled",
-        "it may have been cancelled",
+        "it may have been cancelled", "nothing was changed", "it may have been subscribed",
+        "it may have been updated", "it may have been unsubscribed",
     };
     return (unsigned)op < MQ_OP__COUNT ? w[op] : "it may have been processed";
 }

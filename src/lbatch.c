@@ -114,7 +114,9 @@ static int l_batch_add(lua_State *L)
     char buf[MQ_WHY_LEN], err[128];
     long h;
 
-    if (mq_op_parse(opname, &op) != 0)
+    /* batches are of appointment operations (webhook subscriptions are
+     * a client's one call at a time) */
+    if (mq_op_parse(opname, &op) != 0 || MQ_OP_IS_WEBHOOK(op))
         return luaL_argerror(L, 3, "op must be create, reschedule or cancel");
     if (mq_check_op(L, op, 4, 5, &a, &field, &why, buf) != 0) {
         /* refused before anything is sent: the engine words it */
@@ -147,7 +149,7 @@ static int l_batch_refuse(lua_State *L)
     mq_ecall c;
     int n;
 
-    if (mq_op_parse(opname, &op) != 0)
+    if (mq_op_parse(opname, &op) != 0 || MQ_OP_IS_WEBHOOK(op))
         op = MQ_OP_CREATE;
     mq_engine_call_init(&c);
     mq_engine_refuse(mq_lclient_engine(lb->c), &c, op, MQ_K_INVALID_ARGUMENT, field, why);

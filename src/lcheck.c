@@ -7,6 +7,7 @@
  * static string or one written into the caller's buffer). Values are never
  * quoted: a secret passed in the wrong place must not reach a message. */
 #include "lcheck.h"
+#include "lcheck_webhook.h"
 #include "iso8601.h"
 #include "text.h"
 #include "suggest.h"
@@ -225,6 +226,8 @@ int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
 
     memset(a, 0, sizeof *a);
     a->op = op;
+    if (MQ_OP_IS_WEBHOOK(op))
+        return mq_check_webhook_op(L, op, ia, ib, a, field, why, buf);
     if (op == MQ_OP_CREATE)
         return create_args(L, ia, a, field, why, buf);
     *field = "code";

@@ -144,6 +144,14 @@ static int l_client_cancel(lua_State *L)
     return run(L, MQ_OP_CANCEL);
 }
 
+/* client:webhooks() -> the list's JSON | nil, err; client:subscribe(t),
+ * client:update_subscription(id, t) -> the subscription's JSON | nil, err;
+ * client:unsubscribe(id) -> true | nil, err (mediquo.lua decodes) */
+static int l_client_webhooks(lua_State *L) { return run(L, MQ_OP_WH_LIST); }
+static int l_client_subscribe(lua_State *L) { return run(L, MQ_OP_WH_SUBSCRIBE); }
+static int l_client_update_subscription(lua_State *L) { return run(L, MQ_OP_WH_UPDATE); }
+static int l_client_unsubscribe(lua_State *L) { return run(L, MQ_OP_WH_UNSUBSCRIBE); }
+
 /* client:stats() -> the engine's counters (batches run on the same engine) */
 static int l_client_stats(lua_State *L)
 {
@@ -188,6 +196,10 @@ void mq_lclient_open(lua_State *L)
         { "create", l_client_create },
         { "reschedule", l_client_reschedule },
         { "cancel", l_client_cancel },
+        { "webhooks", l_client_webhooks },
+        { "subscribe", l_client_subscribe },
+        { "update_subscription", l_client_update_subscription },
+        { "unsubscribe", l_client_unsubscribe },
         { "stats", l_client_stats },
         { "close", l_client_close },
         { NULL, NULL },

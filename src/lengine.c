@@ -80,6 +80,16 @@ int mq_lengine_push_result(lua_State *L, const mq_ecall *c)
 {
     mq_engine_error err;
 
+    if (mq_engine_ok(c) && MQ_OP_IS_WEBHOOK(c->op)) {
+        const char *body;
+        size_t len;
+        mq_engine_body(c, &body, &len);
+        if (body == NULL)
+            lua_pushboolean(L, 1);
+        else
+            lua_pushlstring(L, body, len);
+        return 1;
+    }
     if (mq_engine_ok(c)) {
         const char *code, *url;
         size_t code_len, url_len;
@@ -264,7 +274,8 @@ static int l_engine_start(lua_State *L)
     lc->started = 1;
     if (lua_type(L, 2) != LUA_TSTRING || mq_op_parse(lua_tostring(L, 2), &op) != 0)
         a = mq_engine_refuse(le->e, &lc->c, MQ_OP_CREATE, MQ_K_INVALID_ARGUMENT, "op",
-                             "must be create, reschedule or cancel");
+                             "must be create, reschedule, cancel, webhooks, subscribe, "
+                             "update_subscription or unsubscribe");
     else
         a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now, &x);
     lua_settop(L, 7);

@@ -128,7 +128,7 @@ static int w_new(lua_State *L)
 /* w:request(method, path, body|nil) -> bytes */
 static int w_request(lua_State *L)
 {
-    static const char *const methods[] = { "POST", "PUT", "DELETE", NULL };
+    static const char *const methods[] = { "POST", "PUT", "DELETE", "GET", NULL };
     http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
     int m = luaL_checkoption(L, 2, NULL, methods);
     size_t plen, blen = 0;
@@ -155,7 +155,7 @@ static int w_request(lua_State *L)
     if (body != NULL) {
         luaL_addstring(&b, "Content-Type: application/json\r\n");
     }
-    if (body != NULL || m != 2) {   /* a POST or PUT always says its length */
+    if (body != NULL || m < 2) {    /* a POST or PUT always says its length */
         snprintf(num, sizeof num, "Content-Length: %zu\r\n\r\n", blen);
         luaL_addstring(&b, num);
     } else {

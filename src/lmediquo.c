@@ -15,6 +15,7 @@
 #include "lredis.h"
 #include "ltz.h"
 #include "version.h"
+#include "lwebhook.h"
 
 #include <string.h>
 
@@ -105,6 +106,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lhttp_open(L);
     mq_ljournal_open(L);
     mq_ltz_open(L);
+    mq_lwebhook_open(L);
     lua_pushliteral(L, MQ_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, mq_transport_curl_version());

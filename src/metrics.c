@@ -24,7 +24,7 @@
 #include "shmguard.h"
 
 #define MX_MAGIC   "MQMETRC"            /* 7 chars + NUL = 8 bytes */
-#define MX_VERSION 2u            /* 2: the config kind */
+#define MX_VERSION 3u            /* 2: the config kind; 3: too_large */
 #define OPEN_TRIES 8
 
 typedef struct {

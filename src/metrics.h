@@ -15,7 +15,7 @@
 #endif
 
 #define MQ_MX_OPS     3     /* create, reschedule, cancel */
-#define MQ_MX_KINDS   13    /* "ok" and the 12 error kinds (mq_kind order) */
+#define MQ_MX_KINDS   14    /* "ok" and the 13 error kinds (mq_kind order) */
 #define MQ_MX_BUCKETS 14    /* latency buckets; the last is +Inf */
 
 typedef struct mq_metrics mq_metrics;

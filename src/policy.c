@@ -21,13 +21,13 @@
 static const char *const kind_names[MQ_K__COUNT] = {
     "ok", "bad_request", "unauthorized", "forbidden", "not_found",
     "unprocessable", "rate_limited", "server_error", "timeout",
-    "network", "bad_response", "invalid_argument", "config",
+    "network", "bad_response", "invalid_argument", "config", "too_large",
 };
 /* retryable by default: what may pass with time (API.md's kinds table) */
 static const unsigned char kind_retryable[MQ_K__COUNT] = {
-    0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
 };
-static const char *const method_names[MQ_M__COUNT] = { "POST", "PUT", "DELETE" };
+static const char *const method_names[MQ_M__COUNT] = { "POST", "PUT", "DELETE", "GET" };
 static const char *const outcome_names[MQ_T__COUNT] = {
     "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
 };

@@ -18,10 +18,11 @@ typedef enum {
     MQ_K_BAD_REQUEST, MQ_K_UNAUTHORIZED, MQ_K_FORBIDDEN, MQ_K_NOT_FOUND,
     MQ_K_UNPROCESSABLE, MQ_K_RATE_LIMITED, MQ_K_SERVER_ERROR, MQ_K_TIMEOUT,
     MQ_K_NETWORK, MQ_K_BAD_RESPONSE, MQ_K_INVALID_ARGUMENT, MQ_K_CONFIG,
+    MQ_K_TOO_LARGE,   /* a webhook delivery over max_body (mediquo.webhook) */
     MQ_K__COUNT
 } mq_kind;
 
-typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M__COUNT } mq_method;
+typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M_GET, MQ_M__COUNT } mq_method;
 
 #define MQ_T__COUNT 8       /* mq_outcome values (transport.h) */
 

@@ -29,11 +29,39 @@ static char *put_text(char *p, const char *s, size_t len)
     return p;
 }
 
+/* {"type":"..","channel":"http","meta":{"url":"..","headers":{"K":"V"}}} */
+static char *put_subscription(char *p, const mq_op_args *a)
+{
+    p = PUT_LIT(p, "{\"type\":\"");
+    p = put_text(p, a->wh_type, a->wh_type_len);
+    p = PUT_LIT(p, "\",\"channel\":\"http\",\"meta\":{\"url\":\"");
+    p = put_text(p, a->wh_url, a->wh_url_len);
+    *p++ = '"';
+    if (a->wh_nheaders > 0) {
+        p = PUT_LIT(p, ",\"headers\":{");
+        for (int i = 0; i < a->wh_nheaders && i < MQ_WH_HEADERS_MAX; i++) {
+            const mq_wh_header *h = &a->wh_headers[i];
+            if (i > 0)
+                *p++ = ',';
+            *p++ = '"';
+            p = put_text(p, h->name, h->name_len);
+            p = PUT_LIT(p, "\":\"");
+            p = put_text(p, h->value, h->value_len);
+            *p++ = '"';
+        }
+        *p++ = '}';
+    }
+    return PUT_LIT(p, "}}");
+}
+
 size_t mq_request_body(mq_method m, const mq_op_args *a, char *out)
 {
     char *p = out;
 
-    if (m == MQ_M_POST) {
+    if (MQ_OP_IS_WEBHOOK(a->op)) {
+        if (m == MQ_M_POST || m == MQ_M_PUT)
+            p = put_subscription(p, a);
+    } else if (m == MQ_M_POST) {
         p = PUT_LIT(p, "{\"appointment\":{\"code\":\"");
         p = put_text(p, a->code, a->code_len);
         p = PUT_LIT(p, "\",\"starts_at\":\"");
@@ -60,6 +88,18 @@ size_t mq_request_body(mq_method m, const mq_op_args *a, char *out)
         p = put(p, a->starts_at, MQ_ISO_LEN - 1);
         p = PUT_LIT(p, "\"}}");
     }
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+size_t mq_request_path_op(mq_op op, mq_method m, const char *code, size_t code_len, char *out)
+{
+    char *p;
+    if (!MQ_OP_IS_WEBHOOK(op))
+        return mq_request_path(m, code, code_len, out);
+    p = PUT_LIT(out, "/organizations/webhooks/");
+    if (m == MQ_M_PUT || m == MQ_M_DELETE)
+        p += mq_urlenc(code, code_len, p, 3 * MQ_MAX_ID + 1);
     *p = '\0';
     return (size_t)(p - out);
 }

@@ -528,7 +528,7 @@ void *mq_transport_prepare(mq_transport *t, const char *method, const char *url,
     t->send_off = 0;
     t->rewinds = 0;
     t->sends = 0;
-    t->may_resend = strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+    t->may_resend = strcmp(method, "POST") != 0;   /* PUT, DELETE, GET: idempotent */
     t->timeout = timeout;
     t->errbuf[0] = '\0';
 

@@ -33,6 +33,7 @@ local COMMANDS = {
     cancel = require "mediquo.cli.single",
     import = require "mediquo.cli.import",
     limiter = require "mediquo.cli.limiter",
+    webhooks = require "mediquo.cli.webhooks",
 }
 
 _M.USAGE = [[
@@ -42,6 +43,8 @@ usage: mediquo [options] create --code C --starts-at T --patient P --professiona
        mediquo [options] import FILE|- [import options]
        mediquo [options] limiter status|resume
        mediquo [options] limiter set-rule --per-minute N [--period S] [--burst B]
+       mediquo [options] webhooks list | add TYPE URL [--header K:V]... | update ID TYPE URL
+                                  [--header K:V]... | rm ID
        mediquo --version
 options:
   --base-url URL        API base URL (default $MEDIQUO_BASE_URL or https://sdk.mediquo.com/v1)
@@ -187,9 +190,15 @@ local function parse(argv)
                     v = argv[i]
                 end
                 if v == nil then return nil, usage_error(name .. " needs a value") end
-                local uerr
-                v, uerr = flag_value(name, kind, v)
-                if v == nil then return nil, uerr end
+                if kind == "list" then
+                    local list = flags[key] or {}
+                    list[#list + 1] = v
+                    v = list
+                else
+                    local uerr
+                    v, uerr = flag_value(name, kind, v)
+                    if v == nil then return nil, uerr end
+                end
                 flags[key] = v
             end
         elseif a ~= "-" and a:sub(1, 1) == "-" then

@@ -181,7 +181,7 @@ local function worker_state()
 end
 
 local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
-    if w and w.mx then
+    if w and w.mx and (op == "create" or op == "reschedule" or op == "cancel") then
         local ok, err = w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
         if not ok then
             -- the file was cut short: this call's counts are lost, the
@@ -371,5 +371,19 @@ function _M.metrics()
     out[#out + 1] = ""
     return concat(out, "\n")
 end
+
+-- webhooks() / subscribe(t) / update_subscription(id, t) / unsubscribe(id):
+-- the organization's webhook subscriptions, as mediquo's client has them
+local webhook = require "mediquo.webhook"
+for _, op in ipairs{ "webhooks", "subscribe", "update_subscription", "unsubscribe" } do
+    _M[op] = function(a, b)
+        local v, err = perform(op, op, a, b)
+        if v == nil then return nil, err end
+        return webhook.result(op, v)
+    end
+end
+
+-- receive{ secret, on_event, dedupe, max_body }: a whole content handler for webhooks
+_M.receive = require("mediquo.ngx_webhook").receive
 
 return _M

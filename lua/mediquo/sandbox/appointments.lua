@@ -226,6 +226,25 @@ function _M.cancel(code)
     return 200, { message = "Appointment cancelled" }
 end
 
+-- get(code) -> the stored record (for the webhooks' payloads) or nil
+_M.get = load
+
+-- POST /__sandbox/appointments/{code}/finish | /no_show: the consultation
+-- happened (or the patient did not come); the record stops being live.
+-- rec, or nil, status, answer.
+function _M.close(code, status)
+    local rec, st, answer = live(code)
+    if not rec then
+        return nil, st, answer
+    end
+    rec.status = status
+    rec.version = rec.version + 1
+    if not save(rec, false) then
+        return nil, storage_full()
+    end
+    return rec
+end
+
 -- GET /call/{token}: the page the appointment URL points at.
 function _M.call(token)
     local code = state:get("t:" .. token)

@@ -8,6 +8,7 @@ local ratelimit = require "mediquo.sandbox.ratelimit"
 local faults = require "mediquo.sandbox.faults"
 local reqlog = require "mediquo.sandbox.log"
 local appointments = require "mediquo.sandbox.appointments"
+local webhooks = require "mediquo.sandbox.webhooks"
 
 local ngx = ngx
 local var = ngx.var
@@ -65,6 +66,7 @@ function _M.init(opts)
     faults.configure(DICT_CTL)
     reqlog.configure(DICT_LOG)
     appointments.configure(DICT_STATE, DICT_CTL, seed)
+    webhooks.configure(DICT_STATE, DICT_CTL, opts.webhooks)
 end
 
 local function unhex(h)
@@ -153,17 +155,34 @@ local function process(ctx, path)
         if method ~= "POST" then
             return method_not_allowed("POST")
         end
-        return appointments.create(read_body(), base)
+        local status, body = appointments.create(read_body(), base)
+        if status == 200 then
+            webhooks.emit("created", appointments.get(body.data.appointment.code))
+        end
+        return status, body
+    end
+    local wid = match(path, "^/v1/organizations/webhooks/?([^/]*)$")
+    if wid then
+        return webhooks.route(method, wid ~= "" and percent_decode(wid) or nil, read_body())
     end
     local code = match(path, "^/v1/appointments/([^/]+)$")
     if not code then
         return 404, { message = reason(404) }
     end
     code = percent_decode(code)
-    if method == "PUT" then
-        return appointments.reschedule(code, read_body(), base)
-    elseif method == "DELETE" then
-        return appointments.cancel(code)
+    if method == "PUT" or method == "DELETE" then
+        local prev = appointments.get(code)
+        local status, body
+        if method == "PUT" then
+            status, body = appointments.reschedule(code, read_body(), base)
+        else
+            status, body = appointments.cancel(code)
+        end
+        if status == 200 then
+            webhooks.emit(method == "PUT" and "rescheduled" or "cancelled",
+                          appointments.get(code), method == "PUT" and prev or nil)
+        end
+        return status, body
     end
     return method_not_allowed("PUT, DELETE")
 end
@@ -287,6 +306,26 @@ local function controls(ctx, path)
     end
     local method = ctx.method
     local what = sub(path, 12)
+    local code, done = match(what, "^appointments/([^/]+)/([%w_]+)$")
+    if done == "finish" or done == "no_show" then
+        if method ~= "POST" then
+            return send(ctx, method_not_allowed("POST"))
+        end
+        local rec, status, answer = appointments.close(percent_decode(code),
+                                                        done == "finish" and "finished" or "no_show")
+        if not rec then
+            return send(ctx, status, answer)
+        end
+        local n = webhooks.emit(done == "finish" and "finished" or "no_show", rec)
+        return send(ctx, 200, { message = "Appointment " .. rec.status, deliveries = n })
+    end
+    if what == "deliveries" then
+        if method ~= "GET" then
+            return send(ctx, method_not_allowed("GET"))
+        end
+        local list = webhooks.deliveries()
+        return send(ctx, 200, #list == 0 and "[]" or json.encode(list))
+    end
     if what == "appointments" or what == "log" or what == "ping" then
         if method ~= "GET" then
             return send(ctx, method_not_allowed("GET"))
