@@ -34,7 +34,9 @@ FUZZ_SRCS_answer         := src/answer.c
 # the rate_limit.redis URL (redis_conn.c links hiredis)
 FUZZ_SRCS_redis_url      := src/redis_conn.c
 FUZZ_LIBS_redis_url      := -lhiredis
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url
+# the scrub: no encoding of a key survives (secrets_enc.c builds the needles)
+FUZZ_SRCS_secrets        := src/secrets.c src/secrets_enc.c src/text.c
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url secrets
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.
