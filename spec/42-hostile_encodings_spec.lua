@@ -83,10 +83,11 @@ describe("hostile server quoting the keys back in every encoding", function()
     end)
 
     it("has keys whose encodings all differ from the raw bytes (so each search means something)", function()
-        local seen = {}
         for _, nd in ipairs(NEEDLES) do
             assert.is_true(#nd.text >= 6, nd.what)
-            seen[nd.text] = true
+            if not nd.what:find("raw", 1, true) then
+                assert.is_nil(nd.text:find(nd.what:find("^api") and KEY or SECRET, 1, true), nd.what)
+            end
         end
         -- the URL-safe runs differ from the standard ones somewhere
         local url_differs = false

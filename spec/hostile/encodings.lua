@@ -4,7 +4,7 @@
 -- by the spec to search every output for them. Plain Lua (5.1 to 5.4, no
 -- bit operators), independent of src/secrets_enc.c.
 
-local byte, char, format, concat = string.byte, string.char, string.format, table.concat
+local byte, format, concat = string.byte, string.format, table.concat
 local floor = math.floor
 
 local E = {}
