@@ -27,6 +27,7 @@ static void add_needle(mq_secrets *s, char *str, size_t len, int b64)
     s->needle[s->n] = str;
     s->nlen[s->n] = len;
     s->b64[s->n] = (unsigned char)b64;
+    s->first[(unsigned char)str[0]] |= (unsigned short)(1u << s->n);
     s->n++;
     if (3 * len + 6 > s->span)
         s->span = 3 * len + 6;
@@ -97,6 +98,7 @@ void mq_secrets_free(mq_secrets *s)
     }
     s->n = 0;
     s->span = 0;
+    memset(s->first, 0, sizeof s->first);
 }
 
 /* "%2B" or "%2F" (either case): a base64 '+' or '/' percent-encoded */
@@ -122,7 +124,7 @@ static size_t b64_at(const char *buf, size_t len, size_t p)
 
 /* Masks buf[at, at + n), and for a base64 run the character either side
  * (they carry some of the key's bits); returns where the search goes on. */
-static size_t mask(char *buf, size_t len, size_t at, size_t n, int b64)
+static size_t mask_run(char *buf, size_t len, size_t at, size_t n, int b64)
 {
     size_t from = at, to = at + n;
     if (b64) {
@@ -133,34 +135,72 @@ static size_t mask(char *buf, size_t len, size_t at, size_t n, int b64)
     return to;
 }
 
-/* Two passes per needle: its literal bytes (a key that holds "%25" is
- * found as written), then read through percent- and form-encoding. */
-void mq_secrets_scrub(const mq_secrets *s, char *buf, size_t len)
+static int hexval(char c)
 {
-    for (int i = 0; i < s->n && len > 0; i++) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The needles as written, one after another: the needle's first byte
+ * (memchr), then the rest - cheaper than memmem for the short strings (a
+ * code, a URL) most calls hand on. A key that holds "%25" is found here. */
+static void scrub_literal(const mq_secrets *s, char *buf, size_t len)
+{
+    for (int i = 0; i < s->n; i++) {
         const char *k = s->needle[i];
-        size_t kl = s->nlen[i], p = 0, m;
-        if (kl > len)
-            continue;
+        size_t kl = s->nlen[i], p = 0;
         while (p + kl <= len) {
-            /* the needle's first byte, then the rest: cheaper than memmem
-             * for the short strings (a code, a URL) most calls hand on */
             const char *hit = memchr(buf + p, k[0], len - kl - p + 1);
             if (hit == NULL)
                 break;
             p = (size_t)(hit - buf);
             if (memcmp(hit + 1, k + 1, kl - 1) == 0)
-                p = mask(buf, len, p, kl, s->b64[i]);
+                p = mask_run(buf, len, p, kl, s->b64[i]);
             else
                 p++;
         }
-        for (p = 0; p + kl <= len; p++) {
-            char c = buf[p];
-            if ((c == k[0] || c == '%' || c == '+')
-                && (m = mq_enc_match(buf + p, len - p, k, kl)) != 0)
-                p = mask(buf, len, p, m, s->b64[i]) - 1;
-        }
     }
+}
+
+/* One pass reading percent- and form-encoding: at each byte, the needles
+ * that may start there - by its own value, or the byte a "%XX" or a '+'
+ * stands for (first[]) - are matched decoding as they go. */
+static void scrub_encoded(const mq_secrets *s, char *buf, size_t len)
+{
+    for (size_t p = 0; p < len;) {
+        unsigned char c = (unsigned char)buf[p];
+        unsigned mask = s->first[c];
+        size_t next = p + 1;
+        int hi, lo;
+        if (c == '%' && p + 2 < len && (hi = hexval(buf[p + 1])) >= 0
+            && (lo = hexval(buf[p + 2])) >= 0)
+            mask |= s->first[hi * 16 + lo];
+        else if (c == '+')
+            mask |= s->first[' '];
+        for (int i = 0; mask != 0 && i < s->n; i++) {
+            size_t m;
+            if ((mask & (1u << i)) != 0
+                && (m = mq_enc_match(buf + p, len - p, s->needle[i], s->nlen[i])) != 0) {
+                next = mask_run(buf, len, p, m, s->b64[i]);
+                break;
+            }
+        }
+        p = next;
+    }
+}
+
+/* The literal pass, then - only when buf has a '%' or a '+', without which
+ * it would find nothing more (most codes and URLs have neither) - the
+ * decoding one. */
+void mq_secrets_scrub(const mq_secrets *s, char *buf, size_t len)
+{
+    if (s->n == 0 || len == 0)
+        return;
+    scrub_literal(s, buf, len);
+    if (memchr(buf, '%', len) != NULL || memchr(buf, '+', len) != NULL)
+        scrub_encoded(s, buf, len);
 }
 
 size_t mq_secrets_show(const mq_secrets *s, const char *str, size_t len, char *out)

@@ -28,6 +28,7 @@ typedef struct {
     char *needle[MQ_NEEDLES];
     size_t nlen[MQ_NEEDLES];
     unsigned char b64[MQ_NEEDLES];  /* a base64 run: its neighbours go too */
+    unsigned short first[256];      /* bit i: needle i starts with this byte */
     int n;
     size_t span;            /* the most bytes one needle can take */
 } mq_secrets;
