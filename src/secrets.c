@@ -135,14 +135,6 @@ static size_t mask_run(char *buf, size_t len, size_t at, size_t n, int b64)
     return to;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* The needles as written, one after another: the needle's first byte
  * (memchr), then the rest - cheaper than memmem for the short strings (a
  * code, a URL) most calls hand on. A key that holds "%25" is found here. */
@@ -174,8 +166,8 @@ static void scrub_encoded(const mq_secrets *s, char *buf, size_t len)
         unsigned mask = s->first[c];
         size_t next = p + 1;
         int hi, lo;
-        if (c == '%' && p + 2 < len && (hi = hexval(buf[p + 1])) >= 0
-            && (lo = hexval(buf[p + 2])) >= 0)
+        if (c == '%' && p + 2 < len && (hi = mq_hexval(buf[p + 1])) >= 0
+            && (lo = mq_hexval(buf[p + 2])) >= 0)
             mask |= s->first[hi * 16 + lo];
         else if (c == '+')
             mask |= s->first[' '];

@@ -26,7 +26,7 @@ size_t mq_b64_run(const unsigned char *src, size_t len, int phase, int url, char
     return n;
 }
 
-static int hexval(char c)
+int mq_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -46,8 +46,8 @@ size_t mq_enc_match(const char *buf, size_t len, const char *needle, size_t nlen
         int hi, lo;
         if (at >= len)
             return 0;
-        if (buf[at] == '%' && at + 2 < len && (hi = hexval(buf[at + 1])) >= 0
-            && (lo = hexval(buf[at + 2])) >= 0 && (char)(hi * 16 + lo) == want) {
+        if (buf[at] == '%' && at + 2 < len && (hi = mq_hexval(buf[at + 1])) >= 0
+            && (lo = mq_hexval(buf[at + 2])) >= 0 && (char)(hi * 16 + lo) == want) {
             at += 3;
         } else if (buf[at] == want || (buf[at] == '+' && want == ' ')) {
             at++;

@@ -26,6 +26,9 @@ size_t mq_b64_run(const unsigned char *src, size_t len, int phase, int url, char
  * to the byte wanted is read as that byte. */
 size_t mq_enc_match(const char *buf, size_t len, const char *needle, size_t nlen);
 
+/* The value of hex digit c (either case), or -1. */
+int mq_hexval(char c);
+
 /* Is c a base64 character of either alphabet? */
 int mq_b64_char(unsigned char c);
 
