@@ -162,18 +162,22 @@ local function check_ip(sess, ip)
     if ip_ffi == nil then
         ip_ffi = false
         local ok, ffi = pcall(require, "ffi")
-        if ok and pcall(ffi.cdef, [[
-            typedef struct x509_st mediquo_x509;
-            mediquo_x509 *SSL_SESSION_get0_peer(void *s);
-            int X509_check_ip_asc(mediquo_x509 *x, const char *address, unsigned int flags);
-        ]]) then
-            ip_ffi = ffi
+        if ok then
+            -- one at a time: another module may have declared either
+            -- already (a redefinition raises), which is as good
+            pcall(ffi.cdef, "typedef struct x509_st mediquo_x509;")
+            pcall(ffi.cdef, "mediquo_x509 *SSL_SESSION_get0_peer(void *s);")
+            pcall(ffi.cdef, "int X509_check_ip_asc(mediquo_x509 *x, const char *address, unsigned int flags);")
+            local C = ffi.C
+            if pcall(function() return C.SSL_SESSION_get0_peer, C.X509_check_ip_asc end) then
+                ip_ffi = ffi
+            end
         end
     end
     if not ip_ffi then
         return "cannot read the peer certificate (no FFI) to check the IP address " .. ip
     end
-    if type(sess) ~= "cdata" then
+    if type(sess) ~= "cdata" or sess == nil then     -- a NULL pointer equals nil
         return "no TLS session to check the IP address " .. ip .. " against"
     end
     local ok, x = pcall(ip_ffi.C.SSL_SESSION_get0_peer, sess)
