@@ -3,8 +3,9 @@
 -- JSON \u escapes, percent-encoded (upper and lower hex, reserved bytes or
 -- every byte), form-encoded, and base64 (the key, the secret, key:secret as
 -- Basic auth, URL-safe unpadded, inside a longer string at each byte phase,
--- in a JSON token, percent-encoded): through the blocking client, a batch,
--- the CLI (text and --json) and the example gateway (real nginx), the keys
+-- in a JSON token, percent-encoded), as a 403's message and a 422's message
+-- and field message: through the blocking client, a batch, the CLI (text
+-- and --json) and the example gateway (real nginx), the keys
 -- are found in none of the outputs, each searched for in every encoding
 -- (spec/hostile/encodings.lua). The keys hold '+', '/', '=', '~', '?' and
 -- a space, so every encoding differs from the raw bytes and base64 meets
@@ -132,31 +133,37 @@ describe("hostile server quoting the keys back in every encoding", function()
 
     it("keeps every encoding out of the CLI's text and --json output", function()
         local env = ("MEDIQUO_API_KEY=%s MEDIQUO_SECRET_KEY=%s"):format(q(KEY), q(SECRET))
+        -- a create meets the 403, a cancel the 422 with a field message
+        local create = " create --code E1 --starts-at 2030-05-20T10:00:00Z --patient p --professional h"
         for _, name in ipairs(E.NAMES) do
-            local base = q(srv.url .. "/echo-enc-" .. name)
-            local out, err, rc = C.run(tmp, "--base-url " .. base .. " --no-rate-limit cancel E1", env)
-            assert.equal(1, rc, out .. err)
-            assert.truthy((out .. err):find("*", 1, true), name .. ": " .. out .. err)
-            assert_clean("cli text " .. name, out, err)
-            out, err, rc = C.run(tmp, "--base-url " .. base .. " --no-rate-limit --json cancel E1", env)
-            assert.equal(1, rc, out .. err)
-            local d = json.decode(out)
-            assert.is_table(d, out)
-            assert_clean("cli --json " .. name, out, err)
+            local base = "--base-url " .. q(srv.url .. "/echo-encmix-" .. name) .. " --no-rate-limit "
+            for _, cmd in ipairs{ "cancel E1", create } do
+                local out, err, rc = C.run(tmp, base .. cmd, env)
+                assert.equal(1, rc, out .. err)
+                assert.truthy((out .. err):find("*", 1, true), name .. ": " .. out .. err)
+                assert_clean("cli text " .. name .. " " .. cmd, out, err)
+                out, err, rc = C.run(tmp, base .. "--json " .. cmd, env)
+                assert.equal(1, rc, out .. err)
+                assert.is_table(json.decode(out), out)
+                assert_clean("cli --json " .. name .. " " .. cmd, out, err)
+            end
         end
     end)
 
     it("keeps every encoding out of the example gateway's answers and its error.log", function()
         for _, name in ipairs(E.NAMES) do
-            local gw = NH.gateway({ base_url = srv.url .. "/echo-enc-" .. name },
+            local gw = NH.gateway({ base_url = srv.url .. "/echo-encmix-" .. name },
                                   { workers = 1, env = { MEDIQUO_API_KEY = KEY, MEDIQUO_SECRET_KEY = SECRET,
                                                           MEDIQUO_MAX_RETRIES = 0 } })
             local ok, e = pcall(function()
                 local st, body = gw:post("/book", A)
                 assert.equal(502, st, json.encode(body))
                 assert.equal("forbidden", body.error.kind)
+                -- a 422 (the field messages too) goes to the caller as 422
                 local st2, body2 = gw:post("/cancel", { code = "E1" })
-                assert.equal(502, st2)
+                assert.equal(422, st2, json.encode(body2))
+                assert.equal("unprocessable", body2.error.kind)
+                assert.truthy(json.encode(body2.error.fields or {}):find("*", 1, true), json.encode(body2))
                 assert_clean("gateway " .. name, json.encode(body), body, json.encode(body2), body2,
                              gw:error_log())
             end)

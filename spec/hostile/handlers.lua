@@ -18,7 +18,8 @@
 --   echo-enc-<name>           403 whose message quotes both keys in encoding
 --                             <name> of spec/hostile/encodings.lua (percent,
 --                             form, base64 ...); echo-enc422-<name>: a 422
---                             with the same in a field's message too
+--                             with the same in a field's message too;
+--                             echo-encmix-<name>: 403 to a POST, 422 else
 --
 -- The trap listener (second port) records every request's method, URI and
 -- headers in a shared dict; GET /__hostile/trap on the main port returns
@@ -157,7 +158,11 @@ function _M.handle()
     end
 
     local which, name = (scenario or ""):match("^echo%-(enc422)%-(.+)$")
+    if not which then which, name = (scenario or ""):match("^echo%-(encmix)%-(.+)$") end
     if not which then which, name = (scenario or ""):match("^echo%-(enc)%-(.+)$") end
+    if which == "encmix" then
+        which = ngx.req.get_method() == "POST" and "enc" or "enc422"
+    end
     local echo = name and require("encodings").ECHOES[name]
     if echo then
         local k = ngx.var.http_x_api_key or ""
