@@ -37,7 +37,9 @@ FUZZ_LIBS_redis_url      := -lhiredis
 # the webhook checks (size, constant-time signature, id); libcrypto
 FUZZ_SRCS_webhook        := src/webhook.c
 FUZZ_LIBS_webhook        := -lcrypto
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url webhook
+# the scrub: no encoding of a key survives (secrets_enc.c builds the needles)
+FUZZ_SRCS_secrets        := src/secrets.c src/secrets_enc.c src/text.c
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url webhook secrets
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.

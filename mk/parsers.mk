@@ -1,21 +1,30 @@
 # mk/parsers.mk: C unit tests of the parsers (iso8601.c, urlenc.c, headers.c,
-# answer.c) and of the call engine (engine.c), built with the project's own
+# answer.c), of the call engine (engine.c) and of the scrub (secrets.c), built with the project's own
 # WARN flags. `make test-parsers`; the last line is "N passed, N failed"
 # (both binaries summed).
 
 PARSER_SRCS := src/iso8601.c src/urlenc.c src/headers.c src/answer.c
 
 # the call engine, driven in C with a fake clock (test/test_engine.c)
-ENGINE_TEST_SRCS := src/engine.c src/request.c src/secrets.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
+ENGINE_TEST_SRCS := src/engine.c src/request.c src/secrets.c src/secrets_enc.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
+
+# the scrub, each key in each encoding (test/test_secrets.c)
+SECRETS_TEST_SRCS := src/secrets.c src/secrets_enc.c src/text.c
 
 .PHONY: test-parsers
-test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine
+test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine $(BUILD)/test/test_secrets
 	@$(BUILD)/test/test_parsers >$(BUILD)/test/parsers.out; p=$$?; \
 	$(BUILD)/test/test_engine >$(BUILD)/test/engine.out; e=$$?; \
-	grep -v ' passed, ' $(BUILD)/test/parsers.out $(BUILD)/test/engine.out; \
-	cat $(BUILD)/test/parsers.out $(BUILD)/test/engine.out | awk '/^[0-9]+ passed, [0-9]+ failed$$/ \
+	$(BUILD)/test/test_secrets >$(BUILD)/test/secrets.out; s=$$?; \
+	grep -v ' passed, ' $(BUILD)/test/parsers.out $(BUILD)/test/engine.out $(BUILD)/test/secrets.out; \
+	cat $(BUILD)/test/parsers.out $(BUILD)/test/engine.out $(BUILD)/test/secrets.out \
+	    | awk '/^[0-9]+ passed, [0-9]+ failed$$/ \
 	    { p += $$1; f += $$3 } END { printf "%d passed, %d failed\n", p, f }'; \
-	[ $$p -eq 0 ] && [ $$e -eq 0 ]
+	[ $$p -eq 0 ] && [ $$e -eq 0 ] && [ $$s -eq 0 ]
+
+$(BUILD)/test/test_secrets: test/test_secrets.c $(SECRETS_TEST_SRCS) $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_secrets.c $(SECRETS_TEST_SRCS)
 
 $(BUILD)/test/test_engine: test/test_engine.c $(ENGINE_TEST_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)

@@ -82,9 +82,11 @@ function _M.new(o)
     local verify = tls and not o.insecure
     return setmetatable({
         w = w, addr = addr, port = o.port, tls = tls, verify = verify,
-        -- SNI and the host-name check (an IP literal gets neither: SNI
-        -- carries names only)
+        -- SNI and the host-name check, for a name; an IP literal gets no
+        -- SNI (RFC 6066: SNI carries names only) and its own check, an IP
+        -- SAN of the peer's certificate (check_ip below)
         sni = tls and not ip and host or nil,
+        ip = tls and verify and ip and (host:match("^%[(.*)%]$") or host) or nil,
         ca_file = o.ca_file,
         where = host .. ":" .. o.port,
         -- one pool per upstream and TLS setting: a verified connection is
@@ -147,6 +149,47 @@ local function handshake_error(sock)
     return type(why) == "string" and why or "certificate verify failed (see nginx's error.log)"
 end
 
+-- The peer's identity for an IP literal, as curl checks it for the
+-- blocking client: lua-nginx-module checks a name only when given one (it
+-- sends it as SNI too, which an IP may not be), and nginx's
+-- ngx_ssl_check_host (X509_check_host) matches DNS names only. So the
+-- handshake keeps its session (reused_session nil), and the certificate in
+-- it (SSL_SESSION_get0_peer) must hold an IP SAN equal to the address
+-- (X509_check_ip_asc, OpenSSL's own matcher; both resolve in nginx, which
+-- links libssl and libcrypto). -> nil when it matches, else why not.
+local ip_ffi
+local function check_ip(sess, ip)
+    if ip_ffi == nil then
+        ip_ffi = false
+        local ok, ffi = pcall(require, "ffi")
+        if ok then
+            -- one at a time: another module may have declared either
+            -- already (a redefinition raises), which is as good
+            pcall(ffi.cdef, "typedef struct x509_st mediquo_x509;")
+            pcall(ffi.cdef, "mediquo_x509 *SSL_SESSION_get0_peer(void *s);")
+            pcall(ffi.cdef, "int X509_check_ip_asc(mediquo_x509 *x, const char *address, unsigned int flags);")
+            local C = ffi.C
+            if pcall(function() return C.SSL_SESSION_get0_peer, C.X509_check_ip_asc end) then
+                ip_ffi = ffi
+            end
+        end
+    end
+    if not ip_ffi then
+        return "cannot read the peer certificate (no FFI) to check the IP address " .. ip
+    end
+    if type(sess) ~= "cdata" or sess == nil then     -- a NULL pointer equals nil
+        return "no TLS session to check the IP address " .. ip .. " against"
+    end
+    local ok, x = pcall(ip_ffi.C.SSL_SESSION_get0_peer, sess)
+    if not ok or x == nil then
+        return "the server sent no certificate for " .. ip
+    end
+    local rc
+    ok, rc = pcall(ip_ffi.C.X509_check_ip_asc, x, ip, 0)
+    if ok and rc == 1 then return nil end
+    return ("no alternative certificate subject name matches target IP address '%s'"):format(ip)
+end
+
 local function give_up(sock, p, outcome, message, status)
     sock:close()
     if p then release(p) end
@@ -183,7 +226,11 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
                            ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
         end
         sock:settimeouts(ms(left), ms(left), ms(left))
-        local sess, herr = sock:sslhandshake(false, t.sni, t.verify)
+        -- an IP literal keeps the session, for its certificate (check_ip);
+        -- resty.core asserts when the handshake failed at once: pcall
+        local hok, sess, herr = pcall(sock.sslhandshake, sock, t.ip == nil and false or nil,
+                                      t.sni, t.verify)
+        if not hok then sess, herr = nil, handshake_error(sock) end
         if sess and t.verify and not sock:getreusedtimes() then
             -- lua-nginx-module 0.10.23 (Debian 12) answers true when the
             -- handshake ends at once but the certificate was refused; the
@@ -197,6 +244,10 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
             end
             local outcome, message = tls_failure(t, herr)
             return give_up(sock, nil, outcome, message)
+        end
+        local why = t.ip and check_ip(sess, t.ip)
+        if why then
+            return give_up(sock, nil, "tls", "TLS: certificate verify failed (" .. why .. ")")
         end
     end
 

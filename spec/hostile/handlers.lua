@@ -15,6 +15,11 @@
 --   echo-secret               403 whose message quotes the X-Secret-Key sent
 --   echo-secret-ok            200 appointment whose url quotes both keys, one
 --                             plainly and one written with \u escapes
+--   echo-enc-<name>           403 whose message quotes both keys in encoding
+--                             <name> of spec/hostile/encodings.lua (percent,
+--                             form, base64 ...); echo-enc422-<name>: a 422
+--                             with the same in a field's message too;
+--                             echo-encmix-<name>: 403 to a POST, 422 else
 --
 -- The trap listener (second port) records every request's method, URI and
 -- headers in a shared dict; GET /__hostile/trap on the main port returns
@@ -150,6 +155,27 @@ function _M.handle()
         local escaped = s:gsub(".", function(c) return ("\\u%04x"):format(c:byte()) end)
         return json_answer(200, '{"data":{"appointment":{"code":"A1","url":"https://x/'
             .. k .. '/' .. escaped .. '"}}}')
+    end
+
+    local which, name = (scenario or ""):match("^echo%-(enc422)%-(.+)$")
+    if not which then which, name = (scenario or ""):match("^echo%-(encmix)%-(.+)$") end
+    if not which then which, name = (scenario or ""):match("^echo%-(enc)%-(.+)$") end
+    if which == "encmix" then
+        which = ngx.req.get_method() == "POST" and "enc" or "enc422"
+    end
+    local echo = name and require("encodings").ECHOES[name]
+    if echo then
+        local k = ngx.var.http_x_api_key or ""
+        local s = ngx.var.http_x_secret_key or ""
+        local text = echo(k, s)
+        local quoted = cjson.encode(text)
+        if name == "json_u" then
+            quoted = '"' .. require("encodings").json(text, true) .. '"'
+        end
+        if which == "enc422" then
+            return json_answer(422, '{"message":' .. quoted .. ',"errors":{"secret_key":[' .. quoted .. ']}}')
+        end
+        return json_answer(403, '{"message":' .. quoted .. '}')
     end
 
     return json_answer(404, '{"message":"unknown scenario"}')
