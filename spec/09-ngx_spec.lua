@@ -120,7 +120,7 @@ describe("mediquo.ngx in nginx", function()
         -- and after max_retries (2) the last answer is the error
         sb:faults{ next = 3, mode = "status", status = 503 }
         st, body = gw:post("/cancel", { code = code })
-        assert.are.equal(502, st)
+        assert.are.equal(503, st)                   -- the API's 503, passed on
         assert.are.equal("server_error", body.error)
         assert.are.equal(3, body.attempts)
 
@@ -233,7 +233,7 @@ describe("mediquo.ngx in nginx", function()
         local results = h:wait()
         local book_workers = {}
         for _, r in ipairs(results) do
-            assert.are.equal(200, r.status)
+            assert.are.equal(201, r.status)
             assert.is_true(r.time >= SLOW - 0.05, "a /book did not wait on the slow upstream")
             book_workers[r.worker] = true
         end
@@ -312,7 +312,7 @@ describe("mediquo.ngx in nginx", function()
         local makespan = H.now() - t0
         local state = sb:state()
         for i, r in ipairs(results) do
-            assert.are.equal(200, r.status, json.encode(r.body))
+            assert.are.equal(201, r.status, json.encode(r.body))
             assert.truthy(state[calls[i].code])
         end
         local log = sb:api_log()

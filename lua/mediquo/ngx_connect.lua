@@ -12,9 +12,6 @@
 --   local ok, err = require("mediquo.ngx_connect").connect(sock, host, port, pool_opts, limit, where)
 
 local ngx = ngx
-local spawn = ngx.thread.spawn
-local wait = ngx.thread.wait
-local kill = ngx.thread.kill
 local co_status = coroutine.status
 local format = string.format
 
@@ -31,6 +28,7 @@ end
 -- connect(sock, host, port, pool, limit (s), where) -> true | nil, err
 -- err "resolve_timeout" (and a message) when nothing came within limit
 function _M.connect(sock, host, port, pool, limit, where)
+    local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
     local th = spawn(connecting, sock, host, port, pool)
     if co_status(th) == "dead" then         -- done at once (a kept-alive connection)
         local _, ok, err = wait(th)
