@@ -30,6 +30,7 @@ local tostring = tostring
 local ceil = math.ceil
 local find = string.find
 local lower = string.lower
+local byte = string.byte
 local encode = cjson.encode
 
 local _M = { _VERSION = "0.2.0" }
@@ -73,7 +74,10 @@ _M.status_of = status_of
 -- URL; and no "\/" as cjson writes), else cjson's (valid JSON either way)
 local function jstr(v)
     if type(v) ~= "string" then return encode(v) or "null" end
-    if find(v, '[%z\1-\31"\\\127]') then return encode(v) end
+    for i = 1, #v do        -- byte() compiles; a pattern find would not
+        local c = byte(v, i)
+        if c < 32 or c == 34 or c == 92 or c == 127 then return encode(v) end
+    end
     return '"' .. v .. '"'
 end
 
