@@ -137,8 +137,9 @@ describe("README", function()
             local text = conf[1]:gsub("/path/to/lua%-mediquo", H.root)
                                 :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
             local as_root = H.run("id -u"):match("^0%s*$")
-            local _, readable = H.run("su -s /bin/sh www-data -c " .. q("test -r " .. q(H.root .. "/lua/mediquo/ngx.lua")
-                                      .. " && test -r " .. q(H.root .. "/build/luajit/mediquo/core.so")) .. " 2>/dev/null")
+            local probe = "test -r " .. q(H.root .. "/lua/mediquo/ngx.lua")
+                          .. " && test -r " .. q(H.root .. "/build/luajit/mediquo/core.so")
+            local _, readable = H.run("su -s /bin/sh www-data -c " .. q(probe) .. " 2>/dev/null")
             if as_root and readable ~= 0 then
                 text = text:gsub("\nuser [^;]*;", "\nuser " .. H.run("id -un"):gsub("%s+$", "") .. ";")
             end

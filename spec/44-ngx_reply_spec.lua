@@ -120,7 +120,7 @@ describe("mediquo.ngx.reply in nginx (workers as nobody)", function()
         assert.are.equal("POST", header(h, "Allow"))
         assert.are.equal("invalid_argument", json.decode(raw).error)
         st, raw, h = gw:get("/cancel")
-        assert.are.equal(405, st)
+        assert.are.equal(405, st, raw)
         assert.are.equal("POST, DELETE", header(h, "Allow"))
     end)
 
