@@ -56,12 +56,15 @@ slow=$(bin/mediquo-sandbox start --port "$slow_port" --prefix "$work/slow" --per
 slower=$(bin/mediquo-sandbox start --port "$slower_port" --prefix "$work/slower" --per-minute 1000000000 \
          --latency-ms 500) || exit 1
 export MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
-# the limiter stays on (as in production) with a budget the bench cannot reach
-gw=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+# the limiter stays on (as in production) with a budget the bench cannot
+# reach: 1,000,000 starts a second (period 1 s). With the 60 s default the
+# rule's spacing (period / per_minute = 60 us) capped a gateway at 16,667
+# starts a second -- the "throughput" the earlier runs measured
+gw=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
      examples/gateway.sh start --port "$gw_port" --prefix "$work/gw") || exit 1
-gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
       examples/gateway.sh start --port "$gw2_port" --prefix "$work/gw2") || exit 1
-gw3=$(MEDIQUO_BASE_URL=$slower MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slower-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+gw3=$(MEDIQUO_BASE_URL=$slower MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slower-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
       examples/gateway.sh start --port "$gw3_port" --prefix "$work/gw3") || exit 1
 
 # the gateway with its budget in Redis
@@ -72,7 +75,7 @@ if command -v redis-server >/dev/null; then
         --logfile "$work/redis/log" &
     redis_pid=$!
     for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    gwr=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work/redis MEDIQUO_RL_KEY=bench-ngx-redis-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+    gwr=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work/redis MEDIQUO_RL_KEY=bench-ngx-redis-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
           MEDIQUO_RL_REDIS=redis://127.0.0.1:$redis_port examples/gateway.sh start --port "$gwr_port" --prefix "$work/gwr") || exit 1
 fi
 
@@ -82,7 +85,7 @@ sed -e "s|^\( *\)lua_ssl_verify_depth 5;|&\n\1upstream mq_up { server 127.0.0.1:
     -e "s|^\( *\)location = /health|\1location /__mq/ { internal; proxy_pass http://mq_up/; proxy_http_version 1.1; proxy_next_upstream off; proxy_pass_request_headers off; proxy_set_header Connection \"\"; proxy_set_header Host 127.0.0.1; proxy_set_header Accept application/json; proxy_set_header Content-Type application/json; proxy_set_header X-API-Key \$mq_k; proxy_set_header X-Secret-Key \$mq_s; set \$mq_k sandbox-key; set \$mq_s sandbox-secret; }\n&|" \
     examples/nginx.conf > "$work/sub.conf.in"
 sub=$(MEDIQUO_GATEWAY_CONF=$work/sub.conf.in MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work \
-      MEDIQUO_RL_KEY=bench-ngx-sub-$$ MEDIQUO_RL_PER_MINUTE=1000000 \
+      MEDIQUO_RL_KEY=bench-ngx-sub-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
       examples/gateway.sh start --port "$sub_port" --prefix "$work/sub") || exit 1
 
 # the proxy_pass baseline, from its template
