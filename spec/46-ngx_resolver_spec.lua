@@ -99,3 +99,57 @@ describe("mediquo.ngx with a host name and no resolver", function()
         assert.matches("resolver", gw:error_log())
     end)
 end)
+
+-- a resolver that answers every A query with 127.0.0.1 (a Lua process of
+-- this spec, bounded in time and count, stopped by its PID)
+local RESPONDER = [==[
+-- answers every A query with 127.0.0.1 (bounded: 90 s, 10000 queries)
+local socket = require "socket"
+local u = assert(socket.udp())
+assert(u:setsockname("127.0.0.1", tonumber(arg[1])))
+u:settimeout(0.5)
+local stop = socket.gettime() + (tonumber(arg[2]) or 90)
+for _ = 1, 10000 do
+    if socket.gettime() > stop then break end
+    local q, ip, port = u:receivefrom()
+    if q and #q > 12 then
+        local i = 13
+        while i <= #q and q:byte(i) ~= 0 do i = i + q:byte(i) + 1 end
+        local qtype = q:byte(i + 1) * 256 + q:byte(i + 2)
+        local question = q:sub(13, i + 4)
+        local an = qtype == 1 and 1 or 0
+        local r = q:sub(1, 2) .. "\129\128\0\1\0" .. string.char(an) .. "\0\0\0\0" .. question
+        if an == 1 then r = r .. "\192\12\0\1\0\1\0\0\0\60\0\4\127\0\0\1" end
+        u:sendto(r, ip, port)
+    end
+end
+]==]
+
+describe("mediquo.ngx and a resolver that answers", function()
+    it("connects through the light thread: calls succeed on a host name, pooled", function()
+        local dir = NH.tmpdir("ngx-dns")
+        H.write_file(dir .. "/resp.lua", RESPONDER)
+        local port = H.free_port()
+        local pid = H.run(("lua5.4 %s %d 60 >/dev/null 2>&1 & echo $!"):format(
+                          H.shell_quote(dir .. "/resp.lua"), port)):match("%d+")
+        local sb = H.sandbox{}
+        local sport = sb.base_url:match(":(%d+)/")
+        local path = NH.conf_variant(function(conf)
+            return (conf:gsub("resolver @RESOLVER@[^;]*;", "resolver 127.0.0.1:" .. port .. " ipv6=off;"))
+        end)
+        local gw = NH.gateway({ base_url = "http://api.mediquo.test:" .. sport .. "/v1" },
+                              { workers = 1, user = "nobody nogroup", conf = path,
+                                env = { MEDIQUO_INSECURE = 1 } })
+        finally(function()
+            gw:stop(); os.remove(path)
+            if pid then H.run("kill " .. pid .. " 2>/dev/null") end
+            H.run("rm -rf " .. H.shell_quote(dir))
+        end)
+        for _ = 1, 3 do
+            local st, body = gw:post("/book", booking(), 10)
+            assert.are.equal(201, st, json.encode(body) .. gw:error_log())
+            assert.matches("^http://api%.mediquo%.test:%d+/call/%x+$", body.url)
+        end
+        assert.falsy(gw:error_log():find("[error]", 1, true), gw:error_log())
+    end)
+end)

@@ -13,6 +13,7 @@
 
 local ngx = ngx
 local co_status = coroutine.status
+local tostring = tostring
 local format = string.format
 
 local _M = { _VERSION = "0.2.0" }
@@ -31,11 +32,17 @@ function _M.connect(sock, host, port, pool, limit, where)
     local spawn, wait, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
     local th = spawn(connecting, sock, host, port, pool)
     if co_status(th) == "dead" then         -- done at once (a kept-alive connection)
-        local _, ok, err = wait(th)
+        local fine, ok, err = wait(th)
+        if not fine then return nil, tostring(ok) end      -- the thread raised
         return ok, err
     end
     local sl = spawn(sleeping, limit)
-    local _, ok, err = wait(th, sl)
+    local fine, ok, err = wait(th, sl)
+    if not fine then                        -- a thread raised
+        kill(th)
+        kill(sl)
+        return nil, tostring(ok)
+    end
     if ok == nil and err == nil then        -- the sleeper ended first
         kill(th)
         return nil, "resolve_timeout", format(
