@@ -6,7 +6,9 @@
 -- deadline = 2 ends within deadline + 1 s as kind network naming the
 -- resolver (mediquo.ngx_connect); a plain cosocket connect with a 1 s
 -- timeout, in the same nginx, waits the whole resolver_timeout -- the
--- bound fails without the mechanism. Workers as nobody.
+-- bound fails without the mechanism. And a resolver that answers (a Lua
+-- process of this spec): calls on a host name succeed through the same
+-- light thread, pooled. Workers as nobody.
 
 local H = require "spec.helper"
 local NH = require "spec.ngx_helper"
