@@ -14,6 +14,11 @@ files["lua/mediquo/ngx_redis.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_webhook.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_reply.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_body.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_status.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_startup.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_connect.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx/"] = { std = "max+ngx_lua" }
 files["spec/hostile/"] = { std = "max+ngx_lua" }
 files["spec/ngx/"] = { std = "max+ngx_lua" }

@@ -2,32 +2,29 @@
 -- booking gateway in front of the mediQuo API built on mediquo.ngx.
 --
 --   POST /book        {"code","starts_at","patient","professional","duration"?}
---                     -> 200 {"code","url"}
+--                     -> 201 {"code","url"}
 --   POST /reschedule  {"code","starts_at"} -> 200 {"code","url"}
---   POST /cancel      {"code"}             -> 200 {"cancelled":true}
+--   POST /cancel      {"code"}             -> 200 {"ok":true}
 --   GET  /metrics     Prometheus text (host-wide counters)
+--   GET  /stats       this worker's counters
+--   GET  /status      the operator's page (mediquo.ngx.status)
 --   POST /mediquo/events       mediQuo's webhook deliveries (mediquo.ngx.receive):
 --                     each event mapped back to its booking by consultation_url
 --   GET  /mediquo/events/seen  what this gateway heard (type, booking code,
 --                     patient code: never the payload's medical data)
 --
--- Errors answer {"error":{"kind","message",...}} with a status that says
--- whose fault it is: the caller's (4xx), the upstream's (502/504), or the
--- gateway's own setup (kind "config": 500 with a generic message; the
--- details, which may name files on this host, go to error.log only).
--- Messages reach the caller as the engine made them: the keys scrubbed
--- after JSON unescaping, bounded, valid UTF-8.
+-- The fields come as a JSON object, form fields or query arguments
+-- (mediquo.ngx.read); every answer, and its status, is mediquo.ngx.reply's:
+-- {"error": kind, "message", "field", "effect"} with 4xx for the caller's
+-- input (409 for a code that exists), 429 + Retry-After for a spent budget,
+-- 502/503/504 for the upstream, 500 for the gateway's own setup (details
+-- in error.log only), and X-RateLimit-Limit / -Remaining on each.
 -- luacheck: globals ngx
 
 local mq = require "mediquo.ngx"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
-local type = type
-local tostring = tostring
-local ceil = math.ceil
-local find = string.find
-local lower = string.lower
 
 local _M = { _VERSION = "0.2.0" }
 
@@ -41,114 +38,40 @@ local function webhook_secrets()
     return list
 end
 
-local STATUS = {
-    invalid_argument = 400,     -- the caller's input, refused before sending
-    bad_request = 400,          -- e.g. unknown professional (409 for a duplicate code)
-    unprocessable = 422,
-    not_found = 404,
-    rate_limited = 429,
-    unauthorized = 502,         -- the gateway's keys: not the caller's fault
-    forbidden = 502,
-    server_error = 502,
-    network = 502,
-    bad_response = 502,
-    timeout = 504,
-    config = 500,               -- this gateway's own setup: never the caller's fault
-}
-
-local function reply(status, t)
-    local body = cjson.encode(t)
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["Content-Length"] = #body
-    ngx.print(body)
-    return ngx.exit(status)
-end
-
-local function fail(err)
-    if err.kind == "config" then
-        ngx.log(ngx.ERR, "gateway: ", tostring(err))
-        return reply(500, { error = { kind = "config",
-            message = "the gateway is not set up right; its operator will find why in its error log" } })
-    end
-    local status = STATUS[err.kind] or 502
-    if err.kind == "bad_request" and find(lower(err.message or ""), "already exist", 1, true) then
-        status = 409
-    end
-    if err.kind == "rate_limited" then
-        ngx.header["Retry-After"] = ceil(err.retry_after or 1)
-    end
-    return reply(status, { error = {
-        kind = err.kind, message = err.message, status = err.status,
-        retry_after = err.retry_after, fields = err.fields, attempts = err.attempts,
-        effect = err.effect,
-    } })
-end
-
-local function invalid(message)
-    return reply(400, { error = { kind = "invalid_argument", message = message, attempts = 0 } })
-end
-
--- the JSON object in a POST body, or nil after answering the error
-local function read_json()
-    if ngx.req.get_method() ~= "POST" then
-        ngx.header["Allow"] = "POST"
-        reply(405, { error = { kind = "invalid_argument", message = "use POST" } })
-        return nil
-    end
-    ngx.req.read_body()
-    local data = ngx.req.get_body_data()
-    if not data then
-        invalid("the body must be a JSON object (at most client_body_buffer_size)")
-        return nil
-    end
-    local t = cjson.decode(data)
-    if type(t) ~= "table" then
-        invalid("the body must be a JSON object")
-        return nil
-    end
-    return t
-end
-
 -- consultation URL -> booking code, remembered when /book or /reschedule
 -- returns it: how a webhook event finds its booking again (a real gateway
 -- keeps this beside the booking in its own database)
 local function remember(appt)
     local bookings = ngx.shared.gateway_bookings
-    if bookings and appt.url then
+    if appt and bookings and appt.url then
         bookings:set(appt.url, appt.code, 30 * 86400)
     end
+    return appt
 end
 
 function _M.book()
-    local t = read_json()
-    if not t then return end
-    local appt, err = mq.create(t)
-    if not appt then return fail(err) end
-    remember(appt)
-    return reply(200, appt)
+    local a, err = mq.read("create")
+    if not a then return mq.reply(nil, err) end
+    local appt, cerr = mq.create(a)
+    return mq.reply(remember(appt), cerr)
 end
 
 function _M.reschedule()
-    local t = read_json()
-    if not t then return end
-    local appt, err = mq.reschedule(t.code, t.starts_at)
-    if not appt then return fail(err) end
-    remember(appt)
-    return reply(200, appt)
+    local a, err = mq.read("reschedule")
+    if not a then return mq.reply(nil, err) end
+    local appt, rerr = mq.reschedule(a.code, a.starts_at)
+    return mq.reply(remember(appt), rerr)
 end
 
 function _M.cancel()
-    local t = read_json()
-    if not t then return end
-    local ok, err = mq.cancel(t.code)
-    if not ok then return fail(err) end
-    return reply(200, { cancelled = true })
+    local a, err = mq.read("cancel")
+    if not a then return mq.reply(nil, err) end
+    return mq.reply(mq.cancel(a.code))
 end
 
 function _M.metrics()
     local text, err = mq.metrics()
-    if not text then return fail(err) end
+    if not text then return mq.reply(nil, err, { headers = false }) end
     ngx.header["Content-Type"] = "text/plain; version=0.0.4"
     ngx.print(text)
 end
@@ -210,16 +133,15 @@ function _M.events_seen()
         local e = seen:get("e:" .. i)
         if e then out[#out + 1] = cjson.decode(e) end
     end
-    if #out == 0 then
-        ngx.header["Content-Type"] = "application/json"
-        return ngx.print("[]")
-    end
-    return reply(200, out)
+    ngx.header["Content-Type"] = "application/json"
+    if #out == 0 then return ngx.print("[]") end
+    return ngx.print(cjson.encode(out))
 end
 
 -- this worker's own counters (mediquo.ngx.stats), for operators
 function _M.stats()
-    return reply(200, mq.stats())
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(cjson.encode(mq.stats()))
 end
 
 return _M

@@ -13,7 +13,7 @@
 # Needs `make luajit` (mediquo/core.so for LuaJIT under build/luajit/).
 # Started as root, the workers run as root too, so that they share the
 # rate-limit file with your root scripts: the file is 0600 and shared only
-# within one user.
+# within one user (MEDIQUO_NGINX_USER="nobody nogroup": another user).
 set -u
 prog=gateway.sh
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -63,7 +63,8 @@ do_start() {
             modules+="load_module $moddir/$m.so; "
         done
     fi
-    [ "$(id -u)" = 0 ] && user="user root root;"
+    # MEDIQUO_NGINX_USER ("nobody nogroup"): the workers' user when started as root
+    [ "$(id -u)" = 0 ] && user="user ${MEDIQUO_NGINX_USER:-root root};"
     ca=${MEDIQUO_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
     [ -r "$ca" ] || die "cannot read the CA bundle $ca (install ca-certificates, or set MEDIQUO_CA_FILE)"
     # nginx resolves with its own resolver: the system's first name server

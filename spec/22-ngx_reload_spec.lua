@@ -31,7 +31,7 @@ describe("mediquo.ngx across nginx reloads", function()
         H.sleep(0.5)
         reload(gw)
         local r = h:wait()[1]
-        assert.are.equal(200, r.status, "no answer after the reload (curl status "
+        assert.are.equal(201, r.status, "no answer after the reload (curl status "
                                         .. tostring(r.status) .. ")")
         assert.are.equal(code, r.body and r.body.code)
         assert.truthy(sb:state()[code], "the appointment is not upstream")
@@ -75,7 +75,7 @@ describe("mediquo.ngx across nginx reloads", function()
                 local code, st, rc = line:match("^(%S+) (%d+) (%d+)$")
                 assert(code, line)
                 sent = sent + 1
-                if st == "200" and rc == "0" then
+                if st == "201" and rc == "0" then
                     answered = answered + 1
                     booked[code] = true
                 else

@@ -100,7 +100,7 @@ describe("rate_limit.group", function()
         lim:close()
         assert.truthy(status >= 500 and status <= 599, tostring(status))
         assert.equal("table", type(body), tostring(body))
-        assert.equal("config", body.error.kind)
+        assert.equal("config", body.error)
         -- and a library user gets the same kind from mediquo.new
         local c, err = mediquo.new{ api_key = "k", secret_key = "s", base_url = sb.base_url,
                                     rate_limit = { dir = dir, key = key, group = "no-such-group-27" } }

@@ -237,7 +237,7 @@ describe("rate_limit.redis in nginx", function()
         g1:stop()
         g2:stop()
         local ok = 0
-        for _, r in ipairs(res) do if r.status == 200 then ok = ok + 1 end end
+        for _, r in ipairs(res) do if r.status == 201 then ok = ok + 1 end end
         local ts = {}
         for _, e in ipairs(sb:log()) do
             if e.method == "POST" and e.path:find("^/v1/appointments") then ts[#ts + 1] = e.time * NS end

@@ -109,9 +109,16 @@ describe("README", function()
 
     describe("OpenResty", function()
         local conf = blocks(section("OpenResty"), "nginx")
+        local shell = blocks(section("OpenResty"), "sh")
 
         it("has one complete nginx.conf, with nothing about threads", function()
             assert.equal(1, #conf)
+            assert.equal(1, #shell)
+            -- the handler is mediquo.ngx's: read, reply; status for operators
+            for _, f in ipairs{ "mq.read(", "mq.reply(", ".status()", "init_worker()",
+                                "allow 127.0.0.1; deny all;" } do
+                assert.truthy(conf[1]:find(f, 1, true), f)
+            end
             for _, d in ipairs{ "events", "http", "listen", "pid", "error_log", "user",
                                 "lua_package_path", "lua_package_cpath", "init_by_lua_block" } do
                 assert.matches("\n%s*" .. d .. "[%s{]", "\n" .. conf[1])
@@ -125,10 +132,15 @@ describe("README", function()
             local prefix = (H.run('mktemp -d "${TMPDIR:-/tmp}/mediquo-readme-ngx.XXXXXX"'):gsub("%s+$", ""))
             H.run("mkdir -p " .. q(prefix .. "/logs") .. " && chmod 755 " .. q(prefix))
             -- the only changes a reader makes: the checkout's path, a free
-            -- port, and (started as root) workers that can read this checkout
+            -- port, and (started as root) workers that can read this
+            -- checkout: www-data as written when it can (a plain Debian box)
             local text = conf[1]:gsub("/path/to/lua%-mediquo", H.root)
                                 :gsub("listen 127%.0%.0%.1:%d+;", "listen 127.0.0.1:" .. port .. ";")
-            if H.run("id -u"):match("^0%s*$") then
+            local as_root = H.run("id -u"):match("^0%s*$")
+            local probe = "test -r " .. q(H.root .. "/lua/mediquo/ngx.lua")
+                          .. " && test -r " .. q(H.root .. "/build/luajit/mediquo/core.so")
+            local _, readable = H.run("su -s /bin/sh www-data -c " .. q(probe) .. " 2>/dev/null")
+            if as_root and readable ~= 0 then
                 text = text:gsub("\nuser [^;]*;", "\nuser " .. H.run("id -un"):gsub("%s+$", "") .. ";")
             end
             if H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
@@ -142,23 +154,32 @@ describe("README", function()
                 local f = io.open(list, "a")
                 if f then f:write(prefix, "\n"); f:close() end
             end
-            local out, code = H.run(("cd %s && MEDIQUO_API_KEY=%s MEDIQUO_SECRET_KEY=%s MEDIQUO_BASE_URL=%s "
-                                     .. "nginx -p %s -c minimal.conf 2>&1"):format(q(prefix), q(H.api_key),
-                                     q(H.secret_key), q(sb.base_url), q(prefix)))
-            local status, body
+            -- the shell lines as pasted (the resolver from /etc/resolv.conf,
+            -- then nginx), with the keys for "..." and the sandbox's URL
+            local sh = shell[1]:gsub("MEDIQUO_API_KEY=%.%.%.", "MEDIQUO_API_KEY=" .. q(H.api_key))
+                               :gsub("MEDIQUO_SECRET_KEY=%.%.%.", "MEDIQUO_SECRET_KEY=" .. q(H.secret_key))
+            H.write_file(prefix .. "/pasted.sh", sh)
+            local out, code = H.run(("cd %s && MEDIQUO_BASE_URL=%s bash pasted.sh 2>&1"):format(
+                                     q(prefix), q(sb.base_url)))
+            local resolver = H.read_file(prefix .. "/resolver.conf") or ""
+            local status, body, headers
+            local extra = {}
             if code == 0 then
                 local code_name = ("readme-ngx-%d-%d"):format(os.time(), math.random(1e6))
                 for _ = 1, 100 do       -- bounded wait until it listens
-                    status, body = H.http("POST", ("http://127.0.0.1:%d/book"):format(port),
+                    status, body, headers = H.http("POST", ("http://127.0.0.1:%d/book"):format(port),
                         H.json.encode{ code = code_name, starts_at = "2030-05-20T10:00:00Z",
                                        patient = "p", professional = "prof-demo-1" },
                         { ["Content-Type"] = "application/json" }, { timeout = 30 })
                     if status then break end
                     H.sleep(0.05)
                 end
-                if status == 200 then
+                if status == 201 then
                     assert.equal("active", (sb:state()[code_name] or {}).status)
                 end
+                extra.limit = headers and (headers["x-ratelimit-limit"] or headers["X-RateLimit-Limit"])
+                extra.get = H.http("GET", ("http://127.0.0.1:%d/book"):format(port))
+                extra.status, extra.page = H.http("GET", ("http://127.0.0.1:%d/status"):format(port))
             end
             local pid = tonumber((H.read_file(prefix .. "/logs/nginx.pid") or ""):match("%d+"))
             if pid then
@@ -171,8 +192,14 @@ describe("README", function()
             local log = H.read_file(prefix .. "/logs/error.log") or ""
             H.run("rm -rf " .. q(prefix))
             assert.equal(0, code, out)
-            assert.equal(200, status, tostring(body) .. "\n" .. log)
+            assert.matches("^resolver [%w%.:%[%]]+ ipv6=off;\n$", resolver)
+            assert.equal(201, status, tostring(body) .. "\n" .. log)
             assert.matches('"url"', body)
+            assert.equal("600", extra.limit)
+            assert.equal(405, extra.get)
+            assert.equal(200, extra.status, tostring(extra.page))
+            assert.equal("local", H.json.decode(extra.page).limiter.backend)
+            assert.matches("start%-up check: ready", log)
         end)
     end)
 

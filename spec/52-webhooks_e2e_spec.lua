@@ -142,7 +142,7 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         local before = #seen()
         local status, r = gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
                                              patient = "P-" .. code, professional = "prof-demo-1" })
-        assert.equal(200, status)
+        assert.equal(201, status)
         assert.truthy(eventually(function() return #seen() == before + 1 end), "created not handled")
         return json.encode{ type = typ or "patient_consultation_finished", occurred_on = os.time(),
                             payload = { consultation = { id = code, consultation_url = r.url },
@@ -158,7 +158,7 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         local function book(code, patient)
             local status, r = gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
                                                  patient = patient, professional = "prof-demo-1" })
-            assert.equal(200, status)
+            assert.equal(201, status)
             return r.url
         end
         local base = H.uniq("wh")
@@ -251,7 +251,7 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         local flaky = gw.url .. "/spec/flaky"
         local sub = subscribe("appointment_created", flaky)
         local code = H.uniq("flaky")
-        assert.equal(200, (gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
+        assert.equal(201, (gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
                                               patient = "P9", professional = "prof-demo-1" })))
         local attempts = eventually(function()
             local a = {}
@@ -329,7 +329,7 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         local leaky = gw.url .. "/spec/leaky"
         subscribe("appointment_finished", leaky)
         local code = H.uniq("leak")
-        assert.equal(200, (gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
+        assert.equal(201, (gw:post("/book", { code = code, starts_at = "2031-03-10T10:00:00Z",
                                               patient = "P7", professional = "prof-demo-1" })))
         assert.equal(200, (H.http("POST", sb.url .. "/__sandbox/appointments/" .. code .. "/finish")))
         local leaked = eventually(function()

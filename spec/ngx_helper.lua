@@ -36,7 +36,9 @@ function NH.tmpdir(tag)
 end
 
 -- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
--- opts: workers (2), env (extra MEDIQUO_* variables), conf
+-- opts: workers (2), env (extra MEDIQUO_* variables), user (the workers'
+-- user when run as root, e.g. "nobody nogroup"; the limiter dir is made
+-- theirs), conf
 -- (another config template than examples/nginx.conf); the
 -- limiter and metrics files get a fresh key and dir unless env says.
 function NH.gateway(sb, opts)
@@ -48,6 +50,11 @@ function NH.gateway(sb, opts)
     }
     local dir = NH.tmpdir("ngx-rl")
     env.MEDIQUO_RL_DIR = dir
+    if opts.user then
+        -- workers as another user (e.g. "nobody nogroup"): the budget's dir is theirs
+        env.MEDIQUO_NGINX_USER = opts.user
+        H.run("chown " .. q(opts.user:match("^%S+")) .. " " .. q(dir))
+    end
     env.MEDIQUO_GATEWAY_CONF = opts.conf
     for k, v in pairs(opts.env or {}) do env[k] = tostring(v) end
     local assigns = {}
@@ -57,6 +64,7 @@ function NH.gateway(sb, opts)
         local port = H.free_port()
         local prefix = NH.tmpdir("ngx-gw")
         record(prefix)
+        if opts.user then H.run("chmod 755 " .. q(prefix)) end
         local out, code = H.run(("env %s %s start --port %d --workers %d --prefix %s 2>&1"):format(
             table.concat(assigns, " "), q(H.root .. "/examples/gateway.sh"), port,
             opts.workers or 2, q(prefix)))

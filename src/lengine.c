@@ -251,7 +251,10 @@ static int push_action(lua_State *L, mq_action a, double x)
     return 2;
 }
 
-/* eng:start(op, a, b, now [, resumed]) -> call, action, x */
+/* eng:start(op, a, b, now [, resumed [, done_call]]) -> call, action, x
+ * done_call: a call of this engine whose result was read, started again
+ * instead of a new one (a call is ~6 KB: the nginx driver keeps a few
+ * rather than make and collect one per request) */
 static int l_engine_start(lua_State *L)
 {
     lengine *le = check_engine(L);
@@ -261,16 +264,25 @@ static int l_engine_start(lua_State *L)
     mq_op op;
     mq_action a;
 
-    lua_settop(L, 6);
-    lc = mq_newuserdata(L, sizeof *lc);         /* 7 */
-    mq_engine_call_init(&lc->c);
-    lc->started = 0;
-    mq_setmetatable(L, MQ_ECALL_MT);
-    /* the call keeps its engine alive (a table: 5.1 fenvs must be) */
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);
-    mq_setuservalue(L, 7);
+    lua_settop(L, 7);
+    if (!lua_isnil(L, 7)) {
+        lc = luaL_checkudata(L, 7, MQ_ECALL_MT);
+        if (lc->c.e != le->e || lc->c.state != MQ_W_DONE)
+            return luaL_error(L, "mediquo engine: start() with a call of another engine, or not done");
+        mq_engine_call_free(&lc->c);
+        mq_engine_call_init(&lc->c);
+    } else {
+        lua_settop(L, 6);
+        lc = mq_newuserdata(L, sizeof *lc);     /* 7 */
+        mq_engine_call_init(&lc->c);
+        lc->started = 0;
+        mq_setmetatable(L, MQ_ECALL_MT);
+        /* the call keeps its engine alive (a table: 5.1 fenvs must be) */
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 1);
+        mq_setuservalue(L, 7);
+    }
     lc->started = 1;
     if (lua_type(L, 2) != LUA_TSTRING || mq_op_parse(lua_tostring(L, 2), &op) != 0)
         a = mq_engine_refuse(le->e, &lc->c, MQ_OP_CREATE, MQ_K_INVALID_ARGUMENT, "op",

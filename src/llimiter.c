@@ -271,6 +271,22 @@ static int l_status(lua_State *L)
     return 1;
 }
 
+/* :budget() -> per_minute, available | nothing (the file is unusable):
+ * what a gateway's X-RateLimit-Limit / -Remaining say, without the table
+ * :status() makes (mediquo.ngx.reply calls it on every answer) */
+static int l_budget(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    mq_limiter_status_t st;
+
+    if (mq_limiter_error(l) != NULL)
+        return 0;
+    mq_limiter_status(l, &st);
+    lua_pushinteger(L, (lua_Integer)st.per_minute);
+    lua_pushinteger(L, (lua_Integer)st.available);
+    return 2;
+}
+
 /* :path() -> the state file (for operators and specs) */
 static int l_path(lua_State *L)
 {
@@ -369,6 +385,7 @@ static const luaL_Reg methods[] = {
     { "set_rule", l_set_rule },
     { "observe", l_observe },
     { "status", l_status },
+    { "budget", l_budget },
     { "path", l_path },
     { "close", l_close },
     { "_freeze_mid_admission", l_freeze },

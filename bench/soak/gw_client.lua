@@ -43,12 +43,12 @@ local function op(what, code, t)
     local rec = { op = what, code = code, status = status, rc = rc, t0 = t0,
                   took = socket.gettime() - t0,
                   starts_at = t.starts_at, patient = t.patient, professional = t.professional }
-    if status == 200 and v then
+    if (status == 200 or status == 201) and v then
         rec.ok = true
         rec.url = v.url
-    elseif v and type(v.error) == "table" then
-        rec.kind, rec.effect = v.error.kind, v.error.effect
-        rec.message = v.error.message
+    elseif v and type(v.error) == "string" then     -- mediquo.ngx.reply's error body
+        rec.kind, rec.effect = v.error, v.effect
+        rec.message = v.message
     else
         rec.raw = (raw or ""):sub(1, 200)     -- not the gateway's JSON: nginx's own page, or nothing
     end

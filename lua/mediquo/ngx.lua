@@ -28,9 +28,15 @@ local validate = require "mediquo.validate"
 local limiter = require "mediquo.limiter"
 local http = require "mediquo.ngx_http"
 local ngx_limiter = require "mediquo.ngx_limiter"
+local ngx_reply = require "mediquo.ngx_reply"
+local ngx_body = require "mediquo.ngx_body"
+local ngx_status = require "mediquo.ngx_status"
+local ngx_startup = require "mediquo.ngx_startup"
 
 local ngx = ngx
 local type = type
+local setmetatable = setmetatable
+local getmetatable = getmetatable
 local pairs = pairs
 local ipairs = ipairs
 local error = error
@@ -87,7 +93,7 @@ function _M.configure(opts)
 
     config = {
         o = o, base = base, metrics = use_metrics, metrics_key = mkey, metrics_dir = mdir,
-        metrics_group = mgroup,
+        metrics_group = mgroup, checks = {},
     }
     worker = nil
     failed_engine = nil
@@ -135,6 +141,7 @@ local function worker_state()
         if not eng then return nil, "engine", tostring(msg) end
     end
     w.engine = eng
+    w.calls = {}        -- done calls of eng, to start again
     failed_engine = eng
     local b = config.base
     w.http, msg = http.new{
@@ -154,7 +161,8 @@ local function worker_state()
             ro.redis_cosocket = true
         end
         local lim, lerr = limiter.open(ro)
-        if not lim then return nil, "rate_limit", lerr.message end
+        -- limiter.open's message already starts "rate_limit: "
+        if not lim then return nil, "rate_limit", (lerr.message:gsub("^rate_limit: ", "")) end
         w.lim = lim
         w.redis = rl.redis
     end
@@ -205,7 +213,18 @@ local function perform(fname, op, a, b)
     end
     local lim, conn = w and w.lim, w and w.http
     local attempts, retries, waits, wait_s = 0, 0, 0, 0
-    local call, action, x = eng:start(op, a, b, now())
+    -- a done call of this worker's engine is started again (a call is
+    -- ~6 KB of C state: not one made and collected per request)
+    local calls = w and w.calls
+    local spare
+    if calls then
+        local n = #calls
+        if n > 0 then
+            spare = calls[n]
+            calls[n] = nil
+        end
+    end
+    local call, action, x = eng:start(op, a, b, now(), nil, spare)
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
         -- (and counts it)
@@ -261,6 +280,7 @@ local function perform(fname, op, a, b)
         end
     end
     local value, e = call:result()
+    if calls and #calls < 64 then calls[#calls + 1] = call end
     if value then
         count(w, op, "ok", t0, retries, waits, wait_s, attempts)
         return value
@@ -269,9 +289,15 @@ local function perform(fname, op, a, b)
     return nil, errors.new(e)
 end
 
+-- what create returned carries this (empty) metatable: reply answers it
+-- 201 (invisible to pairs and to JSON encoders)
+local CREATED = {}
+
 -- create(a) -> { code, url } | nil, err
 function _M.create(a)
-    return perform("create", "create", a)
+    local v, e = perform("create", "create", a)
+    if v then setmetatable(v, CREATED) end
+    return v, e
 end
 
 -- reschedule(code, starts_at) -> { code, url } | nil, err
@@ -301,6 +327,58 @@ function _M.stats()
         st.by_kind.config = (st.by_kind.config or 0) + extra.config
     end
     return st
+end
+
+-- the shared budget for X-RateLimit-*: limit, remaining | nil
+local function budget()
+    local lim = worker and worker.lim
+    if not lim then return nil end
+    return lim:budget()
+end
+
+-- reply(value, err [, opts]): the HTTP answer for one call's outcome
+-- (mediquo.ngx_reply), then ngx.exit. opts.headers = false: no X-RateLimit-*.
+function _M.reply(value, err, opts)
+    local limit, remaining
+    if not (opts and opts.headers == false) then limit, remaining = budget() end
+    return ngx_reply.reply(value, err, opts, type(value) == "table" and getmetatable(value) == CREATED,
+                           limit, remaining)
+end
+
+-- read(op) -> the fields of op from the request (JSON body, form, query
+-- args) | nil, err (invalid_argument naming the field; 405 for a method
+-- op does not take). mediquo.ngx_body.
+_M.read = ngx_body.read
+
+-- status([opts]) -> answers the operator's JSON page (opts.send = false:
+-- returns the table instead). mediquo.ngx_status.
+function _M.status(opts)
+    if not config then
+        error("mediquo.ngx.status: call mediquo.ngx.configure{...} first", 2)
+    end
+    local w, what, why = worker_state()
+    local t = ngx_status.page{
+        o = config.o, base_url = config.o.base_url, w = w,
+        why = not w and (tostring(what) .. ": " .. tostring(why)) or nil,
+        stats = _M.stats(), checks = config.checks,
+    }
+    if opts and opts.send == false then return t end
+    return ngx_status.send(t)
+end
+
+-- init_worker(): start-up checks in this worker, without waiting for
+-- traffic (mediquo.ngx_startup). Call it from init_worker_by_lua_block.
+function _M.init_worker()
+    if not config then
+        error("mediquo.ngx.init_worker: call mediquo.ngx.configure{...} first (in init_by_lua)", 2)
+    end
+    local rl = config.o.rate_limit
+    local dir = rl and rl.dir
+    if rl and not dir then dir = core.limiter_default_dir(rl.group) end
+    return ngx_startup.run{
+        setup = worker_state, has_limiter = rl and true or false, dir = dir,
+        group = rl and rl.group, results = config.checks,
+    }
 end
 
 local function num(v)

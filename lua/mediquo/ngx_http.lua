@@ -16,6 +16,7 @@
 -- request may have been processed, and it is never sent again here.
 
 local core = require "mediquo.core"
+local connect_named = require("mediquo.ngx_connect").connect
 
 local ngx = ngx
 local setmetatable = setmetatable
@@ -89,6 +90,7 @@ function _M.new(o)
         ip = tls and verify and ip and (host:match("^%[(.*)%]$") or host) or nil,
         ca_file = o.ca_file,
         where = host .. ":" .. o.port,
+        named = not ip and addr ~= "127.0.0.1",    -- nginx's resolver is asked
         -- one pool per upstream and TLS setting: a verified connection is
         -- never handed to an unverified configuration or the reverse
         pool = { pool = ("mediquo:%s:%d:%s"):format(addr, o.port,
@@ -203,10 +205,16 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
     local sock = ngx.socket.tcp()
     local cto = connect_timeout < timeout and connect_timeout or timeout
     sock:settimeouts(ms(cto), ms(timeout), ms(timeout))
-    local ok, err = sock:connect(t.addr, t.port, t.pool)
+    local ok, err, why
+    if t.named then     -- a name: its resolution counts against the limit too
+        ok, err, why = connect_named(sock, t.addr, t.port, t.pool, cto, t.where)
+    else
+        ok, err = sock:connect(t.addr, t.port, t.pool)
+    end
     if not ok then
         err = tostring(err)
         sock:close()
+        if why then return "connect", nil, "", nil, nil, nil, nil, why end
         if err == "timeout" then
             return "connect_timeout", nil, "", nil, nil, nil, nil,
                    ("could not connect to %s within %.3gs"):format(t.where, cto)

@@ -1,0 +1,135 @@
+-- mediquo.ngx_body: reads what a gateway's caller sent into the fields of
+-- a create, a reschedule or a cancel (mediquo.ngx.read). A JSON object
+-- body, or form fields (application/x-www-form-urlencoded), over the
+-- query string's arguments. Refusals are invalid_argument errors naming
+-- the field (the body, a field given twice, a field of the wrong type), or
+-- a wrong method (err.allow: mediquo.ngx.reply answers 405 with Allow).
+-- A JSON null is a missing field. The values themselves are checked by the
+-- engine, as for any call.
+
+local cjson = require "cjson.safe"
+local errors = require "mediquo.errors"
+
+local ngx = ngx
+local type = type
+local tonumber = tonumber
+local find = string.find
+local sub = string.sub
+local byte = string.byte
+local decode = cjson.decode
+local null = cjson.null
+
+local _M = { _VERSION = "0.2.0" }
+
+-- op -> { fields }, the methods it takes (Allow)
+local FIELDS = {
+    create = { "code", "starts_at", "patient", "professional", "duration" },
+    reschedule = { "code", "starts_at" },
+    cancel = { "code" },
+}
+local METHODS = {
+    create = { POST = true, allow = "POST" },
+    reschedule = { POST = true, PUT = true, allow = "POST, PUT" },
+    cancel = { POST = true, DELETE = true, allow = "POST, DELETE" },
+}
+
+local function wrong_method(method, m)
+    local e = errors.invalid("method", ("%s is not taken here: use %s"):format(method, m.allow))
+    e.allow = m.allow
+    return e
+end
+
+-- a form or query value: one string, or a number for duration and an
+-- all-digits starts_at (Unix seconds)
+local function form_value(name, v)
+    if type(v) == "table" then
+        return nil, errors.invalid(name, "given more than once")
+    end
+    if v == true then
+        return nil, errors.invalid(name, "given without a value")
+    end
+    if v == "" then return nil end
+    if name == "duration" or (name == "starts_at" and not find(v, "[^%d]")) then
+        return tonumber(v) or v
+    end
+    return v
+end
+
+-- where the JSON object of the body starts: its "{" after white space,
+-- or nil (not JSON: form fields, or nothing we take)
+local function json_start(data)
+    for i = 1, #data do
+        local c = byte(data, i)
+        if c == 123 then return i end                               -- "{"
+        if c ~= 32 and c ~= 9 and c ~= 10 and c ~= 13 then return nil end
+    end
+    return nil
+end
+
+-- read(op) -> fields | nil, err
+-- fields: create { code, starts_at, patient, professional, duration },
+-- reschedule { code, starts_at }, cancel { code }.
+function _M.read(op)
+    local names, m = FIELDS[op], METHODS[op]
+    if not names then
+        return nil, errors.invalid("op", "must be create, reschedule or cancel")
+    end
+    local req = ngx.req
+    local method = req.get_method()
+    if not m[method] then return nil, wrong_method(method, m) end
+
+    local out = {}
+    -- the query string first, the body over it
+    local args = ngx.var.args and req.get_uri_args(16) or {}
+    for i = 1, #names do
+        local name = names[i]
+        local v = args[name]
+        if v ~= nil then
+            local val, err = form_value(name, v)
+            if err then return nil, err end
+            out[name] = val
+        end
+    end
+
+    req.read_body()
+    local data = req.get_body_data()
+    if not data then
+        if req.get_body_file() then
+            return nil, errors.invalid("body", "too large (over client_body_buffer_size)")
+        end
+        return out
+    end
+    -- a JSON object (whatever the Content-Type says: `curl -d '{...}'`
+    -- sends application/x-www-form-urlencoded), else form fields
+    local at = json_start(data)
+    if not at then
+        if not find(ngx.var.content_type or "", "application/x-www-form-urlencoded", 1, true) then
+            return nil, errors.invalid("body", "must be a JSON object or form fields")
+        end
+        local form = req.get_post_args(16)
+        for i = 1, #names do
+            local name = names[i]
+            local v = form[name]
+            if v ~= nil then
+                local val, err = form_value(name, v)
+                if err then return nil, err end
+                out[name] = val
+            end
+        end
+        return out
+    end
+    local t = decode(at == 1 and data or sub(data, at))
+    if type(t) ~= "table" then
+        return nil, errors.invalid("body", "is not a valid JSON object")
+    end
+    for i = 1, #names do
+        local name = names[i]
+        local v = t[name]
+        if v == null then v = nil end      -- a JSON null is a missing field
+        if v ~= nil then out[name] = v end
+    end
+    -- fields that are not ours are ignored, as the API ignores them
+    return out
+end
+
+return _M
