@@ -36,7 +36,6 @@
 #include "policy.h"
 #include "explain.h"
 #include "request.h"
-#include "transport.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)

@@ -28,10 +28,11 @@ static const unsigned char kind_retryable[MQ_K__COUNT] = {
     0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
 };
 static const char *const method_names[MQ_M__COUNT] = { "POST", "PUT", "DELETE", "GET" };
-static const char *const outcome_names[MQ_T__COUNT] = {
+static const char *const outcome_names[] = {
     "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
 };
-typedef char outcomes_match[MQ_T_CONNECT_TIMEOUT + 1 == MQ_T__COUNT ? 1 : -1];
+/* one name per mq_outcome, no more, no fewer */
+typedef char outcomes_match[sizeof outcome_names / sizeof *outcome_names == MQ_T__COUNT ? 1 : -1];
 
 const char *mq_kind_name(mq_kind k)
 {

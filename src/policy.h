@@ -1,13 +1,14 @@
-/* policy.h: the names (error kinds, methods, transport outcomes) and the
- * retry policy: which failures are worth another attempt, and how long to
- * wait before it (policy.c). One table of names, exported to Lua as
- * core.KINDS, core.METHODS and core.OUTCOMES. */
+/* policy.h: the names (error kinds, methods, transport outcomes: the
+ * last declared in engine_vocab.h) and the retry policy: which failures
+ * are worth another attempt, and how long to wait before it (policy.c).
+ * One table of names, exported to Lua as core.KINDS, core.METHODS and
+ * core.OUTCOMES. */
 #ifndef MQ_POLICY_H
 #define MQ_POLICY_H
 
 #include <stdint.h>
 
-#include "transport.h"
+#include "engine_vocab.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -23,8 +24,6 @@ typedef enum {
 } mq_kind;
 
 typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M_GET, MQ_M__COUNT } mq_method;
-
-#define MQ_T__COUNT 8       /* mq_outcome values (transport.h) */
 
 typedef struct {
     mq_kind kind;
