@@ -56,7 +56,8 @@ typedef struct {
     mq_response resp;       /* stable while curl fills it */
     double not_before;      /* S_SLOT, S_FIRST, S_BACKOFF: next moment to look */
     double slot_since;      /* when the wait for this slot began */
-    double slot_bound;      /* how long it may last */
+    double max_wait;        /* how long it may last (the step's max_wait; first_wait
+                             * for a row's first slot) */
     double waited;          /* S_READY: how long the first slot took */
 } slot_t;
 
@@ -267,17 +268,16 @@ long mq_batch_pending(const mq_batch *b)
 
 /* ---- one slot's call, action by action ------------------------------------ */
 
-static void apply_note(mq_batch *b, const mq_ecall *c)
+static void apply_note(mq_batch *b, const mq_limiter_note *n)
 {
-    double x, y, z;
     if (b->env.lim == NULL)
         return;
-    switch (mq_engine_note(c, &x, &y, &z)) {
+    switch (n->kind) {
     case MQ_NOTE_PAUSE:
-        mq_limiter_pause(b->env.lim, x);
+        mq_limiter_pause(b->env.lim, n->pause);
         break;
     case MQ_NOTE_OBSERVE:
-        mq_limiter_observe(b->env.lim, (long)x, (long)y, z);
+        mq_limiter_observe(b->env.lim, n->remaining, n->limit, n->reset);
         break;
     default:
         break;
@@ -286,8 +286,8 @@ static void apply_note(mq_batch *b, const mq_ecall *c)
 
 /* Start the transfer the engine asks for: 1 when it runs. A transfer that
  * cannot start is a failed attempt, reported as such: 0, with the engine's
- * next action in *a and *x. */
-static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *x)
+ * next step in *st. */
+static int start_transfer(mq_batch *b, int s, double now, mq_step *st)
 {
     slot_t *sl = &b->slots[s];
     mq_request req;
@@ -298,7 +298,7 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
                                     req.body, req.body_len, req.timeout,
                                     req.connect_timeout, &sl->resp);
     if (sl->easy == NULL) {
-        *a = mq_engine_failure(&sl->call, sl->resp.outcome, sl->resp.message, 0, now, x);
+        *st = mq_engine_failure(&sl->call, sl->resp.outcome, sl->resp.message, 0, now);
         return 0;
     }
     mc = curl_multi_add_handle(b->multi, sl->easy);
@@ -306,7 +306,7 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
         char why[128];
         sl->easy = NULL;
         snprintf(why, sizeof why, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-        *a = mq_engine_failure(&sl->call, MQ_T_FAILED, why, 0, now, x);
+        *st = mq_engine_failure(&sl->call, MQ_T_FAILED, why, 0, now);
         return 0;
     }
     b->running++;
@@ -316,27 +316,27 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
 
 /* Carry out what the engine said, until the slot has to wait for
  * something (a slot, a transfer, a backoff) or the call is done. */
-static void act(mq_batch *b, int s, mq_action a, double x, double now)
+static void act(mq_batch *b, int s, mq_step st, double now)
 {
     slot_t *sl = &b->slots[s];
     for (;;) {
-        switch (a) {
+        switch (st.action) {
         case MQ_A_SLOT:
             sl->st = S_SLOT;
             sl->slot_since = now;
-            sl->slot_bound = x;
+            sl->max_wait = st.max_wait;
             sl->not_before = now;
             return;
         case MQ_A_BACKOFF:
             sl->st = S_BACKOFF;
-            sl->not_before = now + x;
+            sl->not_before = st.until;
             return;
         case MQ_A_DONE:
             sl->st = S_DONE;
             b->done[b->d_tail++ % b->conc] = s;
             return;
         case MQ_A_SEND:
-            if (start_transfer(b, s, now, &a, &x))
+            if (start_transfer(b, s, now, &st))
                 return;
             break;
         }
@@ -350,8 +350,7 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
                        const char *fault)
 {
     slot_t *sl = &b->slots[s];
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     if (b->gated && got && fault == NULL && sl->st != S_READY) {
         /* held until mq_batch_go: the caller records it first */
@@ -360,21 +359,21 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
         b->ready[b->r_tail++ % b->conc] = s;
         return;
     }
-    a = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now, &x);
+    st = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now);
 
     row_free(sl->row);
     sl->row = NULL;
-    if (b->env.lim != NULL && a == MQ_A_SLOT)
-        a = fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
-                  : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
-    act(b, s, a, x, now);
+    if (b->env.lim != NULL && st.action == MQ_A_SLOT)
+        st = fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault)
+                   : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now);
+    act(b, s, st, now);
 }
 
 /* A slot (or a row) whose wait for a limiter slot is due: try once. */
 static void try_slot(mq_batch *b, int s, double now)
 {
     slot_t *sl = &b->slots[s];
-    double wait = 0, x = 0;
+    double wait = 0;
     int got = mq_limiter_try(b->env.lim, &wait);
     double waited = now - sl->slot_since;
     /* a host fault (the state file unusable) is no wait: the call ends */
@@ -383,7 +382,7 @@ static void try_slot(mq_batch *b, int s, double now)
     if (!got && fault == NULL) {
         if (wait < 0.001)
             wait = 0.001;
-        if (now + wait <= sl->slot_since + sl->slot_bound) {
+        if (now + wait <= sl->slot_since + sl->max_wait) {
             sl->not_before = now + wait;
             return;
         }
@@ -393,8 +392,8 @@ static void try_slot(mq_batch *b, int s, double now)
         start_call(b, s, now, got, waited, wait, fault);
         return;
     }
-    act(b, s, fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
-                    : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
+    act(b, s, fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault)
+                    : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now), now);
 }
 
 /* A transfer is over: hand the engine what came back. */
@@ -402,8 +401,7 @@ static void transfer_done(mq_batch *b, int s, CURLcode rc, double now)
 {
     slot_t *sl = &b->slots[s];
     mq_response *r = &sl->resp;
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     mq_transport_finish(sl->t, (int)rc, r);
     if (r->resent)
@@ -411,13 +409,13 @@ static void transfer_done(mq_batch *b, int s, CURLcode rc, double now)
     if (r->outcome == MQ_T_OK) {
         mq_answer ans = { r->status, r->body, r->body_len, r->retry_after,
                           r->rl_remaining, r->rl_limit, r->rl_reset };
-        a = mq_engine_response(&sl->call, &ans, now, &x);
-        apply_note(b, &sl->call);
+        st = mq_engine_response(&sl->call, &ans, now);
+        apply_note(b, &st.note);
     } else {
-        a = mq_engine_failure(&sl->call, r->outcome, r->message[0] ? r->message : NULL,
-                              r->status, now, &x);
+        st = mq_engine_failure(&sl->call, r->outcome, r->message[0] ? r->message : NULL,
+                               r->status, now);
     }
-    act(b, s, a, x, now);
+    act(b, s, st, now);
 }
 
 /* Give free slots to queued rows, oldest first. */
@@ -436,7 +434,7 @@ static void admit(mq_batch *b, double now)
             /* the row's first slot comes before its call starts */
             sl->st = S_FIRST;
             sl->slot_since = now;
-            sl->slot_bound = b->first_wait;
+            sl->max_wait = b->first_wait;
             sl->not_before = now;
         } else {
             sl->st = S_FIRST;
@@ -525,8 +523,7 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
             if (!waiting(sl->st) || sl->not_before > now)
                 continue;
             if (sl->st == S_BACKOFF) {
-                double x = 0;
-                act(b, s, mq_engine_wake(&sl->call, now, &x), x, now);
+                act(b, s, mq_engine_wake(&sl->call, now), now);
             } else {
                 try_slot(b, s, now);
             }

@@ -6,7 +6,9 @@
  * with full jitter, the deadline, the limiter's part, the exactly-once
  * reconciliation, every message, `effect`, and the secrets scrub.
  *
- * The conversation, `now` being the driver's monotonic seconds:
+ * The conversation, `now` being the driver's monotonic seconds; every
+ * function answers with the next step (mq_step: what to do, until when,
+ * with which bounds, and what to note for the shared limiter):
  *
  *   mq_engine_start(call, args, now)          -> SLOT | SEND | DONE
  *   mq_engine_slot(call, granted, ..., now)   -> SEND | DONE
@@ -14,12 +16,15 @@
  *   mq_engine_failure(call, outcome, ..., now)-> SLOT | SEND | BACKOFF | DONE
  *   mq_engine_wake(call, now)                 -> SLOT | SEND | DONE
  *
- * SLOT: take one slot of the shared limiter, waiting at most *x seconds.
+ * SLOT: take one slot of the shared limiter, waiting at most
+ *       step.max_wait seconds (until step.until).
  * SEND: send mq_engine_request(call) (its timeouts already cut to the
- *       deadline), then report the response or the transport failure.
- * BACKOFF: wait *x seconds, then mq_engine_wake.
+ *       deadline, step.until), then report the response or the transport
+ *       failure.
+ * BACKOFF: wait step.backoff seconds (until step.until), then
+ *       mq_engine_wake.
  * DONE: the call's answer is in the call (mq_engine_result_*).
- * After every response, mq_engine_note says what it means for the shared
+ * After every response, step.note says what it means for the shared
  * limiter (pause, or calibrate); the driver applies it.
  *
  * A call lives in memory the driver owns (mq_ecall, embeddable: the
@@ -50,6 +55,23 @@
 
 typedef enum { MQ_A_SLOT, MQ_A_SEND, MQ_A_BACKOFF, MQ_A_DONE } mq_action;
 typedef enum { MQ_NOTE_NONE, MQ_NOTE_PAUSE, MQ_NOTE_OBSERVE } mq_note;
+/* What a response means for the shared limiter. */
+typedef struct {
+    mq_note kind;
+    double pause;           /* PAUSE: seconds the whole budget waits */
+    long remaining, limit;  /* OBSERVE: the server's count (limit -1: absent) */
+    double reset;           /* OBSERVE: seconds to the server's window end, -1: absent */
+} mq_limiter_note;
+/* One step of the conversation: what the driver does next. Only the
+ * fields of its action mean anything (the others are 0). */
+typedef struct {
+    mq_action action;
+    double until;           /* SLOT: no slot after this moment; SEND: the call's
+                             * deadline; BACKOFF: when to wake (driver's clock) */
+    double max_wait;        /* SLOT: seconds it may wait for a limiter slot */
+    double backoff;         /* BACKOFF: seconds to wait before mq_engine_wake */
+    mq_limiter_note note;   /* after a response: apply it to the shared limiter */
+} mq_step;
 /* what a call waits for: the step the driver must report next */
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
 
@@ -128,7 +150,8 @@ typedef struct {
     int create_attempts;    /* attempts of the create before confirming */
     char field[48];         /* a refusal's field */
     double deadline_at;
-    double slot_bound;      /* how long this attempt may wait for a slot */
+    double max_wait;        /* how long this attempt may wait for a slot
+                             * (cfg.max_wait, cut to the deadline) */
     double timeout, connect_timeout;
     size_t code_len;
     char code[MQ_MAX_ID + 1];
@@ -138,9 +161,7 @@ typedef struct {
     size_t body_len;
     int has_body;
     char body[MQ_ENGINE_BODY_MAX];
-    /* the limiter's part of the last response */
-    mq_note note;
-    double note_a, note_b, note_c;
+    mq_limiter_note note;   /* the limiter's part of the last response */
     /* the answer */
     mq_kind kind;
     long status;
@@ -165,39 +186,40 @@ void mq_engine_call_init(mq_ecall *c);
 void mq_engine_call_free(mq_ecall *c);
 
 /* Starts a call. Arguments refused by the binding's checks end it at once
- * through mq_engine_refuse instead. *x: see the actions above. */
-mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now, double *x);
+ * through mq_engine_refuse instead. */
+mq_step mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now);
 /* The call ends before anything is sent: invalid_argument "<field>: <why>"
  * (kind may also be MQ_K_CONFIG for host setup faults). Counted. */
-mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
-                           const char *field, const char *why);
-mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
-                         double now, double *x);
+mq_step mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
+                         const char *field, const char *why);
+/* The slot asked for: granted or not (after waiting `waited` seconds;
+ * retry_after: when the limiter expects one, -1 when unknown). */
+mq_step mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
+                       double now);
 /* The host's own setup failed before the next attempt could start (while
  * the call waits for a slot or is to send): `what` could not serve, `why`
  * (the limiter: its state file shrunk or gone; nginx: a directive it
  * needs is missing). The call ends with kind config, never retryable, its
  * effect that of the attempts made so far. */
-mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, double *x);
+mq_step mq_engine_host_fault(mq_ecall *c, const char *what, const char *why);
 const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out);
-mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double *x);
+mq_step mq_engine_response(mq_ecall *c, const mq_answer *r, double now);
 /* A transport failure (never MQ_T_OK). message: the transport's words (no
  * secrets), or NULL. status: > 0 when one came (a too-big body). resent:
  * the request went out twice on this attempt (libcurl re-sends an
  * idempotent request once on a fresh connection): the first may have been
  * processed. With outcome MQ_T_OK and resent set this only notes that
  * (see mq_engine_resent). */
-mq_action mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
-                            double now, double *x);
+mq_step mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
+                          double now);
 /* An earlier send of this attempt may have been processed (a re-send on a
  * fresh connection); call before reporting the attempt's outcome. */
 void mq_engine_resent(mq_ecall *c);
-mq_action mq_engine_wake(mq_ecall *c, double now, double *x);
+mq_step mq_engine_wake(mq_ecall *c, double now);
 
-/* What the last response means for the shared limiter:
- * MQ_NOTE_PAUSE (*a = seconds), MQ_NOTE_OBSERVE (*a = remaining, *b =
- * limit or -1, *c = seconds to reset or -1), or MQ_NOTE_NONE. */
-mq_note mq_engine_note(const mq_ecall *c, double *a, double *b, double *c3);
+/* What the last response means for the shared limiter (the note of the
+ * step that answered it; kind MQ_NOTE_NONE after a transport failure). */
+mq_limiter_note mq_engine_note(const mq_ecall *c);
 
 /* After DONE. */
 int  mq_engine_ok(const mq_ecall *c);

@@ -178,12 +178,11 @@ static int l_batch_drop(lua_State *L)
     const mq_op_args *a = mq_batch_parked(lb->b, h);
     mq_ecall c;
     mq_request req;
-    double x;
 
     if (a == NULL)
         return luaL_argerror(L, 2, "not a parked row of this batch");
     mq_engine_call_init(&c);
-    mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0, &x);
+    (void)mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0);
     mq_engine_request(&c, &req);
     lua_pushstring(L, mq_method_name(req.method));
     lua_pushlstring(L, req.path, req.path_len);

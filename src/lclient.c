@@ -117,12 +117,11 @@ static int l_client_new(lua_State *L)
 static int run(lua_State *L, mq_op op)
 {
     mq_client *c = mq_lclient_check(L, 1);
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     lua_settop(L, 3);
-    a = mq_lengine_start(L, c->e, &c->call, op, 2, 3, 0, mq_now(), &x);
-    mq_drive_easy(c->t, c->lim, &c->call, a, x);
+    st = mq_lengine_start(L, c->e, &c->call, op, 2, 3, 0, mq_now());
+    mq_drive_easy(c->t, c->lim, &c->call, st);
     return mq_lengine_push_result(L, &c->call);
 }
 
