@@ -11,7 +11,8 @@
  * curl_multi_poll, never in a sleep. A row's call starts when it has its
  * first limiter slot, so its deadline runs from when it is sent, not from
  * when it was queued: a batch larger than the budget paces itself to it
- * (first_wait bounds that wait). Nothing here touches Lua: finished calls
+ * (the batch's max_wait bounds that wait; mq_engine_start_admitted is the
+ * engine's word for a call whose first slot was taken before it started). Nothing here touches Lua: finished calls
  * wait in the slot for the binding to take them between steps.
  *
  * A gated batch (mq_batch_gate) holds each row at the last moment before
@@ -56,8 +57,8 @@ typedef struct {
     mq_response resp;       /* stable while curl fills it */
     double not_before;      /* S_SLOT, S_FIRST, S_BACKOFF: next moment to look */
     double slot_since;      /* when the wait for this slot began */
-    double max_wait;        /* how long it may last (the step's max_wait; first_wait
-                             * for a row's first slot) */
+    double max_wait;        /* how long it may last (the step's max_wait; the
+                             * batch's for a row's first slot) */
     double waited;          /* S_READY: how long the first slot took */
 } slot_t;
 
@@ -65,7 +66,7 @@ struct mq_batch {
     mq_batch_env env;
     CURLM *multi;
     int conc;
-    double first_wait;
+    double max_wait;        /* a row's first slot: at most this long */
     slot_t *slots;
     row_t **rows;           /* by handle; NULL once started */
     size_t nrows, cap;
@@ -122,7 +123,7 @@ void mq_batch_free(mq_batch *b)
     free(b);
 }
 
-int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
+int mq_batch_new(const mq_batch_env *env, int concurrency, double max_wait,
                  mq_batch **out, char *err, size_t errlen)
 {
     mq_batch *b;
@@ -139,7 +140,7 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
     }
     b->env = *env;
     b->conc = concurrency;
-    b->first_wait = first_wait >= 0 ? first_wait : mq_engine_config(env->engine)->max_wait;
+    b->max_wait = max_wait >= 0 ? max_wait : mq_engine_config(env->engine)->max_wait;
     b->slots = calloc((size_t)concurrency, sizeof *b->slots);
     b->done = calloc((size_t)concurrency, sizeof *b->done);
     b->ready = calloc((size_t)concurrency, sizeof *b->ready);
@@ -359,13 +360,10 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
         b->ready[b->r_tail++ % b->conc] = s;
         return;
     }
-    st = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now);
-
+    st = mq_engine_start_admitted(b->env.engine, &sl->call, &sl->row->a, now,
+                                  got, waited, got ? -1 : wait, fault);
     row_free(sl->row);
     sl->row = NULL;
-    if (b->env.lim != NULL && st.action == MQ_A_SLOT)
-        st = fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault)
-                   : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now);
     act(b, s, st, now);
 }
 
@@ -434,7 +432,7 @@ static void admit(mq_batch *b, double now)
             /* the row's first slot comes before its call starts */
             sl->st = S_FIRST;
             sl->slot_since = now;
-            sl->max_wait = b->first_wait;
+            sl->max_wait = b->max_wait;
             sl->not_before = now;
         } else {
             sl->st = S_FIRST;

@@ -349,6 +349,19 @@ mq_step mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double n
     return next_attempt(c, now);
 }
 
+mq_step mq_engine_start_admitted(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now,
+                                 int granted, double waited, double retry_after,
+                                 const char *fault)
+{
+    mq_step st = mq_engine_start(e, c, a, now);
+
+    if (st.action != MQ_A_SLOT)
+        return st;
+    if (fault != NULL)
+        return mq_engine_host_fault(c, "rate_limit", fault);
+    return mq_engine_slot(c, granted, waited, retry_after, now);
+}
+
 mq_step mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
                          const char *field, const char *why)
 {

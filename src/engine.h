@@ -188,6 +188,16 @@ void mq_engine_call_free(mq_ecall *c);
 /* Starts a call. Arguments refused by the binding's checks end it at once
  * through mq_engine_refuse instead. */
 mq_step mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now);
+/* Starts a call whose first limiter slot the driver asked for before the
+ * call began (a batch admits a row by its first slot, so the call's
+ * deadline runs from the moment it has one, not from when it was queued):
+ * mq_engine_start, then that slot's answer as mq_engine_slot takes it
+ * (granted, waited, retry_after), or as mq_engine_host_fault when the
+ * limiter failed (fault: why, else NULL). Without a limiter (the engine's
+ * max_wait < 0) the slot is not asked for and the answer is not read. */
+mq_step mq_engine_start_admitted(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now,
+                                 int granted, double waited, double retry_after,
+                                 const char *fault);
 /* The call ends before anything is sent: invalid_argument "<field>: <why>"
  * (kind may also be MQ_K_CONFIG for host setup faults). Counted. */
 mq_step mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,

@@ -253,6 +253,32 @@ static void test_note(void)
     mq_engine_free(e);
 }
 
+/* a batch row's first slot, taken before its call started, said in the
+ * engine's terms */
+static void test_admitted(void)
+{
+    mq_engine *e = engine(1, 0, 10, 30);
+    mq_ecall c;
+    mq_op_args a = create_args("A1");
+    mq_engine_error err;
+    mq_step st;
+
+    mq_engine_call_init(&c);
+    st = mq_engine_start_admitted(e, &c, &a, 0, 1, 0.5, -1, NULL);
+    CHECK(st.action == MQ_A_SEND && st.until == 30, "admitted: granted, send at once");
+    CHECK(mq_engine_stats_of(e)->limiter_waits == 1, "admitted: the first wait is counted");
+    st = mq_engine_start_admitted(e, &c, &a, 0, 0, 10, 3, NULL);
+    mq_engine_error_of(&c, &err);
+    CHECK(st.action == MQ_A_DONE && err.kind == MQ_K_RATE_LIMITED && err.retry_after == 3
+          && err.effect == MQ_EFFECT_NONE, "admitted: no slot: rate_limited, nothing sent");
+    st = mq_engine_start_admitted(e, &c, &a, 0, 0, 0, -1, "state file gone");
+    mq_engine_error_of(&c, &err);
+    CHECK(st.action == MQ_A_DONE && err.kind == MQ_K_CONFIG && !err.retryable,
+          "admitted: a limiter fault ends the call as config");
+    mq_engine_call_free(&c);
+    mq_engine_free(e);
+}
+
 int main(void)
 {
     test_create();
@@ -260,6 +286,7 @@ int main(void)
     test_deadline_and_scrub();
     test_reconciled();
     test_note();
+    test_admitted();
     test_scrub();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -36,7 +36,7 @@ local CANCEL_FIELDS = { op = true, code = true }
 _M.MAX_CONCURRENCY = 64
 local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 
--- opts -> concurrency, on_result, resumed, first_wait | nil, nil, nil, nil, err
+-- opts -> concurrency, on_result, resumed, max_wait | nil, nil, nil, nil, err
 local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
     local ok, err = validate.fields("opts", opts, OPTS)
@@ -136,7 +136,7 @@ function _M.run(client, ops, opts)
     if type(ops) ~= "table" then
         return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
     end
-    local conc, on_result, resumed, first_wait, err = check_opts(opts)
+    local conc, on_result, resumed, max_wait, err = check_opts(opts)
     if not conc then return nil, err end
     local before_send = opts and rawget(opts, "before_send")
     local on_wait = opts and rawget(opts, "on_wait")
@@ -144,7 +144,7 @@ function _M.run(client, ops, opts)
     local results = {}
     local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
     local n = rawlen(ops)
-    local b, msg = c:batch(conc, first_wait, before_send ~= nil)
+    local b, msg = c:batch(conc, max_wait, before_send ~= nil)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
