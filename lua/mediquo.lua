@@ -74,8 +74,9 @@ local function options(opts)
     local mr = opts.max_retries
     if mr == nil then
         mr = 2
-    elseif not v.is_integer(mr) or mr < 0 or mr > 100 then
-        return nil, errors.invalid("max_retries", "must be an integer from 0 to 100")
+    else
+        local good, why = core.check_max_retries(mr)    -- the engine's rule (engine.c)
+        if not good then return nil, errors.invalid("max_retries", why) end
     end
     o.max_retries = mr
     o.retry_post, err = v.boolean("retry_post", opts.retry_post, false)

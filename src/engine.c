@@ -11,6 +11,7 @@
  * clock. */
 #include "engine.h"
 #include "answer.h"
+#include "baseurl.h"
 #include "explain.h"
 #include "secrets.h"
 
@@ -78,42 +79,43 @@ void mq_engine_free(mq_engine *e)
     free(e);
 }
 
+const char *mq_engine_check_max_retries(double v)
+{
+    if (!(v >= 0 && v <= MQ_MAX_RETRIES_MAX) || v != (double)(int)v)
+        return "must be an integer from 0 to " MQ_XSTR(MQ_MAX_RETRIES_MAX);
+    return NULL;
+}
+
 int mq_engine_new(const mq_engine_cfg *cfg, uint64_t seed, mq_engine **out,
                   char *err, size_t errlen)
 {
-    const char *base = cfg->base_url, *sep, *path;
-    size_t len;
+    mq_base_url base;
+    const char *why;
     mq_engine *e;
 
     *out = NULL;
-    if (base == NULL || (sep = strstr(base, "://")) == NULL || sep == base) {
-        snprintf(err, errlen, "base_url must be an http(s) URL");
-        return -1;
-    }
-    len = strlen(base);
-    while (len > 0 && base[len - 1] == '/')
-        len--;
-    if (len > MQ_BASE_MAX) {
-        snprintf(err, errlen, "base_url is too long");
+    /* the one parser (baseurl.c); http or https is the binding's choice */
+    why = mq_base_url_parse(cfg->base_url, cfg->base_url ? strlen(cfg->base_url) : 0, 1, &base);
+    if (why != NULL) {
+        snprintf(err, errlen, "base_url %s", why);
         return -1;
     }
     if (!(cfg->deadline > 0) || !(cfg->timeout > 0) || !(cfg->connect_timeout > 0)
-        || cfg->max_retries < 0 || cfg->max_retries > 100) {
+        || mq_engine_check_max_retries((double)cfg->max_retries) != NULL) {
         snprintf(err, errlen, "timeout, connect_timeout and deadline must be > 0, "
                  "max_retries 0..100");
         return -1;
     }
     e = calloc(1, sizeof *e);
-    if (e == NULL || (e->base_url = dup_n(base, len)) == NULL)
+    if (e == NULL || (e->base_url = dup_n(base.url, base.url_len)) == NULL)
         goto oom;
     e->cfg = *cfg;
     e->cfg.base_url = e->base_url;
     e->cfg.api_key = e->cfg.secret_key = NULL;    /* kept below, never handed out */
     if (!(e->cfg.limiter_period > 0))
         e->cfg.limiter_period = 60;
-    path = memchr(sep + 3, '/', len - (size_t)(sep + 3 - base));
-    e->origin_len = path ? (size_t)(path - base) : len;
-    e->base_len = len;
+    e->origin_len = base.origin_len;
+    e->base_len = base.url_len;
     if (mq_secrets_init(&e->keys, cfg->api_key, cfg->secret_key) != 0)
         goto oom;
     e->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;

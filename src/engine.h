@@ -46,7 +46,7 @@
 #pragma GCC visibility push(hidden)
 #endif
 
-#define MQ_BASE_MAX 1100    /* bytes of base_url (mediquo.lua refuses > 1024) */
+#define MQ_BASE_MAX 1100    /* bytes of base_url (baseurl.c refuses > 1024) */
 /* origin + base path + "/appointments/" + a code percent-encoded */
 #define MQ_ENGINE_URL_MAX (MQ_BASE_MAX + MQ_PATH_MAX)
 #define MQ_ENGINE_BODY_MAX MQ_BODY_MAX
@@ -74,6 +74,16 @@ typedef struct {
 } mq_step;
 /* what a call waits for: the step the driver must report next */
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
+
+#define MQ_MAX_RETRIES_MAX 100     /* max_retries: 0..100 */
+#define MQ_XSTR_(x) #x
+#define MQ_XSTR(x) MQ_XSTR_(x)
+#define MQ_MAX_RETRIES_DEFAULT 2
+
+/* The one rule for the max_retries option: NULL when v (a Lua number, or
+ * NaN for anything else) is an integer from 0 to MQ_MAX_RETRIES_MAX, else
+ * why not (mediquo.lua asks through core.check_max_retries). */
+const char *mq_engine_check_max_retries(double v);
 
 const char *mq_op_name(mq_op op);
 int mq_op_parse(const char *s, mq_op *op);

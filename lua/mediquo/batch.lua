@@ -16,6 +16,7 @@ local validate = require "mediquo.validate"
 
 local type = type
 local ipairs = ipairs
+local pairs = pairs
 local pcall = pcall
 local error = error
 local tostring = tostring
@@ -30,8 +31,14 @@ local _M = { _VERSION = core._VERSION }
 
 local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true,
                before_send = true, on_wait = true }
-local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
-local CANCEL_FIELDS = { op = true, code = true }
+-- the keys a row of each op may hold: its fields (core.OP_FIELDS, C's
+-- one table) and "op"; create's are checked in C with its values
+local ALLOWED = {}
+for op, fields in pairs(core.OP_FIELDS) do
+    local t = { op = true }
+    for _, f in ipairs(fields) do t[f] = true end
+    ALLOWED[op] = t
+end
 
 _M.MAX_CONCURRENCY = 64
 local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
@@ -87,7 +94,7 @@ local function args_of(i, op)
     if kind == "create" then
         return kind, op
     elseif kind == "reschedule" or kind == "cancel" then
-        local ok, why = check_fields(op, kind == "cancel" and CANCEL_FIELDS or RESCHEDULE_FIELDS)
+        local ok, why = check_fields(op, ALLOWED[kind])
         if not ok then return nil, where, why, kind end
         return kind, rawget(op, "code"), rawget(op, "starts_at")
     end

@@ -93,45 +93,13 @@ function _M.boolean(field, v, def)
     return v
 end
 
-local LOOPBACK = { localhost = true, ["[::1]"] = true }
-
--- base_url -> { scheme, host, port, path, url } | nil, err
+-- base_url -> { scheme, host, port, path, url } | nil, err: one parser,
+-- libcurl's (src/baseurl.c), which the engine uses too
+local check_base_url = core.check_base_url
 function _M.base_url(v, insecure)
-    if type(v) ~= "string" then
-        return nil, invalid("base_url", "must be a string, got " .. type(v))
-    end
-    if #v > 1024 or find(v, "[%z\1-\32\127]") then
-        return nil, invalid("base_url", "must be a URL without spaces or control characters")
-    end
-    local scheme, authority, path = v:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)$")
-    if not scheme then
-        return nil, invalid("base_url", "must be an http(s) URL with no query or fragment")
-    end
-    scheme = scheme:lower()
-    if scheme ~= "http" and scheme ~= "https" then
-        return nil, invalid("base_url", "scheme must be https (or http for loopback)")
-    end
-    if authority == "" or find(authority, "@", 1, true) then
-        return nil, invalid("base_url", "must name a host (and no user info)")
-    end
-    local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
-    if not host then host, port = authority:match("^([%w.-]+):?(%d*)$") end
-    if not host then return nil, invalid("base_url", "has an invalid host") end
-    host = host:lower()
-    if port == "" then port = scheme == "https" and 443 or 80 else port = tonumber(port) end
-    if not port or port < 1 or port > 65535 then
-        return nil, invalid("base_url", "has an invalid port")
-    end
-    if scheme == "http" and not insecure then
-        local loop = LOOPBACK[host] or host:match("^127%.%d+%.%d+%.%d+$")
-        if not loop then
-            return nil, invalid("base_url",
-                "http:// is only allowed for loopback hosts (or with insecure = true)")
-        end
-    end
-    path = path:gsub("/+$", "")
-    return { scheme = scheme, host = host, port = port, path = path,
-             url = scheme .. "://" .. authority .. path }
+    local u, why = check_base_url(v, insecure)
+    if not u then return nil, invalid("base_url", why) end
+    return u
 end
 
 return _M
