@@ -191,6 +191,14 @@ function _M:update_subscription(id, t) return subscription_op(self, "update_subs
 -- client:unsubscribe(id) -> true | nil, err
 function _M:unsubscribe(id) return subscription_op(self, "unsubscribe", id) end
 
+-- mediquo.core_of(client) -> the client's mediquo.core client (the C
+-- engine, transport and limiter it drives), or nil once closed. For the
+-- library's own drivers (mediquo.batch runs its calls through it); not
+-- part of the application API.
+function _M.core_of(client)
+    return client._core
+end
+
 -- client:run_batch(ops, opts) -> results, summary (mediquo.batch: several
 -- calls in flight at once, for automation hosts)
 function _M:run_batch(ops, opts)

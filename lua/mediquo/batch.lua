@@ -138,7 +138,7 @@ end
 -- waiting for a rate-limit slot may have one, nil when none waits (for
 -- progress displays).
 function _M.run(client, ops, opts)
-    local c = client._core
+    local c = require("mediquo").core_of(client)   -- the documented accessor
     if not c then error("mediquo client is closed", 3) end
     if type(ops) ~= "table" then
         return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
