@@ -86,7 +86,7 @@ local function options(opts)
             return nil, errors.invalid("ca_file", "must be a path to a CA bundle")
         end
         -- a path of the right shape that cannot be read is the host's
-        -- setup (API.md: kind config), not the caller's input
+        -- setup (README.md, "Error objects": kind config), not the caller's input
         local f = io.open(opts.ca_file, "rb")
         if not f then
             return nil, errors.new{ kind = "config", field = "ca_file", retryable = false,

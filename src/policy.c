@@ -23,7 +23,8 @@ static const char *const kind_names[MQ_K__COUNT] = {
     "unprocessable", "rate_limited", "server_error", "timeout",
     "network", "bad_response", "invalid_argument", "config", "too_large",
 };
-/* retryable by default: what may pass with time (API.md's kinds table) */
+/* retryable by default: what may pass with time (README.md, "Error
+ * objects": the kinds table) */
 static const unsigned char kind_retryable[MQ_K__COUNT] = {
     0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
 };
@@ -111,7 +112,7 @@ mq_verdict mq_classify(mq_method m, mq_outcome o, long status, int retry_post)
         v.retryable = 1;            /* nothing was sent */
         break;
     case MQ_T_CONNECT_TIMEOUT:
-        v.kind = MQ_K_TIMEOUT;      /* API.md: "connect or transfer timed out" */
+        v.kind = MQ_K_TIMEOUT;      /* README.md's kinds: "connect or transfer timed out" */
         v.retryable = 1;            /* nothing was sent */
         break;
     case MQ_T_TLS:

@@ -32,7 +32,8 @@ typedef struct {
 } mq_verdict;
 
 const char *mq_kind_name(mq_kind k);
-/* whether a kind is worth trying again later, by default (API.md) */
+/* whether a kind is worth trying again later, by default (README.md,
+ * "Error objects") */
 int  mq_kind_retryable(mq_kind k);
 const char *mq_method_name(mq_method m);
 int  mq_method_parse(const char *s, mq_method *m);
