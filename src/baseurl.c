@@ -71,8 +71,8 @@ static const char *check(CURLU *u, const char *s, size_t len, int insecure, mq_b
     size_t plen;
     long p;
 
-    if (len > MQ_BASE_URL_MAX || memchr(s, '\0', len) != NULL)
-        return "must be a URL without spaces or control characters";
+    if (len > MQ_BASE_URL_MAX)
+        return "must be at most " MQ_BASE_URL_MAX_S " bytes";
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 32 || s[i] == 127)
             return "must be a URL without spaces or control characters";

@@ -10,6 +10,7 @@
 #endif
 
 #define MQ_BASE_URL_MAX 1024    /* bytes of a base_url as given */
+#define MQ_BASE_URL_MAX_S "1024"
 
 typedef struct {
     char scheme[8];             /* "http" or "https" */
