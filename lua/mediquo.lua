@@ -74,8 +74,9 @@ local function options(opts)
     local mr = opts.max_retries
     if mr == nil then
         mr = 2
-    elseif not v.is_integer(mr) or mr < 0 or mr > 100 then
-        return nil, errors.invalid("max_retries", "must be an integer from 0 to 100")
+    else
+        local good, why = core.check_max_retries(mr)    -- the engine's rule (engine.c)
+        if not good then return nil, errors.invalid("max_retries", why) end
     end
     o.max_retries = mr
     o.retry_post, err = v.boolean("retry_post", opts.retry_post, false)
@@ -85,7 +86,7 @@ local function options(opts)
             return nil, errors.invalid("ca_file", "must be a path to a CA bundle")
         end
         -- a path of the right shape that cannot be read is the host's
-        -- setup (API.md: kind config), not the caller's input
+        -- setup (README.md, "Error objects": kind config), not the caller's input
         local f = io.open(opts.ca_file, "rb")
         if not f then
             return nil, errors.new{ kind = "config", field = "ca_file", retryable = false,
@@ -189,6 +190,14 @@ function _M:subscribe(t) return subscription_op(self, "subscribe", t) end
 function _M:update_subscription(id, t) return subscription_op(self, "update_subscription", id, t) end
 -- client:unsubscribe(id) -> true | nil, err
 function _M:unsubscribe(id) return subscription_op(self, "unsubscribe", id) end
+
+-- mediquo.core_of(client) -> the client's mediquo.core client (the C
+-- engine, transport and limiter it drives), or nil once closed. For the
+-- library's own drivers (mediquo.batch runs its calls through it); not
+-- part of the application API.
+function _M.core_of(client)
+    return client._core
+end
 
 -- client:run_batch(ops, opts) -> results, summary (mediquo.batch: several
 -- calls in flight at once, for automation hosts)

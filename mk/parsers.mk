@@ -6,7 +6,7 @@
 PARSER_SRCS := src/iso8601.c src/urlenc.c src/headers.c src/answer.c
 
 # the call engine, driven in C with a fake clock (test/test_engine.c)
-ENGINE_TEST_SRCS := src/engine.c src/request.c src/secrets.c src/secrets_enc.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
+ENGINE_TEST_SRCS := src/engine.c src/baseurl.c src/request.c src/secrets.c src/secrets_enc.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
 
 # the scrub, each key in each encoding (test/test_secrets.c)
 SECRETS_TEST_SRCS := src/secrets.c src/secrets_enc.c src/text.c
@@ -28,7 +28,7 @@ $(BUILD)/test/test_secrets: test/test_secrets.c $(SECRETS_TEST_SRCS) $(wildcard 
 
 $(BUILD)/test/test_engine: test/test_engine.c $(ENGINE_TEST_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_engine.c $(ENGINE_TEST_SRCS) -lm
+	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -Isrc -o $@ test/test_engine.c $(ENGINE_TEST_SRCS) $(CURL_LIBS) -lm
 
 $(BUILD)/test/test_parsers: test/test_parsers.c $(PARSER_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)

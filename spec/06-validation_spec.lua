@@ -164,5 +164,40 @@ describe("validation", function()
             assert.truthy(mediquo.new(base{ base_url = "http://[::1]:8/v1" }))
             assert.truthy(mediquo.new(base{ base_url = "https://sdk.mediquo.com/v1" }))
         end)
+        -- one table for each rule (issue 25): the rule is C's, Lua asks
+        it("max_retries: the engine's rule, in the engine's words", function()
+            local core = require "mediquo.core"
+            for _, bad in ipairs{ -1, 1.5, 101, "3", 0 / 0, math.huge } do
+                local ok, why = core.check_max_retries(bad)
+                assert.is_false(ok)
+                local _, err = mediquo.new(base{ max_retries = bad })
+                assert.equal("max_retries: " .. why, err.message)
+            end
+            assert.truthy(mediquo.new(base{ max_retries = 100 }))
+            assert.truthy(mediquo.new(base{ max_retries = 0 }))
+        end)
+        it("base_url: one parser (curl_url), the same for the engine", function()
+            local v = require "mediquo.validate"
+            for _, bad in ipairs{ "http:///v1", "https://[zz]/v1", "https://h_x/v1", "https://h:0/v1",
+                                  "https://@h/v1", "://h/v1", "https://h/v1#f" } do
+                local u, err = v.base_url(bad)
+                assert.is_nil(u, bad)
+                assert.equal("invalid_argument", err.kind)
+                assert.equal("base_url", err.field)
+            end
+            local u = assert(v.base_url("HTTPS://Sdk.Example.com:8443/v1//"))
+            assert.same({ scheme = "https", host = "sdk.example.com", port = 8443, path = "/v1",
+                          url = "https://sdk.example.com:8443/v1" }, u)
+            u = assert(v.base_url("http://127.0.0.1:9"))
+            assert.same({ scheme = "http", host = "127.0.0.1", port = 9, path = "",
+                          url = "http://127.0.0.1:9" }, u)
+        end)
+        it("the fields each operation takes: one table, C's (core.OP_FIELDS)", function()
+            local core = require "mediquo.core"
+            assert.same({ create = { "code", "starts_at", "patient", "professional", "duration" },
+                          reschedule = { "code", "starts_at" }, cancel = { "code" } }, core.OP_FIELDS)
+            assert.same({ "op", "code", "starts_at", "patient", "professional", "duration" },
+                        require("mediquo.cli.input").COLUMNS)
+        end)
     end)
 end)

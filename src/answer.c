@@ -1,13 +1,17 @@
 /* answer.c: data.appointment.code and .url out of a create or reschedule
  * answer, the message and per-field messages out of an error answer, or
  * the webhook subscription of a given type and URL out of a list answer,
- * in one pass, with no allocation and no recursion. A fast path in
- * front of cjson, so it may only ever say less: a 1 means cjson (with
- * decode_max_depth 64, as protocol.lua sets it) would decode the body and
- * find exactly these two strings; anything else gets a 0 and goes to cjson.
- * Hence a stricter grammar than cjson's: RFC 8259 numbers, an object at
- * the top and only whitespace after it (cjson stops at a NUL byte), no raw
- * control bytes and no \u0000 in strings. */
+ * in one pass, with no allocation and no recursion. It is the engine's
+ * only reader of an answer's JSON, with no second decoder behind it: the
+ * engine (engine.c) makes a 2xx answer it refuses (a 0) kind
+ * bad_response, and words an error answer it refuses from the status
+ * alone.
+ * Its grammar is stricter than cjson's, so it may only ever say less
+ * than cjson would: a 1 means cjson (decode_max_depth 64) would decode
+ * the body and find exactly these strings (fuzz/fuzz_answer.c holds it to
+ * an independent decoder): RFC 8259 numbers, an object at the top and
+ * only whitespace after it (cjson stops at a NUL byte), no raw control
+ * bytes and no \u0000 in strings. */
 #include "answer.h"
 
 #include <string.h>

@@ -20,7 +20,7 @@ typedef struct {
  * data.appointment.url are strings: *a is filled. A string written with no
  * escape is pointed at where it is in body; one with escapes is unescaped
  * into buf (which must hold at least len bytes). 0: anything else, or
- * anything this scanner does not handle (the caller decodes with cjson). */
+ * anything this scanner does not handle (the engine: bad_response). */
 int mq_answer_appointment(const char *body, size_t len, char *buf, mq_appt *a);
 
 /* One per-field message of a 422 (`errors: {field: [msg, ...] | msg}`):

@@ -11,7 +11,8 @@
  * curl_multi_poll, never in a sleep. A row's call starts when it has its
  * first limiter slot, so its deadline runs from when it is sent, not from
  * when it was queued: a batch larger than the budget paces itself to it
- * (first_wait bounds that wait). Nothing here touches Lua: finished calls
+ * (the batch's max_wait bounds that wait; mq_engine_start_admitted is the
+ * engine's word for a call whose first slot was taken before it started). Nothing here touches Lua: finished calls
  * wait in the slot for the binding to take them between steps.
  *
  * A gated batch (mq_batch_gate) holds each row at the last moment before
@@ -56,7 +57,8 @@ typedef struct {
     mq_response resp;       /* stable while curl fills it */
     double not_before;      /* S_SLOT, S_FIRST, S_BACKOFF: next moment to look */
     double slot_since;      /* when the wait for this slot began */
-    double slot_bound;      /* how long it may last */
+    double max_wait;        /* how long it may last (the step's max_wait; the
+                             * batch's for a row's first slot) */
     double waited;          /* S_READY: how long the first slot took */
 } slot_t;
 
@@ -64,7 +66,7 @@ struct mq_batch {
     mq_batch_env env;
     CURLM *multi;
     int conc;
-    double first_wait;
+    double max_wait;        /* a row's first slot: at most this long */
     slot_t *slots;
     row_t **rows;           /* by handle; NULL once started */
     size_t nrows, cap;
@@ -121,7 +123,7 @@ void mq_batch_free(mq_batch *b)
     free(b);
 }
 
-int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
+int mq_batch_new(const mq_batch_env *env, int concurrency, double max_wait,
                  mq_batch **out, char *err, size_t errlen)
 {
     mq_batch *b;
@@ -138,7 +140,7 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
     }
     b->env = *env;
     b->conc = concurrency;
-    b->first_wait = first_wait >= 0 ? first_wait : mq_engine_config(env->engine)->max_wait;
+    b->max_wait = max_wait >= 0 ? max_wait : mq_engine_config(env->engine)->max_wait;
     b->slots = calloc((size_t)concurrency, sizeof *b->slots);
     b->done = calloc((size_t)concurrency, sizeof *b->done);
     b->ready = calloc((size_t)concurrency, sizeof *b->ready);
@@ -267,17 +269,16 @@ long mq_batch_pending(const mq_batch *b)
 
 /* ---- one slot's call, action by action ------------------------------------ */
 
-static void apply_note(mq_batch *b, const mq_ecall *c)
+static void apply_note(mq_batch *b, const mq_limiter_note *n)
 {
-    double x, y, z;
     if (b->env.lim == NULL)
         return;
-    switch (mq_engine_note(c, &x, &y, &z)) {
+    switch (n->kind) {
     case MQ_NOTE_PAUSE:
-        mq_limiter_pause(b->env.lim, x);
+        mq_limiter_pause(b->env.lim, n->pause);
         break;
     case MQ_NOTE_OBSERVE:
-        mq_limiter_observe(b->env.lim, (long)x, (long)y, z);
+        mq_limiter_observe(b->env.lim, n->remaining, n->limit, n->reset);
         break;
     default:
         break;
@@ -286,8 +287,8 @@ static void apply_note(mq_batch *b, const mq_ecall *c)
 
 /* Start the transfer the engine asks for: 1 when it runs. A transfer that
  * cannot start is a failed attempt, reported as such: 0, with the engine's
- * next action in *a and *x. */
-static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *x)
+ * next step in *st. */
+static int start_transfer(mq_batch *b, int s, double now, mq_step *st)
 {
     slot_t *sl = &b->slots[s];
     mq_request req;
@@ -298,7 +299,7 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
                                     req.body, req.body_len, req.timeout,
                                     req.connect_timeout, &sl->resp);
     if (sl->easy == NULL) {
-        *a = mq_engine_failure(&sl->call, sl->resp.outcome, sl->resp.message, 0, now, x);
+        *st = mq_engine_failure(&sl->call, sl->resp.outcome, sl->resp.message, 0, now);
         return 0;
     }
     mc = curl_multi_add_handle(b->multi, sl->easy);
@@ -306,7 +307,7 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
         char why[128];
         sl->easy = NULL;
         snprintf(why, sizeof why, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-        *a = mq_engine_failure(&sl->call, MQ_T_FAILED, why, 0, now, x);
+        *st = mq_engine_failure(&sl->call, MQ_T_FAILED, why, 0, now);
         return 0;
     }
     b->running++;
@@ -316,27 +317,27 @@ static int start_transfer(mq_batch *b, int s, double now, mq_action *a, double *
 
 /* Carry out what the engine said, until the slot has to wait for
  * something (a slot, a transfer, a backoff) or the call is done. */
-static void act(mq_batch *b, int s, mq_action a, double x, double now)
+static void act(mq_batch *b, int s, mq_step st, double now)
 {
     slot_t *sl = &b->slots[s];
     for (;;) {
-        switch (a) {
+        switch (st.action) {
         case MQ_A_SLOT:
             sl->st = S_SLOT;
             sl->slot_since = now;
-            sl->slot_bound = x;
+            sl->max_wait = st.max_wait;
             sl->not_before = now;
             return;
         case MQ_A_BACKOFF:
             sl->st = S_BACKOFF;
-            sl->not_before = now + x;
+            sl->not_before = st.until;
             return;
         case MQ_A_DONE:
             sl->st = S_DONE;
             b->done[b->d_tail++ % b->conc] = s;
             return;
         case MQ_A_SEND:
-            if (start_transfer(b, s, now, &a, &x))
+            if (start_transfer(b, s, now, &st))
                 return;
             break;
         }
@@ -350,8 +351,7 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
                        const char *fault)
 {
     slot_t *sl = &b->slots[s];
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     if (b->gated && got && fault == NULL && sl->st != S_READY) {
         /* held until mq_batch_go: the caller records it first */
@@ -360,21 +360,18 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
         b->ready[b->r_tail++ % b->conc] = s;
         return;
     }
-    a = mq_engine_start(b->env.engine, &sl->call, &sl->row->a, now, &x);
-
+    st = mq_engine_start_admitted(b->env.engine, &sl->call, &sl->row->a, now,
+                                  got, waited, got ? -1 : wait, fault);
     row_free(sl->row);
     sl->row = NULL;
-    if (b->env.lim != NULL && a == MQ_A_SLOT)
-        a = fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
-                  : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x);
-    act(b, s, a, x, now);
+    act(b, s, st, now);
 }
 
 /* A slot (or a row) whose wait for a limiter slot is due: try once. */
 static void try_slot(mq_batch *b, int s, double now)
 {
     slot_t *sl = &b->slots[s];
-    double wait = 0, x = 0;
+    double wait = 0;
     int got = mq_limiter_try(b->env.lim, &wait);
     double waited = now - sl->slot_since;
     /* a host fault (the state file unusable) is no wait: the call ends */
@@ -383,7 +380,7 @@ static void try_slot(mq_batch *b, int s, double now)
     if (!got && fault == NULL) {
         if (wait < 0.001)
             wait = 0.001;
-        if (now + wait <= sl->slot_since + sl->slot_bound) {
+        if (now + wait <= sl->slot_since + sl->max_wait) {
             sl->not_before = now + wait;
             return;
         }
@@ -393,8 +390,8 @@ static void try_slot(mq_batch *b, int s, double now)
         start_call(b, s, now, got, waited, wait, fault);
         return;
     }
-    act(b, s, fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault, &x)
-                    : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now, &x), x, now);
+    act(b, s, fault ? mq_engine_host_fault(&sl->call, "rate_limit", fault)
+                    : mq_engine_slot(&sl->call, got, waited, got ? -1 : wait, now), now);
 }
 
 /* A transfer is over: hand the engine what came back. */
@@ -402,8 +399,7 @@ static void transfer_done(mq_batch *b, int s, CURLcode rc, double now)
 {
     slot_t *sl = &b->slots[s];
     mq_response *r = &sl->resp;
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     mq_transport_finish(sl->t, (int)rc, r);
     if (r->resent)
@@ -411,13 +407,13 @@ static void transfer_done(mq_batch *b, int s, CURLcode rc, double now)
     if (r->outcome == MQ_T_OK) {
         mq_answer ans = { r->status, r->body, r->body_len, r->retry_after,
                           r->rl_remaining, r->rl_limit, r->rl_reset };
-        a = mq_engine_response(&sl->call, &ans, now, &x);
-        apply_note(b, &sl->call);
+        st = mq_engine_response(&sl->call, &ans, now);
+        apply_note(b, &st.note);
     } else {
-        a = mq_engine_failure(&sl->call, r->outcome, r->message[0] ? r->message : NULL,
-                              r->status, now, &x);
+        st = mq_engine_failure(&sl->call, r->outcome, r->message[0] ? r->message : NULL,
+                               r->status, now);
     }
-    act(b, s, a, x, now);
+    act(b, s, st, now);
 }
 
 /* Give free slots to queued rows, oldest first. */
@@ -436,7 +432,7 @@ static void admit(mq_batch *b, double now)
             /* the row's first slot comes before its call starts */
             sl->st = S_FIRST;
             sl->slot_since = now;
-            sl->slot_bound = b->first_wait;
+            sl->max_wait = b->max_wait;
             sl->not_before = now;
         } else {
             sl->st = S_FIRST;
@@ -525,8 +521,7 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
             if (!waiting(sl->st) || sl->not_before > now)
                 continue;
             if (sl->st == S_BACKOFF) {
-                double x = 0;
-                act(b, s, mq_engine_wake(&sl->call, now, &x), x, now);
+                act(b, s, mq_engine_wake(&sl->call, now), now);
             } else {
                 try_slot(b, s, now);
             }

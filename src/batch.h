@@ -24,10 +24,11 @@ typedef struct {
 } mq_batch_env;
 
 /* concurrency: 1..MQ_BATCH_MAX_CONCURRENCY calls active at once.
- * first_wait: seconds a row may wait for its first limiter slot before its
- * call starts (its deadline starts once it has that slot, when it is sent;
- * may be infinite); < 0: the engine's max_wait. 0, or -1 with err set. */
-int  mq_batch_new(const mq_batch_env *env, int concurrency, double first_wait,
+ * max_wait: seconds a row may wait for its first limiter slot before its
+ * call starts (mq_engine_start_admitted: its deadline starts once it has
+ * that slot, when it is sent; may be infinite); < 0: the engine's
+ * max_wait. 0, or -1 with err set. */
+int  mq_batch_new(const mq_batch_env *env, int concurrency, double max_wait,
                   mq_batch **out, char *err, size_t errlen);
 /* Queue a row whose arguments passed the checks (a is copied). A parked
  * row is kept until mq_batch_release(handle). Returns its handle (>= 0),

@@ -20,26 +20,25 @@ static void sleep_for(double s)
 }
 
 /* what the engine read in the last response, applied to the shared budget */
-static void apply_note(mq_limiter *lim, const mq_ecall *c)
+static void apply_note(mq_limiter *lim, const mq_limiter_note *n)
 {
-    double a, b, r;
-    switch (mq_engine_note(c, &a, &b, &r)) {
+    switch (n->kind) {
     case MQ_NOTE_PAUSE:
-        mq_limiter_pause(lim, a);
+        mq_limiter_pause(lim, n->pause);
         break;
     case MQ_NOTE_OBSERVE:
-        mq_limiter_observe(lim, (long)a, (long)b, r);
+        mq_limiter_observe(lim, n->remaining, n->limit, n->reset);
         break;
     default:
         break;
     }
 }
 
-static mq_action attempt(mq_transport *t, mq_limiter *lim, mq_ecall *c, double *x)
+static mq_step attempt(mq_transport *t, mq_limiter *lim, mq_ecall *c)
 {
     mq_request rq;
     mq_response r;
-    mq_action a;
+    mq_step st;
 
     mq_engine_request(c, &rq);
     mq_transport_perform(t, mq_method_name(rq.method), rq.url, rq.body, rq.body_len,
@@ -49,34 +48,34 @@ static mq_action attempt(mq_transport *t, mq_limiter *lim, mq_ecall *c, double *
     if (r.resent)
         mq_engine_resent(c);
     if (r.outcome != MQ_T_OK)
-        return mq_engine_failure(c, r.outcome, r.message, r.status, mq_now(), x);
+        return mq_engine_failure(c, r.outcome, r.message, r.status, mq_now());
     mq_answer ans = { r.status, r.body, r.body_len, r.retry_after, r.rl_remaining,
                       r.rl_limit, r.rl_reset };
-    a = mq_engine_response(c, &ans, mq_now(), x);
+    st = mq_engine_response(c, &ans, mq_now());
     if (lim != NULL)
-        apply_note(lim, c);
-    return a;
+        apply_note(lim, &st.note);
+    return st;
 }
 
-mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_action a, double x)
+mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_step st)
 {
     for (;;) {
-        switch (a) {
+        switch (st.action) {
         case MQ_A_SLOT: {
             double waited = 0, ra = -1;
-            int got = lim == NULL || mq_limiter_acquire(lim, x, &waited, &ra);
+            int got = lim == NULL || mq_limiter_acquire(lim, st.max_wait, &waited, &ra);
             if (!got && mq_limiter_error(lim) != NULL)
-                a = mq_engine_host_fault(c, "rate_limit", mq_limiter_error(lim), &x);
+                st = mq_engine_host_fault(c, "rate_limit", mq_limiter_error(lim));
             else
-                a = mq_engine_slot(c, got, waited, ra, mq_now(), &x);
+                st = mq_engine_slot(c, got, waited, ra, mq_now());
             break;
         }
         case MQ_A_SEND:
-            a = attempt(t, lim, c, &x);
+            st = attempt(t, lim, c);
             break;
         case MQ_A_BACKOFF:
-            sleep_for(x);
-            a = mq_engine_wake(c, mq_now(), &x);
+            sleep_for(st.backoff);
+            st = mq_engine_wake(c, mq_now());
             break;
         case MQ_A_DONE:
         default:

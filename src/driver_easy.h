@@ -10,11 +10,11 @@
 #pragma GCC visibility push(hidden)
 #endif
 
-/* Runs the call c, started with action a (and its x), to its end: limiter
+/* Runs the call c, from the step its start returned to its end: limiter
  * slots with mq_limiter_acquire (lim NULL: the engine was made without a
  * limiter), attempts with mq_transport_perform, backoffs with nanosleep.
  * Returns MQ_A_DONE; the result is in c. */
-mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_action a, double x);
+mq_action mq_drive_easy(mq_transport *t, mq_limiter *lim, mq_ecall *c, mq_step st);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

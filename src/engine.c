@@ -11,6 +11,7 @@
  * clock. */
 #include "engine.h"
 #include "answer.h"
+#include "baseurl.h"
 #include "explain.h"
 #include "secrets.h"
 
@@ -78,42 +79,43 @@ void mq_engine_free(mq_engine *e)
     free(e);
 }
 
+const char *mq_engine_check_max_retries(double v)
+{
+    if (!(v >= 0 && v <= MQ_MAX_RETRIES_MAX) || v != (double)(int)v)
+        return "must be an integer from 0 to " MQ_XSTR(MQ_MAX_RETRIES_MAX);
+    return NULL;
+}
+
 int mq_engine_new(const mq_engine_cfg *cfg, uint64_t seed, mq_engine **out,
                   char *err, size_t errlen)
 {
-    const char *base = cfg->base_url, *sep, *path;
-    size_t len;
+    mq_base_url base;
+    const char *why;
     mq_engine *e;
 
     *out = NULL;
-    if (base == NULL || (sep = strstr(base, "://")) == NULL || sep == base) {
-        snprintf(err, errlen, "base_url must be an http(s) URL");
-        return -1;
-    }
-    len = strlen(base);
-    while (len > 0 && base[len - 1] == '/')
-        len--;
-    if (len > MQ_BASE_MAX) {
-        snprintf(err, errlen, "base_url is too long");
+    /* the one parser (baseurl.c); http or https is the binding's choice */
+    why = mq_base_url_parse(cfg->base_url, cfg->base_url ? strlen(cfg->base_url) : 0, 1, &base);
+    if (why != NULL) {
+        snprintf(err, errlen, "base_url %s", why);
         return -1;
     }
     if (!(cfg->deadline > 0) || !(cfg->timeout > 0) || !(cfg->connect_timeout > 0)
-        || cfg->max_retries < 0 || cfg->max_retries > 100) {
+        || mq_engine_check_max_retries((double)cfg->max_retries) != NULL) {
         snprintf(err, errlen, "timeout, connect_timeout and deadline must be > 0, "
                  "max_retries 0..100");
         return -1;
     }
     e = calloc(1, sizeof *e);
-    if (e == NULL || (e->base_url = dup_n(base, len)) == NULL)
+    if (e == NULL || (e->base_url = dup_n(base.url, base.url_len)) == NULL)
         goto oom;
     e->cfg = *cfg;
     e->cfg.base_url = e->base_url;
     e->cfg.api_key = e->cfg.secret_key = NULL;    /* kept below, never handed out */
     if (!(e->cfg.limiter_period > 0))
         e->cfg.limiter_period = 60;
-    path = memchr(sep + 3, '/', len - (size_t)(sep + 3 - base));
-    e->origin_len = path ? (size_t)(path - base) : len;
-    e->base_len = len;
+    e->origin_len = base.origin_len;
+    e->base_len = base.url_len;
     if (mq_secrets_init(&e->keys, cfg->api_key, cfg->secret_key) != 0)
         goto oom;
     e->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
@@ -203,7 +205,7 @@ static void reset(mq_engine *e, mq_ecall *c, mq_op op)
     c->max_attempts = e->cfg.max_retries + 1;
     c->ambiguous = c->confirming = c->create_attempts = 0;
     c->settling = c->settled = 0;
-    c->note = MQ_NOTE_NONE;
+    c->note.kind = MQ_NOTE_NONE;
     c->kind = MQ_K_OK;
     c->status = 0;
     c->retry_after = -1;
@@ -220,24 +222,33 @@ static void reset(mq_engine *e, mq_ecall *c, mq_op op)
 
 /* ---- the answer ------------------------------------------------------------ */
 
-static mq_action done(mq_ecall *c, double *x)
+/* a step with only its action (no bound, no note) */
+static mq_step step_of(mq_action a, double until)
 {
-    c->state = MQ_W_DONE;
-    *x = 0;
-    return MQ_A_DONE;
+    mq_step st;
+    memset(&st, 0, sizeof st);
+    st.action = a;
+    st.until = until;
+    return st;
 }
 
-static mq_action succeed(mq_ecall *c, double *x)
+static mq_step done(mq_ecall *c)
+{
+    c->state = MQ_W_DONE;
+    return step_of(MQ_A_DONE, 0);
+}
+
+static mq_step succeed(mq_ecall *c)
 {
     c->kind = MQ_K_OK;
     c->e->st.ok++;
-    return done(c, x);
+    return done(c);
 }
 
 /* The call ends in failure. c->message holds why: the server's own words
  * (bare) or the driver's / the engine's. stop: why no other attempt was
  * made, or NULL. Here the effect is settled (and explain.c says it). */
-static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
+static mq_step fail(mq_ecall *c, int bare, const char *stop)
 {
     char why[MQ_ENGINE_MSG_MAX];
 
@@ -253,12 +264,12 @@ static mq_action fail(mq_ecall *c, int bare, const char *stop, double *x)
     mq_explain_failure(c->message, sizeof c->message, why, bare, c->op, c->attempts,
                        c->max_attempts, stop, c->effect);
     c->e->st.by_kind[c->kind]++;
-    return done(c, x);
+    return done(c);
 }
 
 /* No attempt could start: no limiter slot within `bound` seconds (bound
  * >= 0: rate_limited, with retry_after), or the deadline passed. */
-static mq_action stop_before(mq_ecall *c, double bound, double retry_after, double *x)
+static mq_step stop_before(mq_ecall *c, double bound, double retry_after)
 {
     const mq_engine_cfg *cfg = &c->e->cfg;
     int before = c->attempts + 1;
@@ -276,43 +287,44 @@ static mq_action stop_before(mq_ecall *c, double bound, double retry_after, doub
     if (c->effect == MQ_EFFECT_DONE)
         c->retryable = 0;
     c->e->st.by_kind[c->kind]++;
-    return done(c, x);
+    return done(c);
 }
 
 /* ---- attempts -------------------------------------------------------------- */
 
-static mq_action ready(mq_ecall *c, double now, double *x)
+static mq_step ready(mq_ecall *c, double now)
 {
     const mq_engine_cfg *cfg = &c->e->cfg;
     double left = c->deadline_at - now;
 
     if (left <= 0)
-        return stop_before(c, -1, -1, x);
+        return stop_before(c, -1, -1);
     c->timeout = cfg->timeout < left ? cfg->timeout : left;
     c->connect_timeout = cfg->connect_timeout < left ? cfg->connect_timeout : left;
     c->state = MQ_W_SEND;
-    *x = 0;
-    return MQ_A_SEND;
+    return step_of(MQ_A_SEND, c->deadline_at);
 }
 
 /* The next attempt: a limiter slot first (when there is a limiter), never
  * one spent on an attempt that could not be made in time. */
-static mq_action next_attempt(mq_ecall *c, double now, double *x)
+static mq_step next_attempt(mq_ecall *c, double now)
 {
     const mq_engine_cfg *cfg = &c->e->cfg;
     double left = c->deadline_at - now;
+    mq_step st;
 
     if (left <= 0)
-        return stop_before(c, -1, -1, x);
+        return stop_before(c, -1, -1);
     if (cfg->max_wait < 0)
-        return ready(c, now, x);
-    c->slot_bound = cfg->max_wait < left ? cfg->max_wait : left;
+        return ready(c, now);
+    c->max_wait = cfg->max_wait < left ? cfg->max_wait : left;
     c->state = MQ_W_SLOT;
-    *x = c->slot_bound;
-    return MQ_A_SLOT;
+    st = step_of(MQ_A_SLOT, now + c->max_wait);
+    st.max_wait = c->max_wait;
+    return st;
 }
 
-mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now, double *x)
+mq_step mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now)
 {
     reset(e, c, a->op);
     c->code_len = a->code_len <= MQ_MAX_ID ? a->code_len : MQ_MAX_ID;
@@ -336,14 +348,25 @@ mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double
     c->wh_type[c->wh_type_len] = '\0';
     c->wh_url[c->wh_url_len] = '\0';
     build(e, c, op_methods[a->op], a);
-    return next_attempt(c, now, x);
+    return next_attempt(c, now);
 }
 
-mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
-                           const char *field, const char *why)
+mq_step mq_engine_start_admitted(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now,
+                                 int granted, double waited, double retry_after,
+                                 const char *fault)
 {
-    double x;
+    mq_step st = mq_engine_start(e, c, a, now);
 
+    if (st.action != MQ_A_SLOT)
+        return st;
+    if (fault != NULL)
+        return mq_engine_host_fault(c, "rate_limit", fault);
+    return mq_engine_slot(c, granted, waited, retry_after, now);
+}
+
+mq_step mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
+                         const char *field, const char *why)
+{
     reset(e, c, (unsigned)op < MQ_OP__COUNT ? op : MQ_OP_CREATE);
     c->m = op_methods[c->op];
     c->url_len = c->path_off = 0;
@@ -358,10 +381,10 @@ mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
         snprintf(c->field, sizeof c->field, "%s", field ? field : "");
     c->effect = MQ_EFFECT_NONE;
     e->st.by_kind[kind]++;
-    return done(c, &x);
+    return done(c);
 }
 
-mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, double *x)
+mq_step mq_engine_host_fault(mq_ecall *c, const char *what, const char *why)
 {
     int before = c->attempts + 1;
 
@@ -376,11 +399,11 @@ mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, d
     mq_explain_host_fault(c->message, sizeof c->message, c->op, what, why, before,
                           c->max_attempts, c->effect);
     c->e->st.by_kind[c->kind]++;
-    return done(c, x);
+    return done(c);
 }
 
-mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
-                         double now, double *x)
+mq_step mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
+                       double now)
 {
     mq_engine_stats *st = &c->e->st;
 
@@ -389,8 +412,8 @@ mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_a
         st->limiter_wait_seconds += waited;
     }
     if (!granted)
-        return stop_before(c, c->slot_bound, retry_after, x);
-    return ready(c, now, x);
+        return stop_before(c, c->max_wait, retry_after);
+    return ready(c, now);
 }
 
 const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out)
@@ -407,11 +430,8 @@ const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out)
     return out;
 }
 
-mq_note mq_engine_note(const mq_ecall *c, double *a, double *b, double *c3)
+mq_limiter_note mq_engine_note(const mq_ecall *c)
 {
-    *a = c->note_a;
-    *b = c->note_b;
-    *c3 = c->note_c;
     return c->note;
 }
 
@@ -423,12 +443,13 @@ void mq_engine_resent(mq_ecall *c)
 /* A failed attempt: try again (after a backoff) or end the call. bare: the
  * message is the server's own; stop_if_not: said when the failure may
  * have been processed and is not retried for that reason. */
-static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry_after,
-                        double now, double *x)
+static mq_step decide(mq_ecall *c, const mq_verdict *v, int bare, double retry_after,
+                      double now)
 {
     mq_engine *e = c->e;
     double wait;
     char stop[96];
+    mq_step st;
 
     /* a subscribe that may have been processed is not sent again blind:
      * the next attempt lists the subscriptions, and only if ours is not
@@ -440,16 +461,16 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
     c->retryable = mq_kind_retryable(v->kind);
     c->retry_after = retry_after >= 0 ? retry_after : -1;
     if (!v->retryable && !settle)
-        return fail(c, bare, v->ambiguous ? MQ_STOP_RETRY_POST : NULL, x);
+        return fail(c, bare, v->ambiguous ? MQ_STOP_RETRY_POST : NULL);
     if (c->attempts >= c->max_attempts)
-        return fail(c, bare, NULL, x);
+        return fail(c, bare, NULL);
     wait = mq_backoff(c->retry + 1, mq_rand_unit(&e->rng));
     if (retry_after > wait)
         wait = retry_after;
     if (now + wait >= c->deadline_at) {
         /* the next attempt could not start in time: this is the answer */
         mq_explain_no_time(stop, sizeof stop, e->cfg.deadline);
-        return fail(c, bare, stop, x);
+        return fail(c, bare, stop);
     }
     c->retry++;
     e->st.retries++;
@@ -458,23 +479,25 @@ static mq_action decide(mq_ecall *c, const mq_verdict *v, int bare, double retry
         build(e, c, MQ_M_GET, NULL);
     }
     c->state = MQ_W_BACKOFF;
-    *x = wait;
-    return MQ_A_BACKOFF;
+    st = step_of(MQ_A_BACKOFF, now + wait);
+    st.backoff = wait;
+    return st;
 }
 
-mq_action mq_engine_wake(mq_ecall *c, double now, double *x)
+mq_step mq_engine_wake(mq_ecall *c, double now)
 {
-    return next_attempt(c, now, x);
+    return next_attempt(c, now);
 }
 
-mq_action mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
-                            double now, double *x)
+mq_step mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
+                          double now)
 {
     mq_verdict v = mq_classify(c->m, o, status, c->e->cfg.retry_post);
 
     c->attempts++;
     c->e->st.requests++;
-    c->note = MQ_NOTE_NONE;
+    memset(&c->note, 0, sizeof c->note);
+    c->note.kind = MQ_NOTE_NONE;
     c->ambiguous |= v.ambiguous;
     c->status = o == MQ_T_TOO_BIG && status > 0 ? status : 0;
     if (message != NULL && message[0])
@@ -485,11 +508,11 @@ mq_action mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long
         c->ambiguous |= !c->confirming;     /* processed; the answer unread */
     v.retryable = v.retryable && o != MQ_T_TOO_BIG;
     if (o == MQ_T_TLS) {
-        mq_action a = decide(c, &v, 0, -1, now, x);
+        mq_step st = decide(c, &v, 0, -1, now);
         c->retryable = 0;   /* a certificate will not fix itself */
-        return a;
+        return st;
     }
-    return decide(c, &v, 0, -1, now, x);
+    return decide(c, &v, 0, -1, now);
 }
 
 /* Where to keep an answer's strings: in the call, or on the heap for an
@@ -610,7 +633,7 @@ static void keep_fields(mq_ecall *c, const mq_answer_field *f, size_t n)
 /* The confirming PUT of a create that exists: a reschedule to the same
  * start is idempotent and hands back a live URL. Within the same call:
  * its deadline, its attempts (at least this one). */
-static mq_action confirm(mq_ecall *c, double now, double *x)
+static mq_step confirm(mq_ecall *c, double now)
 {
     mq_op_args a;
 
@@ -623,31 +646,32 @@ static mq_action confirm(mq_ecall *c, double now, double *x)
     if (c->max_attempts < c->attempts + 1)
         c->max_attempts = c->attempts + 1;
     build(c->e, c, MQ_M_PUT, &a);
-    return next_attempt(c, now, x);
+    return next_attempt(c, now);
 }
 
-mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double *x)
+mq_step mq_engine_response(mq_ecall *c, const mq_answer *r, double now)
 {
     mq_engine *e = c->e;
     mq_verdict v = mq_classify(c->m, MQ_T_OK, r->status, e->cfg.retry_post);
     int ambiguous_before = c->ambiguous, bare = 0;
     char stack[SCAN_STACK], *scratch = stack;
-    mq_action act;
+    mq_step act;
 
     c->attempts++;
     e->st.requests++;
     c->status = r->status;
     /* what the answer means for everyone sharing the budget */
-    c->note = MQ_NOTE_NONE;
+    memset(&c->note, 0, sizeof c->note);
+    c->note.kind = MQ_NOTE_NONE;
     if (r->status == 429) {
-        c->note = MQ_NOTE_PAUSE;
-        c->note_a = r->retry_after >= 0 ? r->retry_after
-                  : r->rl_reset >= 0 ? r->rl_reset : e->cfg.limiter_period;
+        c->note.kind = MQ_NOTE_PAUSE;
+        c->note.pause = r->retry_after >= 0 ? r->retry_after
+                      : r->rl_reset >= 0 ? r->rl_reset : e->cfg.limiter_period;
     } else if (r->rl_remaining >= 0) {
-        c->note = MQ_NOTE_OBSERVE;
-        c->note_a = (double)r->rl_remaining;
-        c->note_b = (double)r->rl_limit;
-        c->note_c = r->rl_reset;
+        c->note.kind = MQ_NOTE_OBSERVE;
+        c->note.remaining = r->rl_remaining;
+        c->note.limit = r->rl_limit;
+        c->note.reset = r->rl_reset;
     }
     c->ambiguous |= v.ambiguous;
 
@@ -655,7 +679,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
         snprintf(c->message, sizeof c->message, "out of memory reading the %ld answer", r->status);
         c->kind = MQ_K_BAD_RESPONSE;
         c->retryable = 0;
-        return fail(c, 0, NULL, x);
+        return fail(c, 0, NULL);
     }
     if (v.kind == MQ_K_OK && c->settling) {
         /* the list after an ambiguous subscribe: ours there, or send again */
@@ -664,7 +688,7 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             c->kind = MQ_K_BAD_RESPONSE;
             c->retryable = 0;
             mq_explain_bad_answer(c->message, sizeof c->message, r->status);
-            act = fail(c, 1, NULL, x);
+            act = fail(c, 1, NULL);
             goto out;
         }
         {
@@ -672,13 +696,13 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             if (sub.obj != NULL) {
                 c->settled = 1;
                 if (keep_body(c, sub.obj, sub.obj_len)) {
-                    act = succeed(c, x);
+                    act = succeed(c);
                 } else {
                     snprintf(c->message, sizeof c->message, "out of memory keeping the answer");
                     c->kind = MQ_K_BAD_RESPONSE;
                     c->retryable = 0;
                     c->ambiguous = 0;   /* it is there: the effect is known */
-                    act = fail(c, 0, NULL, x);
+                    act = fail(c, 0, NULL);
                 }
                 goto out;
             }
@@ -688,19 +712,19 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
             if (c->max_attempts < c->attempts + 1)
                 c->max_attempts = c->attempts + 1;
             build(e, c, MQ_M_POST, NULL);
-            act = next_attempt(c, now, x);
+            act = next_attempt(c, now);
             goto out;
         }
     }
     if (v.kind == MQ_K_OK) {
         if (read_success(c, r, scratch)) {
-            act = succeed(c, x);
+            act = succeed(c);
             goto out;
         }
         c->kind = MQ_K_BAD_RESPONSE;
         c->retryable = 0;
         mq_explain_bad_answer(c->message, sizeof c->message, r->status);
-        act = fail(c, 1, NULL, x);
+        act = fail(c, 1, NULL);
         goto out;
     }
 
@@ -722,11 +746,11 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
      * processed, and this one says it was */
     if (v.kind == MQ_K_BAD_REQUEST && ambiguous_before && bare) {
         if (c->m == MQ_M_POST && says(c->message, "already exist")) {
-            act = confirm(c, now, x);
+            act = confirm(c, now);
             goto out;
         }
         if (c->m == MQ_M_DELETE && says(c->message, "already cancel")) {
-            act = succeed(c, x);
+            act = succeed(c);
             goto out;
         }
     }
@@ -734,13 +758,14 @@ mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double
      * processed: "not found" is that attempt's work (a soft delete) */
     if (v.kind == MQ_K_NOT_FOUND && ambiguous_before && c->op == MQ_OP_WH_UNSUBSCRIBE) {
         c->settled = 1;
-        act = succeed(c, x);
+        act = succeed(c);
         goto out;
     }
-    act = decide(c, &v, bare, r->retry_after, now, x);
+    act = decide(c, &v, bare, r->retry_after, now);
 out:
     if (scratch != stack)
         free(scratch);
+    act.note = c->note;
     return act;
 }
 

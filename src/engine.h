@@ -6,7 +6,9 @@
  * with full jitter, the deadline, the limiter's part, the exactly-once
  * reconciliation, every message, `effect`, and the secrets scrub.
  *
- * The conversation, `now` being the driver's monotonic seconds:
+ * The conversation, `now` being the driver's monotonic seconds; every
+ * function answers with the next step (mq_step: what to do, until when,
+ * with which bounds, and what to note for the shared limiter):
  *
  *   mq_engine_start(call, args, now)          -> SLOT | SEND | DONE
  *   mq_engine_slot(call, granted, ..., now)   -> SEND | DONE
@@ -14,12 +16,15 @@
  *   mq_engine_failure(call, outcome, ..., now)-> SLOT | SEND | BACKOFF | DONE
  *   mq_engine_wake(call, now)                 -> SLOT | SEND | DONE
  *
- * SLOT: take one slot of the shared limiter, waiting at most *x seconds.
+ * SLOT: take one slot of the shared limiter, waiting at most
+ *       step.max_wait seconds (until step.until).
  * SEND: send mq_engine_request(call) (its timeouts already cut to the
- *       deadline), then report the response or the transport failure.
- * BACKOFF: wait *x seconds, then mq_engine_wake.
+ *       deadline, step.until), then report the response or the transport
+ *       failure.
+ * BACKOFF: wait step.backoff seconds (until step.until), then
+ *       mq_engine_wake.
  * DONE: the call's answer is in the call (mq_engine_result_*).
- * After every response, mq_engine_note says what it means for the shared
+ * After every response, step.note says what it means for the shared
  * limiter (pause, or calibrate); the driver applies it.
  *
  * A call lives in memory the driver owns (mq_ecall, embeddable: the
@@ -36,13 +41,12 @@
 #include "policy.h"
 #include "explain.h"
 #include "request.h"
-#include "transport.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-#define MQ_BASE_MAX 1100    /* bytes of base_url (mediquo.lua refuses > 1024) */
+#define MQ_BASE_MAX 1100    /* bytes of base_url (baseurl.c refuses > 1024) */
 /* origin + base path + "/appointments/" + a code percent-encoded */
 #define MQ_ENGINE_URL_MAX (MQ_BASE_MAX + MQ_PATH_MAX)
 #define MQ_ENGINE_BODY_MAX MQ_BODY_MAX
@@ -51,8 +55,35 @@
 
 typedef enum { MQ_A_SLOT, MQ_A_SEND, MQ_A_BACKOFF, MQ_A_DONE } mq_action;
 typedef enum { MQ_NOTE_NONE, MQ_NOTE_PAUSE, MQ_NOTE_OBSERVE } mq_note;
+/* What a response means for the shared limiter. */
+typedef struct {
+    mq_note kind;
+    double pause;           /* PAUSE: seconds the whole budget waits */
+    long remaining, limit;  /* OBSERVE: the server's count (limit -1: absent) */
+    double reset;           /* OBSERVE: seconds to the server's window end, -1: absent */
+} mq_limiter_note;
+/* One step of the conversation: what the driver does next. Only the
+ * fields of its action mean anything (the others are 0). */
+typedef struct {
+    mq_action action;
+    double until;           /* SLOT: no slot after this moment; SEND: the call's
+                             * deadline; BACKOFF: when to wake (driver's clock) */
+    double max_wait;        /* SLOT: seconds it may wait for a limiter slot */
+    double backoff;         /* BACKOFF: seconds to wait before mq_engine_wake */
+    mq_limiter_note note;   /* after a response: apply it to the shared limiter */
+} mq_step;
 /* what a call waits for: the step the driver must report next */
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
+
+#define MQ_MAX_RETRIES_MAX 100     /* max_retries: 0..100 */
+#define MQ_XSTR_(x) #x
+#define MQ_XSTR(x) MQ_XSTR_(x)
+#define MQ_MAX_RETRIES_DEFAULT 2
+
+/* The one rule for the max_retries option: NULL when v (a Lua number, or
+ * NaN for anything else) is an integer from 0 to MQ_MAX_RETRIES_MAX, else
+ * why not (mediquo.lua asks through core.check_max_retries). */
+const char *mq_engine_check_max_retries(double v);
 
 const char *mq_op_name(mq_op op);
 int mq_op_parse(const char *s, mq_op *op);
@@ -129,7 +160,8 @@ typedef struct {
     int create_attempts;    /* attempts of the create before confirming */
     char field[48];         /* a refusal's field */
     double deadline_at;
-    double slot_bound;      /* how long this attempt may wait for a slot */
+    double max_wait;        /* how long this attempt may wait for a slot
+                             * (cfg.max_wait, cut to the deadline) */
     double timeout, connect_timeout;
     size_t code_len;
     char code[MQ_MAX_ID + 1];
@@ -139,9 +171,7 @@ typedef struct {
     size_t body_len;
     int has_body;
     char body[MQ_ENGINE_BODY_MAX];
-    /* the limiter's part of the last response */
-    mq_note note;
-    double note_a, note_b, note_c;
+    mq_limiter_note note;   /* the limiter's part of the last response */
     /* the answer */
     mq_kind kind;
     long status;
@@ -166,39 +196,50 @@ void mq_engine_call_init(mq_ecall *c);
 void mq_engine_call_free(mq_ecall *c);
 
 /* Starts a call. Arguments refused by the binding's checks end it at once
- * through mq_engine_refuse instead. *x: see the actions above. */
-mq_action mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now, double *x);
+ * through mq_engine_refuse instead. */
+mq_step mq_engine_start(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now);
+/* Starts a call whose first limiter slot the driver asked for before the
+ * call began (a batch admits a row by its first slot, so the call's
+ * deadline runs from the moment it has one, not from when it was queued):
+ * mq_engine_start, then that slot's answer as mq_engine_slot takes it
+ * (granted, waited, retry_after), or as mq_engine_host_fault when the
+ * limiter failed (fault: why, else NULL). Without a limiter (the engine's
+ * max_wait < 0) the slot is not asked for and the answer is not read. */
+mq_step mq_engine_start_admitted(mq_engine *e, mq_ecall *c, const mq_op_args *a, double now,
+                                 int granted, double waited, double retry_after,
+                                 const char *fault);
 /* The call ends before anything is sent: invalid_argument "<field>: <why>"
  * (kind may also be MQ_K_CONFIG for host setup faults). Counted. */
-mq_action mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
-                           const char *field, const char *why);
-mq_action mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
-                         double now, double *x);
+mq_step mq_engine_refuse(mq_engine *e, mq_ecall *c, mq_op op, mq_kind kind,
+                         const char *field, const char *why);
+/* The slot asked for: granted or not (after waiting `waited` seconds;
+ * retry_after: when the limiter expects one, -1 when unknown). */
+mq_step mq_engine_slot(mq_ecall *c, int granted, double waited, double retry_after,
+                       double now);
 /* The host's own setup failed before the next attempt could start (while
  * the call waits for a slot or is to send): `what` could not serve, `why`
  * (the limiter: its state file shrunk or gone; nginx: a directive it
  * needs is missing). The call ends with kind config, never retryable, its
  * effect that of the attempts made so far. */
-mq_action mq_engine_host_fault(mq_ecall *c, const char *what, const char *why, double *x);
+mq_step mq_engine_host_fault(mq_ecall *c, const char *what, const char *why);
 const mq_request *mq_engine_request(const mq_ecall *c, mq_request *out);
-mq_action mq_engine_response(mq_ecall *c, const mq_answer *r, double now, double *x);
+mq_step mq_engine_response(mq_ecall *c, const mq_answer *r, double now);
 /* A transport failure (never MQ_T_OK). message: the transport's words (no
  * secrets), or NULL. status: > 0 when one came (a too-big body). resent:
  * the request went out twice on this attempt (libcurl re-sends an
  * idempotent request once on a fresh connection): the first may have been
  * processed. With outcome MQ_T_OK and resent set this only notes that
  * (see mq_engine_resent). */
-mq_action mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
-                            double now, double *x);
+mq_step mq_engine_failure(mq_ecall *c, mq_outcome o, const char *message, long status,
+                          double now);
 /* An earlier send of this attempt may have been processed (a re-send on a
  * fresh connection); call before reporting the attempt's outcome. */
 void mq_engine_resent(mq_ecall *c);
-mq_action mq_engine_wake(mq_ecall *c, double now, double *x);
+mq_step mq_engine_wake(mq_ecall *c, double now);
 
-/* What the last response means for the shared limiter:
- * MQ_NOTE_PAUSE (*a = seconds), MQ_NOTE_OBSERVE (*a = remaining, *b =
- * limit or -1, *c = seconds to reset or -1), or MQ_NOTE_NONE. */
-mq_note mq_engine_note(const mq_ecall *c, double *a, double *b, double *c3);
+/* What the last response means for the shared limiter (the note of the
+ * step that answered it; kind MQ_NOTE_NONE after a transport failure). */
+mq_limiter_note mq_engine_note(const mq_ecall *c);
 
 /* After DONE. */
 int  mq_engine_ok(const mq_ecall *c);

@@ -1,6 +1,8 @@
 /* lbatch.c: the Lua binding of the batch driver (batch.c).
  *
- *   local b = client_core:batch(concurrency[, first_wait[, gated]])
+ *   local b = client_core:batch(concurrency[, max_wait[, gated]])
+ *       max_wait: seconds a row may wait for its first limiter slot
+ *       (< 0 or absent: the client's rate_limit.max_wait)
  *   local h, err = b:add(i, op, a, b2, resumed, parked)
  *       op "create" (a = the fields table), "reschedule" (a = code,
  *       b2 = starts_at) or "cancel" (a = code); checked here with the
@@ -64,20 +66,20 @@ static lbatch *check_batch(lua_State *L)
     return lb;
 }
 
-/* client:batch(concurrency[, first_wait[, gated]]) -> batch | nil, message */
+/* client:batch(concurrency[, max_wait[, gated]]) -> batch | nil, message */
 static int l_batch_new(lua_State *L)
 {
     mq_client *c = mq_lclient_check(L, 1);      /* raises when closed */
     lua_Integer conc = luaL_checkinteger(L, 2);
-    double first_wait = luaL_optnumber(L, 3, -1);
+    double max_wait = luaL_optnumber(L, 3, -1);
     mq_batch_env env;
     lbatch *lb;
     char err[256];
 
     if (conc < 1 || conc > MQ_BATCH_MAX_CONCURRENCY)
         return luaL_argerror(L, 2, "concurrency must be 1..64");
-    if (first_wait != first_wait)
-        return luaL_argerror(L, 3, "first_wait must be a number of seconds");
+    if (max_wait != max_wait)
+        return luaL_argerror(L, 3, "max_wait must be a number of seconds");
 
     lb = mq_newuserdata(L, sizeof *lb);
     lb->b = NULL;           /* __gc is safe from here on */
@@ -91,7 +93,7 @@ static int l_batch_new(lua_State *L)
     env.engine = mq_lclient_engine(c);
     env.parent = mq_lclient_transport(c);
     env.lim = mq_lclient_limiter(c);
-    if (mq_batch_new(&env, (int)conc, first_wait, &lb->b, err, sizeof err) != 0) {
+    if (mq_batch_new(&env, (int)conc, max_wait, &lb->b, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -178,12 +180,11 @@ static int l_batch_drop(lua_State *L)
     const mq_op_args *a = mq_batch_parked(lb->b, h);
     mq_ecall c;
     mq_request req;
-    double x;
 
     if (a == NULL)
         return luaL_argerror(L, 2, "not a parked row of this batch");
     mq_engine_call_init(&c);
-    mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0, &x);
+    (void)mq_engine_start(mq_lclient_engine(lb->c), &c, a, 0);
     mq_engine_request(&c, &req);
     lua_pushstring(L, mq_method_name(req.method));
     lua_pushlstring(L, req.path, req.path_len);

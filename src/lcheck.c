@@ -8,6 +8,8 @@
  * quoted: a secret passed in the wrong place must not reach a message. */
 #include "lcheck.h"
 #include "lcheck_webhook.h"
+#include "engine.h"
+#include "baseurl.h"
 #include "iso8601.h"
 #include "text.h"
 #include "suggest.h"
@@ -139,18 +141,29 @@ const char *mq_check_unknown_key(lua_State *L, int kidx, const char *const *name
 
 enum { F_CODE, F_STARTS_AT, F_PATIENT, F_PROFESSIONAL, F_DURATION, F__COUNT };
 
+/* The one table of which fields each appointment operation takes, in the
+ * order a row lists them (F_* order for create); exported as
+ * core.OP_FIELDS for the Lua that reads rows (mediquo.batch, the CLI). */
+static const char *const create_fields[F__COUNT + 1] = {
+    "code", "starts_at", "patient", "professional", "duration", NULL,
+};
+static const char *const reschedule_fields[] = { "code", "starts_at", NULL };
+static const char *const cancel_fields[] = { "code", NULL };
+static const struct { mq_op op; const char *const *fields; } op_fields[] = {
+    { MQ_OP_CREATE, create_fields },
+    { MQ_OP_RESCHEDULE, reschedule_fields },
+    { MQ_OP_CANCEL, cancel_fields },
+};
+
 /* which create field a key names: F_*, F__COUNT for "op" (allowed, not sent), -1 */
 static int field_of(const char *k, size_t len)
 {
-    switch (len) {
-    case 2: return memcmp(k, "op", 2) == 0 ? F__COUNT : -1;
-    case 4: return memcmp(k, "code", 4) == 0 ? F_CODE : -1;
-    case 7: return memcmp(k, "patient", 7) == 0 ? F_PATIENT : -1;
-    case 8: return memcmp(k, "duration", 8) == 0 ? F_DURATION : -1;
-    case 9: return memcmp(k, "starts_at", 9) == 0 ? F_STARTS_AT : -1;
-    case 12: return memcmp(k, "professional", 12) == 0 ? F_PROFESSIONAL : -1;
-    default: return -1;
-    }
+    if (len == 2 && memcmp(k, "op", 2) == 0)
+        return F__COUNT;
+    for (int f = 0; f < F__COUNT; f++)
+        if (strlen(create_fields[f]) == len && memcmp(create_fields[f], k, len) == 0)
+            return f;
+    return -1;
 }
 
 /* The create table at idx: one raw pass (no metamethod runs), unknown keys
@@ -158,9 +171,7 @@ static int field_of(const char *k, size_t len)
 static int create_args(lua_State *L, int idx, mq_op_args *a, const char **field,
                        const char **why, char *buf)
 {
-    static const char *const names[F__COUNT] = {
-        "code", "starts_at", "patient", "professional", "duration",
-    };
+    const char *const *names = create_fields;
     int top = lua_gettop(L), slot = top + 1, rc = -1;
     mq_text t;
 
@@ -390,6 +401,47 @@ static int l_check_op(lua_State *L)
     return 3;
 }
 
+/* core.check_max_retries(v) -> true | false, why (the engine's rule) */
+static int l_check_max_retries(lua_State *L)
+{
+    double v = lua_type(L, 1) == LUA_TNUMBER ? (double)lua_tonumber(L, 1) : NAN;
+    const char *why = mq_engine_check_max_retries(v);
+    if (why != NULL)
+        return verdict(L, why);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.check_base_url(v, insecure) -> { scheme=, host=, port=, path=, url= }
+ * | false, why: the one parser (baseurl.c, curl_url) */
+static int l_check_base_url(lua_State *L)
+{
+    mq_base_url u;
+    size_t len;
+    const char *s, *why;
+    char buf[MQ_WHY_LEN];
+
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        snprintf(buf, sizeof buf, "must be a string, got %s", luaL_typename(L, 1));
+        return verdict(L, buf);
+    }
+    s = lua_tolstring(L, 1, &len);
+    if ((why = mq_base_url_parse(s, len, lua_toboolean(L, 2), &u)) != NULL)
+        return verdict(L, why);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, u.scheme);
+    lua_setfield(L, -2, "scheme");
+    lua_pushstring(L, u.host);
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, u.port);
+    lua_setfield(L, -2, "port");
+    lua_pushlstring(L, u.url + u.origin_len, u.url_len - u.origin_len);
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, u.url, u.url_len);
+    lua_setfield(L, -2, "url");
+    return 1;
+}
+
 /* core.suggest(name, list) -> the name of list nearest name, or nil */
 static int l_suggest(lua_State *L)
 {
@@ -424,8 +476,21 @@ void mq_lcheck_open(lua_State *L)
         { "check_duration", l_check_duration },
         { "check_fields", l_check_fields },
         { "check_op", l_check_op },
+        { "check_max_retries", l_check_max_retries },
+        { "check_base_url", l_check_base_url },
         { "suggest", l_suggest },
         { NULL, NULL },
     };
     mq_setfuncs(L, funcs);
+    /* OP_FIELDS: { create = { "code", ... }, reschedule = ..., cancel = ... } */
+    lua_createtable(L, 0, (int)(sizeof op_fields / sizeof *op_fields));
+    for (size_t i = 0; i < sizeof op_fields / sizeof *op_fields; i++) {
+        lua_newtable(L);
+        for (int f = 0; op_fields[i].fields[f] != NULL; f++) {
+            lua_pushstring(L, op_fields[i].fields[f]);
+            lua_rawseti(L, -2, f + 1);
+        }
+        lua_setfield(L, -2, mq_op_name(op_fields[i].op));
+    }
+    lua_setfield(L, -2, "OP_FIELDS");
 }

@@ -62,20 +62,6 @@ static int l_client_new(lua_State *L)
 
     mq_engine_call_init(&c->call);
 
-    c->base_len = strlen(base);
-    while (c->base_len > 0 && base[c->base_len - 1] == '/')
-        c->base_len--;
-    if (c->base_len > MQ_URL_MAX / 2) {
-        lua_pushnil(L);
-        lua_pushstring(L, "base_url is too long");
-        return 2;
-    }
-    c->base = malloc(c->base_len + 1);
-    if (c->base == NULL)
-        return luaL_error(L, "out of memory");
-    memcpy(c->base, base, c->base_len);
-    c->base[c->base_len] = '\0';
-
     lua_getfield(L, 1, "limiter");
     if (!lua_isnil(L, -1)) {
         c->lim = mq_llimiter_get(L, -1);
@@ -117,12 +103,11 @@ static int l_client_new(lua_State *L)
 static int run(lua_State *L, mq_op op)
 {
     mq_client *c = mq_lclient_check(L, 1);
-    double x = 0;
-    mq_action a;
+    mq_step st;
 
     lua_settop(L, 3);
-    a = mq_lengine_start(L, c->e, &c->call, op, 2, 3, 0, mq_now(), &x);
-    mq_drive_easy(c->t, c->lim, &c->call, a, x);
+    st = mq_lengine_start(L, c->e, &c->call, op, 2, 3, 0, mq_now());
+    mq_drive_easy(c->t, c->lim, &c->call, st);
     return mq_lengine_push_result(L, &c->call);
 }
 
@@ -174,8 +159,6 @@ static int l_client_close(lua_State *L)
     mq_engine_call_free(&c->call);
     mq_engine_free(c->e);
     c->e = NULL;
-    free(c->base);
-    c->base = NULL;
     c->lim = NULL;
     return 0;
 }
@@ -183,10 +166,10 @@ static int l_client_close(lua_State *L)
 static int l_client_tostring(lua_State *L)
 {
     mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
-    if (c->t == NULL)
+    if (c->t == NULL || c->e == NULL)
         lua_pushstring(L, "mediquo.core.client (closed)");
-    else
-        lua_pushfstring(L, "mediquo.core.client (%s)", c->base);
+    else    /* the engine's base URL: parsed, no user info in it */
+        lua_pushfstring(L, "mediquo.core.client (%s)", mq_engine_config(c->e)->base_url);
     return 1;
 }
 

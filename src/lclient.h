@@ -21,8 +21,6 @@ typedef struct {
     mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
     mq_engine *e;           /* every decision of a call */
     mq_ecall call;          /* the call in progress, reused (no allocation per call) */
-    char *base;             /* base URL without trailing slash */
-    size_t base_len;
 } mq_client;
 
 /* Adds `client` (constructor) to the table on top of the stack and

@@ -53,19 +53,17 @@ typedef struct {
 
 /* ---- starting a call ------------------------------------------------------ */
 
-mq_action mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
-                           int resumed, double now, double *x)
+mq_step mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
+                         int resumed, double now)
 {
     mq_op_args a;
     const char *field, *why;
     char buf[MQ_WHY_LEN];
 
-    if (mq_check_op(L, op, ia, ib, &a, &field, &why, buf) != 0) {
-        *x = 0;
+    if (mq_check_op(L, op, ia, ib, &a, &field, &why, buf) != 0)
         return mq_engine_refuse(e, c, op, MQ_K_INVALID_ARGUMENT, field, why);
-    }
     a.resumed = resumed;
-    return mq_engine_start(e, c, &a, now, x);
+    return mq_engine_start(e, c, &a, now);
 }
 
 /* ---- results ----------------------------------------------------------------- */
@@ -251,6 +249,12 @@ static int push_action(lua_State *L, mq_action a, double x)
     return 2;
 }
 
+/* the step as (action, x): x the slot's max_wait or the backoff */
+static int push_step(lua_State *L, mq_step st)
+{
+    return push_action(L, st.action, st.action == MQ_A_SLOT ? st.max_wait : st.backoff);
+}
+
 /* eng:start(op, a, b, now [, resumed [, done_call]]) -> call, action, x
  * done_call: a call of this engine whose result was read, started again
  * instead of a new one (a call is ~6 KB: the nginx driver keeps a few
@@ -258,11 +262,11 @@ static int push_action(lua_State *L, mq_action a, double x)
 static int l_engine_start(lua_State *L)
 {
     lengine *le = check_engine(L);
-    double now = luaL_checknumber(L, 5), x = 0;
+    double now = luaL_checknumber(L, 5);
     int resumed = lua_toboolean(L, 6);
     lcall *lc;
     mq_op op;
-    mq_action a;
+    mq_step a;
 
     lua_settop(L, 7);
     if (!lua_isnil(L, 7)) {
@@ -289,9 +293,9 @@ static int l_engine_start(lua_State *L)
                              "must be create, reschedule, cancel, webhooks, subscribe, "
                              "update_subscription or unsubscribe");
     else
-        a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now, &x);
+        a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now);
     lua_settop(L, 7);
-    push_action(L, a, x);
+    push_step(L, a);
     return 3;
 }
 
@@ -325,10 +329,9 @@ static int l_call_request(lua_State *L)
 static int l_call_slot(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SLOT, "slot");
-    double x = 0;
-    mq_action a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
-                                 luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5), &x);
-    return push_action(L, a, x);
+    mq_step a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
+                               luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5));
+    return push_step(L, a);
 }
 
 /* call:fault(what, why): the host's setup failed where the call waits for
@@ -337,10 +340,9 @@ static int l_call_fault(lua_State *L)
 {
     lcall *lc = check_call(L, -1, "fault");
     const char *what = luaL_checkstring(L, 2), *why = luaL_checkstring(L, 3);
-    double x = 0;
     if (lc->c.state != MQ_W_SLOT && lc->c.state != MQ_W_SEND)
         return luaL_error(L, "mediquo engine call: fault() while the call waits for something else");
-    return push_action(L, mq_engine_host_fault(&lc->c, what, why, &x), x);
+    return push_step(L, mq_engine_host_fault(&lc->c, what, why));
 }
 
 /* call:response(status, body, retry_after, rl_remaining, rl_limit, rl_reset, now) */
@@ -348,8 +350,7 @@ static int l_call_response(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SEND, "response");
     mq_answer r;
-    double x = 0;
-    mq_action a;
+    mq_step a;
 
     r.status = (long)luaL_checkinteger(L, 2);
     r.body = luaL_optlstring(L, 3, "", &r.body_len);
@@ -357,8 +358,8 @@ static int l_call_response(lua_State *L)
     r.rl_remaining = (long)luaL_optinteger(L, 5, -1);
     r.rl_limit = (long)luaL_optinteger(L, 6, -1);
     r.rl_reset = luaL_optnumber(L, 7, -1);
-    a = mq_engine_response(&lc->c, &r, luaL_checknumber(L, 8), &x);
-    return push_action(L, a, x);
+    a = mq_engine_response(&lc->c, &r, luaL_checknumber(L, 8));
+    return push_step(L, a);
 }
 
 /* call:failure(outcome, message|nil, now [, status]) */
@@ -367,7 +368,7 @@ static int l_call_failure(lua_State *L)
     lcall *lc = check_call(L, MQ_W_SEND, "failure");
     const char *name = luaL_checkstring(L, 2);
     const char *msg = luaL_optstring(L, 3, NULL);
-    double now = luaL_checknumber(L, 4), x = 0;
+    double now = luaL_checknumber(L, 4);
     long status = (long)luaL_optinteger(L, 5, 0);
     int o;
 
@@ -382,31 +383,30 @@ static int l_call_failure(lua_State *L)
             return luaL_argerror(L, 2, "outcome must be connect, connect_timeout, tls, "
                                  "timeout, reset, too_big, failed or resent");
     }
-    return push_action(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now, &x), x);
+    return push_step(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now));
 }
 
 static int l_call_wake(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_BACKOFF, "wake");
-    double x = 0;
-    mq_action a = mq_engine_wake(&lc->c, luaL_checknumber(L, 2), &x);
-    return push_action(L, a, x);
+    mq_step a = mq_engine_wake(&lc->c, luaL_checknumber(L, 2));
+    return push_step(L, a);
 }
 
 static int l_call_limiter_note(lua_State *L)
 {
     lcall *lc = check_call(L, -1, "limiter_note");
-    double a, b, c;
-    switch (mq_engine_note(&lc->c, &a, &b, &c)) {
+    mq_limiter_note n = mq_engine_note(&lc->c);
+    switch (n.kind) {
     case MQ_NOTE_PAUSE:
         lua_pushliteral(L, "pause");
-        lua_pushnumber(L, a);
+        lua_pushnumber(L, n.pause);
         return 2;
     case MQ_NOTE_OBSERVE:
         lua_pushliteral(L, "observe");
-        lua_pushinteger(L, (lua_Integer)a);
-        if (b >= 0) lua_pushinteger(L, (lua_Integer)b); else lua_pushnil(L);
-        if (c >= 0) lua_pushnumber(L, c); else lua_pushnil(L);
+        lua_pushinteger(L, (lua_Integer)n.remaining);
+        if (n.limit >= 0) lua_pushinteger(L, (lua_Integer)n.limit); else lua_pushnil(L);
+        if (n.reset >= 0) lua_pushnumber(L, n.reset); else lua_pushnil(L);
         return 4;
     default:
         lua_pushnil(L);

@@ -16,8 +16,8 @@
 #define MQ_ECALL_MT  "mediquo.core.call"
 
 /* Starts c with the arguments at ia/ib: mq_engine_start, or the refusal. */
-mq_action mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
-                           int resumed, double now, double *x);
+mq_step mq_lengine_start(lua_State *L, mq_engine *e, mq_ecall *c, mq_op op, int ia, int ib,
+                         int resumed, double now);
 /* A finished call as Lua sees it: value (true, or {code=, url=}) and
  * returns 1; or nil and a plain error table (kind, status, message,
  * retryable, retry_after, attempts, method, path, fields, effect; field

@@ -27,7 +27,7 @@
 #include "compat.h"
 #include "headers.h"
 #include "lhttp.h"
-#include "transport.h"
+#include "engine_vocab.h"
 #include "lclass.h"
 
 #define MQ_HTTP1_MT   "mediquo.core.http1"

@@ -1,6 +1,7 @@
 /* lmediquo.c: luaopen_mediquo_core, the one exported symbol, and the small
  * pure functions exposed for the specs (path encoding, text classes, the
- * engine's classification and backoff, held against API.md's table). */
+ * engine's classification and backoff, held against the kinds table of
+ * README.md, "Error objects", and docs/retries-and-exactly-once.md). */
 #include "lclient.h"
 #include "llimiter.h"
 #include "lmetrics.h"

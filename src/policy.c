@@ -23,15 +23,17 @@ static const char *const kind_names[MQ_K__COUNT] = {
     "unprocessable", "rate_limited", "server_error", "timeout",
     "network", "bad_response", "invalid_argument", "config", "too_large",
 };
-/* retryable by default: what may pass with time (API.md's kinds table) */
+/* retryable by default: what may pass with time (README.md, "Error
+ * objects": the kinds table) */
 static const unsigned char kind_retryable[MQ_K__COUNT] = {
     0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
 };
 static const char *const method_names[MQ_M__COUNT] = { "POST", "PUT", "DELETE", "GET" };
-static const char *const outcome_names[MQ_T__COUNT] = {
+static const char *const outcome_names[] = {
     "ok", "connect", "tls", "timeout", "reset", "too_big", "failed", "connect_timeout",
 };
-typedef char outcomes_match[MQ_T_CONNECT_TIMEOUT + 1 == MQ_T__COUNT ? 1 : -1];
+/* one name per mq_outcome, no more, no fewer */
+typedef char outcomes_match[sizeof outcome_names / sizeof *outcome_names == MQ_T__COUNT ? 1 : -1];
 
 const char *mq_kind_name(mq_kind k)
 {
@@ -110,7 +112,7 @@ mq_verdict mq_classify(mq_method m, mq_outcome o, long status, int retry_post)
         v.retryable = 1;            /* nothing was sent */
         break;
     case MQ_T_CONNECT_TIMEOUT:
-        v.kind = MQ_K_TIMEOUT;      /* API.md: "connect or transfer timed out" */
+        v.kind = MQ_K_TIMEOUT;      /* README.md's kinds: "connect or transfer timed out" */
         v.retryable = 1;            /* nothing was sent */
         break;
     case MQ_T_TLS:

@@ -1,13 +1,14 @@
-/* policy.h: the names (error kinds, methods, transport outcomes) and the
- * retry policy: which failures are worth another attempt, and how long to
- * wait before it (policy.c). One table of names, exported to Lua as
- * core.KINDS, core.METHODS and core.OUTCOMES. */
+/* policy.h: the names (error kinds, methods, transport outcomes: the
+ * last declared in engine_vocab.h) and the retry policy: which failures
+ * are worth another attempt, and how long to wait before it (policy.c).
+ * One table of names, exported to Lua as core.KINDS, core.METHODS and
+ * core.OUTCOMES. */
 #ifndef MQ_POLICY_H
 #define MQ_POLICY_H
 
 #include <stdint.h>
 
-#include "transport.h"
+#include "engine_vocab.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -24,8 +25,6 @@ typedef enum {
 
 typedef enum { MQ_M_POST, MQ_M_PUT, MQ_M_DELETE, MQ_M_GET, MQ_M__COUNT } mq_method;
 
-#define MQ_T__COUNT 8       /* mq_outcome values (transport.h) */
-
 typedef struct {
     mq_kind kind;
     int retryable;   /* for this method, under this client's settings */
@@ -33,7 +32,8 @@ typedef struct {
 } mq_verdict;
 
 const char *mq_kind_name(mq_kind k);
-/* whether a kind is worth trying again later, by default (API.md) */
+/* whether a kind is worth trying again later, by default (README.md,
+ * "Error objects") */
 int  mq_kind_retryable(mq_kind k);
 const char *mq_method_name(mq_method m);
 int  mq_method_parse(const char *s, mq_method *m);

@@ -4,27 +4,11 @@
 
 #include <stddef.h>
 
-#include "version.h"
+#include "engine_vocab.h"   /* mq_outcome, MQ_BODY_CAP, MQ_LIB_UA */
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
-
-
-#define MQ_LIB_UA "lua-mediquo/" MQ_VERSION   /* every driver's User-Agent starts so */
-#define MQ_BODY_CAP (1024 * 1024)   /* larger answers are refused, not read */
-
-/* What became of an attempt at the transport level. */
-typedef enum {
-    MQ_T_OK = 0,        /* a complete HTTP response */
-    MQ_T_CONNECT,       /* never connected (refused, DNS): nothing sent */
-    MQ_T_TLS,           /* TLS handshake or certificate failure: nothing sent */
-    MQ_T_TIMEOUT,       /* timed out after the connection was made: may have been processed */
-    MQ_T_RESET,         /* connection closed/reset or response cut short after sending */
-    MQ_T_TOO_BIG,       /* body over MQ_BODY_CAP */
-    MQ_T_FAILED,        /* anything else (out of memory, bad URL, ...) */
-    MQ_T_CONNECT_TIMEOUT /* connecting timed out: nothing sent (kind timeout) */
-} mq_outcome;
 
 typedef struct {
     const char *api_key;

@@ -30,7 +30,7 @@ local fail = common.fail
 if variant == "core" then
     -- the C core alone, for the profile: its create (checks, body, engine,
     -- transport, result) without the Lua method and error wrapping around it
-    local core = client._core
+    local core = mediquo.core_of(client)
     common.run(n, cap, function(i)
         local a, err = core:create(appt)
         if not a or a.code ~= "bench-1" then fail(i, err and err.kind) end

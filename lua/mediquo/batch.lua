@@ -16,6 +16,7 @@ local validate = require "mediquo.validate"
 
 local type = type
 local ipairs = ipairs
+local pairs = pairs
 local pcall = pcall
 local error = error
 local tostring = tostring
@@ -30,13 +31,19 @@ local _M = { _VERSION = core._VERSION }
 
 local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true,
                before_send = true, on_wait = true }
-local RESCHEDULE_FIELDS = { op = true, code = true, starts_at = true }
-local CANCEL_FIELDS = { op = true, code = true }
+-- the keys a row of each op may hold: its fields (core.OP_FIELDS, C's
+-- one table) and "op"; create's are checked in C with its values
+local ALLOWED = {}
+for op, fields in pairs(core.OP_FIELDS) do
+    local t = { op = true }
+    for _, f in ipairs(fields) do t[f] = true end
+    ALLOWED[op] = t
+end
 
 _M.MAX_CONCURRENCY = 64
 local STEP = 0.25   -- seconds per C step at most (on_result runs between steps)
 
--- opts -> concurrency, on_result, resumed, first_wait | nil, nil, nil, nil, err
+-- opts -> concurrency, on_result, resumed, max_wait | nil, nil, nil, nil, err
 local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
     local ok, err = validate.fields("opts", opts, OPTS)
@@ -87,7 +94,7 @@ local function args_of(i, op)
     if kind == "create" then
         return kind, op
     elseif kind == "reschedule" or kind == "cancel" then
-        local ok, why = check_fields(op, kind == "cancel" and CANCEL_FIELDS or RESCHEDULE_FIELDS)
+        local ok, why = check_fields(op, ALLOWED[kind])
         if not ok then return nil, where, why, kind end
         return kind, rawget(op, "code"), rawget(op, "starts_at")
     end
@@ -131,12 +138,12 @@ end
 -- waiting for a rate-limit slot may have one, nil when none waits (for
 -- progress displays).
 function _M.run(client, ops, opts)
-    local c = client._core
+    local c = require("mediquo").core_of(client)   -- the documented accessor
     if not c then error("mediquo client is closed", 3) end
     if type(ops) ~= "table" then
         return nil, errors.invalid("ops", "must be an array of operations, got " .. type(ops))
     end
-    local conc, on_result, resumed, first_wait, err = check_opts(opts)
+    local conc, on_result, resumed, max_wait, err = check_opts(opts)
     if not conc then return nil, err end
     local before_send = opts and rawget(opts, "before_send")
     local on_wait = opts and rawget(opts, "on_wait")
@@ -144,7 +151,7 @@ function _M.run(client, ops, opts)
     local results = {}
     local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
     local n = rawlen(ops)
-    local b, msg = c:batch(conc, first_wait, before_send ~= nil)
+    local b, msg = c:batch(conc, max_wait, before_send ~= nil)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end

@@ -12,7 +12,6 @@
 
 local core = require "mediquo.core"
 local util = require "mediquo.cli.util"
-local input = require "mediquo.cli.input"
 
 local type = type
 local pairs = pairs
@@ -300,7 +299,6 @@ function _M.main(argv, io_)
     return res
 end
 
-_M._parse_input = input.parse
 _M.safe = safe
 
 return _M

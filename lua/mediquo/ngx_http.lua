@@ -253,9 +253,9 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
             local outcome, message = tls_failure(t, herr)
             return give_up(sock, nil, outcome, message)
         end
-        local why = t.ip and check_ip(sess, t.ip)
-        if why then
-            return give_up(sock, nil, "tls", "TLS: certificate verify failed (" .. why .. ")")
+        local bad_ip = t.ip and check_ip(sess, t.ip)
+        if bad_ip then
+            return give_up(sock, nil, "tls", "TLS: certificate verify failed (" .. bad_ip .. ")")
         end
     end
 

@@ -3,26 +3,16 @@
 -- in the wrong place must not end up in an error.
 
 local core = require "mediquo.core"
-local textclass = core.textclass   -- 0 JSON-verbatim, 1 needs escaping, 2 control char, 3 bad UTF-8
 local errors = require "mediquo.errors"
 
 local type = type
 local tostring = tostring
-local tonumber = tonumber
-local find = string.find
 local floor = math.floor
 local huge = math.huge
 
 local invalid = errors.invalid
 
 local _M = { _VERSION = core._VERSION }
-
--- true when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
--- control characters are another question (core.textclass says both)
-local function utf8_ok(s)
-    return textclass(s) ~= 3
-end
-_M.utf8_ok = utf8_ok
 
 local function is_integer(v)
     return type(v) == "number" and v == v and v > -huge and v < huge and floor(v) == v
@@ -35,9 +25,7 @@ end
 
 -- The checks and their messages live in C (src/lcheck.c), shared with
 -- client:create, which runs them without coming back to Lua.
-local check_text, check_code = core.check_text, core.check_code
-local check_starts_at, check_duration = core.check_starts_at, core.check_duration
-local check_fields = core.check_fields
+local check_text, check_fields = core.check_text, core.check_fields
 
 -- A text field: non-empty string, bounded, no control characters, UTF-8.
 -- Returns v and whether it may go into a JSON string as it is.
@@ -45,28 +33,6 @@ function _M.text(field, v, max)
     local ok, x = check_text(v, max)    -- max nil: C's 255 for identifiers
     if not ok then return nil, invalid(field, x) end
     return v, x
-end
-
--- An appointment code: text, and not "." or ".." (a URL dot-segment would
--- address another resource). Returns v and whether it is JSON-verbatim.
-function _M.code(field, v)
-    local ok, x = check_code(v)
-    if not ok then return nil, invalid(field, x) end
-    return v, x
-end
-
--- starts_at: ISO 8601 string (normalised to UTC) or Unix epoch seconds.
-function _M.starts_at(field, v)
-    local ok, x = check_starts_at(v)
-    if not ok then return nil, invalid(field, x) end
-    return x
-end
-
--- duration: nil, or whole seconds > 0
-function _M.duration(field, v)
-    local ok, x = check_duration(v)
-    if not ok then return nil, invalid(field, x) end
-    return x
 end
 
 -- Checks that t is a table with only the allowed keys (string keys with a
@@ -93,45 +59,13 @@ function _M.boolean(field, v, def)
     return v
 end
 
-local LOOPBACK = { localhost = true, ["[::1]"] = true }
-
--- base_url -> { scheme, host, port, path, url } | nil, err
+-- base_url -> { scheme, host, port, path, url } | nil, err: one parser,
+-- libcurl's (src/baseurl.c), which the engine uses too
+local check_base_url = core.check_base_url
 function _M.base_url(v, insecure)
-    if type(v) ~= "string" then
-        return nil, invalid("base_url", "must be a string, got " .. type(v))
-    end
-    if #v > 1024 or find(v, "[%z\1-\32\127]") then
-        return nil, invalid("base_url", "must be a URL without spaces or control characters")
-    end
-    local scheme, authority, path = v:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)$")
-    if not scheme then
-        return nil, invalid("base_url", "must be an http(s) URL with no query or fragment")
-    end
-    scheme = scheme:lower()
-    if scheme ~= "http" and scheme ~= "https" then
-        return nil, invalid("base_url", "scheme must be https (or http for loopback)")
-    end
-    if authority == "" or find(authority, "@", 1, true) then
-        return nil, invalid("base_url", "must name a host (and no user info)")
-    end
-    local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
-    if not host then host, port = authority:match("^([%w.-]+):?(%d*)$") end
-    if not host then return nil, invalid("base_url", "has an invalid host") end
-    host = host:lower()
-    if port == "" then port = scheme == "https" and 443 or 80 else port = tonumber(port) end
-    if not port or port < 1 or port > 65535 then
-        return nil, invalid("base_url", "has an invalid port")
-    end
-    if scheme == "http" and not insecure then
-        local loop = LOOPBACK[host] or host:match("^127%.%d+%.%d+%.%d+$")
-        if not loop then
-            return nil, invalid("base_url",
-                "http:// is only allowed for loopback hosts (or with insecure = true)")
-        end
-    end
-    path = path:gsub("/+$", "")
-    return { scheme = scheme, host = host, port = port, path = path,
-             url = scheme .. "://" .. authority .. path }
+    local u, why = check_base_url(v, insecure)
+    if not u then return nil, invalid("base_url", why) end
+    return u
 end
 
 return _M

@@ -29,14 +29,13 @@ local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local json = cjson.new()
 
-_M.COLUMNS = { "op", "code", "starts_at", "patient", "professional", "duration" }
+-- which fields each op takes: the engine's one table (core.OP_FIELDS);
+-- the columns are "op" and create's fields, which hold every other op's
+local FIELDS_OF = require("mediquo.core").OP_FIELDS
+_M.COLUMNS = { "op" }
+for _, f in ipairs(FIELDS_OF.create) do _M.COLUMNS[#_M.COLUMNS + 1] = f end
 local KNOWN = {}
 for _, c in ipairs(_M.COLUMNS) do KNOWN[c] = true end
-local FIELDS_OF = {
-    create = { "code", "starts_at", "patient", "professional", "duration" },
-    reschedule = { "code", "starts_at" },
-    cancel = { "code" },
-}
 _M.SEPARATORS = { ",", ";", "\t" }
 local SEP_NAME = { [","] = "','", [";"] = "';'", ["\t"] = "tab" }
 _M.SEP_NAME = SEP_NAME
@@ -145,7 +144,7 @@ local function row_op(fields, opts)
     local kind = trim(fields.op)
     op.op = kind
     local bad
-    for _, k in ipairs(FIELDS_OF[kind] or { "code", "starts_at", "patient", "professional", "duration" }) do
+    for _, k in ipairs(FIELDS_OF[kind] or FIELDS_OF.create) do
         local v = trim(fields[k])
         if v ~= nil and v ~= cjson.null and v ~= "" then
             if k == "duration" and type(v) == "string" and v:match("^%d+$") then

@@ -2,6 +2,7 @@
 -- its result on stdout (an error on stderr, or stdout with --json).
 
 local util = require "mediquo.cli.util"
+local CREATE_FIELDS = require("mediquo.core").OP_FIELDS.create
 local climiter = require "mediquo.cli.limiter"
 
 local type = type
@@ -29,11 +30,14 @@ end
 local ARGS = {
     create = function(flags, pos)
         if #pos > 0 then return nil, usage_error("create takes no positional arguments (use --code ...)") end
-        for _, k in ipairs{ "code", "starts_at", "patient", "professional" } do
-            if flags[k] == nil then return nil, usage_error("create needs --" .. k:gsub("_", "-")) end
+        local a = {}
+        for _, k in ipairs(CREATE_FIELDS) do
+            if flags[k] == nil and k ~= "duration" then    -- duration: optional
+                return nil, usage_error("create needs --" .. k:gsub("_", "-"))
+            end
+            a[k] = flags[k]
         end
-        return { code = flags.code, starts_at = flags.starts_at, patient = flags.patient,
-                 professional = flags.professional, duration = flags.duration }, flags.code
+        return a, flags.code
     end,
     reschedule = function(_, pos)
         if #pos ~= 2 then return nil, usage_error("reschedule needs CODE STARTS_AT") end
