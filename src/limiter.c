@@ -386,7 +386,9 @@ void mq_limiter_observe(mq_limiter *l, long remaining, long limit, double reset_
     struct observe_args a = { remaining, reset_in };
 
     (void)limit;
-    if (l->rd) l->remote->observe(l, remaining, reset_in);
+    /* with Redis, its count is the whole budget's: this host's file, which
+     * holds only its own starts, would take every remaining for news */
+    if (l->rd && l->remote->observe(l, remaining, reset_in)) return;
     if (remaining < 0) return;
     guarded(l, observe_op, &a);
 }

@@ -271,7 +271,7 @@ void mq_rdl_close(mq_rdl *r)
 static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_rdl_req *q)
 {
     int64_t horizon = window_ns(r) + r->lease_ns;
-    int i, n = 0;
+    int i, n = 0, fresh;
 
     for (i = 0; i < MQ_RDL_NKEYS; i++) q->argv[n++] = r->keys[i];
     /* what this host started lately: only when Redis asked for it, when
@@ -296,8 +296,12 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     snprintf(r->num[6], 24, "%lld", KEY_TTL_MS + (long long)(r->period * 2e3));
     snprintf(r->num[7], 24, "%lld", (long long)max64(10 * r->period_ns, 30 * NS) / MS);
     snprintf(r->num[8], 24, "%lld", f->pause_until > now ? (long long)((f->pause_until - now) / MS) : -1LL);
-    snprintf(r->num[9], 24, "%lld", f->obs_until > now ? (long long)f->obs_rem : -1LL);
-    snprintf(r->num[10], 24, "%lld", f->obs_until > now ? (long long)((f->obs_until - now) / MS) : 0LL);
+    /* the server's remaining, only while fresh: it counted its window
+     * when it answered, and weighed later against a window that has slid
+     * since it reads as starts Redis does not know of (a false pause) */
+    fresh = f->obs_until > now && now - f->obs_at <= r->lease_ns;
+    snprintf(r->num[9], 24, "%lld", fresh ? (long long)f->obs_rem : -1LL);
+    snprintf(r->num[10], 24, "%lld", fresh ? (long long)((f->obs_until - now) / MS) : 0LL);
     snprintf(r->num[11], 24, "%.3f", (double)r->lease_ns / MS);
     q->argv[n++] = "L";
     q->argv[n++] = f->host_id;
@@ -793,25 +797,51 @@ static int observe_op(mq_limiter *l, void *arg)
     if (lease_lock(r, mq_rl_now_ns()) != 0) return 0;     /* the next answer tells again */
     r->lf.f->obs_rem = a->remaining;
     r->lf.f->obs_until = a->until;
+    r->lf.f->obs_at = mq_rl_now_ns();
     mq_lease_unlock(&r->lf);
     return 0;
 }
 
-void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
+static int degraded_op(mq_limiter *l, void *arg)
+{
+    mq_rdl *r = l->rd;
+    int d;
+
+    (void)arg;
+    if (lease_lock(r, mq_rl_now_ns()) != 0) return 1;     /* unknown: the local file too */
+    d = r->lf.f->degraded != 0;
+    mq_lease_unlock(&r->lf);
+    return d;
+}
+
+/* remaining 0 is news only when the whole budget's count has room: at
+ * exactly the limit (a sliding-window server, right after this host's own
+ * start) it says what Redis knows already, and a pause then would cost a
+ * window each time. So it goes to Redis like any remaining (the script
+ * pauses on 0 only below the limit), at once from blocking code. A host on
+ * its own (degraded) weighs it locally, and keeps a pause for Redis. */
+int mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
 {
     mq_rdl *r = l->rd;
     struct observe_args a;
+    int d;
 
-    if (remaining < 0) return;
+    if (remaining < 0) return 1;
     if (!(reset_in >= 0)) reset_in = r->period;
     if (reset_in > 86400) reset_in = 86400;
-    if (remaining == 0) {
-        mq_rdl_pause(l, reset_in, 1);
-        return;
+    d = leased(l, degraded_op, NULL);
+    if (d != 0) {
+        if (remaining == 0) mq_rdl_pause(l, reset_in, 0);
+        return 0;
     }
     a.remaining = remaining;
     a.until = mq_rl_now_ns() + (int64_t)(reset_in * 1e9);
     leased(l, observe_op, &a);
+    if (remaining == 0 && !r->cosocket) {
+        char why[256];
+        contact(l, why, sizeof why);
+    }
+    return 1;
 }
 
 static int status_op(mq_limiter *l, void *arg)

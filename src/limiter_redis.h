@@ -76,7 +76,10 @@ int  mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retr
 /* The server's word, for every host: kept for the next round trip, and
  * with flush sent at once (blocking driver). */
 void mq_rdl_pause(mq_limiter *l, double seconds, int flush);
-void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
+/* The server's x-ratelimit-remaining, for Redis to weigh against the
+ * whole budget's count (0 is a pause only when Redis believes some are
+ * left). 1 when Redis takes it; 0 when degraded: the local file must. */
+int  mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
 void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st);
 /* Test hook (llimiter.c, MEDIQUO_TEST_HOOKS only): takes the lease lock,
  * stops this process (SIGSTOP) holding it, and releases it once continued.
