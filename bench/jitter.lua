@@ -21,14 +21,15 @@ local M = {}
 
 local function sh_q(s) return H.shell_quote(s) end
 
--- one run -> { ok, http429, counted, max_window, used, steady, workers }
-function M.run(o)
+-- starts one run (its workers run on their own) -> a handle for M.finish
+function M.start(o)
     local seconds, period, per_minute = o.seconds, o.period, o.per_minute
     local hosts, procs = o.hosts or 3, o.procs or 2
     local burst = o.burst or math.min(60, per_minute)
     local srv = o.redis or (o.no_redis and { url = "-", stop = function() end }) or R.start()
+    -- a sandbox of its own (`run` only tells it from a cached one)
     local sb = H.sandbox{ sliding = true, latency_ms = o.latency or "0-50",
-                          per_minute = per_minute, window = period }
+                          per_minute = per_minute, window = period, run = H.uniq("jitter") }
     local tmp = H.run("mktemp -d /tmp/mediquo-jitter.XXXXXX"):gsub("%s+$", "")
     local key = H.uniq("jitter")
     local env = o.guard and "" or "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_NO_JITTER_GUARD=1 "
@@ -47,8 +48,16 @@ function M.run(o)
             ws[#ws + 1] = w
         end
     end
+    return { o = o, srv = srv, sb = sb, tmp = tmp, ws = ws, until_s = until_s }
+end
+
+-- waits for a started run's workers (bounded) and counts
+-- -> { ok, http429, t429, counted, max_window, used, steady, windows, workers }
+function M.finish(run)
+    local o, srv, sb, tmp, ws = run.o, run.srv, run.sb, run.tmp, run.ws
+    local seconds, period, per_minute = o.seconds, o.period, o.per_minute
     -- bounded: each worker ends at until_s, its last call within a deadline
-    local limit = until_s + 2 * period + 15
+    local limit = run.until_s + 2 * period + 15
     local res = { workers = {}, ok = 0 }
     for _, w in ipairs(ws) do
         local line
@@ -85,6 +94,11 @@ function M.run(o)
     if not o.redis then srv:stop() end
     H.run("rm -rf " .. sh_q(tmp))
     return res
+end
+
+-- one run, start to finish
+function M.run(o)
+    return M.finish(M.start(o))
 end
 
 function M.report(name, r)

@@ -204,7 +204,7 @@ describe("a Redis budget (issue 20)", function()
             local own = R.start()
             local l = assert(limiter.new{ key = newkey(), dir = mkdir(tmp .. "/g1"), redis = own.url,
                                           per_minute = 60, period = 3 })
-            assert.is_true(l:acquire(0))
+            assert.is_true(l:acquire(0.5))
             own:kill9()
             local ras = {}
             local t0 = now()
@@ -254,19 +254,19 @@ describe("a Redis budget (issue 20)", function()
             assert.truthy(off >= 2.000 * NS and off < 2.010 * NS, "without: " .. off / NS)
         end)
 
-        it("3 hosts, one Redis budget, sandbox --sliding --latency-ms 0-50: no 429, >= 99% used", function()
-            local r = J.run{ seconds = 60, period = 10, per_minute = 100, guard = true, redis = srv }
+        it("3 hosts, one Redis budget, sandbox --sliding --latency-ms 0-50: no 429, >= 99% used; "
+           .. "without the guard, the jitter shows (429s, or the pauses they cause)", function()
+            -- one after the other: on 2 busy cores, a run beside the other
+            -- gets its processing delays as jitter on top of the sandbox's
+            local r = J.run{ seconds = 50, period = 10, per_minute = 100, guard = true, redis = srv }
+            local c = J.run{ seconds = 20, period = 10, per_minute = 100, guard = false, redis = srv }
             J.report("with the guard", r)
+            J.report("control, without the guard", c)
             assert.equal(0, r.http429)
             assert.truthy(r.max_window <= 100)
             assert.truthy(r.used >= 0.99, ("used %.2f%%"):format(100 * r.used))
-        end)
-
-        it("the control, without the guard: the jitter shows (429s, or the pauses they cause)", function()
-            local r = J.run{ seconds = 40, period = 10, per_minute = 100, guard = false, redis = srv }
-            J.report("without the guard", r)
-            assert.truthy(r.http429 > 0 or r.used < 0.99,
-                          ("%d x 429, used %.2f%%"):format(r.http429, 100 * r.used))
+            assert.truthy(c.http429 > 0 or c.used < 0.99,
+                          ("control: %d x 429, used %.2f%%"):format(c.http429, 100 * c.used))
         end)
     end)
 end)
