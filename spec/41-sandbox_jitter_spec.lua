@@ -82,7 +82,7 @@ describe("sandbox --sliding and --latency-ms MIN-MAX", function()
             H.sleep(1.5)
             for i = 1, 4 do st[#st + 1] = create(sb, "s-b" .. i) end    -- t = 1.5: 5 of 5
             H.sleep(0.7)                                -- t = 2.2: the fixed window is over
-            local _, hs
+            local hs
             for i = 1, 5 do
                 local s, h = create(sb, "s-c" .. i)
                 st[#st + 1] = s
