@@ -689,19 +689,22 @@ static int round_trip(mq_limiter *l, double budget, double *wait, int64_t *at)
  * round trip of at most redis_timeout (budget HUGE_VAL), or taken from the
  * round trip another process of the host has under way for it (begin and
  * finish answer 0, "again now", then; also when Redis first wants this
- * host's recent starts). At most DECIDE_TRIES of those, each after a
- * short sleep: *wait is then what this call would wait for. */
-#define DECIDE_TRIES 64
-#define DECIDE_SLEEP_NS 100000
+ * host's recent starts). Again after a short sleep, for at most a round
+ * trip's time (redis_timeout + 50 ms, as busy_until allows the asker):
+ * past it *wait is what this call would wait for. */
+#define DECIDE_SLEEP_NS 200000
+#define DECIDE_TRIES 5000
 
 static int decide(mq_limiter *l, double *wait, int64_t *at)
 {
     struct timespec ts = { 0, DECIDE_SLEEP_NS };
+    int64_t until = mq_rl_now_ns() + (int64_t)(l->rd->timeout * 1e9) + 50 * MS;
     int i;
 
     for (i = 0; i < DECIDE_TRIES; i++) {
         if (round_trip(l, HUGE_VAL, wait, at)) return 1;
         if (*wait > 0 || l->error) return 0;
+        if (mq_rl_now_ns() + DECIDE_SLEEP_NS > until) break;
         nanosleep(&ts, NULL);
     }
     *wait = (double)DECIDE_SLEEP_NS / NS;
