@@ -26,3 +26,17 @@ SOAK_PROCS   ?= 4
 .PHONY: soak
 soak: deps rock $(if $(filter 0,$(SOAK_GATEWAY)),,luajit)
 	@eval "$$($(MAKE) -s env)"; $(LUA) bench/soak.lua $(SOAK_SECONDS) $(SOAK_PROCS)
+
+# make soak-redis-jitter   the transit guard's proof (issue 20, bench/jitter.lua):
+#                          3 hosts x 2 processes on one Redis budget (100 per
+#                          10 s) at full demand, the sandbox at its strictest
+#                          (--sliding --latency-ms 0-50): no 429 in
+#                          JITTER_SECONDS (300) and >= 99% used, through the
+#                          client and with the limiter alone; then the same
+#                          without the guard (test-only env), which must show
+#                          the jitter (429s, or the pauses they cost). ~10 min.
+JITTER_SECONDS ?= 300
+
+.PHONY: soak-redis-jitter
+soak-redis-jitter: deps rock
+	@eval "$$($(MAKE) -s env)"; $(LUA) bench/jitter.lua $(JITTER_SECONDS) 10 100 both

@@ -192,7 +192,7 @@ describe("limiter", function()
             for _ = 1, 3 do assert.is_true((a:try())) end
             local ok, wait = a:try()
             assert.is_false(ok)
-            assert.truthy(wait > 29 and wait <= 30, wait)
+            assert.truthy(wait > 29 and wait <= 30.1, wait)    -- the window + its transit guard
             local st = a:status()
             assert.same({ per_minute = 3, used = 3, available = 0, paused_until = 0 },
                         { per_minute = st.per_minute, used = st.used, available = st.available,
@@ -265,7 +265,7 @@ describe("limiter", function()
             local ok, err = l:acquire()
             assert.is_nil(ok)
             assert.equal("rate_limited", err.kind)
-            assert.truthy(err.retry_after > 59 and err.retry_after <= 60, err.retry_after)
+            assert.truthy(err.retry_after > 59 and err.retry_after <= 60.1, err.retry_after)   -- + guard
             assert.truthy(tostring(err):find("no rate-limit slot within 0.05s", 1, true), tostring(err))
             assert.truthy(now() - t0 < 0.5 * NS)    -- fails at once, no pointless sleep
             local st = l:status()

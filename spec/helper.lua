@@ -380,9 +380,14 @@ local function start(opts)
     if opts.tls then
         args[#args + 1] = "--tls"
     end
+    if opts.sliding then
+        args[#args + 1] = "--sliding"
+    end
     for opt, flag in pairs{ per_minute = "--per-minute", window = "--window",
                             latency_ms = "--latency-ms", workers = "--workers" } do
-        if opts[opt] then
+        if type(opts[opt]) == "string" then     -- latency_ms = "MIN-MAX"
+            args[#args + 1] = flag .. " " .. shell_quote(opts[opt])
+        elseif opts[opt] then
             args[#args + 1] = flag .. " " .. ("%d"):format(opts[opt])
         end
     end

@@ -72,7 +72,9 @@ typedef struct {
     int  (*acquire_at)(mq_limiter *l, double max_wait, double *waited,
                        double *retry_after, int64_t *at);
     void (*pause)(mq_limiter *l, double seconds, int flush);
-    void (*observe)(mq_limiter *l, long remaining, double reset_in);
+    /* 1: Redis weighs it (its count is the whole budget's); 0: the local
+     * file must too (Redis unreachable: this host is on its own) */
+    int  (*observe)(mq_limiter *l, long remaining, double reset_in);
     void (*close)(struct mq_rdl *r);
 } mq_rl_remote;
 

@@ -78,6 +78,13 @@ mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* The window a start holds its slot for: period + the transit guard
+ * (limiter.h), on Redis as in the local file. */
+static int64_t window_ns(const mq_rdl *r)
+{
+    return r->period_ns + mq_limiter_guard_ns(r->period_ns);
+}
+
 static long fallback_of(const mq_rdl *r, int64_t hosts)
 {
     if (r->fallback >= 0) return r->fallback;
@@ -172,7 +179,7 @@ static int lease_lock(mq_rdl *r, int64_t now)
     r->busy_n = 0;
     if (r->pend_fb > 0) {
         /* a later time than they happened: counted longer, never shorter */
-        mq_lease_record(f, now, r->pend_fb, r->period_ns + r->lease_ns);
+        mq_lease_record(f, now, r->pend_fb, window_ns(r) + r->lease_ns);
         f->fb_used += r->pend_fb;
         r->pend_fb = 0;
     }
@@ -263,8 +270,8 @@ void mq_rdl_close(mq_rdl *r)
 /* Fill the round trip's arguments (under the lease lock). */
 static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_rdl_req *q)
 {
-    int64_t horizon = r->period_ns + r->lease_ns;
-    int i, n = 0;
+    int64_t horizon = window_ns(r) + r->lease_ns;
+    int i, n = 0, fresh;
 
     for (i = 0; i < MQ_RDL_NKEYS; i++) q->argv[n++] = r->keys[i];
     /* what this host started lately: only when Redis asked for it, when
@@ -279,15 +286,22 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     r->sent_obs = f->obs_until;
     snprintf(r->num[0], 24, "%ld", r->per_minute);
     snprintf(r->num[1], 24, "%ld", r->burst);
-    snprintf(r->num[2], 24, "%.3f", r->period * 1e3);
+    /* the script's window: the period and the transit guard, so that a
+     * slot frees guard after its start left the period (its GCRA step is
+     * then window / per_minute: the same rate) */
+    snprintf(r->num[2], 24, "%.3f", (double)window_ns(r) / MS);
     snprintf(r->num[3], 24, "%d", r->want);
     snprintf(r->num[4], 24, "%lld", r->unsafe ? 0LL : (long long)f->hosts);
     snprintf(r->num[5], 24, "%lld", (long long)f->epoch);
     snprintf(r->num[6], 24, "%lld", KEY_TTL_MS + (long long)(r->period * 2e3));
     snprintf(r->num[7], 24, "%lld", (long long)max64(10 * r->period_ns, 30 * NS) / MS);
     snprintf(r->num[8], 24, "%lld", f->pause_until > now ? (long long)((f->pause_until - now) / MS) : -1LL);
-    snprintf(r->num[9], 24, "%lld", f->obs_until > now ? (long long)f->obs_rem : -1LL);
-    snprintf(r->num[10], 24, "%lld", f->obs_until > now ? (long long)((f->obs_until - now) / MS) : 0LL);
+    /* the server's remaining, only while fresh: it counted its window
+     * when it answered, and weighed later against a window that has slid
+     * since it reads as starts Redis does not know of (a false pause) */
+    fresh = f->obs_until > now && now - f->obs_at <= r->lease_ns;
+    snprintf(r->num[9], 24, "%lld", fresh ? (long long)f->obs_rem : -1LL);
+    snprintf(r->num[10], 24, "%lld", fresh ? (long long)((f->obs_until - now) / MS) : 0LL);
     snprintf(r->num[11], 24, "%.3f", (double)r->lease_ns / MS);
     q->argv[n++] = "L";
     q->argv[n++] = f->host_id;
@@ -380,6 +394,18 @@ struct begin_args {
     int64_t next_try;           /* ...the next attempt at Redis */
 };
 
+/* Degraded and no slot: seconds until one may come, the next attempt at
+ * Redis (by any process of the host) or the quarantine's end, whichever
+ * is first; never the "1 ms" of a tight loop (at least RETRY_NS / 50). */
+static double degraded_wait(const mq_lease_file *f, long fpm, int64_t now)
+{
+    int64_t next = f->next_try > now ? f->next_try
+                                     : now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
+
+    if (fpm > 0 && f->fb_from > now) next = min64(next, f->fb_from);
+    return (double)max64(next - now, RETRY_NS / 50) / NS;
+}
+
 static int begin_op(mq_limiter *l, void *arg)
 {
     struct begin_args *a = arg;
@@ -401,7 +427,9 @@ static int begin_op(mq_limiter *l, void *arg)
         }
     } else if (f->busy_until > now) {       /* another process is asking */
         f->demand++;
-        *a->wait = (double)min64(f->busy_until - now, MS / 5) / NS;  /* about a round trip */
+        /* about a round trip; a call's decision (budget HUGE_VAL) takes
+         * its answer: 0, "try again now", whatever max_wait */
+        *a->wait = isinf(a->budget) ? 0 : (double)min64(f->busy_until - now, MS / 5) / NS;
     } else if (!f->degraded) {
         if (f->wait_until > now) {
             f->demand++;
@@ -423,9 +451,9 @@ static int begin_op(mq_limiter *l, void *arg)
         long fpm = fallback_of(r, f->hosts);
 
         if (now < f->fb_from || fpm <= 0) {
-            /* quarantine: slots granted before Redis went may still be in the window */
-            *a->wait = (double)(min64(f->next_try, fpm > 0 ? f->fb_from : f->next_try) - now) / NS;
-            if (*a->wait < 0.001) *a->wait = 0.001;
+            /* quarantine: slots granted before Redis went may still be in
+             * the window; nothing before the next try at Redis or its end */
+            *a->wait = degraded_wait(f, fpm, now);
         } else {
             a->fpm = fpm;
             a->next_try = f->next_try;
@@ -446,7 +474,7 @@ static int record_fb_op(mq_limiter *l, void *arg)
         r->pend_fb++;           /* into the file with the next lock */
         return 0;
     }
-    mq_lease_record(r->lf.f, now, 1, r->period_ns + r->lease_ns);
+    mq_lease_record(r->lf.f, now, 1, window_ns(r) + r->lease_ns);
     r->lf.f->fb_used++;
     mq_lease_unlock(&r->lf);
     return 0;
@@ -516,14 +544,16 @@ static int finish_op(mq_limiter *l, void *arg)
             /* every slot granted before Redis went is started by its
              * grant + reservation horizon + lease, and out of every
              * window a period later */
-            f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns + r->ahead_ns;
+            f->fb_from = r->unsafe ? now : now + window_ns(r) + r->lease_ns + r->ahead_ns;
         }
         f->refused = a->rc == MQ_REDIS_REFUSED;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         f->lease_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
+        *a->wait = now >= f->fb_from && fallback_of(r, f->hosts) > 0
+                 ? 0.001        /* the fallback is open: take it now */
+                 : degraded_wait(f, fallback_of(r, f->hosts), now);
         mq_lease_unlock(&r->lf);
-        *a->wait = 0.001;
         return STEP_WAIT;
     }
     f->degraded = 0;
@@ -547,7 +577,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_from = now + d;
         f->lease_until = r->t_send + d + r->lease_ns;
         f->lease_n = f->lease_from < f->lease_until ? grant : 0;
-        mq_lease_record(f, now + d, grant, r->period_ns + r->lease_ns);
+        mq_lease_record(f, now + d, grant, window_ns(r) + r->lease_ns);
         mq_lease_unlock(&r->lf);
         *a->wait = (double)d / NS;
         return STEP_WAIT;
@@ -558,7 +588,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_from = 0;
         f->lease_until = r->t_send + r->lease_ns;
         f->lease_n = grant - 1;
-        mq_lease_record(f, now, grant, r->period_ns + r->lease_ns);
+        mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
         mq_lease_unlock(&r->lf);
         if (now >= r->t_send + r->lease_ns) {   /* the answer came too late to use */
             *a->wait = 0.001;
@@ -654,9 +684,36 @@ static int round_trip(mq_limiter *l, double budget, double *wait, int64_t *at)
     return mq_rdl_finish(l, st, vals, why, wait, at);
 }
 
+/* A call's decision: whether the budget has room now is asked of Redis
+ * whatever the call's max_wait (0 too: asking is not waiting), in one
+ * round trip of at most redis_timeout (budget HUGE_VAL), or taken from the
+ * round trip another process of the host has under way for it (begin and
+ * finish answer 0, "again now", then; also when Redis first wants this
+ * host's recent starts). Again after a short sleep, for at most a round
+ * trip's time (redis_timeout + 50 ms, as busy_until allows the asker):
+ * past it *wait is what this call would wait for. */
+#define DECIDE_SLEEP_NS 200000
+#define DECIDE_TRIES 5000
+
+static int decide(mq_limiter *l, double *wait, int64_t *at)
+{
+    struct timespec ts = { 0, DECIDE_SLEEP_NS };
+    int64_t until = mq_rl_now_ns() + (int64_t)(l->rd->timeout * 1e9) + 50 * MS;
+    int i;
+
+    for (i = 0; i < DECIDE_TRIES; i++) {
+        if (round_trip(l, HUGE_VAL, wait, at)) return 1;
+        if (*wait > 0 || l->error) return 0;
+        if (mq_rl_now_ns() + DECIDE_SLEEP_NS > until) break;
+        nanosleep(&ts, NULL);
+    }
+    *wait = (double)DECIDE_SLEEP_NS / NS;
+    return 0;
+}
+
 int mq_rdl_try(mq_limiter *l, double *wait, int64_t *at)
 {
-    return round_trip(l, l->rd->timeout, wait, at);
+    return decide(l, wait, at);
 }
 
 int mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after,
@@ -675,7 +732,9 @@ int mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry
         int64_t now = mq_rl_now_ns(), sleep_ns;
         struct timespec ts;
 
-        if (round_trip(l, (double)(limit - now) / NS, &w, &t)) {
+        /* the first: the call's decision, whatever max_wait; then round
+         * trips within what is left of it */
+        if (i == 0 ? decide(l, &w, &t) : round_trip(l, (double)(limit - now) / NS, &w, &t)) {
             *waited = (double)(t - start) / NS;
             if (at) *at = t;
             return 1;
@@ -741,25 +800,51 @@ static int observe_op(mq_limiter *l, void *arg)
     if (lease_lock(r, mq_rl_now_ns()) != 0) return 0;     /* the next answer tells again */
     r->lf.f->obs_rem = a->remaining;
     r->lf.f->obs_until = a->until;
+    r->lf.f->obs_at = mq_rl_now_ns();
     mq_lease_unlock(&r->lf);
     return 0;
 }
 
-void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
+static int degraded_op(mq_limiter *l, void *arg)
+{
+    mq_rdl *r = l->rd;
+    int d;
+
+    (void)arg;
+    if (lease_lock(r, mq_rl_now_ns()) != 0) return 1;     /* unknown: the local file too */
+    d = r->lf.f->degraded != 0;
+    mq_lease_unlock(&r->lf);
+    return d;
+}
+
+/* remaining 0 is news only when the whole budget's count has room: at
+ * exactly the limit (a sliding-window server, right after this host's own
+ * start) it says what Redis knows already, and a pause then would cost a
+ * window each time. So it goes to Redis like any remaining (the script
+ * pauses on 0 only below the limit), at once from blocking code. A host on
+ * its own (degraded) weighs it locally, and keeps a pause for Redis. */
+int mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
 {
     mq_rdl *r = l->rd;
     struct observe_args a;
+    int d;
 
-    if (remaining < 0) return;
+    if (remaining < 0) return 1;
     if (!(reset_in >= 0)) reset_in = r->period;
     if (reset_in > 86400) reset_in = 86400;
-    if (remaining == 0) {
-        mq_rdl_pause(l, reset_in, 1);
-        return;
+    d = leased(l, degraded_op, NULL);
+    if (d != 0) {
+        if (remaining == 0) mq_rdl_pause(l, reset_in, 0);
+        return 0;
     }
     a.remaining = remaining;
     a.until = mq_rl_now_ns() + (int64_t)(reset_in * 1e9);
     leased(l, observe_op, &a);
+    if (remaining == 0 && !r->cosocket) {
+        char why[256];
+        contact(l, why, sizeof why);
+    }
+    return 1;
 }
 
 static int status_op(mq_limiter *l, void *arg)

@@ -55,21 +55,31 @@ const char *mq_rdl_sha(mq_rdl *r);
 
 /* Sans-I/O steps, shared by the blocking driver (below) and the nginx
  * cosocket driver (lredis.c). begin: 1 admitted (*at), 0 wait *wait
- * seconds, 2 make the round trip in *req (tmo at most budget) and then
- * call finish with its outcome. finish: 1 admitted, 0 wait. */
+ * seconds, 2 make the round trip in *req (tmo at most budget, and at most
+ * redis_timeout) and then call finish with its outcome. finish: 1
+ * admitted, 0 wait. A call's first try, its decision, passes budget
+ * HUGE_VAL: it asks Redis whatever its max_wait (asking is not waiting),
+ * and when another process of the host is asking already, or Redis first
+ * wants this host's recent starts, *wait is 0: try again now. */
 int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req);
 int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
                   double *wait, int64_t *at);
 
 /* The blocking driver: the same contract as mq_limiter_try_at /
- * mq_limiter_acquire_at; no round trip outlives max_wait. */
+ * mq_limiter_acquire_at. The call's decision is one round trip of at most
+ * redis_timeout, whatever max_wait; no later round trip outlives max_wait.
+ * Degraded, *retry_after is the time to the next attempt at Redis or the
+ * quarantine's end, not a poll interval. */
 int  mq_rdl_try(mq_limiter *l, double *wait, int64_t *at);
 int  mq_rdl_acquire(mq_limiter *l, double max_wait, double *waited, double *retry_after,
                     int64_t *at);
 /* The server's word, for every host: kept for the next round trip, and
  * with flush sent at once (blocking driver). */
 void mq_rdl_pause(mq_limiter *l, double seconds, int flush);
-void mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
+/* The server's x-ratelimit-remaining, for Redis to weigh against the
+ * whole budget's count (0 is a pause only when Redis believes some are
+ * left). 1 when Redis takes it; 0 when degraded: the local file must. */
+int  mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
 void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st);
 /* Test hook (llimiter.c, MEDIQUO_TEST_HOOKS only): takes the lease lock,
  * stops this process (SIGSTOP) holding it, and releases it once continued.

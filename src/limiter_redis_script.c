@@ -2,7 +2,9 @@
  * the shared budget (limiter_redis.c sends it, by SHA once loaded): the log
  * of leased slots, the GCRA for the burst, the shared pause and
  * calibration, the registry of hosts, and the learning after Redis lost
- * its memory. Its keys and arguments: limiter_redis.c request(). */
+ * its memory. Its keys and arguments: limiter_redis.c request(); its
+ * `period` (ARGV[5]) is the window a slot is held for: the period and the
+ * transit guard (limiter.h). */
 #include "limiter_redis_script.h"
 
 static const char SCRIPT[] =
@@ -62,7 +64,9 @@ static const char SCRIPT[] =
 "if #old > 0 then redis.call('ZREMRANGEBYSCORE', LOG, '-inf', now - period) end\n"
 "if used < 0 then used = 0 end\n"
 "if pz >= 0 then pause = math.max(pause, now + pz) end\n"
-"if rem == 0 then pause = math.max(pause, now + reset)\n"
+/* the server's remaining, weighed against the whole budget: news only
+ * when below what is left here (0 at exactly the limit is no news) */
+"if rem == 0 and used < pm then pause = math.max(pause, now + reset)\n"
 "elseif rem > 0 and rem < pm - used then calu, call = now + reset, rem end\n"
 "local grant, wait, delay = 0, 0, 0\n"
 "if want > 0 then\n"

@@ -17,6 +17,7 @@ local req = ngx.req
 local pairs = pairs
 local type = type
 local tonumber = tonumber
+local floor = math.floor
 local find, sub, gsub, char, rep, match =
     string.find, string.sub, string.gsub, string.char, string.rep, string.match
 
@@ -26,7 +27,8 @@ local DICT_STATE, DICT_CTL, DICT_LOG =
     "mediquo_sandbox_state", "mediquo_sandbox_ctl", "mediquo_sandbox_log"
 
 local credentials = { ["sandbox-key"] = "sandbox-secret" }
-local latency = 0
+local latency, latency_max = 0, 0     -- seconds: each request is held in [min, max]
+local seeded = false
 local settings = {}
 
 local REASON = {
@@ -49,6 +51,7 @@ function _M.init(opts)
         credentials = opts.credentials
     end
     latency = (opts.latency_ms or 0) / 1000
+    latency_max = math.max(latency, (opts.latency_max_ms or 0) / 1000)
     local seed = opts.seed
     if not seed then
         local f = io.open("/dev/urandom", "rb")
@@ -60,9 +63,10 @@ function _M.init(opts)
     end
     settings = {
         per_minute = opts.per_minute or 600, window = opts.window or 60,
-        latency_ms = opts.latency_ms or 0, workers = opts.workers,
+        latency_ms = opts.latency_ms or 0, latency_max_ms = floor(latency_max * 1000 + 0.5),
+        sliding = opts.sliding and true or false, workers = opts.workers,
     }
-    ratelimit.configure(DICT_CTL, settings.per_minute, settings.window)
+    ratelimit.configure(DICT_CTL, settings.per_minute, settings.window, settings.sliding)
     faults.configure(DICT_CTL)
     reqlog.configure(DICT_LOG)
     appointments.configure(DICT_STATE, DICT_CTL, seed)
@@ -260,12 +264,28 @@ local function apply_fault(ctx, f)
     return true
 end
 
+-- The transit time of one request: --latency-ms, fixed or drawn uniformly
+-- from MIN-MAX (each worker its own random sequence).
+local function transit()
+    if latency_max <= latency then
+        return latency
+    end
+    if not seeded then
+        math.randomseed(ngx.worker.pid() * 7919 + floor(ngx.now() * 1000) % 100003)
+        seeded = true
+    end
+    return latency + math.random() * (latency_max - latency)
+end
+
 local function api(ctx, path)
+    -- held for its transit time first: the window counts a request when it
+    -- arrives, so requests sent in order may be counted out of order
+    local hold = transit()
+    if hold > 0 then
+        ngx.sleep(hold)
+    end
     local limit, remaining, retry_after, reset = ratelimit.hit(ctx.ip)
     ctx.limit, ctx.remaining = limit, remaining
-    if latency > 0 then
-        ngx.sleep(latency)
-    end
     if retry_after then
         -- Over the limit: answered, logged, and nothing else happens.
         return send(ctx, 429, { message = reason(429) },

@@ -1,0 +1,270 @@
+-- spec/40-redis_budget_spec.lua: what a call on a Redis budget is owed
+-- (issue 20), with real redis-server processes (spec/redis_helper.lua),
+-- real nginx and the real sandbox:
+--  * a call's decision: acquire(0), try() and max_wait = 0 admit whenever
+--    the budget has room, in scripts, in several processes of one host at
+--    once, and in nginx (ngx_limiter.wait on cosockets);
+--  * degraded (Redis gone, the quarantine), a refused call's retry_after
+--    is the real wait, not 1 ms;
+--  * the transit guard: a start frees its slot period + guard after it
+--    (local rule); 3 hosts on one Redis budget at full demand on the
+--    sandbox at its strictest (--sliding --latency-ms 0-50): no 429 and
+--    >= 99% of the budget used; without the guard (the test-only
+--    MEDIQUO_TEST_NO_JITTER_GUARD) the jitter shows (bench/jitter.lua, the
+--    shortened `make soak-redis-jitter`). ~2.5 min, most of it that run.
+
+local core = require "mediquo.core"
+local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+local J = require "bench.jitter"
+
+local NS = 1e9
+local now = core.limiter_now
+local root = H.root
+
+local tmp
+local nkey = 0
+local function newkey() nkey = nkey + 1; return string.format("b40-%d-%d", nkey, now()) end
+local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+
+-- nginx with one worker whose timer runs `body` (Lua, with lim, nl, url
+-- and out in scope) once, then writes "done"
+local CONF = [[
+@MODULES@
+@USER@
+worker_processes 1;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/logs/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp;
+    lua_package_path "@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        local core = require "mediquo.core"
+        local nl = require "mediquo.ngx_limiter"
+        local url = "@URL@"
+        local path = "@PREFIX@/out.log"
+        ngx.timer.at(0, function()
+            local f = assert(io.open(path, "w"))
+            local function out(s) f:write(s, "\n"); f:flush() end
+            local lim, err = core.limiter{ per_minute = 30, burst = 30, period = 3, key = "@KEY@",
+                                           dir = "@DIR@", redis = url, redis_cosocket = true }
+            if not lim then out("error " .. tostring(err)) f:close() return end
+            @BODY@
+            out("done")
+            f:close()
+        end)
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / { return 204; }
+    }
+}
+]]
+
+local function nginx_run(vars)
+    local prefix = H.run("mktemp -d /tmp/mediquo-b40-ngx.XXXXXX"):gsub("%s+$", "")
+    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
+    local modules = ""
+    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
+        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    end
+    local id = H.run("id -u"):gsub("%s+$", "")
+    vars.PORT = H.free_port()
+    local conf = CONF:gsub("@(%u+)@", function(k)
+        if k == "MODULES" then return modules end
+        if k == "USER" then return id == "0" and "user root root;" or "" end
+        if k == "PREFIX" then return prefix end
+        if k == "ROOT" then return root end
+        return tostring(vars[k])
+    end)
+    H.write_file(prefix .. "/nginx.conf", conf)
+    local o, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
+                          .. prefix .. "/logs/error.log' 2>&1")
+    assert(code == 0, "nginx did not start: " .. o)
+    local ls
+    for _ = 1, 200 do                   -- 10 s at most
+        ls = H.lines(prefix .. "/out.log")
+        if ls[#ls] == "done" or (ls[1] or ""):match("^error") then break end
+        H.sleep(0.05)
+    end
+    local pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
+    if pid then H.run("kill -QUIT " .. pid .. " 2>/dev/null") end
+    for _ = 1, 50 do
+        if not pid or not R.alive(pid) then break end
+        H.sleep(0.05)
+    end
+    if pid and R.alive(pid) then H.run("kill -9 " .. pid) end
+    H.run("rm -rf '" .. prefix .. "'")
+    return ls
+end
+
+describe("a Redis budget (issue 20)", function()
+    local srv
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-b40.XXXXXX"):gsub("%s+$", "")
+        srv = R.start()
+    end)
+    teardown(function()
+        R.stop_all()
+        if srv then srv:stop() end
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("a call's decision: acquire(0), try(), max_wait = 0", function()
+        it("admit on an idle budget, up to its room, then refuse with the real wait", function()
+            local key = newkey()
+            local l = assert(limiter.new{ key = key, dir = mkdir(tmp .. "/d1"), redis = srv.url,
+                                          per_minute = 10, burst = 10, period = 3 })
+            for i = 1, 5 do
+                local ok, err = l:acquire(0)
+                assert.is_true(ok, "acquire(0) #" .. i .. ": " .. tostring(err))
+            end
+            for i = 1, 5 do assert.is_true((l:try()), "try #" .. i) end
+            -- the room is spent: refused at once, retry_after about the window
+            local t0 = now()
+            local ok, err = l:acquire(0)
+            assert.is_nil(ok)
+            assert.equal("rate_limited", err.kind)
+            assert.truthy(err.retry_after > 1 and err.retry_after <= 3.2, err.retry_after)
+            assert.truthy((now() - t0) / NS < 0.25)
+            -- a limiter whose max_wait is 0, another host on the same budget
+            local l2 = assert(limiter.new{ key = newkey(), dir = mkdir(tmp .. "/d2"), redis = srv.url,
+                                           per_minute = 10, period = 3, max_wait = 0 })
+            for i = 1, 5 do assert.is_true((l2:acquire()), "max_wait = 0 #" .. i) end
+            l:close()
+            l2:close()
+        end)
+
+        it("three processes of one host at once, acquire(0) in a loop: the whole room, never more", function()
+            local key, dir = newkey(), mkdir(tmp .. "/d3")
+            local until_ns = now() + 1.2 * NS
+            local ws = {}
+            for i = 1, 3 do
+                local out = ("%s/z%d.log"):format(tmp, i)
+                H.run(("lua5.4 spec/redis_worker.lua %s '%s' '%s' 30 30 3 %.0f '%s' 0 >%s.stdout 2>&1 &")
+                      :format(out, key, dir, until_ns, srv.url, out))
+                ws[i] = out
+            end
+            local n, done = 0, 0
+            for _ = 1, 200 do
+                done, n = 0, 0
+                for _, out in ipairs(ws) do
+                    local ls = H.lines(out)
+                    if ls[#ls] == "done" then done = done + 1 end
+                    for _, s in ipairs(ls) do if s:match("^t ") then n = n + 1 end end
+                end
+                if done == 3 then break end
+                H.sleep(0.1)
+            end
+            assert.equal(3, done)
+            -- 1.2 s < the 3 s window: every slot of it, and not one more
+            assert.equal(30, n)
+        end)
+
+        it("in nginx: ngx_limiter.wait(lim, 0) admits on an idle budget, 8 requests at once too", function()
+            local ls = nginx_run{ URL = srv.url, KEY = newkey(), DIR = mkdir(tmp .. "/n1"), BODY = [[
+                for i = 1, 5 do
+                    local ok, _, retry = nl.wait(lim, 0, url)
+                    out((ok and "ok " or "refused ") .. i .. " " .. tostring(retry))
+                end
+                local n = 0
+                local ths = {}
+                for i = 1, 8 do
+                    ths[i] = ngx.thread.spawn(function() return (nl.wait(lim, 0, url)) end)
+                end
+                for i = 1, 8 do
+                    local _, ok = ngx.thread.wait(ths[i])
+                    if ok then n = n + 1 end
+                end
+                out("at once " .. n)
+                local ok, _, retry = nl.wait(lim, 0, url)
+                for _ = 1, 40 do
+                    if not ok then break end
+                    ok, _, retry = nl.wait(lim, 0, url)
+                end
+                out("spent " .. tostring(ok) .. " " .. tostring(retry))
+            ]] }
+            assert.equal("done", ls[#ls], table.concat(ls, "\n"))
+            for i = 1, 5 do assert.matches("^ok " .. i, ls[i]) end
+            assert.equal("at once 8", ls[6])
+            -- the room spent (30): refused with a real wait
+            local retry = tonumber(ls[7]:match("^spent false (%S+)"))
+            assert.truthy(retry and retry > 0.5, ls[7])
+        end)
+    end)
+
+    describe("degraded", function()
+        it("a refused call's retry_after is the time to the next try at Redis, not 1 ms", function()
+            local own = R.start()
+            local l = assert(limiter.new{ key = newkey(), dir = mkdir(tmp .. "/g1"), redis = own.url,
+                                          per_minute = 60, period = 3 })
+            assert.is_true(l:acquire(0.5))
+            own:kill9()
+            local t0 = now()
+            for i = 1, 6 do
+                local ok, err = l:acquire(0)
+                assert.is_nil(ok, "acquire(0) #" .. i .. " in the quarantine")
+                assert.truthy(err.retry_after >= 0.01 and err.retry_after <= 0.55,
+                              "retry_after " .. err.retry_after)
+            end
+            assert.truthy((now() - t0) / NS < 1.5)
+            assert.is_true(l:status().degraded)
+            -- a caller that waits what it is told tries at most ~2 a second
+            local calls, t1 = 0, now()
+            for _ = 1, 100 do
+                if (now() - t1) / NS >= 1 then break end
+                calls = calls + 1
+                local _, err = l:acquire(0)
+                if err then H.sleep(err.retry_after) end
+            end
+            assert.truthy(calls <= 4, calls .. " calls in 1 s")
+            l:close()
+            own:stop()
+        end)
+    end)
+
+    describe("the transit guard", function()
+        -- the 11th start of 10 per 2 s (burst 10), with and without the guard
+        local function gap(env)
+            local out = tmp .. "/gap" .. (env == "" and "on" or "off")
+            H.run(("%slua5.4 -e %s >%s 2>&1"):format(env, H.shell_quote(([[
+                local l = assert(require("mediquo.core").limiter{ per_minute = 10, burst = 10, period = 2,
+                    key = %q, dir = %q })
+                local _, _, t1 = l:acquire(1)
+                for _ = 2, 10 do assert(l:acquire(1)) end
+                local ok, _, t11 = l:acquire(3)
+                assert(ok)
+                io.write(string.format("%%.0f", t11 - t1))]]):format(newkey(), mkdir(tmp .. "/gap"))), out))
+            return tonumber(H.read_file(out))
+        end
+
+        it("a start frees its slot period + min(100 ms, period/200) after it; off only for the control", function()
+            local on = gap("")
+            local off = gap("MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_NO_JITTER_GUARD=1 ")
+            assert.truthy(on and off, tostring(on) .. " " .. tostring(off))
+            assert.truthy(on >= 2.010 * NS and on < 2.2 * NS, "with the guard: " .. on / NS)
+            assert.truthy(off >= 2.000 * NS and off < 2.010 * NS, "without: " .. off / NS)
+        end)
+
+        it("3 hosts, one Redis budget, sandbox --sliding --latency-ms 0-50: no 429, >= 99% used; "
+           .. "without the guard, the jitter shows (429s, or the pauses they cause)", function()
+            -- one after the other: on 2 busy cores, a run beside the other
+            -- gets its processing delays as jitter on top of the sandbox's
+            local r = J.run{ seconds = 50, period = 10, per_minute = 100, guard = true, redis = srv }
+            local c = J.run{ seconds = 20, period = 10, per_minute = 100, guard = false, redis = srv }
+            J.report("with the guard", r)
+            J.report("control, without the guard", c)
+            assert.equal(0, r.http429)
+            assert.truthy(r.max_window <= 100)
+            assert.truthy(r.used >= 0.99, ("used %.2f%%"):format(100 * r.used))
+            assert.truthy(c.http429 > 0 or c.used < 0.99,
+                          ("control: %d x 429, used %.2f%%"):format(c.http429, 100 * c.used))
+        end)
+    end)
+end)
