@@ -40,10 +40,11 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/engine.c src/request.c src/secrets.c src/explain.c src/lengine.c \
              src/driver_easy.c src/lhttp.c \
              src/ljournal.c src/lopt.c src/lclass.c \
-             src/redis_conn.c src/lease_file.c src/limiter_redis.c src/limiter_redis_script.c src/lredis.c
+             src/redis_conn.c src/lease_file.c src/limiter_redis.c src/limiter_redis_script.c src/lredis.c \
+             src/redis_url.c src/redis_conv.c src/redis_tls.c
 CORE_HDRS := $(wildcard src/*.h)
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
-CORE_LIBS = $(CURL_LIBS) -lhttp_parser $(HIREDIS_LIBS) -lpthread
+CORE_LIBS = $(CURL_LIBS) -lhttp_parser $(HIREDIS_LIBS) -lssl -lcrypto -lpthread
 MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
 
 LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')

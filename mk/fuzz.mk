@@ -31,9 +31,9 @@ FUZZ_LIBS_policy         :=
 
 FUZZ_SRCS_text           := src/text.c
 FUZZ_SRCS_answer         := src/answer.c
-# the rate_limit.redis URL (redis_conn.c links hiredis)
-FUZZ_SRCS_redis_url      := src/redis_conn.c
-FUZZ_LIBS_redis_url      := -lhiredis
+# the rate_limit.redis URL (every scheme: redis_url.c)
+FUZZ_SRCS_redis_url      := src/redis_url.c
+FUZZ_LIBS_redis_url      :=
 FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a

@@ -7,6 +7,7 @@
 --   raise <msg>     a call raised (it never may)
 --   done
 --   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT
+-- MEDIQUO_SPEC_REDIS_CA (environment): redis_tls.ca_file, for a rediss:// URL
 
 local limiter = require "mediquo.limiter"
 local core = require "mediquo.core"
@@ -23,7 +24,9 @@ end
 
 local lim, err = limiter.new{ per_minute = per_minute, burst = burst, period = period,
                               key = key, dir = dir, redis = url ~= "-" and url or nil,
-                              max_wait = max_wait }
+                              max_wait = max_wait,
+                              redis_tls = os.getenv("MEDIQUO_SPEC_REDIS_CA")
+                                  and { ca_file = os.getenv("MEDIQUO_SPEC_REDIS_CA") } or nil }
 if not lim then
     log("error " .. tostring(err))
     os.exit(1)

@@ -15,9 +15,9 @@
 #endif
 
 #define MQ_LF_MAGIC   "MQRDLSE"
-#define MQ_LF_VERSION 3u
+#define MQ_LF_VERSION 4u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
-#define MQ_LF_ERR     240
+#define MQ_LF_ERR     480
 
 typedef struct {
     char     magic[8];

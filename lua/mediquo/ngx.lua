@@ -28,6 +28,7 @@ local validate = require "mediquo.validate"
 local limiter = require "mediquo.limiter"
 local http = require "mediquo.ngx_http"
 local ngx_limiter = require "mediquo.ngx_limiter"
+local ngx_redis = require "mediquo.ngx_redis"
 
 local ngx = ngx
 local type = type
@@ -244,8 +245,9 @@ local function perform(fname, op, a, b)
                 waits, wait_s = waits + 1, wait_s + waited
             end
             if fault then
-                -- the limiter's state file is unusable: the host's setup
-                ngx.log(ngx.ERR, "mediquo.ngx: rate_limit: ", fault)
+                -- a state file unusable, Redis refusing the setup: the
+                -- host's; logged once per cause, then once a minute
+                ngx_redis.log_fault(fault)
                 action, x = call:fault("rate_limit", fault)
             else
                 action, x = call:slot(granted, waited, retry_after, now())
@@ -267,6 +269,18 @@ local function perform(fname, op, a, b)
     end
     count(w, op, e.kind, t0, retries, waits, wait_s, e.attempts or attempts)
     return nil, errors.new(e)
+end
+
+-- init_worker_redis(): the Redis start-up check (init_worker_by_lua): one
+-- round trip from a 0-delay timer, a refused AUTH or certificate logged
+-- at error before any traffic (mediquo.ngx_redis.check)
+function _M.init_worker_redis()
+    local rl = config and config.o.rate_limit
+    if not (rl and rl.redis) then return true end
+    return ngx.timer.at(0, function(premature)
+        local w = not premature and worker_state()
+        if w and w.lim then ngx_redis.check(w.lim, w.redis) end
+    end)
 end
 
 -- create(a) -> { code, url } | nil, err
