@@ -40,7 +40,7 @@ describe("rate_limit.redis over TLS", function()
         for k, v in pairs(extra or {}) do o[k] = v end
         return limiter.new(o)
     end
-    local function refused(l, err, want)
+    local function refused(want, l, err)
         assert.is_nil(l)
         assert.equal("config", err.kind)
         assert.matches(want, err.message, 1, true)
@@ -49,14 +49,14 @@ describe("rate_limit.redis over TLS", function()
     end
 
     it("is refused without the CA (config, naming the server and the certificate)", function()
-        local msg = refused(open(url(srv)), "TLS certificate check failed")
+        local msg = refused("TLS certificate check failed", open(url(srv)))
         assert.matches("127.0.0.1:" .. srv.port, msg, 1, true)
         assert.matches("redis_tls.ca_file", msg, 1, true)
     end)
 
     it("with the CA: the IP SAN of 127.0.0.1 is accepted, the budget is Redis's", function()
         local l = assert(open(url(srv), { ca_file = certs.ca }))
-        assert.is_true(l:acquire(0))        -- acquire(0) admits on an idle budget
+        assert.is_true(l:acquire(1))
         local st = l:status()
         assert.equal("redis", st.backend)
         assert.is_false(st.degraded, st.error)
@@ -65,8 +65,7 @@ describe("rate_limit.redis over TLS", function()
 
     it("a certificate for another name is refused", function()
         local other = R.start({}, { ca = certs.ca, cert = certs.other.cert, key = certs.other.key })
-        refused(open(("rediss://127.0.0.1:%d"):format(other.port), { ca_file = certs.ca }),
-                "IP address mismatch")
+        refused("IP address mismatch", open(("rediss://127.0.0.1:%d"):format(other.port), { ca_file = certs.ca }))
         -- the name it is for, given as server_name: accepted
         local l = assert(open(("rediss://127.0.0.1:%d"):format(other.port),
                               { ca_file = certs.ca, server_name = "other.invalid" }))
@@ -76,7 +75,7 @@ describe("rate_limit.redis over TLS", function()
 
     it("a wrong password: config, never shown", function()
         for _ = 1, 2 do     -- every opener is told, not only the first one
-            refused(open(url(srv, "not-" .. PW), { ca_file = certs.ca }), "refused AUTH")
+            refused("refused AUTH", open(url(srv, "not-" .. PW), { ca_file = certs.ca }))
         end
     end)
 
@@ -93,7 +92,7 @@ describe("rate_limit.redis over TLS", function()
                           { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
                             client_cert = certs.client.cert, client_key = certs.client.key })
         local u = ("rediss://127.0.0.1:%d"):format(m.port)
-        refused(open(u, { ca_file = certs.ca }), "TLS")
+        refused("TLS", open(u, { ca_file = certs.ca }))
         local l = assert(open(u, { ca_file = certs.ca, cert_file = certs.client.cert,
                                    key_file = certs.client.key }))
         assert.is_true(l:acquire(1))

@@ -24,8 +24,11 @@ R.alive = alive
 local function cli(port, args, tls)
     local t = ""
     if tls then
-        t = ("--tls --cacert %s --cert %s --key %s "):format(H.shell_quote(tls.ca),
-            H.shell_quote(tls.client_cert or tls.cert), H.shell_quote(tls.client_key or tls.key))
+        t = "--tls --cacert " .. H.shell_quote(tls.ca) .. " "
+        if tls.client_cert then
+            t = t .. ("--cert %s --key %s "):format(H.shell_quote(tls.client_cert),
+                                                   H.shell_quote(tls.client_key))
+        end
     end
     return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. t .. args .. " 2>&1")
 end
@@ -41,7 +44,8 @@ function Server:launch()
                    "--enable-debug-command", "local" }
     if self.tls then
         for _, a in ipairs{ "--tls-port", tostring(self.port), "--tls-cert-file", self.tls.cert,
-                            "--tls-key-file", self.tls.key, "--tls-ca-cert-file", self.tls.ca } do
+                            "--tls-key-file", self.tls.key, "--tls-ca-cert-file", self.tls.ca,
+                            "--tls-auth-clients", "no" } do     -- extra may say yes
             args[#args + 1] = H.shell_quote(a)
         end
     end

@@ -27,6 +27,7 @@ struct mq_redis {
     SSL *ssl;                   /* with TLS */
     SSL_CTX *ctx;               /* made at the first TLS connection */
     char node[300];             /* host:port (or path) fd is connected to */
+    int answered;               /* a byte came back on this connection */
 };
 
 mq_redis *mq_redis_new(const mq_redis_url *u, const char *script)
@@ -52,6 +53,7 @@ static void drop(mq_redis *r)
     r->ssl = NULL;
     if (r->fd >= 0) close(r->fd);
     r->fd = -1;
+    r->answered = 0;
     r->node[0] = '\0';
 }
 
@@ -206,6 +208,20 @@ static void do_connect(mq_redis *r, mq_rconv_step *st, int64_t deadline)
     mq_rconv_connected(r->conv, 0, st);
 }
 
+/* TLS 1.3: a server that wants a client certificate says so after our
+ * handshake ended; its alert is lost when it resets the connection under
+ * our first request. A fresh TLS connection closed before any answer,
+ * without a client certificate set: that setup fault (n otherwise) */
+static long cert_wanted(mq_redis *r, long n, char *why, size_t wl)
+{
+    if (n > 0 || n == MQ_TLS_SETUP || !r->ssl || r->answered || r->u.cert_file != NULL
+        || strstr(why, "timed out") != NULL)
+        return n;
+    snprintf(why, wl, "the server closed the connection right after the TLS handshake, before "
+             "any answer: does it require a client certificate (redis_tls.cert_file and key_file)?");
+    return MQ_TLS_SETUP;
+}
+
 int mq_redis_eval(mq_redis *r, int nkeys, int argc, const char **argv, double tmo,
                   long long *vals, int *nvals, char *err, size_t errlen)
 {
@@ -227,15 +243,17 @@ int mq_redis_eval(mq_redis *r, int nkeys, int argc, const char **argv, double tm
             do_connect(r, &st, deadline);
             break;
         case MQ_RC_SEND:
-            n = io_write(r, st.out, st.outlen, deadline, why, sizeof why);
+            n = cert_wanted(r, io_write(r, st.out, st.outlen, deadline, why, sizeof why), why,
+                            sizeof why);
             if (n < 0) mq_rconv_fault(r->conv, NULL, why, n == MQ_TLS_SETUP, &st);
             else mq_rconv_sent(r->conv, &st);
             break;
         default:                /* MQ_RC_RECV */
             n = io_read(r, buf, sizeof buf, deadline, why, sizeof why);
+            n = cert_wanted(r, n, why, sizeof why);
             if (n == 0) mq_rconv_fault(r->conv, "read", "connection closed", 0, &st);
             else if (n < 0) mq_rconv_fault(r->conv, NULL, why, n == MQ_TLS_SETUP, &st);
-            else mq_rconv_feed(r->conv, buf, (size_t)n, &st);
+            else r->answered = 1, mq_rconv_feed(r->conv, buf, (size_t)n, &st);
             break;
         }
     }
