@@ -53,7 +53,11 @@ end
 
 local function fail(err)
     if err.kind == "config" then
-        ngx.log(ngx.ERR, "gateway: ", tostring(err))
+        -- the limiter's faults (its file, Redis) mediquo.ngx logs itself,
+        -- once per cause: not once per call
+        if not find(err.message or "", "rate_limit: ", 1, true) then
+            ngx.log(ngx.ERR, "gateway: ", tostring(err))
+        end
         return reply(500, { error = { kind = "config",
             message = "the gateway is not set up right; its operator will find why in its error log" } })
     end
