@@ -241,7 +241,7 @@ Cluster.__index = Cluster
 
 -- CLUSTER NODES as seen by node n: { id, port, master = bool, fail = bool,
 -- master_id, ranges = { {lo, hi}... } } by id
-function Cluster:nodes_seen(n)
+function Cluster.nodes_seen(_, n)
     local out = cli(n.port, "CLUSTER NODES")
     local t = {}
     for line in out:gmatch("[^\n]+") do
@@ -424,8 +424,8 @@ function HA.fleet(tmp, c, url, until_ns, max_wait)
             if interp == "luajit" then
                 env = env .. ("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' "):format(H.root, H.root)
             end
-            local out = H.run(("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s >%s.stdout 2>&1 & echo $!")
-                :format(env, interp, w.out, c.key, dir, c.per_minute, c.burst, c.period, until_ns, url,
+            local out = H.run(("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s"
+                               .. " >%s.stdout 2>&1 & echo $!"):format(env, interp, w.out, c.key, dir, c.per_minute, c.burst, c.period, until_ns, url,
                         self.max_wait, w.out))
             w.pid = assert(tonumber(out:match("(%d+)")))
             self.ws[n] = w
