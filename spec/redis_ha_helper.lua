@@ -425,8 +425,8 @@ function HA.fleet(tmp, c, url, until_ns, max_wait)
                 env = env .. ("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' "):format(H.root, H.root)
             end
             local out = H.run(("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s"
-                               .. " >%s.stdout 2>&1 & echo $!"):format(env, interp, w.out, c.key, dir, c.per_minute, c.burst, c.period, until_ns, url,
-                        self.max_wait, w.out))
+                               .. " >%s.stdout 2>&1 & echo $!"):format(env, interp, w.out, c.key, dir,
+                               c.per_minute, c.burst, c.period, until_ns, url, self.max_wait, w.out))
             w.pid = assert(tonumber(out:match("(%d+)")))
             self.ws[n] = w
         end
