@@ -234,6 +234,63 @@ function HA.sentinel(opts)
     return self
 end
 
+-- ---- TLS --------------------------------------------------------------------
+
+-- HA.make_certs(dir) -> { ca, cert, key }: a CA made now (openssl) and a
+-- server certificate it signed for IP 127.0.0.1 (CN and subjectAltName)
+function HA.make_certs(dir)
+    local q = H.shell_quote
+    local f = function(n) return dir .. "/" .. n end
+    local ext = H.write_file(f("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+    local cmds = {
+        ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=mediquo bench CA' -keyout %s -out %s")
+            :format(q(f("ca.key")), q(f("ca.pem"))),
+        ("openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout %s -out %s")
+            :format(q(f("server.key")), q(f("server.csr"))),
+        ("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 1 -extfile %s -out %s")
+            :format(q(f("server.csr")), q(f("ca.pem")), q(f("ca.key")), q(ext), q(f("server.pem"))),
+    }
+    for _, c in ipairs(cmds) do
+        local out, code = H.run(c .. " 2>&1")
+        assert(code == 0, c .. ": " .. out)
+    end
+    return { ca = f("ca.pem"), cert = f("server.pem"), key = f("server.key") }
+end
+
+local tls_live = {}
+
+-- a TLS-only redis-server (no plain port, no client certificate asked):
+-- { port, pid, dir, url = "rediss://127.0.0.1:P", cli = function(args) }
+function HA.tls_server(certs)
+    local dir = H.run("mktemp -d /tmp/mediquo-redis-tls.XXXXXX"):gsub("%s+$", "")
+    local q = H.shell_quote
+    for _ = 1, 20 do
+        local port = H.free_port()
+        local log = dir .. "/redis.log"
+        local out = H.run(("redis-server --port 0 --tls-port %d --bind 127.0.0.1 --save '' --appendonly no "
+                           .. "--dir %s --tls-cert-file %s --tls-key-file %s --tls-ca-cert-file %s "
+                           .. "--tls-auth-clients no >%s 2>&1 & echo $!")
+                          :format(port, q(dir), q(certs.cert), q(certs.key), q(certs.ca), q(log)))
+        local pid = assert(tonumber(out:match("(%d+)")), "redis-server did not start: " .. out)
+        local s = { port = port, pid = pid, dir = dir, url = "rediss://127.0.0.1:" .. port }
+        function s.cli(args)
+            return H.run(("redis-cli --tls --cacert %s -h 127.0.0.1 -p %d %s 2>&1"):format(q(certs.ca), port, args))
+        end
+        tls_live[pid] = s
+        for _ = 1, 100 do
+            if s.cli("ping"):match("PONG") then return s end
+            if not alive(pid) then break end
+            H.sleep(0.05)
+        end
+        tls_live[pid] = nil
+        kill_pid(pid)
+        if not (H.read_file(log) or ""):match("Address already in use") then
+            error("TLS redis-server on port " .. port .. " did not answer: " .. (H.read_file(log) or ""))
+        end
+    end
+    error("no free port for a TLS redis-server")
+end
+
 -- ---- Cluster ----------------------------------------------------------------
 
 local Cluster = {}
@@ -505,6 +562,11 @@ function HA.stop_all()
     stoppers = {}
     for pid in pairs(sentinels_live) do kill_pid(pid) end
     sentinels_live = {}
+    for pid, t in pairs(tls_live) do
+        kill_pid(pid)
+        H.run("rm -rf '" .. t.dir .. "'")
+    end
+    tls_live = {}
     R.stop_all()
 end
 
