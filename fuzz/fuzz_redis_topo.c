@@ -7,11 +7,14 @@
  * range 0 <= lo <= hi <= 16383 with a port 1..65535 and a NUL-terminated
  * host, find() agrees with the ranges, a failed build leaves the map empty;
  * a redirect's host is NUL-terminated within its buffer, the slot < 16384,
- * the port 1..65535; messages are NUL-terminated within their buffer. */
+ * the port 1..65535, and its address formatted (mq_redis_addr_format)
+ * parses back to the same; messages are NUL-terminated within their
+ * buffer. */
 #include "redis_cluster.h"
 #include "redis_sentinel.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +47,16 @@ static void redirect(const char *s, size_t n, mq_redis_slot_map *m)
         if (slot >= MQ_REDIS_SLOTS || port < 1 || port > 65535) abort();
         if (memchr(host, '\0', sizeof host) == NULL) abort();
         if (strlen(host) >= n) abort();
+        {   /* what the address formats to parses back to the same */
+            char addr[80], again[96], h2[64];
+            unsigned s2 = 0;
+            int p2 = 0;
+            if (mq_redis_addr_format(addr, sizeof addr, host, port, NULL) != 0) abort();
+            snprintf(again, sizeof again, "MOVED %u %s", slot, addr);
+            if (mq_redis_redirect_parse(again, strlen(again), &s2, h2, sizeof h2, &p2) != MQ_REDIRECT_MOVED
+                || s2 != slot || p2 != port || strcmp(h2, host) != 0)
+                abort();
+        }
         if (m && rc == MQ_REDIRECT_MOVED) {
             int mv = mq_redis_slot_map_move(m, slot, host, port);
             const mq_redis_slot_range *r;

@@ -306,3 +306,18 @@ int mq_redis_redirect_parse(const char *err, size_t len, unsigned *slot,
     if (port) *port = (int)pv;
     return kind;
 }
+
+int mq_redis_addr_format(char *buf, size_t n, const char *host, int port, const char *asked)
+{
+    int w;
+
+    if (buf == NULL || n == 0) return -1;
+    buf[0] = '\0';
+    if (host == NULL || host[0] == '\0') host = asked ? asked : "";
+    w = snprintf(buf, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (w < 0 || (size_t)w >= n) {
+        buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}

@@ -68,6 +68,11 @@ enum { MQ_REDIRECT_NONE = 0, MQ_REDIRECT_MOVED = 1, MQ_REDIRECT_ASK = 2, MQ_REDI
 int mq_redis_redirect_parse(const char *err, size_t len, unsigned *slot,
                             char *host, size_t hostlen, int *port);
 
+/* "host:port", "[v6]:port" for a host holding ':' (the form MOVED and
+ * URLs use), with asked (the node that answered) standing in for host "".
+ * 0, or -1 when it does not fit n (buf then ""): never cut short. */
+int mq_redis_addr_format(char *buf, size_t n, const char *host, int port, const char *asked);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -241,6 +241,37 @@ static void test_redirect(void)
     }
 }
 
+static const struct { const char *host; int port; const char *asked; size_t n; const char *want; } ADDR[] = {
+    {"127.0.0.1", 6381, NULL, 64, "127.0.0.1:6381"},
+    {"::1", 7000, NULL, 64, "[::1]:7000"},
+    {"fe80::1%eth0", 7000, NULL, 64, "[fe80::1%eth0]:7000"},
+    {"", 7002, "10.0.0.9", 64, "10.0.0.9:7002"},          /* the node asked */
+    {NULL, 7002, "::1", 64, "[::1]:7002"},
+    {"", 7002, NULL, 64, ":7002"},
+    {"redis-0.svc", 6379, "x", 64, "redis-0.svc:6379"},
+    {"127.0.0.1", 6381, NULL, 15, "127.0.0.1:6381"},      /* fits exactly */
+    {"127.0.0.1", 6381, NULL, 14, NULL},                  /* one short: refused, never cut */
+    {"::1", 7000, NULL, 10, NULL},
+    {"h", 1, NULL, 0, NULL},
+};
+
+static void test_addr(void)
+{
+    size_t i;
+    char buf[64];
+
+    for (i = 0; i < sizeof ADDR / sizeof *ADDR; i++) {
+        int rc;
+        memset(buf, 'Z', sizeof buf);
+        rc = mq_redis_addr_format(buf, ADDR[i].n, ADDR[i].host, ADDR[i].port, ADDR[i].asked);
+        if (ADDR[i].want)
+            check(rc == 0 && strcmp(buf, ADDR[i].want) == 0, "addr_format", ADDR[i].want, buf);
+        else
+            check(rc == -1 && (ADDR[i].n == 0 || buf[0] == '\0'), "addr_format",
+                  ADDR[i].host ? ADDR[i].host : "NULL", rc == 0 ? buf : "-1 but not empty");
+    }
+}
+
 /* ---- CLUSTER SLOTS ------------------------------------------------------ */
 
 #define ID "$07c37dfeb235213a872192d90877d0cd55635b91"
@@ -517,6 +548,7 @@ int main(void)
 {
     test_slots();
     test_redirect();
+    test_addr();
     test_cluster_slots();
     test_move();
     test_sentinel();
