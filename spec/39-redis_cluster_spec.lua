@@ -4,9 +4,11 @@
 -- keys share one hash tag; the specs pick budgets whose slot lives on a node
 -- other than the seed (so the first answer is MOVED), and SIGKILL that
 -- node's master under load from 3 simulated hosts x 2 processes
--- (spec/redis_worker.lua): never more than per_minute in any window, no
--- call past max_wait, every process back on backend "redis", degraded =
--- false. A server that is not a Cluster is kind config. ~45 s.
+-- (spec/redis_worker.lua), and reshard that slot to another master under
+-- the same load (ASK while it moves, MOVED after): never more than
+-- per_minute in any window, no call past max_wait, every process back on
+-- backend "redis", degraded = false. A server that is not a Cluster is kind
+-- config. ~50 s.
 
 local core = require "mediquo.core"
 local mediquo = require "mediquo"
@@ -73,33 +75,51 @@ describe("rate_limit.redis through Redis Cluster", function()
         end)
     end)
 
+    -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
+    -- `event(slot, node)` after 1.5 periods, the run 8 periods long
+    local function under_load(prefix, event)
+        local key, slot, node = c:key_elsewhere(prefix)
+        local cfg = { key = key, per_minute = 60, burst = 10, period = 2 }
+        local P = cfg.period * NS
+        local t_start = now()
+        local until_ns = t_start + 8 * P
+        local fleet = HA.fleet(tmp .. "/" .. prefix, cfg, c.url, until_ns, 0.5)
+        H.sleep(1.5 * cfg.period)
+        local t_event = now()
+        local new_home, what = event(slot, node)
+        local t_after = now()
+        fleet:wait(60)
+        local ts, late, raised, _, final = fleet:collect()
+        local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
+        assert.same({}, raised)
+        assert.same({}, late)
+        local worst = H.max_in_window(ts, P)
+        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. info)
+        assert.truthy(H.count_between(ts, t_start, t_event) > 0, info)
+        assert.truthy(H.count_between(ts, t_after + 2 * P, until_ns) > 0, "nothing after: " .. info)
+        assert.equal(6, #final, "a worker wrote no final status")
+        for i, fin in pairs(final) do
+            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
+        end
+        assert.equal("1", exists(new_home, key), "the budget is not on " .. new_home.port .. "; " .. info)
+    end
+
+    describe("the budget's slot resharded to another master under load from 3 hosts (ASK, then MOVED)", function()
+        it("never over the limit in any window, no call past max_wait, every process on the new node", function()
+            under_load("cl-reshard", function(slot, node)
+                local to = c.seed
+                local moved = c:migrate_slot(slot, node, to, 1.0)
+                return to, ("%d keys moved %d -> %d"):format(moved, node.port, to.port)
+            end)
+        end)
+    end)
+
     describe("the master of the budget's slot SIGKILLed under load from 3 hosts", function()
         it("never over the limit in any window, no call past max_wait, every process back on Redis", function()
-            local key, slot, node = c:key_elsewhere("cl-failover")
-            local cfg = { key = key, per_minute = 60, burst = 10, period = 2 }
-            local P = cfg.period * NS
-            local t_start = now()
-            local until_ns = t_start + 8 * P
-            local fleet = HA.fleet(tmp .. "/f", cfg, c.url, until_ns, 0.5)
-            H.sleep(1.5 * cfg.period)
-            local t_kill = now()
-            local rep, took = c:kill_master(node)
-            local t_new = now()
-            fleet:wait(60)
-            local ts, late, raised, _, final = fleet:collect()
-            local info = ("slot %d, master %d -> %d in %.1f s; starts per 0.5 s: %s"):format(
-                slot, node.port, rep.port, took, HA.histogram(ts, t_start, 8 * cfg.period))
-            assert.same({}, raised)
-            assert.same({}, late)
-            local worst = H.max_in_window(ts, P)
-            assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. info)
-            assert.truthy(H.count_between(ts, t_start, t_kill) > 0, info)
-            assert.truthy(H.count_between(ts, t_new + 2 * P, until_ns) > 0, "nothing after: " .. info)
-            assert.equal(6, #final, "a worker wrote no final status")
-            for i, fin in pairs(final) do
-                assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
-            end
-            assert.equal("1", exists(rep, key), "the budget is not on the new master")
+            under_load("cl-failover", function(_, node)
+                local rep, took = c:kill_master(node)
+                return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
+            end)
         end)
     end)
 end)

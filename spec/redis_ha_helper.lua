@@ -417,6 +417,55 @@ function Cluster:failover(node, timeout)
     return rep, H.now() - t0
 end
 
+function Cluster:id_of(node)
+    for _, e in pairs(self:nodes_seen(node)) do
+        if e.flags:find("myself", 1, true) then return e.id end
+    end
+end
+
+-- Move one slot from master `from` to master `to` the way redis-cli
+-- --cluster reshard does (IMPORTING / MIGRATING, MIGRATE the keys, SETSLOT
+-- NODE everywhere), pausing `pause` s between the stages so that load in
+-- flight meets each of them (ASK, TRYAGAIN, MOVED). Returns the keys moved.
+function Cluster:migrate_slot(slot, from, to, pause)
+    pause = pause or 0.5
+    local fid, tid = assert(self:id_of(from)), assert(self:id_of(to))
+    local function ok(out, what) assert(out:match("^OK"), what .. ": " .. out) end
+    ok(cli(to.port, ("CLUSTER SETSLOT %d IMPORTING %s"):format(slot, fid)), "IMPORTING")
+    ok(cli(from.port, ("CLUSTER SETSLOT %d MIGRATING %s"):format(slot, tid)), "MIGRATING")
+    H.sleep(pause)
+    local moved = 0
+    for _ = 1, 100 do
+        local keys = {}
+        for k in cli(from.port, ("CLUSTER GETKEYSINSLOT %d 100"):format(slot)):gmatch("[^\n]+") do
+            keys[#keys + 1] = H.shell_quote(k)
+        end
+        if #keys == 0 then break end
+        local out = cli(from.port, ("MIGRATE 127.0.0.1 %d \"\" 0 5000 REPLACE KEYS %s")
+                                   :format(to.port, table.concat(keys, " ")))
+        assert(out:match("OK") or out:match("NOKEY"), "MIGRATE: " .. out)
+        moved = moved + #keys
+    end
+    H.sleep(pause)
+    ok(cli(to.port, ("CLUSTER SETSLOT %d NODE %s"):format(slot, tid)), "SETSLOT NODE (target)")
+    ok(cli(from.port, ("CLUSTER SETSLOT %d NODE %s"):format(slot, tid)), "SETSLOT NODE (source)")
+    for _, n in ipairs(self.nodes) do
+        if n.pid and n ~= to and n ~= from and cli(n.port, "ROLE"):match("^master") then
+            cli(n.port, ("CLUSTER SETSLOT %d NODE %s"):format(slot, tid))
+        end
+    end
+    until_true("slot " .. slot .. " on " .. to.port .. " for every node", 20, function()
+        for _, n in ipairs(self.nodes) do
+            if n.pid then
+                local o = self:owner(slot, n)
+                if o ~= to then return nil, n.port .. " sees " .. (o and o.port or "none") end
+            end
+        end
+        return true
+    end, 0.1)
+    return moved
+end
+
 function Cluster:stop()
     for _, n in ipairs(self.nodes or {}) do stop_server(n) end
 end
