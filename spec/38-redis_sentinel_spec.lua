@@ -57,6 +57,17 @@ describe("rate_limit.redis through Sentinel", function()
             l:close()
         end)
 
+        it("no Sentinel answering is an outage, not a setup fault: created, degraded, with the reason", function()
+            local url = ("redis-sentinel://127.0.0.1:%d,127.0.0.1:%d/%s"):format(H.free_port(), H.free_port(), s.name)
+            local l, err = mediquo.limiter{ key = newkey(), dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_true(st.degraded)
+            assert.matches("127.0.0.1:", st.error, 1, true)
+            l:close()
+        end)
+
         it("an unknown master name is kind config, naming the name and no password", function()
             local url = "redis-sentinel://:s3cret-pw@" .. s.hosts .. "/no-such-master"
             local l, err = mediquo.limiter{ key = newkey(), dir = mkdir(tmp .. "/c"), redis = url }

@@ -63,6 +63,17 @@ describe("rate_limit.redis through Redis Cluster", function()
             l:close()
         end)
 
+        it("no seed answering is an outage, not a setup fault: created, degraded, with the reason", function()
+            local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), H.free_port())
+            local l, err = mediquo.limiter{ key = "cl-down", dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_true(st.degraded)
+            assert.matches("127.0.0.1:", st.error, 1, true)
+            l:close()
+        end)
+
         it("redis-cluster:// on a Redis that is not a Cluster is kind config, naming the server", function()
             local plain = R.start()
             local l, err = mediquo.limiter{ key = "cl-plain", dir = mkdir(tmp .. "/c"),
