@@ -34,7 +34,10 @@ FUZZ_SRCS_answer         := src/answer.c
 # the rate_limit.redis URL (every scheme: redis_url.c)
 FUZZ_SRCS_redis_url      := src/redis_url.c
 FUZZ_LIBS_redis_url      :=
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url
+# the Redis topology replies (CLUSTER SLOTS, MOVED/ASK, Sentinel, ROLE)
+FUZZ_SRCS_redis_topo     := src/redis_cluster.c src/redis_sentinel.c
+FUZZ_LIBS_redis_topo     := -lhiredis
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url redis_topo
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.

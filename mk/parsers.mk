@@ -1,5 +1,6 @@
 # mk/parsers.mk: C unit tests of the parsers (iso8601.c, urlenc.c, headers.c,
-# answer.c) and of the call engine (engine.c), built with the project's own
+# answer.c), of the call engine (engine.c) and of the Redis topology
+# (redis_cluster.c, redis_sentinel.c), built with the project's own
 # WARN flags. `make test-parsers`; the last line is "N passed, N failed"
 # (both binaries summed).
 
@@ -8,14 +9,23 @@ PARSER_SRCS := src/iso8601.c src/urlenc.c src/headers.c src/answer.c
 # the call engine, driven in C with a fake clock (test/test_engine.c)
 ENGINE_TEST_SRCS := src/engine.c src/request.c src/secrets.c src/explain.c src/policy.c src/answer.c src/text.c src/urlenc.c src/iso8601.c
 
+# the Redis topology: slots, CLUSTER SLOTS, MOVED/ASK, Sentinel, ROLE
+TOPO_TEST_SRCS := src/redis_cluster.c src/redis_sentinel.c
+
 .PHONY: test-parsers
-test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine
+test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine $(BUILD)/test/test_redis_topo
 	@$(BUILD)/test/test_parsers >$(BUILD)/test/parsers.out; p=$$?; \
 	$(BUILD)/test/test_engine >$(BUILD)/test/engine.out; e=$$?; \
-	grep -v ' passed, ' $(BUILD)/test/parsers.out $(BUILD)/test/engine.out; \
-	cat $(BUILD)/test/parsers.out $(BUILD)/test/engine.out | awk '/^[0-9]+ passed, [0-9]+ failed$$/ \
+	$(BUILD)/test/test_redis_topo >$(BUILD)/test/redis_topo.out; t=$$?; \
+	grep -v ' passed, ' $(BUILD)/test/parsers.out $(BUILD)/test/engine.out $(BUILD)/test/redis_topo.out; \
+	cat $(BUILD)/test/parsers.out $(BUILD)/test/engine.out $(BUILD)/test/redis_topo.out \
+	    | awk '/^[0-9]+ passed, [0-9]+ failed$$/ \
 	    { p += $$1; f += $$3 } END { printf "%d passed, %d failed\n", p, f }'; \
-	[ $$p -eq 0 ] && [ $$e -eq 0 ]
+	[ $$p -eq 0 ] && [ $$e -eq 0 ] && [ $$t -eq 0 ]
+
+$(BUILD)/test/test_redis_topo: test/test_redis_topo.c $(TOPO_TEST_SRCS) $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_redis_topo.c $(TOPO_TEST_SRCS) -lhiredis
 
 $(BUILD)/test/test_engine: test/test_engine.c $(ENGINE_TEST_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)

@@ -48,6 +48,7 @@ build = {
             "src/ljournal.c", "src/lopt.c", "src/lclass.c", "src/redis_conn.c", "src/lease_file.c",
             "src/limiter_redis.c", "src/limiter_redis_script.c", "src/lredis.c",
             "src/redis_url.c", "src/redis_conv.c", "src/redis_tls.c",
+            "src/redis_cluster.c", "src/redis_sentinel.c",
          },
          libraries = { "curl", "http_parser", "hiredis", "ssl", "crypto", "pthread" },
          incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },

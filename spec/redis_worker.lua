@@ -5,6 +5,7 @@
 --   late <s>        an acquire that took longer than max_wait + 0.25 s
 --   degraded <0|1>  status().degraded changed
 --   raise <msg>     a call raised (it never may)
+--   final <backend> <0|1> <error>   status() at the end
 --   done
 --   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT
 -- MEDIQUO_SPEC_REDIS_CA (environment): redis_tls.ca_file, for a rediss:// URL
@@ -48,6 +49,10 @@ for _ = 1, 1000000 do
         degraded = st.degraded
         log("degraded " .. (degraded and 1 or 0))
     end
+end
+local okf, fst = pcall(lim.status, lim)
+if okf then
+    log(("final %s %d %s"):format(tostring(fst.backend), fst.degraded and 1 or 0, tostring(fst.error)))
 end
 lim:close()
 log("done")

@@ -1,0 +1,136 @@
+-- spec/39-redis_cluster_spec.lua: one budget across hosts through Redis
+-- Cluster (issue 20): 3 masters, each with a replica, node-timeout 1 s,
+-- real processes on loopback ports (spec/redis_ha_helper.lua). The budget's
+-- keys share one hash tag; the specs pick budgets whose slot lives on a node
+-- other than the seed (so the first answer is MOVED), and SIGKILL that
+-- node's master under load from 3 simulated hosts x 2 processes
+-- (spec/redis_worker.lua), and reshard that slot to another master under
+-- the same load (ASK while it moves, MOVED after): never more than
+-- per_minute in any window, no call past max_wait, every process back on
+-- backend "redis", degraded = false. A server that is not a Cluster is kind
+-- config. ~50 s.
+
+local core = require "mediquo.core"
+local mediquo = require "mediquo"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+local HA = require "spec.redis_ha_helper"
+
+local NS = 1e9
+local now = core.limiter_now
+
+local tmp
+local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+
+local function exists(node, key)
+    return HA.cli(node.port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts")):match("%d+")
+end
+
+describe("rate_limit.redis through Redis Cluster", function()
+    local c
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-cspec.XXXXXX"):gsub("%s+$", "")
+        c = HA.cluster{ masters = 3, replicas = 1 }
+    end)
+    teardown(function()
+        HA.stop_all()
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("setup", function()
+        it("a budget whose slot lives on another node than the seed: MOVED followed, keys on that node", function()
+            local key, slot, node = c:key_elsewhere("cl-moved")
+            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/a"), redis = c.url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            assert.is_true(l:acquire(0.5))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_false(st.degraded, st.error)
+            l:close()
+            assert.equal("1", exists(node, key), "slot " .. slot .. " on " .. node.port)
+            assert.equal("0", exists(c.seed, key))
+        end)
+
+        it("any seed may be the wrong node: a replica, then a port nothing listens on", function()
+            local key = c:key_elsewhere("cl-seed")
+            local rep = assert(c:replica_of(c.seed))
+            local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), rep.port)
+            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/b"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            assert.is_true(l:acquire(0.5))
+            assert.is_false(l:status().degraded, l:status().error)
+            l:close()
+        end)
+
+        it("no seed answering is an outage, not a setup fault: created, degraded, with the reason", function()
+            local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), H.free_port())
+            local l, err = mediquo.limiter{ key = "cl-down", dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_true(st.degraded)
+            assert.matches("127.0.0.1:", st.error, 1, true)
+            l:close()
+        end)
+
+        it("redis-cluster:// on a Redis that is not a Cluster is kind config, naming the server", function()
+            local plain = R.start()
+            local l, err = mediquo.limiter{ key = "cl-plain", dir = mkdir(tmp .. "/c"),
+                                            redis = "redis-cluster://127.0.0.1:" .. plain.port }
+            plain:stop()
+            assert.is_nil(l)
+            assert.equal("config", err.kind)
+            assert.matches("127.0.0.1:" .. plain.port, err.message, 1, true)
+            assert.matches("[Cc]luster", err.message)
+        end)
+    end)
+
+    -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
+    -- `event(slot, node)` after 1.5 periods, the run 8 periods long
+    local function under_load(prefix, event)
+        local key, slot, node = c:key_elsewhere(prefix)
+        local cfg = { key = key, per_minute = 60, burst = 10, period = 2 }
+        local P = cfg.period * NS
+        local t_start = now()
+        local until_ns = t_start + 8 * P
+        local fleet = HA.fleet(tmp .. "/" .. prefix, cfg, c.url, until_ns, 0.5)
+        H.sleep(1.5 * cfg.period)
+        local t_event = now()
+        local new_home, what = event(slot, node)
+        local t_after = now()
+        fleet:wait(60)
+        local ts, late, raised, _, final = fleet:collect()
+        local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
+        assert.same({}, raised)
+        assert.same({}, late)
+        local worst = H.max_in_window(ts, P)
+        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. info)
+        assert.truthy(H.count_between(ts, t_start, t_event) > 0, info)
+        assert.truthy(H.count_between(ts, t_after + 2 * P, until_ns) > 0, "nothing after: " .. info)
+        assert.equal(6, #final, "a worker wrote no final status")
+        for i, fin in pairs(final) do
+            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
+        end
+        assert.equal("1", exists(new_home, key), "the budget is not on " .. new_home.port .. "; " .. info)
+    end
+
+    describe("the budget's slot resharded to another master under load from 3 hosts (ASK, then MOVED)", function()
+        it("never over the limit in any window, no call past max_wait, every process on the new node", function()
+            under_load("cl-reshard", function(slot, node)
+                local to = c.seed
+                local moved = c:migrate_slot(slot, node, to, 1.0)
+                return to, ("%d keys moved %d -> %d"):format(moved, node.port, to.port)
+            end)
+        end)
+    end)
+
+    describe("the master of the budget's slot SIGKILLed under load from 3 hosts", function()
+        it("never over the limit in any window, no call past max_wait, every process back on Redis", function()
+            under_load("cl-failover", function(_, node)
+                local rep, took = c:kill_master(node)
+                return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
+            end)
+        end)
+    end)
+end)
