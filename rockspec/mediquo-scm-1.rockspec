@@ -47,7 +47,7 @@ build = {
             "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
             "src/ljournal.c", "src/lopt.c", "src/lclass.c", "src/redis_conn.c", "src/lease_file.c",
             "src/limiter_redis.c", "src/limiter_redis_script.c", "src/lredis.c",
-            "src/redis_url.c", "src/redis_conv.c", "src/redis_tls.c",
+            "src/redis_url.c", "src/redis_conv.c", "src/redis_tls.c", "src/redis_verdict.c",
             "src/redis_cluster.c", "src/redis_sentinel.c",
          },
          libraries = { "curl", "http_parser", "hiredis", "ssl", "crypto", "pthread" },

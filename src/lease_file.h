@@ -17,7 +17,7 @@
 #define MQ_LF_MAGIC   "MQRDLSE"
 #define MQ_LF_VERSION 4u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
-#define MQ_LF_ERR     480
+#define MQ_LF_ERR     1200
 
 typedef struct {
     char     magic[8];

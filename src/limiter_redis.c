@@ -47,6 +47,7 @@ struct mq_rdl {
     mq_lease lf;
     mq_redis *conn;             /* the blocking driver's connection */
     mq_redis_url url;
+    mq_rtopo topo;              /* the cosocket driver's: where the budget was found */
     long per_minute, burst, fallback;
     double period, timeout;
     int64_t period_ns, lease_ns;
@@ -76,6 +77,7 @@ struct mq_rdl {
 mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
 
 const mq_redis_url *mq_rdl_url(mq_rdl *r) { return &r->url; }
+mq_rtopo *mq_rdl_topo(mq_rdl *r) { return &r->topo; }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }

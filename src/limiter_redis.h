@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "limiter.h"
+#include "redis_conv.h"
 #include "redis_url.h"
 
 #if defined(__GNUC__)
@@ -31,7 +32,7 @@ typedef struct {
     long hosts;                 /* hosts Redis last saw sharing the key */
     long fallback;              /* what this host may start alone, per period */
     long leased;                /* slots leased and not yet spent */
-    char error[480];            /* why Redis is not in use ("" when it is) */
+    char error[1200];           /* why Redis is not in use ("" when it is) */
 } mq_rdl_status_t;
 
 #define MQ_RDL_NKEYS 4
@@ -53,6 +54,9 @@ int  mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
 void mq_rdl_close(mq_rdl *r);
 /* The host's Redis URL and options, for the cosocket driver's conversation. */
 const mq_redis_url *mq_rdl_url(mq_rdl *r);
+/* Where the budget was last found (Sentinel's master, the Cluster node of
+ * its slot), kept between the cosocket driver's conversations. */
+mq_rtopo *mq_rdl_topo(mq_rdl *r);
 
 /* Sans-I/O steps, shared by the blocking driver (below) and the nginx
  * cosocket driver (lredis.c). begin: 1 admitted (*at), 0 wait *wait

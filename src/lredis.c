@@ -296,6 +296,7 @@ static int l_begin(lua_State *L)
     memset(u, 0, sizeof *u);
     mq_setmetatable(L, MQ_CONV_MT);
     u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
+    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
     if (u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req.argc, req.argv, &u->st) != 0) {
         lua_settop(L, 2);
         st = mq_rdl_finish(l, MQ_RV_DOWN, NULL, "redis: out of memory", &wait, &at);
@@ -325,6 +326,7 @@ static int l_contact(lua_State *L)
     memset(u, 0, sizeof *u);
     mq_setmetatable(L, MQ_CONV_MT);
     u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
+    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
     if (u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req.argc, req.argv, &u->st) != 0)
         return luaL_error(L, "redis: out of memory");
     lua_pushnumber(L, req.tmo);
@@ -353,6 +355,8 @@ static int l_finish(lua_State *L)
 
     if (v == MQ_RV_OK)
         for (i = 0; i < u->st.nvals; i++) vals[i] = u->st.vals[i];
+    if (u->c && u->st.act == MQ_RC_DONE)     /* what it learnt, for the next one */
+        *mq_rdl_topo(mq_rdl_of(l)) = *mq_rconv_topo(u->c);
     st = mq_rdl_finish(l, v, vals, u->st.act == MQ_RC_DONE && u->st.msg ? u->st.msg
                        : "redis: the exchange did not end", &wait, &at);
     return push_step(L, l, st, wait, at);

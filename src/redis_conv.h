@@ -1,5 +1,7 @@
 /* redis_conv.h: the limiter's conversation with Redis, sans I/O
- * (redis_conv.c): it says where to connect and what bytes to send
+ * (redis_conv.c): it says where to connect (the server; the Sentinels,
+ * then the master they name; the Cluster seeds, then the node of the
+ * budget's slot, following MOVED and ASK) and what bytes to send
  * (hiredis's formatter), takes the bytes that came back (hiredis's reply
  * reader) and says what they mean: the script's answer, an outage (fall
  * back, drop the connection, resolve the name again on reconnect) or a
@@ -10,15 +12,23 @@
 
 #include <stddef.h>
 
+#include "redis_cluster.h"
 #include "redis_url.h"
+#include "redis_verdict.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
-/* What an exchange came to: the script's answer, an outage (fall back and
- * retry), a setup fault (config). The same values as MQ_REDIS_* */
-enum { MQ_RV_OK = 0, MQ_RV_DOWN = -1, MQ_RV_CONFIG = -2 };
+/* Where the budget lives, as learnt: the master the Sentinels named, or
+ * the Cluster node serving the budget's slot. Kept between exchanges by
+ * the caller (nginx makes a conversation per round trip); forgotten after
+ * a fault there, so the next exchange asks again. */
+typedef struct {
+    int known;
+    int port;
+    char host[MQ_REDIS_HOSTLEN];
+} mq_rtopo;
 
 /* What the driver does next. */
 enum {
@@ -30,7 +40,7 @@ enum {
 };
 
 #define MQ_RCONV_NVALS 16
-#define MQ_RCONV_MSG 480
+#define MQ_RCONV_MSG 1200
 
 typedef struct {
     int act;
@@ -66,8 +76,13 @@ void mq_rconv_client_files(const mq_rconv *c, const char **cert, const char **ke
 const char *mq_rconv_sha(const mq_rconv *c);
 
 /* One exchange: run the script with argv (keys first: nkeys of them). The
- * first step is always MQ_RC_CONNECT. 0, or -1 out of memory. */
+ * first step is always MQ_RC_CONNECT: to the server, a Sentinel (no master
+ * known yet), a Cluster seed (no slot owner known yet) or the node learnt.
+ * 0, or -1 out of memory. */
 int mq_rconv_start(mq_rconv *c, int nkeys, int argc, const char **argv, mq_rconv_step *st);
+/* The topology learnt (read it after MQ_RC_DONE), and one to start from. */
+const mq_rtopo *mq_rconv_topo(const mq_rconv *c);
+void mq_rconv_set_topo(mq_rconv *c, const mq_rtopo *t);
 /* The driver has a connection to the step's node: a new one (reused 0:
  * the handshake goes first) or one kept from the last exchange. */
 void mq_rconv_connected(mq_rconv *c, int reused, mq_rconv_step *st);
@@ -78,11 +93,6 @@ void mq_rconv_feed(mq_rconv *c, const char *buf, size_t n, mq_rconv_step *st);
  * CA file missing): config. */
 void mq_rconv_fault(mq_rconv *c, const char *doing, const char *why, int setup,
                     mq_rconv_step *st);
-
-/* What an error reply to cmd means (classification, shared by every
- * exchange): MQ_RV_DOWN or MQ_RV_CONFIG, and the message into msg. */
-int mq_rconv_explain(const mq_redis_url *u, const char *where, const char *cmd,
-                     const char *reply, char *msg, size_t msglen);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
