@@ -48,6 +48,7 @@ struct mq_rdl {
     mq_redis *conn;             /* the blocking driver's connection */
     mq_redis_url url;
     mq_rtopo topo;              /* the cosocket driver's: where the budget was found */
+    uint64_t cfg;               /* digest of the URL and TLS/Sentinel options */
     long per_minute, burst, fallback;
     double period, timeout;
     int64_t period_ns, lease_ns;
@@ -190,6 +191,23 @@ static int lease_lock(mq_rdl *r, int64_t now)
 
 static int contact(mq_limiter *l, char *why, size_t whylen);
 
+/* a digest of the Redis settings: a setup fault another process met is
+ * told to this one only when it uses the same (a fixed setting is tried) */
+static uint64_t cfg_digest(const mq_redis_url *u)
+{
+    const char *parts[] = { u->where, u->path, u->master, u->user, u->pass, u->s_user, u->s_pass,
+                            u->ca_file, u->cert_file, u->key_file, u->server_name };
+    uint64_t h = 1469598103934665603ULL;
+    size_t i, j;
+
+    for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        for (j = 0; p[j] != '\0'; j++) h = (h ^ (unsigned char)p[j]) * 1099511628211ULL;
+        h = (h ^ 0xffu) * 1099511628211ULL;         /* a field separator */
+    }
+    return h ^ (uint64_t)(u->db * 4 + u->tls * 2 + u->verify) * 1099511628211ULL;
+}
+
 static const mq_rl_remote REMOTE = {
     mq_rdl_try, mq_rdl_acquire, mq_rdl_pause, mq_rdl_observe, mq_rdl_close,
 };
@@ -213,6 +231,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
         free(r);
         return -2;
     }
+    r->cfg = cfg_digest(rc->url);
     r->per_minute = lc->per_minute;
     r->burst = lc->burst;
     r->period = lc->period;
@@ -418,13 +437,14 @@ static int begin_op(mq_limiter *l, void *arg)
             request(r, f, now, a->budget, a->req);
             step = STEP_ASK;
         }
-    } else if (f->refused && now < f->next_try) {
+    } else if (f->refused && f->refused_cfg == r->cfg && now < f->next_try) {
         /* a setup fault (refused AUTH, certificate): told to every caller
          * until the next attempt, never a silent fallback */
         snprintf(r->errbuf, sizeof r->errbuf, "%s", f->err);
         *a->wait = (double)(f->next_try - now) / NS;
         step = STEP_REFUSED;
-    } else if (now >= f->next_try && a->budget >= 0.002) {
+    } else if ((now >= f->next_try || (f->refused && f->refused_cfg != r->cfg))
+               && a->budget >= 0.002) {
         r->want = 1;
         f->next_try = now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         request(r, f, now, a->budget, a->req);
@@ -533,6 +553,7 @@ static int finish_op(mq_limiter *l, void *arg)
             f->fb_from = r->unsafe ? now : now + r->period_ns + r->lease_ns + r->ahead_ns;
         }
         f->refused = a->rc == MQ_REDIS_REFUSED;
+        f->refused_cfg = r->cfg;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         f->lease_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
@@ -616,14 +637,15 @@ static int contact_op(mq_limiter *l, void *arg)
     int64_t now = mq_rl_now_ns();
 
     if (lease_lock(r, now) != 0) return 0;
-    if (f->refused && now < f->next_try) {
+    if (f->refused && f->refused_cfg == r->cfg && now < f->next_try) {
         /* the last attempt was refused (AUTH, certificate): every opener
-         * is told, not only the first one */
+         * with these settings is told, not only the first one */
         snprintf(r->errbuf, sizeof r->errbuf, "%s", f->err);
         mq_lease_unlock(&r->lf);
         return 2;
     }
-    if (f->busy_until > now || (f->degraded && now < f->next_try)) {
+    if (f->busy_until > now
+        || (f->degraded && now < f->next_try && !(f->refused && f->refused_cfg != r->cfg))) {
         mq_lease_unlock(&r->lf);
         return 0;
     }

@@ -85,7 +85,10 @@ options:
   --per-minute N        the shared budget (default 600) ...
   --period S            ... per this many seconds (default 60)
   --rate-limit-key K    which budget to share (default: the API's host:port)
-  --redis URL           share the budget through Redis (redis://[:password@]host:port)
+  --redis URL           share the budget through Redis: redis://[:password@]host:port,
+                        rediss:// (TLS), redis-sentinel://h:p,h:p/master, redis-cluster://h:p,...
+  --redis-ca FILE       the CA that signed the rediss:// server's certificate
+                        (default: the system bundle)
   --no-rate-limit       no shared budget
   -h, --help            this text
 import options:
@@ -117,6 +120,7 @@ local FLAGS = {
     ["--period"] = { "period", "number" },
     ["--rate-limit-key"] = { "rate_limit_key", "string" },
     ["--redis"] = { "redis", "string" },
+    ["--redis-ca"] = { "redis_ca", "string" },
     ["--no-rate-limit"] = { "no_rate_limit", true },
     ["--concurrency"] = { "concurrency", "integer" },
     ["--journal"] = { "journal", "string" },
@@ -264,7 +268,7 @@ local function client_opts(flags)
     o.ca_file, o.timeout, o.deadline = flags.ca_file, flags.timeout, flags.deadline
     o.max_retries, o.retry_post = flags.max_retries, flags.retry_post
     if flags.no_rate_limit then
-        for _, k in ipairs{ "per_minute", "period", "rate_limit_key", "redis", "max_wait" } do
+        for _, k in ipairs{ "per_minute", "period", "rate_limit_key", "redis", "redis_ca", "max_wait" } do
             if flags[k] ~= nil then
                 return nil, usage_error(format("--%s and --no-rate-limit exclude each other",
                                                k:gsub("_", "-")))
@@ -274,6 +278,7 @@ local function client_opts(flags)
     else
         o.rate_limit = { per_minute = flags.per_minute, period = flags.period,
                          key = flags.rate_limit_key, redis = flags.redis,
+                         redis_tls = flags.redis_ca and { ca_file = flags.redis_ca } or nil,
                          max_wait = flags.max_wait }
     end
     return o
