@@ -19,3 +19,7 @@ files["spec/ngx/"] = { std = "max+ngx_lua" }
 
 -- busted specs: describe/it/assert/... come from busted.
 files["spec/"] = { std = "+busted" }
+
+-- The Redis limiter's script (Lua 5.1 inside Redis: redis, KEYS, ARGV).
+stds.redis_script = { read_globals = { "redis", "KEYS", "ARGV", "cjson", "bit", "cmsgpack", "struct" } }
+files["src/limiter_redis_script.lua"] = { std = "lua51+redis_script" }
