@@ -37,7 +37,11 @@ FUZZ_LIBS_redis_url      :=
 # the Redis topology replies (CLUSTER SLOTS, MOVED/ASK, Sentinel, ROLE)
 FUZZ_SRCS_redis_topo     := src/redis_cluster.c src/redis_sentinel.c
 FUZZ_LIBS_redis_topo     := -lhiredis
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url redis_topo
+# the Redis conversation fed any answers (redis_conv.c and what it uses)
+FUZZ_SRCS_redis_conv     := src/redis_conv.c src/redis_url.c src/redis_verdict.c src/redis_cluster.c \
+                            src/redis_sentinel.c
+FUZZ_LIBS_redis_conv     := -lhiredis -lcrypto
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url redis_topo redis_conv
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.

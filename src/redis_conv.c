@@ -155,8 +155,24 @@ static int add_auth(mq_rconv *c, int tag, const char *user, const char *pass)
     return add(c, tag, n, av, ln);
 }
 
+/* a server may echo anything: no password leaves in a message */
+static void scrub(char *msg, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    char *p;
+    int i;
+
+    if (n == 0) return;
+    for (i = 0; i < 100 && (p = strstr(msg, secret)) != NULL; i++) {
+        memset(p, '*', n < 3 ? n : 3);
+        memmove(p + (n < 3 ? n : 3), p + n, strlen(p + n) + 1);
+    }
+}
+
 static void done(mq_rconv *c, int verdict, mq_rconv_step *st)
 {
+    scrub(c->msg, c->u.pass);
+    scrub(c->msg, c->u.s_pass);
     st->act = MQ_RC_DONE;
     st->verdict = verdict;
     st->keep = verdict == MQ_RV_OK;
