@@ -42,6 +42,7 @@
 #define LEASE_MAX 16                /* slots asked for at once */
 #define KEY_TTL_MS 86400000LL       /* an idle budget's keys go after a day */
 #define STUCK_NS NS                 /* a lease lock held that long: its holder is stopped */
+#define MIN_RT 0.05                 /* a round trip may take this long even for acquire(0) */
 
 struct mq_rdl {
     mq_lease lf;
@@ -489,6 +490,9 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
     struct begin_args a = { budget, wait, NULL, now, 0, 0 };
     int step;
 
+    /* acquire(0), max_wait = 0: no wait for a slot, but the round trip
+     * that asks for one (API.md: they admit when the budget has room) */
+    if (!(a.budget >= MIN_RT)) a.budget = MIN_RT < r->timeout ? MIN_RT : r->timeout;
     a.req = req;                /* filled by begin_op when it asks (STEP_ASK) */
     *wait = 0;
     l->error = NULL;
