@@ -561,8 +561,11 @@ static int finish_op(mq_limiter *l, void *arg)
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         f->lease_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
+        /* the real wait: the next attempt at Redis or the fallback's start
+         * (a caller told 0.001 s would spin through the quarantine) */
+        *a->wait = (double)(min64(f->next_try, f->fb_from) - now) / NS;
+        if (*a->wait < 0.001) *a->wait = 0.001;
         mq_lease_unlock(&r->lf);
-        *a->wait = 0.001;
         return STEP_WAIT;
     }
     f->degraded = 0;
