@@ -3,12 +3,15 @@
 -- TLS redis-server the spec starts, verified against the CA the spec made
 -- (MEDIQUO_CA_FILE: lua_ssl_trusted_certificate), and a gateway with a
 -- wrong password: the refused AUTH in error.log at `error` within a second
--- of the start, before any traffic, and every call failing `config`. ~20 s.
+-- of the start, before any traffic, and every call failing `config`; a
+-- gateway on redis-sentinel:// (the cosockets go to a Sentinel, then to the
+-- master it names: one conversation, two nodes). ~30 s.
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
+local HA = require "spec.redis_ha_helper"
 local NH = require "spec.ngx_helper"
 
 local now = core.limiter_now
@@ -102,5 +105,21 @@ describe("rate_limit.redis over TLS in nginx", function()
         gw:stop()
         assert.equal(500, status)
         assert.equal("config", body.error.kind)
+    end)
+
+    it("a gateway on redis-sentinel:// books through the master the Sentinel names", function()
+        local sen = HA.sentinel{ sentinels = 1, quorum = 1 }
+        local key = "sen37-" .. now()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = sen.url } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking("s37-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+        assert.equal("1", HA.cli(sen.master.port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts"))
+                              :match("%d+"))
+        sen:stop()
     end)
 end)

@@ -92,8 +92,13 @@ local function connect(conv, url, ms)
     if not ok then return nil, conv:fault("connect", tostring(err), false) end
     local reused = sock:getreusedtimes() > 0
     if t.tls and not reused then
-        ok, err = sock:sslhandshake(nil, t.server_name, t.verify)
-        if not ok then
+        -- lua-resty-core 0.1.25 raises ("assertion failed") instead of
+        -- returning the error when a handshake that ended at once failed
+        -- its checks: a failed check all the same
+        -- (and a success without a session to reuse is nil, no error)
+        local okc, _, herr = pcall(sock.sslhandshake, sock, nil, t.server_name, t.verify)
+        err = not okc and "certificate verify failed (nginx gave no detail)" or herr
+        if err then
             sock:close()
             local why, setup = tls_fault(err)
             return nil, conv:fault(nil, why, setup)
