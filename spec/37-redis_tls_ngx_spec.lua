@@ -5,7 +5,8 @@
 -- wrong password: the refused AUTH in error.log at `error` within a second
 -- of the start, before any traffic, and every call failing `config`; a
 -- gateway on redis-sentinel:// (the cosockets go to a Sentinel, then to the
--- master it names: one conversation, two nodes). ~30 s.
+-- master it names: one conversation, two nodes) and one on redis-cluster://
+-- whose budget's slot is off the seed (MOVED followed on cosockets). ~30 s.
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
@@ -121,5 +122,21 @@ describe("rate_limit.redis over TLS in nginx", function()
         assert.equal("1", HA.cli(sen.master.port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts"))
                               :match("%d+"))
         sen:stop()
+    end)
+
+    it("a gateway on redis-cluster:// books on the node of the budget's slot, not the seed's", function()
+        local cl = HA.cluster{ masters = 3, replicas = 0 }
+        local key, slot, node = cl:key_elsewhere("cl37")
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = cl.url } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking("c37-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+        assert.equal("1", HA.cli(node.port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts"))
+                              :match("%d+"), "slot " .. slot)
+        cl:stop()
     end)
 end)
