@@ -279,6 +279,21 @@ static int c_close(lua_State *L)
     return 0;
 }
 
+/* pushes a conversation for the round trip req of limiter l (started: its
+ * first step is "connect", from where the budget was last found); 0, or
+ * -1 out of memory (the userdata pushed all the same, closed) */
+static int push_conv(lua_State *L, mq_limiter *l, const mq_rdl_req *req)
+{
+    conv_ud *u = (conv_ud *)mq_newuserdata(L, sizeof *u);
+
+    memset(u, 0, sizeof *u);
+    mq_setmetatable(L, MQ_CONV_MT);
+    u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
+    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
+    return u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req->argc, req->argv, &u->st) != 0
+        ? -1 : 0;
+}
+
 /* :redis_begin(budget) -> 1, at | 0, wait [, fault] | 2, conv, tmo: the
  * round trip to make, as a conversation whose first step is "connect" */
 static int l_begin(lua_State *L)
@@ -287,17 +302,11 @@ static int l_begin(lua_State *L)
     double budget = luaL_checknumber(L, 2), wait = 0;
     int64_t at = 0;
     mq_rdl_req req;
-    conv_ud *u;
     int st = mq_rdl_begin(l, budget, &wait, &at, &req);
 
     if (st != 2) return push_step(L, l, st, wait, at);
     lua_pushinteger(L, 2);
-    u = (conv_ud *)mq_newuserdata(L, sizeof *u);
-    memset(u, 0, sizeof *u);
-    mq_setmetatable(L, MQ_CONV_MT);
-    u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
-    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
-    if (u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req.argc, req.argv, &u->st) != 0) {
+    if (push_conv(L, l, &req) != 0) {
         lua_settop(L, 2);
         st = mq_rdl_finish(l, MQ_RV_DOWN, NULL, "redis: out of memory", &wait, &at);
         return push_step(L, l, st, wait, at);
@@ -312,7 +321,6 @@ static int l_contact(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
     mq_rdl_req req;
-    conv_ud *u;
     int st = mq_rdl_contact_begin(l, &req);
 
     if (st != 1) {
@@ -322,13 +330,7 @@ static int l_contact(lua_State *L)
         return 2;
     }
     lua_pushinteger(L, 2);
-    u = (conv_ud *)mq_newuserdata(L, sizeof *u);
-    memset(u, 0, sizeof *u);
-    mq_setmetatable(L, MQ_CONV_MT);
-    u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
-    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
-    if (u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req.argc, req.argv, &u->st) != 0)
-        return luaL_error(L, "redis: out of memory");
+    if (push_conv(L, l, &req) != 0) return luaL_error(L, "redis: out of memory");
     lua_pushnumber(L, req.tmo);
     return 3;
 }

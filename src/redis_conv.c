@@ -225,7 +225,7 @@ static void next_node(mq_rconv *c, mq_rconv_step *st)
     done(c, MQ_RV_DOWN, st);
 }
 
-int mq_rconv_start(mq_rconv *c, int nkeys, int argc, const char **argv, mq_rconv_step *st)
+int mq_rconv_start(mq_rconv *c, int nkeys, int argc, const char *const *argv, mq_rconv_step *st)
 {
     char nk[12];
     int i;

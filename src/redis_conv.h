@@ -79,7 +79,7 @@ const char *mq_rconv_sha(const mq_rconv *c);
  * first step is always MQ_RC_CONNECT: to the server, a Sentinel (no master
  * known yet), a Cluster seed (no slot owner known yet) or the node learnt.
  * 0, or -1 out of memory. */
-int mq_rconv_start(mq_rconv *c, int nkeys, int argc, const char **argv, mq_rconv_step *st);
+int mq_rconv_start(mq_rconv *c, int nkeys, int argc, const char *const *argv, mq_rconv_step *st);
 /* The topology learnt (read it after MQ_RC_DONE), and one to start from. */
 const mq_rtopo *mq_rconv_topo(const mq_rconv *c);
 void mq_rconv_set_topo(mq_rconv *c, const mq_rtopo *t);
