@@ -8,6 +8,7 @@
 --   local HA = require "spec.redis_ha_helper"
 --   local s = HA.sentinel{}          -- s.url "redis-sentinel://a,b,c/mymaster"
 --   s:kill_master()                  -- SIGKILL, wait until every Sentinel names the replica
+--   s:failover()                     -- SENTINEL FAILOVER: the old master, still up, demoted (READONLY)
 --   local c = HA.cluster{ masters = 3, replicas = 1 }   -- c.url "redis-cluster://seed"
 --   local key, slot, node = c:key_elsewhere("budget")   -- a budget on a node other than the seed
 --   c:kill_master(node)              -- its replica takes over
@@ -163,12 +164,24 @@ function Sentinel:current()
     end
 end
 
+-- before a failover: every Sentinel names master and knows its replica,
+-- which is in sync
+function Sentinel:ready(master, replica)
+    until_true("the replica " .. replica.port .. " ready for a failover", 30, function()
+        local ok, why = self:agree("127.0.0.1:" .. master.port, 1)
+        if not ok then return nil, why end
+        local info = cli(replica.port, "INFO replication")
+        return info:match("master_link_status:up"), "replica link not up"
+    end, 0.2)
+end
+
 -- SIGKILL the master; wait until every Sentinel names the other node and
 -- that node says it is master. Returns the new master (R server) and the
 -- seconds it took.
 function Sentinel:kill_master(timeout)
     local old = assert(self:current(), "no master to kill")
     local new = old == self.master and self.replica or self.master
+    self:ready(old, new)
     local t0 = H.now()
     kill_server(old)
     local want = "127.0.0.1:" .. new.port
@@ -176,6 +189,30 @@ function Sentinel:kill_master(timeout)
         local ok, why = self:agree(want)
         if not ok then return nil, why end
         if not cli(new.port, "ROLE"):match("^master") then return nil, want .. " is not master yet" end
+        return true
+    end, 0.1)
+    self.failovers = (self.failovers or 0) + 1
+    return new, H.now() - t0
+end
+
+-- a forced failover (SENTINEL FAILOVER): the replica is promoted and the
+-- old master, still up, is made its replica (clients still on it get
+-- READONLY). Waits until every Sentinel names the new master, it says so,
+-- and the old one says it is a replica. Returns the new master and the
+-- seconds it took.
+function Sentinel:failover(timeout)
+    local old = assert(self:current(), "no master")
+    local new = old == self.master and self.replica or self.master
+    self:ready(old, new)
+    local want = "127.0.0.1:" .. new.port
+    local t0 = H.now()
+    local out = cli(self.sentinels[1].port, "SENTINEL FAILOVER " .. self.name)
+    assert(out:match("OK"), "SENTINEL FAILOVER: " .. out)
+    until_true("SENTINEL FAILOVER to " .. want, timeout or 30, function()
+        local ok, why = self:agree(want)
+        if not ok then return nil, why end
+        if not cli(new.port, "ROLE"):match("^master") then return nil, want .. " is not master yet" end
+        if not cli(old.port, "ROLE"):match("^slave") then return nil, "the old master is not a replica yet" end
         return true
     end, 0.1)
     self.failovers = (self.failovers or 0) + 1
