@@ -103,7 +103,8 @@ describe("rate_limit.redis through Sentinel", function()
         local t_new = now()
         fleet:wait(60)
         local ts, late, raised, seen, final = fleet:collect()
-        local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took, HA.histogram(ts, t_start, periods * c.period))
+        local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took,
+            HA.histogram(ts, t_start, periods * c.period))
         return { ts = ts, late = late, raised = raised, seen = seen, final = final, P = P, new = new,
                  t_start = t_start, t_kill = t_kill, t_new = t_new, until_ns = until_ns, info = info }
     end
