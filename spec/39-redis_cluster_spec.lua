@@ -7,8 +7,9 @@
 -- (spec/redis_worker.lua), and reshard that slot to another master under
 -- the same load (ASK while it moves, MOVED after): never more than
 -- per_minute in any window, no call past max_wait, every process back on
--- backend "redis", degraded = false. A server that is not a Cluster is kind
--- config. ~50 s.
+-- backend "redis", degraded = false; a control run without the quarantine
+-- and hand-back breaks the window. A server that is not a Cluster is kind
+-- config. ~60 s.
 
 local core = require "mediquo.core"
 local mediquo = require "mediquo"
@@ -88,9 +89,9 @@ describe("rate_limit.redis through Redis Cluster", function()
 
     -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
     -- `event(slot, node)` after 1.5 periods, the run 8 periods long
-    local function under_load(prefix, event)
-        local key, slot, node = c:key_elsewhere(prefix)
-        local cfg = { key = key, per_minute = 60, burst = 10, period = 2 }
+    local function run_load(prefix, event, env)
+        local key, slot, node = c:key_elsewhere(prefix, true)
+        local cfg = { key = key, per_minute = 60, burst = 10, period = 2, env = env }
         local P = cfg.period * NS
         local t_start = now()
         local until_ns = t_start + 8 * P
@@ -102,6 +103,16 @@ describe("rate_limit.redis through Redis Cluster", function()
         fleet:wait(60)
         local ts, late, raised, _, final = fleet:collect()
         local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
+        return { key = key, ts = ts, late = late, raised = raised, final = final, info = info, P = P,
+                 t_start = t_start, t_event = t_event, t_after = t_after, until_ns = until_ns,
+                 new_home = new_home }
+    end
+
+    local function under_load(prefix, event)
+        local r = run_load(prefix, event)
+        local ts, late, raised, final, info, P = r.ts, r.late, r.raised, r.final, r.info, r.P
+        local t_start, t_event, t_after, until_ns, new_home, key =
+            r.t_start, r.t_event, r.t_after, r.until_ns, r.new_home, r.key
         assert.same({}, raised)
         assert.same({}, late)
         local worst = H.max_in_window(ts, P)
@@ -131,6 +142,15 @@ describe("rate_limit.redis through Redis Cluster", function()
                 local rep, took = c:kill_master(node)
                 return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
             end)
+        end)
+
+        it("without the quarantine and the hand-back the same failover breaks the window", function()
+            local r = run_load("cl-control", function(_, node)
+                local rep, took = c:kill_master(node)
+                return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
+            end, "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 ")
+            local worst = H.max_in_window(r.ts, r.P)
+            assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
         end)
     end)
 end)

@@ -379,13 +379,16 @@ function Cluster:keyslot(s)
 end
 
 -- a budget key (prefix-N) whose keys' slot is served by a master other
--- than the seed: key, slot, node (R server)
-function Cluster:key_elsewhere(prefix)
+-- than the seed (with a replica in sync when need_replica): key, slot,
+-- node (R server)
+function Cluster:key_elsewhere(prefix, need_replica)
     for i = 1, 200 do
         local key = ("%s-%d-%d"):format(prefix, i, math.random(1e6))
         local slot = self:keyslot(HA.budget_tag(key) .. ":s")
         local node = slot and self:owner(slot)
-        if node and node ~= self.seed then return key, slot, node end
+        if node and node ~= self.seed and (not need_replica or self:replica_of(node)) then
+            return key, slot, node
+        end
     end
     error("no key found on a node other than the seed")
 end
