@@ -113,6 +113,7 @@ describe("rate_limit.redis through Sentinel", function()
         assert.same({}, r.raised)
         assert.same({}, r.late)
         local worst = H.max_in_window(r.ts, r.P)
+        if os.getenv("RSPEC_DEBUG") then print(("worst window %d of 60; %s"):format(worst, r.info)) end
         assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. r.info)
         -- the budget was spent before, during and after the failover
         assert.truthy(H.count_between(r.ts, r.t_start, r.t_kill) > 0, r.info)
@@ -150,6 +151,7 @@ describe("rate_limit.redis through Sentinel", function()
             local r = failover_run(s2, c)
             s2:stop()
             local worst = H.max_in_window(r.ts, r.P)
+            if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
             assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
         end)
     end)
