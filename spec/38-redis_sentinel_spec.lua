@@ -1,8 +1,10 @@
 -- spec/38-redis_sentinel_spec.lua: one budget across hosts through Redis
 -- Sentinel (issue 20): 1 master + 1 replica + 3 Sentinels (quorum 2,
 -- down-after 1 s), real processes on loopback ports (spec/redis_ha_helper.lua),
--- 3 simulated hosts x 2 processes (spec/redis_worker.lua, Lua 5.4 and
--- LuaJIT) on one budget, the master SIGKILLed under that load. Through the
+-- 3 simulated hosts on one budget: two of 2 processes each
+-- (spec/redis_worker.lua, Lua 5.4 and LuaJIT, the blocking path) and a real
+-- nginx gateway of 2 workers (mediquo.ngx_limiter, cosockets); the master
+-- SIGKILLed under that load. Through the
 -- failover: never more than per_minute in any window, no call waiting past
 -- max_wait, every process back on backend "redis", degraded = false. A
 -- control run without the quarantine and hand-back shows the bound failing.
@@ -129,7 +131,7 @@ describe("rate_limit.redis through Sentinel", function()
 
     describe("SENTINEL FAILOVER under load from 3 hosts: the old master, still up, answers READONLY", function()
         it("never over the limit in any window, no call past max_wait, every process on the new master", function()
-            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2, gateway = 3 }
             -- Sentinel demotes the old master when it next reads its INFO
             -- (every 10 s): ~11 s here, so this run is longer
             holds(failover_run(s, c, function(sen) return sen:failover() end, 12), c)
@@ -138,7 +140,7 @@ describe("rate_limit.redis through Sentinel", function()
 
     describe("the master SIGKILLed under load from 3 hosts", function()
         it("never over the limit in any window, no call past max_wait, every process back on Redis", function()
-            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2, gateway = 3 }
             holds(failover_run(s, c), c)
         end)
 

@@ -3,9 +3,11 @@
 -- real processes on loopback ports (spec/redis_ha_helper.lua). The budget's
 -- keys share one hash tag; the specs pick budgets whose slot lives on a node
 -- other than the seed (so the first answer is MOVED), and SIGKILL that
--- node's master under load from 3 simulated hosts x 2 processes
--- (spec/redis_worker.lua), and reshard that slot to another master under
--- the same load (ASK while it moves, MOVED after): never more than
+-- node's master under load from 3 simulated hosts (two of 2 processes,
+-- spec/redis_worker.lua, the blocking path; a real nginx gateway of 2
+-- workers, mediquo.ngx_limiter on cosockets), and reshard that slot to
+-- another master under the same load (ASK while it moves, MOVED after):
+-- never more than
 -- per_minute in any window, no call past max_wait, every process back on
 -- backend "redis", degraded = false; a control run without the quarantine
 -- and hand-back breaks the window. A server that is not a Cluster is kind
@@ -93,9 +95,11 @@ describe("rate_limit.redis through Redis Cluster", function()
 
     -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
     -- `event(slot, node)` after 1.5 periods, the run 8 periods long
+    -- (the control run: plain processes only, the hook in their environment)
     local function run_load(prefix, event, env)
         local key, slot, node = c:key_elsewhere(prefix, true)
-        local cfg = { key = key, per_minute = 60, burst = 10, period = 2, env = env }
+        local cfg = { key = key, per_minute = 60, burst = 10, period = 2, env = env,
+                      gateway = not env and 3 or nil }
         local P = cfg.period * NS
         local t_start = now()
         local until_ns = t_start + 8 * P

@@ -554,15 +554,132 @@ end
 local Fleet = {}
 Fleet.__index = Fleet
 
+-- A gateway host: a real nginx, 2 workers, each spending the budget from a
+-- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
+-- as spec/redis_worker.lua does to <out>-<worker id + 1>.log.
+local NGX_CONF = [[
+@MODULES@
+@USER@
+worker_processes 2;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp;
+    proxy_temp_path @PREFIX@/tmp;
+    fastcgi_temp_path @PREFIX@/tmp;
+    uwsgi_temp_path @PREFIX@/tmp;
+    scgi_temp_path @PREFIX@/tmp;
+    lua_package_path "@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        local core = require "mediquo.core"
+        local nl = require "mediquo.ngx_limiter"
+        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
+                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
+        local out = "@OUT@-" .. (ngx.worker.id() + 1) .. ".log"
+        local max_wait = @MAXWAIT@
+        local function run(premature)
+            if premature then return end
+            local f = assert(io.open(out, "w"))
+            local function log(s) f:write(s, "\n"); f:flush() end
+            local lim, err = core.limiter(cfg)
+            if not lim then
+                log("error " .. tostring(err))
+                f:close()
+                return
+            end
+            log("ready")
+            for _ = 1, 1000000 do
+                if core.limiter_now() >= @UNTIL@ then break end
+                local t0 = core.limiter_now()
+                local ok, res, _, _, _, at = pcall(nl.wait, lim, max_wait, cfg.redis)
+                if not ok then log("raise " .. tostring(res)) break end
+                if res then log(string.format("t %.0f", at)) end
+                local took = (core.limiter_now() - t0) / 1e9
+                if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
+            end
+            local st = lim:status()
+            log(string.format("final %s %d %s", tostring(st.backend), st.degraded and 1 or 0,
+                              tostring(st.redis_error)))
+            lim:close()
+            log("done")
+            f:close()
+        end
+        ngx.timer.at(0, run)
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location /health { content_by_lua_block { ngx.say("ok") } }
+    }
+}
+]]
+
+local gateways = {}             -- nginx master pid -> prefix
+
+local function start_gateway(prefix, vars)
+    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
+    local modules = ""
+    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
+        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    end
+    local root_user = H.run("id -u"):gsub("%s+$", "") == "0"
+    local conf = NGX_CONF:gsub("@(%u+)@", function(k)
+        if k == "MODULES" then return modules end
+        if k == "USER" then return root_user and "user root root;" or "" end
+        if k == "PREFIX" then return prefix end
+        if k == "ROOT" then return H.root end
+        return tostring(vars[k])
+    end)
+    H.write_file(prefix .. "/nginx.conf", conf)
+    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
+                            .. prefix .. "/logs/error.log' 2>&1")
+    assert(code == 0, "nginx did not start: " .. out)
+    local pid
+    for _ = 1, 50 do
+        pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
+        if pid then break end
+        H.sleep(0.05)
+    end
+    assert(pid, "nginx wrote no pid file")
+    gateways[pid] = prefix
+    return pid
+end
+
+local function stop_gateway(pid)
+    if not pid then return end
+    H.run("kill -QUIT " .. pid .. " 2>/dev/null")
+    for _ = 1, 50 do
+        if not alive(pid) then break end
+        H.sleep(0.05)
+    end
+    if alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end
+    gateways[pid] = nil
+end
+
 -- c: key, per_minute, burst, period, env (optional); hosts (3) x procs (2),
--- Lua 5.4 and LuaJIT mixed; until_ns on core.limiter_now's clock
+-- Lua 5.4 and LuaJIT mixed; until_ns on core.limiter_now's clock. With
+-- c.gateway = h, host h is an nginx gateway (2 workers, cosockets) instead.
 function HA.fleet(tmp, c, url, until_ns, max_wait)
     local self = setmetatable({ ws = {}, max_wait = max_wait or 0.5 }, Fleet)
     local n = 0
     for h = 1, c.hosts or 3 do
         local dir = tmp .. "/host" .. h
         H.run("mkdir -p " .. dir)
-        for p = 1, c.procs or 2 do
+        if c.gateway == h then
+            self.gw_prefix = tmp .. "/gw" .. h
+            self.gw = start_gateway(self.gw_prefix, {
+                PM = c.per_minute, BURST = c.burst, PERIOD = c.period, KEY = c.key, DIR = dir, URL = url,
+                OUT = ("%s/w%d"):format(tmp, h), MAXWAIT = self.max_wait, UNTIL = ("%.0f"):format(until_ns),
+                PORT = H.free_port() })
+            for p = 1, 2 do
+                n = n + 1
+                self.ws[n] = { out = ("%s/w%d-%d.log"):format(tmp, h, p), host = h, gateway = true }
+            end
+        end
+        for p = 1, c.gateway == h and 0 or c.procs or 2 do
             n = n + 1
             local interp = (h + p) % 2 == 0 and "lua5.4" or "luajit"
             local w = { out = ("%s/w%d-%d.log"):format(tmp, h, p), host = h }
@@ -596,19 +713,25 @@ function Fleet:wait(timeout)
                 all = false
             end
         end
-        if all then return true end
+        if all then
+            stop_gateway(self.gw)
+            return true
+        end
         if H.now() > deadline then break end
         H.sleep(0.1)
     end
     local why = {}
     for _, w in ipairs(self.ws) do
-        why[#why + 1] = w.out .. ": " .. table.concat(H.lines(w.out .. ".stdout"), " | ")
+        local more = w.gateway and (H.read_file(self.gw_prefix .. "/logs/error.log") or ""):sub(-600) or
+            table.concat(H.lines(w.out .. ".stdout"), " | ")
+        why[#why + 1] = w.out .. ": " .. table.concat(H.lines(w.out), " | "):sub(-300) .. " | " .. more
     end
     self:kill()
     error("workers did not finish: " .. table.concat(why, "\n"))
 end
 
 function Fleet:kill()
+    stop_gateway(self.gw)
     for _, w in ipairs(self.ws) do
         if w.pid and alive(w.pid) then H.run("kill -9 " .. w.pid .. " 2>/dev/null") end
         w.pid = nil
@@ -647,6 +770,7 @@ function HA.histogram(ts, t0, secs)
 end
 
 function HA.stop_all()
+    for pid in pairs(gateways) do stop_gateway(pid) end
     for _, t in ipairs(stoppers) do pcall(t.stop, t) end
     stoppers = {}
     for pid in pairs(sentinels_live) do kill_pid(pid) end
