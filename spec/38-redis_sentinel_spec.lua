@@ -104,10 +104,11 @@ describe("rate_limit.redis through Sentinel", function()
         if event then new, took = event(sen) else new, took = sen:kill_master() end
         local t_new = now()
         fleet:wait(60)
-        local ts, late, raised, seen, final = fleet:collect()
+        local ts, late, raised, seen, final, per_host = fleet:collect()
         local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took,
             HA.histogram(ts, t_start, periods * c.period))
-        return { ts = ts, late = late, raised = raised, seen = seen, final = final, P = P, new = new,
+        return { ts = ts, late = late, raised = raised, seen = seen, final = final, per_host = per_host,
+                 P = P, new = new,
                  t_start = t_start, t_kill = t_kill, t_new = t_new, until_ns = until_ns, info = info }
     end
 
@@ -124,6 +125,9 @@ describe("rate_limit.redis through Sentinel", function()
             assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
         end
         assert.equal(6, #r.final, "a worker wrote no final status")
+        for h = 1, 3 do
+            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. r.info)
+        end
         -- the budget now lives on the new master
         local tag = HA.budget_tag(c.key)
         assert.equal("1", HA.cli(r.new.port, "EXISTS " .. H.shell_quote(tag .. ":hosts")):match("%d+"))

@@ -109,9 +109,10 @@ describe("rate_limit.redis through Redis Cluster", function()
         local new_home, what = event(slot, node)
         local t_after = now()
         fleet:wait(60)
-        local ts, late, raised, _, final = fleet:collect()
+        local ts, late, raised, _, final, per_host = fleet:collect()
         local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
-        return { key = key, ts = ts, late = late, raised = raised, final = final, info = info, P = P,
+        return { key = key, ts = ts, late = late, raised = raised, final = final, per_host = per_host,
+                 info = info, P = P,
                  t_start = t_start, t_event = t_event, t_after = t_after, until_ns = until_ns,
                  new_home = new_home }
     end
@@ -129,6 +130,9 @@ describe("rate_limit.redis through Redis Cluster", function()
         assert.truthy(H.count_between(ts, t_start, t_event) > 0, info)
         assert.truthy(H.count_between(ts, t_after + 2 * P, until_ns) > 0, "nothing after: " .. info)
         assert.equal(6, #final, "a worker wrote no final status")
+        for h = 1, 3 do
+            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. info)
+        end
         for i, fin in pairs(final) do
             assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
         end

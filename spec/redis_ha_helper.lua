@@ -739,14 +739,19 @@ function Fleet:kill()
 end
 
 -- ts (sorted starts), late, raised, and per worker: the degraded changes
--- seen and the final status line ("final <backend> <degraded> <error>")
+-- seen and the final status line ("final <backend> <degraded> <error>");
+-- then the starts per host ({ [h] = n })
 function Fleet:collect()
-    local ts, late, raised, seen, final = {}, {}, {}, {}, {}
+    local ts, late, raised, seen, final, per_host = {}, {}, {}, {}, {}, {}
     for i, w in ipairs(self.ws) do
         seen[i] = {}
+        per_host[w.host] = per_host[w.host] or 0
         for _, l in ipairs(H.lines(w.out)) do
             local t = l:match("^t (%d+)")
-            if t then ts[#ts + 1] = tonumber(t) end
+            if t then
+                ts[#ts + 1] = tonumber(t)
+                per_host[w.host] = per_host[w.host] + 1
+            end
             if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
             if l:match("^raise") then raised[#raised + 1] = w.out .. ": " .. l end
             local d = l:match("^degraded (%d)")
@@ -755,7 +760,7 @@ function Fleet:collect()
         end
     end
     table.sort(ts)
-    return ts, late, raised, seen, final
+    return ts, late, raised, seen, final, per_host
 end
 
 -- a histogram of the starts in half-second bins from t0, for messages
