@@ -5,6 +5,7 @@
 # redis-server, redis-sentinel and a 3-master Cluster on loopback.
 #   make bench-redis-ha          this part alone
 #   BENCH_REDIS_N=20000          admissions per process
+#   BENCH_REDIS_RUNS=3           runs of each row (the median shown)
 
 .PHONY: bench-redis-ha
 bench-redis: bench-redis-ha

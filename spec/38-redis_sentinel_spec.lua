@@ -1,12 +1,16 @@
 -- spec/38-redis_sentinel_spec.lua: one budget across hosts through Redis
 -- Sentinel (issue 20): 1 master + 1 replica + 3 Sentinels (quorum 2,
 -- down-after 1 s), real processes on loopback ports (spec/redis_ha_helper.lua),
--- 3 simulated hosts x 2 processes (spec/redis_worker.lua, Lua 5.4 and
--- LuaJIT) on one budget, the master SIGKILLed under that load. Through the
+-- 3 simulated hosts on one budget: two of 2 processes each
+-- (spec/redis_worker.lua, Lua 5.4 and LuaJIT, the blocking path) and a real
+-- nginx gateway of 2 workers (mediquo.ngx_limiter, cosockets); the master
+-- SIGKILLed under that load. Through the
 -- failover: never more than per_minute in any window, no call waiting past
 -- max_wait, every process back on backend "redis", degraded = false. A
 -- control run without the quarantine and hand-back shows the bound failing.
--- Setup faults: an unknown master name is kind config. ~60 s.
+-- Before it, a forced SENTINEL FAILOVER under the same load: the old master
+-- stays up as a replica and answers READONLY. Setup faults: an unknown
+-- master name is kind config. ~80 s.
 
 local core = require "mediquo.core"
 local mediquo = require "mediquo"
@@ -86,42 +90,62 @@ describe("rate_limit.redis through Sentinel", function()
         end)
     end)
 
-    -- 3 hosts x 2 processes on one key; the master SIGKILLed after 1.5
-    -- periods; the run goes on 4 periods after the Sentinels named the new one
-    local function failover_run(sen, c)
+    -- 3 hosts x 2 processes on one key; event(sen) after 1.5 periods (a
+    -- SIGKILL of the master by default); the run is `periods` long (8)
+    local function failover_run(sen, c, event, periods)
+        periods = periods or 8
         local P = c.period * NS
         local t_start = now()
-        local until_ns = t_start + 9 * P      -- bounded; the failover takes ~3.5 s here
+        local until_ns = t_start + periods * P    -- bounded; a SIGKILL failover takes ~2-3.5 s here
         local fleet = HA.fleet(tmp .. "/" .. c.key, c, sen.url, until_ns, 0.5)
         H.sleep(1.5 * c.period)
         local t_kill = now()
-        local new, took = sen:kill_master()
+        local new, took
+        if event then new, took = event(sen) else new, took = sen:kill_master() end
         local t_new = now()
         fleet:wait(60)
-        local ts, late, raised, seen, final = fleet:collect()
-        local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took, HA.histogram(ts, t_start, 9 * c.period))
-        return { ts = ts, late = late, raised = raised, seen = seen, final = final, P = P, new = new,
+        local ts, late, raised, seen, final, per_host = fleet:collect()
+        local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took,
+            HA.histogram(ts, t_start, periods * c.period))
+        return { ts = ts, late = late, raised = raised, seen = seen, final = final, per_host = per_host,
+                 P = P, new = new,
                  t_start = t_start, t_kill = t_kill, t_new = t_new, until_ns = until_ns, info = info }
     end
 
+    local function holds(r, c)
+        assert.same({}, r.raised)
+        assert.same({}, r.late)
+        local worst = H.max_in_window(r.ts, r.P)
+        if os.getenv("RSPEC_DEBUG") then print(("worst window %d of 60; %s"):format(worst, r.info)) end
+        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. r.info)
+        -- the budget was spent before, during and after the failover
+        assert.truthy(H.count_between(r.ts, r.t_start, r.t_kill) > 0, r.info)
+        assert.truthy(H.count_between(r.ts, r.t_new + 2 * r.P, r.until_ns) > 0, "nothing after: " .. r.info)
+        for i, fin in pairs(r.final) do
+            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
+        end
+        assert.equal(6, #r.final, "a worker wrote no final status")
+        for h = 1, 3 do
+            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. r.info)
+        end
+        -- the budget now lives on the new master
+        local tag = HA.budget_tag(c.key)
+        assert.equal("1", HA.cli(r.new.port, "EXISTS " .. H.shell_quote(tag .. ":hosts")):match("%d+"))
+    end
+
+    describe("SENTINEL FAILOVER under load from 3 hosts: the old master, still up, answers READONLY", function()
+        it("never over the limit in any window, no call past max_wait, every process on the new master", function()
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2, gateway = 3 }
+            -- Sentinel demotes the old master when it next reads its INFO
+            -- (every 10 s): ~11 s here, so this run is longer
+            holds(failover_run(s, c, function(sen) return sen:failover() end, 12), c)
+        end)
+    end)
+
     describe("the master SIGKILLed under load from 3 hosts", function()
         it("never over the limit in any window, no call past max_wait, every process back on Redis", function()
-            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2 }
-            local r = failover_run(s, c)
-            assert.same({}, r.raised)
-            assert.same({}, r.late)
-            local worst = H.max_in_window(r.ts, r.P)
-            assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. r.info)
-            -- the budget was spent before, during (fallback) and after the failover
-            assert.truthy(H.count_between(r.ts, r.t_start, r.t_kill) > 0, r.info)
-            assert.truthy(H.count_between(r.ts, r.t_new + 2 * r.P, r.until_ns) > 0, "nothing after: " .. r.info)
-            for i, fin in pairs(r.final) do
-                assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
-            end
-            assert.equal(6, #r.final, "a worker wrote no final status")
-            -- the budget now lives on the new master
-            local tag = HA.budget_tag(c.key)
-            assert.equal("1", HA.cli(r.new.port, "EXISTS " .. H.shell_quote(tag .. ":hosts")):match("%d+"))
+            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2, gateway = 3 }
+            holds(failover_run(s, c), c)
         end)
 
         it("without the quarantine and the hand-back the same failover breaks the window", function()
@@ -133,6 +157,7 @@ describe("rate_limit.redis through Sentinel", function()
             local r = failover_run(s2, c)
             s2:stop()
             local worst = H.max_in_window(r.ts, r.P)
+            if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
             assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
         end)
     end)

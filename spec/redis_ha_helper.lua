@@ -8,6 +8,7 @@
 --   local HA = require "spec.redis_ha_helper"
 --   local s = HA.sentinel{}          -- s.url "redis-sentinel://a,b,c/mymaster"
 --   s:kill_master()                  -- SIGKILL, wait until every Sentinel names the replica
+--   s:failover()                     -- SENTINEL FAILOVER: the old master, still up, demoted (READONLY)
 --   local c = HA.cluster{ masters = 3, replicas = 1 }   -- c.url "redis-cluster://seed"
 --   local key, slot, node = c:key_elsewhere("budget")   -- a budget on a node other than the seed
 --   c:kill_master(node)              -- its replica takes over
@@ -163,12 +164,24 @@ function Sentinel:current()
     end
 end
 
+-- before a failover: every Sentinel names master and knows its replica,
+-- which is in sync
+function Sentinel:ready(master, replica)
+    until_true("the replica " .. replica.port .. " ready for a failover", 30, function()
+        local ok, why = self:agree("127.0.0.1:" .. master.port, 1)
+        if not ok then return nil, why end
+        local info = cli(replica.port, "INFO replication")
+        return info:match("master_link_status:up"), "replica link not up"
+    end, 0.2)
+end
+
 -- SIGKILL the master; wait until every Sentinel names the other node and
 -- that node says it is master. Returns the new master (R server) and the
 -- seconds it took.
 function Sentinel:kill_master(timeout)
     local old = assert(self:current(), "no master to kill")
     local new = old == self.master and self.replica or self.master
+    self:ready(old, new)
     local t0 = H.now()
     kill_server(old)
     local want = "127.0.0.1:" .. new.port
@@ -176,6 +189,30 @@ function Sentinel:kill_master(timeout)
         local ok, why = self:agree(want)
         if not ok then return nil, why end
         if not cli(new.port, "ROLE"):match("^master") then return nil, want .. " is not master yet" end
+        return true
+    end, 0.1)
+    self.failovers = (self.failovers or 0) + 1
+    return new, H.now() - t0
+end
+
+-- a forced failover (SENTINEL FAILOVER): the replica is promoted and the
+-- old master, still up, is made its replica (clients still on it get
+-- READONLY). Waits until every Sentinel names the new master, it says so,
+-- and the old one says it is a replica. Returns the new master and the
+-- seconds it took.
+function Sentinel:failover(timeout)
+    local old = assert(self:current(), "no master")
+    local new = old == self.master and self.replica or self.master
+    self:ready(old, new)
+    local want = "127.0.0.1:" .. new.port
+    local t0 = H.now()
+    local out = cli(self.sentinels[1].port, "SENTINEL FAILOVER " .. self.name)
+    assert(out:match("OK"), "SENTINEL FAILOVER: " .. out)
+    until_true("SENTINEL FAILOVER to " .. want, timeout or 30, function()
+        local ok, why = self:agree(want)
+        if not ok then return nil, why end
+        if not cli(new.port, "ROLE"):match("^master") then return nil, want .. " is not master yet" end
+        if not cli(old.port, "ROLE"):match("^slave") then return nil, "the old master is not a replica yet" end
         return true
     end, 0.1)
     self.failovers = (self.failovers or 0) + 1
@@ -342,13 +379,16 @@ function Cluster:keyslot(s)
 end
 
 -- a budget key (prefix-N) whose keys' slot is served by a master other
--- than the seed: key, slot, node (R server)
-function Cluster:key_elsewhere(prefix)
+-- than the seed (with a replica in sync when need_replica): key, slot,
+-- node (R server)
+function Cluster:key_elsewhere(prefix, need_replica)
     for i = 1, 200 do
         local key = ("%s-%d-%d"):format(prefix, i, math.random(1e6))
         local slot = self:keyslot(HA.budget_tag(key) .. ":s")
         local node = slot and self:owner(slot)
-        if node and node ~= self.seed then return key, slot, node end
+        if node and node ~= self.seed and (not need_replica or self:replica_of(node)) then
+            return key, slot, node
+        end
     end
     error("no key found on a node other than the seed")
 end
@@ -514,15 +554,132 @@ end
 local Fleet = {}
 Fleet.__index = Fleet
 
+-- A gateway host: a real nginx, 2 workers, each spending the budget from a
+-- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
+-- as spec/redis_worker.lua does to <out>-<worker id + 1>.log.
+local NGX_CONF = [[
+@MODULES@
+@USER@
+worker_processes 2;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp;
+    proxy_temp_path @PREFIX@/tmp;
+    fastcgi_temp_path @PREFIX@/tmp;
+    uwsgi_temp_path @PREFIX@/tmp;
+    scgi_temp_path @PREFIX@/tmp;
+    lua_package_path "@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        local core = require "mediquo.core"
+        local nl = require "mediquo.ngx_limiter"
+        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
+                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
+        local out = "@OUT@-" .. (ngx.worker.id() + 1) .. ".log"
+        local max_wait = @MAXWAIT@
+        local function run(premature)
+            if premature then return end
+            local f = assert(io.open(out, "w"))
+            local function log(s) f:write(s, "\n"); f:flush() end
+            local lim, err = core.limiter(cfg)
+            if not lim then
+                log("error " .. tostring(err))
+                f:close()
+                return
+            end
+            log("ready")
+            for _ = 1, 1000000 do
+                if core.limiter_now() >= @UNTIL@ then break end
+                local t0 = core.limiter_now()
+                local ok, res, _, _, _, at = pcall(nl.wait, lim, max_wait, cfg.redis)
+                if not ok then log("raise " .. tostring(res)) break end
+                if res then log(string.format("t %.0f", at)) end
+                local took = (core.limiter_now() - t0) / 1e9
+                if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
+            end
+            local st = lim:status()
+            log(string.format("final %s %d %s", tostring(st.backend), st.degraded and 1 or 0,
+                              tostring(st.redis_error)))
+            lim:close()
+            log("done")
+            f:close()
+        end
+        ngx.timer.at(0, run)
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location /health { content_by_lua_block { ngx.say("ok") } }
+    }
+}
+]]
+
+local gateways = {}             -- nginx master pid -> prefix
+
+local function start_gateway(prefix, vars)
+    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
+    local modules = ""
+    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
+        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    end
+    local root_user = H.run("id -u"):gsub("%s+$", "") == "0"
+    local conf = NGX_CONF:gsub("@(%u+)@", function(k)
+        if k == "MODULES" then return modules end
+        if k == "USER" then return root_user and "user root root;" or "" end
+        if k == "PREFIX" then return prefix end
+        if k == "ROOT" then return H.root end
+        return tostring(vars[k])
+    end)
+    H.write_file(prefix .. "/nginx.conf", conf)
+    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
+                            .. prefix .. "/logs/error.log' 2>&1")
+    assert(code == 0, "nginx did not start: " .. out)
+    local pid
+    for _ = 1, 50 do
+        pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
+        if pid then break end
+        H.sleep(0.05)
+    end
+    assert(pid, "nginx wrote no pid file")
+    gateways[pid] = prefix
+    return pid
+end
+
+local function stop_gateway(pid)
+    if not pid then return end
+    H.run("kill -QUIT " .. pid .. " 2>/dev/null")
+    for _ = 1, 50 do
+        if not alive(pid) then break end
+        H.sleep(0.05)
+    end
+    if alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end
+    gateways[pid] = nil
+end
+
 -- c: key, per_minute, burst, period, env (optional); hosts (3) x procs (2),
--- Lua 5.4 and LuaJIT mixed; until_ns on core.limiter_now's clock
+-- Lua 5.4 and LuaJIT mixed; until_ns on core.limiter_now's clock. With
+-- c.gateway = h, host h is an nginx gateway (2 workers, cosockets) instead.
 function HA.fleet(tmp, c, url, until_ns, max_wait)
     local self = setmetatable({ ws = {}, max_wait = max_wait or 0.5 }, Fleet)
     local n = 0
     for h = 1, c.hosts or 3 do
         local dir = tmp .. "/host" .. h
         H.run("mkdir -p " .. dir)
-        for p = 1, c.procs or 2 do
+        if c.gateway == h then
+            self.gw_prefix = tmp .. "/gw" .. h
+            self.gw = start_gateway(self.gw_prefix, {
+                PM = c.per_minute, BURST = c.burst, PERIOD = c.period, KEY = c.key, DIR = dir, URL = url,
+                OUT = ("%s/w%d"):format(tmp, h), MAXWAIT = self.max_wait, UNTIL = ("%.0f"):format(until_ns),
+                PORT = H.free_port() })
+            for p = 1, 2 do
+                n = n + 1
+                self.ws[n] = { out = ("%s/w%d-%d.log"):format(tmp, h, p), host = h, gateway = true }
+            end
+        end
+        for p = 1, c.gateway == h and 0 or c.procs or 2 do
             n = n + 1
             local interp = (h + p) % 2 == 0 and "lua5.4" or "luajit"
             local w = { out = ("%s/w%d-%d.log"):format(tmp, h, p), host = h }
@@ -556,19 +713,25 @@ function Fleet:wait(timeout)
                 all = false
             end
         end
-        if all then return true end
+        if all then
+            stop_gateway(self.gw)
+            return true
+        end
         if H.now() > deadline then break end
         H.sleep(0.1)
     end
     local why = {}
     for _, w in ipairs(self.ws) do
-        why[#why + 1] = w.out .. ": " .. table.concat(H.lines(w.out .. ".stdout"), " | ")
+        local more = w.gateway and (H.read_file(self.gw_prefix .. "/logs/error.log") or ""):sub(-600) or
+            table.concat(H.lines(w.out .. ".stdout"), " | ")
+        why[#why + 1] = w.out .. ": " .. table.concat(H.lines(w.out), " | "):sub(-300) .. " | " .. more
     end
     self:kill()
     error("workers did not finish: " .. table.concat(why, "\n"))
 end
 
 function Fleet:kill()
+    stop_gateway(self.gw)
     for _, w in ipairs(self.ws) do
         if w.pid and alive(w.pid) then H.run("kill -9 " .. w.pid .. " 2>/dev/null") end
         w.pid = nil
@@ -576,14 +739,19 @@ function Fleet:kill()
 end
 
 -- ts (sorted starts), late, raised, and per worker: the degraded changes
--- seen and the final status line ("final <backend> <degraded> <error>")
+-- seen and the final status line ("final <backend> <degraded> <error>");
+-- then the starts per host ({ [h] = n })
 function Fleet:collect()
-    local ts, late, raised, seen, final = {}, {}, {}, {}, {}
+    local ts, late, raised, seen, final, per_host = {}, {}, {}, {}, {}, {}
     for i, w in ipairs(self.ws) do
         seen[i] = {}
+        per_host[w.host] = per_host[w.host] or 0
         for _, l in ipairs(H.lines(w.out)) do
             local t = l:match("^t (%d+)")
-            if t then ts[#ts + 1] = tonumber(t) end
+            if t then
+                ts[#ts + 1] = tonumber(t)
+                per_host[w.host] = per_host[w.host] + 1
+            end
             if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
             if l:match("^raise") then raised[#raised + 1] = w.out .. ": " .. l end
             local d = l:match("^degraded (%d)")
@@ -592,7 +760,7 @@ function Fleet:collect()
         end
     end
     table.sort(ts)
-    return ts, late, raised, seen, final
+    return ts, late, raised, seen, final, per_host
 end
 
 -- a histogram of the starts in half-second bins from t0, for messages
@@ -607,6 +775,7 @@ function HA.histogram(ts, t0, secs)
 end
 
 function HA.stop_all()
+    for pid in pairs(gateways) do stop_gateway(pid) end
     for _, t in ipairs(stoppers) do pcall(t.stop, t) end
     stoppers = {}
     for pid in pairs(sentinels_live) do kill_pid(pid) end
