@@ -134,4 +134,34 @@ describe("rate_limit.redis over TLS in nginx", function()
         books_on(cl.url, key, node.port, "c37")
         cl:stop()
     end)
+
+    it("mutual TLS: without a client certificate config (logged), with one the gateway books", function()
+        local m = R.start({ "--tls-auth-clients", "yes" },
+                          { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
+                            client_cert = certs.client.cert, client_key = certs.client.key })
+        local u = ("rediss://127.0.0.1:%d"):format(m.port)
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca } })
+        local found
+        for _ = 1, 40 do
+            found = gw:error_log():match("[^\n]*%[error%][^\n]*client certificate[^\n]*")
+                or gw:error_log():match("[^\n]*%[error%][^\n]*certificate required[^\n]*")
+            if found then break end
+            H.sleep(0.05)
+        end
+        local log0 = gw:error_log()
+        gw:stop()
+        assert.truthy(found, "no client-certificate fault in error.log: " .. log0)
+        local key = "mtls37-" .. now()
+        gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca,
+                                      MEDIQUO_RL_REDIS_CERT = certs.client.cert,
+                                      MEDIQUO_RL_REDIS_KEY = certs.client.key } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking("m37-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        m:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+    end)
 end)

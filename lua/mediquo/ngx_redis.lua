@@ -67,7 +67,9 @@ local function tls_fault(err)
                       .. "that signed the Redis certificate, and lua_ssl_verify_depth to "
                       .. "its chain's length)", err), true
     end
-    return "TLS handshake failed: " .. err .. " (is it a TLS port?)", true
+    return "TLS handshake failed: " .. err .. " (a TLS port? a server that wants a client "
+        .. "certificate: redis_tls.cert_file and key_file; nginx logs OpenSSL's reason just "
+        .. "before this line)", true
 end
 
 -- the conversation's "connect": a pooled connection (TLS made on a new one)
@@ -104,24 +106,41 @@ local function connect(conv, url, ms)
             return nil, conv:fault(nil, why, setup)
         end
     end
-    return sock, conv:connected(reused)
+    local act, x = conv:connected(reused)
+    -- a new TLS connection without a client certificate: see io_fault
+    return sock, act, x, t.tls and not reused and not t.cert_file
+end
+
+-- TLS 1.3: a server that wants a client certificate says so after our
+-- handshake ended, and its alert is lost when it resets the connection
+-- under our first request (as redis_conn.c reads it too)
+local CERT_WANTED = "the server closed the connection right after the TLS handshake, before "
+    .. "any answer: does it require a client certificate (redis_tls.cert_file and key_file)?"
+local function io_fault(conv, doing, err, bare_tls)
+    if bare_tls and err ~= "timeout" then return conv:fault(nil, CERT_WANTED, true) end
+    return conv:fault(doing, tostring(err), false)
 end
 
 -- one round trip, as the conversation says: the conversation, done
 local function round_trip(conv, url, tmo)
     local ms = tmo * 1000
     if ms < 1 then ms = 1 end
-    local sock, act, x = connect(conv, url, ms)
+    local sock, act, x, bare_tls = connect(conv, url, ms)
     for _ = 1, 1000 do
         if act == "send" then
             local ok, err = sock:send(x)
-            if ok then act, x = conv:sent() else act, x = conv:fault("send", tostring(err), false) end
+            if ok then act, x = conv:sent() else act, x = io_fault(conv, "send", err, bare_tls) end
         elseif act == "recv" then
             local data, err = sock:receiveany(65536)
-            if data then act, x = conv:feed(data) else act, x = conv:fault("read", tostring(err), false) end
+            if data then
+                bare_tls = false            -- it answered
+                act, x = conv:feed(data)
+            else
+                act, x = io_fault(conv, "read", err, bare_tls)
+            end
         elseif act == "connect" then
             if sock then sock:close() end
-            sock, act, x = connect(conv, url, ms)
+            sock, act, x, bare_tls = connect(conv, url, ms)
         else                        -- "done": x, keep the connection
             break
         end
