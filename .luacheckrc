@@ -15,6 +15,7 @@ files["lua/mediquo/ngx_http.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_limiter.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_webhook.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_reply.lua"] = { std = "max+ngx_lua" }
+files["lua/mediquo/ngx_log.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_body.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_status.lua"] = { std = "max+ngx_lua" }
 files["lua/mediquo/ngx_startup.lua"] = { std = "max+ngx_lua" }
@@ -25,3 +26,7 @@ files["spec/ngx/"] = { std = "max+ngx_lua" }
 
 -- busted specs: describe/it/assert/... come from busted.
 files["spec/"] = { std = "+busted" }
+
+-- The Redis limiter's script (Lua 5.1 inside Redis: redis, KEYS, ARGV).
+stds.redis_script = { read_globals = { "redis", "KEYS", "ARGV", "cjson", "bit", "cmsgpack", "struct" } }
+files["src/limiter_redis_script.lua"] = { std = "lua51+redis_script" }

@@ -41,10 +41,12 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/driver_easy.c src/lhttp.c src/baseurl.c \
              src/ljournal.c src/lopt.c src/lclass.c src/ltz.c src/suggest.c \
              src/redis_conn.c src/lease_file.c src/limiter_redis.c src/limiter_redis_script.c src/lredis.c \
+             src/redis_url.c src/redis_conv.c src/redis_tls.c src/redis_verdict.c \
              src/webhook.c src/lwebhook.c src/lcheck_webhook.c
-CORE_HDRS := $(wildcard src/*.h)
+CORE_SRCS += src/redis_cluster.c src/redis_sentinel.c
+CORE_HDRS := $(wildcard src/*.h) src/limiter_redis_script.inc
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
-CORE_LIBS = $(CURL_LIBS) -lhttp_parser $(HIREDIS_LIBS) -lcrypto -lpthread
+CORE_LIBS = $(CURL_LIBS) -lhttp_parser $(HIREDIS_LIBS) -lssl -lcrypto -lpthread
 MODULE_CFLAGS := $(OPT) $(WARN) $(CSTD) -fPIC -fvisibility=hidden
 
 LUA_MODS := $(shell find lua -name '*.lua' -not -path 'lua/mediquo/sandbox/*')
@@ -96,6 +98,8 @@ DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarock
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev
+# Sentinel and Cluster specs (38, 39): redis-sentinel, redis-cli --cluster
+DEB_PKGS += redis-sentinel redis-tools
 # Installs the Debian packages that are missing (as root; otherwise says
 # which and how). `make APT_UPDATE=true APT_GET="apt-get -s"` shows what
 # would be installed without installing it.

@@ -31,15 +31,22 @@ FUZZ_LIBS_policy         :=
 
 FUZZ_SRCS_text           := src/text.c
 FUZZ_SRCS_answer         := src/answer.c
-# the rate_limit.redis URL (redis_conn.c links hiredis)
-FUZZ_SRCS_redis_url      := src/redis_conn.c
-FUZZ_LIBS_redis_url      := -lhiredis
+# the rate_limit.redis URL (every scheme: redis_url.c)
+FUZZ_SRCS_redis_url      := src/redis_url.c
+FUZZ_LIBS_redis_url      :=
+# the Redis topology replies (CLUSTER SLOTS, MOVED/ASK, Sentinel, ROLE)
+FUZZ_SRCS_redis_topo     := src/redis_cluster.c src/redis_sentinel.c
+FUZZ_LIBS_redis_topo     := -lhiredis
+# the Redis conversation fed any answers (redis_conv.c and what it uses)
+FUZZ_SRCS_redis_conv     := src/redis_conv.c src/redis_url.c src/redis_verdict.c src/redis_cluster.c \
+                            src/redis_sentinel.c
+FUZZ_LIBS_redis_conv     := -lhiredis -lcrypto
 # the webhook checks (size, constant-time signature, id); libcrypto
 FUZZ_SRCS_webhook        := src/webhook.c
 FUZZ_LIBS_webhook        := -lcrypto
 # the scrub: no encoding of a key survives (secrets_enc.c builds the needles)
 FUZZ_SRCS_secrets        := src/secrets.c src/secrets_enc.c src/text.c
-FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url webhook secrets
+FUZZ_ALL := iso8601 urlenc headers limiter_header policy text answer redis_url redis_topo redis_conv webhook secrets
 # Ready: the harness and every source exist, and (FUZZ_NEEDS_NAME) the
 # sources define the function it calls -- so a harness written against a
 # declared interface waits, without breaking `make fuzz`, until it lands.

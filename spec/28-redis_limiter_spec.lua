@@ -112,7 +112,8 @@ describe("rate_limit.redis", function()
     describe("options", function()
         it("refuses a URL that is not Redis, before anything runs", function()
             for _, u in ipairs{ "http://127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:99999",
-                                "redis://h/x", "unix://relative.sock", "rediss://h", 42 } do
+                                "redis://h/x", "unix://relative.sock", "redis-sentinel://h",
+                                "redis-cluster://h/3", 42 } do
                 local l, err = limiter.new{ key = newkey(), dir = tmp, redis = u }
                 assert.is_nil(l, tostring(u))
                 assert.equal("invalid_argument", err.kind)

@@ -20,18 +20,35 @@ local function alive(pid)
 end
 R.alive = alive
 
-local function cli(port, args)
-    return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. args .. " 2>&1")
+-- tls: { ca, cert, key } of a TLS server (redis-cli then speaks TLS)
+local function cli(port, args, tls)
+    local t = ""
+    if tls then
+        t = "--tls --cacert " .. H.shell_quote(tls.ca) .. " "
+        if tls.client_cert then
+            t = t .. ("--cert %s --key %s "):format(H.shell_quote(tls.client_cert),
+                                                   H.shell_quote(tls.client_key))
+        end
+    end
+    return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. t .. args .. " 2>&1")
 end
 
 function Server:cli(args, auth)
-    return cli(self.port, (auth and ("--no-auth-warning -a " .. H.shell_quote(auth) .. " ") or "") .. args)
+    return cli(self.port, (auth and ("--no-auth-warning -a " .. H.shell_quote(auth) .. " ") or "") .. args,
+               self.tls)
 end
 
 function Server:launch()
-    local args = { "redis-server", "--port", tostring(self.port), "--bind", "127.0.0.1",
+    local args = { "redis-server", "--port", self.tls and "0" or tostring(self.port), "--bind", "127.0.0.1",
                    "--save", "''", "--appendonly", "no", "--dir", self.dir,
                    "--enable-debug-command", "local" }
+    if self.tls then
+        for _, a in ipairs{ "--tls-port", tostring(self.port), "--tls-cert-file", self.tls.cert,
+                            "--tls-key-file", self.tls.key, "--tls-ca-cert-file", self.tls.ca,
+                            "--tls-auth-clients", "no" } do     -- extra may say yes
+            args[#args + 1] = H.shell_quote(a)
+        end
+    end
     for _, a in ipairs(self.extra) do args[#args + 1] = H.shell_quote(a) end
     local log = self.dir .. "/redis.log"
     H.run(": >" .. log)
@@ -40,7 +57,7 @@ function Server:launch()
     live[self.pid] = self
     -- ready when it answers (any answer: NOAUTH counts)
     for _ = 1, 100 do
-        local o = cli(self.port, "ping")
+        local o = cli(self.port, "ping", self.tls)
         if o:match("PONG") or o:match("NOAUTH") then return self end
         if not alive(self.pid) then
             live[self.pid] = nil
@@ -57,15 +74,17 @@ function Server:launch()
           .. (H.read_file(log) or ""))
 end
 
-function R.start(extra)
+-- R.start(extra[, tls]): tls = { ca, cert, key [, client_cert, client_key] }
+-- (files, e.g. from R.make_certs) makes a TLS-only server (no plain port)
+function R.start(extra, tls)
     local dir = H.run("mktemp -d /tmp/mediquo-redis.XXXXXX"):gsub("%s+$", "")
     -- below the kernel's ephemeral range (32768-60999 by default), so an
     -- outgoing connection's local port cannot take the port under us; a
     -- port taken anyway (another listener) is skipped and another tried
     for _ = 1, 20 do
         local port = H.free_port()
-        local s = setmetatable({ port = port, dir = dir, extra = extra or {} }, Server)
-        s.url = "redis://127.0.0.1:" .. port
+        local s = setmetatable({ port = port, dir = dir, extra = extra or {}, tls = tls }, Server)
+        s.url = (tls and "rediss" or "redis") .. "://127.0.0.1:" .. port
         local ok, why = s:launch()
         if ok then return ok end
         assert(why == "busy")
@@ -99,6 +118,34 @@ end
 
 function R.stop_all()
     for _, s in pairs(live) do s:kill9() end
+end
+
+-- R.make_certs(dir) -> { ca, server = { cert, key }, other = {...}, client
+-- = {...} }: a CA made now (openssl) and certificates it signed: server
+-- (IP 127.0.0.1, CN 127.0.0.1), other (another name: other.invalid),
+-- client (for mutual TLS)
+function R.make_certs(dir)
+    local q = H.shell_quote
+    local function ossl(args)
+        local out, code = H.run("openssl " .. args .. " 2>&1")
+        assert(code == 0, "openssl " .. args .. ": " .. out)
+    end
+    local c = { ca = dir .. "/ca.crt", ca_key = dir .. "/ca.key" }
+    ossl(("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mediquo-spec-ca -keyout %s -out %s")
+         :format(q(c.ca_key), q(c.ca)))
+    for name, san in pairs{ server = "IP:127.0.0.1", other = "DNS:other.invalid",
+                            client = "DNS:mediquo-client" } do
+        local cn = name == "server" and "127.0.0.1" or san:match(":(.*)")
+        local k, csr, crt = dir .. "/" .. name .. ".key", dir .. "/" .. name .. ".csr", dir .. "/" .. name .. ".crt"
+        local ext = dir .. "/" .. name .. ".ext"
+        H.write_file(ext, "subjectAltName=" .. san .. "\n"
+                     .. (name == "client" and "extendedKeyUsage=clientAuth\n" or "extendedKeyUsage=serverAuth\n"))
+        ossl(("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(cn, q(k), q(csr)))
+        ossl(("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
+             :format(q(csr), q(c.ca), q(c.ca_key), q(ext), q(crt)))
+        c[name] = { cert = crt, key = k }
+    end
+    return c
 end
 
 math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)

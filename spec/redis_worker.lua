@@ -5,8 +5,10 @@
 --   late <s>        an acquire that took longer than max_wait + 0.25 s
 --   degraded <0|1>  status().degraded changed
 --   raise <msg>     a call raised (it never may)
+--   final <backend> <0|1> <error>   status() at the end
 --   done
 --   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT
+-- MEDIQUO_SPEC_REDIS_CA (environment): redis_tls.ca_file, for a rediss:// URL
 
 local limiter = require "mediquo.limiter"
 local core = require "mediquo.core"
@@ -23,7 +25,9 @@ end
 
 local lim, err = limiter.new{ per_minute = per_minute, burst = burst, period = period,
                               key = key, dir = dir, redis = url ~= "-" and url or nil,
-                              max_wait = max_wait }
+                              max_wait = max_wait,
+                              redis_tls = os.getenv("MEDIQUO_SPEC_REDIS_CA")
+                                  and { ca_file = os.getenv("MEDIQUO_SPEC_REDIS_CA") } or nil }
 if not lim then
     log("error " .. tostring(err))
     os.exit(1)
@@ -45,6 +49,10 @@ for _ = 1, 1000000 do
         degraded = st.degraded
         log("degraded " .. (degraded and 1 or 0))
     end
+end
+local okf, fst = pcall(lim.status, lim)
+if okf then
+    log(("final %s %d %s"):format(tostring(fst.backend), fst.degraded and 1 or 0, tostring(fst.error)))
 end
 lim:close()
 log("done")

@@ -17,7 +17,7 @@
 #define MQ_LF_MAGIC   "MQRDLSE"
 #define MQ_LF_VERSION 4u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
-#define MQ_LF_ERR     240
+#define MQ_LF_ERR     1200
 
 typedef struct {
     char     magic[8];
@@ -39,7 +39,8 @@ typedef struct {
     int64_t  since;             /* degraded since */
     int64_t  fb_from;           /* fallback starts allowed from then */
     int64_t  next_try;          /* degraded: next attempt at Redis */
-    int64_t  refused;           /* the last failure was a setup fault */
+    int64_t  refused;           /* the last failure was a setup fault, */
+    uint64_t refused_cfg;       /* ...of the Redis settings of this digest */
     int64_t  fb_used;           /* fallback starts Redis has not heard of */
     int64_t  need_upload;       /* Redis asked for this host's recent starts */
     int64_t  pause_until;       /* a pause to tell Redis (0: none) */

@@ -47,6 +47,8 @@ struct mq_rdl {
     mq_lease lf;
     mq_redis *conn;             /* the blocking driver's connection */
     mq_redis_url url;
+    mq_rtopo topo;              /* the cosocket driver's: where the budget was found */
+    uint64_t cfg;               /* digest of the URL and TLS/Sentinel options */
     long per_minute, burst, fallback;
     double period, timeout;
     int64_t period_ns, lease_ns;
@@ -70,10 +72,13 @@ struct mq_rdl {
     int64_t pend_pause;         /* ...a pause to keep, when its lock was busy */
     int64_t busy_since;         /* every lock attempt since then failed, */
     int busy_n;                 /* ...this many */
-    char errbuf[320];           /* l->error when the lease file is the fault */
+    char errbuf[MQ_LF_ERR];     /* l->error: the lease file's fault, or Redis's setup fault */
 };
 
 mq_rdl *mq_rdl_of(mq_limiter *l) { return l->rd; }
+
+const mq_redis_url *mq_rdl_url(mq_rdl *r) { return &r->url; }
+mq_rtopo *mq_rdl_topo(mq_rdl *r) { return &r->topo; }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -193,6 +198,23 @@ static int lease_lock(mq_rdl *r, int64_t now)
 
 static int contact(mq_limiter *l, char *why, size_t whylen);
 
+/* a digest of the Redis settings: a setup fault another process met is
+ * told to this one only when it uses the same (a fixed setting is tried) */
+static uint64_t cfg_digest(const mq_redis_url *u)
+{
+    const char *parts[] = { u->where, u->path, u->master, u->user, u->pass, u->s_user, u->s_pass,
+                            u->ca_file, u->cert_file, u->key_file, u->server_name };
+    uint64_t h = 1469598103934665603ULL;
+    size_t i, j;
+
+    for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        for (j = 0; p[j] != '\0'; j++) h = (h ^ (unsigned char)p[j]) * 1099511628211ULL;
+        h = (h ^ 0xffu) * 1099511628211ULL;         /* a field separator */
+    }
+    return h ^ (uint64_t)(u->db * 4 + u->tls * 2 + u->verify) * 1099511628211ULL;
+}
+
 static const mq_rl_remote REMOTE = {
     mq_rdl_try, mq_rdl_acquire, mq_rdl_pause, mq_rdl_observe, mq_rdl_close,
 };
@@ -201,7 +223,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
                 char *err, size_t errlen)
 {
     mq_rdl *r;
-    char why[200];
+    char why[MQ_LF_ERR];
     uint64_t h = mq_fnv1a64(lc->key);
     int i;
 
@@ -211,11 +233,12 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
         return -2;
     }
     r->lf.fd = -1;
-    if (mq_redis_url_parse(rc->url, &r->url, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s", why);
+    if (mq_redis_url_copy(&r->url, rc->url) != 0) {
+        snprintf(err, errlen, "redis: out of memory");
         free(r);
-        return -1;
+        return -2;
     }
+    r->cfg = cfg_digest(rc->url);
     r->per_minute = lc->per_minute;
     r->burst = lc->burst;
     r->period = lc->period;
@@ -235,7 +258,7 @@ int mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
     r->gid = lc->gid;
     r->key = strdup(lc->key);
     r->dir = strdup(lc->dir);
-    r->conn = mq_redis_new(&r->url, mq_rdl_script());
+    r->conn = mq_redis_new(rc->url, mq_rdl_script());
     l->rd = r;
     l->remote = &REMOTE;
     if (r->key == NULL || r->dir == NULL || r->conn == NULL) {
@@ -384,7 +407,7 @@ static int fallback_try(mq_limiter *l, long fpm, double *wait)
 
 /* What begin_op found: the outcomes of mq_rdl_begin, and two more steps
  * taken outside the lease file's guard (they touch other files). */
-enum { STEP_WAIT = 0, STEP_ASK = 2, STEP_LEASED = 3, STEP_FALLBACK = 4 };
+enum { STEP_WAIT = 0, STEP_ASK = 2, STEP_LEASED = 3, STEP_FALLBACK = 4, STEP_REFUSED = 5 };
 
 struct begin_args {
     double budget, *wait;
@@ -442,7 +465,14 @@ static int begin_op(mq_limiter *l, void *arg)
             request(r, f, now, a->budget, a->req);
             step = STEP_ASK;
         }
-    } else if (now >= f->next_try && a->budget >= 0.002) {
+    } else if (f->refused && f->refused_cfg == r->cfg && now < f->next_try) {
+        /* a setup fault (refused AUTH, certificate): told to every caller
+         * until the next attempt, never a silent fallback */
+        snprintf(r->errbuf, sizeof r->errbuf, "%s", f->err);
+        *a->wait = (double)(f->next_try - now) / NS;
+        step = STEP_REFUSED;
+    } else if ((now >= f->next_try || (f->refused && f->refused_cfg != r->cfg))
+               && a->budget >= 0.002) {
         r->want = 1;
         f->next_try = now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         request(r, f, now, a->budget, a->req);
@@ -482,6 +512,7 @@ static int record_fb_op(mq_limiter *l, void *arg)
 
 int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
 {
+    mq_rdl *r = l->rd;
     int64_t now = mq_rl_now_ns();
     struct begin_args a = { budget, wait, NULL, now, 0, 0 };
     int step;
@@ -489,6 +520,10 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
     a.req = req;                /* filled by begin_op when it asks (STEP_ASK) */
     *wait = 0;
     l->error = NULL;
+    if (r == NULL) {            /* no Redis attached: never called so */
+        *wait = 1;
+        return 0;
+    }
     step = leased(l, begin_op, &a);
     switch (step) {
     case FAULT:
@@ -496,6 +531,9 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
         return 0;
     case STEP_LEASED:
         return local(l, wait, at, 1);
+    case STEP_REFUSED:
+        l->error = r->errbuf;
+        return 0;
     case STEP_FALLBACK:
         if (!fallback_try(l, a.fpm, wait)) {
             int64_t until = a.next_try - now;
@@ -547,6 +585,7 @@ static int finish_op(mq_limiter *l, void *arg)
             f->fb_from = r->unsafe ? now : now + window_ns(r) + r->lease_ns + r->ahead_ns;
         }
         f->refused = a->rc == MQ_REDIS_REFUSED;
+        f->refused_cfg = r->cfg;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         f->lease_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
@@ -614,6 +653,12 @@ int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
         *wait = 1;
         return 0;
     }
+    if (rc == MQ_REDIS_REFUSED) {       /* a setup fault: this call fails config too */
+        snprintf(l->rd->errbuf, sizeof l->rd->errbuf, "%s", why ? why : "redis refused");
+        l->error = l->rd->errbuf;
+        *wait = (double)REFUSED_RETRY_NS / NS;
+        return 0;
+    }
     if (step == STEP_LEASED) return local(l, wait, at, 1);
     return 0;
 }
@@ -626,7 +671,15 @@ static int contact_op(mq_limiter *l, void *arg)
     int64_t now = mq_rl_now_ns();
 
     if (lease_lock(r, now) != 0) return 0;
-    if (f->busy_until > now || (f->degraded && now < f->next_try)) {
+    if (f->refused && f->refused_cfg == r->cfg && now < f->next_try) {
+        /* the last attempt was refused (AUTH, certificate): every opener
+         * with these settings is told, not only the first one */
+        snprintf(r->errbuf, sizeof r->errbuf, "%s", f->err);
+        mq_lease_unlock(&r->lf);
+        return 2;
+    }
+    if (f->busy_until > now
+        || (f->degraded && now < f->next_try && !(f->refused && f->refused_cfg != r->cfg))) {
         mq_lease_unlock(&r->lf);
         return 0;
     }
@@ -634,6 +687,17 @@ static int contact_op(mq_limiter *l, void *arg)
     request(r, f, now, r->timeout, arg);
     mq_lease_unlock(&r->lf);
     return 1;
+}
+
+int mq_rdl_contact_begin(mq_limiter *l, mq_rdl_req *req)
+{
+    int st;
+
+    l->error = NULL;
+    st = leased(l, contact_op, req);
+    if (st == FAULT) return 2;          /* l->error: the lease file */
+    if (st == 2) l->error = l->rd->errbuf;
+    return st == 2 ? 2 : st;
 }
 
 /* One round trip asking for nothing (want 0): registers the host, hands
@@ -644,22 +708,19 @@ static int contact(mq_limiter *l, char *why, size_t whylen)
     mq_rdl *r = l->rd;
     int64_t at;
     mq_rdl_req req;
-    redisReply *rep = NULL;
-    long long vals[MQ_RDL_NVALS] = { 0 };
+    long long vals[MQ_RCONV_NVALS] = { 0 };
     double w;
-    size_t i;
-    int st;
+    int st, n;
 
     why[0] = '\0';
     st = leased(l, contact_op, &req);
     if (st == FAULT) return MQ_REDIS_DOWN;
     if (st == 0) return MQ_REDIS_OK;
-    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, &rep, why, whylen);
-    if (st == MQ_REDIS_OK) {
-        for (i = 0; i < MQ_RDL_NVALS && i < rep->elements; i++)
-            vals[i] = rep->element[i]->type == REDIS_REPLY_INTEGER ? rep->element[i]->integer : 0;
-        freeReplyObject(rep);
+    if (st == 2) {
+        snprintf(why, whylen, "%s", r->errbuf);
+        return MQ_REDIS_REFUSED;
     }
+    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, vals, &n, why, whylen);
     mq_rdl_finish(l, st, vals, why, &w, &at);
     return st;
 }
@@ -668,19 +729,12 @@ static int round_trip(mq_limiter *l, double budget, double *wait, int64_t *at)
 {
     mq_rdl *r = l->rd;
     mq_rdl_req req;
-    redisReply *rep = NULL;
-    long long vals[MQ_RDL_NVALS] = { 0 };
-    char why[256] = "";
-    int st = mq_rdl_begin(l, budget, wait, at, &req);
-    size_t i;
+    long long vals[MQ_RCONV_NVALS] = { 0 };
+    char why[MQ_RCONV_MSG] = "";
+    int st = mq_rdl_begin(l, budget, wait, at, &req), n;
 
-    if (st != 2) return st;
-    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, &rep, why, sizeof why);
-    if (st == MQ_REDIS_OK) {
-        for (i = 0; i < MQ_RDL_NVALS && i < rep->elements; i++)
-            vals[i] = rep->element[i]->type == REDIS_REPLY_INTEGER ? rep->element[i]->integer : 0;
-        freeReplyObject(rep);
-    }
+    if (st != 2 || r == NULL) return st == 2 ? 0 : st;
+    st = mq_redis_eval(r->conn, MQ_RDL_NKEYS, req.argc, req.argv, req.tmo, vals, &n, why, sizeof why);
     return mq_rdl_finish(l, st, vals, why, wait, at);
 }
 
@@ -785,7 +839,7 @@ void mq_rdl_pause(mq_limiter *l, double seconds, int flush)
     until = mq_rl_now_ns() + (int64_t)(seconds * 1e9);
     if (leased(l, pause_op, &until) == FAULT) return;
     if (flush && !r->cosocket) {
-        char why[256];
+        char why[MQ_RCONV_MSG];
         contact(l, why, sizeof why);
     }
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "limiter.h"
+#include "redis_conv.h"
+#include "redis_url.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -16,7 +18,7 @@
 typedef struct mq_rdl mq_rdl;
 
 typedef struct {
-    const char *url;            /* redis://... or unix://... */
+    const mq_redis_url *url;    /* parsed, with redis_tls and sentinel_auth (copied) */
     long fallback;              /* fallback_per_minute; -1: per_minute / hosts */
     double timeout;             /* seconds for one round trip (connect included) */
     int cosocket;               /* nginx: every round trip goes through
@@ -30,7 +32,7 @@ typedef struct {
     long hosts;                 /* hosts Redis last saw sharing the key */
     long fallback;              /* what this host may start alone, per period */
     long leased;                /* slots leased and not yet spent */
-    char error[240];            /* why Redis is not in use ("" when it is) */
+    char error[1200];           /* why Redis is not in use ("" when it is) */
 } mq_rdl_status_t;
 
 #define MQ_RDL_NKEYS 4
@@ -50,8 +52,11 @@ typedef struct {
 int  mq_rdl_open(mq_limiter *l, const mq_limiter_cfg *lc, const mq_rdl_cfg *rc,
                  char *err, size_t errlen);
 void mq_rdl_close(mq_rdl *r);
-/* The host's Redis URL parts, for the cosocket driver's connection. */
-const char *mq_rdl_sha(mq_rdl *r);
+/* The host's Redis URL and options, for the cosocket driver's conversation. */
+const mq_redis_url *mq_rdl_url(mq_rdl *r);
+/* Where the budget was last found (Sentinel's master, the Cluster node of
+ * its slot), kept between the cosocket driver's conversations. */
+mq_rtopo *mq_rdl_topo(mq_rdl *r);
 
 /* Sans-I/O steps, shared by the blocking driver (below) and the nginx
  * cosocket driver (lredis.c). begin: 1 admitted (*at), 0 wait *wait
@@ -60,10 +65,19 @@ const char *mq_rdl_sha(mq_rdl *r);
  * admitted, 0 wait. A call's first try, its decision, passes budget
  * HUGE_VAL: it asks Redis whatever its max_wait (asking is not waiting),
  * and when another process of the host is asking already, or Redis first
- * wants this host's recent starts, *wait is 0: try again now. */
+ * wants this host's recent starts, *wait is 0: try again now. With 0 and
+ * l->error set: a host fault (a state file, or Redis refusing the setup:
+ * AUTH, a certificate), kind config, for every caller until the next
+ * attempt at Redis. */
 int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req);
 int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
                   double *wait, int64_t *at);
+
+/* The first contact's round trip (no slot asked: registers the host,
+ * hands back what it started, proves AUTH): 1 make it (*req, then
+ * finish), 0 not now (another process is asking, Redis is down), 2 a
+ * fault (l->error: the lease file, or the last attempt's setup fault). */
+int mq_rdl_contact_begin(mq_limiter *l, mq_rdl_req *req);
 
 /* The blocking driver: the same contract as mq_limiter_try_at /
  * mq_limiter_acquire_at. The call's decision is one round trip of at most

@@ -1,12 +1,13 @@
 /* lredis.c: the Lua side of the Redis limiter (limiter_redis.c): the
- * `redis` options of core.limiter, the status fields, and the pieces the
- * nginx driver needs to make the round trip on a cosocket without a
- * thread: the sans-I/O steps (redis_begin / redis_finish), hiredis's
- * command formatter and its reply reader. No RESP is written by hand. */
+ * `redis` options of core.limiter (URL, redis_tls, sentinel_auth), the
+ * status fields, and what the nginx driver needs to make the round trip on
+ * a cosocket without a thread: the sans-I/O steps (redis_begin /
+ * redis_finish) and the conversation (redis_conv.c) as an object whose
+ * steps say what bytes to move. No Redis message is made or read in Lua. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
+#include <stdio.h>
 
 #include "compat.h"
 #include "limiter_file.h"
@@ -14,17 +15,68 @@
 #include "llimiter.h"
 #include "lredis.h"
 #include "limiter_redis_script.h"
-#include "redis_conn.h"
+#include "redis_conv.h"
 #include "lclass.h"
 
-#define MQ_READER_MT "mediquo.core.redis_reader"
+#define MQ_CONV_MT "mediquo.core.redis_conv"
 
 /* opts[name], raw: no metamethod of the caller's table runs */
-static int rawfield(lua_State *L, const char *name)
+static int rawfield(lua_State *L, int idx, const char *name)
 {
     lua_pushstring(L, name);
-    lua_rawget(L, 1);
+    lua_rawget(L, idx);
     return lua_type(L, -1);
+}
+
+/* url at index uidx, redis_tls at tidx, sentinel_auth at aidx (0: none)
+ * into u. 0, or -1 with err naming the field. */
+static int parse_url(lua_State *L, int uidx, int tidx, int aidx, mq_redis_url *u,
+                     char *err, size_t errlen)
+{
+    static const char *const fields[] = { "ca_file", "cert_file", "key_file", "server_name",
+                                          "verify", NULL };
+    char why[400];
+    int i;
+
+    if (mq_redis_url_parse(lua_tostring(L, uidx), u, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (tidx && lua_type(L, tidx) == LUA_TTABLE) {
+        for (i = 0; fields[i]; i++) {
+            int t = rawfield(L, tidx, fields[i]);
+            const char *v = t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "1" : "0")
+                          : t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            if (t != LUA_TNIL && (v == NULL || (i == 4) != (t == LUA_TBOOLEAN))) {
+                snprintf(err, errlen, "redis_tls.%s must be %s", fields[i],
+                         i == 4 ? "a boolean" : "a string");
+                lua_pop(L, 1);
+                mq_redis_url_free(u);
+                return -1;
+            }
+            if (v && mq_redis_url_tls(u, fields[i], v, why, sizeof why) != 0) {
+                snprintf(err, errlen, "redis_tls %s", why);
+                lua_pop(L, 1);
+                mq_redis_url_free(u);
+                return -1;
+            }
+            lua_pop(L, 1);
+        }
+    } else if (tidx && lua_type(L, tidx) != LUA_TNIL) {
+        snprintf(err, errlen, "redis_tls must be a table");
+        mq_redis_url_free(u);
+        return -1;
+    }
+    if (aidx && lua_type(L, aidx) != LUA_TNIL) {
+        if (lua_type(L, aidx) != LUA_TSTRING
+            || mq_redis_url_sentinel_auth(u, lua_tostring(L, aidx), why, sizeof why) != 0) {
+            snprintf(err, errlen, "sentinel_auth %s", lua_type(L, aidx) != LUA_TSTRING
+                     ? "must be \"password\" or \"user:password\"" : why);
+            mq_redis_url_free(u);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* opts.redis etc. (opts at index 1) for the limiter l just opened. Returns
@@ -33,30 +85,41 @@ static int rawfield(lua_State *L, const char *name)
 int mq_lredis_attach(lua_State *L, mq_limiter *l, const mq_limiter_cfg *cfg)
 {
     mq_rdl_cfg rc;
-    char err[300];
-    int t, st;
+    mq_redis_url u;
+    char err[MQ_RCONV_MSG];
+    int t, st, top = lua_gettop(L);
 
-    t = rawfield(L, "redis");
+    t = rawfield(L, 1, "redis");
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
     }
     if (t != LUA_TSTRING) {
+        lua_settop(L, top);
         lua_pushnil(L);
-        lua_pushliteral(L, "limiter: redis must be a string (a redis:// or unix:// URL)");
+        lua_pushliteral(L, "limiter: redis must be a string (a Redis URL)");
         lua_pushliteral(L, "invalid_argument");
         return 3;
     }
-    rc.url = lua_tostring(L, -1);
-    rawfield(L, "fallback_per_minute");
+    rawfield(L, 1, "redis_tls");
+    rawfield(L, 1, "sentinel_auth");
+    if (parse_url(L, top + 1, top + 2, top + 3, &u, err, sizeof err) != 0) {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushliteral(L, "invalid_argument");
+        return 3;
+    }
+    rc.url = &u;
+    rawfield(L, 1, "fallback_per_minute");
     rc.fallback = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : -1;
-    rawfield(L, "redis_timeout");
+    rawfield(L, 1, "redis_timeout");
     rc.timeout = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0.25;
-    rawfield(L, "redis_cosocket");
+    rawfield(L, 1, "redis_cosocket");
     rc.cosocket = lua_toboolean(L, -1);
-    lua_pop(L, 3);
     st = mq_rdl_open(l, cfg, &rc, err, sizeof err);
-    lua_pop(L, 1);
+    mq_redis_url_free(&u);
+    lua_settop(L, top);
     if (st == 0) return 0;
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -119,241 +182,226 @@ static int push_step(lua_State *L, mq_limiter *l, int st, double wait, int64_t a
     return 3;
 }
 
-/* :redis_begin(budget) -> 1, at | 0, wait [, fault] | 2, argv (keys then args), tmo */
+typedef struct {
+    mq_rconv *c;
+    mq_rconv_step st;
+} conv_ud;
+
+static conv_ud *conv_check(lua_State *L)
+{
+    conv_ud *u = (conv_ud *)luaL_checkudata(L, 1, MQ_CONV_MT);
+    if (u->c == NULL) luaL_error(L, "redis conversation is closed");
+    return u;
+}
+
+/* the step on top, for Lua: "connect" | "send", bytes | "recv" | "done", keep */
+static int push_act(lua_State *L, conv_ud *u)
+{
+    switch (u->st.act) {
+    case MQ_RC_CONNECT: lua_pushliteral(L, "connect"); return 1;
+    case MQ_RC_SEND:
+        lua_pushliteral(L, "send");
+        lua_pushlstring(L, u->st.out, u->st.outlen);
+        return 2;
+    case MQ_RC_RECV: lua_pushliteral(L, "recv"); return 1;
+    default:
+        lua_pushliteral(L, "done");
+        lua_pushboolean(L, u->st.keep);
+        return 2;
+    }
+}
+
+/* conv:target() -> { host, port, path, tls, server_name, verify, cert_file,
+ * key_file, where }: where to connect (no password) */
+static int c_target(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    const char *cert, *key;
+
+    lua_createtable(L, 0, 7);
+    if (u->st.host) lua_pushstring(L, u->st.host), lua_setfield(L, -2, "host");
+    if (u->st.path) lua_pushstring(L, u->st.path), lua_setfield(L, -2, "path");
+    lua_pushinteger(L, u->st.port), lua_setfield(L, -2, "port");
+    lua_pushboolean(L, u->st.tls), lua_setfield(L, -2, "tls");
+    /* nginx checks a name (X509_check_host): the host, even an IP, when none is set */
+    if (u->st.server_name || u->st.host) {
+        lua_pushstring(L, u->st.server_name ? u->st.server_name : u->st.host);
+        lua_setfield(L, -2, "server_name");
+    }
+    lua_pushboolean(L, mq_rconv_verify(u->c)), lua_setfield(L, -2, "verify");
+    mq_rconv_client_files(u->c, &cert, &key);
+    if (cert) lua_pushstring(L, cert), lua_setfield(L, -2, "cert_file");
+    if (key) lua_pushstring(L, key), lua_setfield(L, -2, "key_file");
+    if (u->st.where) lua_pushstring(L, u->st.where), lua_setfield(L, -2, "where");
+    return 1;
+}
+
+/* conv:connected(reused) -> act... */
+static int c_connected(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    mq_rconv_connected(u->c, lua_toboolean(L, 2), &u->st);
+    return push_act(L, u);
+}
+
+static int c_sent(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    mq_rconv_sent(u->c, &u->st);
+    return push_act(L, u);
+}
+
+/* conv:feed(bytes) -> act... */
+static int c_feed(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+
+    mq_rconv_feed(u->c, s, n, &u->st);
+    return push_act(L, u);
+}
+
+/* conv:fault(doing|nil, why, setup) -> "done", false: a transport fact */
+static int c_fault(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    mq_rconv_fault(u->c, luaL_optstring(L, 2, NULL), luaL_checkstring(L, 3), lua_toboolean(L, 4),
+                   &u->st);
+    return push_act(L, u);
+}
+
+static int c_close(lua_State *L)
+{
+    conv_ud *u = (conv_ud *)luaL_checkudata(L, 1, MQ_CONV_MT);
+    mq_rconv_free(u->c);
+    u->c = NULL;
+    return 0;
+}
+
+/* pushes a conversation for the round trip req of limiter l (started: its
+ * first step is "connect", from where the budget was last found); 0, or
+ * -1 out of memory (the userdata pushed all the same, closed) */
+static int push_conv(lua_State *L, mq_limiter *l, const mq_rdl_req *req)
+{
+    conv_ud *u = (conv_ud *)mq_newuserdata(L, sizeof *u);
+
+    memset(u, 0, sizeof *u);
+    mq_setmetatable(L, MQ_CONV_MT);
+    u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
+    if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
+    return u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req->argc, req->argv, &u->st) != 0
+        ? -1 : 0;
+}
+
+/* :redis_begin(budget) -> 1, at | 0, wait [, fault] | 2, conv, tmo: the
+ * round trip to make, as a conversation whose first step is "connect" */
 static int l_begin(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
     double budget = luaL_checknumber(L, 2), wait = 0;
     int64_t at = 0;
     mq_rdl_req req;
-    int st = mq_rdl_begin(l, budget, &wait, &at, &req), i;
+    int st = mq_rdl_begin(l, budget, &wait, &at, &req);
 
     if (st != 2) return push_step(L, l, st, wait, at);
     lua_pushinteger(L, 2);
-    lua_createtable(L, req.argc, 0);
-    for (i = 0; i < req.argc; i++) {
-        lua_pushstring(L, req.argv[i]);
-        lua_rawseti(L, -2, i + 1);
+    if (push_conv(L, l, &req) != 0) {
+        lua_settop(L, 2);
+        st = mq_rdl_finish(l, MQ_RV_DOWN, NULL, "redis: out of memory", &wait, &at);
+        return push_step(L, l, st, wait, at);
     }
     lua_pushnumber(L, req.tmo);
     return 3;
 }
 
-/* :redis_finish(reply) where reply is the script's array of integers, or
- * :redis_finish(nil, why, refused) -> 1, at | 0, wait [, fault] */
+/* :redis_contact() -> 0 (not now) | 1, fault | 2, conv, tmo: the first
+ * contact's round trip (no slot asked), for nginx's start-up check */
+static int l_contact(lua_State *L)
+{
+    mq_limiter *l = check_redis(L);
+    mq_rdl_req req;
+    int st = mq_rdl_contact_begin(l, &req);
+
+    if (st != 1) {
+        lua_pushinteger(L, st == 0 ? 0 : 1);
+        if (st == 0) return 1;
+        lua_pushstring(L, mq_limiter_error(l) ? mq_limiter_error(l) : "redis refused");
+        return 2;
+    }
+    lua_pushinteger(L, 2);
+    if (push_conv(L, l, &req) != 0) return luaL_error(L, "redis: out of memory");
+    lua_pushnumber(L, req.tmo);
+    return 3;
+}
+
+/* conv:message() -> why the exchange failed, or nil */
+static int c_message(lua_State *L)
+{
+    conv_ud *u = conv_check(L);
+    if (u->st.act != MQ_RC_DONE || u->st.verdict == MQ_RV_OK || u->st.msg == NULL) return 0;
+    lua_pushstring(L, u->st.msg);
+    return 1;
+}
+
+/* :redis_finish(conv) -> 1, at | 0, wait [, fault]: the conversation's
+ * verdict applied (it must be "done") */
 static int l_finish(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
-    long long vals[MQ_RDL_NVALS] = { 0 };
+    conv_ud *u = (conv_ud *)luaL_checkudata(L, 2, MQ_CONV_MT);
+    long long vals[MQ_RCONV_NVALS] = { 0 };
     double wait = 0;
     int64_t at = 0;
-    int st, i;
+    int st, i, v = u->st.act == MQ_RC_DONE ? u->st.verdict : MQ_RV_DOWN;
 
-    if (lua_type(L, 2) == LUA_TTABLE) {
-        for (i = 0; i < MQ_RDL_NVALS; i++) {
-            lua_rawgeti(L, 2, i + 1);
-            vals[i] = (long long)lua_tonumber(L, -1);
-            lua_pop(L, 1);
-        }
-        st = mq_rdl_finish(l, MQ_REDIS_OK, vals, NULL, &wait, &at);
-    } else {
-        st = mq_rdl_finish(l, lua_toboolean(L, 4) ? MQ_REDIS_REFUSED : MQ_REDIS_DOWN, vals,
-                           luaL_optstring(L, 3, "redis failed"), &wait, &at);
-    }
+    if (v == MQ_RV_OK)
+        for (i = 0; i < u->st.nvals; i++) vals[i] = u->st.vals[i];
+    if (u->c && u->st.act == MQ_RC_DONE)     /* what it learnt, for the next one */
+        *mq_rdl_topo(mq_rdl_of(l)) = *mq_rconv_topo(u->c);
+    st = mq_rdl_finish(l, v, vals, u->st.act == MQ_RC_DONE && u->st.msg ? u->st.msg
+                       : "redis: the exchange did not end", &wait, &at);
     return push_step(L, l, st, wait, at);
 }
 
-/* :redis_hello() -> { argv of AUTH }|false, { argv of SELECT }|false: what
- * a new connection sends first */
-static int l_hello(lua_State *L)
-{
-    mq_limiter *l = check_redis(L);
-    const char *argv[4];
-    size_t lens[4];
-    mq_redis_url u;
-    char err[200];
-    int which, n, i;
-
-    (void)l;
-    lua_getfield(L, 2, "url");
-    if (mq_redis_url_parse(luaL_checkstring(L, -1), &u, err, sizeof err) != 0)
-        return luaL_error(L, "%s", err);
-    for (which = 0; which < 2; which++) {
-        n = mq_redis_hello_argv(&u, which, argv, lens);
-        if (n == 0) {
-            lua_pushboolean(L, 0);
-            continue;
-        }
-        lua_createtable(L, n, 0);
-        for (i = 0; i < n; i++) {
-            lua_pushlstring(L, argv[i], lens[i]);
-            lua_rawseti(L, -2, i + 1);
-        }
-    }
-    mq_redis_url_free(&u);
-    return 2;
-}
-
-/* core.redis_url(url) -> { host, port, path, db, where } | nil, err (no password) */
+/* core.redis_url(url[, redis_tls[, sentinel_auth]]) -> { kind, tls, host,
+ * port, path, db, where, auth } | nil, err (never the password) */
 static int l_url(lua_State *L)
 {
+    static const char *const kinds[] = { "single", "unix", "sentinel", "cluster" };
     mq_redis_url u;
-    char err[200];
+    char err[400];
 
-    if (mq_redis_url_parse(luaL_checkstring(L, 1), &u, err, sizeof err) != 0) {
+    luaL_checkstring(L, 1);
+    if (parse_url(L, 1, lua_gettop(L) >= 2 ? 2 : 0, lua_gettop(L) >= 3 ? 3 : 0, &u, err,
+                  sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
     }
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, kinds[u.kind]), lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, u.tls), lua_setfield(L, -2, "tls");
     if (u.host) lua_pushstring(L, u.host), lua_setfield(L, -2, "host");
     if (u.path) lua_pushstring(L, u.path), lua_setfield(L, -2, "path");
+    if (u.master) lua_pushstring(L, u.master), lua_setfield(L, -2, "master");
     lua_pushinteger(L, u.port), lua_setfield(L, -2, "port");
     lua_pushinteger(L, u.db), lua_setfield(L, -2, "db");
+    lua_pushinteger(L, u.nnodes), lua_setfield(L, -2, "nodes");
     lua_pushstring(L, u.where), lua_setfield(L, -2, "where");
     lua_pushboolean(L, u.pass != NULL), lua_setfield(L, -2, "auth");
     mq_redis_url_free(&u);
     return 1;
 }
 
-/* core.redis_explain(url, command, error_reply) -> message, refused */
-static int l_explain(lua_State *L)
-{
-    mq_redis_url u;
-    char err[300];
-    int rc;
-
-    if (mq_redis_url_parse(luaL_checkstring(L, 1), &u, err, sizeof err) != 0) {
-        lua_pushstring(L, err);
-        lua_pushboolean(L, 1);
-        return 2;
-    }
-    rc = mq_redis_explain(&u, luaL_checkstring(L, 2), luaL_checkstring(L, 3), err, sizeof err);
-    mq_redis_url_free(&u);
-    lua_pushstring(L, err);
-    lua_pushboolean(L, rc == MQ_REDIS_REFUSED);
-    return 2;
-}
-
-/* core.redis_format{ args... } -> the command's RESP bytes (hiredis) */
-static int l_format(lua_State *L)
-{
-    const char *argv[64];
-    size_t lens[64];
-    int n, i;
-    char *cmd = NULL;
-    long long len;
-
-    luaL_checktype(L, 1, LUA_TTABLE);
-    n = (int)mq_rawlen(L, 1);
-    if (n < 1 || n > 64) return luaL_error(L, "redis_format: 1 to 64 arguments");
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, 1, i + 1);
-        argv[i] = lua_tolstring(L, -1, &lens[i]);
-        if (argv[i] == NULL) return luaL_error(L, "redis_format: argument %d is not a string", i + 1);
-        lua_pop(L, 1);          /* the table keeps the string alive */
-    }
-    len = redisFormatCommandArgv(&cmd, n, argv, lens);
-    if (len < 0 || cmd == NULL) return luaL_error(L, "redis_format: out of memory");
-    lua_pushlstring(L, cmd, (size_t)len);
-    free(cmd);
-    return 1;
-}
-
-typedef struct { redisReader *r; } reader_ud;
-
-static int r_new(lua_State *L)
-{
-    reader_ud *u = (reader_ud *)mq_newuserdata(L, sizeof *u);
-    u->r = NULL;
-    mq_setmetatable(L, MQ_READER_MT);
-    u->r = redisReaderCreate();
-    if (u->r == NULL) return luaL_error(L, "redis reader: out of memory");
-    return 1;
-}
-
-static redisReader *r_check(lua_State *L)
-{
-    reader_ud *u = (reader_ud *)luaL_checkudata(L, 1, MQ_READER_MT);
-    if (u->r == NULL) luaL_error(L, "redis reader is closed");
-    return u->r;
-}
-
-/* a reply as Lua: integer, string, array, false (nil reply), {err = msg} */
-static void push_reply(lua_State *L, const redisReply *rep, int depth)
-{
-    size_t i;
-
-    switch (rep->type) {
-    case REDIS_REPLY_INTEGER: lua_pushinteger(L, (lua_Integer)rep->integer); break;
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS: lua_pushlstring(L, rep->str, (size_t)rep->len); break;
-    case REDIS_REPLY_ERROR:
-        lua_createtable(L, 0, 1);
-        lua_pushlstring(L, rep->str, (size_t)rep->len);
-        lua_setfield(L, -2, "err");
-        break;
-    case REDIS_REPLY_ARRAY:
-        lua_createtable(L, (int)rep->elements, 0);
-        for (i = 0; i < rep->elements && depth < 4; i++) {
-            push_reply(L, rep->element[i], depth + 1);
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-        break;
-    default: lua_pushboolean(L, 0); break;
-    }
-}
-
-/* reader:feed(bytes) -> true | nil, err */
-static int r_feed(lua_State *L)
-{
-    redisReader *r = r_check(L);
-    size_t n;
-    const char *s = luaL_checklstring(L, 2, &n);
-
-    if (redisReaderFeed(r, s, n) != REDIS_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, r->errstr[0] ? r->errstr : "redis reader failed");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* reader:get() -> reply | nil (more bytes needed) | nil, err (not Redis) */
-static int r_get(lua_State *L)
-{
-    redisReader *r = r_check(L);
-    void *rep = NULL;
-
-    if (redisReaderGetReply(r, &rep) != REDIS_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, r->errstr[0] ? r->errstr : "protocol error");
-        return 2;
-    }
-    if (rep == NULL) {
-        lua_pushnil(L);
-        return 1;
-    }
-    push_reply(L, (redisReply *)rep, 0);
-    freeReplyObject(rep);
-    return 1;
-}
-
-static int r_close(lua_State *L)
-{
-    reader_ud *u = (reader_ud *)luaL_checkudata(L, 1, MQ_READER_MT);
-    if (u->r) redisReaderFree(u->r);
-    u->r = NULL;
-    return 0;
-}
-
-static const luaL_Reg reader_methods[] = {
-    { "feed", r_feed }, { "get", r_get }, { "close", r_close }, { NULL, NULL },
+static const luaL_Reg conv_methods[] = {
+    { "target", c_target }, { "connected", c_connected }, { "sent", c_sent },
+    { "feed", c_feed }, { "fault", c_fault }, { "message", c_message }, { "close", c_close },
+    { NULL, NULL },
 };
 
 static const luaL_Reg limiter_methods[] = {
-    { "redis_begin", l_begin }, { "redis_finish", l_finish }, { "redis_hello", l_hello },
+    { "redis_begin", l_begin }, { "redis_finish", l_finish }, { "redis_contact", l_contact },
     { NULL, NULL },
 };
 
@@ -366,25 +414,19 @@ static int l_script(lua_State *L)
 
 void mq_lredis_open(lua_State *L)
 {
-    static const luaL_Reg reader_meta[] = {
-        { "__gc", r_close },
+    static const luaL_Reg conv_meta[] = {
+        { "__gc", c_close },
         { NULL, NULL },
     };
-    mq_lclass(L, MQ_READER_MT, reader_meta, reader_methods, NULL);
+    mq_lclass(L, MQ_CONV_MT, conv_meta, conv_methods, NULL);
     lua_pop(L, 1);
     /* the limiter's method table gets the cosocket steps */
     luaL_getmetatable(L, MQ_LIMITER_MT);
     lua_getfield(L, -1, "__index");
     mq_setfuncs(L, limiter_methods);
     lua_pop(L, 2);
-    lua_pushcfunction(L, r_new);
-    lua_setfield(L, -2, "redis_reader");
-    lua_pushcfunction(L, l_format);
-    lua_setfield(L, -2, "redis_format");
     lua_pushcfunction(L, l_url);
     lua_setfield(L, -2, "redis_url");
-    lua_pushcfunction(L, l_explain);
-    lua_setfield(L, -2, "redis_explain");
     lua_pushcfunction(L, l_script);
     lua_setfield(L, -2, "redis_script");
 }

@@ -68,7 +68,10 @@ options:
                         (exit 2): see `limiter set-rule`; without these
                         flags the rule in force is used (named on stderr)
   --rate-limit-key K    which budget to share (default: the API's host:port)
-  --redis URL           share the budget through Redis (redis://[:password@]host:port)
+  --redis URL           share the budget through Redis: redis://[:password@]host:port,
+                        rediss:// (TLS), redis-sentinel://h:p,h:p/master, redis-cluster://h:p,...
+  --redis-ca FILE       the CA that signed the rediss:// server's certificate
+                        (default: the system bundle)
   --no-rate-limit       no shared budget
   --version             the version of mediquo
   -h, --help            this text
@@ -109,6 +112,7 @@ local FLAGS = {
     ["--burst"] = { "burst", "integer" },
     ["--rate-limit-key"] = { "rate_limit_key", "string" },
     ["--redis"] = { "redis", "string" },
+    ["--redis-ca"] = { "redis_ca", "string" },
     ["--no-rate-limit"] = { "no_rate_limit", true },
     ["--code"] = { "code", "string", "create" },
     ["--starts-at"] = { "starts_at", "string", "create" },

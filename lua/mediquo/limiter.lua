@@ -28,7 +28,8 @@ _M.MAX_PER_MINUTE = 1000000              -- the ring in the file holds this many
 
 local FIELDS = { per_minute = true, burst = true, period = true, key = true,
                  max_wait = true, dir = true, group = true, redis = true,
-                 fallback_per_minute = true, redis_timeout = true }
+                 fallback_per_minute = true, redis_timeout = true, redis_tls = true,
+                 sentinel_auth = true }
 
 -- normalize(opts, default_key) -> cfg | nil, err
 -- Checks a `rate_limit` table and fills its defaults; refuses unknown fields
@@ -98,8 +99,25 @@ function _M.normalize(opts, default_key)
         if type(redis) ~= "string" or find(redis, "\0", 1, true) then
             return nil, errors.invalid("rate_limit.redis", "must be a redis:// or unix:// URL")
         end
-        local u, why = core.redis_url(redis)
-        if not u then return nil, errors.invalid("rate_limit.redis", why) end
+    end
+    local redis_tls, sentinel_auth = rawget(opts, "redis_tls"), rawget(opts, "sentinel_auth")
+    if redis_tls ~= nil and type(redis_tls) ~= "table" then
+        return nil, errors.invalid("rate_limit.redis_tls", "must be a table")
+    end
+    if sentinel_auth ~= nil and (type(sentinel_auth) ~= "string" or find(sentinel_auth, "\0", 1, true)) then
+        return nil, errors.invalid("rate_limit.sentinel_auth", "must be \"password\" or \"user:password\"")
+    end
+    if redis ~= nil then
+        local u, why = core.redis_url(redis, redis_tls, sentinel_auth)
+        if not u then
+            local field = "rate_limit.redis"
+            if find(why, "^redis_tls") then field = "rate_limit.redis_tls"
+            elseif find(why, "^sentinel_auth") then field = "rate_limit.sentinel_auth" end
+            return nil, errors.invalid(field, why)
+        end
+    elseif redis_tls ~= nil or sentinel_auth ~= nil then
+        return nil, errors.invalid(redis_tls ~= nil and "rate_limit.redis_tls" or "rate_limit.sentinel_auth",
+                                   "needs rate_limit.redis")
     end
     local fallback = rawget(opts, "fallback_per_minute")
     if fallback ~= nil and (not is_integer(fallback) or fallback < 0 or fallback > per_minute) then
@@ -114,7 +132,8 @@ function _M.normalize(opts, default_key)
     return {
         per_minute = per_minute, burst = burst, period = period, key = key,
         max_wait = max_wait, dir = dir, group = group, redis = redis,
-        fallback_per_minute = fallback, redis_timeout = rt,
+        fallback_per_minute = fallback, redis_timeout = rt, redis_tls = redis_tls,
+        sentinel_auth = sentinel_auth,
     }
 end
 

@@ -32,6 +32,7 @@ local ngx_reply = require "mediquo.ngx_reply"
 local ngx_body = require "mediquo.ngx_body"
 local ngx_status = require "mediquo.ngx_status"
 local ngx_startup = require "mediquo.ngx_startup"
+local ngx_redis = require "mediquo.ngx_redis"
 
 local ngx = ngx
 local type = type
@@ -263,8 +264,9 @@ local function perform(fname, op, a, b)
                 waits, wait_s = waits + 1, wait_s + waited
             end
             if fault then
-                -- the limiter's state file is unusable: the host's setup
-                ngx.log(ngx.ERR, "mediquo.ngx: rate_limit: ", fault)
+                -- a state file unusable, Redis refusing the setup: the
+                -- host's; logged once per cause, then once a minute
+                ngx_redis.log_fault(fault)
                 action, x = call:fault("rate_limit", fault)
             else
                 action, x = call:slot(granted, waited, retry_after, now())
@@ -292,6 +294,17 @@ end
 -- what create returned carries this (empty) metatable: reply answers it
 -- 201 (invisible to pairs and to JSON encoders)
 local CREATED = {}
+-- init_worker_redis(): the Redis start-up check (init_worker runs it): one
+-- round trip from a 0-delay timer, a refused AUTH or certificate logged
+-- at error before any traffic (mediquo.ngx_redis.check)
+function _M.init_worker_redis()
+    local rl = config and config.o.rate_limit
+    if not (rl and rl.redis) then return true end
+    return ngx.timer.at(0, function(premature)
+        local w = not premature and worker_state()
+        if w and w.lim then ngx_redis.check(w.lim, w.redis) end
+    end)
+end
 
 -- create(a) -> { code, url } | nil, err
 function _M.create(a)
@@ -375,10 +388,13 @@ function _M.init_worker()
     local rl = config.o.rate_limit
     local dir = rl and rl.dir
     if rl and not dir then dir = core.limiter_default_dir(rl.group) end
-    return ngx_startup.run{
+    local ok, err = ngx_startup.run{
         setup = worker_state, has_limiter = rl and true or false, dir = dir,
         group = rl and rl.group, results = config.checks,
     }
+    if not ok then return ok, err end
+    -- and Redis (AUTH, TLS), when the budget is shared through it
+    return _M.init_worker_redis()
 end
 
 local function num(v)

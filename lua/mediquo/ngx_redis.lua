@@ -1,168 +1,151 @@
 -- mediquo.ngx_redis: the Redis round trip of the shared limiter inside
--- nginx, on a cosocket: no thread, no blocking of the event loop. The C
--- core decides what to ask (limiter:redis_begin), builds the bytes
--- (core.redis_format: hiredis's formatter), reads the answer
--- (core.redis_reader: hiredis's reply reader) and applies it
--- (limiter:redis_finish); this module only moves the bytes, through
--- nginx's keepalive pool.
+-- nginx, on a cosocket: no thread, no blocking of the event loop. It only
+-- moves bytes. The C core decides what to ask (limiter:redis_begin), and
+-- its conversation (src/redis_conv.c, the one the blocking path uses too)
+-- says where to connect, what to send and what the answer means
+-- (limiter:redis_finish applies it). Connections go to nginx's keepalive
+-- pool; TLS is nginx's (sslhandshake, verified against
+-- lua_ssl_trusted_certificate).
 --
---   local ok, wait, at = require("mediquo.ngx_redis").try(lim, budget)
+--   local ok, wait, at = require("mediquo.ngx_redis").try(lim, budget, url)
 --
 -- lim is a core.limiter opened with redis_cosocket = true; try() has the
 -- contract of lim:try() (true, at | false, seconds to wait [, fault: a
--- state file, the lease file or the local one, is unusable: a host fault,
--- no wait]) and never takes longer than budget seconds. A limiter without
--- Redis is tried as is.
-
-local core = require "mediquo.core"
+-- host fault, kind config: a state file, or Redis refusing the setup:
+-- AUTH, a certificate]) and never takes longer than budget seconds. A
+-- limiter without Redis is tried as is.
+--
+--   require("mediquo.ngx_redis").check(lim, url)   -- start-up check
+--
+-- makes one round trip at once and logs a setup fault at `error` (for
+-- init_worker, from a 0-delay timer: before any traffic).
 
 local ngx = ngx
-local concat = table.concat
 local format = string.format
-local byte = string.byte
+local find = string.find
 local tostring = tostring
-local type = type
+local io_open = io.open
+local ngx_log = require "mediquo.ngx_log"
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
-local SCRIPT = core.redis_script()
-local SHA
-local NKEYS = "4"
 local POOL_SIZE = 16
 local IDLE_MS = 30000
 
-local function sha()
-    if not SHA then
-        SHA = ngx.sha1_bin(SCRIPT):gsub(".", function(c) return format("%02x", byte(c)) end)
+-- client certificates (redis_tls.cert_file / key_file), parsed once per worker
+local certs = {}
+local function client_cert(t)
+    local c = certs[t.cert_file .. "\0" .. t.key_file]
+    if c then return c end
+    local ok, ssl = pcall(require, "ngx.ssl")
+    if not ok then return nil, "ngx.ssl (lua-resty-core) is missing: no client certificate" end
+    local pems = {}
+    for i, path in ipairs{ t.cert_file, t.key_file } do
+        local f, err = io_open(path, "rb")
+        if not f then return nil, format("cannot read %s (%s)", path, tostring(err)) end
+        pems[i] = f:read("*a")
+        f:close()
     end
-    return SHA
+    local cert, cerr = ssl.parse_pem_cert(pems[1])
+    if not cert then return nil, format("%s: %s", t.cert_file, tostring(cerr)) end
+    local key, kerr = ssl.parse_pem_priv_key(pems[2])
+    if not key then return nil, format("%s: %s", t.key_file, tostring(kerr)) end
+    c = { cert, key }
+    certs[t.cert_file .. "\0" .. t.key_file] = c
+    return c
 end
 
--- what each URL needs to connect: parsed once, the password stays in C
-local urls = {}
-local function url_of(url)
-    local u = urls[url]
-    if not u then
-        u = assert(core.redis_url(url))
-        -- one pool per URL (credentials included), named without them
-        u.pool = "mediquo-redis:" .. u.where .. "/" .. u.db .. "#" .. ngx.crc32_long(url)
-        urls[url] = u
+-- a failed sslhandshake: a setup fault (a certificate, a protocol) or an outage
+local function tls_fault(err)
+    err = tostring(err)
+    if err == "timeout" or err == "closed" or find(err, "reset", 1, true) then
+        return "TLS handshake: " .. err, false
     end
-    return u
+    if find(err, "certificate", 1, true) or find(err, "verify", 1, true) then
+        return format("TLS certificate check failed: %s (nginx checks it against "
+                      .. "lua_ssl_trusted_certificate: set that directive to the CA file "
+                      .. "that signed the Redis certificate, and lua_ssl_verify_depth to "
+                      .. "its chain's length)", err), true
+    end
+    return "TLS handshake failed: " .. err .. " (a TLS port? a server that wants a client "
+        .. "certificate: redis_tls.cert_file and key_file; nginx logs OpenSSL's reason just "
+        .. "before this line)", true
 end
 
--- reads n replies -> array | nil, err
-local function read(sock, n)
-    local reader = core.redis_reader()
-    local replies = {}
-    for _ = 1, 10000 do
-        while #replies < n do
-            local rep, perr = reader:get()
-            if rep == nil then
-                if perr then
-                    reader:close()
-                    return nil, "not Redis: " .. perr, true
-                end
-                break
-            end
-            replies[#replies + 1] = rep
-        end
-        if #replies >= n then
-            reader:close()
-            return replies
-        end
-        local data, err = sock:receiveany(65536)
-        if not data then
-            reader:close()
-            return nil, err
-        end
-        local ok, ferr = reader:feed(data)
-        if not ok then
-            reader:close()
-            return nil, "not Redis: " .. tostring(ferr), true
-        end
-    end
-    reader:close()
-    return nil, "too many reads"
-end
-
--- one round trip: -> the script's array | nil, message, refused
-local function round_trip(lim, url, argv, tmo)
-    local u = url_of(url)
-    local ms = tmo * 1000
-    if ms < 1 then ms = 1 end
+-- the conversation's "connect": a pooled connection (TLS made on a new one)
+local function connect(conv, url, ms)
+    local t = conv:target()
     local sock = ngx.socket.tcp()
     sock:settimeouts(ms, ms, ms)
+    -- one pool per node and URL (credentials included), named without them
+    local pool = format("mediquo-redis:%s:%d#%d", t.path or t.host, t.port, ngx.crc32_long(url))
     local ok, err
-    if u.path then
-        ok, err = sock:connect("unix:" .. u.path, { pool = u.pool })
+    if t.tls and t.cert_file then
+        local c, cerr = client_cert(t)
+        if not c then return nil, conv:fault(nil, "TLS client certificate: " .. cerr, true) end
+        ok, err = sock:setclientcert(c[1], c[2])
+        if not ok then return nil, conv:fault(nil, "TLS client certificate: " .. tostring(err), true) end
+    end
+    if t.path then
+        ok, err = sock:connect("unix:" .. t.path, { pool = pool })
     else
-        ok, err = sock:connect(u.host, u.port, { pool = u.pool })
+        ok, err = sock:connect(t.host, t.port, { pool = pool })
     end
-    if not ok then
-        return nil, format("redis %s unreachable (connect: %s)", u.where, tostring(err))
-    end
-    local out, names = {}, {}
-    if sock:getreusedtimes() == 0 then
-        -- a new connection: AUTH and SELECT first, in the same write
-        local auth, select = lim:redis_hello{ url = url }
-        if auth then out[#out + 1] = core.redis_format(auth); names[#names + 1] = "AUTH" end
-        if select then out[#out + 1] = core.redis_format(select); names[#names + 1] = "SELECT" end
-    end
-    local cmd = { "EVALSHA", sha(), NKEYS }
-    for i = 1, #argv do cmd[#cmd + 1] = argv[i] end
-    out[#out + 1] = core.redis_format(cmd)
-    names[#names + 1] = "EVALSHA"
-    local sent, serr = sock:send(concat(out))
-    if not sent then
-        sock:close()
-        return nil, format("redis %s unreachable (send: %s)", u.where, tostring(serr))
-    end
-    local replies, rerr, proto = read(sock, #names)
-    if not replies then
-        sock:close()
-        if proto then
-            return nil, format("redis %s does not speak the Redis protocol (%s): is the URL right?",
-                               u.where, rerr), true
-        end
-        return nil, format("redis %s unreachable (read: %s)", u.where, tostring(rerr))
-    end
-    for i = 1, #names - 1 do
-        local r = replies[i]
-        if type(r) == "table" and r.err then
+    if not ok then return nil, conv:fault("connect", tostring(err), false) end
+    local reused = sock:getreusedtimes() > 0
+    if t.tls and not reused then
+        -- lua-resty-core 0.1.25 raises ("assertion failed") instead of
+        -- returning the error when a handshake that ended at once failed
+        -- its checks: a failed check all the same
+        -- (and a success without a session to reuse is nil, no error)
+        local okc, _, herr = pcall(sock.sslhandshake, sock, nil, t.server_name, t.verify)
+        err = not okc and "certificate verify failed (nginx gave no detail)" or herr
+        if err then
             sock:close()
-            local msg, refused = core.redis_explain(url, names[i], r.err)
-            return nil, msg, refused
+            local why, setup = tls_fault(err)
+            return nil, conv:fault(nil, why, setup)
         end
     end
-    local r = replies[#names]
-    if type(r) == "table" and r.err and r.err:sub(1, 8) == "NOSCRIPT" then
-        -- Redis lost its script cache (restart, failover, SCRIPT FLUSH):
-        -- send the script itself; EVAL caches it again
-        cmd[1], cmd[2] = "EVAL", SCRIPT
-        sent, serr = sock:send(core.redis_format(cmd))
-        if not sent then
-            sock:close()
-            return nil, format("redis %s unreachable (send: %s)", u.where, tostring(serr))
+    local act, x = conv:connected(reused)
+    -- a new TLS connection without a client certificate: see io_fault
+    return sock, act, x, t.tls and not reused and not t.cert_file
+end
+
+-- TLS 1.3: a server that wants a client certificate says so after our
+-- handshake ended, and its alert is lost when it resets the connection
+-- under our first request (as redis_conn.c reads it too)
+local CERT_WANTED = "the server closed the connection right after the TLS handshake, before "
+    .. "any answer: does it require a client certificate (redis_tls.cert_file and key_file)?"
+local function io_fault(conv, doing, err, bare_tls)
+    if bare_tls and err ~= "timeout" then return conv:fault(nil, CERT_WANTED, true) end
+    return conv:fault(doing, tostring(err), false)
+end
+
+-- one round trip, as the conversation says: the conversation, done
+local function round_trip(conv, url, tmo)
+    local ms = tmo * 1000
+    if ms < 1 then ms = 1 end
+    local sock, act, x, bare_tls = connect(conv, url, ms)
+    for _ = 1, 1000 do
+        if act == "send" then
+            local ok, err = sock:send(x)
+            if ok then act, x = conv:sent() else act, x = io_fault(conv, "send", err, bare_tls) end
+        elseif act == "recv" then
+            local data, err = sock:receiveany(65536)
+            if data then
+                bare_tls = false            -- it answered
+                act, x = conv:feed(data)
+            else
+                act, x = io_fault(conv, "read", err, bare_tls)
+            end
+        elseif act == "connect" then
+            if sock then sock:close() end
+            sock, act, x, bare_tls = connect(conv, url, ms)
+        else                        -- "done": x, keep the connection
+            break
         end
-        replies, rerr = read(sock, 1)
-        if not replies then
-            sock:close()
-            return nil, format("redis %s unreachable (read: %s)", u.where, tostring(rerr))
-        end
-        r = replies[1]
     end
-    if type(r) == "table" and r.err then
-        sock:close()
-        local msg, refused = core.redis_explain(url, "EVALSHA", r.err)
-        return nil, msg, refused
-    end
-    if type(r) ~= "table" then
-        sock:close()
-        return nil, format("redis %s: the limiter script answered no array", u.where), true
-    end
-    sock:setkeepalive(IDLE_MS, POOL_SIZE)
-    return r
+    return sock, x
 end
 
 -- try(lim, budget, url) -> true, at | false, wait [, fault] (url: the
@@ -174,15 +157,47 @@ function _M.try(lim, budget, url)
     local st, a, b = lim:redis_begin(budget)
     if st == 1 then return true, a end
     if st == 0 then return false, a, b end      -- b: a fault, or nil
-    local reply, err, refused = round_trip(lim, url, a, b)
-    local fault
-    if reply then
-        st, a, fault = lim:redis_finish(reply)
-    else
-        st, a, fault = lim:redis_finish(nil, err, refused)
+    local conv = a
+    local sock, keep = round_trip(conv, url, b)
+    if sock then
+        if keep then sock:setkeepalive(IDLE_MS, POOL_SIZE) else sock:close() end
     end
+    local fault
+    st, a, fault = lim:redis_finish(conv)
+    conv:close()
     if st == 1 then return true, a end
     return false, a, fault
+end
+
+-- log_fault(msg): a setup fault at `error`, once per worker per cause,
+-- then at most once a minute (mediquo.ngx_log)
+function _M.log_fault(msg)
+    ngx_log.fault(msg, "mediquo.ngx: rate_limit: ", msg)
+end
+
+-- check(lim, url) -> true | false, why: the start-up check, one round
+-- trip now asking for no slot (it registers the host and proves AUTH,
+-- TLS and the script); a failure is logged at error before any traffic
+-- comes (a setup fault: every call fails config until it is fixed; an
+-- outage: the host runs on its fallback share meanwhile)
+function _M.check(lim, url)
+    local st, conv, tmo = lim:redis_contact()
+    if st == 0 then return true end             -- another process is asking now
+    local why
+    if st == 2 then
+        local sock, keep = round_trip(conv, url, tmo)
+        if sock then
+            if keep then sock:setkeepalive(IDLE_MS, POOL_SIZE) else sock:close() end
+        end
+        why = conv:message()
+        lim:redis_finish(conv)
+        conv:close()
+    else
+        why = conv                              -- st == 1: refused lately, the cause
+    end
+    if not why then return true end
+    _M.log_fault(why)
+    return false, why
 end
 
 return _M

@@ -23,6 +23,7 @@
 -- only in config messages, which never reach the caller).
 
 local cjson = require "cjson.safe"
+local ngx_log = require "mediquo.ngx_log"
 
 local ngx = ngx
 local type = type
@@ -130,8 +131,10 @@ function _M.reply(value, err, opts, created, limit, remaining)
                     limit, remaining)
     end
     local status, body = _M.error_body(err)
-    if status == 500 then
-        ngx.log(ngx.ERR, "mediquo.ngx: ", tostring(err))     -- the details, for the operator
+    if status == 500 and not ngx_log.covered(err.message) then
+        -- the details, for the operator: once per cause (then once a
+        -- minute), and not again when the driver logged it already
+        ngx_log.fault(err.message or "?", "mediquo.ngx: ", tostring(err))
     end
     if status == 429 or (status == 503 and err.retry_after) then
         ngx.header["Retry-After"] = ceil(err.retry_after or 1)

@@ -35,7 +35,8 @@ _M.rule_text = rule_text
 -- it, so it never sets the rule), or nil
 local function existing(cfg)
     local lim = limiter.open_existing{ key = cfg.key, dir = cfg.dir, group = cfg.group,
-                                       redis = cfg.redis }
+                                       redis = cfg.redis, redis_tls = cfg.redis_tls,
+                                       sentinel_auth = cfg.sentinel_auth }
     return lim
 end
 

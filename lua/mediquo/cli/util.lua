@@ -125,7 +125,8 @@ function _M.client_opts(flags, no_keys)
     o.ca_file, o.timeout, o.deadline = flags.ca_file, flags.timeout, flags.deadline
     o.max_retries, o.retry_post = flags.max_retries, flags.retry_post
     if flags.no_rate_limit then
-        for _, k in ipairs{ "per_minute", "period", "burst", "rate_limit_key", "redis", "max_wait" } do
+        for _, k in ipairs{ "per_minute", "period", "burst", "rate_limit_key", "redis", "redis_ca",
+                            "max_wait" } do
             if flags[k] ~= nil then
                 return nil, _M.usage_error(format("--%s and --no-rate-limit exclude each other",
                                                   k:gsub("_", "-")))
@@ -135,6 +136,7 @@ function _M.client_opts(flags, no_keys)
     else
         o.rate_limit = { per_minute = flags.per_minute, period = flags.period, burst = flags.burst,
                          key = flags.rate_limit_key, redis = flags.redis,
+                         redis_tls = flags.redis_ca and { ca_file = flags.redis_ca } or nil,
                          max_wait = flags.max_wait }
     end
     return o

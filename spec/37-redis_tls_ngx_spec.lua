@@ -1,0 +1,167 @@
+-- spec/37-redis_tls_ngx_spec.lua: Redis as production runs it (issue 20)
+-- through mediquo.ngx: the example gateway (real nginx, cosockets) on a
+-- TLS redis-server the spec starts, verified against the CA the spec made
+-- (MEDIQUO_CA_FILE: lua_ssl_trusted_certificate), and a gateway with a
+-- wrong password: the refused AUTH in error.log at `error` within a second
+-- of the start, before any traffic, and every call failing `config`; a
+-- gateway on redis-sentinel:// (the cosockets go to a Sentinel, then to the
+-- master it names: one conversation, two nodes) and one on redis-cluster://
+-- whose budget's slot is off the seed (MOVED followed on cosockets). ~30 s.
+
+local core = require "mediquo.core"
+local limiter = require "mediquo.limiter"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+local HA = require "spec.redis_ha_helper"
+local NH = require "spec.ngx_helper"
+
+local now = core.limiter_now
+
+local function booking(code)
+    return { code = code, starts_at = "2030-05-20T12:00:00Z", patient = "P1",
+             professional = "prof-demo-1" }
+end
+
+describe("rate_limit.redis over TLS in nginx", function()
+    local tmp, certs, srv, sb
+    local PW = "ngx-tls-s3cret"
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-rtlsngx.XXXXXX"):gsub("%s+$", "")
+        certs = R.make_certs(tmp)
+        srv = R.start({ "--requirepass", PW }, { ca = certs.ca, cert = certs.server.cert,
+                                                 key = certs.server.key })
+        sb = H.sandbox{}
+    end)
+    teardown(function()
+        R.stop_all()
+        if srv then srv:stop() end
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    local function url(pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw, srv.port) end
+
+    it("a gateway on rediss:// with the CA books through Redis", function()
+        local key = "tls37-" .. now()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = url(PW),
+                                            MEDIQUO_CA_FILE = certs.ca } })
+        for i = 1, 4 do
+            local status, body = gw:post("/book", booking("t37-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+        -- the budget is Redis's: the gateway's host is registered there
+        local l = assert(limiter.new{ key = key, dir = tmp, redis = url(PW),
+                                      redis_tls = { ca_file = certs.ca } })
+        local st = l:status()
+        assert.is_false(st.degraded, st.error)
+        assert.truthy(st.hosts >= 2, "hosts " .. st.hosts)
+        l:close()
+    end)
+
+    it("a wrong password: at error within a second of the start, before traffic; calls fail config", function()
+        sb:reset()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = url("not-" .. PW),
+                                            MEDIQUO_CA_FILE = certs.ca } })
+        local t0, found = now(), nil
+        for _ = 1, 40 do
+            found = gw:error_log():match("[^\n]*%[error%][^\n]*refused AUTH[^\n]*")
+            if found then break end
+            H.sleep(0.05)
+        end
+        local took = (now() - t0) / 1e9
+        assert.truthy(found, "no refused AUTH in error.log: " .. gw:error_log())
+        assert.truthy(took <= 1.0, ("logged %.2f s after the start"):format(took))
+        assert.matches("redis 127.0.0.1:" .. srv.port, found, 1, true)
+        assert.is_nil(found:find(PW, 1, true), "the password is in error.log")
+        assert.same({}, sb:api_log())           -- before any traffic
+        for i = 1, 4 do
+            local status, body = gw:post("/book", booking("t37w-" .. i .. "-" .. now()))
+            assert.equal(500, status)
+            assert.equal("config", body.error.kind)
+        end
+        assert.same({}, sb:api_log())           -- never a silent fallback
+        -- once per worker per cause, not once per call
+        local log = gw:error_log()
+        gw:stop()
+        local n = select(2, log:gsub("refused AUTH", ""))
+        assert.truthy(n >= 1 and n <= 2, n .. " lines: " .. log)
+        assert.is_nil(log:find(PW, 1, true))
+    end)
+
+    it("a CA nginx does not trust: config, naming lua_ssl_trusted_certificate", function()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = url(PW) } })    -- the system bundle
+        local found
+        for _ = 1, 40 do
+            found = gw:error_log():match("[^\n]*%[error%][^\n]*TLS certificate check failed[^\n]*")
+            if found then break end
+            H.sleep(0.05)
+        end
+        assert.truthy(found, "no certificate fault in error.log: " .. gw:error_log())
+        assert.matches("lua_ssl_trusted_certificate", found, 1, true)
+        assert.matches("redis 127.0.0.1:" .. srv.port, found, 1, true)
+        local status, body = gw:post("/book", booking("t37c-" .. now()))
+        gw:stop()
+        assert.equal(500, status)
+        assert.equal("config", body.error.kind)
+    end)
+
+    -- an example gateway on redis_url books 3 times without an [error]; the
+    -- budget's keys are then on the node at port (the host registered there)
+    local function books_on(redis_url, key, port, tag)
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = redis_url } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking(tag .. "-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+        assert.equal("1", HA.cli(port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts")):match("%d+"))
+    end
+
+    it("a gateway on redis-sentinel:// books through the master the Sentinel names", function()
+        local sen = HA.sentinel{ sentinels = 1, quorum = 1 }
+        books_on(sen.url, "sen37-" .. now(), sen.master.port, "s37")
+        sen:stop()
+    end)
+
+    it("a gateway on redis-cluster:// books on the node of the budget's slot, not the seed's", function()
+        local cl = HA.cluster{ masters = 3, replicas = 0 }
+        local key, _, node = cl:key_elsewhere("cl37")
+        books_on(cl.url, key, node.port, "c37")
+        cl:stop()
+    end)
+
+    it("mutual TLS: without a client certificate config (logged), with one the gateway books", function()
+        local m = R.start({ "--tls-auth-clients", "yes" },
+                          { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
+                            client_cert = certs.client.cert, client_key = certs.client.key })
+        local u = ("rediss://127.0.0.1:%d"):format(m.port)
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca } })
+        local found
+        for _ = 1, 40 do
+            found = gw:error_log():match("[^\n]*%[error%][^\n]*client certificate[^\n]*")
+                or gw:error_log():match("[^\n]*%[error%][^\n]*certificate required[^\n]*")
+            if found then break end
+            H.sleep(0.05)
+        end
+        local log0 = gw:error_log()
+        gw:stop()
+        assert.truthy(found, "no client-certificate fault in error.log: " .. log0)
+        local key = "mtls37-" .. now()
+        gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca,
+                                      MEDIQUO_RL_REDIS_CERT = certs.client.cert,
+                                      MEDIQUO_RL_REDIS_KEY = certs.client.key } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking("m37-" .. i .. "-" .. now()))
+            assert.equal(200, status, H.json.encode(body))
+        end
+        local log = gw:error_log()
+        gw:stop()
+        m:stop()
+        assert.is_nil(log:find("[error]", 1, true), log)
+    end)
+end)

@@ -1,0 +1,170 @@
+-- spec/39-redis_cluster_spec.lua: one budget across hosts through Redis
+-- Cluster (issue 20): 3 masters, each with a replica, node-timeout 1 s,
+-- real processes on loopback ports (spec/redis_ha_helper.lua). The budget's
+-- keys share one hash tag; the specs pick budgets whose slot lives on a node
+-- other than the seed (so the first answer is MOVED), and SIGKILL that
+-- node's master under load from 3 simulated hosts (two of 2 processes,
+-- spec/redis_worker.lua, the blocking path; a real nginx gateway of 2
+-- workers, mediquo.ngx_limiter on cosockets), and reshard that slot to
+-- another master under the same load (ASK while it moves, MOVED after):
+-- never more than
+-- per_minute in any window, no call past max_wait, every process back on
+-- backend "redis", degraded = false; a control run without the quarantine
+-- and hand-back breaks the window. A server that is not a Cluster is kind
+-- config. ~60 s.
+
+local core = require "mediquo.core"
+local mediquo = require "mediquo"
+local H = require "spec.helper"
+local R = require "spec.redis_helper"
+local HA = require "spec.redis_ha_helper"
+
+local NS = 1e9
+local now = core.limiter_now
+
+local tmp
+local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+
+-- "1"/"0", or the redirection ("MOVED slot host:port") from a node that
+-- does not serve the key's slot
+local function exists(node, key)
+    local out = HA.cli(node.port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts"))
+    return out:match("^MOVED %d+ %S+") or out:match("%d+")
+end
+
+describe("rate_limit.redis through Redis Cluster", function()
+    local c
+
+    setup(function()
+        tmp = H.run("mktemp -d /tmp/mediquo-cspec.XXXXXX"):gsub("%s+$", "")
+        c = HA.cluster{ masters = 3, replicas = 1 }
+    end)
+    teardown(function()
+        HA.stop_all()
+        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+    end)
+
+    describe("setup", function()
+        it("a budget whose slot lives on another node than the seed: MOVED followed, keys on that node", function()
+            local key, slot, node = c:key_elsewhere("cl-moved")
+            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/a"), redis = c.url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            assert.is_true(l:acquire(0.5))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_false(st.degraded, st.error)
+            l:close()
+            assert.equal("1", exists(node, key), "slot " .. slot .. " on " .. node.port)
+            -- the seed does not hold it: it redirects there
+            assert.equal("MOVED " .. slot .. " 127.0.0.1:" .. node.port, exists(c.seed, key))
+        end)
+
+        it("any seed may be the wrong node: a replica, then a port nothing listens on", function()
+            local key = c:key_elsewhere("cl-seed")
+            local rep = assert(c:replica_of(c.seed))
+            local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), rep.port)
+            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/b"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            assert.is_true(l:acquire(0.5))
+            assert.is_false(l:status().degraded, l:status().error)
+            l:close()
+        end)
+
+        it("no seed answering is an outage, not a setup fault: created, degraded, with the reason", function()
+            local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), H.free_port())
+            local l, err = mediquo.limiter{ key = "cl-down", dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
+            assert.truthy(l, err and tostring(err))
+            local st = l:status()
+            assert.equal("redis", st.backend)
+            assert.is_true(st.degraded)
+            assert.matches("127.0.0.1:", st.error, 1, true)
+            l:close()
+        end)
+
+        it("redis-cluster:// on a Redis that is not a Cluster is kind config, naming the server", function()
+            local plain = R.start()
+            local l, err = mediquo.limiter{ key = "cl-plain", dir = mkdir(tmp .. "/c"),
+                                            redis = "redis-cluster://127.0.0.1:" .. plain.port }
+            plain:stop()
+            assert.is_nil(l)
+            assert.equal("config", err.kind)
+            assert.matches("127.0.0.1:" .. plain.port, err.message, 1, true)
+            assert.matches("[Cc]luster", err.message)
+        end)
+    end)
+
+    -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
+    -- `event(slot, node)` after 1.5 periods, the run 8 periods long
+    -- (the control run: plain processes only, the hook in their environment)
+    local function run_load(prefix, event, env)
+        local key, slot, node = c:key_elsewhere(prefix, true)
+        local cfg = { key = key, per_minute = 60, burst = 10, period = 2, env = env,
+                      gateway = not env and 3 or nil }
+        local P = cfg.period * NS
+        local t_start = now()
+        local until_ns = t_start + 8 * P
+        local fleet = HA.fleet(tmp .. "/" .. prefix, cfg, c.url, until_ns, 0.5)
+        H.sleep(1.5 * cfg.period)
+        local t_event = now()
+        local new_home, what = event(slot, node)
+        local t_after = now()
+        fleet:wait(60)
+        local ts, late, raised, _, final, per_host = fleet:collect()
+        local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
+        return { key = key, ts = ts, late = late, raised = raised, final = final, per_host = per_host,
+                 info = info, P = P,
+                 t_start = t_start, t_event = t_event, t_after = t_after, until_ns = until_ns,
+                 new_home = new_home }
+    end
+
+    local function under_load(prefix, event)
+        local r = run_load(prefix, event)
+        local ts, late, raised, final, info, P = r.ts, r.late, r.raised, r.final, r.info, r.P
+        local t_start, t_event, t_after, until_ns, new_home, key =
+            r.t_start, r.t_event, r.t_after, r.until_ns, r.new_home, r.key
+        assert.same({}, raised)
+        assert.same({}, late)
+        local worst = H.max_in_window(ts, P)
+        if os.getenv("RSPEC_DEBUG") then print(("worst window %d of 60; %s"):format(worst, info)) end
+        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. info)
+        assert.truthy(H.count_between(ts, t_start, t_event) > 0, info)
+        assert.truthy(H.count_between(ts, t_after + 2 * P, until_ns) > 0, "nothing after: " .. info)
+        assert.equal(6, #final, "a worker wrote no final status")
+        for h = 1, 3 do
+            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. info)
+        end
+        for i, fin in pairs(final) do
+            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
+        end
+        assert.equal("1", exists(new_home, key), "the budget is not on " .. new_home.port .. "; " .. info)
+    end
+
+    describe("the budget's slot resharded to another master under load from 3 hosts (ASK, then MOVED)", function()
+        it("never over the limit in any window, no call past max_wait, every process on the new node", function()
+            under_load("cl-reshard", function(slot, node)
+                local to = c.seed
+                local moved = c:migrate_slot(slot, node, to, 1.0)
+                return to, ("%d keys moved %d -> %d"):format(moved, node.port, to.port)
+            end)
+        end)
+    end)
+
+    describe("the master of the budget's slot SIGKILLed under load from 3 hosts", function()
+        it("never over the limit in any window, no call past max_wait, every process back on Redis", function()
+            under_load("cl-failover", function(_, node)
+                local rep, took = c:kill_master(node)
+                return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
+            end)
+        end)
+
+        it("without the quarantine and the hand-back the same failover breaks the window", function()
+            local r = run_load("cl-control", function(_, node)
+                local rep, took = c:kill_master(node)
+                return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
+            end, "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 ")
+            local worst = H.max_in_window(r.ts, r.P)
+            if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
+            assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
+        end)
+    end)
+end)
