@@ -47,7 +47,7 @@ describe("rate_limit.redis over TLS in nginx", function()
                                             MEDIQUO_CA_FILE = certs.ca } })
         for i = 1, 4 do
             local status, body = gw:post("/book", booking("t37-" .. i .. "-" .. now()))
-            assert.equal(200, status, H.json.encode(body))
+            assert.equal(201, status, H.json.encode(body))
         end
         local log = gw:error_log()
         gw:stop()
@@ -80,7 +80,7 @@ describe("rate_limit.redis over TLS in nginx", function()
         for i = 1, 4 do
             local status, body = gw:post("/book", booking("t37w-" .. i .. "-" .. now()))
             assert.equal(500, status)
-            assert.equal("config", body.error.kind)
+            assert.equal("config", body.error)
         end
         assert.same({}, sb:api_log())           -- never a silent fallback
         -- once per worker per cause, not once per call
@@ -105,7 +105,7 @@ describe("rate_limit.redis over TLS in nginx", function()
         local status, body = gw:post("/book", booking("t37c-" .. now()))
         gw:stop()
         assert.equal(500, status)
-        assert.equal("config", body.error.kind)
+        assert.equal("config", body.error)
     end)
 
     -- an example gateway on redis_url books 3 times without an [error]; the
@@ -114,7 +114,7 @@ describe("rate_limit.redis over TLS in nginx", function()
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = redis_url } })
         for i = 1, 3 do
             local status, body = gw:post("/book", booking(tag .. "-" .. i .. "-" .. now()))
-            assert.equal(200, status, H.json.encode(body))
+            assert.equal(201, status, H.json.encode(body))
         end
         local log = gw:error_log()
         gw:stop()
@@ -157,7 +157,7 @@ describe("rate_limit.redis over TLS in nginx", function()
                                       MEDIQUO_RL_REDIS_KEY = certs.client.key } })
         for i = 1, 3 do
             local status, body = gw:post("/book", booking("m37-" .. i .. "-" .. now()))
-            assert.equal(200, status, H.json.encode(body))
+            assert.equal(201, status, H.json.encode(body))
         end
         local log = gw:error_log()
         gw:stop()

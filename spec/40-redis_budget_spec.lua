@@ -254,6 +254,12 @@ describe("a Redis budget (issue 20)", function()
 
         it("3 hosts, one Redis budget, sandbox --sliding --latency-ms 0-50: no 429, >= 99% used; "
            .. "without the guard, the jitter shows (429s, or the pauses they cause)", function()
+            if os.getenv("MEDIQUO_SPEC_SANITIZED") then
+                -- a sanitized core runs several times slower: the processing
+                -- delay is jitter the proof does not model (the plain run has it)
+                pending("timing proof: run by the lua54 suite, not under ASan")
+                return
+            end
             -- one after the other: on 2 busy cores, a run beside the other
             -- gets its processing delays as jitter on top of the sandbox's
             local r = J.run{ seconds = 50, period = 10, per_minute = 100, guard = true, redis = srv }
