@@ -55,6 +55,20 @@ local function form_value(name, v)
     return v
 end
 
+-- take_form(out, names, args) -> nil | err: the fields of names found in
+-- args (query or form arguments) into out, each read by form_value
+local function take_form(out, names, args)
+    for i = 1, #names do
+        local name = names[i]
+        local v = args[name]
+        if v ~= nil then
+            local val, err = form_value(name, v)
+            if err then return err end
+            out[name] = val
+        end
+    end
+end
+
 -- where the JSON object of the body starts: its "{" after white space,
 -- or nil (not JSON: form fields, or nothing we take)
 local function json_start(data)
@@ -80,16 +94,8 @@ function _M.read(op)
 
     local out = {}
     -- the query string first, the body over it
-    local args = ngx.var.args and req.get_uri_args(16) or {}
-    for i = 1, #names do
-        local name = names[i]
-        local v = args[name]
-        if v ~= nil then
-            local val, err = form_value(name, v)
-            if err then return nil, err end
-            out[name] = val
-        end
-    end
+    local aerr = take_form(out, names, ngx.var.args and req.get_uri_args(16) or {})
+    if aerr then return nil, aerr end
 
     req.read_body()
     local data = req.get_body_data()
@@ -106,16 +112,8 @@ function _M.read(op)
         if not find(ngx.var.content_type or "", "application/x-www-form-urlencoded", 1, true) then
             return nil, errors.invalid("body", "must be a JSON object or form fields")
         end
-        local form = req.get_post_args(16)
-        for i = 1, #names do
-            local name = names[i]
-            local v = form[name]
-            if v ~= nil then
-                local val, err = form_value(name, v)
-                if err then return nil, err end
-                out[name] = val
-            end
-        end
+        local ferr = take_form(out, names, req.get_post_args(16))
+        if ferr then return nil, ferr end
         return out
     end
     local t = decode(at == 1 and data or sub(data, at))
