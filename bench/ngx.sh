@@ -130,8 +130,14 @@ measure() {
         "$(printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } END { printf "%.1f", n ? (b - a) * 1e6 / n : 0 }')"
 }
 
+# EVALSHA calls redis-server answered so far (0 without the Redis contender)
+evalsha_calls() {
+    [ -n "$redis_pid" ] || { echo 0; return; }
+    redis-cli -p "$redis_port" info commandstats | awk -F'[:=,]' '/^cmdstat_evalsha:/ { print $3 + 0; f = 1 } END { if (!f) print 0 }'
+}
+
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gwr.txt"
+: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gwr.txt"; : > "$work/gwr_rt.txt"
 for i in $(seq 1 "$runs"); do
     reset_sb
     measure "$work/px" "$px" api >> "$work/px.txt"
@@ -139,7 +145,14 @@ for i in $(seq 1 "$runs"); do
     measure "$work/gw" "$gw" gateway >> "$work/gw.txt"
     reset_sb
     measure "$work/sub" "$sub" gateway >> "$work/sub.txt"
-    if [ -n "$gwr" ]; then reset_sb; measure "$work/gwr" "$gwr" gateway >> "$work/gwr.txt"; fi
+    if [ -n "$gwr" ]; then
+        reset_sb
+        e0=$(evalsha_calls)
+        measure "$work/gwr" "$gwr" gateway >> "$work/gwr.txt"
+        # Redis round trips (EVALSHA) per /book of this run
+        awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwr.txt" | cut -d' ' -f1)" -v s="$secs" \
+            'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwr_rt.txt"
+    fi
     echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
     echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
 done
@@ -187,8 +200,8 @@ printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s | %s |\n" "$gw_rps" "$g
 printf "| same, subrequest to proxy_pass | %s | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99" "$sub_cpu"
 printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ratios (bound >= 0.9)\n" "$ratio"
 printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$sub_ratio"
-[ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.85), worker CPU %s us/req\n" \
-    "$redis_ratio" "$(cut -d' ' -f5 "$work/gwr.txt" | median)"
+[ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.85), worker CPU %s us/req, %s Redis round trips per /book\n" \
+    "$redis_ratio" "$(cut -d' ' -f5 "$work/gwr.txt" | median)" "$(median < "$work/gwr_rt.txt")"
 echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"

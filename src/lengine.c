@@ -12,6 +12,10 @@
  *           "backoff" (x = seconds), "done" (x nil for send and done)
  *   method, path, body|nil, timeout, connect_timeout = call:request()
  *   action, x = call:slot(granted, waited, retry_after|nil, now)
+ *   action, x = call:response(res, now)   -- res: the answer as a table, as
+ *         mediquo.ngx_http's attempt returns it (lua-resty-http's `res`):
+ *         { status =, body =, retry_after =, rl_remaining =, rl_limit =,
+ *           rl_reset = } (all but status may be nil); or positionally:
  *   action, x = call:response(status, body, retry_after|nil, rl_remaining|nil,
  *                             rl_limit|nil, rl_reset|nil, now)
  *   action, x = call:failure(outcome, message|nil, now [, status])
@@ -345,13 +349,44 @@ static int l_call_fault(lua_State *L)
     return push_step(L, mq_engine_host_fault(&lc->c, what, why));
 }
 
-/* call:response(status, body, retry_after, rl_remaining, rl_limit, rl_reset, now) */
+/* a number field of res, or dflt when absent */
+static double res_num(lua_State *L, const char *k, double dflt)
+{
+    double v;
+
+    lua_getfield(L, 2, k);
+    v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* call:response(res, now) with res = { status, body, retry_after,
+ * rl_remaining, rl_limit, rl_reset }, or call:response(status, body,
+ * retry_after, rl_remaining, rl_limit, rl_reset, now) */
 static int l_call_response(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SEND, "response");
     mq_answer r;
     mq_step a;
 
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        double now = luaL_checknumber(L, 3);
+
+        lua_getfield(L, 2, "status");
+        if (!lua_isnumber(L, -1)) return luaL_error(L, "call:response: res.status: a number expected");
+        r.status = (long)lua_tointeger(L, -1);
+        lua_getfield(L, 2, "body");
+        /* the string stays anchored in res for the engine call */
+        r.body = lua_isnil(L, -1) ? "" : luaL_checklstring(L, -1, &r.body_len);
+        if (lua_isnil(L, -1)) r.body_len = 0;
+        r.retry_after = res_num(L, "retry_after", -1);
+        r.rl_remaining = (long)res_num(L, "rl_remaining", -1);
+        r.rl_limit = (long)res_num(L, "rl_limit", -1);
+        r.rl_reset = res_num(L, "rl_reset", -1);
+        a = mq_engine_response(&lc->c, &r, now);
+        lua_pop(L, 2);
+        return push_step(L, a);
+    }
     r.status = (long)luaL_checkinteger(L, 2);
     r.body = luaL_optlstring(L, 3, "", &r.body_len);
     r.retry_after = luaL_optnumber(L, 4, -1);

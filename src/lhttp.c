@@ -5,6 +5,9 @@
  *
  *   w = core.http1{ api_key=, secret_key=, host=, user_agent=? }
  *   w:request(method, path, body|nil) -> the request bytes, ready to send
+ *   w:head(method, path, body|nil)    -> the same bytes without the body:
+ *         send { head, body } (cosocket send takes a table): no second
+ *         copy of the body made and interned as a Lua string per request
  *   p = core.http1_parser()
  *   p:feed(bytes) -> "more" | "done" | nil, outcome, message
  *   p:eof()       -> "done" | nil, outcome, message   (the peer closed)
@@ -125,8 +128,8 @@ static int w_new(lua_State *L)
     return 1;
 }
 
-/* w:request(method, path, body|nil) -> bytes */
-static int w_request(lua_State *L)
+/* w:request and w:head (method, path, body|nil) -> bytes */
+static int build_request(lua_State *L, int with_body)
 {
     static const char *const methods[] = { "POST", "PUT", "DELETE", "GET", NULL };
     http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
@@ -161,11 +164,16 @@ static int w_request(lua_State *L)
     } else {
         luaL_addstring(&b, "\r\n");
     }
-    if (body != NULL)
+    if (body != NULL && with_body)
         luaL_addlstring(&b, body, blen);
     luaL_pushresult(&b);
     return 1;
 }
+
+static int w_request(lua_State *L) { return build_request(L, 1); }
+
+/* the head alone: what the nginx driver sends before the body it has */
+static int w_head(lua_State *L) { return build_request(L, 0); }
 
 /* ---- the response reader --------------------------------------------- */
 
@@ -508,6 +516,7 @@ void mq_lhttp_open(lua_State *L)
 {
     static const luaL_Reg w_methods[] = {
         { "request", w_request },
+        { "head", w_head },
         { NULL, NULL },
     };
     static const luaL_Reg p_methods[] = {

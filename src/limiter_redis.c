@@ -39,7 +39,8 @@
 #define MS 1000000LL
 #define RETRY_NS (NS / 2)           /* degraded: Redis again this often */
 #define REFUSED_RETRY_NS (5 * NS)   /* a setup fault: less often, still reported */
-#define LEASE_MAX 16                /* slots asked for at once */
+#define LEASE_MAX 16                /* slots asked for at once, as demand says */
+#define LEASE_BIG 1024              /* ...and at most, a lease grown under demand */
 #define KEY_TTL_MS 86400000LL       /* an idle budget's keys go after a day */
 #define STUCK_NS NS                 /* a lease lock held that long: its holder is stopped */
 
@@ -63,6 +64,7 @@ struct mq_rdl {
     char upload[4096];
     int64_t t_send, sent_fb, sent_pause, sent_obs;
     int want;
+    int lease_size;             /* > LEASE_MAX: a lease grown under demand (lease_want) */
     int unsafe;                 /* test hook: no quarantine, no hand-back */
     int cosocket;               /* no blocking round trip from C */
     /* the lease file, this process's side */
@@ -429,6 +431,32 @@ static double degraded_wait(const mq_lease_file *f, long fpm, int64_t now)
     return (double)max64(next - now, RETRY_NS / 50) / NS;
 }
 
+/* Slots to ask for. A host that spent its whole lease before the lease
+ * ended asks for twice as many next time (a round trip per LEASE_MAX
+ * starts made Redis the gateway's bottleneck); one whose lease ended with
+ * slots unspent asks for half. Never more than the budget's rate starts
+ * in a lease's life (what a host at that rate spends before it ends), nor
+ * LEASE_BIG; a budget too slow for LEASE_MAX in a lease never grows.
+ * Redis grants at most what the window and the burst allow, and logs every
+ * slot granted until its lease ends: the size never lets a host start more,
+ * it only saves round trips. */
+static int lease_want(mq_rdl *r, const mq_lease_file *f, int64_t now)
+{
+    double fits = (double)r->per_minute * (double)r->lease_ns / (double)r->period_ns;
+    int64_t cap = fits < LEASE_BIG ? (int64_t)fits : LEASE_BIG;
+    int64_t want = min64(1 + f->demand, LEASE_MAX);
+
+    if (f->lease_n > 0) {                               /* ended unspent */
+        r->lease_size /= 2;
+    } else if (now < f->lease_until && f->lease_until > 0) {  /* spent early */
+        r->lease_size = r->lease_size > 0 ? 2 * r->lease_size : 2 * LEASE_MAX;
+    }
+    if (r->lease_size > cap) r->lease_size = (int)cap;
+    if (r->lease_size <= LEASE_MAX) r->lease_size = 0;
+    if (r->lease_size > want) want = r->lease_size;
+    return (int)min64(want, r->burst);
+}
+
 static int begin_op(mq_limiter *l, void *arg)
 {
     struct begin_args *a = arg;
@@ -460,7 +488,7 @@ static int begin_op(mq_limiter *l, void *arg)
         } else if (a->budget < 0.002) {     /* no time left for a round trip */
             *a->wait = 0.002;
         } else {
-            r->want = (int)min64(min64(1 + f->demand, LEASE_MAX), r->burst);
+            r->want = lease_want(r, f, now);
             f->demand = 0;
             request(r, f, now, a->budget, a->req);
             step = STEP_ASK;

@@ -23,11 +23,13 @@ end
 function T.attempt(_, method, path, body)
     local res = ngx.location.capture("/__mq" .. path, { method = METHOD[method], body = body })
     if not res or res.truncated then
-        return "reset", nil, "", nil, nil, nil, nil, "subrequest failed"
+        return { outcome = "reset", body = "", message = "subrequest failed" }
     end
     local h = res.header
-    return "ok", res.status, res.body or "", tonumber(h["Retry-After"]),
-           tonumber(h["X-RateLimit-Remaining"]), tonumber(h["X-RateLimit-Limit"]), nil
+    return { outcome = "ok", status = res.status, body = res.body or "",
+             retry_after = tonumber(h["Retry-After"]),
+             rl_remaining = tonumber(h["X-RateLimit-Remaining"]),
+             rl_limit = tonumber(h["X-RateLimit-Limit"]) }
 end
 
 return true

@@ -235,11 +235,11 @@ local function perform(fname, op, a, b)
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
             local method, path, body, timeout, connect_timeout = call:request()
-            local outcome, status, rbody, ra, rl_rem, rl_lim, rl_reset, msg =
-                conn:attempt(method, path, body, timeout, connect_timeout)
+            local res = conn:attempt(method, path, body, timeout, connect_timeout)
+            local outcome = res.outcome
             if outcome == "ok" then
                 attempts = attempts + 1
-                action, x = call:response(status, rbody, ra, rl_rem, rl_lim, rl_reset, now())
+                action, x = call:response(res, now())
                 if lim then
                     local note, n1, n2, n3 = call:limiter_note()
                     if note == "pause" then
@@ -251,11 +251,11 @@ local function perform(fname, op, a, b)
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
                 -- can help; the operator must change nginx.conf
-                ngx.log(ngx.ERR, "mediquo.ngx: ", msg)
-                action, x = call:fault("nginx", msg)
+                ngx.log(ngx.ERR, "mediquo.ngx: ", res.message)
+                action, x = call:fault("nginx", res.message)
             else
                 attempts = attempts + 1
-                action, x = call:failure(outcome, msg, now(), status)
+                action, x = call:failure(outcome, res.message, now(), res.status)
             end
         elseif action == "slot" then
             local granted, waited, retry_after, fault = true, 0, nil, nil

@@ -6,10 +6,16 @@
 --   local http = require "mediquo.ngx_http"
 --   local t = http.new{ scheme =, host =, port =, api_key =, secret_key =,
 --                       user_agent =, insecure =, ca_file = }
---   outcome, status, body, retry_after, rl_remaining, rl_limit, rl_reset, message
---       = t:attempt(method, path, body, timeout, connect_timeout)
+--   local res = t:attempt(method, path, body, timeout, connect_timeout)
 --
--- outcome is the engine's vocabulary: ok, connect, connect_timeout, tls,
+-- res is a new table, as lua-resty-http's `res`: { outcome =, status =,
+-- body =, retry_after =, rl_remaining =, rl_limit =, rl_reset =,
+-- message = } (status: a number or nil; body: "" when there is none;
+-- the rl_* fields are the answer's X-RateLimit-* headers, nil when absent;
+-- message: why, when outcome is not "ok"). The engine's call:response
+-- takes it as is: call:response(res, now).
+--
+-- res.outcome is the engine's vocabulary: ok, connect, connect_timeout, tls,
 -- timeout, reset, too_big, failed -- or "config" when nginx lacks a
 -- directive this needs (message names it). A connection from the
 -- keep-alive pool that dies before any byte of the answer is "reset": the
@@ -195,13 +201,21 @@ end
 local function give_up(sock, p, outcome, message, status)
     sock:close()
     if p then release(p) end
-    return outcome, status, "", nil, nil, nil, nil, message
+    return { outcome = outcome, status = status, body = "", message = message }
 end
 
--- t:attempt(method, path, body|nil, timeout, connect_timeout) -> see above
+local function fail(outcome, message)
+    return { outcome = outcome, body = "", message = message }
+end
+
+-- t:attempt(method, path, body|nil, timeout, connect_timeout) -> res (see above)
 function T.attempt(t, method, path, body, timeout, connect_timeout)
     local t0 = now()
-    local req = t.w:request(method, path, body)
+    -- the head and the body as two strings: the whole request as one more
+    -- Lua string cost a copy and its interning (a hash-chain walk with a
+    -- memcmp over the common headers) per request
+    local req = t.w:head(method, path, body)
+    if body then req = { req, body } end
     local sock = ngx.socket.tcp()
     local cto = connect_timeout < timeout and connect_timeout or timeout
     sock:settimeouts(ms(cto), ms(timeout), ms(timeout))
@@ -214,18 +228,17 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
     if not ok then
         err = tostring(err)
         sock:close()
-        if why then return "connect", nil, "", nil, nil, nil, nil, why end
+        if why then return fail("connect", why) end
         if err == "timeout" then
-            return "connect_timeout", nil, "", nil, nil, nil, nil,
-                   ("could not connect to %s within %.3gs"):format(t.where, cto)
+            return fail("connect_timeout",
+                   ("could not connect to %s within %.3gs"):format(t.where, cto))
         end
         if find(err, "no resolver defined", 1, true) then
-            return "config", nil, "", nil, nil, nil, nil,
+            return fail("config",
                    ("cannot resolve %s: nginx has no resolver for Lua sockets: add "
-                    .. "`resolver <your DNS server>;` to the http block"):format(t.where)
+                    .. "`resolver <your DNS server>;` to the http block"):format(t.where))
         end
-        return "connect", nil, "", nil, nil, nil, nil,
-               ("cannot connect to %s: %s"):format(t.where, err)
+        return fail("connect", ("cannot connect to %s: %s"):format(t.where, err))
     end
     if t.tls and sock:getreusedtimes() == 0 then
         local left = cto - (now() - t0)
@@ -307,7 +320,8 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
     else
         sock:close()
     end
-    return "ok", status, rbody, ra, rem, lim, reset
+    return { outcome = "ok", status = status, body = rbody, retry_after = ra,
+             rl_remaining = rem, rl_limit = lim, rl_reset = reset }
 end
 
 return _M
