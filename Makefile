@@ -119,7 +119,7 @@ deps:
 	fi
 
 # Every suite; the last line is "N passed, N failed".
-test: deps all
+test: deps all test-build
 	@bash spec/run.sh
 
 demo: deps rock

@@ -76,7 +76,8 @@ void mq_limiter_close(mq_limiter *l);
  * they left (transit jitter) still never put per_minute + 1 in one server
  * window. min(MQ_LIMITER_GUARD_MAX_NS, period / 200): at most 0.5% of the
  * budget, 0.17% with a 60 s period. 0 only for the specs' control runs
- * (MEDIQUO_TEST_HOOKS and MEDIQUO_TEST_NO_JITTER_GUARD both set). Used
+ * (MEDIQUO_TEST_HOOKS and MEDIQUO_TEST_NO_JITTER_GUARD both set, in a
+ * -DMQ_TESTING build only: make test-build). Used
  * alike by the local rule (limiter.c) and the Redis one (limiter_redis.c). */
 #define MQ_LIMITER_GUARD_MAX_NS 100000000LL
 int64_t mq_limiter_guard_ns(int64_t period_ns);

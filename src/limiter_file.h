@@ -136,10 +136,12 @@ int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
                            double *retry_after, int64_t *at);
 const char *mq_limiter_key(const mq_limiter *l);
 const char *mq_limiter_path(const mq_limiter *l);
-/* Test hook: claims the next slot (the CAS that admits) and then stops
+#ifdef MQ_TESTING
+/* Test hook (-DMQ_TESTING builds only): claims the next slot (the CAS that admits) and then stops
  * forever before finishing the admission, the worst place for a sharer to
  * freeze; a spec SIGSTOPs or SIGKILLs the caller there. */
 void mq_limiter_freeze_mid_admission(mq_limiter *l);
+#endif
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -318,6 +318,7 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+#ifdef MQ_TESTING
 /* Test hook for the frozen-sharer specs: claims a slot and stops before
  * finishing the admission. Refused unless MEDIQUO_TEST_HOOKS is set, so no
  * production script can hang on it. */
@@ -345,6 +346,7 @@ static int l_hold_lease(lua_State *L)
     lua_pushstring(L, mq_limiter_error(l));
     return 2;
 }
+#endif
 
 /* core.limiter_now() -> CLOCK_MONOTONIC ns, the clock of the ring */
 static int l_now(lua_State *L)
@@ -388,8 +390,11 @@ static const luaL_Reg methods[] = {
     { "budget", l_budget },
     { "path", l_path },
     { "close", l_close },
+#ifdef MQ_TESTING
+    /* test builds only (make test-build): never in the shipped module */
     { "_freeze_mid_admission", l_freeze },
     { "_hold_lease_lock", l_hold_lease },
+#endif
     { NULL, NULL },
 };
 
