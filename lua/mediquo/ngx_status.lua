@@ -28,7 +28,7 @@ local function limiter_part(lim, rl, redis, why)
     for k, v in pairs(st) do
         if k ~= "redis_error" then out[k] = v end
     end
-    -- API.md: `error` says why Redis is not in use (never a password)
+    -- docs/limiter-and-redis.md (status): `error` says why Redis is not in use (never a password)
     if st.redis_error and not out.error then out.error = st.redis_error end
     if out.degraded == nil then out.degraded = false end
     if out.backend == nil then out.backend = redis and "redis" or "local" end
