@@ -12,7 +12,7 @@ local ngx = ngx
 local type = type
 local pairs = pairs
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local function limiter_part(lim, rl, redis, why)
     if not rl then return { enabled = false } end
