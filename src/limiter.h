@@ -88,8 +88,10 @@ int  mq_limiter_check_header(const void *buf, size_t len, char *err, size_t errl
 /* The rule's option rules (limiter_opts.c), one table for every caller:
  * the largest per_minute (the ring in the file holds this many slots), the
  * longest period, the defaults (burst: min(per_minute, 60)). */
-#define MQ_LIMITER_MAX_PER_MIN      1000000L
-#define MQ_LIMITER_MAX_PERIOD       86400.0
+#define MQ_LIMITER_MAX_PER_MIN_N    1000000   /* the number, once (also in words) */
+#define MQ_LIMITER_MAX_PER_MIN      ((long)MQ_LIMITER_MAX_PER_MIN_N)
+#define MQ_LIMITER_MAX_PERIOD_N     86400     /* seconds, once (also in words) */
+#define MQ_LIMITER_MAX_PERIOD       ((double)MQ_LIMITER_MAX_PERIOD_N)
 #define MQ_LIMITER_DEFAULT_PER_MIN  600
 #define MQ_LIMITER_DEFAULT_PERIOD   60.0
 enum { MQ_RULE_PER_MINUTE, MQ_RULE_BURST, MQ_RULE_PERIOD, MQ_RULE__COUNT };

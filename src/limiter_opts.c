@@ -4,16 +4,18 @@
  * (mediquo.limiter, through core.limiter_rule) all ask here; none keeps a
  * copy of a bound or of a message. */
 #include <math.h>
-#include <stdio.h>
 
 #include "limiter.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)              /* a bound in words, from its one number */
 
 /* The words are Lua's (mediquo.limiter prefixes the field with
  * "rate_limit."): they name the bound, never the value. */
 static const char *const why_not[MQ_RULE__COUNT] = {
     [MQ_RULE_PER_MINUTE] = "must be an integer > 0",
     [MQ_RULE_BURST]      = "must be an integer from 1 to per_minute",
-    [MQ_RULE_PERIOD]     = "must be a number > 0 (seconds, at most 86400)",
+    [MQ_RULE_PERIOD]     = "must be a number > 0 (seconds, at most " STR(MQ_LIMITER_MAX_PERIOD_N) ")",
 };
 
 const char *const mq_limiter_rule_fields[MQ_RULE__COUNT] = {
@@ -28,7 +30,6 @@ static int whole(double v)
 int mq_limiter_check_rule(double v[MQ_RULE__COUNT], const int given[MQ_RULE__COUNT],
                           const char **field, const char **why)
 {
-    static char cap[48];        /* the bound, written once: same text always */
     double pm, burst, period;
 
     if (!given[MQ_RULE_PER_MINUTE]) v[MQ_RULE_PER_MINUTE] = MQ_LIMITER_DEFAULT_PER_MIN;
@@ -39,9 +40,7 @@ int mq_limiter_check_rule(double v[MQ_RULE__COUNT], const int given[MQ_RULE__COU
         return -1;
     }
     if (pm > MQ_LIMITER_MAX_PER_MIN) {
-        if (cap[0] == '\0')
-            snprintf(cap, sizeof cap, "must be at most %ld", MQ_LIMITER_MAX_PER_MIN);
-        *why = cap;
+        *why = "must be at most " STR(MQ_LIMITER_MAX_PER_MIN_N);
         return -1;
     }
     if (!given[MQ_RULE_BURST]) v[MQ_RULE_BURST] = pm < 60 ? pm : 60;
