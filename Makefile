@@ -42,7 +42,7 @@ CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/ljournal.c src/lopt.c src/lclass.c src/ltz.c src/suggest.c \
              src/redis_conn.c src/lease_file.c src/limiter_redis.c src/limiter_redis_script.c src/lredis.c \
              src/redis_url.c src/redis_conv.c src/redis_tls.c src/redis_verdict.c \
-             src/webhook.c src/lwebhook.c src/lcheck_webhook.c
+             src/webhook.c src/lwebhook.c src/lcheck_webhook.c src/lcheck_op.c src/limiter_opts.c
 CORE_SRCS += src/redis_cluster.c src/redis_sentinel.c
 CORE_HDRS := $(wildcard src/*.h) src/limiter_redis_script.inc
 # what mediquo/core.so links with (http_parser: src/lhttp.c)
@@ -119,7 +119,7 @@ deps:
 	fi
 
 # Every suite; the last line is "N passed, N failed".
-test: deps all
+test: deps all test-build
 	@bash spec/run.sh
 
 demo: deps rock

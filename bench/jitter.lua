@@ -32,7 +32,7 @@ function M.start(o)
                           per_minute = per_minute, window = period, run = H.uniq("jitter") }
     local tmp = H.run("mktemp -d /tmp/mediquo-jitter.XXXXXX"):gsub("%s+$", "")
     local key = H.uniq("jitter")
-    local env = o.guard and "" or "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_NO_JITTER_GUARD=1 "
+    local env = o.guard and "" or H.hooks_env("MEDIQUO_TEST_NO_JITTER_GUARD=1 ")
     local until_s = os.time() + seconds + 1
     local ws = {}
     for h = 1, hosts do

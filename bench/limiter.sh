@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 : "${CC:=cc}" "${OPT:=-O2}" "${BUILD:=$PWD/build}" "${BENCH_SECONDS:=1}"
 mkdir -p "$BUILD"
 $CC $OPT -Wall -Wextra -Werror -std=c99 -D_GNU_SOURCE -Isrc -o "$BUILD/bench-limiter" \
-    bench/limiter.c src/limiter.c src/limiter_file.c src/shmfile.c src/shmguard.c -lpthread -lm
+    bench/limiter.c src/limiter.c src/limiter_file.c src/limiter_opts.c src/shmfile.c src/shmguard.c -lpthread -lm
 dir=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/mediquo-bench.XXXXXX")}
 trap '[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"' EXIT
 echo "== bench-limiter: $(uname -m), $(nproc) CPUs, state files in $dir"

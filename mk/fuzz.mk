@@ -21,7 +21,7 @@ FUZZ_CFLAGS  ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 FUZZ_SRCS_iso8601        := src/iso8601.c
 FUZZ_SRCS_urlenc         := src/urlenc.c
 FUZZ_SRCS_headers        := src/headers.c
-FUZZ_SRCS_limiter_header := src/limiter.c src/limiter_file.c src/shmfile.c src/shmguard.c
+FUZZ_SRCS_limiter_header := src/limiter.c src/limiter_file.c src/limiter_opts.c src/shmfile.c src/shmguard.c
 FUZZ_LIBS_limiter_header := -lpthread
 FUZZ_NEEDS_limiter_header := mq_limiter_check_header
 # Slot: response classification, fuzz/fuzz_policy.c against src/policy.c

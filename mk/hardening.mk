@@ -45,14 +45,14 @@ HARDEN_BUSTED_ARGS ?=
 # the instrumented core from $(ASAN_DIR), everything else (cjson, busted,
 # luasocket) from the system.
 ASAN_LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
-               LUA_CPATH="$(ASAN_DIR)/?.so;;" MEDIQUO_SPEC_SANITIZED=1
+               LUA_CPATH="$(ASAN_DIR)/?.so;;" MEDIQUO_TEST_CPATH="$(ASAN_DIR)/?.so" MEDIQUO_SPEC_SANITIZED=1
 
 .PHONY: test-asan test-valgrind lint lint-lua lint-cc lint-cppcheck lint-tidy lint-symbols asan-build
 
 asan-build: $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan
 $(ASAN_DIR)/mediquo/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(ASAN_CC) $(ASAN_FLAGS) $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
+	$(ASAN_CC) $(ASAN_FLAGS) -DMQ_TESTING $(WARN) $(CSTD) -fPIC -fvisibility=hidden $(LUA54_INC) $(CURL_CFLAGS) \
 	    -shared -o $@ $(CORE_SRCS) $(CORE_LIBS)
 
 # lua5.4 itself is not instrumented, and LD_PRELOAD of the ASan runtime would
@@ -156,10 +156,17 @@ lint-tidy:
 	    rc=$$?; grep -vE '^[0-9]+ warnings? generated\.$$' $(BUILD)/clang-tidy.log; \
 	    echo "clang-tidy: exit $$rc ($(words $(LINT_C)) files)"; exit $$rc
 
-# one exported symbol per built module (everything else static or hidden)
+# one exported symbol per built module (everything else static or hidden),
+# and no test hook in its strings: the hooks are compiled only with
+# -DMQ_TESTING (make test-build, mk/testing.mk). LINT_HOOKS matches their
+# names (Lua methods, C functions, env switches, the refusal message).
+LINT_HOOKS ?= freeze_mid_admission|^_hold_lease_lock$$|^l_hold_lease$$|^l_freeze$$|MEDIQUO_TEST_NO_JITTER_GUARD|test hook disabled
 lint-symbols: all
 	@set -e; for so in $(TREE)/lib/lua/$(LUA_VERSION)/mediquo/core.so $(BUILD)/luajit/mediquo/core.so; do \
 	    syms=$$(nm -D --defined-only "$$so" | awk '{print $$3}' | grep -v '^_init$$\|^_fini$$' | sort | tr '\n' ' '); \
 	    if [ "$$syms" != "luaopen_mediquo_core " ]; then echo "$$so exports: $$syms" >&2; exit 1; fi; \
 	    echo "$$so: exports only luaopen_mediquo_core"; \
+	    hooks=$$(strings "$$so" | grep -E '$(LINT_HOOKS)' | sort -u | tr '\n' ' '); \
+	    if [ -n "$$hooks" ]; then echo "$$so carries test hooks: $$hooks" >&2; exit 1; fi; \
+	    echo "$$so: no test hook (strings)"; \
 	done

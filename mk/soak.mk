@@ -38,5 +38,5 @@ soak: deps rock $(if $(filter 0,$(SOAK_GATEWAY)),,luajit)
 JITTER_SECONDS ?= 300
 
 .PHONY: soak-redis-jitter
-soak-redis-jitter: deps rock
+soak-redis-jitter: deps rock test-build
 	@eval "$$($(MAKE) -s env)"; $(LUA) bench/jitter.lua $(JITTER_SECONDS) 10 100 both

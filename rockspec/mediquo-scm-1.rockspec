@@ -49,7 +49,7 @@ build = {
             "src/limiter_redis.c", "src/limiter_redis_script.c", "src/lredis.c",
             "src/redis_url.c", "src/redis_conv.c", "src/redis_tls.c", "src/redis_verdict.c",
             "src/redis_cluster.c", "src/redis_sentinel.c",
-            "src/webhook.c", "src/lwebhook.c", "src/lcheck_webhook.c",
+            "src/webhook.c", "src/lwebhook.c", "src/lcheck_webhook.c", "src/lcheck_op.c", "src/limiter_opts.c",
          },
          libraries = { "curl", "http_parser", "hiredis", "ssl", "crypto", "pthread" },
          incdirs = { "$(CURL_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },

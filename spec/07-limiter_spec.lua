@@ -336,7 +336,7 @@ describe("limiter", function()
         it("a sharer SIGKILLed in the middle of an admission is finished by the others", function()
             local c = cfg{ per_minute = 50, period = 30 }
             local l = assert(core.limiter(c))
-            local w = spawn("freeze", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
+            local w = spawn("freeze", c, 0, nil, nil, H.hooks_env())
             assert(wait_for(w, "freezing", 5))
             for _ = 1, 200 do                      -- its slot is claimed
                 if l:status().used == 1 then break end

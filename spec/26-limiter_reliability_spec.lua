@@ -140,7 +140,7 @@ describe("limiter reliability", function()
         it("stopped in the middle of an admission (its slot claimed, not finished)", function()
             local c = cfg{ per_minute = 3, period = 30 }
             local l = assert(core.limiter(c))
-            local w = spawn("freeze", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
+            local w = spawn("freeze", c, 0, nil, nil, H.hooks_env())
             assert(wait_for(w, "^freezing$", 10))
             for _ = 1, 200 do
                 if l:status().used == 1 then break end
@@ -179,7 +179,7 @@ describe("limiter reliability", function()
             local w = spawn("churn", c, now() + 60 * NS, nil, nil, "nice -n 19 ")
             assert(wait_for(w, "^ready$", 10))
             -- and one frozen for good in the middle of an admission
-            local frozen = spawn("freeze", c, 0, nil, nil, "MEDIQUO_TEST_HOOKS=1 ")
+            local frozen = spawn("freeze", c, 0, nil, nil, H.hooks_env())
             assert(wait_for(frozen, "^freezing$", 10))
             sleep(0.2)
             os.execute("kill -STOP " .. frozen.pid)

@@ -294,7 +294,7 @@ describe("rate_limit.redis", function()
 
         it("without the quarantine and the hand-back the same outage breaks the window", function()
             local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
-                        env = "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 " }
+                        env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
             local ts = outage(c)
             assert.truthy(max_in_window(ts, c.period * NS) > 60, "max " .. max_in_window(ts, c.period * NS))
         end)

@@ -51,8 +51,8 @@ local function reap(pid)
     wait_until(function() return not alive(pid) end, 2)
 end
 
--- a child Lua process running code in the background (MEDIQUO_TEST_HOOKS
--- set): -> { pid, out (its log), rc (a file with "rc=N" once it ended;
+-- a child Lua process running code in the background (the test build,
+-- MEDIQUO_TEST_HOOKS set: H.hooks_env): -> { pid, out (its log), rc (a file with "rc=N" once it ended;
 -- 128 + N when signal N ended it) }
 local nchild, children = 0, {}
 local function spawn(code)
@@ -60,8 +60,8 @@ local function spawn(code)
     local c = { out = string.format("%s/child%d.log", tmp, nchild) }
     c.rc = c.out .. ".rc"
     local path = H.write_file(c.out .. ".lua", code)
-    local pid = H.run(string.format("(MEDIQUO_TEST_HOOKS=1 %s %s >%s 2>&1; echo \"rc=$?\" >%s) "
-                                    .. ">/dev/null 2>&1 & echo $!", LUA, path, c.out, c.rc))
+    local pid = H.run(string.format("(%s%s %s >%s 2>&1; echo \"rc=$?\" >%s) "
+                                    .. ">/dev/null 2>&1 & echo $!", H.hooks_env(), LUA, path, c.out, c.rc))
     c.shell = assert(tonumber(pid:match("(%d+)")))
     -- the Lua process is the subshell's child: its pid is what it logs first
     assert(wait_until(function() return (H.read_file(c.out) or ""):match("^pid %d+") end, 10 * SLOW),

@@ -153,7 +153,7 @@ describe("rate_limit.redis through Sentinel", function()
             -- the test hook that turns both off
             local s2 = HA.sentinel{}
             local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
-                        env = "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 " }
+                        env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
             local r = failover_run(s2, c)
             s2:stop()
             local worst = H.max_in_window(r.ts, r.P)

@@ -161,7 +161,7 @@ describe("rate_limit.redis through Redis Cluster", function()
             local r = run_load("cl-control", function(_, node)
                 local rep, took = c:kill_master(node)
                 return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
-            end, "MEDIQUO_TEST_HOOKS=1 MEDIQUO_TEST_REDIS_UNSAFE=1 ")
+            end, H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 "))
             local worst = H.max_in_window(r.ts, r.P)
             if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
             assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)

@@ -168,6 +168,29 @@ end)()
 
 H.bin = H.root .. "/bin/mediquo-sandbox"
 
+-- The test build of mediquo.core (make test-build, -DMQ_TESTING) is the only
+-- one with the test hooks: the limiter's _freeze_mid_admission and
+-- _hold_lease_lock, and the MEDIQUO_TEST_* switches; the shipped module has
+-- none. H.hooks_env(extra) -> a command-line prefix for a child process that
+-- loads the test build first (for its Lua: MEDIQUO_LUA luajit -> the LuaJIT
+-- one) and sets MEDIQUO_TEST_HOOKS=1, then extra ("MEDIQUO_TEST_X=1 ").
+-- MEDIQUO_TEST_CPATH overrides the path (make test-asan's core has the hooks).
+function H.test_cpath()
+    local p = os.getenv("MEDIQUO_TEST_CPATH")
+    if p then return p end
+    local jit = (os.getenv("MEDIQUO_LUA") or ""):find("luajit", 1, true)
+    local dir = H.root .. "/build/testing" .. (jit and "/luajit" or "")
+    local f = io.open(dir .. "/mediquo/core.so")
+    assert(f, dir .. "/mediquo/core.so missing: run make test-build")
+    f:close()
+    return dir .. "/?.so"
+end
+
+function H.hooks_env(extra)
+    return ("LUA_CPATH=%s MEDIQUO_TEST_HOOKS=1 %s"):format(
+        shell_quote(H.test_cpath() .. ";" .. (os.getenv("LUA_CPATH") or ";")), extra or "")
+end
+
 -- So specs find the repo's Lua modules however busted was started.
 if not package.path:find(H.root .. "/lua/?.lua", 1, true) then
     package.path = H.root .. "/lua/?.lua;" .. H.root .. "/?.lua;" .. package.path

@@ -11,7 +11,7 @@
 --               at the end (most of its time is inside the limiter)
 --       pause   pause(A) once
 --       observe observe(A = remaining, nil, B = reset_in) once
---       freeze  claim a slot and stop before finishing it (MEDIQUO_TEST_HOOKS=1);
+--       freeze  claim a slot and stop before finishing it (the test build: H.hooks_env);
 --               with the old locking library: take the lock and hang
 -- A host fault (the state file cut short) is logged as "fault MESSAGE" and
 -- ends the loop. The last line is "done" when the worker ended on its own.

@@ -7,6 +7,9 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 eval "$(make -s env)"
+# the test build (-DMQ_TESTING: the limiter's test hooks), which the specs
+# that use a hook load in their children (spec/helper.lua H.hooks_env)
+make -s --no-print-directory test-build >/dev/null || { echo "make test-build failed" >&2; exit 2; }
 export MEDIQUO_TEST_PIDS
 MEDIQUO_TEST_PIDS=$(mktemp "${TMPDIR:-/tmp}/mediquo-test-pids.XXXXXX")
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-test-logs.XXXXXX")

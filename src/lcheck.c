@@ -1,5 +1,7 @@
 /* lcheck.c: the argument checks and their messages, in one place. A call
- * of the engine takes its arguments through mq_check_op; the Lua validators
+ * of the engine takes its arguments through mq_check_op (lcheck_op.c),
+ * which sends an appointment operation here (mq_check_appt_op) and a
+ * webhook one to lcheck_webhook.c; the Lua validators
  * (mediquo.validate) call the same checks through core.check_*, so a
  * field is refused with the same words whichever path it took.
  *
@@ -7,7 +9,6 @@
  * static string or one written into the caller's buffer). Values are never
  * quoted: a secret passed in the wrong place must not reach a message. */
 #include "lcheck.h"
-#include "lcheck_webhook.h"
 #include "engine.h"
 #include "baseurl.h"
 #include "iso8601.h"
@@ -230,15 +231,13 @@ done:
     return rc;
 }
 
-int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
-                const char **field, const char **why, char *buf)
+int mq_check_appt_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
+                     const char **field, const char **why, char *buf)
 {
     mq_text t;
 
     memset(a, 0, sizeof *a);
     a->op = op;
-    if (MQ_OP_IS_WEBHOOK(op))
-        return mq_check_webhook_op(L, op, ia, ib, a, field, why, buf);
     if (op == MQ_OP_CREATE)
         return create_args(L, ia, a, field, why, buf);
     *field = "code";
@@ -389,8 +388,8 @@ static int l_check_op(lua_State *L)
     }
     lua_getfield(L, 1, "code");
     lua_getfield(L, 1, "starts_at");
-    rc = op == MQ_OP_CREATE ? mq_check_op(L, op, 1, 0, &a, &field, &why, buf)
-                            : mq_check_op(L, op, 3, 4, &a, &field, &why, buf);
+    rc = op == MQ_OP_CREATE ? mq_check_appt_op(L, op, 1, 0, &a, &field, &why, buf)
+                            : mq_check_appt_op(L, op, 3, 4, &a, &field, &why, buf);
     if (rc == 0) {
         lua_pushboolean(L, 1);
         return 1;

@@ -38,11 +38,17 @@ const char *mq_check_unknown_key(lua_State *L, int kidx, const char *const *name
 
 /* An operation's arguments (create: the table at ia, read raw, unknown
  * keys refused; reschedule: code at ia, starts_at at ib; cancel: code at
- * ia) checked into a. 0, or -1 with *field and *why (static or in buf,
+ * ia; the webhook operations: lcheck_webhook.h) checked into a
+ * (lcheck_op.c). 0, or -1 with *field and *why (static or in buf,
  * MQ_WHY_LEN bytes). The strings in a point into the Lua values at ia/ib:
  * keep them on the stack while a is used. */
 int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
                 const char **field, const char **why, char *buf);
+/* The same for the appointment operations alone (create, reschedule,
+ * cancel: lcheck.c); mq_check_op (lcheck_op.c) sends the webhook ones to
+ * lcheck_webhook.c and these here. */
+int mq_check_appt_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
+                     const char **field, const char **why, char *buf);
 
 /* core.check_text, check_code, check_starts_at, check_duration,
  * check_fields, check_op, suggest: added to the module table on top of the stack */

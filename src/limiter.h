@@ -76,13 +76,51 @@ void mq_limiter_close(mq_limiter *l);
  * they left (transit jitter) still never put per_minute + 1 in one server
  * window. min(MQ_LIMITER_GUARD_MAX_NS, period / 200): at most 0.5% of the
  * budget, 0.17% with a 60 s period. 0 only for the specs' control runs
- * (MEDIQUO_TEST_HOOKS and MEDIQUO_TEST_NO_JITTER_GUARD both set). Used
+ * (MEDIQUO_TEST_HOOKS and MEDIQUO_TEST_NO_JITTER_GUARD both set, in a
+ * -DMQ_TESTING build only: make test-build). Used
  * alike by the local rule (limiter.c) and the Redis one (limiter_redis.c). */
 #define MQ_LIMITER_GUARD_MAX_NS 100000000LL
 int64_t mq_limiter_guard_ns(int64_t period_ns);
 /* Validate a state file's header bytes (what open does before mapping);
  * 0 when valid, -1 with a reason in err. Exposed for the fuzzer. */
 int  mq_limiter_check_header(const void *buf, size_t len, char *err, size_t errlen);
+
+/* The rule's option rules (limiter_opts.c), one table for every caller:
+ * the largest per_minute (the ring in the file holds this many slots), the
+ * longest period, the defaults (burst: min(per_minute, 60)). */
+#define MQ_LIMITER_MAX_PER_MIN_N    1000000   /* the number, once (also in words) */
+#define MQ_LIMITER_MAX_PER_MIN      ((long)MQ_LIMITER_MAX_PER_MIN_N)
+#define MQ_LIMITER_MAX_PERIOD_N     86400     /* seconds, once (also in words) */
+#define MQ_LIMITER_MAX_PERIOD       ((double)MQ_LIMITER_MAX_PERIOD_N)
+#define MQ_LIMITER_DEFAULT_PER_MIN  600
+#define MQ_LIMITER_DEFAULT_PERIOD   60.0
+enum { MQ_RULE_PER_MINUTE, MQ_RULE_BURST, MQ_RULE_PERIOD, MQ_RULE__COUNT };
+/* The options' names, in that order. */
+extern const char *const mq_limiter_rule_fields[MQ_RULE__COUNT];
+/* v: per_minute, burst, period (a non-number as NaN); given[i] 0: absent,
+ * v[i] gets its default. 0 with v complete, or -1 with *field (the option's
+ * name) and *why (static words naming the bound, never the value). */
+int mq_limiter_check_rule(double v[MQ_RULE__COUNT], const int given[MQ_RULE__COUNT],
+                          const char **field, const char **why);
+
+/* CLOCK_MONOTONIC ns, the clock of the ring (limiter.c) */
+int64_t mq_rl_now_ns(void);
+
+/* Extra entry points for the Lua binding, the specs and the bench: the
+ * same as mq_limiter_try / _acquire, plus the admitted start time (*at, ns
+ * of CLOCK_MONOTONIC, the clock the ring holds) so that a test can check
+ * the window rule on the limiter's own timestamps. */
+int  mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at);
+int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
+                           double *retry_after, int64_t *at);
+const char *mq_limiter_key(const mq_limiter *l);
+const char *mq_limiter_path(const mq_limiter *l);
+#ifdef MQ_TESTING
+/* Test hook (-DMQ_TESTING builds only): claims the next slot (the CAS that
+ * admits) and then stops forever before finishing the admission, the worst
+ * place for a sharer to freeze; a spec SIGSTOPs or SIGKILLs the caller. */
+void mq_limiter_freeze_mid_admission(mq_limiter *l);
+#endif
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -36,7 +36,7 @@
 
 #define OPEN_TRIES 8            /* another process re-made it meanwhile */
 #define RECHECK_NS 100000000LL  /* how often a handle asks if its file was removed */
-#define MAX_PERIOD_S 86400.0
+#define MAX_PERIOD_S MQ_LIMITER_MAX_PERIOD
 
 typedef char hdr_is_320[sizeof(mq_rl_hdr) == 320 ? 1 : -1];
 
@@ -166,15 +166,15 @@ static int newer_version(int fd)
 
 int mq_rl_check_cfg(const mq_limiter_cfg *cfg, char *err, size_t errlen)
 {
-    const char *why = NULL;
+    const char *why = NULL, *field = NULL;
+    double v[MQ_RULE__COUNT] = { (double)cfg->per_minute, (double)cfg->burst, cfg->period };
+    static const int given[MQ_RULE__COUNT] = { 1, 1, 1 };
 
-    if (cfg->per_minute < 1 || cfg->per_minute > MQ_RL_MAX_PER_MIN)
-        why = "per_minute must be 1..1000000";
-    else if (cfg->burst < 1 || cfg->burst > cfg->per_minute)
-        why = "burst must be 1..per_minute";
-    else if (!(cfg->period > 0 && cfg->period <= MAX_PERIOD_S) || cfg->period * 1e9 < cfg->per_minute)
-        why = "period must be > 0 and <= 86400 seconds (and >= per_minute ns)";
-    else if (cfg->key == NULL || cfg->key[0] == '\0')
+    if (mq_limiter_check_rule(v, given, &field, &why) != 0) {
+        snprintf(err, errlen, "limiter: %s %s", field, why);
+        return -1;
+    }
+    if (cfg->key == NULL || cfg->key[0] == '\0')
         why = "key must be a non-empty string";
     else if (cfg->dir == NULL || cfg->dir[0] == '\0')
         why = "dir must be a non-empty string";

@@ -1,6 +1,8 @@
-/* limiter_file.h: the layout of the shared rate-limit state file, and what
- * limiter.c (the rules) and limiter_file.c (creating, checking, mapping the
- * file) share. Not part of the Lua-facing interface. */
+/* limiter_file.h: the limiter's own: the layout of the shared rate-limit
+ * state file, the handle's struct, the Redis plug (vtable), and what
+ * limiter.c (the rules), limiter_file.c (creating, checking, mapping the
+ * file), limiter_rule.c and limiter_redis.c share. Bindings (llimiter.c,
+ * lredis.c) never include it: what they may use is in limiter.h. */
 #ifndef MQ_LIMITER_FILE_H
 #define MQ_LIMITER_FILE_H
 
@@ -19,7 +21,7 @@
 
 #define MQ_RL_MAGIC       "MQRLSHM"         /* 7 chars + NUL = 8 bytes */
 #define MQ_RL_VERSION     3u                /* 2, 3: lock-free, the rule fixed at creation; 3: 16 ns units */
-#define MQ_RL_MAX_PER_MIN 1000000L
+#define MQ_RL_MAX_PER_MIN MQ_LIMITER_MAX_PER_MIN
 
 /* Times in the file are CLOCK_MONOTONIC in units of 16 ns (2^56 units:
  * 36 years of uptime), so that a time and an 8-bit tag fit one 64-bit
@@ -121,25 +123,9 @@ int  mq_rl_file_ready(mq_limiter *l);
 void mq_rl_file_broken(mq_limiter *l);
 void mq_rl_file_close(mq_limiter *l);
 
-/* limiter.c */
-int64_t mq_rl_now_ns(void);
-
-/* Extra entry points for the Lua binding, the specs and the bench: the
- * same as mq_limiter_try / _acquire, plus the admitted start time (*at, ns
- * of CLOCK_MONOTONIC, the clock the ring holds) so that a test can check
- * the window rule on the limiter's own timestamps. */
-int  mq_limiter_try_at(mq_limiter *l, double *wait, int64_t *at);
-/* The host-local rules alone (what mq_limiter_try_at does without Redis;
- * the Redis limiter spends its leased slots through it). */
+/* limiter.c: the host-local rules alone (what mq_limiter_try_at does
+ * without Redis; the Redis limiter spends its leased slots through it). */
 int  mq_rl_try_local(mq_limiter *l, double *wait, int64_t *at);
-int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
-                           double *retry_after, int64_t *at);
-const char *mq_limiter_key(const mq_limiter *l);
-const char *mq_limiter_path(const mq_limiter *l);
-/* Test hook: claims the next slot (the CAS that admits) and then stops
- * forever before finishing the admission, the worst place for a sharer to
- * freeze; a spec SIGSTOPs or SIGKILLs the caller there. */
-void mq_limiter_freeze_mid_admission(mq_limiter *l);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -15,25 +15,16 @@
 #include "llimiter.h"
 #include "lredis.h"
 #include "shmfile.h"
-#include "limiter_file.h"
 #include "limiter_redis.h"
 #include "lclass.h"
 
-typedef struct {
-    mq_limiter *l;              /* NULL once closed (or never opened) */
-} lim_ud;
+typedef mq_llimiter_ud lim_ud;
 
 static mq_limiter *check_open(lua_State *L)
 {
     lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
     if (u->l == NULL) luaL_error(L, "limiter is closed");
     return u->l;
-}
-
-mq_limiter *mq_llimiter_get(lua_State *L, int idx)
-{
-    lim_ud *u = (lim_ud *)mq_testudata(L, idx, MQ_LIMITER_MT);
-    return u ? u->l : NULL;
 }
 
 /* opts[name] without metamethods, pushed */
@@ -44,24 +35,51 @@ static int rawfield(lua_State *L, int idx, const char *name)
     return lua_type(L, -1);
 }
 
-/* opts.name as a number; dflt when nil; NULL message when fine */
-static const char *opt_number(lua_State *L, const char *name, double dflt, int integer,
-                              double lo, double hi, double *out)
+/* The rule (per_minute, burst, period) from opts (the table at idx, read
+ * raw; args 0) or from the values at idx, idx + 1, idx + 2 (args 1), checked
+ * by the one table (limiter_opts.c) into v, defaults filled in. NULL, or
+ * why not with *field. */
+static const char *read_rule(lua_State *L, int idx, int args, double v[MQ_RULE__COUNT],
+                             const char **field)
 {
-    int t;
-    rawfield(L, 1, name);
-    t = lua_type(L, -1);
-    *out = t == LUA_TNIL ? dflt : lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TNUMBER) return "must be a number";
-    if (!(*out >= lo && *out <= hi)) return "is out of range";
-    if (integer && *out != floor(*out)) return "must be an integer";
-    return NULL;
+    const char *why = NULL;
+    int given[MQ_RULE__COUNT], i, t;
+
+    for (i = 0; i < MQ_RULE__COUNT; i++) {
+        if (args) lua_pushvalue(L, idx + i);
+        else rawfield(L, idx, mq_limiter_rule_fields[i]);
+        t = lua_type(L, -1);
+        given[i] = t != LUA_TNIL;
+        v[i] = t == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;   /* a non-number fails */
+        lua_pop(L, 1);
+    }
+    return mq_limiter_check_rule(v, given, field, &why) == 0 ? NULL : why;
+}
+
+/* core.limiter_rule(per_minute, burst, period) -> per_minute, burst, period
+ * (nil ones given their defaults) | nil, field, why: what mediquo.limiter
+ * asks instead of checking the rule itself */
+static int l_rule(lua_State *L)
+{
+    double v[MQ_RULE__COUNT];
+    const char *field, *why;
+
+    lua_settop(L, 3);
+    if ((why = read_rule(L, 1, 1, v, &field)) != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, field);
+        lua_pushstring(L, why);
+        return 3;
+    }
+    lua_pushinteger(L, (lua_Integer)v[MQ_RULE_PER_MINUTE]);
+    lua_pushinteger(L, (lua_Integer)v[MQ_RULE_BURST]);
+    lua_pushnumber(L, v[MQ_RULE_PERIOD]);
+    return 3;
 }
 
 static int l_new(lua_State *L)
 {
-    double pm, burst, period;
+    double v[MQ_RULE__COUNT];
     const char *why, *field = "options";
     mq_limiter_cfg cfg;
     char err[512];
@@ -73,9 +91,7 @@ static int l_new(lua_State *L)
         return 2;
     }
     lua_settop(L, 1);
-    why = opt_number(L, field = "per_minute", 600, 1, 1, MQ_RL_MAX_PER_MIN, &pm);
-    if (!why) why = opt_number(L, field = "burst", pm < 60 ? pm : 60, 1, 1, pm, &burst);
-    if (!why) why = opt_number(L, field = "period", 60, 0, 1e-9, 86400, &period);
+    why = read_rule(L, 1, 0, v, &field);
     rawfield(L, 1, "key");                  /* index 2 */
     rawfield(L, 1, "dir");                  /* index 3 */
     rawfield(L, 1, "group");                /* index 4 */
@@ -94,9 +110,9 @@ static int l_new(lua_State *L)
         lua_pushfstring(L, "limiter: %s %s", field, why);
         return 2;
     }
-    cfg.per_minute = (long)pm;
-    cfg.burst = (long)burst;
-    cfg.period = period;
+    cfg.per_minute = (long)v[MQ_RULE_PER_MINUTE];
+    cfg.burst = (long)v[MQ_RULE_BURST];
+    cfg.period = v[MQ_RULE_PERIOD];
     cfg.key = lua_tostring(L, 2);
     cfg.dir = lua_tostring(L, 3);
     cfg.gid = -1;
@@ -178,17 +194,20 @@ static int l_pause(lua_State *L)
 static int l_set_rule(lua_State *L)
 {
     mq_limiter *l = check_open(L);
-    lua_Number pm = luaL_checknumber(L, 2), burst = luaL_checknumber(L, 3);
-    lua_Number period = luaL_checknumber(L, 4);
+    double v[MQ_RULE__COUNT];
+    const char *field, *why;
     char err[512];
 
-    if (!(pm >= 1 && pm <= MQ_RL_MAX_PER_MIN && pm == floor(pm) && burst >= 1 && burst <= pm
-          && burst == floor(burst))) {
+    luaL_checknumber(L, 2);
+    luaL_checknumber(L, 3);
+    luaL_checknumber(L, 4);
+    if ((why = read_rule(L, 2, 1, v, &field)) != NULL) {
         lua_pushnil(L);
-        lua_pushliteral(L, "limiter: per_minute and burst must be integers, 1 <= burst <= per_minute");
+        lua_pushfstring(L, "limiter: %s %s", field, why);
         return 2;
     }
-    if (mq_limiter_set_rule(l, (long)pm, (long)burst, period, err, sizeof err) != 0) {
+    if (mq_limiter_set_rule(l, (long)v[MQ_RULE_PER_MINUTE], (long)v[MQ_RULE_BURST],
+                            v[MQ_RULE_PERIOD], err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -318,6 +337,7 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+#ifdef MQ_TESTING
 /* Test hook for the frozen-sharer specs: claims a slot and stops before
  * finishing the admission. Refused unless MEDIQUO_TEST_HOOKS is set, so no
  * production script can hang on it. */
@@ -345,6 +365,7 @@ static int l_hold_lease(lua_State *L)
     lua_pushstring(L, mq_limiter_error(l));
     return 2;
 }
+#endif
 
 /* core.limiter_now() -> CLOCK_MONOTONIC ns, the clock of the ring */
 static int l_now(lua_State *L)
@@ -388,8 +409,11 @@ static const luaL_Reg methods[] = {
     { "budget", l_budget },
     { "path", l_path },
     { "close", l_close },
+#ifdef MQ_TESTING
+    /* test builds only (make test-build): never in the shipped module */
     { "_freeze_mid_admission", l_freeze },
     { "_hold_lease_lock", l_hold_lease },
+#endif
     { NULL, NULL },
 };
 
@@ -411,6 +435,10 @@ void mq_llimiter_open(lua_State *L)
     lua_setfield(L, -2, "limiter");
     lua_pushcfunction(L, l_now);
     lua_setfield(L, -2, "limiter_now");
+    lua_pushcfunction(L, l_rule);
+    lua_setfield(L, -2, "limiter_rule");
+    lua_pushinteger(L, MQ_LIMITER_MAX_PER_MIN);
+    lua_setfield(L, -2, "LIMITER_MAX_PER_MINUTE");
     lua_pushcfunction(L, l_default_dir);
     lua_setfield(L, -2, "limiter_default_dir");
 }

@@ -10,9 +10,8 @@
 #include <stdio.h>
 
 #include "compat.h"
-#include "limiter_file.h"
 #include "limiter_redis.h"
-#include "llimiter.h"
+#include "llimiter_ud.h"
 #include "lredis.h"
 #include "limiter_redis_script.h"
 #include "redis_conv.h"

@@ -1,4 +1,4 @@
-/* redis_url.c: parses the Redis URLs of API.md (redis://, rediss://,
+/* redis_url.c: parses the Redis URLs of docs/limiter-and-redis.md (redis://, rediss://,
  * unix://, redis[s]-sentinel://, redis[s]-cluster://) and the redis_tls /
  * sentinel_auth options into one struct. Messages never hold a password. */
 #include <ctype.h>

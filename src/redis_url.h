@@ -1,4 +1,5 @@
-/* redis_url.h: a Redis URL of every scheme API.md names, and the TLS and
+/* redis_url.h: a Redis URL of every scheme docs/limiter-and-redis.md names
+ * ("Redis as production runs it"), and the TLS and
  * Sentinel options that go with it (redis_url.c). No I/O. */
 #ifndef MQ_REDIS_URL_H
 #define MQ_REDIS_URL_H

@@ -23,7 +23,7 @@ local _M = { _VERSION = core._VERSION }
 local mt = { __index = _M }
 
 _M.DEFAULT_KEY = "sdk.mediquo.com:443"   -- the default base_url's host:port
-_M.MAX_PER_MINUTE = 1000000              -- the ring in the file holds this many
+_M.MAX_PER_MINUTE = core.LIMITER_MAX_PER_MINUTE    -- the ring in the file holds this many
 
 
 local FIELDS = { per_minute = true, burst = true, period = true, key = true,
@@ -43,29 +43,11 @@ function _M.normalize(opts, default_key)
     local known, unknown = core.check_fields(opts, FIELDS)
     if not known then return nil, errors.invalid("rate_limit", unknown) end
 
-    local per_minute = rawget(opts, "per_minute")
-    if per_minute == nil then per_minute = 600 end
-    if not is_integer(per_minute) or per_minute <= 0 then
-        return nil, errors.invalid("rate_limit.per_minute", "must be an integer > 0")
-    end
-    if per_minute > _M.MAX_PER_MINUTE then
-        return nil, errors.invalid("rate_limit.per_minute",
-                                   format("must be at most %d", _M.MAX_PER_MINUTE))
-    end
-
-    local burst = rawget(opts, "burst")
-    if burst == nil then burst = per_minute < 60 and per_minute or 60 end
-    if not is_integer(burst) or burst < 1 or burst > per_minute then
-        return nil, errors.invalid("rate_limit.burst",
-                                   "must be an integer from 1 to per_minute")
-    end
-
-    local period = rawget(opts, "period")
-    if period == nil then period = 60 end
-    if type(period) ~= "number" or period ~= period or period <= 0 or period > 86400
-       or period * 1e9 < per_minute then
-        return nil, errors.invalid("rate_limit.period", "must be a number > 0 (seconds, at most 86400)")
-    end
+    -- the rule's checks are C's (limiter_opts.c, one table): asked, never
+    -- re-checked here; nil ones come back with their defaults
+    local per_minute, burst, period = core.limiter_rule(rawget(opts, "per_minute"),
+                                                        rawget(opts, "burst"), rawget(opts, "period"))
+    if not per_minute then return nil, errors.invalid("rate_limit." .. burst, period) end
 
     local key = rawget(opts, "key")
     if key == nil then key = default_key end
@@ -217,7 +199,7 @@ end
 function _M.status(self)
     local st = self.core:status()
     if st.error then return nil, config_error(st.error) end
-    -- API.md: `error` says why Redis is not in use (never a password)
+    -- docs/limiter-and-redis.md (status): `error` says why Redis is not in use (never a password)
     st.error, st.redis_error = st.redis_error, nil
     if st.mismatch then
         local r = st.rule

@@ -57,7 +57,7 @@ local YIELDABLE = {
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
-local OPS = { "create", "reschedule", "cancel" }
+local OPS = {} for _, op in ipairs(core.OPS) do if core.OP_FIELDS[op] then OPS[#OPS + 1] = op end end
 
 local config      -- set by configure(): normalised options, never shown
 local worker      -- this worker's engine, transport, limiter, metrics (made lazily)

@@ -19,7 +19,7 @@ local byte = string.byte
 local decode = cjson.decode
 local null = cjson.null
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 -- op -> { fields }, the methods it takes (Allow)
 local FIELDS = {

@@ -16,7 +16,7 @@ local co_status = coroutine.status
 local tostring = tostring
 local format = string.format
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local function connecting(sock, host, port, pool)
     return sock:connect(host, port, pool)

@@ -34,7 +34,7 @@ local lower = string.lower
 local byte = string.byte
 local encode = cjson.encode
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 -- kind -> HTTP status (see above); anything unknown is the upstream's
 local STATUS = {

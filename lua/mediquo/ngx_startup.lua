@@ -14,7 +14,7 @@ local find = string.find
 local match = string.match
 local format = string.format
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 -- this worker's effective user, "uid N (name)"
 local function whoami()

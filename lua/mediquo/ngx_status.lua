@@ -12,7 +12,7 @@ local ngx = ngx
 local type = type
 local pairs = pairs
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local function limiter_part(lim, rl, redis, why)
     if not rl then return { enabled = false } end
@@ -28,7 +28,7 @@ local function limiter_part(lim, rl, redis, why)
     for k, v in pairs(st) do
         if k ~= "redis_error" then out[k] = v end
     end
-    -- API.md: `error` says why Redis is not in use (never a password)
+    -- docs/limiter-and-redis.md (status): `error` says why Redis is not in use (never a password)
     if st.redis_error and not out.error then out.error = st.redis_error end
     if out.degraded == nil then out.degraded = false end
     if out.backend == nil then out.backend = redis and "redis" or "local" end

@@ -41,7 +41,7 @@ local floor = math.floor
 local pairs = pairs
 local setmetatable = setmetatable
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 _M.DICT = "mediquo_webhooks"
 local CHUNK = 65536

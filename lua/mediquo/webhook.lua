@@ -22,7 +22,7 @@ local lower = string.lower
 local floor = math.floor
 local unpack = table.unpack or unpack   -- luacheck: ignore 143
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 _M.MAX_BODY = 1048576
 _M.HEADER = "x-webhook-signature"
