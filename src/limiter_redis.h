@@ -95,10 +95,12 @@ void mq_rdl_pause(mq_limiter *l, double seconds, int flush);
  * left). 1 when Redis takes it; 0 when degraded: the local file must. */
 int  mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
 void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st);
-/* Test hook (llimiter.c, MEDIQUO_TEST_HOOKS only): takes the lease lock,
+#ifdef MQ_TESTING
+/* Test hook (llimiter.c, -DMQ_TESTING builds only): takes the lease lock,
  * stops this process (SIGSTOP) holding it, and releases it once continued.
  * 0, or -1 when the lock or the file could not be had. */
 int  mq_rdl_hold_lease_lock(mq_limiter *l);
+#endif
 /* The redis handle of a limiter, NULL when it has none. */
 mq_rdl *mq_rdl_of(mq_limiter *l);
 

@@ -49,7 +49,7 @@ local concat = table.concat
 local sort = table.sort
 local now = core.now
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 -- phases where cosockets and ngx.sleep may yield
 local YIELDABLE = {

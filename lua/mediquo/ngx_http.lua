@@ -36,7 +36,7 @@ local max = math.max
 local floor = math.floor
 local now = core.now
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 local T = {}
 local mt = { __index = T }
 

@@ -23,7 +23,7 @@ local ngx_redis = require "mediquo.ngx_redis"
 local ngx = ngx
 local now = core.now
 
-local _M = { _VERSION = "0.2.0" }
+local _M = { _VERSION = core._VERSION }
 
 local MIN_SLEEP = 0.001
 local DECIDE_S = 0.3                -- redis_timeout's default + 50 ms
