@@ -97,7 +97,8 @@ env:
 DEB_PKGS := make gcc zip unzip lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks lua-check lua-socket \
             libcurl4-openssl-dev pkg-config nginx-core libnginx-mod-http-lua \
             luajit2 libluajit2-5.1-dev openssl curl tmux iproute2 \
-            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libhttp-parser-dev redis-server libhiredis-dev \
+            libssl-dev
 # Sentinel and Cluster specs (38, 39): redis-sentinel, redis-cli --cluster
 DEB_PKGS += redis-sentinel redis-tools
 # Installs the Debian packages that are missing (as root; otherwise says
