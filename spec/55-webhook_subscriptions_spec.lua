@@ -256,20 +256,20 @@ describe("settle-by-listing in the engine alone (the step API, a fake clock, no 
         local list = list_of(sub("other-type", "appointment_finished", SUB.url),
                              sub("other-url", SUB.type, "https://gw.example/other"),
                              sub("mine", SUB.type, SUB.url))
-        assert.equal("done", (call:response(200, list, nil, nil, nil, nil, 3)))
+        assert.equal("done", (call:response({ status = 200, body = list }, 3)))
         local v = assert(call:result())
         assert.equal("mine", json.decode(v).id)
     end)
 
     it("not in the list: the same POST again, in the same call", function()
         local call = ambiguous_post(engine())
-        assert.equal("send", (call:response(200, list_of(sub("x", SUB.type, "https://y.example/")),
-                                            nil, nil, nil, nil, 3)))
+        assert.equal("send", (call:response({ status = 200,
+                                              body = list_of(sub("x", SUB.type, "https://y.example/")) }, 3)))
         local m, _, body = call:request()
         assert.equal("POST", m)
         assert.equal(SUB.url, json.decode(body).meta.url)
-        assert.equal("done", (call:response(201, json.encode{ data = sub("new", SUB.type, SUB.url) },
-                                            nil, nil, nil, nil, 4)))
+        assert.equal("done", (call:response({ status = 201,
+                                              body = json.encode{ data = sub("new", SUB.type, SUB.url) } }, 4)))
         assert.equal("new", json.decode((call:result())).data.id)
     end)
 
@@ -280,9 +280,9 @@ describe("settle-by-listing in the engine alone (the step API, a fake clock, no 
         assert.equal("backoff", (call:failure("reset", "reset after sending", 1)))
         assert.equal("send", (call:wake(2)))
         assert.equal("GET", (call:request()))
-        assert.equal("send", (call:response(200, '{"data":[]}', nil, nil, nil, nil, 3)))
+        assert.equal("send", (call:response({ status = 200, body = '{"data":[]}' }, 3)))
         assert.equal("POST", (call:request()))
-        assert.equal("done", (call:response(500, '{"message":"x"}', nil, nil, nil, nil, 4)))
+        assert.equal("done", (call:response({ status = 500, body = '{"message":"x"}' }, 4)))
         local _, err = call:result()
         assert.equal("server_error", err.kind)
         assert.equal("unknown", err.effect)
@@ -291,7 +291,7 @@ describe("settle-by-listing in the engine alone (the step API, a fake clock, no 
 
     it("a list that cannot be read: bad_response, effect unknown", function()
         local call = ambiguous_post(engine())
-        assert.equal("done", (call:response(200, "<html>", nil, nil, nil, nil, 3)))
+        assert.equal("done", (call:response({ status = 200, body = "<html>" }, 3)))
         local v, err = call:result()
         assert.is_nil(v)
         assert.equal("bad_response", err.kind)
@@ -301,13 +301,14 @@ describe("settle-by-listing in the engine alone (the step API, a fake clock, no 
     it("a 503 (not processed) is retried as a POST, no list needed; a 422 is not retried", function()
         local e = engine()
         local call = e:start("subscribe", SUB, nil, 0)
-        assert.equal("backoff", (call:response(503, '{"message":"busy"}', nil, nil, nil, nil, 1)))
+        assert.equal("backoff", (call:response({ status = 503, body = '{"message":"busy"}' }, 1)))
         assert.equal("send", (call:wake(2)))
         assert.equal("POST", (call:request()))
         call = e:start("subscribe", SUB, nil, 10)
-        assert.equal("done", (call:response(422, json.encode{ message = "The given data was invalid.",
-                                                               errors = { ["meta.url"] = { "bad" } } },
-                                             nil, nil, nil, nil, 11)))
+        assert.equal("done", (call:response({ status = 422,
+                                              body = json.encode{ message = "The given data was invalid.",
+                                                                  errors = { ["meta.url"] = { "bad" } } } },
+                                             11)))
         local _, err = call:result()
         assert.equal("unprocessable", err.kind)
         assert.same({ "bad" }, err.fields["meta.url"])

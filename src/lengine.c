@@ -5,27 +5,30 @@
  *                      retry_post=, max_wait=, limiter_period=, api_key=, secret_key= }
  *         -> eng | nil, msg     (keys only to scrub them; max_wait absent or
  *                                false: no limiter, so no "slot" action)
- *   call, action, x = eng:start(op, a, b, now [, resumed])
+ *   call, action, step = eng:start(op, a, b, now [, resumed])
  *         op "create"|"reschedule"|"cancel"; a, b as the public API;
  *         resumed: an earlier run may have sent it (batches, imports)
- *   action: "slot" (x = seconds it may wait for a limiter slot), "send",
- *           "backoff" (x = seconds), "done" (x nil for send and done)
+ *   action, step: what to do next and the named fields of its mq_step:
+ *         "slot",    { max_wait = seconds it may wait for a limiter slot,
+ *                      until = no slot after this moment }
+ *         "backoff", { backoff = seconds to wait, until = when to wake }
+ *         "send" or "done", nil (send: the deadline is in the request's
+ *                      timeouts; done: call:result())
  *   method, path, body|nil, timeout, connect_timeout = call:request()
- *   action, x = call:slot(granted, waited, retry_after|nil, now)
- *   action, x = call:response(res, now)   -- res: the answer as a table, as
- *         mediquo.ngx_http's attempt returns it (lua-resty-http's `res`):
+ *   action, step = call:slot(granted, waited, retry_after|nil, now)
+ *   action, step = call:response(res, now)   -- res: the answer as a table,
+ *         as mediquo.ngx_http's attempt returns it (lua-resty-http's `res`):
  *         { status =, body =, retry_after =, rl_remaining =, rl_limit =,
- *           rl_reset = } (all but status may be nil); or positionally:
- *   action, x = call:response(status, body, retry_after|nil, rl_remaining|nil,
- *                             rl_limit|nil, rl_reset|nil, now)
- *   action, x = call:failure(outcome, message|nil, now [, status])
+ *           rl_reset = } (all but status may be nil)
+ *   action, step = call:failure(outcome, message|nil, now [, status])
  *         outcome: connect, connect_timeout, tls, timeout, reset, too_big,
  *         failed; or "resent": the driver sent this attempt again on a
  *         fresh connection after a reused one died with no answer (an
  *         earlier send may have been processed). For PUT and DELETE the
  *         answer is "send" (send the same request once more: not a new
  *         attempt, no new slot); a POST is never re-sent: like "reset".
- *   action, x = call:wake(now)                    -- after a backoff
+ *   action, step = call:fault(what, why)         -- the host's setup failed
+ *   action, step = call:wake(now)                -- after a backoff
  *   what, a1, a2, a3 = call:limiter_note()        -- about the last response:
  *         nil | "pause", seconds | "observe", remaining, limit|nil, reset|nil
  *   value, err = call:result()   -- value {code=,url=} or true; err a plain table
@@ -243,23 +246,34 @@ static int l_engine_stats(lua_State *L)
     return 1;
 }
 
-static int push_action(lua_State *L, mq_action a, double x)
+/* the step as (action, step): step a table of the mq_step fields the
+ * action has ({ max_wait, until } for "slot", { backoff, until } for
+ * "backoff"), nil for "send" and "done" (no table on the usual path; a
+ * send's deadline is already in call:request()'s timeouts) */
+static int push_step(lua_State *L, mq_step st)
 {
-    lua_pushstring(L, mq_action_name(a));
-    if (a == MQ_A_SLOT || a == MQ_A_BACKOFF)
-        lua_pushnumber(L, x);
-    else
+    lua_pushstring(L, mq_action_name(st.action));
+    switch (st.action) {
+    case MQ_A_SLOT:
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, st.max_wait);
+        lua_setfield(L, -2, "max_wait");
+        break;
+    case MQ_A_BACKOFF:
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, st.backoff);
+        lua_setfield(L, -2, "backoff");
+        break;
+    default:
         lua_pushnil(L);
+        return 2;
+    }
+    lua_pushnumber(L, st.until);
+    lua_setfield(L, -2, "until");
     return 2;
 }
 
-/* the step as (action, x): x the slot's max_wait or the backoff */
-static int push_step(lua_State *L, mq_step st)
-{
-    return push_action(L, st.action, st.action == MQ_A_SLOT ? st.max_wait : st.backoff);
-}
-
-/* eng:start(op, a, b, now [, resumed [, done_call]]) -> call, action, x
+/* eng:start(op, a, b, now [, resumed [, done_call]]) -> call, action, step
  * done_call: a call of this engine whose result was read, started again
  * instead of a new one (a call is ~6 KB: the nginx driver keeps a few
  * rather than make and collect one per request) */
@@ -361,39 +375,30 @@ static double res_num(lua_State *L, const char *k, double dflt)
 }
 
 /* call:response(res, now) with res = { status, body, retry_after,
- * rl_remaining, rl_limit, rl_reset }, or call:response(status, body,
- * retry_after, rl_remaining, rl_limit, rl_reset, now) */
+ * rl_remaining, rl_limit, rl_reset } (all but status may be nil) */
 static int l_call_response(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SEND, "response");
+    double now;
     mq_answer r;
     mq_step a;
 
-    if (lua_type(L, 2) == LUA_TTABLE) {
-        double now = luaL_checknumber(L, 3);
-
-        lua_getfield(L, 2, "status");
-        if (!lua_isnumber(L, -1)) return luaL_error(L, "call:response: res.status: a number expected");
-        r.status = (long)lua_tointeger(L, -1);
-        lua_getfield(L, 2, "body");
-        /* the string stays anchored in res for the engine call */
-        r.body = lua_isnil(L, -1) ? "" : luaL_checklstring(L, -1, &r.body_len);
-        if (lua_isnil(L, -1)) r.body_len = 0;
-        r.retry_after = res_num(L, "retry_after", -1);
-        r.rl_remaining = (long)res_num(L, "rl_remaining", -1);
-        r.rl_limit = (long)res_num(L, "rl_limit", -1);
-        r.rl_reset = res_num(L, "rl_reset", -1);
-        a = mq_engine_response(&lc->c, &r, now);
-        lua_pop(L, 2);
-        return push_step(L, a);
-    }
-    r.status = (long)luaL_checkinteger(L, 2);
-    r.body = luaL_optlstring(L, 3, "", &r.body_len);
-    r.retry_after = luaL_optnumber(L, 4, -1);
-    r.rl_remaining = (long)luaL_optinteger(L, 5, -1);
-    r.rl_limit = (long)luaL_optinteger(L, 6, -1);
-    r.rl_reset = luaL_optnumber(L, 7, -1);
-    a = mq_engine_response(&lc->c, &r, luaL_checknumber(L, 8));
+    luaL_checktype(L, 2, LUA_TTABLE);
+    now = luaL_checknumber(L, 3);
+    lua_settop(L, 3);
+    lua_getfield(L, 2, "status");
+    if (!lua_isnumber(L, -1)) return luaL_error(L, "call:response: res.status: a number expected");
+    r.status = (long)lua_tointeger(L, -1);
+    lua_getfield(L, 2, "body");
+    /* the string stays anchored in res for the engine call */
+    r.body = lua_isnil(L, -1) ? "" : luaL_checklstring(L, -1, &r.body_len);
+    if (lua_isnil(L, -1)) r.body_len = 0;
+    r.retry_after = res_num(L, "retry_after", -1);
+    r.rl_remaining = (long)res_num(L, "rl_remaining", -1);
+    r.rl_limit = (long)res_num(L, "rl_limit", -1);
+    r.rl_reset = res_num(L, "rl_reset", -1);
+    a = mq_engine_response(&lc->c, &r, now);
+    lua_settop(L, 3);
     return push_step(L, a);
 }
 
@@ -409,8 +414,10 @@ static int l_call_failure(lua_State *L)
 
     if (strcmp(name, "resent") == 0) {
         mq_engine_resent(&lc->c);
-        if (lc->c.m != MQ_M_POST)
-            return push_action(L, MQ_A_SEND, 0);
+        if (lc->c.m != MQ_M_POST) {
+            mq_step send = { .action = MQ_A_SEND };
+            return push_step(L, send);
+        }
         o = MQ_T_RESET;
     } else {
         o = mq_outcome_parse(name);

@@ -225,12 +225,12 @@ local function perform(fname, op, a, b)
             calls[n] = nil
         end
     end
-    local call, action, x = eng:start(op, a, b, now(), nil, spare)
+    local call, action, step = eng:start(op, a, b, now(), nil, spare)
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
         -- (and counts it)
         ngx.log(ngx.ERR, "mediquo.ngx: ", what, ": ", why)
-        action, x = call:fault(what, why)
+        action, step = call:fault(what, why)
     end
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
@@ -239,7 +239,7 @@ local function perform(fname, op, a, b)
             local outcome = res.outcome
             if outcome == "ok" then
                 attempts = attempts + 1
-                action, x = call:response(res, now())
+                action, step = call:response(res, now())
                 if lim then
                     local note, n1, n2, n3 = call:limiter_note()
                     if note == "pause" then
@@ -252,14 +252,14 @@ local function perform(fname, op, a, b)
                 -- nginx lacks a directive: nothing was sent, and no retry
                 -- can help; the operator must change nginx.conf
                 ngx.log(ngx.ERR, "mediquo.ngx: ", res.message)
-                action, x = call:fault("nginx", res.message)
+                action, step = call:fault("nginx", res.message)
             else
                 attempts = attempts + 1
-                action, x = call:failure(outcome, res.message, now(), res.status)
+                action, step = call:failure(outcome, res.message, now(), res.status)
             end
         elseif action == "slot" then
             local granted, waited, retry_after, fault = true, 0, nil, nil
-            if lim then granted, waited, retry_after, fault = ngx_limiter.wait(lim, x, w.redis) end
+            if lim then granted, waited, retry_after, fault = ngx_limiter.wait(lim, step.max_wait, w.redis) end
             if waited > 0 then
                 waits, wait_s = waits + 1, wait_s + waited
             end
@@ -267,16 +267,17 @@ local function perform(fname, op, a, b)
                 -- a state file unusable, Redis refusing the setup: the
                 -- host's; logged once per cause, then once a minute
                 ngx_redis.log_fault(fault)
-                action, x = call:fault("rate_limit", fault)
+                action, step = call:fault("rate_limit", fault)
             else
-                action, x = call:slot(granted, waited, retry_after, now())
+                action, step = call:slot(granted, waited, retry_after, now())
             end
         elseif action == "backoff" then
             -- full jitter may draw 0: nginx warns on ngx.sleep(0) (a
             -- yield with no timer), and there is nothing to wait for
-            if x > 0 then ngx.sleep(x) end
+            local backoff = step.backoff
+            if backoff > 0 then ngx.sleep(backoff) end
             retries = retries + 1
-            action, x = call:wake(now())
+            action, step = call:wake(now())
         else
             break           -- "done"
         end
