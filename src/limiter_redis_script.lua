@@ -32,16 +32,26 @@ local pz = tonumber(ARGV[14])       -- a pause to apply, ms from now (-1: none)
 local rem = tonumber(ARGV[15])      -- x-ratelimit-remaining seen (-1: none)
 local reset = tonumber(ARGV[16])    -- ...and its window's reset, ms from now
 local horizon = math.min(1000, period / 4)
-local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect')
+-- this server's run: the state names the run that last wrote it. A state
+-- another run wrote came by replication (a replica promoted by a failover,
+-- without the old master's last writes: everything it granted since the
+-- replica's last sync, ~11 s of it through a SENTINEL FAILOVER) or from
+-- disk: as stale as a lost one, it is treated so. An ACL without INFO: no
+-- run known ("-"), no such check (docs/limiter-and-redis.md)
+local info = redis.pcall('INFO', 'server')
+local rid = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or '-'
+local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect', 'rid')
 local epoch, used, tat, seq, pause, calu, call, learn, expect
-if v[1] then
+if v[1] and v[10] == rid then
   epoch, used, tat, seq = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
   pause, calu, call = tonumber(v[5]), tonumber(v[6]), tonumber(v[7])
   learn, expect = tonumber(v[8]), tonumber(v[9])
 else
-  -- no state: first use, or Redis lost it; what the hosts started before
-  -- may still be in the window: learn it from them first
+  -- no state: first use, or Redis lost it (or another run wrote it); what
+  -- the hosts started before may still be in the window: learn it from
+  -- them first, under a new epoch (so each host hands back its starts)
   epoch, used, tat, seq, pause, calu, call = math.floor(now), 0, 0, 0, 0, 0, 0
+  if v[1] and tonumber(v[1]) == epoch then epoch = epoch + 1 end
   learn, expect = now + period + lease + horizon, math.max(hl, 1)
   redis.call('DEL', LOG, REC)
 end
@@ -63,7 +73,7 @@ if fresh or recf == '1' then
   -- only when asked for ("-": not sent), so one round trip costs ~200 bytes
   if up == '-' then
     redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,
-      'calu', calu, 'call', call, 'learn', learn, 'expect', expect)
+      'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid)
     for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
     return {0, 0, hosts, epoch, 1, used, 0, 1}
   end
@@ -141,7 +151,7 @@ if want > 0 then
   if grant == 0 and wait <= 0 then wait = 1 end
 end
 redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,
-  'calu', calu, 'call', call, 'learn', learn, 'expect', expect)
+  'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid)
 for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
 return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0,
   math.ceil(delay * 1000)}
