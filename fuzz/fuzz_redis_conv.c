@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fuzz_resp.h"
 
 static const char *const URLS[] = {
     "redis://mq:pw-SECRET@127.0.0.1:6380/3",
@@ -16,25 +17,6 @@ static const char *const URLS[] = {
     "redis-cluster://:pw-SECRET@127.0.0.1:7000,[::1]:7001",
     "rediss://:pw-SECRET@127.0.0.1",
 };
-
-/* hiredis 0.14's reader callocs an array's declared element count at once
- * ("*999999999\r\n" asks for 8 GB): that is hiredis's allocation, not
- * ours, and no server declares such a count; inputs declaring more than
- * 100000 elements are left out so the fuzzer's memory limit tests our
- * code. */
-static int huge_count(const uint8_t *data, size_t size)
-{
-    size_t i, j;
-
-    for (i = 0; i < size; i++) {
-        if (data[i] != '*' && data[i] != '%' && data[i] != '~' && data[i] != '>')
-            continue;
-        for (j = i + 1; j < size && data[j] >= '0' && data[j] <= '9'; j++)
-            ;
-        if (j - i - 1 > 5) return 1;
-    }
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

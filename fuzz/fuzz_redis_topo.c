@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include "fuzz_resp.h"
 
 static void check_map(const mq_redis_slot_map *m)
 {
@@ -98,25 +99,6 @@ static void one(const redisReply *rep, mq_redis_slot_map *last)
         for (i = 0; i < rep->elements && i < 64; i++)
             if (rep->element[i] && rep->element[i]->type == REDIS_REPLY_ERROR)
                 redirect(rep->element[i]->str, rep->element[i]->len, last);
-}
-
-/* hiredis 0.14's reader callocs an array's declared element count at once
- * ("*999999999\r\n" asks for 8 GB): that is hiredis's allocation, not
- * ours, and no server declares such a count; inputs declaring more than
- * 100000 elements are left out so the fuzzer's memory limit tests our
- * code. */
-static int huge_count(const uint8_t *data, size_t size)
-{
-    size_t i, j;
-
-    for (i = 0; i < size; i++) {
-        if (data[i] != '*' && data[i] != '%' && data[i] != '~' && data[i] != '>')
-            continue;
-        for (j = i + 1; j < size && data[j] >= '0' && data[j] <= '9'; j++)
-            ;
-        if (j - i - 1 > 5) return 1;
-    }
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
