@@ -270,10 +270,11 @@ describe("a Redis budget (issue 20)", function()
             assert.truthy(r.max_window <= 100)
             -- a 50 s run's first window holds the start's burst (a few % of
             -- one window): >= 99% is held after it here, and over the whole
-            -- run by the 300 s proof (make soak-redis-jitter)
+            -- run by the 300 s proof (make soak-redis-jitter); the control
+            -- (20 s) is read over its whole run, where the jitter shows
             assert.truthy(r.steady >= 0.99, ("used %.2f%% after the first window"):format(100 * r.steady))
-            assert.truthy(c.http429 > 0 or c.steady < 0.99,
-                          ("control: %d x 429, used %.2f%%"):format(c.http429, 100 * c.steady))
+            assert.truthy(c.http429 > 0 or c.used < 0.99,
+                          ("control: %d x 429, used %.2f%%"):format(c.http429, 100 * c.used))
         end)
     end)
 end)

@@ -309,7 +309,10 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
         mq_lease_recent(f, now, horizon, r->upload, sizeof r->upload);
     else
         snprintf(r->upload, sizeof r->upload, "-");
-    if (r->unsafe) r->upload[0] = '\0';
+    /* the test hook's control: no hand-back, and "!" tells the script to
+     * skip its check of the run that wrote the state (the control shows
+     * the window broken without these mechanisms) */
+    if (r->unsafe) snprintf(r->upload, sizeof r->upload, "!");
     r->sent_fb = f->fb_used;
     r->sent_pause = f->pause_until;
     r->sent_obs = f->obs_until;
