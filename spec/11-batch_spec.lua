@@ -299,6 +299,35 @@ describe("run_batch", function()
         c:close()
     end)
 
+    it("calls before_send, then on_sent once bytes left, then on_result; on_sent never for a row that never left",
+       function()
+        local c = new_client(sb.base_url)
+        local seq = {}
+        local function hook(name) return function(i) seq[#seq + 1] = name .. i end end
+        local ops = { create_op(uniq()), create_op(uniq()), create_op(uniq()) }
+        local _, sum = c:run_batch(ops, { concurrency = 2, before_send = hook("b"), on_sent = hook("s"),
+                                         on_result = hook("r") })
+        assert.equal(3, sum.ok)
+        local at = {}
+        for k, e in ipairs(seq) do at[e] = k end
+        for i = 1, 3 do
+            assert.truthy(at["b" .. i] and at["s" .. i] and at["r" .. i], table.concat(seq, " "))
+            assert.is_true(at["b" .. i] < at["s" .. i] and at["s" .. i] < at["r" .. i], table.concat(seq, " "))
+        end
+        assert.equal(9, #seq)
+        c:close()
+
+        -- nothing listens: the connection is refused, no byte of it leaves
+        local dead = new_client("http://127.0.0.1:" .. H.free_port() .. "/v1", { max_retries = 0 })
+        seq = {}
+        local res = dead:run_batch({ create_op(uniq()) }, { before_send = hook("b"), on_sent = hook("s"),
+                                                           on_result = hook("r") })
+        assert.equal("network", res[1].err.kind)
+        assert.equal("none", res[1].err.effect)
+        assert.same({ "b1", "r1" }, seq)
+        dead:close()
+    end)
+
     it("lets a raising on_result out, and frees the batch", function()
         local c = new_client(sb.base_url)
         local ok, err = pcall(c.run_batch, c, { create_op(uniq()), create_op(uniq()) },

@@ -215,7 +215,8 @@ describe("mediquo import, exactly once", function()
         assert.matches("line 2: skipped create " .. lit(a), out)
         assert.matches("line 3: ok create " .. lit(b), out)
         local jtext = H.read_file(file .. ".journal")
-        local tail = "\nsend\t3\tcre\nsend\t" .. journal.key(rows[2]) .. "\nok\t" .. journal.key(rows[2]) .. "\n"
+        local key = journal.key(rows[2])
+        local tail = "\nsend\t3\tcre\nsend\t" .. key .. "\nsent\t" .. key .. "\nok\t" .. key .. "\n"
         assert.equal(tail, jtext:sub(-#tail))
         out, err, rc = cli(sbx() .. "import " .. q(file))
         assert.equal(0, rc, err)

@@ -1,15 +1,19 @@
 -- An import killed (SIGKILL) several times and resumed applies every row
 -- exactly once, and its journal never says a row was sent that was not
--- (issue 23): the journal's `send` line is written in run_batch's
--- before_send hook, exactly before the request goes out, where it used to
--- be written up to 2 x concurrency rows ahead.
+-- (issue 23): the journal's `send` line ("about to send") is written in
+-- run_batch's before_send hook, exactly before the request goes out, where
+-- it used to be written up to 2 x concurrency rows ahead; its `sent` line
+-- in on_sent, once curl has written the request's first bytes to the
+-- socket. A kill between the two leaves the row in doubt (it is reconciled
+-- on the re-run): CI run 5 of session 5 caught one such row, which the
+-- spec then counted as "journaled as sent" when only `send` existed.
 --
 -- 60 creates (and 10 cancels of some of them) against a sandbox that takes
 -- 150 ms per request, 4 in flight; killed 4 times at different points,
 -- then run to the end. After each kill (and once the requests in flight
--- have been served) every create the journal marks `send` must be on the
--- server: a `send` line for a row never sent is a row "journaled as sent
--- that was not".
+-- have been served) every create the journal marks `sent` must be on the
+-- server: a `sent` line for a row never sent is a row "journaled as sent
+-- that was not". Rows marked `send` only (in doubt) are counted and shown.
 local H = require "spec.helper"
 local C = require "spec.cli_helper"
 
@@ -38,7 +42,7 @@ describe("mediquo import killed and resumed", function()
             return select(2, journal():gsub("\n" .. state .. "\t", ""))
         end
 
-        local unsent, kills = 0, 0
+        local unsent, kills, doubt = 0, 0, 0
         for k = 1, 4 do
             local before = count("ok")
             local pid = C.spawn(tmp, "run" .. k, args)
@@ -50,21 +54,27 @@ describe("mediquo import killed and resumed", function()
             kills = kills + 1
             H.sleep(0.5)    -- the requests in flight at the kill are served
             local st = slow:state()
-            for l, code in journal():gmatch("\nsend\t(%d+)\tcreate\t([^\t]*)\t") do
+            local j = journal()
+            for l, code in j:gmatch("\nsent\t(%d+)\tcreate\t([^\t]*)\t") do
                 if not st[code] then
                     unsent = unsent + 1
                     print(("\n[51] kill %d: line %s (%s) journaled as sent, not on the server"):format(k, l, code))
                 end
                 assert.equal(line_code[tonumber(l)], code)
             end
+            -- rows about to be sent at the kill, with no `sent` line yet
+            local last = {}
+            for state, l in j:gmatch("\n(%a+)\t(%d+)\t") do last[l] = state end
+            for _, state in pairs(last) do
+                if state == "send" then doubt = doubt + 1 end
+            end
             assert.is_true(count("ok") < 70, "the import ended before kill " .. k)
         end
-        local marked, done = count("send"), count("ok")
-        print(("\n[51] after %d kills: %d rows marked sent, %d done, %d marked sent and never sent")
-            :format(kills, marked, done, unsent))
-        -- the `send` line is written microseconds before the request leaves
-        -- and fsynced after: a kill lands between the two (where the code
-        -- before this spec left 2 x 4 rows marked ahead) next to never
+        local marked, done = count("sent"), count("ok")
+        print(("\n[51] after %d kills: %d rows marked sent, %d done, %d marked sent and never sent, "
+            .. "%d left in doubt (send, no sent)"):format(kills, marked, done, unsent, doubt))
+        -- every row applied had its `sent` line first (on_sent runs)
+        assert.is_true(marked >= done, ("%d rows done, %d sent lines"):format(done, marked))
         assert.equal(0, unsent, unsent .. " rows journaled as sent were not sent")
 
         local out, err, rc = C.run(tmp, args)

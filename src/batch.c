@@ -19,7 +19,10 @@
  * its call starts (its first limiter slot taken): the row is "ready" and
  * starts only on mq_batch_go, so a caller can write "about to send" to a
  * journal exactly before the request goes out, and never for a row that
- * is not sent. */
+ * is not sent. Once the first bytes of its request have been handed to
+ * the network (curl's CURLINFO_REQUEST_SIZE, counted after each write to
+ * the socket), the row is reported "sent" (mq_batch_take_sent), before its
+ * result: a journal can say "left" of exactly the rows whose bytes left. */
 #include "batch.h"
 #include "clock.h"
 
@@ -60,6 +63,7 @@ typedef struct {
     double max_wait;        /* how long it may last (the step's max_wait; the
                              * batch's for a row's first slot) */
     double waited;          /* S_READY: how long the first slot took */
+    int unsent;             /* gated: started, no request byte written yet */
 } slot_t;
 
 struct mq_batch {
@@ -77,6 +81,8 @@ struct mq_batch {
     int gated;              /* rows wait in S_READY for mq_batch_go */
     int *ready;             /* S_READY slots not yet taken, FIFO */
     int r_head, r_tail;
+    long long *sent;        /* gated: rows whose request bytes left, FIFO */
+    int s_head, s_tail;
     long pending;           /* added and not yet taken */
     int running;            /* transfers in the multi handle */
 };
@@ -100,6 +106,7 @@ static void slot_clear(mq_batch *b, slot_t *sl)
     sl->row = NULL;
     mq_engine_call_free(&sl->call);
     sl->st = S_FREE;
+    sl->unsent = 0;
 }
 
 void mq_batch_free(mq_batch *b)
@@ -119,6 +126,7 @@ void mq_batch_free(mq_batch *b)
     free(b->queue);
     free(b->done);
     free(b->ready);
+    free(b->sent);
     free(b->slots);
     free(b);
 }
@@ -144,7 +152,8 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double max_wait,
     b->slots = calloc((size_t)concurrency, sizeof *b->slots);
     b->done = calloc((size_t)concurrency, sizeof *b->done);
     b->ready = calloc((size_t)concurrency, sizeof *b->ready);
-    if (b->slots == NULL || b->done == NULL || b->ready == NULL) {
+    b->sent = calloc((size_t)concurrency, sizeof *b->sent);
+    if (b->slots == NULL || b->done == NULL || b->ready == NULL || b->sent == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -466,6 +475,27 @@ static int wait_for(mq_batch *b, double seconds, char *err, size_t errlen)
     return 0;
 }
 
+/* 1 when slot s's transfer has written request bytes to its socket */
+static int bytes_left(const slot_t *sl)
+{
+    curl_off_t n = 0;
+    return sl->easy != NULL && curl_easy_getinfo(sl->easy, CURLINFO_REQUEST_SIZE, &n) == CURLE_OK
+           && n > 0;
+}
+
+/* After a perform, before its finished transfers are collected: the
+ * gated rows whose request has begun to leave are reported sent. */
+static void note_sent(mq_batch *b)
+{
+    for (int s = 0; s < b->conc; s++) {
+        slot_t *sl = &b->slots[s];
+        if (sl->unsent && bytes_left(sl)) {
+            sl->unsent = 0;
+            b->sent[b->s_tail++ % b->conc] = sl->id;
+        }
+    }
+}
+
 static int collect(mq_batch *b, char *err, size_t errlen)
 {
     CURLMsg *msg;
@@ -532,10 +562,11 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
                 snprintf(err, errlen, "curl_multi_perform: %s", curl_multi_strerror(mc));
                 return -1;
             }
+            note_sent(b);
             if (collect(b, err, errlen) != 0)
                 return -1;
         }
-        if (b->d_tail > b->d_head || b->r_tail > b->r_head)
+        if (b->d_tail > b->d_head || b->r_tail > b->r_head || b->s_tail > b->s_head)
             return b->d_tail - b->d_head;
         for (int s = 0; s < b->conc; s++) {
             slot_t *sl = &b->slots[s];
@@ -594,15 +625,32 @@ int mq_batch_go(mq_batch *b, long long id)
         if (sl->st == S_READY && sl->id == id) {
             int still;
             start_call(b, s, mq_now(), 1, sl->waited, 0, NULL);
+            if (sl->st == S_DONE)
+                return 0;       /* refused before sending: nothing left */
+            sl->unsent = 1;
             /* the request leaves now, not at the next step: the caller's
              * "about to send" and the send stay as close as they can be
              * (a failure here is met again by the next step) */
             if (b->running > 0)
                 (void)curl_multi_perform(b->multi, &still);
+            if (bytes_left(sl)) {
+                sl->unsent = 0;
+                return 1;
+            }
             return 0;
         }
     }
     return -1;
+}
+
+int mq_batch_take_sent(mq_batch *b, long long *id)
+{
+    if (b->s_tail == b->s_head)
+        return 0;
+    *id = b->sent[b->s_head++ % b->conc];
+    if (b->s_head == b->s_tail)
+        b->s_head = b->s_tail = 0;
+    return 1;
 }
 
 double mq_batch_slot_wait(const mq_batch *b)

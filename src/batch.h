@@ -59,9 +59,14 @@ void mq_batch_gate(mq_batch *b);
 /* Take one ready row's id: 1, or 0 when none waits to be taken. A step
  * returns early when a row becomes ready. */
 int  mq_batch_take_ready(mq_batch *b, long long *id);
-/* The ready row with this id starts its call now. 0, or -1 when no row
- * with that id is ready. */
+/* The ready row with this id starts its call now: 1 when its request's
+ * first bytes have left already, 0 when not yet (mq_batch_take_sent says
+ * when they do), -1 when no row with that id is ready. */
 int  mq_batch_go(mq_batch *b, long long id);
+/* Take one gated row whose request's first bytes have left since it was
+ * started (and that go did not report): 1 with *id, 0 when none. Taken
+ * before that row's result (a step returns early when there is one). */
+int  mq_batch_take_sent(mq_batch *b, long long *id);
 /* Seconds until the first row waiting for a limiter slot looks again
  * (0: now), or -1 when none waits for one. */
 double mq_batch_slot_wait(const mq_batch *b);

@@ -13,11 +13,13 @@
  *   local _, err = b:refuse(op|nil, field, why)   -- refused in Lua, worded in C
  *   b:release(h)
  *   local method, path = b:drop(h)   -- a parked row that will never go
- *   local done, ready = b:step(max_seconds)
+ *   local done, ready, sent = b:step(max_seconds)
  *       -- done: { {i=, ok=value, reconciled=bool} | {i=, err=table}, ... }
  *       -- ready (gated batches): { i, ... } rows whose call waits for
  *       -- b:go(i): each has its first limiter slot, nothing sent yet
- *   b:go(i)
+ *       -- sent (gated batches): { i, ... } rows started by go whose
+ *       -- request's first bytes have left since (before their result)
+ *   local left = b:go(i)   -- true: its request's first bytes have left
  *   local s = b:slot_wait()   -- seconds until a row waiting for a limiter
  *                             -- slot may have one, or nil (progress lines)
  *   b:pending(); b:close()
@@ -233,16 +235,24 @@ static int l_batch_step(lua_State *L)
         lua_pushinteger(L, (lua_Integer)id);
         lua_rawseti(L, -2, k);
     }
-    return 2;
+    lua_newtable(L);
+    for (int k = 1; mq_batch_take_sent(lb->b, &id); k++) {
+        lua_pushinteger(L, (lua_Integer)id);
+        lua_rawseti(L, -2, k);
+    }
+    return 3;
 }
 
-/* batch:go(i): the ready row i starts its call (the request goes out) */
+/* batch:go(i) -> left: the ready row i starts its call (the request goes
+ * out); true when its first bytes have left already */
 static int l_batch_go(lua_State *L)
 {
     lbatch *lb = check_batch(L);
-    if (mq_batch_go(lb->b, (long long)luaL_checkinteger(L, 2)) != 0)
+    int rc = mq_batch_go(lb->b, (long long)luaL_checkinteger(L, 2));
+    if (rc < 0)
         return luaL_argerror(L, 2, "not a ready row of this batch");
-    return 0;
+    lua_pushboolean(L, rc);
+    return 1;
 }
 
 /* batch:slot_wait() -> seconds | nil */

@@ -30,7 +30,7 @@ local check_fields = core.check_fields
 local _M = { _VERSION = core._VERSION }
 
 local OPTS = { concurrency = true, on_result = true, resumed = true, max_wait = true,
-               before_send = true, on_wait = true }
+               before_send = true, on_sent = true, on_wait = true }
 -- the keys a row of each op may hold: its fields (core.OP_FIELDS, C's
 -- one table) and "op"; create's are checked in C with its values
 local ALLOWED = {}
@@ -48,7 +48,7 @@ local function check_opts(opts)
     if opts == nil then return 4, nil, nil, -1 end
     local ok, err = validate.fields("opts", opts, OPTS)
     if not ok then return nil, nil, nil, nil, err end
-    for _, f in ipairs{ "before_send", "on_wait" } do
+    for _, f in ipairs{ "before_send", "on_sent", "on_wait" } do
         local v = rawget(opts, f)
         if v ~= nil and type(v) ~= "function" then
             return nil, nil, nil, nil, errors.invalid(f, "must be a function")
@@ -130,10 +130,15 @@ end
 --
 -- opts.before_send(i), when given, is called exactly before row i's
 -- request goes out (it has its first limiter slot; nothing of it was
--- sent) and never for a row that is not sent: a journal written there
--- says "sent" of exactly the rows sent. A raise from it (or from
+-- sent) and never for a row that is not sent. opts.on_sent(i), when
+-- given, is called once the first bytes of row i's request have been
+-- written to its connection (curl's count of request bytes sent), before
+-- its on_result, and never for a row none of whose bytes left. A journal
+-- writes "about to send" in the one and "left" in the other: "left" is
+-- said of exactly the rows whose bytes left (a kill between the two leaves
+-- a row in doubt, as one killed after it). A raise from either (or from
 -- on_result) closes the batch, aborting the calls in flight, and goes on
--- up; the row it was called for is not sent. opts.on_wait(seconds|nil)
+-- up; a row whose before_send raised is not sent. opts.on_wait(seconds|nil)
 -- is called between steps (at least every 0.25 s): seconds until a row
 -- waiting for a rate-limit slot may have one, nil when none waits (for
 -- progress displays).
@@ -146,12 +151,13 @@ function _M.run(client, ops, opts)
     local conc, on_result, resumed, max_wait, err = check_opts(opts)
     if not conc then return nil, err end
     local before_send = opts and rawget(opts, "before_send")
+    local on_sent = opts and rawget(opts, "on_sent")
     local on_wait = opts and rawget(opts, "on_wait")
 
     local results = {}
     local summary = { ok = 0, failed = 0, held = 0, by_kind = {} }
     local n = rawlen(ops)
-    local b, msg = c:batch(conc, max_wait, before_send ~= nil)
+    local b, msg = c:batch(conc, max_wait, before_send ~= nil or on_sent ~= nil)
     if not b then
         return nil, errors.new{ kind = "network", message = "cannot start a batch: " .. tostring(msg) }
     end
@@ -256,13 +262,17 @@ function _M.run(client, ops, opts)
     end
 
     while b:pending() > 0 do
-        local finished, ready = b:step(STEP)
+        local finished, ready, sent = b:step(STEP)
+        -- rows whose first bytes left since the last step, before results
+        if on_sent then
+            for k = 1, #sent do call_back(on_sent, sent[k]) end
+        end
         -- a ready row has its first limiter slot and nothing sent yet: its
         -- request goes out right after before_send(i) returns
         for k = 1, #ready do
             local i = ready[k]
-            call_back(before_send, i)
-            b:go(i)
+            if before_send then call_back(before_send, i) end
+            if b:go(i) and on_sent then call_back(on_sent, i) end
         end
         for k = 1, #finished do
             local d = finished[k]

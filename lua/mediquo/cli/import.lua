@@ -10,8 +10,11 @@
 --    is done), then sends the held rows.
 --  * the journal's `send` line is written in run_batch's before_send hook:
 --    on disk exactly before the request goes out, never for a row not sent;
---    its outcome line after it settles (on_result). On a re-run only rows
---    the journal says were sent, with no outcome, are reconciled.
+--    its `sent` line in on_sent, once the request's first bytes have left
+--    (so `sent` is said only of rows that went); its outcome line after it
+--    settles (on_result). On a re-run only rows with `send` or `sent` and
+--    no outcome are reconciled (in doubt: a kill between `send` and `sent`
+--    may have come before or after the bytes left).
 --  * a row whose code had a later row applied in an earlier run is not
 --    handed to run_batch (sending it would undo that row): held, exit 1.
 --  * a journal that cannot be written stops the import (exit 1) and says
@@ -204,7 +207,8 @@ local function plan(rows, j)
             rec.skipped, rec.reason = true, "done in an earlier run (journal)"
             settled[r] = rec
         else
-            indoubt[r] = (prior and (prior.state == "send" or prior.state == "unknown"))
+            indoubt[r] = (prior and (prior.state == "send" or prior.state == "sent"
+                                     or prior.state == "unknown"))
                 or (v1 and not prior) or nil
             local later = last_ok[ckey[r]]
             if later and later > r then
@@ -246,18 +250,20 @@ local function send_rows(ctx, c, rows, p)
     local opts = {
         concurrency = ctx.conc, max_wait = ctx.batch_wait,
         resumed = function(k) return p.indoubt[p.send[k]] == true end,
-        -- the `send` line is written (it outlives a kill) right before the
-        -- request leaves, and fsynced right after it has (on_wait, below,
-        -- or the outcome's line): a kill leaves a row marked sent that was
-        -- not only in the microseconds between the write and the request's
-        -- bytes leaving (not during an fsync); only a power loss in those
-        -- few ms could lose the mark of a row sent (its re-run then
-        -- reports "already exists" rather than taking it as its own)
+        -- `send` is written (it outlives a kill) right before the request
+        -- leaves, `sent` once its first bytes have; both are fsynced once
+        -- it is out (on_wait, below, or the outcome's line): only a power
+        -- loss in those few ms could lose them (a re-run then reports the
+        -- row "already exists" rather than taking it as its own)
         before_send = function(k)
             local r = p.send[k]
             jwrite({ { "send", p.keys[r] } }, rows[r].line, "before", true)
             sent[r] = true
             ctx.n.sent = ctx.n.sent + 1
+        end,
+        on_sent = function(k)
+            local r = p.send[k]
+            jwrite({ { "sent", p.keys[r] } }, rows[r].line, "sent", true)
         end,
         on_wait = function(wait)
             if unsynced and j then

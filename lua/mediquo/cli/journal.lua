@@ -6,10 +6,13 @@
 --   local ok, err = j:write{ { "send", key }, { "ok", key }, ... }  -- on disk when it returns
 --
 -- One line per event, appended and fsynced (mediquo.core.journal); the
--- import writes a `send` line unsynced right before its request leaves and
--- syncs it right after (j:write(events, true), j:sync()):
---   send\tKEY            the row is about to be sent (its outcome is in doubt
---                        until a later line settles it)
+-- import writes its `send` and `sent` lines unsynced around the request
+-- and syncs them once it is out (j:write(events, true), j:sync()):
+--   send\tKEY            the row is about to be sent (in doubt until a later
+--                        line settles it: a kill may land before or after
+--                        its bytes leave)
+--   sent\tKEY            its request's first bytes have left (in doubt until
+--                        an outcome line)
 --   ok\tKEY              applied
 --   fail\tKEY\tKIND      refused: it had no effect
 --   unknown\tKEY\tKIND   failed after an attempt that may have taken effect
@@ -33,7 +36,7 @@ local mt = { __index = _M }
 
 _M.HEADER = "# mediquo import journal v2"
 local HEADER_V1 = "# mediquo import journal v1"
-local STATES = { send = true, ok = true, fail = true, unknown = true }
+local STATES = { send = true, sent = true, ok = true, fail = true, unknown = true }
 
 local ESC = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" }
 
