@@ -6,7 +6,10 @@
 -- of the start, before any traffic, and every call failing `config`; a
 -- gateway on redis-sentinel:// (the cosockets go to a Sentinel, then to the
 -- master it names: one conversation, two nodes) and one on redis-cluster://
--- whose budget's slot is off the seed (MOVED followed on cosockets). ~30 s.
+-- whose budget's slot is off the seed (MOVED followed on cosockets); a
+-- server whose certificate holds only an IP SAN (no DNS name, a CN that is
+-- not the address): accepted for its IP, refused (config, logged) for
+-- another IP. ~35 s.
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
@@ -133,6 +136,78 @@ describe("rate_limit.redis over TLS in nginx", function()
         local key, _, node = cl:key_elsewhere("cl37")
         books_on(cl.url, key, node.port, "c37")
         cl:stop()
+    end)
+
+    -- a certificate the spec's CA signs with only an IP SAN: no DNS name,
+    -- and a CN that is not an address, so that no name check can pass
+    local function ip_only_cert(name, ip)
+        local q = H.shell_quote
+        local k, csr, crt, ext = tmp .. "/" .. name .. ".key", tmp .. "/" .. name .. ".csr",
+                                 tmp .. "/" .. name .. ".crt", tmp .. "/" .. name .. ".ext"
+        H.write_file(ext, "subjectAltName=IP:" .. ip .. "\nextendedKeyUsage=serverAuth\n")
+        for _, args in ipairs{
+            ("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(name, q(k), q(csr)),
+            ("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
+                :format(q(csr), q(certs.ca), q(certs.ca_key), q(ext), q(crt)) } do
+            local out, code = H.run("openssl " .. args .. " 2>&1")
+            assert(code == 0, "openssl " .. args .. ": " .. out)
+        end
+        return { cert = crt, key = k }
+    end
+
+    -- Before this check was shared with the API's (lua/mediquo/ngx_tls.lua),
+    -- nginx was asked to check "127.0.0.1" as a host name (X509_check_host,
+    -- DNS names only): this gateway logged "TLS certificate check failed:
+    -- certificate host mismatch" and every /book failed config.
+    it("a certificate with only the IP SAN 127.0.0.1: the gateway books through Redis", function()
+        local c = ip_only_cert("redis-ip-only", "127.0.0.1")
+        local m = R.start({}, { ca = certs.ca, cert = c.cert, key = c.key })
+        local key = "ip37-" .. now()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_CA_FILE = certs.ca,
+                                            MEDIQUO_RL_REDIS = ("rediss://127.0.0.1:%d"):format(m.port) } })
+        for i = 1, 3 do
+            local status, body = gw:post("/book", booking("i37-" .. i .. "-" .. now()))
+            assert.equal(201, status, H.json.encode(body) .. "\n" .. gw:error_log())
+        end
+        local st, raw = gw:get("/status")
+        local log = gw:error_log()
+        gw:stop()
+        assert.equal(200, st, raw)
+        local lim = H.json.decode(raw).limiter
+        assert.equal("redis", lim.backend, raw)
+        assert.is_false(lim.degraded, raw)
+        assert.is_nil(log:find("[error]", 1, true), log)
+        -- the budget is on that server: the gateway's host registered there
+        assert.equal("1", m:cli("EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts")):match("%d+"))
+        m:stop()
+    end)
+
+    it("a certificate with only another IP's SAN (127.0.0.2): config, logged, naming the address", function()
+        local c = ip_only_cert("redis-other-ip", "127.0.0.2")
+        local m = R.start({}, { ca = certs.ca, cert = c.cert, key = c.key })
+        sb:reset()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_CA_FILE = certs.ca,
+                                            MEDIQUO_RL_REDIS = ("rediss://127.0.0.1:%d"):format(m.port) } })
+        local found
+        for _ = 1, 40 do
+            found = gw:error_log():match("[^\n]*%[error%][^\n]*TLS certificate check failed[^\n]*")
+            if found then break end
+            H.sleep(0.05)
+        end
+        local log0 = gw:error_log()
+        assert.truthy(found, "no certificate fault in error.log: " .. log0)
+        assert.matches("redis 127.0.0.1:" .. m.port, found, 1, true)
+        assert.matches("the certificate is not for 127.0.0.1", found, 1, true)
+        assert.matches("target IP address '127.0.0.1'", found, 1, true)
+        local status, body = gw:post("/book", booking("o37-" .. now()))
+        local st, raw = gw:get("/status")
+        gw:stop()
+        m:stop()
+        assert.equal(500, status)
+        assert.equal("config", body.error)
+        assert.same({}, sb:api_log())           -- never a silent fallback
+        assert.equal(200, st, raw)
+        assert.matches("not for 127.0.0.1", H.json.decode(raw).limiter.error or "", 1, true)
     end)
 
     it("mutual TLS: without a client certificate config (logged), with one the gateway books", function()
