@@ -71,6 +71,7 @@ build = {
       ["mediquo.ngx_startup"] = "lua/mediquo/ngx_startup.lua",
       ["mediquo.ngx_connect"] = "lua/mediquo/ngx_connect.lua",
       ["mediquo.ngx_redis"] = "lua/mediquo/ngx_redis.lua",
+      ["mediquo.ngx_tls"] = "lua/mediquo/ngx_tls.lua",
       ["mediquo.batch"] = "lua/mediquo/batch.lua",
       ["mediquo.cli"] = "lua/mediquo/cli.lua",
       ["mediquo.cli.input"] = "lua/mediquo/cli/input.lua",

@@ -6,7 +6,10 @@
 -- of the start, before any traffic, and every call failing `config`; a
 -- gateway on redis-sentinel:// (the cosockets go to a Sentinel, then to the
 -- master it names: one conversation, two nodes) and one on redis-cluster://
--- whose budget's slot is off the seed (MOVED followed on cosockets). ~30 s.
+-- whose budget's slot is off the seed (MOVED followed on cosockets); a
+-- server whose certificate holds only an IP SAN (no DNS name, a CN that is
+-- not the address): accepted for its IP, refused (config, logged) for
+-- another IP. ~35 s.
 
 local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
@@ -41,6 +44,19 @@ describe("rate_limit.redis over TLS in nginx", function()
 
     local function url(pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw, srv.port) end
 
+    -- the first [error] line of gw's error.log holding one of the words,
+    -- waited for 2 s at most (40 looks, 50 ms apart); nil when none came
+    local function logged(gw, ...)
+        for _ = 1, 40 do
+            local log = gw:error_log()
+            for _, word in ipairs{ ... } do
+                local line = log:match("[^\n]*%[error%][^\n]*" .. word .. "[^\n]*")
+                if line then return line end
+            end
+            H.sleep(0.05)
+        end
+    end
+
     it("a gateway on rediss:// with the CA books through Redis", function()
         local key = "tls37-" .. now()
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = url(PW),
@@ -65,12 +81,8 @@ describe("rate_limit.redis over TLS in nginx", function()
         sb:reset()
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = url("not-" .. PW),
                                             MEDIQUO_CA_FILE = certs.ca } })
-        local t0, found = now(), nil
-        for _ = 1, 40 do
-            found = gw:error_log():match("[^\n]*%[error%][^\n]*refused AUTH[^\n]*")
-            if found then break end
-            H.sleep(0.05)
-        end
+        local t0 = now()
+        local found = logged(gw, "refused AUTH")
         local took = (now() - t0) / 1e9
         assert.truthy(found, "no refused AUTH in error.log: " .. gw:error_log())
         assert.truthy(took <= 1.0, ("logged %.2f s after the start"):format(took))
@@ -93,12 +105,7 @@ describe("rate_limit.redis over TLS in nginx", function()
 
     it("a CA nginx does not trust: config, naming lua_ssl_trusted_certificate", function()
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = url(PW) } })    -- the system bundle
-        local found
-        for _ = 1, 40 do
-            found = gw:error_log():match("[^\n]*%[error%][^\n]*TLS certificate check failed[^\n]*")
-            if found then break end
-            H.sleep(0.05)
-        end
+        local found = logged(gw, "TLS certificate check failed")
         assert.truthy(found, "no certificate fault in error.log: " .. gw:error_log())
         assert.matches("lua_ssl_trusted_certificate", found, 1, true)
         assert.matches("redis 127.0.0.1:" .. srv.port, found, 1, true)
@@ -108,18 +115,28 @@ describe("rate_limit.redis over TLS in nginx", function()
         assert.equal("config", body.error)
     end)
 
-    -- an example gateway on redis_url books 3 times without an [error]; the
-    -- budget's keys are then on the node at port (the host registered there)
-    local function books_on(redis_url, key, port, tag)
-        local gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = redis_url } })
+    -- an example gateway on redis_url (env: more of its settings) books 3
+    -- times without an [error], on Redis (status: backend redis, not
+    -- degraded); the budget's keys are then on node (a port, or a server
+    -- of R.start: the host registered there)
+    local function books_on(redis_url, key, node, tag, env)
+        env = env or {}
+        env.MEDIQUO_RL_KEY, env.MEDIQUO_RL_REDIS = key, redis_url
+        local gw = NH.gateway(sb, { env = env })
         for i = 1, 3 do
             local status, body = gw:post("/book", booking(tag .. "-" .. i .. "-" .. now()))
-            assert.equal(201, status, H.json.encode(body))
+            assert.equal(201, status, H.json.encode(body) .. "\n" .. gw:error_log())
         end
+        local st, raw = gw:get("/status")
         local log = gw:error_log()
         gw:stop()
         assert.is_nil(log:find("[error]", 1, true), log)
-        assert.equal("1", HA.cli(port, "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts")):match("%d+"))
+        assert.equal(200, st, raw)
+        local lim = H.json.decode(raw).limiter
+        assert.equal("redis", lim.backend, raw)
+        assert.is_false(lim.degraded, raw)
+        local exists = "EXISTS " .. H.shell_quote(HA.budget_tag(key) .. ":hosts")
+        assert.equal("1", (type(node) == "number" and HA.cli(node, exists) or node:cli(exists)):match("%d+"))
     end
 
     it("a gateway on redis-sentinel:// books through the master the Sentinel names", function()
@@ -135,33 +152,71 @@ describe("rate_limit.redis over TLS in nginx", function()
         cl:stop()
     end)
 
+    -- a certificate the spec's CA signs with only an IP SAN: no DNS name,
+    -- and a CN that is not an address, so that no name check can pass
+    local function ip_only_cert(name, ip)
+        local q = H.shell_quote
+        local k, csr, crt, ext = tmp .. "/" .. name .. ".key", tmp .. "/" .. name .. ".csr",
+                                 tmp .. "/" .. name .. ".crt", tmp .. "/" .. name .. ".ext"
+        H.write_file(ext, "subjectAltName=IP:" .. ip .. "\nextendedKeyUsage=serverAuth\n")
+        for _, args in ipairs{
+            ("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(name, q(k), q(csr)),
+            ("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
+                :format(q(csr), q(certs.ca), q(certs.ca_key), q(ext), q(crt)) } do
+            local out, code = H.run("openssl " .. args .. " 2>&1")
+            assert(code == 0, "openssl " .. args .. ": " .. out)
+        end
+        return { cert = crt, key = k }
+    end
+
+    -- Before this check was shared with the API's (lua/mediquo/ngx_tls.lua),
+    -- nginx was asked to check "127.0.0.1" as a host name (X509_check_host,
+    -- DNS names only): this gateway logged "TLS certificate check failed:
+    -- certificate host mismatch" and every /book failed config.
+    it("a certificate with only the IP SAN 127.0.0.1: the gateway books through Redis", function()
+        local c = ip_only_cert("redis-ip-only", "127.0.0.1")
+        local m = R.start({}, { ca = certs.ca, cert = c.cert, key = c.key })
+        books_on(("rediss://127.0.0.1:%d"):format(m.port), "ip37-" .. now(), m, "i37",
+                 { MEDIQUO_CA_FILE = certs.ca })
+        m:stop()
+    end)
+
+    it("a certificate with only another IP's SAN (127.0.0.2): config, logged, naming the address", function()
+        local c = ip_only_cert("redis-other-ip", "127.0.0.2")
+        local m = R.start({}, { ca = certs.ca, cert = c.cert, key = c.key })
+        sb:reset()
+        local gw = NH.gateway(sb, { env = { MEDIQUO_CA_FILE = certs.ca,
+                                            MEDIQUO_RL_REDIS = ("rediss://127.0.0.1:%d"):format(m.port) } })
+        local found = logged(gw, "TLS certificate check failed")
+        local log0 = gw:error_log()
+        assert.truthy(found, "no certificate fault in error.log: " .. log0)
+        assert.matches("redis 127.0.0.1:" .. m.port, found, 1, true)
+        assert.matches("the certificate is not for 127.0.0.1", found, 1, true)
+        assert.matches("target IP address '127.0.0.1'", found, 1, true)
+        local status, body = gw:post("/book", booking("o37-" .. now()))
+        local st, raw = gw:get("/status")
+        gw:stop()
+        m:stop()
+        assert.equal(500, status)
+        assert.equal("config", body.error)
+        assert.same({}, sb:api_log())           -- never a silent fallback
+        assert.equal(200, st, raw)
+        assert.matches("not for 127.0.0.1", H.json.decode(raw).limiter.error or "", 1, true)
+    end)
+
     it("mutual TLS: without a client certificate config (logged), with one the gateway books", function()
         local m = R.start({ "--tls-auth-clients", "yes" },
                           { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
                             client_cert = certs.client.cert, client_key = certs.client.key })
         local u = ("rediss://127.0.0.1:%d"):format(m.port)
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca } })
-        local found
-        for _ = 1, 40 do
-            found = gw:error_log():match("[^\n]*%[error%][^\n]*client certificate[^\n]*")
-                or gw:error_log():match("[^\n]*%[error%][^\n]*certificate required[^\n]*")
-            if found then break end
-            H.sleep(0.05)
-        end
+        local found = logged(gw, "client certificate", "certificate required")
         local log0 = gw:error_log()
         gw:stop()
         assert.truthy(found, "no client-certificate fault in error.log: " .. log0)
-        local key = "mtls37-" .. now()
-        gw = NH.gateway(sb, { env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca,
-                                      MEDIQUO_RL_REDIS_CERT = certs.client.cert,
-                                      MEDIQUO_RL_REDIS_KEY = certs.client.key } })
-        for i = 1, 3 do
-            local status, body = gw:post("/book", booking("m37-" .. i .. "-" .. now()))
-            assert.equal(201, status, H.json.encode(body))
-        end
-        local log = gw:error_log()
-        gw:stop()
+        books_on(u, "mtls37-" .. now(), m, "m37", { MEDIQUO_CA_FILE = certs.ca,
+                                                    MEDIQUO_RL_REDIS_CERT = certs.client.cert,
+                                                    MEDIQUO_RL_REDIS_KEY = certs.client.key })
         m:stop()
-        assert.is_nil(log:find("[error]", 1, true), log)
     end)
 end)

@@ -222,11 +222,9 @@ static int c_target(lua_State *L)
     if (u->st.path) lua_pushstring(L, u->st.path), lua_setfield(L, -2, "path");
     lua_pushinteger(L, u->st.port), lua_setfield(L, -2, "port");
     lua_pushboolean(L, u->st.tls), lua_setfield(L, -2, "tls");
-    /* nginx checks a name (X509_check_host): the host, even an IP, when none is set */
-    if (u->st.server_name || u->st.host) {
-        lua_pushstring(L, u->st.server_name ? u->st.server_name : u->st.host);
-        lua_setfield(L, -2, "server_name");
-    }
+    /* the name to send and check; none for an IP literal without one set:
+     * its IP SAN is checked (mediquo.ngx_tls), as redis_tls.c does */
+    if (u->st.server_name) lua_pushstring(L, u->st.server_name), lua_setfield(L, -2, "server_name");
     lua_pushboolean(L, mq_rconv_verify(u->c)), lua_setfield(L, -2, "verify");
     mq_rconv_client_files(u->c, &cert, &key);
     if (cert) lua_pushstring(L, cert), lua_setfield(L, -2, "cert_file");

@@ -23,13 +23,10 @@
 
 local core = require "mediquo.core"
 local connect_named = require("mediquo.ngx_connect").connect
+local handshake = require("mediquo.ngx_tls").handshake
 
 local ngx = ngx
 local setmetatable = setmetatable
-local pcall = pcall
-local require = require
-local select = select
-local type = type
 local tostring = tostring
 local find = string.find
 local max = math.max
@@ -91,7 +88,7 @@ function _M.new(o)
         w = w, addr = addr, port = o.port, tls = tls, verify = verify,
         -- SNI and the host-name check, for a name; an IP literal gets no
         -- SNI (RFC 6066: SNI carries names only) and its own check, an IP
-        -- SAN of the peer's certificate (check_ip below)
+        -- SAN of the peer's certificate (mediquo.ngx_tls)
         sni = tls and not ip and host or nil,
         ip = tls and verify and ip and (host:match("^%[(.*)%]$") or host) or nil,
         ca_file = o.ca_file,
@@ -130,72 +127,6 @@ local function tls_failure(t, err)
                       .. "CA bundle of lua_ssl_trusted_certificate)"
     end
     return "tls", "TLS handshake failed: " .. err
-end
-
--- The refusal lua-nginx-module recorded for this socket's handshake
--- ("20: unable to get local issuer certificate"), read through the same
--- FFI call resty.core's sslhandshake makes when it had to wait.
-local ffi_result
-local function handshake_error(sock)
-    if ffi_result == nil then
-        ffi_result = false
-        local ok, ffi = pcall(require, "ffi")
-        local ok2, base = pcall(require, "resty.core.base")
-        if ok and ok2 and pcall(require, "resty.core.socket") then
-            local errmsg, code, sess = ffi.new("char *[1]"), ffi.new("int[1]"), ffi.new("void *[1]")
-            local C = ffi.C
-            ffi_result = function(s)
-                local rc = C.ngx_http_lua_ffi_socket_tcp_get_sslhandshake_result(
-                    base.get_request(), s[1], sess, errmsg, code)
-                if rc == base.FFI_OK or errmsg[0] == nil then return nil end
-                local m = ffi.string(errmsg[0])
-                return code[0] ~= 0 and (code[0] .. ": " .. m) or m
-            end
-        end
-    end
-    local why = ffi_result and select(2, pcall(ffi_result, sock))
-    return type(why) == "string" and why or "certificate verify failed (see nginx's error.log)"
-end
-
--- The peer's identity for an IP literal, as curl checks it for the
--- blocking client: lua-nginx-module checks a name only when given one (it
--- sends it as SNI too, which an IP may not be), and nginx's
--- ngx_ssl_check_host (X509_check_host) matches DNS names only. So the
--- handshake keeps its session (reused_session nil), and the certificate in
--- it (SSL_SESSION_get0_peer) must hold an IP SAN equal to the address
--- (X509_check_ip_asc, OpenSSL's own matcher; both resolve in nginx, which
--- links libssl and libcrypto). -> nil when it matches, else why not.
-local ip_ffi
-local function check_ip(sess, ip)
-    if ip_ffi == nil then
-        ip_ffi = false
-        local ok, ffi = pcall(require, "ffi")
-        if ok then
-            -- one at a time: another module may have declared either
-            -- already (a redefinition raises), which is as good
-            pcall(ffi.cdef, "typedef struct x509_st mediquo_x509;")
-            pcall(ffi.cdef, "mediquo_x509 *SSL_SESSION_get0_peer(void *s);")
-            pcall(ffi.cdef, "int X509_check_ip_asc(mediquo_x509 *x, const char *address, unsigned int flags);")
-            local C = ffi.C
-            if pcall(function() return C.SSL_SESSION_get0_peer, C.X509_check_ip_asc end) then
-                ip_ffi = ffi
-            end
-        end
-    end
-    if not ip_ffi then
-        return "cannot read the peer certificate (no FFI) to check the IP address " .. ip
-    end
-    if type(sess) ~= "cdata" or sess == nil then     -- a NULL pointer equals nil
-        return "no TLS session to check the IP address " .. ip .. " against"
-    end
-    local ok, x = pcall(ip_ffi.C.SSL_SESSION_get0_peer, sess)
-    if not ok or x == nil then
-        return "the server sent no certificate for " .. ip
-    end
-    local rc
-    ok, rc = pcall(ip_ffi.C.X509_check_ip_asc, x, ip, 0)
-    if ok and rc == 1 then return nil end
-    return ("no alternative certificate subject name matches target IP address '%s'"):format(ip)
 end
 
 local function give_up(sock, p, outcome, message, status)
@@ -247,28 +178,17 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
                            ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
         end
         sock:settimeouts(ms(left), ms(left), ms(left))
-        -- an IP literal keeps the session, for its certificate (check_ip);
-        -- resty.core asserts when the handshake failed at once: pcall
-        local hok, sess, herr = pcall(sock.sslhandshake, sock, t.ip == nil and false or nil,
-                                      t.sni, t.verify)
-        if not hok then sess, herr = nil, handshake_error(sock) end
-        if sess and t.verify and not sock:getreusedtimes() then
-            -- lua-nginx-module 0.10.23 (Debian 12) answers true when the
-            -- handshake ends at once but the certificate was refused; the
-            -- socket is closed then, and the real answer is kept aside
-            sess, herr = nil, handshake_error(sock)
-        end
-        if not sess then
+        local hok, herr, bad_ip = handshake(sock, t.sni, t.ip, t.verify)
+        if not hok then
+            if bad_ip then
+                return give_up(sock, nil, "tls", "TLS: certificate verify failed (" .. herr .. ")")
+            end
             if herr == "timeout" then
                 return give_up(sock, nil, "connect_timeout",
                                ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
             end
             local outcome, message = tls_failure(t, herr)
             return give_up(sock, nil, outcome, message)
-        end
-        local bad_ip = t.ip and check_ip(sess, t.ip)
-        if bad_ip then
-            return give_up(sock, nil, "tls", "TLS: certificate verify failed (" .. bad_ip .. ")")
         end
     end
 

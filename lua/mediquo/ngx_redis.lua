@@ -5,7 +5,8 @@
 -- says where to connect, what to send and what the answer means
 -- (limiter:redis_finish applies it). Connections go to nginx's keepalive
 -- pool; TLS is nginx's (sslhandshake, verified against
--- lua_ssl_trusted_certificate).
+-- lua_ssl_trusted_certificate; an IP literal's IP SAN checked by
+-- mediquo.ngx_tls, as for the API).
 --
 --   local ok, wait, at = require("mediquo.ngx_redis").try(lim, budget, url)
 --
@@ -26,6 +27,7 @@ local find = string.find
 local tostring = tostring
 local io_open = io.open
 local ngx_log = require "mediquo.ngx_log"
+local handshake = require("mediquo.ngx_tls").handshake
 
 local _M = { _VERSION = require("mediquo.core")._VERSION }
 
@@ -55,9 +57,14 @@ local function client_cert(t)
     return c
 end
 
--- a failed sslhandshake: a setup fault (a certificate, a protocol) or an outage
-local function tls_fault(err)
+-- a failed handshake: a setup fault (a certificate, a protocol) or an
+-- outage; expected: the name or address the certificate must be for
+local function tls_fault(err, expected, bad_ip)
     err = tostring(err)
+    if bad_ip or find(err, "host mismatch", 1, true) then
+        return format("TLS certificate check failed: the certificate is not for %s (%s; "
+                      .. "redis_tls.server_name names the name it is for)", expected, err), true
+    end
     if err == "timeout" or err == "closed" or find(err, "reset", 1, true) then
         return "TLS handshake: " .. err, false
     end
@@ -94,15 +101,13 @@ local function connect(conv, url, ms)
     if not ok then return nil, conv:fault("connect", tostring(err), false) end
     local reused = sock:getreusedtimes() > 0
     if t.tls and not reused then
-        -- lua-resty-core 0.1.25 raises ("assertion failed") instead of
-        -- returning the error when a handshake that ended at once failed
-        -- its checks: a failed check all the same
-        -- (and a success without a session to reuse is nil, no error)
-        local okc, _, herr = pcall(sock.sslhandshake, sock, nil, t.server_name, t.verify)
-        err = not okc and "certificate verify failed (nginx gave no detail)" or herr
-        if err then
+        -- a name is sent as SNI and checked by nginx; an IP literal (no
+        -- server_name set) is checked against the certificate's IP SANs
+        local ip = t.verify and not t.server_name and t.host or nil
+        local hok, herr, bad_ip = handshake(sock, t.server_name, ip, t.verify)
+        if not hok then
             sock:close()
-            local why, setup = tls_fault(err)
+            local why, setup = tls_fault(herr, t.server_name or ip, bad_ip)
             return nil, conv:fault(nil, why, setup)
         end
     end
