@@ -16,6 +16,7 @@
 
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
+local NH = require "spec.ngx_helper"
 
 local HA = {}
 local NS = 1e9
@@ -23,13 +24,7 @@ local NS = 1e9
 local sentinels_live = {}       -- pid -> sentinel process (not R's: redis-sentinel)
 local stoppers = {}             -- every topology started, for stop_all
 
--- running (a zombie waiting for PID 1 to reap it, which can take a second
--- or more here, counts as gone)
-local function alive(pid)
-    if not pid then return false end
-    local st = H.run("ps -o stat= -p " .. pid .. " 2>/dev/null"):gsub("%s+", "")
-    return st ~= "" and not st:match("^Z")
-end
+local alive = H.running
 
 local function cli(port, args)
     return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. args .. " 2>&1")
@@ -554,108 +549,20 @@ end
 local Fleet = {}
 Fleet.__index = Fleet
 
--- A gateway host: a real nginx, 2 workers, each spending the budget from a
--- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
--- as spec/redis_worker.lua does to <out>-<worker id + 1>.log.
-local NGX_CONF = [[
-@MODULES@
-@USER@
-worker_processes 2;
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path @PREFIX@/tmp;
-    proxy_temp_path @PREFIX@/tmp;
-    fastcgi_temp_path @PREFIX@/tmp;
-    uwsgi_temp_path @PREFIX@/tmp;
-    scgi_temp_path @PREFIX@/tmp;
-    lua_package_path "@ROOT@/lua/?.lua;;";
-    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
-    init_worker_by_lua_block {
-        local core = require "mediquo.core"
-        local nl = require "mediquo.ngx_limiter"
-        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
-                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
-        local out = "@OUT@-" .. (ngx.worker.id() + 1) .. ".log"
-        local max_wait = @MAXWAIT@
-        local function run(premature)
-            if premature then return end
-            local f = assert(io.open(out, "w"))
-            local function log(s) f:write(s, "\n"); f:flush() end
-            local lim, err = core.limiter(cfg)
-            if not lim then
-                log("error " .. tostring(err))
-                f:close()
-                return
-            end
-            log("ready")
-            for _ = 1, 1000000 do
-                if core.limiter_now() >= @UNTIL@ then break end
-                local t0 = core.limiter_now()
-                local ok, res, _, _, _, at = pcall(nl.wait, lim, max_wait, cfg.redis)
-                if not ok then log("raise " .. tostring(res)) break end
-                if res then log(string.format("t %.0f", at)) end
-                local took = (core.limiter_now() - t0) / 1e9
-                if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
-            end
-            local st = lim:status()
-            log(string.format("final %s %d %s", tostring(st.backend), st.degraded and 1 or 0,
-                              tostring(st.redis_error)))
-            lim:close()
-            log("done")
-            f:close()
-        end
-        ngx.timer.at(0, run)
-    }
-    server {
-        listen 127.0.0.1:@PORT@;
-        location /health { content_by_lua_block { ngx.say("ok") } }
-    }
-}
-]]
-
 local gateways = {}             -- nginx master pid -> prefix
 
+-- A gateway host: a real nginx, 2 workers, each spending the budget from a
+-- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
+-- as spec/redis_worker.lua does to <out>-<worker id + 1>.log (NH.budget_host)
 local function start_gateway(prefix, vars)
-    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
-    local modules = ""
-    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
-        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-    end
-    local root_user = H.run("id -u"):gsub("%s+$", "") == "0"
-    local conf = NGX_CONF:gsub("@(%u+)@", function(k)
-        if k == "MODULES" then return modules end
-        if k == "USER" then return root_user and "user root root;" or "" end
-        if k == "PREFIX" then return prefix end
-        if k == "ROOT" then return H.root end
-        return tostring(vars[k])
-    end)
-    H.write_file(prefix .. "/nginx.conf", conf)
-    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
-                            .. prefix .. "/logs/error.log' 2>&1")
-    assert(code == 0, "nginx did not start: " .. out)
-    local pid
-    for _ = 1, 50 do
-        pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
-        if pid then break end
-        H.sleep(0.05)
-    end
-    assert(pid, "nginx wrote no pid file")
+    local pid = NH.budget_host(prefix, vars)
     gateways[pid] = prefix
     return pid
 end
 
 local function stop_gateway(pid)
     if not pid then return end
-    H.run("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 50 do
-        if not alive(pid) then break end
-        H.sleep(0.05)
-    end
-    if alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end
+    H.stop_nginx(pid, "QUIT")
     gateways[pid] = nil
 end
 
