@@ -16,7 +16,7 @@ local root = H.root
 
 local tmp
 local nkey = 0
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
 local function newkey() nkey = nkey + 1; return string.format("rspec-%d-%d", nkey, now()) end
 

@@ -26,7 +26,7 @@ local now = core.limiter_now
 local tmp
 local nkey = 0
 local function newkey() nkey = nkey + 1; return string.format("b40-%d-%d", nkey, now()) end
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
 -- nginx with one worker whose timer runs vars.BODY once on a limiter of
 -- 30 per 3 s (burst 30) on vars.URL's budget (NH.budget_host) -> its lines

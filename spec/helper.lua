@@ -48,6 +48,12 @@ end
 H.read_file = read_file
 
 -- H.write_file(path, s) -> path (raises when it cannot write)
+-- H.mkdir(d) -> d, made (with its parents) if it was not there
+function H.mkdir(d)
+    run("mkdir -p " .. shell_quote(d))
+    return d
+end
+
 function H.write_file(path, s)
     local f = assert(io.open(path, "wb"))
     assert(f:write(s))

@@ -14,6 +14,9 @@
 --   c:kill_master(node)              -- its replica takes over
 --   HA.stop_all()                    -- in teardown, even after a failure
 
+local core = require "mediquo.core"
+local mediquo = require "mediquo"
+local assert = require "luassert"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
 local NH = require "spec.ngx_helper"
@@ -679,6 +682,82 @@ function HA.histogram(ts, t0, secs)
     end
     for k = 0, secs * 2 do out[#out + 1] = ("%.1f:%d"):format(k / 2, hist[k] or 0) end
     return table.concat(out, " ")
+end
+
+-- ---- what a budget through Sentinel or Cluster is owed ----------------------
+-- HA.opens(url, key, dir): a limiter on url opens, admits, and is on backend
+-- "redis", not degraded
+function HA.opens(url, key, dir)
+    local l, err = mediquo.limiter{ key = key, dir = H.mkdir(dir), redis = url, per_minute = 60 }
+    assert.truthy(l, err and tostring(err))
+    assert.is_true(l:acquire(0.5))
+    local st = l:status()
+    assert.equal("redis", st.backend)
+    assert.is_false(st.degraded, st.error)
+    l:close()
+end
+
+-- HA.outage(url, key, dir): no node of url answering is an outage, not a
+-- setup fault: the limiter is made, degraded, with the reason
+function HA.outage(url, key, dir)
+    local l, err = mediquo.limiter{ key = key, dir = H.mkdir(dir), redis = url, per_minute = 60 }
+    assert.truthy(l, err and tostring(err))
+    local st = l:status()
+    assert.equal("redis", st.backend)
+    assert.is_true(st.degraded)
+    assert.matches("127.0.0.1:", st.error, 1, true)
+    l:close()
+end
+
+-- HA.load_run(dir, c, url, event[, periods]) -> r: HA.fleet(dir, c, url)
+-- for `periods` periods (8), max_wait 0.5 s; event() after 1.5 periods ->
+-- the node the budget should live on after it, what happened (words).
+-- r: ts, late, raised, seen, final, per_host (Fleet:collect), new, what,
+-- P (ns), limit (c.per_minute), t_start, t_event, t_after, until_ns, info
+function HA.load_run(dir, c, url, event, periods)
+    periods = periods or 8
+    local r = { P = c.period * NS, limit = c.per_minute, t_start = core.limiter_now() }
+    r.until_ns = r.t_start + periods * r.P
+    local fleet = HA.fleet(dir, c, url, r.until_ns, 0.5)
+    H.sleep(1.5 * c.period)
+    r.t_event = core.limiter_now()
+    r.new, r.what = event()
+    r.t_after = core.limiter_now()
+    fleet:wait(60)
+    r.ts, r.late, r.raised, r.seen, r.final, r.per_host = fleet:collect()
+    r.info = ("%s; starts per 0.5 s: %s"):format(r.what, HA.histogram(r.ts, r.t_start, periods * c.period))
+    return r
+end
+
+local function worst(r, what)
+    local n = H.max_in_window(r.ts, r.P)
+    if os.getenv("RSPEC_DEBUG") then print(("%sworst window %d of %d; %s"):format(what, n, r.limit, r.info)) end
+    return n
+end
+
+-- HA.holds(r): through the event: nothing raised, no call past max_wait,
+-- never over the limit in any window, starts before and after it, every
+-- worker (6) back on "redis", not degraded, no host starved
+function HA.holds(r)
+    assert.same({}, r.raised)
+    assert.same({}, r.late)
+    local n = worst(r, "")
+    assert.truthy(n <= r.limit, "window exceeded: " .. n .. "; " .. r.info)
+    assert.truthy(H.count_between(r.ts, r.t_start, r.t_event) > 0, r.info)
+    assert.truthy(H.count_between(r.ts, r.t_after + 2 * r.P, r.until_ns) > 0, "nothing after: " .. r.info)
+    for i, fin in pairs(r.final) do
+        assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
+    end
+    assert.equal(6, #r.final, "a worker wrote no final status")
+    for h = 1, 3 do
+        assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. r.info)
+    end
+end
+
+-- HA.breaks(r): the control (the mechanisms off): the window broken
+function HA.breaks(r)
+    local n = worst(r, "control: ")
+    assert.truthy(n > r.limit, "max " .. n .. "; " .. r.info)
 end
 
 function HA.stop_all()
