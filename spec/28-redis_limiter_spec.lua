@@ -99,15 +99,8 @@ end
 describe("rate_limit.redis", function()
     local srv
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rspec.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, srv = H.tmpdir("rspec"), R.start() end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     describe("options", function()
         it("refuses a URL that is not Redis, before anything runs", function()

@@ -40,14 +40,10 @@ describe("rate_limit.redis in nginx", function()
     local srv, tmp
     local gws = {}
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rngx.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
+    setup(function() tmp, srv = H.tmpdir("rngx"), R.start() end)
     teardown(function()
         for _, gw in ipairs(gws) do stop_gateway(gw) end
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+        R.cleanup(tmp, srv)
     end)
 
     it("two gateways' workers and plain Lua processes spend one budget", function()

@@ -24,16 +24,10 @@ describe("rate_limit.redis over TLS", function()
     local PW = "tls-s3cret-pw"
 
     setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rtls.XXXXXX"):gsub("%s+$", "")
-        certs = R.make_certs(tmp)
-        srv = R.start({ "--requirepass", PW }, { ca = certs.ca, cert = certs.server.cert,
-                                                 key = certs.server.key })
+        tmp = H.tmpdir("rtls")
+        srv, certs = R.tls_start(tmp, { "--requirepass", PW })
     end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     local function url(s, pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw or PW, s.port) end
     local function open(u, tls, extra)

@@ -27,17 +27,11 @@ describe("rate_limit.redis over TLS in nginx", function()
     local PW = "ngx-tls-s3cret"
 
     setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rtlsngx.XXXXXX"):gsub("%s+$", "")
-        certs = R.make_certs(tmp)
-        srv = R.start({ "--requirepass", PW }, { ca = certs.ca, cert = certs.server.cert,
-                                                 key = certs.server.key })
+        tmp = H.tmpdir("rtlsngx")
+        srv, certs = R.tls_start(tmp, { "--requirepass", PW })
         sb = H.sandbox{}
     end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     local function url(pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw, srv.port) end
 

@@ -27,14 +27,8 @@ local mkdir = H.mkdir
 describe("rate_limit.redis through Sentinel", function()
     local s
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-sspec.XXXXXX"):gsub("%s+$", "")
-        s = HA.sentinel{}
-    end)
-    teardown(function()
-        HA.stop_all()
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, s = H.tmpdir("sspec"), HA.sentinel{} end)
+    teardown(function() HA.stop_all(); H.rmdir(tmp) end)
 
     describe("setup", function()
         it("finds the master through the Sentinels, its keys land on the master", function()

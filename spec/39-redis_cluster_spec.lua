@@ -31,14 +31,8 @@ end
 describe("rate_limit.redis through Redis Cluster", function()
     local c
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-cspec.XXXXXX"):gsub("%s+$", "")
-        c = HA.cluster{ masters = 3, replicas = 1 }
-    end)
-    teardown(function()
-        HA.stop_all()
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, c = H.tmpdir("cspec"), HA.cluster{ masters = 3, replicas = 1 } end)
+    teardown(function() HA.stop_all(); H.rmdir(tmp) end)
 
     describe("setup", function()
         it("a budget whose slot lives on another node than the seed: MOVED followed, keys on that node", function()

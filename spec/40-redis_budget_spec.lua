@@ -48,15 +48,8 @@ end
 describe("a Redis budget (issue 20)", function()
     local srv
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-b40.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, srv = H.tmpdir("b40"), R.start() end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     describe("a call's decision: acquire(0), try(), max_wait = 0", function()
         it("admit on an idle budget, up to its room, then refuse with the real wait", function()

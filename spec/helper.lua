@@ -48,6 +48,16 @@ end
 H.read_file = read_file
 
 -- H.write_file(path, s) -> path (raises when it cannot write)
+-- H.tmpdir(tag) -> a fresh dir $TMPDIR/mediquo-<tag>-XXXXXX; H.rmdir(d)
+-- removes it (nil: nothing)
+function H.tmpdir(tag)
+    return (run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-" .. tag .. "-XXXXXX\""):gsub("%s+$", ""))
+end
+
+function H.rmdir(d)
+    if d then run("rm -rf " .. shell_quote(d)) end
+end
+
 -- H.mkdir(d) -> d, made (with its parents) if it was not there
 function H.mkdir(d)
     run("mkdir -p " .. shell_quote(d))

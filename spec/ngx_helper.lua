@@ -38,9 +38,7 @@ function NH.fresh(tag)
     return ("%s-%d-%d"):format(tag, math.random(1, 1e6), seq)
 end
 
-function NH.tmpdir(tag)
-    return (H.run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-" .. tag .. "-XXXXXX\""):gsub("%s+$", ""))
-end
+NH.tmpdir = H.tmpdir
 
 -- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
 -- opts: workers (2), env (extra MEDIQUO_* variables), user (the workers'
