@@ -83,9 +83,7 @@ describe("rate_limit.redis over TLS", function()
     end)
 
     it("mutual TLS: refused without a client certificate, admitted with one", function()
-        local m = R.start({ "--tls-auth-clients", "yes" },
-                          { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
-                            client_cert = certs.client.cert, client_key = certs.client.key })
+        local m = R.mtls_start(certs)
         local u = ("rediss://127.0.0.1:%d"):format(m.port)
         refused("TLS", open(u, { ca_file = certs.ca }))
         local l = assert(open(u, { ca_file = certs.ca, cert_file = certs.client.cert,

@@ -168,6 +168,14 @@ function R.tls_start(dir, extra)
     return R.start(extra, { ca = certs.ca, cert = certs.server.cert, key = certs.server.key }), certs
 end
 
+-- R.mtls_start(certs) -> a TLS-only server on certs' "server" certificate
+-- (R.make_certs) that asks every client for a certificate
+function R.mtls_start(certs)
+    return R.start({ "--tls-auth-clients", "yes" },
+                   { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
+                     client_cert = certs.client.cert, client_key = certs.client.key })
+end
+
 math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 
 return R
