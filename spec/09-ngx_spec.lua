@@ -6,18 +6,7 @@ local NH = require "spec.ngx_helper"
 
 local json = H.json
 
-local function booking(code, extra)
-    local t = { code = code, starts_at = "2030-05-20T12:00:00+02:00",
-                patient = "P1", professional = "prof-demo-1" }
-    for k, v in pairs(extra or {}) do t[k] = v end
-    return t
-end
-
-local seq = 0
-local function fresh(tag)
-    seq = seq + 1
-    return ("%s-%d-%d"):format(tag, math.random(1, 1e6), seq)
-end
+local booking, fresh = NH.booking, NH.fresh
 
 local function sum_requests(m, op)
     local n = 0

@@ -16,7 +16,7 @@ local root = H.root
 
 local tmp
 local nkey = 0
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
 local function newkey() nkey = nkey + 1; return string.format("rspec-%d-%d", nkey, now()) end
 
@@ -99,15 +99,8 @@ end
 describe("rate_limit.redis", function()
     local srv
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rspec.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, srv = H.tmpdir("rspec"), R.start() end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     describe("options", function()
         it("refuses a URL that is not Redis, before anything runs", function()

@@ -25,107 +25,25 @@ local max_in_window = H.max_in_window
 
 local count_between = H.count_between
 
-local CONF = [[
-@MODULES@
-@USER@
-worker_processes 2;
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path @PREFIX@/tmp;
-    proxy_temp_path @PREFIX@/tmp;
-    fastcgi_temp_path @PREFIX@/tmp;
-    uwsgi_temp_path @PREFIX@/tmp;
-    scgi_temp_path @PREFIX@/tmp;
-    lua_package_path "@ROOT@/lua/?.lua;;";
-    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
-    init_worker_by_lua_block {
-        local core = require "mediquo.core"
-        local nl = require "mediquo.ngx_limiter"
-        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
-                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
-        local out = "@PREFIX@/w" .. ngx.worker.pid() .. ".log"
-        local function run(premature)
-            if premature then return end
-            local f = assert(io.open(out, "w"))
-            local lim, err = core.limiter(cfg)
-            if not lim then
-                f:write("error ", tostring(err), "\n")
-                f:close()
-                return
-            end
-            for _ = 1, 1000000 do
-                if core.limiter_now() >= @UNTIL@ then break end
-                local t0 = core.limiter_now()
-                local ok, res, _, _, _, at = pcall(nl.wait, lim, 0.5, cfg.redis)
-                if not ok then f:write("raise ", tostring(res), "\n") break end
-                if res then f:write(string.format("t %.0f\n", at)) end
-                if (core.limiter_now() - t0) / 1e9 > 0.75 then f:write("late\n") end
-                f:flush()
-            end
-            f:write("done\n")
-            f:close()
-            lim:close()
-        end
-        ngx.timer.at(0, run)
-    }
-    server {
-        listen 127.0.0.1:@PORT@;
-        location /health { content_by_lua_block { ngx.say("ok") } }
-    }
-}
-]]
-
+-- a gateway host: 2 workers spending the budget (NH.budget_host, NH.SPEND),
+-- writing <prefix>/w-1.log and w-2.log
 local function start_gateway(prefix, vars)
-    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
-    local modules = ""
-    local v = H.run("nginx -V 2>&1")
-    if not v:find("lua-nginx-module", 1, true) then
-        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-    end
-    local id = H.run("id -u"):gsub("%s+$", "")
-    local conf = CONF:gsub("@(%u+)@", function(k)
-        if k == "MODULES" then return modules end
-        if k == "USER" then return id == "0" and "user root root;" or "" end
-        if k == "PREFIX" then return prefix end
-        if k == "ROOT" then return root end
-        return tostring(vars[k])
-    end)
-    H.write_file(prefix .. "/nginx.conf", conf)
-    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
-                            .. prefix .. "/logs/error.log' 2>&1")
-    assert(code == 0, "nginx did not start: " .. out)
-    for _ = 1, 50 do
-        if H.read_file(prefix .. "/nginx.pid") then break end
-        H.sleep(0.05)
-    end
-    return { prefix = prefix, pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+")) }
+    vars.OUT = prefix .. "/w"
+    return { prefix = prefix, pid = NH.budget_host(prefix, vars) }
 end
 
 local function stop_gateway(gw)
-    if gw.pid then H.run("kill -QUIT " .. gw.pid .. " 2>/dev/null") end
-    for _ = 1, 50 do
-        if not gw.pid or not R.alive(gw.pid) then break end
-        H.sleep(0.05)
-    end
-    if gw.pid and R.alive(gw.pid) then H.run("kill -9 " .. gw.pid) end
+    H.stop_nginx(gw.pid, "QUIT")
 end
 
 describe("rate_limit.redis in nginx", function()
     local srv, tmp
     local gws = {}
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rngx.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
+    setup(function() tmp, srv = H.tmpdir("rngx"), R.start() end)
     teardown(function()
         for _, gw in ipairs(gws) do stop_gateway(gw) end
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
+        R.cleanup(tmp, srv)
     end)
 
     it("two gateways' workers and plain Lua processes spend one budget", function()

@@ -24,16 +24,10 @@ describe("rate_limit.redis over TLS", function()
     local PW = "tls-s3cret-pw"
 
     setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rtls.XXXXXX"):gsub("%s+$", "")
-        certs = R.make_certs(tmp)
-        srv = R.start({ "--requirepass", PW }, { ca = certs.ca, cert = certs.server.cert,
-                                                 key = certs.server.key })
+        tmp = H.tmpdir("rtls")
+        srv, certs = R.tls_start(tmp, { "--requirepass", PW })
     end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     local function url(s, pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw or PW, s.port) end
     local function open(u, tls, extra)
@@ -89,9 +83,7 @@ describe("rate_limit.redis over TLS", function()
     end)
 
     it("mutual TLS: refused without a client certificate, admitted with one", function()
-        local m = R.start({ "--tls-auth-clients", "yes" },
-                          { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
-                            client_cert = certs.client.cert, client_key = certs.client.key })
+        local m = R.mtls_start(certs)
         local u = ("rediss://127.0.0.1:%d"):format(m.port)
         refused("TLS", open(u, { ca_file = certs.ca }))
         local l = assert(open(u, { ca_file = certs.ca, cert_file = certs.client.cert,

@@ -30,17 +30,11 @@ describe("rate_limit.redis over TLS in nginx", function()
     local PW = "ngx-tls-s3cret"
 
     setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-rtlsngx.XXXXXX"):gsub("%s+$", "")
-        certs = R.make_certs(tmp)
-        srv = R.start({ "--requirepass", PW }, { ca = certs.ca, cert = certs.server.cert,
-                                                 key = certs.server.key })
+        tmp = H.tmpdir("rtlsngx")
+        srv, certs = R.tls_start(tmp, { "--requirepass", PW })
         sb = H.sandbox{}
     end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     local function url(pw) return ("rediss://:%s@127.0.0.1:%d"):format(pw, srv.port) end
 
@@ -205,9 +199,7 @@ describe("rate_limit.redis over TLS in nginx", function()
     end)
 
     it("mutual TLS: without a client certificate config (logged), with one the gateway books", function()
-        local m = R.start({ "--tls-auth-clients", "yes" },
-                          { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
-                            client_cert = certs.client.cert, client_key = certs.client.key })
+        local m = R.mtls_start(certs)
         local u = ("rediss://127.0.0.1:%d"):format(m.port)
         local gw = NH.gateway(sb, { env = { MEDIQUO_RL_REDIS = u, MEDIQUO_CA_FILE = certs.ca } })
         local found = logged(gw, "client certificate", "certificate required")

@@ -17,36 +17,23 @@ local mediquo = require "mediquo"
 local H = require "spec.helper"
 local HA = require "spec.redis_ha_helper"
 
-local NS = 1e9
 local now = core.limiter_now
 
 local tmp
 local nkey = 0
 local function newkey() nkey = nkey + 1; return ("sentinel-%d-%d"):format(nkey, now()) end
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
 describe("rate_limit.redis through Sentinel", function()
     local s
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-sspec.XXXXXX"):gsub("%s+$", "")
-        s = HA.sentinel{}
-    end)
-    teardown(function()
-        HA.stop_all()
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, s = H.tmpdir("sspec"), HA.sentinel{} end)
+    teardown(function() HA.stop_all(); H.rmdir(tmp) end)
 
     describe("setup", function()
         it("finds the master through the Sentinels, its keys land on the master", function()
             local key = newkey()
-            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/a"), redis = s.url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            assert.is_true(l:acquire(0.5))
-            local st = l:status()
-            assert.equal("redis", st.backend)
-            assert.is_false(st.degraded, st.error)
-            l:close()
+            HA.opens(s.url, key, tmp .. "/a")
             local tag = HA.budget_tag(key)
             assert.equal("1", HA.cli(s.master.port, "EXISTS " .. H.shell_quote(tag .. ":hosts")):match("%d+"))
         end)
@@ -54,22 +41,12 @@ describe("rate_limit.redis through Sentinel", function()
         it("a Sentinel down among the three is no fault: the next one answers", function()
             -- a port with nothing listening first in the list
             local url = s.url:gsub("^redis%-sentinel://", "redis-sentinel://127.0.0.1:" .. H.free_port() .. ",")
-            local l, err = mediquo.limiter{ key = newkey(), dir = mkdir(tmp .. "/b"), redis = url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            assert.is_true(l:acquire(0.5))
-            assert.is_false(l:status().degraded, l:status().error)
-            l:close()
+            HA.opens(url, newkey(), tmp .. "/b")
         end)
 
         it("no Sentinel answering is an outage, not a setup fault: created, degraded, with the reason", function()
             local url = ("redis-sentinel://127.0.0.1:%d,127.0.0.1:%d/%s"):format(H.free_port(), H.free_port(), s.name)
-            local l, err = mediquo.limiter{ key = newkey(), dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            local st = l:status()
-            assert.equal("redis", st.backend)
-            assert.is_true(st.degraded)
-            assert.matches("127.0.0.1:", st.error, 1, true)
-            l:close()
+            HA.outage(url, newkey(), tmp .. "/e")
         end)
 
         it("an unknown master name is kind config, naming the name and no password", function()
@@ -90,45 +67,18 @@ describe("rate_limit.redis through Sentinel", function()
         end)
     end)
 
-    -- 3 hosts x 2 processes on one key; event(sen) after 1.5 periods (a
+    -- 3 hosts on one key (HA.load_run); event(sen) after 1.5 periods (a
     -- SIGKILL of the master by default); the run is `periods` long (8)
     local function failover_run(sen, c, event, periods)
-        periods = periods or 8
-        local P = c.period * NS
-        local t_start = now()
-        local until_ns = t_start + periods * P    -- bounded; a SIGKILL failover takes ~2-3.5 s here
-        local fleet = HA.fleet(tmp .. "/" .. c.key, c, sen.url, until_ns, 0.5)
-        H.sleep(1.5 * c.period)
-        local t_kill = now()
-        local new, took
-        if event then new, took = event(sen) else new, took = sen:kill_master() end
-        local t_new = now()
-        fleet:wait(60)
-        local ts, late, raised, seen, final, per_host = fleet:collect()
-        local info = ("failover %.1f s; starts per 0.5 s: %s"):format(took,
-            HA.histogram(ts, t_start, periods * c.period))
-        return { ts = ts, late = late, raised = raised, seen = seen, final = final, per_host = per_host,
-                 P = P, new = new,
-                 t_start = t_start, t_kill = t_kill, t_new = t_new, until_ns = until_ns, info = info }
+        return HA.load_run(tmp .. "/" .. c.key, c, sen.url, function()
+            local new, took = (event or sen.kill_master)(sen)
+            return new, ("failover %.1f s"):format(took)
+        end, periods)
     end
 
+    -- HA.holds, and the budget now lives on the new master
     local function holds(r, c)
-        assert.same({}, r.raised)
-        assert.same({}, r.late)
-        local worst = H.max_in_window(r.ts, r.P)
-        if os.getenv("RSPEC_DEBUG") then print(("worst window %d of 60; %s"):format(worst, r.info)) end
-        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. r.info)
-        -- the budget was spent before, during and after the failover
-        assert.truthy(H.count_between(r.ts, r.t_start, r.t_kill) > 0, r.info)
-        assert.truthy(H.count_between(r.ts, r.t_new + 2 * r.P, r.until_ns) > 0, "nothing after: " .. r.info)
-        for i, fin in pairs(r.final) do
-            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
-        end
-        assert.equal(6, #r.final, "a worker wrote no final status")
-        for h = 1, 3 do
-            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. r.info)
-        end
-        -- the budget now lives on the new master
+        HA.holds(r)
         local tag = HA.budget_tag(c.key)
         assert.equal("1", HA.cli(r.new.port, "EXISTS " .. H.shell_quote(tag .. ":hosts")):match("%d+"))
     end
@@ -156,9 +106,7 @@ describe("rate_limit.redis through Sentinel", function()
                         env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
             local r = failover_run(s2, c)
             s2:stop()
-            local worst = H.max_in_window(r.ts, r.P)
-            if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
-            assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
+            HA.breaks(r)
         end)
     end)
 end)

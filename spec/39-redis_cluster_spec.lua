@@ -13,17 +13,13 @@
 -- and hand-back breaks the window. A server that is not a Cluster is kind
 -- config. ~60 s.
 
-local core = require "mediquo.core"
 local mediquo = require "mediquo"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
 local HA = require "spec.redis_ha_helper"
 
-local NS = 1e9
-local now = core.limiter_now
-
 local tmp
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
 -- "1"/"0", or the redirection ("MOVED slot host:port") from a node that
 -- does not serve the key's slot
@@ -35,25 +31,13 @@ end
 describe("rate_limit.redis through Redis Cluster", function()
     local c
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-cspec.XXXXXX"):gsub("%s+$", "")
-        c = HA.cluster{ masters = 3, replicas = 1 }
-    end)
-    teardown(function()
-        HA.stop_all()
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, c = H.tmpdir("cspec"), HA.cluster{ masters = 3, replicas = 1 } end)
+    teardown(function() HA.stop_all(); H.rmdir(tmp) end)
 
     describe("setup", function()
         it("a budget whose slot lives on another node than the seed: MOVED followed, keys on that node", function()
             local key, slot, node = c:key_elsewhere("cl-moved")
-            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/a"), redis = c.url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            assert.is_true(l:acquire(0.5))
-            local st = l:status()
-            assert.equal("redis", st.backend)
-            assert.is_false(st.degraded, st.error)
-            l:close()
+            HA.opens(c.url, key, tmp .. "/a")
             assert.equal("1", exists(node, key), "slot " .. slot .. " on " .. node.port)
             -- the seed does not hold it: it redirects there
             assert.equal("MOVED " .. slot .. " 127.0.0.1:" .. node.port, exists(c.seed, key))
@@ -63,22 +47,12 @@ describe("rate_limit.redis through Redis Cluster", function()
             local key = c:key_elsewhere("cl-seed")
             local rep = assert(c:replica_of(c.seed))
             local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), rep.port)
-            local l, err = mediquo.limiter{ key = key, dir = mkdir(tmp .. "/b"), redis = url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            assert.is_true(l:acquire(0.5))
-            assert.is_false(l:status().degraded, l:status().error)
-            l:close()
+            HA.opens(url, key, tmp .. "/b")
         end)
 
         it("no seed answering is an outage, not a setup fault: created, degraded, with the reason", function()
             local url = ("redis-cluster://127.0.0.1:%d,127.0.0.1:%d"):format(H.free_port(), H.free_port())
-            local l, err = mediquo.limiter{ key = "cl-down", dir = mkdir(tmp .. "/e"), redis = url, per_minute = 60 }
-            assert.truthy(l, err and tostring(err))
-            local st = l:status()
-            assert.equal("redis", st.backend)
-            assert.is_true(st.degraded)
-            assert.matches("127.0.0.1:", st.error, 1, true)
-            l:close()
+            HA.outage(url, "cl-down", tmp .. "/e")
         end)
 
         it("redis-cluster:// on a Redis that is not a Cluster is kind config, naming the server", function()
@@ -93,50 +67,26 @@ describe("rate_limit.redis through Redis Cluster", function()
         end)
     end)
 
-    -- 3 hosts x 2 processes on a budget whose slot lives off the seed;
+    -- 3 hosts (HA.load_run) on a budget whose slot lives off the seed;
     -- `event(slot, node)` after 1.5 periods, the run 8 periods long
     -- (the control run: plain processes only, the hook in their environment)
     local function run_load(prefix, event, env)
         local key, slot, node = c:key_elsewhere(prefix, true)
         local cfg = { key = key, per_minute = 60, burst = 10, period = 2, env = env,
                       gateway = not env and 3 or nil }
-        local P = cfg.period * NS
-        local t_start = now()
-        local until_ns = t_start + 8 * P
-        local fleet = HA.fleet(tmp .. "/" .. prefix, cfg, c.url, until_ns, 0.5)
-        H.sleep(1.5 * cfg.period)
-        local t_event = now()
-        local new_home, what = event(slot, node)
-        local t_after = now()
-        fleet:wait(60)
-        local ts, late, raised, _, final, per_host = fleet:collect()
-        local info = ("slot %d: %s; starts per 0.5 s: %s"):format(slot, what, HA.histogram(ts, t_start, 16))
-        return { key = key, ts = ts, late = late, raised = raised, final = final, per_host = per_host,
-                 info = info, P = P,
-                 t_start = t_start, t_event = t_event, t_after = t_after, until_ns = until_ns,
-                 new_home = new_home }
+        local r = HA.load_run(tmp .. "/" .. prefix, cfg, c.url, function()
+            local new_home, what = event(slot, node)
+            return new_home, ("slot %d: %s"):format(slot, what)
+        end)
+        r.key = key
+        return r
     end
 
+    -- HA.holds, and the budget now lives on its new home
     local function under_load(prefix, event)
         local r = run_load(prefix, event)
-        local ts, late, raised, final, info, P = r.ts, r.late, r.raised, r.final, r.info, r.P
-        local t_start, t_event, t_after, until_ns, new_home, key =
-            r.t_start, r.t_event, r.t_after, r.until_ns, r.new_home, r.key
-        assert.same({}, raised)
-        assert.same({}, late)
-        local worst = H.max_in_window(ts, P)
-        if os.getenv("RSPEC_DEBUG") then print(("worst window %d of 60; %s"):format(worst, info)) end
-        assert.truthy(worst <= 60, "window exceeded: " .. worst .. "; " .. info)
-        assert.truthy(H.count_between(ts, t_start, t_event) > 0, info)
-        assert.truthy(H.count_between(ts, t_after + 2 * P, until_ns) > 0, "nothing after: " .. info)
-        assert.equal(6, #final, "a worker wrote no final status")
-        for h = 1, 3 do
-            assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. info)
-        end
-        for i, fin in pairs(final) do
-            assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. info)
-        end
-        assert.equal("1", exists(new_home, key), "the budget is not on " .. new_home.port .. "; " .. info)
+        HA.holds(r)
+        assert.equal("1", exists(r.new, r.key), "the budget is not on " .. r.new.port .. "; " .. r.info)
     end
 
     describe("the budget's slot resharded to another master under load from 3 hosts (ASK, then MOVED)", function()
@@ -162,9 +112,7 @@ describe("rate_limit.redis through Redis Cluster", function()
                 local rep, took = c:kill_master(node)
                 return rep, ("master %d SIGKILLed, replica %d took over in %.1f s"):format(node.port, rep.port, took)
             end, H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 "))
-            local worst = H.max_in_window(r.ts, r.P)
-            if os.getenv("RSPEC_DEBUG") then print(("control: worst window %d of 60; %s"):format(worst, r.info)) end
-            assert.truthy(worst > 60, "max " .. worst .. "; " .. r.info)
+            HA.breaks(r)
         end)
     end)
 end)

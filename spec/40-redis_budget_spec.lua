@@ -17,88 +17,30 @@ local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
+local NH = require "spec.ngx_helper"
 local J = require "bench.jitter"
 
 local NS = 1e9
 local now = core.limiter_now
-local root = H.root
 
 local tmp
 local nkey = 0
 local function newkey() nkey = nkey + 1; return string.format("b40-%d-%d", nkey, now()) end
-local function mkdir(d) H.run("mkdir -p '" .. d .. "'"); return d end
+local mkdir = H.mkdir
 
--- nginx with one worker whose timer runs `body` (Lua, with lim, nl, url
--- and out in scope) once, then writes "done"
-local CONF = [[
-@MODULES@
-@USER@
-worker_processes 1;
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/logs/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path @PREFIX@/tmp;
-    lua_package_path "@ROOT@/lua/?.lua;;";
-    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
-    init_worker_by_lua_block {
-        local core = require "mediquo.core"
-        local nl = require "mediquo.ngx_limiter"
-        local url = "@URL@"
-        local path = "@PREFIX@/out.log"
-        ngx.timer.at(0, function()
-            local f = assert(io.open(path, "w"))
-            local function out(s) f:write(s, "\n"); f:flush() end
-            local lim, err = core.limiter{ per_minute = 30, burst = 30, period = 3, key = "@KEY@",
-                                           dir = "@DIR@", redis = url, redis_cosocket = true }
-            if not lim then out("error " .. tostring(err)) f:close() return end
-            @BODY@
-            out("done")
-            f:close()
-        end)
-    }
-    server {
-        listen 127.0.0.1:@PORT@;
-        location / { return 204; }
-    }
-}
-]]
-
+-- nginx with one worker whose timer runs vars.BODY once on a limiter of
+-- 30 per 3 s (burst 30) on vars.URL's budget (NH.budget_host) -> its lines
 local function nginx_run(vars)
-    local prefix = H.run("mktemp -d /tmp/mediquo-b40-ngx.XXXXXX"):gsub("%s+$", "")
-    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
-    local modules = ""
-    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
-        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-    end
-    local id = H.run("id -u"):gsub("%s+$", "")
-    vars.PORT = H.free_port()
-    local conf = CONF:gsub("@(%u+)@", function(k)
-        if k == "MODULES" then return modules end
-        if k == "USER" then return id == "0" and "user root root;" or "" end
-        if k == "PREFIX" then return prefix end
-        if k == "ROOT" then return root end
-        return tostring(vars[k])
-    end)
-    H.write_file(prefix .. "/nginx.conf", conf)
-    local o, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
-                          .. prefix .. "/logs/error.log' 2>&1")
-    assert(code == 0, "nginx did not start: " .. o)
+    local prefix = NH.tmpdir("b40-ngx")
+    vars.WORKERS, vars.PM, vars.BURST, vars.PERIOD, vars.OUT = 1, 30, 30, 3, prefix .. "/out"
+    local pid = NH.budget_host(prefix, vars)
     local ls
     for _ = 1, 200 do                   -- 10 s at most
-        ls = H.lines(prefix .. "/out.log")
+        ls = H.lines(prefix .. "/out-1.log")
         if ls[#ls] == "done" or (ls[1] or ""):match("^error") then break end
         H.sleep(0.05)
     end
-    local pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
-    if pid then H.run("kill -QUIT " .. pid .. " 2>/dev/null") end
-    for _ = 1, 50 do
-        if not pid or not R.alive(pid) then break end
-        H.sleep(0.05)
-    end
-    if pid and R.alive(pid) then H.run("kill -9 " .. pid) end
+    H.stop_nginx(pid, "QUIT")
     H.run("rm -rf '" .. prefix .. "'")
     return ls
 end
@@ -106,15 +48,8 @@ end
 describe("a Redis budget (issue 20)", function()
     local srv
 
-    setup(function()
-        tmp = H.run("mktemp -d /tmp/mediquo-b40.XXXXXX"):gsub("%s+$", "")
-        srv = R.start()
-    end)
-    teardown(function()
-        R.stop_all()
-        if srv then srv:stop() end
-        if tmp then H.run("rm -rf '" .. tmp .. "'") end
-    end)
+    setup(function() tmp, srv = H.tmpdir("b40"), R.start() end)
+    teardown(function() R.cleanup(tmp, srv) end)
 
     describe("a call's decision: acquire(0), try(), max_wait = 0", function()
         it("admit on an idle budget, up to its room, then refuse with the real wait", function()
@@ -170,25 +105,25 @@ describe("a Redis budget (issue 20)", function()
         it("in nginx: ngx_limiter.wait(lim, 0) admits on an idle budget, 8 requests at once too", function()
             local ls = nginx_run{ URL = srv.url, KEY = newkey(), DIR = mkdir(tmp .. "/n1"), BODY = [[
                 for i = 1, 5 do
-                    local ok, _, retry = nl.wait(lim, 0, url)
-                    out((ok and "ok " or "refused ") .. i .. " " .. tostring(retry))
+                    local ok, _, retry = nl.wait(lim, 0, cfg.redis)
+                    log((ok and "ok " or "refused ") .. i .. " " .. tostring(retry))
                 end
                 local n = 0
                 local ths = {}
                 for i = 1, 8 do
-                    ths[i] = ngx.thread.spawn(function() return (nl.wait(lim, 0, url)) end)
+                    ths[i] = ngx.thread.spawn(function() return (nl.wait(lim, 0, cfg.redis)) end)
                 end
                 for i = 1, 8 do
                     local _, ok = ngx.thread.wait(ths[i])
                     if ok then n = n + 1 end
                 end
-                out("at once " .. n)
-                local ok, _, retry = nl.wait(lim, 0, url)
+                log("at once " .. n)
+                local ok, _, retry = nl.wait(lim, 0, cfg.redis)
                 for _ = 1, 40 do
                     if not ok then break end
-                    ok, _, retry = nl.wait(lim, 0, url)
+                    ok, _, retry = nl.wait(lim, 0, cfg.redis)
                 end
-                out("spent " .. tostring(ok) .. " " .. tostring(retry))
+                log("spent " .. tostring(ok) .. " " .. tostring(retry))
             ]] }
             assert.equal("done", ls[#ls], table.concat(ls, "\n"))
             for i = 1, 5 do assert.matches("^ok " .. i, ls[i]) end

@@ -10,18 +10,7 @@ local json = H.json
 
 local USER = "nobody nogroup"
 
-local function booking(code, extra)
-    local t = { code = code, starts_at = "2030-05-20T12:00:00+02:00",
-                patient = "P1", professional = "prof-demo-1" }
-    for k, v in pairs(extra or {}) do t[k] = v end
-    return t
-end
-
-local seq = 0
-local function fresh(tag)
-    seq = seq + 1
-    return ("%s-%d-%d"):format(tag, math.random(1, 1e6), seq)
-end
+local booking, fresh = NH.booking, NH.fresh
 
 local function header(h, name)
     for k, v in pairs(h or {}) do
@@ -181,9 +170,22 @@ describe("mediquo.ngx.reply for a spent budget and a host fault (workers as nobo
         assert.are.equal("config", body.error)
         assert.falsy(raw:find("/", 1, true), raw)             -- not even an escaped path
         assert.falsy(raw:find("Permission", 1, true), raw)
+        -- a second call: the same fault, not logged again within the minute
+        assert.are.equal(500, (H.http("POST", gw.url .. "/book", json.encode(booking(fresh("cfg"))),
+                                      { ["Content-Type"] = "application/json" })))
         local log = gw:error_log()
         assert.truthy(log:find(dir, 1, true), log)
         assert.falsy(log:find("rate_limit: rate_limit:", 1, true), log)
+        assert.falsy(log:find(H.secret_key, 1, true), log)
+        assert.falsy(log:find(H.api_key, 1, true), log)
+        -- the calls' cause in error.log exactly once: the driver logged it
+        -- and marked the error (mediquo.ngx_log.mark), reply did not again
+        -- (the start-up check's own line, before any call, aside)
+        local n = 0
+        for line in log:gmatch("[^\n]+") do
+            if line:find(dir, 1, true) and not line:find("start-up check", 1, true) then n = n + 1 end
+        end
+        assert.are.equal(1, n, log)
         assert.are.same({}, sb:api_log())
     end)
 end)

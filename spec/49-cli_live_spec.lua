@@ -65,24 +65,18 @@ describe("mediquo import output as it runs", function()
     end)
 
     it("keeps the progress line off the result lines on a terminal and shows the wait for budget", function()
-        assert.equal(0, select(2, H.run("command -v tmux >/dev/null 2>&1")), "tmux is needed for this spec")
         local prefix = C.uniq("tty")
         local file = C.creates_file(tmp .. "/tty.csv", prefix, 8)
         -- 4 at once, the next 4 when the 4 s window has passed; stdout and
         -- stderr both the terminal
         local cmd = ("%s --sandbox --base-url %s --per-minute 4 --period 4 --rate-limit-key %s import %s "
             .. "--no-journal; sleep 20"):format(q(C.BIN), q(sb.base_url), C.uniq("tk"), q(file))
-        local env = ("LUA_PATH=%s LUA_CPATH=%s PATH=%s"):format(q(os.getenv("LUA_PATH") or ""),
-            q(os.getenv("LUA_CPATH") or ""), q(os.getenv("PATH") or ""))
-        local sock = "mediquo-spec-" .. C.uniq("tmux")
-        local _, rc = H.run(("tmux -L %s -f /dev/null new-session -d -x 200 -y 30 %s"):format(
-            q(sock), q(env .. " sh -c " .. q(cmd))))
-        assert.equal(0, rc)
-        finally(function() H.run(("tmux -L %s kill-server 2>/dev/null"):format(q(sock))) end)
+        local term = C.tmux(cmd, 200, 30)
+        finally(term.stop)
         local pane, waiting = "", nil
         local t0 = H.now()
         while H.now() - t0 < 20 do
-            pane = H.run(("tmux -L %s capture-pane -p"):format(q(sock)))
+            pane = term.pane()
             waiting = waiting or pane:match("waiting for budget until (%d%d:%d%d:%d%d)")
             if pane:find("8 rows: ", 1, true) then break end
             H.sleep(0.1)

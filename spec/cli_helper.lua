@@ -114,4 +114,22 @@ function C.lit(s)
     return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
+-- C.tmux(cmd, width, height) -> term: cmd (sh) run in a detached tmux
+-- terminal of width x height, with this process's LUA_PATH, LUA_CPATH and
+-- PATH (stdout and stderr the terminal unless cmd says); term:pane() ->
+-- the screen as text; term:stop() ends it (tmux's own server, by name)
+function C.tmux(cmd, width, height)
+    assert(select(2, H.run("command -v tmux >/dev/null 2>&1")) == 0, "tmux is needed for this spec")
+    local env = ("LUA_PATH=%s LUA_CPATH=%s PATH=%s"):format(q(os.getenv("LUA_PATH") or ""),
+        q(os.getenv("LUA_CPATH") or ""), q(os.getenv("PATH") or ""))
+    local sock = "mediquo-spec-" .. C.uniq("tmux")
+    local _, rc = H.run(("tmux -L %s -f /dev/null new-session -d -x %d -y %d %s"):format(
+        q(sock), width, height, q(env .. " sh -c " .. q(cmd))))
+    assert(rc == 0, "tmux new-session failed")
+    return {
+        pane = function() return H.run(("tmux -L %s capture-pane -p"):format(q(sock))) end,
+        stop = function() H.run(("tmux -L %s kill-server 2>/dev/null"):format(q(sock))) end,
+    }
+end
+
 return C

@@ -48,6 +48,22 @@ end
 H.read_file = read_file
 
 -- H.write_file(path, s) -> path (raises when it cannot write)
+-- H.tmpdir(tag) -> a fresh dir $TMPDIR/mediquo-<tag>-XXXXXX; H.rmdir(d)
+-- removes it (nil: nothing)
+function H.tmpdir(tag)
+    return (run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-" .. tag .. "-XXXXXX\""):gsub("%s+$", ""))
+end
+
+function H.rmdir(d)
+    if d then run("rm -rf " .. shell_quote(d)) end
+end
+
+-- H.mkdir(d) -> d, made (with its parents) if it was not there
+function H.mkdir(d)
+    run("mkdir -p " .. shell_quote(d))
+    return d
+end
+
 function H.write_file(path, s)
     local f = assert(io.open(path, "wb"))
     assert(f:write(s))
@@ -202,6 +218,46 @@ end
 
 function H.now()
     return socket.gettime()
+end
+
+-- ---- an nginx a spec starts itself ------------------------------------------
+-- H.nginx_modules() -> the load_module lines nginx needs for the Lua module
+-- ("" when it is built in; MEDIQUO_NGINX_MODULES names another folder)
+local modules
+function H.nginx_modules()
+    if not modules then
+        modules = ""
+        if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
+            local dir = os.getenv("MEDIQUO_NGINX_MODULES") or "/usr/lib/nginx/modules"
+            modules = ("load_module %s/ndk_http_module.so;\nload_module %s/ngx_http_lua_module.so;"):format(dir, dir)
+        end
+    end
+    return modules
+end
+
+-- H.nginx_pid(prefix) -> the master's pid from prefix/nginx.pid, or nil
+function H.nginx_pid(prefix)
+    return tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
+end
+
+-- H.running(pid): the process is there and not a zombie (one waiting for
+-- PID 1 to reap it, which can take a second or more here, counts as gone)
+function H.running(pid)
+    if not pid then return false end
+    local st = H.run("ps -o stat= -p " .. pid .. " 2>/dev/null"):gsub("%s+", "")
+    return st ~= "" and not st:match("^Z")
+end
+
+-- H.stop_nginx(pid[, signal]): the nginx master this spec started, by its
+-- pid: signal (TERM unless said, e.g. QUIT), a bounded wait (5 s), then KILL
+function H.stop_nginx(pid, signal)
+    if not pid then return end
+    H.run(("kill -%s %d 2>/dev/null"):format(signal or "TERM", pid))
+    for _ = 1, 100 do
+        if not H.running(pid) then return end
+        H.sleep(0.05)
+    end
+    H.run("kill -9 " .. pid .. " 2>/dev/null")
 end
 
 function H.auth()
@@ -387,6 +443,8 @@ local function opts_key(opts)
     return table.concat(parts, ",")
 end
 
+-- H.record_prefix(prefix): spec/run.sh stops what is left in a prefix listed
+-- in MEDIQUO_TEST_PIDS
 local function record(prefix)
     local list = os.getenv("MEDIQUO_TEST_PIDS")
     if list and list ~= "" then
@@ -397,6 +455,7 @@ local function record(prefix)
         end
     end
 end
+H.record_prefix = record
 
 local function start(opts)
     local args = {}

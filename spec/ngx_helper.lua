@@ -20,20 +20,25 @@ Gateway.__index = Gateway
 
 local running = {}
 
-local function record(prefix)
-    local list = os.getenv("MEDIQUO_TEST_PIDS")
-    if list and list ~= "" then
-        local f = io.open(list, "a")
-        if f then
-            f:write(prefix, "\n")   -- spec/run.sh stops what is left there
-            f:close()
-        end
-    end
+local record = H.record_prefix   -- spec/run.sh stops what is left there
+
+-- NH.booking(code, extra) -> a POST /book body the sandbox accepts, extra's
+-- fields over it
+function NH.booking(code, extra)
+    local t = { code = code, starts_at = "2030-05-20T12:00:00+02:00",
+                patient = "P1", professional = "prof-demo-1" }
+    for k, v in pairs(extra or {}) do t[k] = v end
+    return t
 end
 
-function NH.tmpdir(tag)
-    return (H.run("mktemp -d \"${TMPDIR:-/tmp}/mediquo-" .. tag .. "-XXXXXX\""):gsub("%s+$", ""))
+-- NH.fresh(tag) -> a code no other call of this process used
+local seq = 0
+function NH.fresh(tag)
+    seq = seq + 1
+    return ("%s-%d-%d"):format(tag, math.random(1, 1e6), seq)
 end
+
+NH.tmpdir = H.tmpdir
 
 -- NH.gateway(sb, opts) -> a running gateway against sandbox sb.
 -- opts: workers (2), env (extra MEDIQUO_* variables), user (the workers'
@@ -252,6 +257,105 @@ function NH.health_latencies(port, seconds, conns, max)
     for _, c in ipairs(socks) do c:close() end
     table.sort(lat)
     return lat, workers
+end
+
+-- ---- an nginx host spending a Redis budget ----------------------------------
+-- NH.budget_host(prefix, v) -> pid of a real nginx (v.WORKERS workers, 2
+-- unless said) in prefix whose every worker opens a limiter on one Redis
+-- budget (v.PM, BURST, PERIOD, KEY, DIR, URL; cosockets: mediquo.ngx_redis)
+-- and, once, from a timer, runs v.BODY (Lua; in scope: core, nl =
+-- mediquo.ngx_limiter, cfg, lim, max_wait = v.MAXWAIT, log(line)), logging
+-- to <v.OUT>-<worker id + 1>.log: "error ..." when the limiter does not
+-- open, else BODY's lines, then "done". Stop it with H.stop_nginx(pid, "QUIT").
+-- NH.SPEND, the BODY unless said: as spec/redis_worker.lua, the budget spent
+-- through nl.wait(lim, max_wait) until v.UNTIL (core.limiter_now's ns):
+-- "ready", "t <start>" per start, "late <s>" past max_wait + 0.25 s,
+-- "raise <err>", then "final <backend> <degraded 1|0> <redis_error>".
+NH.SPEND = [[
+            log("ready")
+            for _ = 1, 1000000 do
+                if core.limiter_now() >= @UNTIL@ then break end
+                local t0 = core.limiter_now()
+                local ok, res, _, _, _, at = pcall(nl.wait, lim, max_wait, cfg.redis)
+                if not ok then log("raise " .. tostring(res)) break end
+                if res then log(string.format("t %.0f", at)) end
+                local took = (core.limiter_now() - t0) / 1e9
+                if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
+            end
+            local st = lim:status()
+            log(string.format("final %s %d %s", tostring(st.backend), st.degraded and 1 or 0,
+                              tostring(st.redis_error)))
+]]
+
+local BUDGET_CONF = [[
+@MODULES@
+@USER@
+worker_processes @WORKERS@;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp;
+    proxy_temp_path @PREFIX@/tmp;
+    fastcgi_temp_path @PREFIX@/tmp;
+    uwsgi_temp_path @PREFIX@/tmp;
+    scgi_temp_path @PREFIX@/tmp;
+    lua_package_path "@ROOT@/lua/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        local core = require "mediquo.core"
+        local nl = require "mediquo.ngx_limiter"
+        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
+                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
+        local out = "@OUT@-" .. (ngx.worker.id() + 1) .. ".log"
+        local max_wait = @MAXWAIT@
+        ngx.timer.at(0, function(premature)
+            if premature then return end
+            local f = assert(io.open(out, "w"))
+            local function log(s) f:write(s, "\n"); f:flush() end
+            local lim, err = core.limiter(cfg)
+            if not lim then
+                log("error " .. tostring(err))
+                f:close()
+                return
+            end
+            @BODY@
+            lim:close()
+            log("done")
+            f:close()
+        end)
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location /health { content_by_lua_block { ngx.say("ok") } }
+    }
+}
+]]
+
+function NH.budget_host(prefix, v)
+    H.run("mkdir -p " .. q(prefix .. "/logs") .. " " .. q(prefix .. "/tmp"))
+    local fixed = { MODULES = H.nginx_modules(), PREFIX = prefix, ROOT = H.root, WORKERS = v.WORKERS or 2,
+                    USER = H.run("id -u"):match("^0%s*$") and "user root root;" or "",
+                    MAXWAIT = v.MAXWAIT or 0.5, PORT = v.PORT or H.free_port() }
+    -- BODY first: its own @UNTIL@ is filled in by the second pass
+    local conf = BUDGET_CONF:gsub("@BODY@", function() return v.BODY or NH.SPEND end)
+    conf = conf:gsub("@(%u+)@", function(k)
+        local x = fixed[k]
+        if x == nil then x = v[k] end
+        return tostring(assert(x, "NH.budget_host: no " .. k))
+    end)
+    H.write_file(prefix .. "/nginx.conf", conf)
+    local out, code = H.run(("nginx -p %s -c %s -e %s 2>&1"):format(q(prefix), q(prefix .. "/nginx.conf"),
+                                                                     q(prefix .. "/logs/error.log")))
+    assert(code == 0, "nginx did not start: " .. out)
+    local pid
+    for _ = 1, 50 do
+        pid = H.nginx_pid(prefix)
+        if pid then break end
+        H.sleep(0.05)
+    end
+    return assert(pid, "nginx wrote no pid file")
 end
 
 function NH.percentile(sorted, p)

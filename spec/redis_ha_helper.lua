@@ -14,8 +14,12 @@
 --   c:kill_master(node)              -- its replica takes over
 --   HA.stop_all()                    -- in teardown, even after a failure
 
+local core = require "mediquo.core"
+local mediquo = require "mediquo"
+local assert = require "luassert"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
+local NH = require "spec.ngx_helper"
 
 local HA = {}
 local NS = 1e9
@@ -23,13 +27,7 @@ local NS = 1e9
 local sentinels_live = {}       -- pid -> sentinel process (not R's: redis-sentinel)
 local stoppers = {}             -- every topology started, for stop_all
 
--- running (a zombie waiting for PID 1 to reap it, which can take a second
--- or more here, counts as gone)
-local function alive(pid)
-    if not pid then return false end
-    local st = H.run("ps -o stat= -p " .. pid .. " 2>/dev/null"):gsub("%s+", "")
-    return st ~= "" and not st:match("^Z")
-end
+local alive = H.running
 
 local function cli(port, args)
     return H.run("redis-cli -h 127.0.0.1 -p " .. port .. " " .. args .. " 2>&1")
@@ -554,108 +552,20 @@ end
 local Fleet = {}
 Fleet.__index = Fleet
 
--- A gateway host: a real nginx, 2 workers, each spending the budget from a
--- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
--- as spec/redis_worker.lua does to <out>-<worker id + 1>.log.
-local NGX_CONF = [[
-@MODULES@
-@USER@
-worker_processes 2;
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path @PREFIX@/tmp;
-    proxy_temp_path @PREFIX@/tmp;
-    fastcgi_temp_path @PREFIX@/tmp;
-    uwsgi_temp_path @PREFIX@/tmp;
-    scgi_temp_path @PREFIX@/tmp;
-    lua_package_path "@ROOT@/lua/?.lua;;";
-    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
-    init_worker_by_lua_block {
-        local core = require "mediquo.core"
-        local nl = require "mediquo.ngx_limiter"
-        local cfg = { per_minute = @PM@, burst = @BURST@, period = @PERIOD@, key = "@KEY@",
-                      dir = "@DIR@", redis = "@URL@", redis_cosocket = true }
-        local out = "@OUT@-" .. (ngx.worker.id() + 1) .. ".log"
-        local max_wait = @MAXWAIT@
-        local function run(premature)
-            if premature then return end
-            local f = assert(io.open(out, "w"))
-            local function log(s) f:write(s, "\n"); f:flush() end
-            local lim, err = core.limiter(cfg)
-            if not lim then
-                log("error " .. tostring(err))
-                f:close()
-                return
-            end
-            log("ready")
-            for _ = 1, 1000000 do
-                if core.limiter_now() >= @UNTIL@ then break end
-                local t0 = core.limiter_now()
-                local ok, res, _, _, _, at = pcall(nl.wait, lim, max_wait, cfg.redis)
-                if not ok then log("raise " .. tostring(res)) break end
-                if res then log(string.format("t %.0f", at)) end
-                local took = (core.limiter_now() - t0) / 1e9
-                if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
-            end
-            local st = lim:status()
-            log(string.format("final %s %d %s", tostring(st.backend), st.degraded and 1 or 0,
-                              tostring(st.redis_error)))
-            lim:close()
-            log("done")
-            f:close()
-        end
-        ngx.timer.at(0, run)
-    }
-    server {
-        listen 127.0.0.1:@PORT@;
-        location /health { content_by_lua_block { ngx.say("ok") } }
-    }
-}
-]]
-
 local gateways = {}             -- nginx master pid -> prefix
 
+-- A gateway host: a real nginx, 2 workers, each spending the budget from a
+-- timer through mediquo.ngx_limiter (cosockets: mediquo.ngx_redis), logging
+-- as spec/redis_worker.lua does to <out>-<worker id + 1>.log (NH.budget_host)
 local function start_gateway(prefix, vars)
-    H.run("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
-    local modules = ""
-    if not H.run("nginx -V 2>&1"):find("lua-nginx-module", 1, true) then
-        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-    end
-    local root_user = H.run("id -u"):gsub("%s+$", "") == "0"
-    local conf = NGX_CONF:gsub("@(%u+)@", function(k)
-        if k == "MODULES" then return modules end
-        if k == "USER" then return root_user and "user root root;" or "" end
-        if k == "PREFIX" then return prefix end
-        if k == "ROOT" then return H.root end
-        return tostring(vars[k])
-    end)
-    H.write_file(prefix .. "/nginx.conf", conf)
-    local out, code = H.run("nginx -p '" .. prefix .. "' -c '" .. prefix .. "/nginx.conf' -e '"
-                            .. prefix .. "/logs/error.log' 2>&1")
-    assert(code == 0, "nginx did not start: " .. out)
-    local pid
-    for _ = 1, 50 do
-        pid = tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
-        if pid then break end
-        H.sleep(0.05)
-    end
-    assert(pid, "nginx wrote no pid file")
+    local pid = NH.budget_host(prefix, vars)
     gateways[pid] = prefix
     return pid
 end
 
 local function stop_gateway(pid)
     if not pid then return end
-    H.run("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 50 do
-        if not alive(pid) then break end
-        H.sleep(0.05)
-    end
-    if alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end
+    H.stop_nginx(pid, "QUIT")
     gateways[pid] = nil
 end
 
@@ -772,6 +682,82 @@ function HA.histogram(ts, t0, secs)
     end
     for k = 0, secs * 2 do out[#out + 1] = ("%.1f:%d"):format(k / 2, hist[k] or 0) end
     return table.concat(out, " ")
+end
+
+-- ---- what a budget through Sentinel or Cluster is owed ----------------------
+-- HA.opens(url, key, dir): a limiter on url opens, admits, and is on backend
+-- "redis", not degraded
+function HA.opens(url, key, dir)
+    local l, err = mediquo.limiter{ key = key, dir = H.mkdir(dir), redis = url, per_minute = 60 }
+    assert.truthy(l, err and tostring(err))
+    assert.is_true(l:acquire(0.5))
+    local st = l:status()
+    assert.equal("redis", st.backend)
+    assert.is_false(st.degraded, st.error)
+    l:close()
+end
+
+-- HA.outage(url, key, dir): no node of url answering is an outage, not a
+-- setup fault: the limiter is made, degraded, with the reason
+function HA.outage(url, key, dir)
+    local l, err = mediquo.limiter{ key = key, dir = H.mkdir(dir), redis = url, per_minute = 60 }
+    assert.truthy(l, err and tostring(err))
+    local st = l:status()
+    assert.equal("redis", st.backend)
+    assert.is_true(st.degraded)
+    assert.matches("127.0.0.1:", st.error, 1, true)
+    l:close()
+end
+
+-- HA.load_run(dir, c, url, event[, periods]) -> r: HA.fleet(dir, c, url)
+-- for `periods` periods (8), max_wait 0.5 s; event() after 1.5 periods ->
+-- the node the budget should live on after it, what happened (words).
+-- r: ts, late, raised, seen, final, per_host (Fleet:collect), new, what,
+-- P (ns), limit (c.per_minute), t_start, t_event, t_after, until_ns, info
+function HA.load_run(dir, c, url, event, periods)
+    periods = periods or 8
+    local r = { P = c.period * NS, limit = c.per_minute, t_start = core.limiter_now() }
+    r.until_ns = r.t_start + periods * r.P
+    local fleet = HA.fleet(dir, c, url, r.until_ns, 0.5)
+    H.sleep(1.5 * c.period)
+    r.t_event = core.limiter_now()
+    r.new, r.what = event()
+    r.t_after = core.limiter_now()
+    fleet:wait(60)
+    r.ts, r.late, r.raised, r.seen, r.final, r.per_host = fleet:collect()
+    r.info = ("%s; starts per 0.5 s: %s"):format(r.what, HA.histogram(r.ts, r.t_start, periods * c.period))
+    return r
+end
+
+local function worst(r, what)
+    local n = H.max_in_window(r.ts, r.P)
+    if os.getenv("RSPEC_DEBUG") then print(("%sworst window %d of %d; %s"):format(what, n, r.limit, r.info)) end
+    return n
+end
+
+-- HA.holds(r): through the event: nothing raised, no call past max_wait,
+-- never over the limit in any window, starts before and after it, every
+-- worker (6) back on "redis", not degraded, no host starved
+function HA.holds(r)
+    assert.same({}, r.raised)
+    assert.same({}, r.late)
+    local n = worst(r, "")
+    assert.truthy(n <= r.limit, "window exceeded: " .. n .. "; " .. r.info)
+    assert.truthy(H.count_between(r.ts, r.t_start, r.t_event) > 0, r.info)
+    assert.truthy(H.count_between(r.ts, r.t_after + 2 * r.P, r.until_ns) > 0, "nothing after: " .. r.info)
+    for i, fin in pairs(r.final) do
+        assert.equal("final redis 0 nil", fin, "worker " .. i .. "; " .. r.info)
+    end
+    assert.equal(6, #r.final, "a worker wrote no final status")
+    for h = 1, 3 do
+        assert.truthy((r.per_host[h] or 0) > 0, "host " .. h .. " starved; " .. r.info)
+    end
+end
+
+-- HA.breaks(r): the control (the mechanisms off): the window broken
+function HA.breaks(r)
+    local n = worst(r, "control: ")
+    assert.truthy(n > r.limit, "max " .. n .. "; " .. r.info)
 end
 
 function HA.stop_all()

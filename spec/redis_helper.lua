@@ -120,6 +120,18 @@ function R.stop_all()
     for _, s in pairs(live) do s:kill9() end
 end
 
+-- R.cleanup(tmp, ...): in teardown, even after a failure: every
+-- redis-server started here killed, the servers given stopped (their dirs
+-- removed), then tmp (H.tmpdir) removed
+function R.cleanup(tmp, ...)
+    R.stop_all()
+    for i = 1, select("#", ...) do
+        local s = select(i, ...)
+        if s then s:stop() end
+    end
+    H.rmdir(tmp)
+end
+
 -- R.make_certs(dir) -> { ca, server = { cert, key }, other = {...}, client
 -- = {...} }: a CA made now (openssl) and certificates it signed: server
 -- (IP 127.0.0.1, CN 127.0.0.1), other (another name: other.invalid),
@@ -146,6 +158,22 @@ function R.make_certs(dir)
         c[name] = { cert = crt, key = k }
     end
     return c
+end
+
+-- R.tls_start(dir[, extra]) -> srv, certs: certificates made in dir
+-- (R.make_certs) and a TLS-only server on its "server" one; extra:
+-- redis-server args
+function R.tls_start(dir, extra)
+    local certs = R.make_certs(dir)
+    return R.start(extra, { ca = certs.ca, cert = certs.server.cert, key = certs.server.key }), certs
+end
+
+-- R.mtls_start(certs) -> a TLS-only server on certs' "server" certificate
+-- (R.make_certs) that asks every client for a certificate
+function R.mtls_start(certs)
+    return R.start({ "--tls-auth-clients", "yes" },
+                   { ca = certs.ca, cert = certs.server.cert, key = certs.server.key,
+                     client_cert = certs.client.cert, client_key = certs.client.key })
 end
 
 math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)

@@ -33,6 +33,7 @@ local ngx_body = require "mediquo.ngx_body"
 local ngx_status = require "mediquo.ngx_status"
 local ngx_startup = require "mediquo.ngx_startup"
 local ngx_redis = require "mediquo.ngx_redis"
+local ngx_log = require "mediquo.ngx_log"
 
 local ngx = ngx
 local type = type
@@ -200,6 +201,13 @@ local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
     end
 end
 
+-- a host fault the driver meets: in error.log once per cause, then once a
+-- minute (mediquo.ngx_log); the call's error is marked so that reply does
+-- not log it again
+local function log_setup(what, why)
+    ngx_log.fault(what .. ": " .. why, "mediquo.ngx: ", what, ": ", why)
+end
+
 -- One call: the engine decides, this loop moves bytes and waits.
 local function perform(fname, op, a, b)
     check_context(fname)
@@ -209,8 +217,8 @@ local function perform(fname, op, a, b)
     if not eng then
         -- no engine at all (its options were refused): nothing to ask
         extra.config = extra.config + 1
-        ngx.log(ngx.ERR, "mediquo.ngx: ", what, ": ", why)
-        return nil, config_error(what .. ": " .. why)
+        log_setup(what, why)
+        return nil, ngx_log.mark(config_error(what .. ": " .. why))
     end
     local lim, conn = w and w.lim, w and w.http
     local attempts, retries, waits, wait_s = 0, 0, 0, 0
@@ -226,10 +234,12 @@ local function perform(fname, op, a, b)
         end
     end
     local call, action, step = eng:start(op, a, b, now(), nil, spare)
+    local logged = false    -- this call's cause is in error.log (ngx_log.mark)
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
         -- (and counts it)
-        ngx.log(ngx.ERR, "mediquo.ngx: ", what, ": ", why)
+        log_setup(what, why)
+        logged = true
         action, step = call:fault(what, why)
     end
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
@@ -251,7 +261,8 @@ local function perform(fname, op, a, b)
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
                 -- can help; the operator must change nginx.conf
-                ngx.log(ngx.ERR, "mediquo.ngx: ", res.message)
+                ngx_log.fault(res.message, "mediquo.ngx: ", res.message)
+                logged = true
                 action, step = call:fault("nginx", res.message)
             else
                 attempts = attempts + 1
@@ -267,6 +278,7 @@ local function perform(fname, op, a, b)
                 -- a state file unusable, Redis refusing the setup: the
                 -- host's; logged once per cause, then once a minute
                 ngx_redis.log_fault(fault)
+                logged = true
                 action, step = call:fault("rate_limit", fault)
             else
                 action, step = call:slot(granted, waited, retry_after, now())
@@ -289,7 +301,9 @@ local function perform(fname, op, a, b)
         return value
     end
     count(w, op, e.kind, t0, retries, waits, wait_s, e.attempts or attempts)
-    return nil, errors.new(e)
+    local err = errors.new(e)
+    if logged then ngx_log.mark(err) end
+    return nil, err
 end
 
 -- what create returned carries this (empty) metatable: reply answers it

@@ -1,25 +1,27 @@
 -- mediquo.ngx_log: a host setup fault in error.log once per worker per
 -- cause, then at most once a minute. Every call that needs the broken
 -- piece fails `config` while the fault lasts, so the log must not grow with
--- the traffic; the driver (a limiter fault as it happens) and
--- mediquo.ngx.reply (the call's config answer) share this one memory, so a
--- cause the driver logged is not logged again by reply.
+-- the traffic. The driver (mediquo.ngx: a worker set-up or limiter fault as
+-- it happens) marks the error object of a call whose cause it logged
+-- (mark), and mediquo.ngx.reply logs a 500's cause only when it is not
+-- marked (logged), so no cause is in error.log twice for one call.
 local ngx = ngx
-local pairs = pairs
-local find = string.find
+local select = select
+local setmetatable = setmetatable
 
 local _M = { _VERSION = require("mediquo.core")._VERSION }
 
 local EVERY = 60        -- seconds between two lines for one cause
-local logged = {}       -- cause -> ngx.now() of its last line (this worker)
+local last_line = {}    -- cause -> ngx.now() of its last line (this worker)
+local marked = setmetatable({}, { __mode = "k" })   -- error object -> true
 
 -- fault(cause, ...): logs the line (cause if no more is given) at error
 -- unless this cause was logged less than a minute ago
 function _M.fault(cause, ...)
     local t = ngx.now()
-    local last = logged[cause]
+    local last = last_line[cause]
     if last and t - last < EVERY then return false end
-    logged[cause] = t
+    last_line[cause] = t
     if select("#", ...) == 0 then
         ngx.log(ngx.ERR, cause)
     else
@@ -28,15 +30,16 @@ function _M.fault(cause, ...)
     return true
 end
 
--- covered(text) -> true when a cause logged within the minute is part of
--- text (a call's message quotes the limiter fault that ended it)
-function _M.covered(text)
-    if not text then return false end
-    local t = ngx.now()
-    for cause, last in pairs(logged) do
-        if t - last < EVERY and find(text, cause, 1, true) then return true end
-    end
-    return false
+-- mark(err) -> err: its cause is in error.log (logged by fault just now, or
+-- within the minute): reply does not log it again
+function _M.mark(err)
+    if err ~= nil then marked[err] = true end
+    return err
+end
+
+-- logged(err) -> true when err was marked
+function _M.logged(err)
+    return err ~= nil and marked[err] == true
 end
 
 return _M

@@ -131,9 +131,9 @@ function _M.reply(value, err, opts, created, limit, remaining)
                     limit, remaining)
     end
     local status, body = _M.error_body(err)
-    if status == 500 and not ngx_log.covered(err.message) then
+    if status == 500 and not ngx_log.logged(err) then
         -- the details, for the operator: once per cause (then once a
-        -- minute), and not again when the driver logged it already
+        -- minute), and not again when the driver logged it (ngx_log.mark)
         ngx_log.fault(err.message or "?", "mediquo.ngx: ", tostring(err))
     end
     if status == 429 or (status == 503 and err.retry_after) then

@@ -21,24 +21,11 @@ local read = H.read_file
 
 local write = H.write_file
 
-local function load_modules()
-    local v = H.run("nginx -V 2>&1")
-    if v:find("lua-nginx-module", 1, true) then return "" end
-    local dir = os.getenv("MEDIQUO_NGINX_MODULES") or "/usr/lib/nginx/modules"
-    return ("load_module %s/ndk_http_module.so;\nload_module %s/ngx_http_lua_module.so;"):format(dir, dir)
-end
+local load_modules = H.nginx_modules
 
-local function record(prefix)
-    local list = os.getenv("MEDIQUO_TEST_PIDS")
-    if list and list ~= "" then
-        local f = io.open(list, "a")
-        if f then f:write(prefix, "\n"); f:close() end
-    end
-end
+local record = H.record_prefix
 
-local function pid_of(prefix)
-    return tonumber((read(prefix .. "/nginx.pid") or ""):match("%d+"))
-end
+local pid_of = H.nginx_pid
 
 -- waits (bounded) until GET /__hostile/trap answers
 local function wait_up(url)
@@ -111,15 +98,7 @@ end
 function Server:stop()
     if self.stopped then return end
     self.stopped = true
-    local pid = self.pid or pid_of(self.prefix)
-    if pid then
-        H.run("kill -TERM " .. pid .. " 2>/dev/null")
-        for _ = 1, 100 do
-            local _, alive = H.run("kill -0 " .. pid .. " 2>/dev/null")
-            if alive ~= 0 then break end
-            H.sleep(0.05)
-        end
-    end
+    H.stop_nginx(self.pid or pid_of(self.prefix))
     H.run("rm -rf " .. q(self.prefix))
 end
 

@@ -75,17 +75,9 @@ local function make_certs(d)
        :format(d, d, d, d, d))
 end
 
-local function record(prefix)
-    local list = os.getenv("MEDIQUO_TEST_PIDS")
-    if list and list ~= "" then
-        local f = io.open(list, "a")
-        if f then f:write(prefix, "\n"); f:close() end
-    end
-end
+local record = H.record_prefix
 
-local function pid_of(prefix)
-    return tonumber((H.read_file(prefix .. "/nginx.pid") or ""):match("%d+"))
-end
+local pid_of = H.nginx_pid
 
 -- start(sb) -> a running front proxying to sandbox sb (plain http)
 function _M.start(sb)
@@ -154,15 +146,7 @@ end
 function Front:stop()
     if self.stopped then return end
     self.stopped = true
-    local pid = self.pid or pid_of(self.dir)
-    if pid then
-        H.run("kill -TERM " .. pid .. " 2>/dev/null")
-        for _ = 1, 100 do
-            local _, alive = H.run("kill -0 " .. pid .. " 2>/dev/null")
-            if alive ~= 0 then break end
-            H.sleep(0.05)
-        end
-    end
+    H.stop_nginx(self.pid or pid_of(self.dir))
     H.run("rm -rf " .. q(self.dir))
 end
 

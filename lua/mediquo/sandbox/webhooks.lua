@@ -127,6 +127,16 @@ local function check(b)
     return { type = b.type, channel = b.channel, meta = m }
 end
 
+-- parse(body) -> the subscription a POST or PUT body asks for | nil, the
+-- 422 answer (not JSON, or fields check refuses)
+local function parse(body)
+    local b, msg = json.decode_body(body)
+    if not b then return nil, { message = INVALID, errors = { body = { msg } } } end
+    local s, errors = check(b)
+    if not s then return nil, { message = INVALID, errors = errors } end
+    return s
+end
+
 local function load(id)
     local s = state:get("w:" .. id)
     return s and json.decode(s)
@@ -159,10 +169,8 @@ function _M.route(method, id, body)
         elseif method ~= "POST" then
             return 405, { message = "Method Not Allowed." }, { Allow = "GET, POST" }
         end
-        local b, msg = json.decode_body(body)
-        if not b then return 422, { message = INVALID, errors = { body = { msg } } } end
-        local s, errors = check(b)
-        if not s then return 422, { message = INVALID, errors = errors } end
+        local s, bad = parse(body)
+        if not s then return 422, bad end
         local n = ctl:incr("wh:n", 1, 0)
         s.id = uuid4(ngx.now() .. ":" .. n .. ":" .. tostring(s) .. ngx.worker.pid())
         local ok = state:safe_set("w:" .. s.id, json.encode_raw(s))
@@ -184,10 +192,8 @@ function _M.route(method, id, body)
     elseif method ~= "PUT" then
         return 405, { message = "Method Not Allowed." }, { Allow = "PUT, DELETE" }
     end
-    local b, msg = json.decode_body(body)
-    if not b then return 422, { message = INVALID, errors = { body = { msg } } } end
-    local s, errors = check(b)
-    if not s then return 422, { message = INVALID, errors = errors } end
+    local s, bad = parse(body)
+    if not s then return 422, bad end
     s.id = id
     state:safe_set("w:" .. id, json.encode_raw(s))
     return 200, { data = public(s) }
