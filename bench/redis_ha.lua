@@ -18,6 +18,9 @@
 --                  (total_connections_received, less this bench's own INFO)
 -- The TLS claim: the handshake is paid once per connection, not per lease:
 -- a TLS row's conns stays at about one per process however many leases.
+-- A second table runs the one-process rows with burst = 1 (a lease holds at
+-- most `burst` slots): one round trip per admission, so its us/adm is what
+-- one lease costs through each kind of Redis.
 --
 --   lua5.4 bench/redis_ha.lua [worker URL KEY DIR N CA]
 
@@ -29,8 +32,10 @@ local NS = 1e9
 local now = core.limiter_now
 
 if arg[1] == "worker" then
-    local url, key, dir, n, ca = arg[2], arg[3], arg[4], tonumber(arg[5]), arg[6]
-    local l, err = limiter.new{ per_minute = 1000000, burst = 1000000, period = 60, key = key, dir = dir,
+    local url, key, dir, n, ca, burst = arg[2], arg[3], arg[4], tonumber(arg[5]), arg[6], tonumber(arg[7])
+    -- burst 1: a 1 s period, so the rule's spacing (1 us) never makes it wait
+    local l, err = limiter.new{ per_minute = 1000000, burst = burst or 1000000, period = burst and 1 or 60,
+                                key = key, dir = dir,
                                 redis = url, redis_tls = ca ~= "-" and { ca_file = ca } or nil }
     if not l then
         print("error " .. tostring(err))
@@ -85,8 +90,8 @@ local function run_row(row)
     local outs = {}
     for i = 1, row.procs do
         outs[i] = ("%s/%s-%d.out"):format(tmp, row.tag, i)
-        H.run(("lua5.4 bench/redis_ha.lua worker '%s' '%s' '%s' %d '%s' >%s 2>&1 &")
-              :format(row.url, key, dir, N, row.ca or "-", outs[i]))
+        H.run(("lua5.4 bench/redis_ha.lua worker '%s' '%s' '%s' %d '%s' %s >%s 2>&1 &")
+              :format(row.url, key, dir, row.n or N, row.ca or "-", row.burst or "", outs[i]))
     end
     local got, worst, bad = 0, 0, nil
     for i = 1, row.procs do
@@ -142,40 +147,56 @@ local ok, err = pcall(function()
         { tag = "cluster-1", name = "redis-cluster:// (slot off the seed), 1 process", url = cl.url, procs = 1,
           key = ckey, count_on = clis_of(cl.nodes) },
     }
-    print(("== an admission through Redis as production runs it, %d admissions per process (never waiting)"):format(N))
-    print(("%-48s %10s %12s %8s %8s %6s %10s  %s"):format("", "us/adm", "adm/s", "RT/adm", "leases", "conns",
-                                                         "adm/conn", "us/adm over " .. RUNS .. " runs"))
     local claims, failed = {}, false
-    for _, row in ipairs(rows) do
-        -- RUNS runs of the row: the median run (by us/admission) is shown,
-        -- with the range of us/admission over the runs
-        local runs, r = {}, nil
-        for i = 1, RUNS do
-            row.tag = row.tag:gsub("%.%d+$", "") .. "." .. i
-            r = run_row(row)
-            if r.bad or r.got == 0 then break end
-            r.us = r.ns / 1e3 / (r.got / row.procs)
-            runs[#runs + 1] = r
-        end
-        if r.bad or r.got == 0 then
-            print(("%-48s NOT RUN: %s"):format(row.name, tostring(r.bad)))
-            failed = true
-        else
-            table.sort(runs, function(a, b) return a.us < b.us end)
-            r = runs[(#runs + 1) // 2]
-            print(("%-48s %10.2f %12.0f %8.4f %8d %6d %10.0f  %s"):format(row.name, r.us,
-                  r.got / (r.ns / NS), r.cmds / r.got, r.leases, r.conns, r.got / math.max(r.conns, 1),
-                  ("%.1f-%.1f"):format(runs[1].us, runs[#runs].us)))
-            if row.tls then
-                -- one connection (one handshake) per process, a second one at most
-                -- for the first contact; leases far more than connections
-                local met = r.conns <= 2 * row.procs and r.leases >= 10 * r.conns
-                claims[#claims + 1] = ("%s: %d handshakes for %d leases (%s)"):format(row.name, r.conns, r.leases,
-                                                                                       met and "met" or "NOT MET")
-                failed = failed or not met
+    local function table_of(title, list)
+        print(title)
+        print(("%-48s %10s %12s %8s %8s %6s %10s  %s"):format("", "us/adm", "adm/s", "RT/adm", "leases", "conns",
+                                                             "adm/conn", "us/adm over " .. RUNS .. " runs"))
+        for _, row in ipairs(list) do
+            -- RUNS runs of the row: the median run (by us/admission) is shown,
+            -- with the range of us/admission over the runs
+            local runs, r = {}, nil
+            for i = 1, RUNS do
+                row.tag = row.tag:gsub("%.%d+$", "") .. "." .. i
+                r = run_row(row)
+                if r.bad or r.got == 0 then break end
+                r.us = r.ns / 1e3 / (r.got / row.procs)
+                runs[#runs + 1] = r
+            end
+            if r.bad or r.got == 0 then
+                print(("%-48s NOT RUN: %s"):format(row.name, tostring(r.bad)))
+                failed = true
+            else
+                table.sort(runs, function(a, b) return a.us < b.us end)
+                r = runs[(#runs + 1) // 2]
+                print(("%-48s %10.2f %12.0f %8.4f %8d %6d %10.0f  %s"):format(row.name, r.us,
+                      r.got / (r.ns / NS), r.cmds / r.got, r.leases, r.conns, r.got / math.max(r.conns, 1),
+                      ("%.1f-%.1f"):format(runs[1].us, runs[#runs].us)))
+                if row.tls then
+                    -- one connection (one handshake) per process, a second one at most
+                    -- for the first contact; leases far more than connections
+                    local met = r.conns <= 2 * row.procs and r.leases >= 10 * r.conns
+                    claims[#claims + 1] = ("%s: %d handshakes for %d leases (%s)"):format(row.name, r.conns, r.leases,
+                                                                                           met and "met" or "NOT MET")
+                    failed = failed or not met
+                end
             end
         end
     end
+    table_of(("== an admission through Redis as production runs it, %d admissions per process (never waiting)")
+             :format(N), rows)
+    local one = {}
+    for _, row in ipairs(rows) do
+        if row.procs == 1 then
+            one[#one + 1] = { tag = row.tag .. "-b1", name = row.name, url = row.url, ca = row.ca, procs = 1,
+                              count_on = row.count_on,
+                              key = row.key and cl:key_elsewhere("bench-ha-cluster-b1") or nil,
+                              burst = 1, n = math.min(N, 5000) }
+        end
+    end
+    print()
+    table_of(("== one lease per admission (burst = 1: a round trip each), %d admissions per process")
+             :format(math.min(N, 5000)), one)
     print()
     for _, c in ipairs(claims) do print("TLS handshake once per connection, not per lease: " .. c) end
     return failed
