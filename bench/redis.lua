@@ -27,14 +27,7 @@ if arg[1] == "worker" then
     local url, key, dir, n = arg[2], arg[3], arg[4], tonumber(arg[5])
     local l = assert(limiter.new{ per_minute = 1000000, burst = 1000000, period = 60, key = key,
                                   dir = dir, redis = url ~= "-" and url or nil })
-    local c = l.core
-    local t0 = now()
-    local got = 0
-    for _ = 1, n do
-        if c:acquire(1) then got = got + 1 end
-        if now() - t0 > 60 * NS then break end
-    end
-    print(string.format("%d %.0f", got, now() - t0))
+    print(string.format("%d %.0f", require("bench.admit")(l, n)))
     l:close()
     os.exit(0)
 end

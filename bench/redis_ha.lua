@@ -41,14 +41,7 @@ if arg[1] == "worker" then
         print("error " .. tostring(err))
         os.exit(1)
     end
-    local c = l.core
-    local t0 = now()
-    local got = 0
-    for _ = 1, n do
-        if c:acquire(1) then got = got + 1 end
-        if now() - t0 > 60 * NS then break end
-    end
-    local ns = now() - t0
+    local got, ns = require("bench.admit")(l, n)
     local st = l:status()
     print(("%d %.0f %s %s %s"):format(got, ns, st.backend, tostring(st.degraded), tostring(st.error)))
     l:close()

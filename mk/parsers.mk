@@ -31,7 +31,7 @@ $(BUILD)/test/test_secrets: test/test_secrets.c $(SECRETS_TEST_SRCS) $(wildcard 
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_secrets.c $(SECRETS_TEST_SRCS)
 
-$(BUILD)/test/test_redis_topo: test/test_redis_topo.c $(TOPO_TEST_SRCS) $(wildcard src/*.h)
+$(BUILD)/test/test_redis_topo: test/test_redis_topo.c test/check.h $(TOPO_TEST_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_redis_topo.c $(TOPO_TEST_SRCS) -lhiredis
 
@@ -39,6 +39,6 @@ $(BUILD)/test/test_engine: test/test_engine.c $(ENGINE_TEST_SRCS) $(wildcard src
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) $(CURL_CFLAGS) -Isrc -o $@ test/test_engine.c $(ENGINE_TEST_SRCS) $(CURL_LIBS) -lm
 
-$(BUILD)/test/test_parsers: test/test_parsers.c $(PARSER_SRCS) $(wildcard src/*.h)
+$(BUILD)/test/test_parsers: test/test_parsers.c test/check.h $(PARSER_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_parsers.c $(PARSER_SRCS) -lm

@@ -13,17 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
-static int passed, failed;
-
-static void check(int ok, const char *what, const char *input, const char *got)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s: input \"%s\" got \"%s\"\n", what, input, got);
-    }
-}
+#include "check.h"
 
 /* ---- RESP from a short notation ------------------------------------------
  * Tokens split by spaces: [ ... ] an array, :N an integer, $text a bulk
