@@ -20,7 +20,10 @@
 #   BENCH_NGX_RUNS=5 BENCH_NGX_SECONDS=5 BENCH_NGX_CONNS=32 BENCH_NGX_BURST=200
 #  4. the same /book with the budget in Redis (rate_limit.redis: a real
 #     redis-server on loopback, started and stopped here by its PID),
-#     paired with proxy_pass in the same runs (skipped without redis-server).
+#     paired with proxy_pass in the same runs (skipped without redis-server);
+#     once with the default burst (60: a lease holds at most burst slots,
+#     so a round trip per 60 /book) and once with burst 1000; and /health
+#     under 16 slow calls with the budget in Redis.
 # Needs wrk, nginx with the Lua module, and `make luajit`. Loopback only.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +36,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mediquo-bench-ngx.XXXXXX")
 base=$((20000 + RANDOM % 9000))
 sb_port=$base slow_port=$((base + 1)) gw_port=$((base + 2)) px_port=$((base + 3)) gw2_port=$((base + 4))
 slower_port=$((base + 5)) gw3_port=$((base + 6)) sub_port=$((base + 7)) burst=${BENCH_NGX_BURST:-200}
-gwr_port=$((base + 8)) redis_port=$((base + 9)) redis_pid= gw2r_port=$((base + 10))
+gwr_port=$((base + 8)) redis_port=$((base + 9)) redis_pid= gw2r_port=$((base + 10)) gwrb_port=$((base + 11))
 
 cleanup() {
     examples/gateway.sh stop --prefix "$work/gw" >/dev/null 2>&1
@@ -42,6 +45,7 @@ cleanup() {
     examples/gateway.sh stop --prefix "$work/sub" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gwr" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw2r" >/dev/null 2>&1
+    examples/gateway.sh stop --prefix "$work/gwrb" >/dev/null 2>&1
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
     bin/mediquo-sandbox stop --prefix "$work/slower" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/px" >/dev/null 2>&1   # same pid-file stop
@@ -78,6 +82,11 @@ if command -v redis-server >/dev/null; then
     for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
     gwr=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work/redis MEDIQUO_RL_KEY=bench-ngx-redis-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
           MEDIQUO_RL_REDIS=redis://127.0.0.1:$redis_port examples/gateway.sh start --port "$gwr_port" --prefix "$work/gwr") || exit 1
+    # ...and with a burst of 1,000: a lease holds at most `burst` slots, so
+    # with the default burst (60) a round trip every 60 /book at most
+    gwrb=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work/redis MEDIQUO_RL_KEY=bench-ngx-redis-b-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
+          MEDIQUO_RL_BURST=1000 MEDIQUO_RL_REDIS=redis://127.0.0.1:$redis_port \
+          examples/gateway.sh start --port "$gwrb_port" --prefix "$work/gwrb") || exit 1
     # ...and on the 200 ms upstream, for /health under slow calls
     gw2r=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work/redis MEDIQUO_RL_KEY=bench-ngx-redis-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
           MEDIQUO_RL_REDIS=redis://127.0.0.1:$redis_port examples/gateway.sh start --port "$gw2r_port" --prefix "$work/gw2r") || exit 1
@@ -142,6 +151,7 @@ evalsha_calls() {
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 : > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gwr.txt"; : > "$work/gwr_rt.txt"
+: > "$work/gwrb.txt"; : > "$work/gwrb_rt.txt"
 for i in $(seq 1 "$runs"); do
     reset_sb
     measure "$work/px" "$px" api >> "$work/px.txt"
@@ -156,12 +166,18 @@ for i in $(seq 1 "$runs"); do
         # Redis round trips (EVALSHA) per /book of this run
         awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwr.txt" | cut -d' ' -f1)" -v s="$secs" \
             'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwr_rt.txt"
+        reset_sb
+        e0=$(evalsha_calls)
+        measure "$work/gwrb" "$gwrb" gateway >> "$work/gwrb.txt"
+        awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwrb.txt" | cut -d' ' -f1)" -v s="$secs" \
+            'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwrb_rt.txt"
     fi
-    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
-    echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
+    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")  redis, burst 1000 $(tail -n1 "$work/gwrb.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
+    echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), burst 1000 $(paste -d' ' <(tail -n1 "$work/gwrb.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
 done
 ratio=$(paste -d' ' "$work/gw.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 redis_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwr.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
+redisb_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwrb.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 sub_ratio=$(paste -d' ' "$work/sub.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 px_cpu=$(cut -d' ' -f5 "$work/px.txt" | median); gw_cpu=$(cut -d' ' -f5 "$work/gw.txt" | median)
 sub_cpu=$(cut -d' ' -f5 "$work/sub.txt" | median)
@@ -215,6 +231,8 @@ printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ra
 printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$sub_ratio"
 [ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.9), worker CPU %s us/req, %s Redis round trips per /book\n" \
     "$redis_ratio" "$(cut -d' ' -f5 "$work/gwr.txt" | median)" "$(median < "$work/gwr_rt.txt")"
+[ -n "$gwr" ] && printf "the same with burst 1000 (a lease holds at most burst slots) / proxy_pass: %.2f (paired, median), worker CPU %s us/req, %s Redis round trips per /book\n" \
+    "$redisb_ratio" "$(cut -d' ' -f5 "$work/gwrb.txt" | median)" "$(median < "$work/gwrb_rt.txt")"
 echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
