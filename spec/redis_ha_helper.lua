@@ -760,6 +760,23 @@ function HA.breaks(r)
     assert.truthy(n > r.limit, "max " .. n .. "; " .. r.info)
 end
 
+-- HA.breaks_once(run, tag): a control whose break depends on where the
+-- last starts before the event fall against the first grants after it
+-- (CI run 7 saw a Sentinel control at max 60 of 60): run() -> r (ts, P,
+-- limit, info) is made again, once, when its window did not break; the
+-- guarded runs never break, however often they are made
+function HA.breaks_once(run, tag)
+    local r
+    for attempt = 1, 2 do
+        r = run()
+        local n = worst(r, "control: ")
+        if n > r.limit then return r end
+        print(("\n[%s] control attempt %d: worst window %d of %d, made again"):format(tag, attempt, n, r.limit))
+    end
+    HA.breaks(r)
+    return r
+end
+
 function HA.stop_all()
     for pid in pairs(gateways) do stop_gateway(pid) end
     for _, t in ipairs(stoppers) do pcall(t.stop, t) end

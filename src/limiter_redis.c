@@ -61,6 +61,7 @@ struct mq_rdl {
     /* the round trip under way (begin .. finish) */
     char keys[MQ_RDL_NKEYS][64];
     char num[12][24];
+    char host_id[24];           /* the lease file's host id, copied under its guard */
     char upload[4096];
     int64_t t_send, sent_fb, sent_pause, sent_obs;
     int want;
@@ -336,7 +337,11 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     snprintf(r->num[10], 24, "%lld", fresh ? (long long)((f->obs_until - now) / MS) : 0LL);
     snprintf(r->num[11], 24, "%.3f", (double)r->lease_ns / MS);
     q->argv[n++] = "L";
-    q->argv[n++] = f->host_id;
+    /* copied: the round trip reads argv after the lease file's guard is
+     * left, and a file cut short under it would fault there (SIGBUS) */
+    memcpy(r->host_id, f->host_id, sizeof r->host_id);
+    r->host_id[sizeof r->host_id - 1] = '\0';
+    q->argv[n++] = r->host_id;
     q->argv[n++] = r->num[0];
     q->argv[n++] = r->num[1];
     q->argv[n++] = r->num[2];
