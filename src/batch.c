@@ -66,6 +66,34 @@ typedef struct {
     int unsent;             /* gated: started, no request byte written yet */
 } slot_t;
 
+/* A FIFO of slot numbers, at most `conc` long: a slot is in each of the
+ * batch's FIFOs (done, ready, sent) at most once at a time. */
+typedef struct {
+    int *v;
+    int head, tail;
+} fifo_t;
+
+static void fifo_push(fifo_t *q, int conc, int s)
+{
+    q->v[q->tail++ % conc] = s;
+}
+
+/* 1 with the oldest slot in *s, or 0 when empty */
+static int fifo_pop(fifo_t *q, int conc, int *s)
+{
+    if (q->tail == q->head)
+        return 0;
+    *s = q->v[q->head++ % conc];
+    if (q->head == q->tail)
+        q->head = q->tail = 0;
+    return 1;
+}
+
+static int fifo_len(const fifo_t *q)
+{
+    return q->tail - q->head;
+}
+
 struct mq_batch {
     mq_batch_env env;
     CURLM *multi;
@@ -76,13 +104,10 @@ struct mq_batch {
     size_t nrows, cap;
     size_t *queue;          /* runnable rows (handles), FIFO */
     size_t q_head, q_tail;
-    int *done;              /* finished slots, FIFO (each slot at most once) */
-    int d_head, d_tail;
+    fifo_t done;            /* finished slots */
     int gated;              /* rows wait in S_READY for mq_batch_go */
-    int *ready;             /* S_READY slots not yet taken, FIFO */
-    int r_head, r_tail;
-    long long *sent;        /* gated: rows whose request bytes left, FIFO */
-    int s_head, s_tail;
+    fifo_t ready;           /* S_READY slots not yet taken */
+    fifo_t sent;            /* gated: slots whose request's bytes left, not yet taken */
     long pending;           /* added and not yet taken */
     int running;            /* transfers in the multi handle */
 };
@@ -124,9 +149,9 @@ void mq_batch_free(mq_batch *b)
         row_free(b->rows[i]);
     free(b->rows);
     free(b->queue);
-    free(b->done);
-    free(b->ready);
-    free(b->sent);
+    free(b->done.v);
+    free(b->ready.v);
+    free(b->sent.v);
     free(b->slots);
     free(b);
 }
@@ -150,10 +175,10 @@ int mq_batch_new(const mq_batch_env *env, int concurrency, double max_wait,
     b->conc = concurrency;
     b->max_wait = max_wait >= 0 ? max_wait : mq_engine_config(env->engine)->max_wait;
     b->slots = calloc((size_t)concurrency, sizeof *b->slots);
-    b->done = calloc((size_t)concurrency, sizeof *b->done);
-    b->ready = calloc((size_t)concurrency, sizeof *b->ready);
-    b->sent = calloc((size_t)concurrency, sizeof *b->sent);
-    if (b->slots == NULL || b->done == NULL || b->ready == NULL || b->sent == NULL) {
+    b->done.v = calloc((size_t)concurrency, sizeof *b->done.v);
+    b->ready.v = calloc((size_t)concurrency, sizeof *b->ready.v);
+    b->sent.v = calloc((size_t)concurrency, sizeof *b->sent.v);
+    if (b->slots == NULL || b->done.v == NULL || b->ready.v == NULL || b->sent.v == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -343,7 +368,7 @@ static void act(mq_batch *b, int s, mq_step st, double now)
             return;
         case MQ_A_DONE:
             sl->st = S_DONE;
-            b->done[b->d_tail++ % b->conc] = s;
+            fifo_push(&b->done, b->conc, s);
             return;
         case MQ_A_SEND:
             if (start_transfer(b, s, now, &st))
@@ -366,7 +391,7 @@ static void start_call(mq_batch *b, int s, double now, int got, double waited, d
         /* held until mq_batch_go: the caller records it first */
         sl->st = S_READY;
         sl->waited = waited;
-        b->ready[b->r_tail++ % b->conc] = s;
+        fifo_push(&b->ready, b->conc, s);
         return;
     }
     st = mq_engine_start_admitted(b->env.engine, &sl->call, &sl->row->a, now,
@@ -491,7 +516,7 @@ static void note_sent(mq_batch *b)
         slot_t *sl = &b->slots[s];
         if (sl->unsent && bytes_left(sl)) {
             sl->unsent = 0;
-            b->sent[b->s_tail++ % b->conc] = sl->id;
+            fifo_push(&b->sent, b->conc, s);
         }
     }
 }
@@ -566,8 +591,8 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
             if (collect(b, err, errlen) != 0)
                 return -1;
         }
-        if (b->d_tail > b->d_head || b->r_tail > b->r_head || b->s_tail > b->s_head)
-            return b->d_tail - b->d_head;
+        if (fifo_len(&b->done) > 0 || fifo_len(&b->ready) > 0 || fifo_len(&b->sent) > 0)
+            return fifo_len(&b->done);
         for (int s = 0; s < b->conc; s++) {
             slot_t *sl = &b->slots[s];
             if (sl->st != S_FREE)
@@ -590,12 +615,11 @@ int mq_batch_step(mq_batch *b, double max_seconds, char *err, size_t errlen)
 int mq_batch_take(mq_batch *b, long long *id, const mq_ecall **call)
 {
     slot_t *sl;
+    int s;
 
-    if (b->d_tail == b->d_head)
+    if (!fifo_pop(&b->done, b->conc, &s))
         return 0;
-    sl = &b->slots[b->done[b->d_head++ % b->conc]];
-    if (b->d_head == b->d_tail)
-        b->d_head = b->d_tail = 0;
+    sl = &b->slots[s];
     sl->st = S_TAKEN;       /* the call stays readable until the next step */
     b->pending--;
     *id = sl->id;
@@ -610,11 +634,11 @@ void mq_batch_gate(mq_batch *b)
 
 int mq_batch_take_ready(mq_batch *b, long long *id)
 {
-    if (b->r_tail == b->r_head)
+    int s;
+
+    if (!fifo_pop(&b->ready, b->conc, &s))
         return 0;
-    *id = b->slots[b->ready[b->r_head++ % b->conc]].id;
-    if (b->r_head == b->r_tail)
-        b->r_head = b->r_tail = 0;
+    *id = b->slots[s].id;
     return 1;
 }
 
@@ -645,11 +669,13 @@ int mq_batch_go(mq_batch *b, long long id)
 
 int mq_batch_take_sent(mq_batch *b, long long *id)
 {
-    if (b->s_tail == b->s_head)
+    int s;
+
+    /* the slot still holds the row: a slot is freed at the next step
+     * only, and the binding takes every sent row in the same step */
+    if (!fifo_pop(&b->sent, b->conc, &s))
         return 0;
-    *id = b->sent[b->s_head++ % b->conc];
-    if (b->s_head == b->s_tail)
-        b->s_head = b->s_tail = 0;
+    *id = b->slots[s].id;
     return 1;
 }
 
