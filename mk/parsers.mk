@@ -27,7 +27,7 @@ test-parsers: $(BUILD)/test/test_parsers $(BUILD)/test/test_engine $(BUILD)/test
 	    { p += $$1; f += $$3 } END { printf "%d passed, %d failed\n", p, f }'; \
 	[ $$p -eq 0 ] && [ $$e -eq 0 ] && [ $$s -eq 0 ] && [ $$t -eq 0 ]
 
-$(BUILD)/test/test_secrets: test/test_secrets.c $(SECRETS_TEST_SRCS) $(wildcard src/*.h)
+$(BUILD)/test/test_secrets: test/test_secrets.c test/check.h $(SECRETS_TEST_SRCS) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(CSTD) -Isrc -o $@ test/test_secrets.c $(SECRETS_TEST_SRCS)
 

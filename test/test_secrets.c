@@ -9,17 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-static void check(int ok, const char *what, const char *in, const char *got)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s: \"%s\" -> \"%s\"\n", what, in, got);
-    }
-}
+#include "check.h"
 
 #define KEY "AK-live-7f3a9c"
 #define SECRET "SKs3cr3t/Zq+w=="
