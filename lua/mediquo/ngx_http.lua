@@ -129,14 +129,15 @@ local function tls_failure(t, err)
     return "tls", "TLS handshake failed: " .. err
 end
 
-local function give_up(sock, p, outcome, message, status)
-    sock:close()
-    if p then release(p) end
+-- an attempt with no answer to give (or an answer refused): its res
+local function fail(outcome, message, status)
     return { outcome = outcome, status = status, body = "", message = message }
 end
 
-local function fail(outcome, message)
-    return { outcome = outcome, body = "", message = message }
+local function give_up(sock, p, outcome, message, status)
+    sock:close()
+    if p then release(p) end
+    return fail(outcome, message, status)
 end
 
 -- t:attempt(method, path, body|nil, timeout, connect_timeout) -> res (see above)
