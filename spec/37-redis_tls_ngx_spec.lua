@@ -149,18 +149,7 @@ describe("rate_limit.redis over TLS in nginx", function()
     -- a certificate the spec's CA signs with only an IP SAN: no DNS name,
     -- and a CN that is not an address, so that no name check can pass
     local function ip_only_cert(name, ip)
-        local q = H.shell_quote
-        local k, csr, crt, ext = tmp .. "/" .. name .. ".key", tmp .. "/" .. name .. ".csr",
-                                 tmp .. "/" .. name .. ".crt", tmp .. "/" .. name .. ".ext"
-        H.write_file(ext, "subjectAltName=IP:" .. ip .. "\nextendedKeyUsage=serverAuth\n")
-        for _, args in ipairs{
-            ("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(name, q(k), q(csr)),
-            ("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
-                :format(q(csr), q(certs.ca), q(certs.ca_key), q(ext), q(crt)) } do
-            local out, code = H.run("openssl " .. args .. " 2>&1")
-            assert(code == 0, "openssl " .. args .. ": " .. out)
-        end
-        return { cert = crt, key = k }
+        return R.sign_cert(certs, tmp, name, name, "IP:" .. ip)
     end
 
     -- Before this check was shared with the API's (lua/mediquo/ngx_tls.lua),

@@ -271,25 +271,11 @@ end
 
 -- ---- TLS --------------------------------------------------------------------
 
--- HA.make_certs(dir) -> { ca, cert, key }: a CA made now (openssl) and a
--- server certificate it signed for IP 127.0.0.1 (CN and subjectAltName)
+-- HA.make_certs(dir) -> { ca, cert, key }: a CA made now and a server
+-- certificate it signed for IP 127.0.0.1 (R.make_certs' "server" one)
 function HA.make_certs(dir)
-    local q = H.shell_quote
-    local f = function(n) return dir .. "/" .. n end
-    local ext = H.write_file(f("san.ext"), "subjectAltName=IP:127.0.0.1\n")
-    local cmds = {
-        ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=mediquo bench CA' -keyout %s -out %s")
-            :format(q(f("ca.key")), q(f("ca.pem"))),
-        ("openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout %s -out %s")
-            :format(q(f("server.key")), q(f("server.csr"))),
-        ("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 1 -extfile %s -out %s")
-            :format(q(f("server.csr")), q(f("ca.pem")), q(f("ca.key")), q(ext), q(f("server.pem"))),
-    }
-    for _, c in ipairs(cmds) do
-        local out, code = H.run(c .. " 2>&1")
-        assert(code == 0, c .. ": " .. out)
-    end
-    return { ca = f("ca.pem"), cert = f("server.pem"), key = f("server.key") }
+    local c = R.make_certs(dir)
+    return { ca = c.ca, cert = c.server.cert, key = c.server.key }
 end
 
 local tls_live = {}

@@ -132,30 +132,39 @@ function R.cleanup(tmp, ...)
     H.rmdir(tmp)
 end
 
+local function ossl(args)
+    local out, code = H.run("openssl " .. args .. " 2>&1")
+    assert(code == 0, "openssl " .. args .. ": " .. out)
+end
+
+-- R.sign_cert(certs, dir, name, cn, san[, usage]) -> { cert, key }: a key
+-- and a certificate <dir>/<name>.* that certs' CA (R.make_certs) signs,
+-- with subject CN cn, subjectAltName san ("IP:127.0.0.1") and
+-- extendedKeyUsage usage (serverAuth unless said)
+function R.sign_cert(certs, dir, name, cn, san, usage)
+    local q = H.shell_quote
+    local k, csr, crt = dir .. "/" .. name .. ".key", dir .. "/" .. name .. ".csr", dir .. "/" .. name .. ".crt"
+    local ext = dir .. "/" .. name .. ".ext"
+    H.write_file(ext, "subjectAltName=" .. san .. "\nextendedKeyUsage=" .. (usage or "serverAuth") .. "\n")
+    ossl(("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(cn, q(k), q(csr)))
+    ossl(("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
+         :format(q(csr), q(certs.ca), q(certs.ca_key), q(ext), q(crt)))
+    return { cert = crt, key = k }
+end
+
 -- R.make_certs(dir) -> { ca, server = { cert, key }, other = {...}, client
 -- = {...} }: a CA made now (openssl) and certificates it signed: server
 -- (IP 127.0.0.1, CN 127.0.0.1), other (another name: other.invalid),
 -- client (for mutual TLS)
 function R.make_certs(dir)
     local q = H.shell_quote
-    local function ossl(args)
-        local out, code = H.run("openssl " .. args .. " 2>&1")
-        assert(code == 0, "openssl " .. args .. ": " .. out)
-    end
     local c = { ca = dir .. "/ca.crt", ca_key = dir .. "/ca.key" }
     ossl(("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mediquo-spec-ca -keyout %s -out %s")
          :format(q(c.ca_key), q(c.ca)))
     for name, san in pairs{ server = "IP:127.0.0.1", other = "DNS:other.invalid",
                             client = "DNS:mediquo-client" } do
         local cn = name == "server" and "127.0.0.1" or san:match(":(.*)")
-        local k, csr, crt = dir .. "/" .. name .. ".key", dir .. "/" .. name .. ".csr", dir .. "/" .. name .. ".crt"
-        local ext = dir .. "/" .. name .. ".ext"
-        H.write_file(ext, "subjectAltName=" .. san .. "\n"
-                     .. (name == "client" and "extendedKeyUsage=clientAuth\n" or "extendedKeyUsage=serverAuth\n"))
-        ossl(("req -newkey rsa:2048 -nodes -subj /CN=%s -keyout %s -out %s"):format(cn, q(k), q(csr)))
-        ossl(("x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
-             :format(q(csr), q(c.ca), q(c.ca_key), q(ext), q(crt)))
-        c[name] = { cert = crt, key = k }
+        c[name] = R.sign_cert(c, dir, name, cn, san, name == "client" and "clientAuth" or "serverAuth")
     end
     return c
 end
