@@ -47,7 +47,6 @@ local function read_file(path)
 end
 H.read_file = read_file
 
--- H.write_file(path, s) -> path (raises when it cannot write)
 -- H.tmpdir(tag) -> a fresh dir $TMPDIR/mediquo-<tag>-XXXXXX; H.rmdir(d)
 -- removes it (nil: nothing)
 function H.tmpdir(tag)
@@ -64,6 +63,7 @@ function H.mkdir(d)
     return d
 end
 
+-- H.write_file(path, s) -> path (raises when it cannot write)
 function H.write_file(path, s)
     local f = assert(io.open(path, "wb"))
     assert(f:write(s))
