@@ -9,6 +9,7 @@ local core = require "mediquo.core"
 local limiter = require "mediquo.limiter"
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
+local HA = require "spec.redis_ha_helper"
 
 local NS = 1e9
 local now = core.limiter_now
@@ -286,10 +287,15 @@ describe("rate_limit.redis", function()
         end)
 
         it("without the quarantine and the hand-back the same outage breaks the window", function()
-            local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
-                        env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
-            local ts = outage(c)
-            assert.truthy(max_in_window(ts, c.period * NS) > 60, "max " .. max_in_window(ts, c.period * NS))
+            -- whether one run breaks depends on where the last starts before
+            -- the kill fall against the first after the restart (CI run 10
+            -- saw max 60 of 60): a run that did not is made once more
+            -- (HA.breaks_once, as the controls of specs 36 and 38)
+            HA.breaks_once(function()
+                local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
+                            env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
+                return { ts = outage(c), P = c.period * NS, limit = 60, info = "Redis killed and restarted empty" }
+            end, "28")
         end)
     end)
 
