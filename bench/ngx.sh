@@ -8,10 +8,15 @@
 #     BENCH_NGX_RUNS runs of BENCH_NGX_SECONDS each (wrk -t2 -c32).
 #     A third contender, the same gateway with its transport swapped for
 #     a subrequest to nginx's proxy module (bench/ngx/subrequest.lua,
-#     keepalive upstream): the design the issue asked to weigh.
+#     keepalive upstream): the design the issue asked to weigh. A fourth,
+#     the gateway taking webhooks (MEDIQUO_WEBHOOK_SECRET set), whose /book
+#     also writes the example's consultation URL -> booking map.
 #  2. /health p50/p99 on the gateway: idle, and while 16 /book calls wait on
 #     an upstream that answers in 200 ms (a second sandbox, --latency-ms
-#     200), from a paced probe (bench/ngx/probe.lua), median of the runs.
+#     200), from a paced probe (bench/ngx/probe.lua), median of the runs;
+#     each run twice: every process on the shared cores, and pinned
+#     (taskset: the gateway and the probe on one core, the load on the
+#     other), where the bound is read (see the section's comment).
 #  3. 200 /book calls at once against an upstream that answers in 500 ms (a
 #     third sandbox, --latency-ms 500): the time until the last answer
 #     (bench/ngx/burst.lua); all in flight at once, it is ~0.5 s.
@@ -37,11 +42,13 @@ base=$((20000 + RANDOM % 9000))
 sb_port=$base slow_port=$((base + 1)) gw_port=$((base + 2)) px_port=$((base + 3)) gw2_port=$((base + 4))
 slower_port=$((base + 5)) gw3_port=$((base + 6)) sub_port=$((base + 7)) burst=${BENCH_NGX_BURST:-200}
 gwr_port=$((base + 8)) redis_port=$((base + 9)) redis_pid= gw2r_port=$((base + 10)) gwrb_port=$((base + 11))
+gww_port=$((base + 12))
 
 cleanup() {
     examples/gateway.sh stop --prefix "$work/gw" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw2" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw3" >/dev/null 2>&1
+    examples/gateway.sh stop --prefix "$work/gww" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/sub" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gwr" >/dev/null 2>&1
     examples/gateway.sh stop --prefix "$work/gw2r" >/dev/null 2>&1
@@ -67,6 +74,11 @@ export MEDIQUO_API_KEY=sandbox-key MEDIQUO_SECRET_KEY=sandbox-secret
 # starts a second -- the "throughput" the earlier runs measured
 gw=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
      examples/gateway.sh start --port "$gw_port" --prefix "$work/gw") || exit 1
+# the same gateway taking webhooks (MEDIQUO_WEBHOOK_SECRET set): its /book
+# also writes the consultation URL -> booking map (a shared-dict insert),
+# the example's own work, which a gateway without webhooks skips
+gww=$(MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-wh-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
+     MEDIQUO_WEBHOOK_SECRET=bench-webhook-secret examples/gateway.sh start --port "$gww_port" --prefix "$work/gww") || exit 1
 gw2=$(MEDIQUO_BASE_URL=$slow MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slow-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
       examples/gateway.sh start --port "$gw2_port" --prefix "$work/gw2") || exit 1
 gw3=$(MEDIQUO_BASE_URL=$slower MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-ngx-slower-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1 \
@@ -150,7 +162,7 @@ evalsha_calls() {
 }
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gwr.txt"; : > "$work/gwr_rt.txt"
+: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gww.txt"; : > "$work/gwr.txt"; : > "$work/gwr_rt.txt"
 : > "$work/gwrb.txt"; : > "$work/gwrb_rt.txt"
 for i in $(seq 1 "$runs"); do
     reset_sb
@@ -159,6 +171,8 @@ for i in $(seq 1 "$runs"); do
     measure "$work/gw" "$gw" gateway >> "$work/gw.txt"
     reset_sb
     measure "$work/sub" "$sub" gateway >> "$work/sub.txt"
+    reset_sb
+    measure "$work/gww" "$gww" gateway >> "$work/gww.txt"
     if [ -n "$gwr" ]; then
         reset_sb
         e0=$(evalsha_calls)
@@ -172,13 +186,14 @@ for i in $(seq 1 "$runs"); do
         awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwrb.txt" | cut -d' ' -f1)" -v s="$secs" \
             'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwrb_rt.txt"
     fi
-    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")  redis, burst 1000 $(tail -n1 "$work/gwrb.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
-    echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), burst 1000 $(paste -d' ' <(tail -n1 "$work/gwrb.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
+    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")  with the webhook map $(tail -n1 "$work/gww.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")  redis, burst 1000 $(tail -n1 "$work/gwrb.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
+    echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), with the webhook map $(paste -d' ' <(tail -n1 "$work/gww.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), burst 1000 $(paste -d' ' <(tail -n1 "$work/gwrb.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
 done
 ratio=$(paste -d' ' "$work/gw.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 redis_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwr.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 redisb_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwrb.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 sub_ratio=$(paste -d' ' "$work/sub.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
+gww_ratio=$(paste -d' ' "$work/gww.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
 px_cpu=$(cut -d' ' -f5 "$work/px.txt" | median); gw_cpu=$(cut -d' ' -f5 "$work/gw.txt" | median)
 sub_cpu=$(cut -d' ' -f5 "$work/sub.txt" | median)
 sub_rps=$(cut -d' ' -f1 "$work/sub.txt" | median); sub_p50=$(cut -d' ' -f2 "$work/sub.txt" | median)
@@ -186,32 +201,61 @@ sub_p99=$(cut -d' ' -f3 "$work/sub.txt" | median)
 px_rps=$(cut -d' ' -f1 "$work/px.txt" | median); gw_rps=$(cut -d' ' -f1 "$work/gw.txt" | median)
 px_p50=$(cut -d' ' -f2 "$work/px.txt" | median); gw_p50=$(cut -d' ' -f2 "$work/gw.txt" | median)
 px_p99=$(cut -d' ' -f3 "$work/px.txt" | median); gw_p99=$(cut -d' ' -f3 "$work/gw.txt" | median)
-bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work/sub.txt")
+bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work/sub.txt" "$work/gww.txt")
 
 # /health: idle, then under 16 slow /book calls (200 ms upstream); a paced
-# probe (bench/ngx/probe.lua: one GET every 2 ms over 4 kept-alive connections)
+# probe (bench/ngx/probe.lua: one GET every 1 ms over 4 kept-alive
+# connections for 4 s: 4,000 samples, the p99 is the 40th slowest). Each run
+# is measured twice:
+#   shared  every process where the scheduler puts it: wrk, the slow sandbox
+#           and Redis take turns with the gateway and the probe on the same 2
+#           cores, so the busy p99 is also the load generator's CPU
+#   pinned  (taskset, 2 cores or more) the gateway and the probe on the last
+#           core, wrk, the sandboxes and Redis on the others: what is left is
+#           the gateway's own event loop, as on a gateway host with the
+#           callers and the API elsewhere. The bound (<= 1.5) is read here.
 eval "$(make -s env)"
-# health_runs PORT URL TAG: idle and busy probes of one gateway -> $work/TAG.idle, TAG.busy
-health_runs() {
-    : > "$work/$3.idle"; : > "$work/$3.busy"
-    for i in $(seq 1 "$runs"); do
-        lua5.4 bench/ngx/probe.lua "$1" 3 2 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.idle"
-        wrk -t2 -c16 -d5s -s bench/ngx/book.lua "$2/book" > "$work/$3.slowbook.$i" &
-        load=$!
-        sleep 1
-        lua5.4 bench/ngx/probe.lua "$1" 3 2 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.busy"
-        wait "$load"
-    done
+last_cpu=$(( $(nproc) - 1 ))
+can_pin=
+command -v taskset >/dev/null && [ "$last_cpu" -ge 1 ] && can_pin=1
+# pin_tree PIDFILE CPULIST: an nginx (master and workers) onto CPULIST
+pin_tree() {
+    local m p
+    m=$(cat "$1") || return 0
+    for p in $m $(pgrep -P "$m"); do taskset -a -p -c "$2" "$p" >/dev/null 2>&1; done
 }
-health_runs "$gw2_port" "$gw2" local
-idle_p99=$(cut -d' ' -f3 "$work/local.idle" | median); busy_p99=$(cut -d' ' -f3 "$work/local.busy" | median)
-idle_p50=$(cut -d' ' -f2 "$work/local.idle" | median); busy_p50=$(cut -d' ' -f2 "$work/local.busy" | median)
-slow_rps=$(parse < "$work/local.slowbook.1" | cut -d' ' -f1)
-if [ -n "$gwr" ]; then
-    health_runs "$gw2r_port" "$gw2r" redis
-    ridle_p99=$(cut -d' ' -f3 "$work/redis.idle" | median); rbusy_p99=$(cut -d' ' -f3 "$work/redis.busy" | median)
-    ridle_p50=$(cut -d' ' -f2 "$work/redis.idle" | median); rbusy_p50=$(cut -d' ' -f2 "$work/redis.busy" | median)
-fi
+# pin MODE PREFIX: MODE pinned|shared for the gateway under PREFIX and the load's side
+pin() {
+    local gw_cpus=$last_cpu other=0-$((last_cpu - 1)) all=0-$last_cpu
+    if [ "$1" = shared ]; then gw_cpus=$all other=$all; fi
+    pin_tree "$2/nginx.pid" "$gw_cpus"
+    pin_tree "$work/slow/nginx.pid" "$other"
+    [ -n "$redis_pid" ] && taskset -a -p -c "$other" "$redis_pid" >/dev/null 2>&1
+    probe_cpus=$gw_cpus load_cpus=$other
+}
+# health_runs PORT URL TAG PREFIX: idle and busy probes of one gateway ->
+# $work/TAG.{shared,pinned}.{idle,busy} ("0 p50 p99" lines)
+health_runs() {
+    local i mode load
+    for mode in shared ${can_pin:+pinned}; do : > "$work/$3.$mode.idle"; : > "$work/$3.$mode.busy"; done
+    for i in $(seq 1 "$runs"); do
+        for mode in shared ${can_pin:+pinned}; do
+            pin "$mode" "$4"
+            taskset -c "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.idle"
+            taskset -c "$load_cpus" wrk -t2 -c16 -d6s -s bench/ngx/book.lua "$2/book" > "$work/$3.slowbook.$i.$mode" &
+            load=$!
+            sleep 1
+            taskset -c "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.busy"
+            wait "$load"
+        done
+    done
+    pin shared "$4"
+}
+# col FILE N: the median of column N
+col() { cut -d' ' -f"$2" "$1" | median; }
+health_runs "$gw2_port" "$gw2" local "$work/gw2"
+slow_rps=$(parse < "$work/local.slowbook.1.shared" | cut -d' ' -f1)
+[ -n "$gwr" ] && health_runs "$gw2r_port" "$gw2r" redis "$work/gw2r"
 
 # 200 at once on a 500 ms upstream
 : > "$work/burst.txt"
@@ -227,9 +271,12 @@ echo "|-------------------------------|------:|-------:|-------:|------:|"
 printf "| nginx proxy_pass (upper bound) | %s | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99" "$px_cpu"
 printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99" "$gw_cpu"
 printf "| same, subrequest to proxy_pass | %s | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99" "$sub_cpu"
+printf "| mediquo.ngx + the example's webhook map | %s | %s | %s | %s |\n" "$(col "$work/gww.txt" 1)" "$(col "$work/gww.txt" 2)" "$(col "$work/gww.txt" 3)" "$(col "$work/gww.txt" 5)"
 printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ratios (bound >= 0.9)\n" "$ratio"
 printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$sub_ratio"
-[ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.9), worker CPU %s us/req, %s Redis round trips per /book\n" \
+printf "with the example's webhook map (MEDIQUO_WEBHOOK_SECRET set: a shared-dict write per /book) / proxy_pass: %.2f (paired, median)\n" "$gww_ratio"
+awk -v a="$px_cpu" -v b="$gw_cpu" 'BEGIN { printf "worker CPU per /book, mediquo.ngx / proxy_pass: %.2f (%.1f us more)\n", b / a, b - a }'
+[ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.85), worker CPU %s us/req, %s Redis round trips per /book\n" \
     "$redis_ratio" "$(cut -d' ' -f5 "$work/gwr.txt" | median)" "$(median < "$work/gwr_rt.txt")"
 [ -n "$gwr" ] && printf "the same with burst 1000 (a lease holds at most burst slots) / proxy_pass: %.2f (paired, median), worker CPU %s us/req, %s Redis round trips per /book\n" \
     "$redisb_ratio" "$(cut -d' ' -f5 "$work/gwrb.txt" | median)" "$(median < "$work/gwrb_rt.txt")"
@@ -237,13 +284,31 @@ echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
 echo "|-----------------------------------------|-------:|-------:|"
-printf "| idle                                    | %s | %s |\n" "$idle_p50" "$idle_p99"
-printf "| 16 /book calls on a 200 ms upstream     | %s | %s |\n" "$busy_p50" "$busy_p99"
-[ -n "$gwr" ] && printf "| same, the budget in Redis: idle         | %s | %s |\n| same, the budget in Redis: 16 slow /book | %s | %s |\n" \
-    "$ridle_p50" "$ridle_p99" "$rbusy_p50" "$rbusy_p99"
-awk -v a="$busy_p99" -v b="$idle_p99" 'BEGIN { printf "/health p99 under load / idle: %.2f (bound <= 1.5)\n", a / b }'
-[ -n "$gwr" ] && awk -v a="$rbusy_p99" -v b="$ridle_p99" \
-    'BEGIN { printf "/health p99 under load / idle, the budget in Redis: %.2f (bound <= 1.5)\n", a / b }'
+# health_row TAG MODE LABEL
+health_rows() {
+    [ -s "$work/$1.$2.idle" ] || return 0
+    printf "| %s, idle | %s | %s |\n" "$3" "$(col "$work/$1.$2.idle" 2)" "$(col "$work/$1.$2.idle" 3)"
+    printf "| %s, 16 /book on a 200 ms upstream | %s | %s |\n" "$3" "$(col "$work/$1.$2.busy" 2)" "$(col "$work/$1.$2.busy" 3)"
+}
+health_rows local shared "shared cores"
+health_rows local pinned "pinned"
+if [ -n "$gwr" ]; then
+    health_rows redis shared "budget in Redis, shared cores"
+    health_rows redis pinned "budget in Redis, pinned"
+fi
+# health_ratio TAG MODE LABEL BOUND: busy p99 / idle p99 (medians of the runs)
+health_ratio() {
+    [ -s "$work/$1.$2.idle" ] || return 0
+    awk -v a="$(col "$work/$1.$2.busy" 3)" -v b="$(col "$work/$1.$2.idle" 3)" -v l="$3" -v bound="$4" \
+        'BEGIN { printf "/health p99 under load / idle, %s: %.2f%s\n", l, a / b, bound }'
+}
+health_ratio local pinned "pinned" " (bound <= 1.5)"
+health_ratio local shared "shared cores" " (the load generator's CPU in it too)"
+if [ -n "$gwr" ]; then
+    health_ratio redis pinned "the budget in Redis, pinned" " (bound <= 1.5)"
+    health_ratio redis shared "the budget in Redis, shared cores" " (the load generator's CPU in it too)"
+fi
+[ -n "$can_pin" ] || echo "(no taskset or a single core: the pinned rows are missing)"
 echo "slow /book throughput meanwhile: $slow_rps req/s (16 in flight / 0.2 s = 80 at most)"
 echo
 echo "$burst /book at once on a 500 ms upstream: last answer after $burst_s s (median of $runs; bound < 1.5 s), $burst_ok answered 2xx"

@@ -40,9 +40,15 @@ end
 
 -- consultation URL -> booking code, remembered when /book or /reschedule
 -- returns it: how a webhook event finds its booking again (a real gateway
--- keeps this beside the booking in its own database)
+-- keeps this beside the booking in its own database). Only a gateway that
+-- takes mediQuo's events (MEDIQUO_WEBHOOK_SECRET set) needs the map: one
+-- without it answers every delivery 500, so it writes nothing (the write
+-- is a shared-dict insert per booking, 2-6 us of worker CPU: see
+-- docs/performance.md)
+local takes_events = webhook_secrets() ~= nil
+
 local function remember(appt)
-    local bookings = ngx.shared.gateway_bookings
+    local bookings = takes_events and ngx.shared.gateway_bookings
     if appt and bookings and appt.url then
         bookings:set(appt.url, appt.code, 30 * 86400)
     end
