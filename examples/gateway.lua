@@ -45,7 +45,8 @@ end
 -- without it answers every delivery 500, so it writes nothing (the write
 -- is a shared-dict insert per booking, 2-6 us of worker CPU: see
 -- docs/performance.md)
-local takes_events = webhook_secrets() ~= nil
+local secrets = webhook_secrets()
+local takes_events = secrets ~= nil
 
 local function remember(appt)
     local bookings = takes_events and ngx.shared.gateway_bookings
@@ -121,7 +122,7 @@ end
 
 -- one options table, checked once by mediquo.ngx.receive
 local receive_opts = {
-    secret = webhook_secrets(),
+    secret = secrets,
     on_event = function(ev) return _M.on_event(ev) end,
     dedupe = 86400,
 }

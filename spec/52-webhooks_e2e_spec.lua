@@ -4,7 +4,9 @@
 -- bookings made through the gateway. Each event reaches on_event once, with
 -- its type and the URL the gateway was given; a wrong signature, a replay,
 -- a failing on_event, a second concurrent delivery, a GET, a body that is
--- not JSON and one over max_body are answered as API.md says; no log line
+-- not JSON and one over max_body are answered as API.md says; a gateway
+-- without MEDIQUO_WEBHOOK_SECRET answers deliveries 500 and writes no
+-- URL -> booking map (the one with it, an entry per booking); no log line
 -- of either nginx holds the payload's medical data (and a deliberately
 -- leaky handler shows the check would see it).
 local H = require "spec.helper"
@@ -63,6 +65,9 @@ local function conf_with_spec_locations()
                 require("mediquo.ngx").receive{ secret = "]] .. SECRET .. [[", dedupe = 0,
                     on_event = function(ev) return true end }
             }
+        }
+        location = /spec/bookings {
+            content_by_lua_block { ngx.say(#ngx.shared.gateway_bookings:get_keys(0)) }
         }
         location = /spec/counts {
             content_by_lua_block {
@@ -322,6 +327,37 @@ describe("webhooks end to end (gateway on nginx + sandbox deliveries)", function
         assert.equal("HTTP/1.1 413 Request Entity Too Large", line)
         assert.truthy(rest:lower():find("connection: close", 1, true))
         assert.truthy(took < 3, "413 came only after " .. took .. " s")
+    end)
+
+    it("a gateway without MEDIQUO_WEBHOOK_SECRET answers deliveries 500 and writes no URL map", function()
+        local function entries(g)
+            local status, body = g:get("/spec/bookings")
+            assert.equal(200, status)
+            return tonumber(body)
+        end
+        local function book(g, code)
+            local status, r = g:post("/book", NH.booking(code))
+            assert.equal(201, status)
+            return r
+        end
+        -- the gateway taking webhooks: one more entry per booking
+        local before = entries(gw)
+        book(gw, NH.fresh("map"))
+        assert.equal(before + 1, entries(gw))
+        -- one without a secret: /book as usual, no entry, deliveries refused
+        local gw0 = NH.gateway(sb, { workers = 1, conf = conf })
+        local ok, err = pcall(function()
+            book(gw0, NH.fresh("nomap"))
+            assert.equal(0, entries(gw0))
+            local status, body = H.http("POST", gw0.url .. "/mediquo/events",
+                                        json.encode{ type = "patient_consultation_finished", payload = {} },
+                                        { ["Content-Type"] = "application/json",
+                                          ["x-webhook-signature"] = SECRET })
+            assert.equal(500, status)
+            assert.matches("receiver misconfigured", body)
+        end)
+        gw0:stop()
+        assert(ok, err)
     end)
 
     it("no log line of either nginx holds the payload's medical data", function()
