@@ -160,47 +160,47 @@ evalsha_calls() {
     [ -n "$redis_pid" ] || { echo 0; return; }
     redis-cli -p "$redis_port" info commandstats | awk -F'[:=,]' '/^cmdstat_evalsha:/ { print $3 + 0; f = 1 } END { if (!f) print 0 }'
 }
+# measure_redis TAG URL: measure, and the run's Redis round trips (EVALSHA)
+# per /book into TAG_rt.txt
+measure_redis() {
+    local e0
+    e0=$(evalsha_calls)
+    measure "$work/$1" "$2" gateway >> "$work/$1.txt"
+    awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/$1.txt" | cut -d' ' -f1)" -v s="$secs" \
+        'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/$1_rt.txt"
+}
+# col FILE N: the median of column N
+col() { cut -d' ' -f"$2" "$1" | median; }
+# ratios TAG: each run's throughput / proxy_pass's in the same run
+ratios() { paste -d' ' "$work/$1.txt" "$work/px.txt" | awk '{ printf "%.3f\n", $1 / $6 }'; }
+
+# the contenders measured after proxy_pass in each run
+tags="gw sub gww"
+[ -n "$gwr" ] && tags="$tags gwr gwrb"
+declare -A url=([gw]=$gw [sub]=$sub [gww]=$gww [gwr]=$gwr [gwrb]=$gwrb)
+declare -A label=([gw]=mediquo.ngx [sub]=subrequest [gww]="with the webhook map" [gwr]="redis budget"
+                  [gwrb]="redis, burst 1000")
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-: > "$work/gw.txt"; : > "$work/px.txt"; : > "$work/sub.txt"; : > "$work/gww.txt"; : > "$work/gwr.txt"; : > "$work/gwr_rt.txt"
-: > "$work/gwrb.txt"; : > "$work/gwrb_rt.txt"
+: > "$work/px.txt"
+for tag in $tags; do : > "$work/$tag.txt"; : > "$work/${tag}_rt.txt"; done
 for i in $(seq 1 "$runs"); do
     reset_sb
     measure "$work/px" "$px" api >> "$work/px.txt"
-    reset_sb
-    measure "$work/gw" "$gw" gateway >> "$work/gw.txt"
-    reset_sb
-    measure "$work/sub" "$sub" gateway >> "$work/sub.txt"
-    reset_sb
-    measure "$work/gww" "$gww" gateway >> "$work/gww.txt"
-    if [ -n "$gwr" ]; then
+    line="proxy_pass $(tail -n1 "$work/px.txt")" pairs=
+    for tag in $tags; do
         reset_sb
-        e0=$(evalsha_calls)
-        measure "$work/gwr" "$gwr" gateway >> "$work/gwr.txt"
-        # Redis round trips (EVALSHA) per /book of this run
-        awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwr.txt" | cut -d' ' -f1)" -v s="$secs" \
-            'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwr_rt.txt"
-        reset_sb
-        e0=$(evalsha_calls)
-        measure "$work/gwrb" "$gwrb" gateway >> "$work/gwrb.txt"
-        awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/gwrb.txt" | cut -d' ' -f1)" -v s="$secs" \
-            'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/gwrb_rt.txt"
-    fi
-    echo "run $i: proxy_pass $(tail -n1 "$work/px.txt")  mediquo.ngx $(tail -n1 "$work/gw.txt")  subrequest $(tail -n1 "$work/sub.txt")  with the webhook map $(tail -n1 "$work/gww.txt")${gwr:+  redis budget $(tail -n1 "$work/gwr.txt")  redis, burst 1000 $(tail -n1 "$work/gwrb.txt")}  (rps p50ms p99ms non2xx cpu_us/req)"
-    echo "run $i: paired ratios: mediquo.ngx/proxy_pass $(paste -d' ' <(tail -n1 "$work/gw.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), with the webhook map $(paste -d' ' <(tail -n1 "$work/gww.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')${gwr:+, redis budget/proxy_pass $(paste -d' ' <(tail -n1 "$work/gwr.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }'), burst 1000 $(paste -d' ' <(tail -n1 "$work/gwrb.txt") <(tail -n1 "$work/px.txt") | awk '{ printf "%.3f", $1 / $6 }')}"
+        case $tag in
+            gwr*) measure_redis "$tag" "${url[$tag]}" ;;
+            *) measure "$work/$tag" "${url[$tag]}" gateway >> "$work/$tag.txt" ;;
+        esac
+        line="$line  ${label[$tag]} $(tail -n1 "$work/$tag.txt")"
+        pairs="$pairs${pairs:+, }${label[$tag]}/proxy_pass $(ratios "$tag" | tail -n1)"
+    done
+    echo "run $i: $line  (rps p50ms p99ms non2xx cpu_us/req)"
+    echo "run $i: paired ratios: $pairs"
 done
-ratio=$(paste -d' ' "$work/gw.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
-redis_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwr.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
-redisb_ratio=$( [ -n "$gwr" ] && paste -d' ' "$work/gwrb.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
-sub_ratio=$(paste -d' ' "$work/sub.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
-gww_ratio=$(paste -d' ' "$work/gww.txt" "$work/px.txt" | awk '{ print $1 / $6 }' | median)
-px_cpu=$(cut -d' ' -f5 "$work/px.txt" | median); gw_cpu=$(cut -d' ' -f5 "$work/gw.txt" | median)
-sub_cpu=$(cut -d' ' -f5 "$work/sub.txt" | median)
-sub_rps=$(cut -d' ' -f1 "$work/sub.txt" | median); sub_p50=$(cut -d' ' -f2 "$work/sub.txt" | median)
-sub_p99=$(cut -d' ' -f3 "$work/sub.txt" | median)
-px_rps=$(cut -d' ' -f1 "$work/px.txt" | median); gw_rps=$(cut -d' ' -f1 "$work/gw.txt" | median)
-px_p50=$(cut -d' ' -f2 "$work/px.txt" | median); gw_p50=$(cut -d' ' -f2 "$work/gw.txt" | median)
-px_p99=$(cut -d' ' -f3 "$work/px.txt" | median); gw_p99=$(cut -d' ' -f3 "$work/gw.txt" | median)
+px_cpu=$(col "$work/px.txt" 5); gw_cpu=$(col "$work/gw.txt" 5)
 bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work/sub.txt" "$work/gww.txt")
 
 # /health: idle, then under 16 slow /book calls (200 ms upstream); a paced
@@ -216,8 +216,14 @@ bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work
 #           callers and the API elsewhere. The bound (<= 1.5) is read here.
 eval "$(make -s env)"
 last_cpu=$(( $(nproc) - 1 ))
-can_pin=
+can_pin= probe_cpus= load_cpus=
 command -v taskset >/dev/null && [ "$last_cpu" -ge 1 ] && can_pin=1
+# on CPULIST CMD...: CMD on those CPUs (as it is when nothing can be pinned)
+on() {
+    local cpus=$1
+    shift
+    if [ -n "$can_pin" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
 # pin_tree PIDFILE CPULIST: an nginx (master and workers) onto CPULIST
 pin_tree() {
     local m p
@@ -226,6 +232,7 @@ pin_tree() {
 }
 # pin MODE PREFIX: MODE pinned|shared for the gateway under PREFIX and the load's side
 pin() {
+    [ -n "$can_pin" ] || return 0
     local gw_cpus=$last_cpu other=0-$((last_cpu - 1)) all=0-$last_cpu
     if [ "$1" = shared ]; then gw_cpus=$all other=$all; fi
     pin_tree "$2/nginx.pid" "$gw_cpus"
@@ -241,18 +248,16 @@ health_runs() {
     for i in $(seq 1 "$runs"); do
         for mode in shared ${can_pin:+pinned}; do
             pin "$mode" "$4"
-            taskset -c "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.idle"
-            taskset -c "$load_cpus" wrk -t2 -c16 -d6s -s bench/ngx/book.lua "$2/book" > "$work/$3.slowbook.$i.$mode" &
+            on "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.idle"
+            on "$load_cpus" wrk -t2 -c16 -d6s -s bench/ngx/book.lua "$2/book" > "$work/$3.slowbook.$i.$mode" &
             load=$!
             sleep 1
-            taskset -c "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.busy"
+            on "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.busy"
             wait "$load"
         done
     done
     pin shared "$4"
 }
-# col FILE N: the median of column N
-col() { cut -d' ' -f"$2" "$1" | median; }
 health_runs "$gw2_port" "$gw2" local "$work/gw2"
 slow_rps=$(parse < "$work/local.slowbook.1.shared" | cut -d' ' -f1)
 [ -n "$gwr" ] && health_runs "$gw2r_port" "$gw2r" redis "$work/gw2r"
@@ -268,18 +273,20 @@ burst_ok=$(awk '{ ok += $2; n += $3 } END { printf "%d of %d", ok, n }' "$work/b
 echo
 echo "| /book (median of $runs)        | req/s | p50 ms | p99 ms | worker CPU us/req |"
 echo "|-------------------------------|------:|-------:|-------:|------:|"
-printf "| nginx proxy_pass (upper bound) | %s | %s | %s | %s |\n" "$px_rps" "$px_p50" "$px_p99" "$px_cpu"
-printf "| mediquo.ngx gateway (cosockets) | %s | %s | %s | %s |\n" "$gw_rps" "$gw_p50" "$gw_p99" "$gw_cpu"
-printf "| same, subrequest to proxy_pass | %s | %s | %s | %s |\n" "$sub_rps" "$sub_p50" "$sub_p99" "$sub_cpu"
-printf "| mediquo.ngx + the example's webhook map | %s | %s | %s | %s |\n" "$(col "$work/gww.txt" 1)" "$(col "$work/gww.txt" 2)" "$(col "$work/gww.txt" 3)" "$(col "$work/gww.txt" 5)"
-printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ratios (bound >= 0.9)\n" "$ratio"
-printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$sub_ratio"
-printf "with the example's webhook map (MEDIQUO_WEBHOOK_SECRET set: a shared-dict write per /book) / proxy_pass: %.2f (paired, median)\n" "$gww_ratio"
+# row TAG LABEL: the medians of one contender's runs
+row() { printf "| %s | %s | %s | %s | %s |\n" "$2" "$(col "$work/$1.txt" 1)" "$(col "$work/$1.txt" 2)" "$(col "$work/$1.txt" 3)" "$(col "$work/$1.txt" 5)"; }
+row px "nginx proxy_pass (upper bound)"
+row gw "mediquo.ngx gateway (cosockets)"
+row sub "same, subrequest to proxy_pass"
+row gww "mediquo.ngx + the example's webhook map"
+printf "mediquo.ngx / proxy_pass throughput: %.2f, median of the runs' paired ratios (bound >= 0.9)\n" "$(ratios gw | median)"
+printf "subrequest variant / proxy_pass throughput: %.2f (paired, median)\n" "$(ratios sub | median)"
+printf "with the example's webhook map (MEDIQUO_WEBHOOK_SECRET set: a shared-dict write per /book) / proxy_pass: %.2f (paired, median)\n" "$(ratios gww | median)"
 awk -v a="$px_cpu" -v b="$gw_cpu" 'BEGIN { printf "worker CPU per /book, mediquo.ngx / proxy_pass: %.2f (%.1f us more)\n", b / a, b - a }'
 [ -n "$gwr" ] && printf "mediquo.ngx with a Redis budget / proxy_pass throughput: %.2f (paired, median; bound >= 0.85), worker CPU %s us/req, %s Redis round trips per /book\n" \
-    "$redis_ratio" "$(cut -d' ' -f5 "$work/gwr.txt" | median)" "$(median < "$work/gwr_rt.txt")"
+    "$(ratios gwr | median)" "$(col "$work/gwr.txt" 5)" "$(median < "$work/gwr_rt.txt")"
 [ -n "$gwr" ] && printf "the same with burst 1000 (a lease holds at most burst slots) / proxy_pass: %.2f (paired, median), worker CPU %s us/req, %s Redis round trips per /book\n" \
-    "$redisb_ratio" "$(cut -d' ' -f5 "$work/gwrb.txt" | median)" "$(median < "$work/gwrb_rt.txt")"
+    "$(ratios gwrb | median)" "$(col "$work/gwrb.txt" 5)" "$(median < "$work/gwrb_rt.txt")"
 echo "non-2xx answers in all /book runs: $bad"
 echo
 echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
