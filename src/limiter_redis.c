@@ -66,6 +66,7 @@ struct mq_rdl {
     int64_t t_send, sent_fb, sent_pause, sent_obs;
     int want;
     int lease_size;             /* > LEASE_MAX: a lease grown under demand (lease_want) */
+    int ahead;                  /* the round trip under way asks ahead: its asker has its slot */
     int unsafe;                 /* test hook: no quarantine, no hand-back */
     int cosocket;               /* no blocking round trip from C */
     /* the lease file, this process's side */
@@ -193,7 +194,7 @@ static int lease_lock(mq_rdl *r, int64_t now)
     }
     if (r->pend_pause > f->pause_until) {
         f->pause_until = r->pend_pause;
-        f->lease_n = 0;
+        f->lease_n = f->next_n = 0;
     }
     r->pend_pause = 0;
     return 0;
@@ -421,12 +422,14 @@ static int fallback_try(mq_limiter *l, long fpm, double *wait)
 
 /* What begin_op found: the outcomes of mq_rdl_begin, and two more steps
  * taken outside the lease file's guard (they touch other files). */
-enum { STEP_WAIT = 0, STEP_ASK = 2, STEP_LEASED = 3, STEP_FALLBACK = 4, STEP_REFUSED = 5 };
+enum { STEP_WAIT = 0, STEP_ASK = 2, STEP_LEASED = 3, STEP_FALLBACK = 4, STEP_REFUSED = 5,
+       STEP_LEASED_ASK = 6 };
 
 struct begin_args {
     double budget, *wait;
     mq_rdl_req *req;
     int64_t now;
+    int ahead;                  /* the caller can ask ahead (mq_rdl_begin_ahead) */
     long fpm;                   /* STEP_FALLBACK: its budget, and */
     int64_t next_try;           /* ...the next attempt at Redis */
 };
@@ -469,6 +472,34 @@ static int lease_want(mq_rdl *r, const mq_lease_file *f, int64_t now)
     return (int)min64(want, r->burst);
 }
 
+/* Ask ahead: a lease grown under demand (lease_want) with half of it
+ * left, and nobody asking, is asked for again now by a caller that takes
+ * one of its slots (the cosocket driver, from a timer): under load the
+ * slots left last the round trip, and no call waits for it. Only while
+ * Redis grants large leases (the last one over LEASE_MAX): a budget whose
+ * GCRA or window hands out a few slots at a time would answer an early
+ * ask with fewer, for more round trips. Being half spent while it runs is
+ * being spent early: the next lease is asked twice as big, as lease_want
+ * does. The lease asked ahead waits in next_n /
+ * next_until, each slot within its own lease's end (finish_op), and takes
+ * over when the current one is spent or ended (begin_op). */
+static int ahead_due(const mq_rdl *r, const mq_lease_file *f, int64_t now)
+{
+    return r->lease_size > LEASE_MAX && f->last_grant > LEASE_MAX
+        && !f->degraded && !f->need_upload && f->next_n <= 0
+        && f->busy_until <= now && f->wait_until <= now
+        && f->lease_n * 2 <= min64(r->lease_size, r->burst);
+}
+
+static int ahead_want(mq_rdl *r, const mq_lease_file *f)
+{
+    double fits = (double)r->per_minute * (double)r->lease_ns / (double)r->period_ns;
+    int64_t cap = fits < LEASE_BIG ? (int64_t)fits : LEASE_BIG;
+
+    r->lease_size = (int)min64(2 * (int64_t)r->lease_size, cap);
+    return (int)min64(max64(r->lease_size, 1 + f->demand), r->burst);
+}
+
 static int begin_op(mq_limiter *l, void *arg)
 {
     struct begin_args *a = arg;
@@ -481,12 +512,29 @@ static int begin_op(mq_limiter *l, void *arg)
         *a->wait = 0.01;        /* held by a process stopped (or descheduled) */
         return STEP_WAIT;
     }
+    if (f->next_n > 0 && (f->lease_n <= 0 || now >= f->lease_until)) {
+        /* the lease asked ahead takes over (what is left of the old one
+         * ended with it) */
+        if (now < f->next_until) {
+            f->lease_n = f->next_n;
+            f->lease_from = 0;
+            f->lease_until = f->next_until;
+        }
+        f->next_n = 0;
+    }
     if (f->lease_n > 0 && now < f->lease_until) {
         if (now < f->lease_from) {          /* a reserved slot: not yet */
             *a->wait = (double)(f->lease_from - now) / NS;
         } else {
             f->lease_n--;
             step = STEP_LEASED;
+            if (a->ahead && ahead_due(r, f, now)) {
+                r->want = ahead_want(r, f);
+                f->demand = 0;
+                request(r, f, now, r->timeout, a->req);
+                r->ahead = 1;
+                step = STEP_LEASED_ASK;
+            }
         }
     } else if (f->busy_until > now) {       /* another process is asking */
         f->demand++;
@@ -503,6 +551,7 @@ static int begin_op(mq_limiter *l, void *arg)
             r->want = lease_want(r, f, now);
             f->demand = 0;
             request(r, f, now, a->budget, a->req);
+            r->ahead = 0;
             step = STEP_ASK;
         }
     } else if (f->refused && f->refused_cfg == r->cfg && now < f->next_try) {
@@ -516,6 +565,7 @@ static int begin_op(mq_limiter *l, void *arg)
         r->want = 1;
         f->next_try = now + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
         request(r, f, now, a->budget, a->req);
+        r->ahead = 0;
         step = STEP_ASK;
     } else {
         long fpm = fallback_of(r, f->hosts);
@@ -550,11 +600,12 @@ static int record_fb_op(mq_limiter *l, void *arg)
     return 0;
 }
 
-int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+static int begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req,
+                 int ahead)
 {
     mq_rdl *r = l->rd;
     int64_t now = mq_rl_now_ns();
-    struct begin_args a = { budget, wait, NULL, now, 0, 0 };
+    struct begin_args a = { budget, wait, NULL, now, ahead, 0, 0 };
     int step;
 
     a.req = req;                /* filled by begin_op when it asks (STEP_ASK) */
@@ -571,6 +622,11 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
         return 0;
     case STEP_LEASED:
         return local(l, wait, at, 1);
+    case STEP_LEASED_ASK:
+        /* admitted, and the round trip ahead to make; not admitted here
+         * (the host's own pause): the round trip is this call's, and its
+         * finish answers "again now" */
+        return local(l, wait, at, 1) ? 3 : 2;
     case STEP_REFUSED:
         l->error = r->errbuf;
         return 0;
@@ -592,6 +648,16 @@ int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl
     }
 }
 
+int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+{
+    return begin(l, budget, wait, at, req, 0);
+}
+
+int mq_rdl_begin_ahead(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req)
+{
+    return begin(l, budget, wait, at, req, 1);
+}
+
 struct finish_args {
     int rc;
     const long long *vals;
@@ -607,7 +673,9 @@ static int finish_op(mq_limiter *l, void *arg)
     const long long *vals = a->vals;
     int64_t now = mq_rl_now_ns();
     long long grant;
+    int ahead = r->ahead;       /* asked ahead: its asker holds its slot already */
 
+    r->ahead = 0;
     if (lease_lock(r, now) != 0) {
         /* what Redis granted is lost to this host (never more starts);
          * busy_until ends the others' wait for this round trip */
@@ -627,7 +695,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->refused = a->rc == MQ_REDIS_REFUSED;
         f->refused_cfg = r->cfg;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
-        f->lease_n = 0;
+        f->lease_n = f->next_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
         *a->wait = now >= f->fb_from && fallback_of(r, f->hosts) > 0
                  ? 0.001        /* the fallback is open: take it now */
@@ -646,6 +714,7 @@ static int finish_op(mq_limiter *l, void *arg)
     if (f->pause_until == r->sent_pause) f->pause_until = 0;
     if (f->obs_until == r->sent_obs) f->obs_until = 0, f->obs_rem = -1;
     grant = vals[0];
+    f->last_grant = grant;
     /* with a grant too: the next slot is not before then (µs) */
     f->wait_until = now + (int64_t)vals[1] * 1000;
     if (grant > 0 && vals[8] > 0) {
@@ -661,14 +730,29 @@ static int finish_op(mq_limiter *l, void *arg)
         *a->wait = (double)d / NS;
         return STEP_WAIT;
     }
+    if (grant > 0 && ahead && f->lease_n > 0 && f->lease_from <= now && now < f->lease_until) {
+        /* asked ahead, and the old lease still runs: the new one waits
+         * for it to be spent or to end; it ends here no later than Redis
+         * counted it (t_send is before Redis read its clock) */
+        f->next_n = grant;
+        f->next_until = r->t_send + r->lease_ns;
+        mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
+        mq_lease_unlock(&r->lf);
+        *a->wait = 0;
+        return STEP_WAIT;
+    }
     if (grant > 0) {
         /* t_send is before Redis read its clock: the lease ends here no
          * later than Redis counted it */
         f->lease_from = 0;
         f->lease_until = r->t_send + r->lease_ns;
-        f->lease_n = grant - 1;
+        f->lease_n = ahead ? grant : grant - 1;
         mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
         mq_lease_unlock(&r->lf);
+        if (ahead) {            /* its asker started already: "again now" */
+            *a->wait = 0;
+            return STEP_WAIT;
+        }
         if (now >= r->t_send + r->lease_ns) {   /* the answer came too late to use */
             *a->wait = 0.001;
             return STEP_WAIT;
@@ -864,7 +948,7 @@ static int pause_op(mq_limiter *l, void *arg)
         return 0;
     }
     r->lf.f->pause_until = max64(r->lf.f->pause_until, until);
-    r->lf.f->lease_n = 0;                   /* nobody spends a lease into a pause */
+    r->lf.f->lease_n = r->lf.f->next_n = 0;  /* nobody spends a lease into a pause */
     mq_lease_unlock(&r->lf);
     return 0;
 }
@@ -956,7 +1040,8 @@ static int status_op(mq_limiter *l, void *arg)
     st->degraded = f->degraded != 0;
     st->hosts = f->hosts > 0 ? f->hosts : 1;
     st->fallback = fallback_of(r, f->hosts);
-    st->leased = f->lease_until > mq_rl_now_ns() ? f->lease_n : 0;
+    st->leased = (f->lease_until > mq_rl_now_ns() ? f->lease_n : 0)
+               + (f->next_until > mq_rl_now_ns() ? f->next_n : 0);
     snprintf(st->error, sizeof st->error, "%s", f->err);
     mq_lease_unlock(&r->lf);
     return 0;

@@ -70,6 +70,12 @@ mq_rtopo *mq_rdl_topo(mq_rdl *r);
  * AUTH, a certificate), kind config, for every caller until the next
  * attempt at Redis. */
 int mq_rdl_begin(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req);
+/* The same, for a caller that can make a round trip besides its call (the
+ * cosocket driver, from a timer): also 3, admitted (*at) and a round trip
+ * ahead to make in *req (a lease grown under demand, its last quarter
+ * left: asked for before it is spent), then finish with its outcome (which
+ * answers 0: the asker has its slot). */
+int mq_rdl_begin_ahead(mq_limiter *l, double budget, double *wait, int64_t *at, mq_rdl_req *req);
 int mq_rdl_finish(mq_limiter *l, int rc, const long long *vals, const char *why,
                   double *wait, int64_t *at);
 

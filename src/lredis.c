@@ -291,25 +291,34 @@ static int push_conv(lua_State *L, mq_limiter *l, const mq_rdl_req *req)
         ? -1 : 0;
 }
 
-/* :redis_begin(budget) -> 1, at | 0, wait [, fault] | 2, conv, tmo: the
- * round trip to make, as a conversation whose first step is "connect" */
+/* :redis_begin(budget [, ahead]) -> 1, at | 0, wait [, fault] | 2, conv,
+ * tmo: the round trip to make, as a conversation whose first step is
+ * "connect" | (ahead true) 3, at, conv, tmo: admitted, and a round trip
+ * ahead to make besides (mq_rdl_begin_ahead; its finish answers 0) */
 static int l_begin(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
     double budget = luaL_checknumber(L, 2), wait = 0;
     int64_t at = 0;
     mq_rdl_req req;
-    int st = mq_rdl_begin(l, budget, &wait, &at, &req);
+    int st = lua_toboolean(L, 3) ? mq_rdl_begin_ahead(l, budget, &wait, &at, &req)
+                                 : mq_rdl_begin(l, budget, &wait, &at, &req);
 
-    if (st != 2) return push_step(L, l, st, wait, at);
-    lua_pushinteger(L, 2);
+    lua_settop(L, 1);
+    if (st != 2 && st != 3) return push_step(L, l, st, wait, at);
+    lua_pushinteger(L, st);
+    if (st == 3) lua_pushinteger(L, (lua_Integer)at);
     if (push_conv(L, l, &req) != 0) {
-        lua_settop(L, 2);
-        st = mq_rdl_finish(l, MQ_RV_DOWN, NULL, "redis: out of memory", &wait, &at);
-        return push_step(L, l, st, wait, at);
+        /* the round trip is not made: the host hears of it as a failed one */
+        int64_t admitted = at;
+        int fst;
+
+        lua_settop(L, 1);
+        fst = mq_rdl_finish(l, MQ_RV_DOWN, NULL, "redis: out of memory", &wait, &at);
+        return st == 3 ? push_step(L, l, 1, 0, admitted) : push_step(L, l, fst, wait, at);
     }
     lua_pushnumber(L, req.tmo);
-    return 3;
+    return st == 3 ? 4 : 3;
 }
 
 /* :redis_contact() -> 0 (not now) | 1, fault | 2, conv, tmo: the first

@@ -14,7 +14,8 @@
 -- contract of lim:try() (true, at | false, seconds to wait [, fault: a
 -- host fault, kind config: a state file, or Redis refusing the setup:
 -- AUTH, a certificate]) and never takes longer than budget seconds. A
--- limiter without Redis is tried as is.
+-- limiter without Redis is tried as is. Under load a lease is asked for
+-- again before it is spent, from a timer (_M.ahead, below).
 --
 --   require("mediquo.ngx_redis").check(lim, url)   -- start-up check
 --
@@ -153,23 +154,51 @@ local function round_trip(conv, url, tmo)
     return sock, x
 end
 
+-- one round trip of conv, the connection kept or closed; then its verdict
+-- applied -> what lim:redis_finish answers, and why the exchange failed
+-- (conv:message(), nil when it did not)
+local function exchange(lim, conv, url, tmo)
+    local sock, keep = round_trip(conv, url, tmo)
+    if sock then
+        if keep then sock:setkeepalive(IDLE_MS, POOL_SIZE) else sock:close() end
+    end
+    local why = conv:message()
+    local st, a, fault = lim:redis_finish(conv)
+    conv:close()
+    return st, a, fault, why
+end
+
+-- Asking ahead (lim:redis_begin's 3): a lease grown under demand with its
+-- last quarter left is asked for again before it is spent, by the call
+-- that took a slot of it, from a 0-delay timer: no call waits for that
+-- round trip (under load, in the bench: 14% of /book calls waited ~1 ms
+-- for the next lease without it). Off: every lease is asked for when it is
+-- spent (a spec's control).
+_M.ahead = true
+
+local function ahead_timer(premature, lim, conv, url, tmo)
+    -- the worker is exiting: no round trip (a failed one would mark Redis
+    -- down for the whole host); the others ask when busy_until has passed
+    if premature then return conv:close() end
+    exchange(lim, conv, url, tmo)               -- what it says is for the next calls
+end
+
 -- try(lim, budget, url) -> true, at | false, wait [, fault] (url: the
 -- limiter's rate_limit.redis, nil for a limiter without Redis)
 function _M.try(lim, budget, url)
     if not url then
         return lim:try()
     end
-    local st, a, b = lim:redis_begin(budget)
+    local st, a, b, c = lim:redis_begin(budget, _M.ahead)
     if st == 1 then return true, a end
     if st == 0 then return false, a, b end      -- b: a fault, or nil
-    local conv = a
-    local sock, keep = round_trip(conv, url, b)
-    if sock then
-        if keep then sock:setkeepalive(IDLE_MS, POOL_SIZE) else sock:close() end
+    if st == 3 then                             -- admitted (a); the round trip ahead: b, c
+        -- without a timer (too many pending): made here, this call after it
+        if not ngx.timer.at(0, ahead_timer, lim, b, url, c) then exchange(lim, b, url, c) end
+        return true, a
     end
     local fault
-    st, a, fault = lim:redis_finish(conv)
-    conv:close()
+    st, a, fault = exchange(lim, a, url, b)
     if st == 1 then return true, a end
     return false, a, fault
 end
@@ -190,13 +219,7 @@ function _M.check(lim, url)
     if st == 0 then return true end             -- another process is asking now
     local why
     if st == 2 then
-        local sock, keep = round_trip(conv, url, tmo)
-        if sock then
-            if keep then sock:setkeepalive(IDLE_MS, POOL_SIZE) else sock:close() end
-        end
-        why = conv:message()
-        lim:redis_finish(conv)
-        conv:close()
+        why = select(4, exchange(lim, conv, url, tmo))
     else
         why = conv                              -- st == 1: refused lately, the cause
     end
