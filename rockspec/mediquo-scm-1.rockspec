@@ -44,7 +44,7 @@ build = {
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
             "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/answer.c",
             "src/engine.c", "src/baseurl.c", "src/request.c", "src/secrets.c", "src/secrets_enc.c", "src/explain.c",
-            "src/lengine.c", "src/driver_easy.c", "src/lhttp.c",
+            "src/lengine.c", "src/lengine_wire.c", "src/driver_easy.c", "src/lhttp.c",
             "src/ljournal.c", "src/lopt.c", "src/lclass.c", "src/ltz.c", "src/suggest.c", "src/redis_conn.c", "src/lease_file.c",
             "src/limiter_redis.c", "src/limiter_redis_script.c", "src/lredis.c",
             "src/redis_url.c", "src/redis_conv.c", "src/redis_tls.c", "src/redis_verdict.c",

@@ -250,7 +250,7 @@ static int l_engine_stats(lua_State *L)
  * action has ({ max_wait, until } for "slot", { backoff, until } for
  * "backoff"), nil for "send" and "done" (no table on the usual path; a
  * send's deadline is already in call:request()'s timeouts) */
-static int push_step(lua_State *L, mq_step st)
+int mq_lengine_push_step(lua_State *L, mq_step st)
 {
     lua_pushstring(L, mq_action_name(st.action));
     switch (st.action) {
@@ -313,7 +313,7 @@ static int l_engine_start(lua_State *L)
     else
         a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now);
     lua_settop(L, 7);
-    push_step(L, a);
+    mq_lengine_push_step(L, a);
     return 3;
 }
 
@@ -327,6 +327,22 @@ static lcall *check_call(lua_State *L, int want, const char *step)
     return lc;
 }
 
+mq_ecall *mq_lengine_call(lua_State *L, int want, const char *step)
+{
+    return &check_call(L, want, step)->c;
+}
+
+int mq_lengine_push_send(lua_State *L, const mq_request *r)
+{
+    if (r->body != NULL)
+        lua_pushlstring(L, r->body, r->body_len);
+    else
+        lua_pushnil(L);
+    lua_pushnumber(L, r->timeout);
+    lua_pushnumber(L, r->connect_timeout);
+    return 3;
+}
+
 static int l_call_request(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_SEND, "request");
@@ -334,13 +350,7 @@ static int l_call_request(lua_State *L)
     mq_engine_request(&lc->c, &r);
     lua_pushstring(L, mq_method_name(r.method));
     lua_pushlstring(L, r.path, r.path_len);
-    if (r.body != NULL)
-        lua_pushlstring(L, r.body, r.body_len);
-    else
-        lua_pushnil(L);
-    lua_pushnumber(L, r.timeout);
-    lua_pushnumber(L, r.connect_timeout);
-    return 5;
+    return 2 + mq_lengine_push_send(L, &r);
 }
 
 /* call:slot(granted, waited, retry_after|nil, now) */
@@ -349,7 +359,7 @@ static int l_call_slot(lua_State *L)
     lcall *lc = check_call(L, MQ_W_SLOT, "slot");
     mq_step a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
                                luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5));
-    return push_step(L, a);
+    return mq_lengine_push_step(L, a);
 }
 
 /* call:fault(what, why): the host's setup failed where the call waits for
@@ -360,7 +370,7 @@ static int l_call_fault(lua_State *L)
     const char *what = luaL_checkstring(L, 2), *why = luaL_checkstring(L, 3);
     if (lc->c.state != MQ_W_SLOT && lc->c.state != MQ_W_SEND)
         return luaL_error(L, "mediquo engine call: fault() while the call waits for something else");
-    return push_step(L, mq_engine_host_fault(&lc->c, what, why));
+    return mq_lengine_push_step(L, mq_engine_host_fault(&lc->c, what, why));
 }
 
 /* a number field of res, or dflt when absent */
@@ -399,7 +409,7 @@ static int l_call_response(lua_State *L)
     r.rl_reset = res_num(L, "rl_reset", -1);
     a = mq_engine_response(&lc->c, &r, now);
     lua_settop(L, 3);
-    return push_step(L, a);
+    return mq_lengine_push_step(L, a);
 }
 
 /* call:failure(outcome, message|nil, now [, status]) */
@@ -416,7 +426,7 @@ static int l_call_failure(lua_State *L)
         mq_engine_resent(&lc->c);
         if (lc->c.m != MQ_M_POST) {
             mq_step send = { .action = MQ_A_SEND };
-            return push_step(L, send);
+            return mq_lengine_push_step(L, send);
         }
         o = MQ_T_RESET;
     } else {
@@ -425,14 +435,14 @@ static int l_call_failure(lua_State *L)
             return luaL_argerror(L, 2, "outcome must be connect, connect_timeout, tls, "
                                  "timeout, reset, too_big, failed or resent");
     }
-    return push_step(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now));
+    return mq_lengine_push_step(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now));
 }
 
 static int l_call_wake(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_BACKOFF, "wake");
     mq_step a = mq_engine_wake(&lc->c, luaL_checknumber(L, 2));
-    return push_step(L, a);
+    return mq_lengine_push_step(L, a);
 }
 
 static int l_call_limiter_note(lua_State *L)
@@ -564,6 +574,8 @@ void mq_lengine_open(lua_State *L)
         { "wake", l_call_wake },
         { "limiter_note", l_call_limiter_note },
         { "result", l_call_result },
+        { "request_head", mq_lengine_request_head },
+        { "answer", mq_lengine_answer },
         { NULL, NULL },
     };
     static const luaL_Reg funcs[] = {

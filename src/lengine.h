@@ -29,6 +29,18 @@ void mq_lengine_push_stats(lua_State *L, const mq_engine_stats *st);
 /* The engine settings in the options table at t (mediquo.options' names;
  * max_wait absent: no limiter). The strings stay owned by the table. */
 void mq_lengine_cfg(lua_State *L, int t, mq_engine_cfg *cfg);
+/* The started call at stack index 1 (a Lua error when it is none, or when
+ * it waits for another step than want, -1: any; step names the method). */
+mq_ecall *mq_lengine_call(lua_State *L, int want, const char *step);
+/* A step as Lua gets it: the action's name and its table (nil for send and
+ * done); returns 2. */
+int mq_lengine_push_step(lua_State *L, mq_step st);
+/* A send step's body (nil without one), timeout and connect_timeout, as
+ * call:request() and call:request_head() end; returns 3. */
+int mq_lengine_push_send(lua_State *L, const mq_request *r);
+/* call:request_head(w) and call:answer(p, now [, lim]): lengine_wire.c */
+int mq_lengine_request_head(lua_State *L);
+int mq_lengine_answer(lua_State *L);
 /* Adds core.engine, core.KINDS, core.METHODS, core.OUTCOMES,
  * core.create_request and core.appointment to the table on top. */
 void mq_lengine_open(lua_State *L);

@@ -5,14 +5,15 @@
  *
  *   w = core.http1{ api_key=, secret_key=, host=, user_agent=? }
  *   w:request(method, path, body|nil) -> the request bytes, ready to send
- *   w:head(method, path, body|nil)    -> the same bytes without the body:
- *         send { head, body } (cosocket send takes a table): no second
- *         copy of the body made and interned as a Lua string per request
+ *   (call:request_head(w), lengine_wire.c: the same bytes in three parts,
+ *   for a cosocket's send { head, length, body }: mq_lhttp_push_head)
  *   p = core.http1_parser()
- *   p:feed(bytes) -> "more" | "done" | nil, outcome, message
+ *   p:feed(bytes) -> "more" | "done", keepalive | nil, outcome, message
  *   p:eof()       -> "done" | nil, outcome, message   (the peer closed)
  *   p:result()    -> status, body, retry_after|nil, rl_remaining|nil,
  *                    rl_limit|nil, rl_reset|nil, keepalive
+ *   (call:answer(p, now), lengine_wire.c: the answer handed to the engine
+ *   in C, no body string: mq_lhttp_answer)
  *   p:started()   -> whether any byte of an answer came
  *   p:reset()     -> ready for the next response
  *
@@ -128,52 +129,92 @@ static int w_new(lua_State *L)
     return 1;
 }
 
-/* w:request and w:head (method, path, body|nil) -> bytes */
-static int build_request(lua_State *L, int with_body)
+static const char *const methods[] = { "POST", "PUT", "DELETE", "GET", NULL };
+
+/* the writer at idx, not freed */
+static http1_w *check_w(lua_State *L, int idx)
 {
-    static const char *const methods[] = { "POST", "PUT", "DELETE", "GET", NULL };
-    http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    http1_w *w = luaL_checkudata(L, idx, MQ_HTTP1_MT);
+    if (w->fixed == NULL)
+        luaL_error(L, "mediquo.http1: freed");
+    return w;
+}
+
+/* path: the engine percent-encodes codes; a path is never a way to inject */
+static void check_path(lua_State *L, int arg, const char *path, size_t plen)
+{
+    if (plen == 0 || path[0] != '/')
+        luaL_argerror(L, arg, "must start with /");
+    for (size_t i = 0; i < plen; i++)
+        if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
+            luaL_argerror(L, arg, "must not hold blanks or control characters");
+}
+
+/* the request line and the headers but the length: the same bytes for
+ * every request of one method and path */
+static void add_head(luaL_Buffer *b, const http1_w *w, int m, const char *path, size_t plen,
+                     int has_body)
+{
+    luaL_addstring(b, methods[m]);
+    luaL_addchar(b, ' ');
+    luaL_addlstring(b, path, plen);
+    luaL_addstring(b, " HTTP/1.1\r\n");
+    luaL_addlstring(b, w->fixed, w->fixed_len);
+    if (has_body)
+        luaL_addstring(b, "Content-Type: application/json\r\n");
+}
+
+/* the rest of the head: a POST or PUT always says its length */
+static void length_line(char *num, size_t cap, int m, int has_body, size_t blen)
+{
+    if (has_body || m < 2)
+        snprintf(num, cap, "Content-Length: %zu\r\n\r\n", blen);
+    else
+        snprintf(num, cap, "\r\n");
+}
+
+/* w:request(method, path, body|nil) -> bytes */
+static int w_request(lua_State *L)
+{
+    http1_w *w = check_w(L, 1);
     int m = luaL_checkoption(L, 2, NULL, methods);
     size_t plen, blen = 0;
     const char *path = luaL_checklstring(L, 3, &plen);
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
     luaL_Buffer b;
-    char num[32];
+    char num[48];
 
-    if (w->fixed == NULL)
-        return luaL_error(L, "mediquo.http1: freed");
-    /* the engine percent-encodes codes; a path is never a way to inject */
-    if (plen == 0 || path[0] != '/')
-        return luaL_argerror(L, 3, "must start with /");
-    for (size_t i = 0; i < plen; i++)
-        if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
-            return luaL_argerror(L, 3, "must not hold blanks or control characters");
-
+    check_path(L, 3, path, plen);
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, methods[m]);
-    luaL_addchar(&b, ' ');
-    luaL_addlstring(&b, path, plen);
-    luaL_addstring(&b, " HTTP/1.1\r\n");
-    luaL_addlstring(&b, w->fixed, w->fixed_len);
-    if (body != NULL) {
-        luaL_addstring(&b, "Content-Type: application/json\r\n");
-    }
-    if (body != NULL || m < 2) {    /* a POST or PUT always says its length */
-        snprintf(num, sizeof num, "Content-Length: %zu\r\n\r\n", blen);
-        luaL_addstring(&b, num);
-    } else {
-        luaL_addstring(&b, "\r\n");
-    }
-    if (body != NULL && with_body)
+    add_head(&b, w, m, path, plen, body != NULL);
+    length_line(num, sizeof num, m, body != NULL, blen);
+    luaL_addstring(&b, num);
+    if (body != NULL)
         luaL_addlstring(&b, body, blen);
     luaL_pushresult(&b);
     return 1;
 }
 
-static int w_request(lua_State *L) { return build_request(L, 1); }
+int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *path, size_t plen,
+                       int has_body, size_t blen)
+{
+    http1_w *w = check_w(L, widx);
+    luaL_Buffer b;
+    char num[48];
+    int m = 0;
 
-/* the head alone: what the nginx driver sends before the body it has */
-static int w_head(lua_State *L) { return build_request(L, 0); }
+    while (methods[m] != NULL && strcmp(methods[m], method) != 0)
+        m++;
+    if (methods[m] == NULL)
+        return luaL_error(L, "mediquo.http1: no method %s", method);
+    check_path(L, widx, path, plen);
+    luaL_buffinit(L, &b);
+    add_head(&b, w, m, path, plen, has_body);
+    luaL_pushresult(&b);
+    length_line(num, sizeof num, m, has_body, blen);
+    lua_pushstring(L, num);
+    return 2;
+}
 
 /* ---- the response reader --------------------------------------------- */
 
@@ -409,7 +450,8 @@ static int parse_error(lua_State *L, http1_p *h)
     return 3;
 }
 
-/* p:feed(bytes) -> "more" | "done" | nil, outcome, message */
+/* p:feed(bytes) -> "more" | "done", keepalive | nil, outcome, message
+ * (keepalive: the connection may carry the next request) */
 static int p_feed(lua_State *L)
 {
     http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
@@ -420,7 +462,8 @@ static int p_feed(lua_State *L)
         if (len > 0)
             h->keepalive = 0;
         lua_pushliteral(L, "done");
-        return 1;
+        lua_pushboolean(L, h->keepalive);
+        return 2;
     }
     if (len == 0) {
         lua_pushliteral(L, "more");
@@ -432,7 +475,8 @@ static int p_feed(lua_State *L)
         if (n < len)
             h->keepalive = 0;
         lua_pushliteral(L, "done");
-        return 1;
+        lua_pushboolean(L, h->keepalive);
+        return 2;
     }
     if (HTTP_PARSER_ERRNO(&h->p) != HPE_OK || n != len)
         return parse_error(L, h);
@@ -486,6 +530,21 @@ static int p_result(lua_State *L)
     return 7;
 }
 
+void mq_lhttp_answer(lua_State *L, int idx, mq_answer *a)
+{
+    http1_p *h = luaL_checkudata(L, idx, MQ_PARSER_MT);
+
+    if (!h->done || h->status <= 0)
+        luaL_argerror(L, idx, "the parser has no complete answer");
+    a->status = h->status;
+    a->body = h->body ? h->body : "";
+    a->body_len = h->body_len;
+    a->retry_after = h->retry_after;
+    a->rl_remaining = h->rl_remaining;
+    a->rl_limit = h->rl_limit;
+    a->rl_reset = h->rl_reset;
+}
+
 static int p_started(lua_State *L)
 {
     http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
@@ -516,7 +575,6 @@ void mq_lhttp_open(lua_State *L)
 {
     static const luaL_Reg w_methods[] = {
         { "request", w_request },
-        { "head", w_head },
         { NULL, NULL },
     };
     static const luaL_Reg p_methods[] = {

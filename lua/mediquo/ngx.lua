@@ -233,7 +233,7 @@ local function perform(fname, op, a, b)
             calls[n] = nil
         end
     end
-    local call, action, step = eng:start(op, a, b, now(), nil, spare)
+    local call, action, step = eng:start(op, a, b, t0, nil, spare)
     local logged = false    -- this call's cause is in error.log (ngx_log.mark)
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
@@ -244,29 +244,23 @@ local function perform(fname, op, a, b)
     end
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
-            local method, path, body, timeout, connect_timeout = call:request()
-            local res = conn:attempt(method, path, body, timeout, connect_timeout)
-            local outcome = res.outcome
+            local head, length, body, timeout, connect_timeout = call:request_head(conn.w)
+            local outcome, p, status = conn:attempt(head, length, body, timeout, connect_timeout)
             if outcome == "ok" then
+                -- the answer (p, the parser) read by the engine in C, and
+                -- what it means for the shared budget applied to lim
                 attempts = attempts + 1
-                action, step = call:response(res, now())
-                if lim then
-                    local note, n1, n2, n3 = call:limiter_note()
-                    if note == "pause" then
-                        lim:pause(n1)
-                    elseif note == "observe" then
-                        lim:observe(n1, n2, n3)
-                    end
-                end
+                action, step = call:answer(p, now(), lim)
+                http.release(p)
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
-                -- can help; the operator must change nginx.conf
-                ngx_log.fault(res.message, "mediquo.ngx: ", res.message)
+                -- can help; the operator must change nginx.conf (p: why)
+                ngx_log.fault(p, "mediquo.ngx: ", p)
                 logged = true
-                action, step = call:fault("nginx", res.message)
+                action, step = call:fault("nginx", p)
             else
                 attempts = attempts + 1
-                action, step = call:failure(outcome, res.message, now(), res.status)
+                action, step = call:failure(outcome, p, now(), status)
             end
         elseif action == "slot" then
             local granted, waited, retry_after, fault = true, 0, nil, nil

@@ -6,16 +6,16 @@
 --   local http = require "mediquo.ngx_http"
 --   local t = http.new{ scheme =, host =, port =, api_key =, secret_key =,
 --                       user_agent =, insecure =, ca_file = }
---   local res = t:attempt(method, path, body, timeout, connect_timeout)
+--   local head, length, body, timeout, cto = call:request_head(t.w)
+--   local outcome, p, status = t:attempt(head, length, body, timeout, cto)
+--   if outcome == "ok" then call:answer(p, now); http.release(p) end
 --
--- res is a new table, as lua-resty-http's `res`: { outcome =, status =,
--- body =, retry_after =, rl_remaining =, rl_limit =, rl_reset =,
--- message = } (status: a number or nil; body: "" when there is none;
--- the rl_* fields are the answer's X-RateLimit-* headers, nil when absent;
--- message: why, when outcome is not "ok"). The engine's call:response
--- takes it as is: call:response(res, now).
+-- "ok": p is the core.http1_parser holding the complete answer, which the
+-- engine reads in C (call:answer: no body string, no table); give it back
+-- with http.release(p) once read. Else p is the message (why) and status
+-- the answer's status when there was one (too_big).
 --
--- res.outcome is the engine's vocabulary: ok, connect, connect_timeout, tls,
+-- outcome is the engine's vocabulary: ok, connect, connect_timeout, tls,
 -- timeout, reset, too_big, failed -- or "config" when nginx lacks a
 -- directive this needs (message names it). A connection from the
 -- keep-alive pool that dies before any byte of the answer is "reset": the
@@ -59,6 +59,7 @@ end
 local function release(p)
     if #spare < 256 then spare[#spare + 1] = p end
 end
+_M.release = release
 
 local function ms(s)
     return max(1, floor(s * 1000 + 0.5))
@@ -129,9 +130,9 @@ local function tls_failure(t, err)
     return "tls", "TLS handshake failed: " .. err
 end
 
--- an attempt with no answer to give (or an answer refused): its res
+-- an attempt with no answer to give (or an answer refused)
 local function fail(outcome, message, status)
-    return { outcome = outcome, status = status, body = "", message = message }
+    return outcome, message, status
 end
 
 local function give_up(sock, p, outcome, message, status)
@@ -140,17 +141,21 @@ local function give_up(sock, p, outcome, message, status)
     return fail(outcome, message, status)
 end
 
--- t:attempt(method, path, body|nil, timeout, connect_timeout) -> res (see above)
-function T.attempt(t, method, path, body, timeout, connect_timeout)
+-- t:attempt(head, length, body|nil, timeout, connect_timeout) -> "ok", p |
+-- outcome, message[, status] (see above)
+function T.attempt(t, head, length, body, timeout, connect_timeout)
     local t0 = now()
-    -- the head and the body as two strings: the whole request as one more
+    -- the head in two strings and the body: the whole request as one more
     -- Lua string cost a copy and its interning (a hash-chain walk with a
-    -- memcmp over the common headers) per request
-    local req = t.w:head(method, path, body)
-    if body then req = { req, body } end
+    -- memcmp over the common headers) per request; the head without its
+    -- length is the same string for every create
+    local req = { head, length, body }
     local sock = ngx.socket.tcp()
     local cto = connect_timeout < timeout and connect_timeout or timeout
-    sock:settimeouts(ms(cto), ms(timeout), ms(timeout))
+    -- io_ms: the send and read timeouts set; set again below only when
+    -- what is left of the attempt's timeout rounds to another value
+    local io_ms = ms(timeout)
+    sock:settimeouts(ms(cto), io_ms, io_ms)
     local ok, err, why
     if t.named then     -- a name: its resolution counts against the limit too
         ok, err, why = connect_named(sock, t.addr, t.port, t.pool, cto, t.where)
@@ -178,7 +183,8 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
             return give_up(sock, nil, "connect_timeout",
                            ("TLS handshake with %s not done within %.3gs"):format(t.where, cto))
         end
-        sock:settimeouts(ms(left), ms(left), ms(left))
+        io_ms = ms(left)
+        sock:settimeouts(io_ms, io_ms, io_ms)
         local hok, herr, bad_ip = handshake(sock, t.sni, t.ip, t.verify)
         if not hok then
             if bad_ip then
@@ -198,7 +204,10 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
         return give_up(sock, nil, "connect_timeout",
                        ("no time left to send within %.3gs"):format(timeout))
     end
-    sock:settimeouts(ms(left), ms(left), ms(left))
+    if ms(left) ~= io_ms then
+        io_ms = ms(left)
+        sock:settimeouts(io_ms, io_ms, io_ms)
+    end
     local sent, serr = sock:send(req)
     if not sent then
         -- part of it may have left: the server may act on it
@@ -208,17 +217,21 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
         return give_up(sock, nil, "reset", "connection lost while sending: " .. tostring(serr))
     end
 
-    local p = parser()
+    local p, keep, done = parser(), false, false
     for _ = 1, 1e6 do       -- bounded by the timeout; the count is a backstop
         left = timeout - (now() - t0)
         if left <= 0 then
             return give_up(sock, p, "timeout", ("no complete answer within %.3gs"):format(timeout))
         end
-        sock:settimeouts(ms(left), ms(left), ms(left))
+        if ms(left) ~= io_ms then
+            io_ms = ms(left)
+            sock:settimeouts(io_ms, io_ms, io_ms)
+        end
         local data, rerr = sock:receiveany(READ_MAX)
         local state, outcome, message
         if data then
             state, outcome, message = p:feed(data)
+            keep = outcome == true          -- "done", keepalive
         elseif rerr == "timeout" then
             return give_up(sock, p, "timeout", ("no complete answer within %.3gs"):format(timeout))
         elseif rerr == "closed" then
@@ -227,22 +240,25 @@ function T.attempt(t, method, path, body, timeout, connect_timeout)
             return give_up(sock, p, "reset", "connection lost while reading the answer: "
                                              .. tostring(rerr))
         end
-        if state == "done" then break end
+        if state == "done" then
+            done = true
+            break
+        end
         if not state then
             local status = outcome == "too_big" and (p:result()) or nil
             return give_up(sock, p, outcome, message, status)
         end
     end
-    local status, rbody, ra, rem, lim, reset, keep = p:result()
-    release(p)
+    if not done then
+        return give_up(sock, p, "timeout", ("no complete answer within %.3gs"):format(timeout))
+    end
     if keep then
         local kok = sock:setkeepalive(IDLE_MS, POOL_SIZE)
         if not kok then sock:close() end
     else
         sock:close()
     end
-    return { outcome = "ok", status = status, body = rbody, retry_after = ra,
-             rl_remaining = rem, rl_limit = lim, rl_reset = reset }
+    return "ok", p
 end
 
 return _M

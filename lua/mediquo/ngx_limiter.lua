@@ -32,15 +32,20 @@ local huge = math.huge
 -- wait(lim, max_wait[, redis]) -> granted, waited (seconds slept), retry_after|nil, fault|nil,
 --                                  at (granted: the limiter's admitted start time, ns)
 function _M.wait(lim, max_wait, redis)
+    local ok, wait, fault           -- ok: wait is the start time the limiter admitted
+    if not redis then
+        -- the usual case first: a local slot at once, no clock read
+        ok, wait, fault = lim:try()
+        if ok then return true, 0, nil, nil, wait end
+    end
     local t0 = now()
     local slept = false
     local deciding = redis and true or false    -- the call's decision is still to come
     for _ = 1, 100000 do            -- bounded by max_wait; the count is a backstop
-        local ok, wait, fault    -- ok: wait is the start time the limiter admitted
         if redis then
             local left = max_wait - (now() - t0)
             ok, wait, fault = ngx_redis.try(lim, deciding and huge or (left > 0 and left or 0), redis)
-        else
+        elseif slept then           -- (the first try is above)
             ok, wait, fault = lim:try()
         end
         if ok then return true, slept and now() - t0 or 0, nil, nil, wait end
