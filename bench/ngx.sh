@@ -4,8 +4,10 @@
 #  1. /book throughput and latency: the example gateway (examples/nginx.conf,
 #     2 workers, mediquo.ngx: validation, shared limiter, retries, metrics)
 #     vs nginx's own proxy_pass to the same sandbox (bench/ngx/proxy.conf,
-#     2 workers: the upper bound), in the same run, alternating, median of
-#     BENCH_NGX_RUNS runs of BENCH_NGX_SECONDS each (wrk -t2 -c32).
+#     2 workers: the upper bound), each contender's window paired with a
+#     proxy_pass window right beside it (before it in odd runs, after it in
+#     even ones), median of BENCH_NGX_RUNS pairs of BENCH_NGX_SECONDS
+#     windows (wrk -t2 -c32).
 #     A third contender, the same gateway with its transport swapped for
 #     a subrequest to nginx's proxy module (bench/ngx/subrequest.lua,
 #     keepalive upstream): the design the issue asked to weigh. A fourth,
@@ -171,10 +173,13 @@ measure_redis() {
 }
 # col FILE N: the median of column N
 col() { cut -d' ' -f"$2" "$1" | median; }
-# ratios TAG: each run's throughput / proxy_pass's in the same run
-ratios() { paste -d' ' "$work/$1.txt" "$work/px.txt" | awk '{ printf "%.3f\n", $1 / $6 }'; }
+# ratios TAG: each run's throughput / its own proxy_pass window's (px_TAG.txt)
+ratios() { paste -d' ' "$work/$1.txt" "$work/px_$1.txt" | awk '{ printf "%.3f\n", $1 / $6 }'; }
 
-# the contenders measured after proxy_pass in each run
+# the contenders, each paired with a proxy_pass window of its own right
+# beside it: before it in odd runs, after it in even ones (so neither side
+# always has the warmer or the later window); the machine's drift over a
+# run (minutes, on a shared VM) stays out of every pair
 tags="gw sub gww"
 [ -n "$gwr" ] && tags="$tags gwr gwrb"
 declare -A url=([gw]=$gw [sub]=$sub [gww]=$gww [gwr]=$gwr [gwrb]=$gwrb)
@@ -183,18 +188,26 @@ declare -A label=([gw]=mediquo.ngx [sub]=subrequest [gww]="with the webhook map"
 
 echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 : > "$work/px.txt"
-for tag in $tags; do : > "$work/$tag.txt"; : > "$work/${tag}_rt.txt"; done
-for i in $(seq 1 "$runs"); do
+for tag in $tags; do : > "$work/$tag.txt"; : > "$work/${tag}_rt.txt"; : > "$work/px_$tag.txt"; done
+# contender TAG: one window of it
+contender() {
     reset_sb
-    measure "$work/px" "$px" api >> "$work/px.txt"
-    line="proxy_pass $(tail -n1 "$work/px.txt")" pairs=
+    case $1 in
+        gwr*) measure_redis "$1" "${url[$1]}" ;;
+        *) measure "$work/$1" "${url[$1]}" gateway >> "$work/$1.txt" ;;
+    esac
+}
+# baseline TAG: one proxy_pass window, TAG's pair
+baseline() {
+    reset_sb
+    measure "$work/px" "$px" api >> "$work/px_$1.txt"
+    tail -n1 "$work/px_$1.txt" >> "$work/px.txt"
+}
+for i in $(seq 1 "$runs"); do
+    line= pairs=
     for tag in $tags; do
-        reset_sb
-        case $tag in
-            gwr*) measure_redis "$tag" "${url[$tag]}" ;;
-            *) measure "$work/$tag" "${url[$tag]}" gateway >> "$work/$tag.txt" ;;
-        esac
-        line="$line  ${label[$tag]} $(tail -n1 "$work/$tag.txt")"
+        if [ $((i % 2)) = 1 ]; then baseline "$tag"; contender "$tag"; else contender "$tag"; baseline "$tag"; fi
+        line="$line${line:+  }${label[$tag]} $(tail -n1 "$work/$tag.txt") proxy_pass $(tail -n1 "$work/px_$tag.txt")"
         pairs="$pairs${pairs:+, }${label[$tag]}/proxy_pass $(ratios "$tag" | tail -n1)"
     done
     echo "run $i: $line  (rps p50ms p99ms non2xx cpu_us/req)"
