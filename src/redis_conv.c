@@ -12,6 +12,7 @@
  * decides (redis_verdict.c): a setup fault (config) or an outage (the
  * driver drops the connection and, at the next exchange, makes a new one,
  * resolving the name again). Messages name host:port, never a password. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +75,42 @@ static int is_ip(const char *h)
     return h && (strchr(h, ':') != NULL || strspn(h, "0123456789.") == strlen(h));
 }
 
+/* the script's SHA1 in hex into sha[41]: the last script's is kept with a
+ * copy of its text (one script, ~7 KB: compared, not hashed again, per
+ * round trip). 0, or -1 when OpenSSL failed */
+static int script_sha(const char *script, char *sha)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char *last;
+    static size_t last_len;
+    static char last_sha[41];
+    unsigned char md[SHA_DIGEST_LENGTH];
+    size_t len = strlen(script);
+    char *copy;
+    int i, hit;
+
+    pthread_mutex_lock(&mu);
+    hit = last != NULL && last_len == len && memcmp(last, script, len) == 0;
+    if (hit) memcpy(sha, last_sha, sizeof last_sha);
+    pthread_mutex_unlock(&mu);
+    if (hit) return 0;
+    if (SHA1((const unsigned char *)script, len, md) == NULL) return -1;
+    for (i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
+    copy = malloc(len + 1);
+    if (copy == NULL) return 0;         /* hashed again next time */
+    memcpy(copy, script, len + 1);
+    pthread_mutex_lock(&mu);
+    free(last);
+    last = copy;
+    last_len = len;
+    memcpy(last_sha, sha, sizeof last_sha);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
 mq_rconv *mq_rconv_new(const mq_redis_url *u, const char *script)
 {
     mq_rconv *c = calloc(1, sizeof *c);
-    unsigned char md[SHA_DIGEST_LENGTH];
-    int i;
 
     if (c == NULL) return NULL;
     if (mq_redis_url_copy(&c->u, u) != 0) {
@@ -86,11 +118,10 @@ mq_rconv *mq_rconv_new(const mq_redis_url *u, const char *script)
         return NULL;
     }
     c->script = script;
-    if (SHA1((const unsigned char *)script, strlen(script), md) == NULL) {
+    if (script_sha(script, c->sha) != 0) {
         mq_rconv_free(c);
         return NULL;
     }
-    for (i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(c->sha + 2 * i, 3, "%02x", md[i]);
     return c;
 }
 
