@@ -13,7 +13,7 @@
 # unpinned"), BENCH_ONLY (contenders), BENCH_STRICT=1 (fail when a claim is not met).
 
 BENCH ?=
-BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux wrk
+BENCH_DEB_PKGS := lua-curl lua-http lua5.1 lua5.3 gnuplot-nox util-linux wrk valgrind
 
 .PHONY: bench bench-percall bench-rss bench-deps
 

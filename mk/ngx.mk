@@ -7,10 +7,16 @@
 #                        200 calls at once on a 500 ms upstream
 #                        (BENCH_NGX_RUNS, BENCH_NGX_SECONDS, BENCH_NGX_BURST;
 #                        see bench/ngx.sh; also `make bench BENCH=ngx`)
+#   make bench-ngx-instr instructions a /book in one worker, the gateway and
+#                        proxy_pass, counted by callgrind (bench/ngx_instr.sh:
+#                        ~1 min; the A/B instrument for a small change)
 
-.PHONY: gateway-demo bench-ngx
+.PHONY: gateway-demo bench-ngx bench-ngx-instr
 gateway-demo: deps luajit
 	@bash examples/gateway.sh demo
 
 bench-ngx: deps bench-deps luajit
 	@bash bench/ngx.sh
+
+bench-ngx-instr: deps bench-deps luajit
+	@bash bench/ngx_instr.sh
