@@ -67,6 +67,7 @@ struct mq_rdl {
     int want;
     int lease_size;             /* > LEASE_MAX: a lease grown under demand (lease_want) */
     int ahead;                  /* the round trip under way asks ahead: its asker has its slot */
+    int64_t demand_mark;        /* the wait this process was last counted in demand for */
     int unsafe;                 /* test hook: no quarantine, no hand-back */
     int cosocket;               /* no blocking round trip from C */
     /* the lease file, this process's side */
@@ -500,6 +501,19 @@ static int ahead_want(mq_rdl *r, const mq_lease_file *f)
     return (int)min64(max64(r->lease_size, 1 + f->demand), r->burst);
 }
 
+/* A process waiting behind the asker (or Redis's "not before") is one
+ * slot of demand for the next lease, counted once for that wait however
+ * often it tries meanwhile (a blocking caller tries every 200 us, an nginx
+ * worker's requests every 1 ms: counted per try, a lease grew to 16 slots
+ * for 2 waiting processes, and what a host could not start within the
+ * lease's life was held unused in the window). mark: the wait's end. */
+static void count_demand(mq_rdl *r, mq_lease_file *f, int64_t mark)
+{
+    if (r->demand_mark == mark) return;
+    r->demand_mark = mark;
+    f->demand++;
+}
+
 static int begin_op(mq_limiter *l, void *arg)
 {
     struct begin_args *a = arg;
@@ -537,13 +551,13 @@ static int begin_op(mq_limiter *l, void *arg)
             }
         }
     } else if (f->busy_until > now) {       /* another process is asking */
-        f->demand++;
+        count_demand(r, f, f->busy_until);
         /* about a round trip; a call's decision (budget HUGE_VAL) takes
          * its answer: 0, "try again now", whatever max_wait */
         *a->wait = isinf(a->budget) ? 0 : (double)min64(f->busy_until - now, MS / 5) / NS;
     } else if (!f->degraded) {
         if (f->wait_until > now) {
-            f->demand++;
+            count_demand(r, f, f->wait_until);
             *a->wait = (double)(f->wait_until - now) / NS;
         } else if (a->budget < 0.002) {     /* no time left for a round trip */
             *a->wait = 0.002;
