@@ -116,13 +116,7 @@ sub=$(MEDIQUO_GATEWAY_CONF=$work/sub.conf.in MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR
       examples/gateway.sh start --port "$sub_port" --prefix "$work/sub") || exit 1
 
 # the proxy_pass baseline, from its template
-modules="" user=""
-nginx -V 2>&1 | grep -q lua-nginx-module ||
-    modules="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-[ "$(id -u)" = 0 ] && user="user root root;"
-mkdir -p "$work/px/logs" "$work/px/tmp"
-sed -e "s|@MODULES@|$modules|" -e "s|@USER@|$user|" -e "s|@PREFIX@|$work/px|g" \
-    -e "s|@PORT@|$px_port|" -e "s|@UPSTREAM_PORT@|$sb_port|" bench/ngx/proxy.conf > "$work/px/nginx.conf"
+bash bench/ngx/proxy_conf.sh "$work/px" "$px_port" "$sb_port" || exit 1
 nginx -p "$work/px" -c "$work/px/nginx.conf" -e "$work/px/logs/error.log" || exit 1
 px=http://127.0.0.1:$px_port
 for _ in $(seq 1 100); do curl -sf -o /dev/null "$px/health" && break; sleep 0.05; done

@@ -73,13 +73,7 @@ MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-instr-$$ MEDIQUO_
 "$tree/examples/gateway.sh" stop --prefix "$work/gw"
 export MEDIQUO_BASE_URL=$sb MEDIQUO_RL_DIR=$work MEDIQUO_RL_KEY=bench-instr-$$ MEDIQUO_RL_PER_MINUTE=1000000 MEDIQUO_RL_PERIOD=1
 
-modules="" user=""
-nginx -V 2>&1 | grep -q lua-nginx-module ||
-    modules="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-[ "$(id -u)" = 0 ] && user="user root root;"
-mkdir -p "$work/px/logs" "$work/px/tmp"
-sed -e "s|@MODULES@|$modules|" -e "s|@USER@|$user|" -e "s|@PREFIX@|$work/px|g" \
-    -e "s|@PORT@|$px_port|" -e "s|@UPSTREAM_PORT@|$sb_port|" bench/ngx/proxy.conf > "$work/px/nginx.conf"
+bash bench/ngx/proxy_conf.sh "$work/px" "$px_port" "$sb_port" || exit 1
 
 echo "# bench/ngx_instr.sh: callgrind, one worker, ${secs}s of /book over one connection, $(date -u +%Y-%m-%dT%H:%MZ)"
 count "$work/px" "http://127.0.0.1:$px_port" api px "nginx proxy_pass" || exit 1
