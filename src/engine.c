@@ -15,6 +15,7 @@
 #include "explain.h"
 #include "secrets.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +166,8 @@ static int says(const char *s, const char *what)
 
 void mq_engine_call_init(mq_ecall *c)
 {
-    memset(c, 0, sizeof *c);
+    memset(c, 0, offsetof(mq_ecall, url));
+    c->url[0] = c->body[0] = c->message[0] = c->text_inline[0] = '\0';
 }
 
 void mq_engine_call_free(mq_ecall *c)

@@ -142,7 +142,7 @@ typedef struct {
 } mq_field_msg;
 
 /* One call. Every field is the engine's (private); read it through the
- * functions below. Zero it (or mq_engine_call_init) before first use. */
+ * functions below. mq_engine_call_init it (or zero it) before first use. */
 typedef struct {
     mq_engine *e;
     mq_op op;
@@ -167,10 +167,8 @@ typedef struct {
     char code[MQ_MAX_ID + 1];
     char starts_at[MQ_ISO_LEN];
     size_t url_len, path_off;
-    char url[MQ_ENGINE_URL_MAX];
     size_t body_len;
     int has_body;
-    char body[MQ_ENGINE_BODY_MAX];
     mq_limiter_note note;   /* the limiter's part of the last response */
     /* the answer */
     mq_kind kind;
@@ -178,17 +176,22 @@ typedef struct {
     double retry_after;
     mq_effect effect;
     int retryable;
-    char message[MQ_ENGINE_MSG_MAX];
     const char *rcode, *rurl;
     size_t rcode_len, rurl_len;
     const char *rbody;      /* a webhook operation's 2xx JSON (scrubbed), or NULL */
     size_t rbody_len;
-    char text_inline[MQ_ENGINE_TEXT_INLINE];
     char *text;             /* heap, for code + url over the inline room */
     size_t text_cap;
     mq_field_msg *fields;   /* heap: a 422's field messages */
     size_t nfields;
     char *fields_buf;
+    /* the buffers, last: each written before it is read (a length, or a
+     * NUL the writer puts), so mq_engine_call_init zeroes only up to url
+     * (~8 KB less to clear at every call's start) */
+    char url[MQ_ENGINE_URL_MAX];
+    char body[MQ_ENGINE_BODY_MAX];
+    char message[MQ_ENGINE_MSG_MAX];
+    char text_inline[MQ_ENGINE_TEXT_INLINE];
 } mq_ecall;
 
 void mq_engine_call_init(mq_ecall *c);
