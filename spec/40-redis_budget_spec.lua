@@ -5,7 +5,8 @@
 --    the budget has room, in scripts, in several processes of one host at
 --    once, and in nginx (ngx_limiter.wait on cosockets);
 --  * asking ahead (nginx): a lease grown under demand asked for again at
---    half spent, so that calls do not wait for its round trip (10x fewer
+--    half spent (or sooner, when at its rate what is left lasts < 4 ms),
+--    so that calls do not wait for its round trip (10x fewer
 --    than with it off, the control), within the budget all the same;
 --  * degraded (Redis gone, the quarantine), a refused call's retry_after
 --    is the real wait, not 1 ms;

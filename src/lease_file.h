@@ -15,7 +15,7 @@
 #endif
 
 #define MQ_LF_MAGIC   "MQRDLSE"
-#define MQ_LF_VERSION 5u
+#define MQ_LF_VERSION 6u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
 #define MQ_LF_ERR     1200
 
@@ -32,6 +32,8 @@ typedef struct {
     int64_t  lease_n;           /* leased slots left */
     int64_t  lease_from;        /* ...usable from then (a reserved slot) */
     int64_t  lease_until;       /* ...usable until then */
+    int64_t  lease_size0;       /* ...of that many slots when it began */
+    int64_t  lease_t0;          /* ...at that time (its spending rate: asking ahead) */
     int64_t  next_n;            /* slots asked for ahead, used when those are gone */
     int64_t  next_until;        /* ...usable until then (later than lease_until) */
     int64_t  last_grant;        /* slots Redis granted at the last round trip */
