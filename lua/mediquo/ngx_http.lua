@@ -131,14 +131,10 @@ local function tls_failure(t, err)
 end
 
 -- an attempt with no answer to give (or an answer refused)
-local function fail(outcome, message, status)
-    return outcome, message, status
-end
-
 local function give_up(sock, p, outcome, message, status)
     sock:close()
     if p then release(p) end
-    return fail(outcome, message, status)
+    return outcome, message, status
 end
 
 -- t:attempt(head, length, body|nil, timeout, connect_timeout) -> "ok", p |
@@ -165,17 +161,17 @@ function T.attempt(t, head, length, body, timeout, connect_timeout)
     if not ok then
         err = tostring(err)
         sock:close()
-        if why then return fail("connect", why) end
+        if why then return "connect", why end
         if err == "timeout" then
-            return fail("connect_timeout",
-                   ("could not connect to %s within %.3gs"):format(t.where, cto))
+            return "connect_timeout",
+                   ("could not connect to %s within %.3gs"):format(t.where, cto)
         end
         if find(err, "no resolver defined", 1, true) then
-            return fail("config",
+            return "config",
                    ("cannot resolve %s: nginx has no resolver for Lua sockets: add "
-                    .. "`resolver <your DNS server>;` to the http block"):format(t.where))
+                    .. "`resolver <your DNS server>;` to the http block"):format(t.where)
         end
-        return fail("connect", ("cannot connect to %s: %s"):format(t.where, err))
+        return "connect", ("cannot connect to %s: %s"):format(t.where, err)
     end
     if t.tls and sock:getreusedtimes() == 0 then
         local left = cto - (now() - t0)
