@@ -505,16 +505,28 @@ static int ahead_due(const mq_rdl *r, const mq_lease_file *f, int64_t now)
              * timer's delay and Redis on busy cores, 2.8 ms at p99 in the
              * bench, where half of a 60-slot lease lasts 1.4 ms) */
             || (spent >= LEASE_MAX / 2 && now > f->lease_t0
-                && (double)f->lease_n * (double)(now - f->lease_t0)
-                   <= (double)spent * (double)AHEAD_NS));
+                && ((double)f->lease_n * (double)(now - f->lease_t0)
+                    <= (double)spent * (double)AHEAD_NS
+                    /* ...or when it ends that soon, more than half left
+                     * (a lease grown past what the host spends in its
+                     * life: ahead_want sizes the next to that rate) */
+                    || f->lease_until - now <= AHEAD_NS)));
 }
 
-static int ahead_want(mq_rdl *r, const mq_lease_file *f)
+static int ahead_want(mq_rdl *r, const mq_lease_file *f, int64_t now)
 {
     double fits = (double)r->per_minute * (double)r->lease_ns / (double)r->period_ns;
     int64_t cap = fits < LEASE_BIG ? (int64_t)fits : LEASE_BIG;
+    int64_t spent = f->lease_size0 - f->lease_n;
 
-    r->lease_size = (int)min64(2 * (int64_t)r->lease_size, cap);
+    if (f->lease_n * 2 > min64(r->lease_size, r->burst) && spent > 0 && now > f->lease_t0) {
+        /* asked as it ends with more than half left (ahead_due): as many
+         * as this host spends in a lease's life at the rate it went */
+        double fit = (double)spent * (double)r->lease_ns / (double)(now - f->lease_t0);
+        r->lease_size = (int)min64(max64(fit < (double)cap ? (int64_t)fit : cap, LEASE_MAX + 1), cap);
+    } else {
+        r->lease_size = (int)min64(2 * (int64_t)r->lease_size, cap);
+    }
     return (int)min64(max64(r->lease_size, 1 + f->demand), r->burst);
 }
 
@@ -561,7 +573,7 @@ static int begin_op(mq_limiter *l, void *arg)
             f->lease_n--;
             step = STEP_LEASED;
             if (a->ahead && ahead_due(r, f, now)) {
-                r->want = ahead_want(r, f);
+                r->want = ahead_want(r, f, now);
                 f->demand = 0;
                 request(r, f, now, r->timeout, a->req);
                 r->ahead = 1;
