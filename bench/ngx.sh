@@ -154,7 +154,7 @@ measure() {
 # EVALSHA calls redis-server answered so far (0 without the Redis contender)
 evalsha_calls() {
     [ -n "$redis_pid" ] || { echo 0; return; }
-    redis-cli -p "$redis_port" info commandstats | awk -F'[:=,]' '/^cmdstat_evalsha:/ { print $3 + 0; f = 1 } END { if (!f) print 0 }'
+    bash bench/ngx/evalsha_calls.sh "$redis_port"
 }
 # measure_redis TAG URL: measure, and the run's Redis round trips (EVALSHA)
 # per /book into TAG_rt.txt

@@ -83,7 +83,7 @@ count() {
 # EVALSHA calls the Redis contender answered so far (0 without it)
 round_trips() {
     [ -n "$redis_pid" ] || { echo 0; return; }
-    redis-cli -p "$redis_port" info commandstats | awk -F'[:=,]' '/^cmdstat_evalsha:/ { print $3 + 0; f = 1 } END { if (!f) print 0 }'
+    bash bench/ngx/evalsha_calls.sh "$redis_port"
 }
 
 # the example gateway (examples/nginx.conf: mediquo.ngx, the local limiter,
