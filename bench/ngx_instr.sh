@@ -104,11 +104,8 @@ count "$work/gw" "http://127.0.0.1:$gw_port" gateway gw "mediquo.ngx (examples/n
 if [ "$want_redis" = 1 ]; then
     command -v redis-server >/dev/null || { echo "bench/ngx_instr.sh: redis-server not found" >&2; exit 2; }
     redis_port=$((base + 3)) gwr_port=$((base + 4))
-    mkdir -p "$work/redis"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" \
-        --logfile "$work/redis/log" &
-    redis_pid=$!
-    for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    . "$root/bench/ngx/redis.sh"
+    start_redis "$redis_port" "$work/redis"
     MEDIQUO_RL_REDIS=redis://127.0.0.1:$redis_port MEDIQUO_RL_KEY=bench-instr-redis-$$ \
         "$tree/examples/gateway.sh" start --workers 1 --port "$gwr_port" --prefix "$work/gwr" >/dev/null || exit 1
     "$tree/examples/gateway.sh" stop --prefix "$work/gwr"

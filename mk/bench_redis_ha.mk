@@ -9,5 +9,5 @@
 
 .PHONY: bench-redis-ha
 bench-redis: bench-redis-ha
-bench-redis-ha: rock luajit
+bench-redis-ha: rock luajit test-build
 	@eval "$$($(MAKE) -s env)" && lua5.4 bench/redis_ha.lua

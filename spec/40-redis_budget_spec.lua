@@ -209,6 +209,63 @@ describe("a Redis budget (issue 20)", function()
         end)
     end)
 
+    describe("a lease past the burst (a fast budget, a small burst)", function()
+        -- 2 hosts of 2 processes (spec/redis_worker.lua, acquire, then
+        -- 0.2 ms of "work": ~15,000 starts a second in all) on 100,000 per
+        -- 1 s, burst 5, for 2 s: a budget the load does not reach, whose
+        -- lease may hold what the rule's pacing starts in its life (20 ms:
+        -- 5 + 1,024 slots at most, lease_most in src/limiter_redis.c);
+        -- env: the workers' environment (the test build either way)
+        local PM, BURST, SECS = 100000, 5, 2
+        local function evals()
+            local n = 0
+            for c in srv:cli("INFO commandstats"):gmatch("cmdstat_evals?h?a?:calls=(%d+)") do n = n + tonumber(c) end
+            return n
+        end
+        local function run(env, tag)
+            local key, ws, e0 = newkey(), {}, evals()
+            local until_ns = now() + SECS * NS
+            for h = 1, 2 do
+                local dir = mkdir(("%s/past-%s-%d"):format(tmp, tag, h))
+                for p = 1, 2 do
+                    local out = ("%s/past-%s-%d-%d.log"):format(tmp, tag, h, p)
+                    H.run(("%slua5.4 spec/redis_worker.lua %s '%s' '%s' %d %d 1 %.0f '%s' 0.5 0.0002 >%s.stdout 2>&1 &")
+                          :format(env, out, key, dir, PM, BURST, until_ns, srv.url, out))
+                    ws[#ws + 1] = out
+                end
+            end
+            local all = {}
+            for _, out in ipairs(ws) do
+                local ls
+                for _ = 1, 200 do               -- 10 s at most
+                    ls = H.lines(out)
+                    if ls[#ls] == "done" or (ls[1] or ""):match("^error") then break end
+                    H.sleep(0.05)
+                end
+                assert.equal("done", ls[#ls], out .. ": " .. tostring(ls[1]))
+                for _, l in ipairs(ls) do
+                    local t = l:match("^t (%d+)")
+                    if t then all[#all + 1] = tonumber(t) end
+                    assert.falsy(l:match("^raise") or l:match("^late") or l:match("^degraded 1"), out .. ": " .. l)
+                end
+            end
+            table.sort(all)
+            local rt = (evals() - e0) / math.max(#all, 1)
+            print(("\n    %s: %d starts, %.4f round trips a start"):format(tag, #all, rt))
+            return #all, rt
+        end
+
+        it("a round trip per many bursts (leases past the burst); held to the burst, the control, "
+           .. "one per 5 starts or more", function()
+            local n, rt = run(H.hooks_env(""), "past")
+            assert.truthy(n >= 5000, n .. " starts in " .. SECS .. " s")
+            assert.truthy(rt < 1 / (4 * BURST), rt .. " round trips a start")
+            local n0, rt0 = run(H.hooks_env("MEDIQUO_TEST_REDIS_LEASE_MOST=" .. BURST .. " "), "held")
+            assert.truthy(n0 >= 5000, n0 .. " starts in " .. SECS .. " s (the control)")
+            assert.truthy(rt0 >= 1 / BURST, rt0 .. " round trips a start with leases held to the burst")
+        end)
+    end)
+
     describe("degraded", function()
         it("a refused call's retry_after is the time to the next try at Redis, not 1 ms", function()
             local own = R.start()

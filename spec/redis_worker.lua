@@ -7,7 +7,8 @@
 --   raise <msg>     a call raised (it never may)
 --   final <backend> <0|1> <error>   status() at the end
 --   done
---   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT
+--   lua spec/redis_worker.lua OUT KEY DIR PER_MINUTE BURST PERIOD UNTIL_NS URL MAX_WAIT [PAUSE]
+-- PAUSE: seconds slept after each start (a load below the budget's), none unless given
 -- MEDIQUO_SPEC_REDIS_CA (environment): redis_tls.ca_file, for a rediss:// URL
 
 local limiter = require "mediquo.limiter"
@@ -16,6 +17,8 @@ local core = require "mediquo.core"
 local out, key, dir = arg[1], arg[2], arg[3]
 local per_minute, burst, period = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
 local until_ns, url, max_wait = tonumber(arg[7]), arg[8], tonumber(arg[9])
+local pause = tonumber(arg[10] or "0") or 0
+local sleep = pause > 0 and require("socket").sleep or nil
 
 local f = assert(io.open(out, "w"))
 local function log(s)
@@ -42,6 +45,7 @@ for _ = 1, 1000000 do
     local took = (now() - t0) / 1e9
     if not okc then log("raise " .. tostring(ok)) break end
     if ok then log(string.format("t %.0f", at)) end
+    if ok and sleep then sleep(pause) end
     if took > max_wait + 0.25 then log(string.format("late %.3f", took)) end
     local oks, st = pcall(lim.status, lim)
     if not oks then log("raise " .. tostring(st)) break end

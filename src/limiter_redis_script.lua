@@ -113,7 +113,13 @@ if want > 0 then
   local k = math.floor(burst - (base - now) / step + 1e-9)
   if k < 1 then wait = math.max(wait, base - (burst - 1) * step - now) end
   if wait <= 0 and room > 0 and k >= 1 then
-    grant = math.min(want, room, k)
+    -- the pacing idle (tat not ahead of now): a lease may hold more than the
+    -- burst, what the pacing lets start in a lease's life; the slots past
+    -- the burst are reserved for this host (tat moves past them), whose own
+    -- GCRA, the same rule, spaces them so. Else what the pacing allows now
+    local most = k
+    if tat <= now then most = burst + math.floor(lease / step) end
+    grant = math.min(want, room, most)
     add(now + lease, grant)
     tat = base + grant * step
     if calu > now then call = call - grant end
