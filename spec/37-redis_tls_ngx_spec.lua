@@ -156,6 +156,16 @@ describe("rate_limit.redis over TLS in nginx", function()
     -- nginx was asked to check "127.0.0.1" as a host name (X509_check_host,
     -- DNS names only): this gateway logged "TLS certificate check failed:
     -- certificate host mismatch" and every /book failed config.
+    it("an IPv6 literal (redis://[::1]) and localhost: the gateway books through Redis", function()
+        -- nginx takes a cosocket host "::1" for a host and a port (failed to
+        -- parse host name) and a name for its resolver: mediquo.ngx_redis
+        -- brackets the one and connects localhost as 127.0.0.1
+        local v6 = R.start{ "--bind", "127.0.0.1", "::1" }
+        books_on(("redis://[::1]:%d"):format(v6.port), "v637-" .. now(), v6, "v6")
+        books_on(("redis://localhost:%d"):format(v6.port), "lh37-" .. now(), v6, "lh")
+        v6:stop()
+    end)
+
     it("a certificate with only the IP SAN 127.0.0.1: the gateway books through Redis", function()
         local c = ip_only_cert("redis-ip-only", "127.0.0.1")
         local m = R.start({}, { ca = certs.ca, cert = c.cert, key = c.key })

@@ -8,7 +8,8 @@
 -- timeout, in the same nginx, waits the whole resolver_timeout -- the
 -- bound fails without the mechanism. And a resolver that answers (a Lua
 -- process of this spec): calls on a host name succeed through the same
--- light thread, pooled. Workers as nobody.
+-- light thread, pooled. The Redis budget's round trip (mediquo.ngx_redis)
+-- to a name is bounded the same way, by redis_timeout. Workers as nobody.
 
 local H = require "spec.helper"
 local NH = require "spec.ngx_helper"
@@ -75,6 +76,27 @@ describe("mediquo.ngx and a resolver that never answers", function()
         -- the worker serves on after the killed resolution
         assert.are.equal(200, (gw:get("/health")))
         assert.falsy(gw:error_log():find("runtime error", 1, true), gw:error_log())
+    end)
+
+    it("a Redis budget behind a name: its round trip ends within redis_timeout, degraded, naming "
+       .. "the resolver", function()
+        -- the start-up check's round trip (a timer at init_worker) to
+        -- redis://redis.example.com: through mediquo.ngx_connect it gives up
+        -- after redis_timeout (0.25 s); a plain connect would wait the whole
+        -- resolver_timeout (5 s here, the test below) before Redis is known
+        -- to be down
+        local g = NH.gateway(H.sandbox{}, { workers = 1, user = "nobody nogroup", conf = path,
+                                            env = { MEDIQUO_RL_REDIS = "redis://redis.example.com:6379" } })
+        finally(function() g:stop() end)
+        H.sleep(1.5)
+        local st, raw = g:get("/status")
+        assert.are.equal(200, st, raw)
+        local lim = json.decode(raw).limiter
+        assert.are.equal("redis", lim.backend, raw)
+        assert.is_true(lim.degraded, raw .. "\n" .. g:error_log())
+        assert.matches("not resolved in time by nginx's resolver", lim.error or "", 1, true)
+        assert.matches("redis redis.example.com:6379", lim.error, 1, true)
+        assert.falsy(g:error_log():find("runtime error", 1, true), g:error_log())
     end)
 
     it("without it: a plain cosocket connect with a 1 s timeout waits the whole resolver_timeout", function()

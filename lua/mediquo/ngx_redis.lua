@@ -29,6 +29,7 @@ local tostring = tostring
 local io_open = io.open
 local ngx_log = require "mediquo.ngx_log"
 local handshake = require("mediquo.ngx_tls").handshake
+local connect_named = require("mediquo.ngx_connect").connect
 
 local _M = { _VERSION = require("mediquo.core")._VERSION }
 
@@ -80,6 +81,16 @@ local function tls_fault(err, expected, bad_ip)
         .. "before this line)", true
 end
 
+-- where a cosocket connects for host: an IPv6 literal in brackets (nginx
+-- takes "::1" for a host "" and a port ":1"), localhost as 127.0.0.1 (no
+-- resolver needed, as for the API), and whether it is a name nginx's
+-- resolver is asked for (its time then bounded: mediquo.ngx_connect)
+local function cosocket_host(host)
+    if host == "localhost" then return "127.0.0.1", false end
+    if find(host, ":", 1, true) then return "[" .. host .. "]", false end
+    return host, not find(host, "^%d+%.%d+%.%d+%.%d+$")
+end
+
 -- the conversation's "connect": a pooled connection (TLS made on a new one)
 local function connect(conv, url, ms)
     local t = conv:target()
@@ -94,12 +105,20 @@ local function connect(conv, url, ms)
         ok, err = sock:setclientcert(c[1], c[2])
         if not ok then return nil, conv:fault(nil, "TLS client certificate: " .. tostring(err), true) end
     end
+    local unresolved                -- a name not resolved in time: why
     if t.path then
         ok, err = sock:connect("unix:" .. t.path, { pool = pool })
     else
-        ok, err = sock:connect(t.host, t.port, { pool = pool })
+        local host, named = cosocket_host(t.host)
+        if named then
+            -- a name: its resolution ends within the round trip's time too
+            ok, err, unresolved = connect_named(sock, host, t.port, { pool = pool }, ms / 1000,
+                                                t.where or (t.host .. ":" .. t.port))
+        else
+            ok, err = sock:connect(host, t.port, { pool = pool })
+        end
     end
-    if not ok then return nil, conv:fault("connect", tostring(err), false) end
+    if not ok then return nil, conv:fault("connect", unresolved or tostring(err), false) end
     local reused = sock:getreusedtimes() > 0
     if t.tls and not reused then
         -- a name is sent as SNI and checked by nginx; an IP literal (no
