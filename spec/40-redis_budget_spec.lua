@@ -257,6 +257,13 @@ describe("a Redis budget (issue 20)", function()
 
         it("a round trip per many bursts (leases past the burst); held to the burst, the control, "
            .. "one per 5 starts or more", function()
+            if os.getenv("MEDIQUO_SPEC_SANITIZED") then
+                -- a sanitized core runs several times slower: round trips
+                -- past redis_timeout mark Redis down (CI run 22: a worker
+                -- degraded), and the fallback's starts make no round trip
+                pending("counted under load: run by the lua54 suite, not under ASan")
+                return
+            end
             local n, rt = run(H.hooks_env(""), "past")
             assert.truthy(n >= 5000, n .. " starts in " .. SECS .. " s")
             assert.truthy(rt < 1 / (4 * BURST), rt .. " round trips a start")
