@@ -102,6 +102,10 @@ describe("rate_limit.redis through Sentinel", function()
             -- a new set (the first one's master is gone): the same run with
             -- the test hook that turns both off (a new set again if it must
             -- be made twice: HA.breaks_once)
+            -- The first set stops first: its Sentinels, told to turn the
+            -- master they lost into a replica when it comes back, would
+            -- do so to a new set's node given its port
+            s:stop()
             HA.breaks_once(function()
                 local s2 = HA.sentinel{}
                 local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,

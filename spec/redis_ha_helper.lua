@@ -6,7 +6,7 @@
 -- name; every wait is bounded in count and time.
 --
 --   local HA = require "spec.redis_ha_helper"
---   local s = HA.sentinel{}          -- s.url "redis-sentinel://a,b,c/mymaster"
+--   local s = HA.sentinel{}          -- s.url "redis-sentinel://a,b,c/mymaster1"
 --   s:kill_master()                  -- SIGKILL, wait until every Sentinel names the replica
 --   s:failover()                     -- SENTINEL FAILOVER: the old master, still up, demoted (READONLY)
 --   local c = HA.cluster{ masters = 3, replicas = 1 }   -- c.url "redis-cluster://seed"
@@ -229,12 +229,18 @@ function Sentinel:stop()
     self.dir = nil
 end
 
--- opts: name ("mymaster"), quorum (2), down_after (ms, 1000),
--- failover_timeout (ms, 3000), sentinels (3), auth (a requirepass for the
--- data nodes, optional)
+-- opts: name (a new one per set: "mymaster1", "mymaster2", ...), quorum
+-- (2), down_after (ms, 1000), failover_timeout (ms, 3000), sentinels (3),
+-- auth (a requirepass for the data nodes, optional). A set made while an
+-- earlier one lives must not share its master's name: the Sentinels find
+-- each other by hellos naming it, and a set that failed over (a higher
+-- config epoch) won the new one over to its own master (CI run 24: "the
+-- Sentinels agreeing not within 30 s: Sentinel ... names" the old master)
+local sets = 0
 function HA.sentinel(opts)
     opts = opts or {}
-    local o = { name = opts.name or "mymaster", quorum = opts.quorum or 2,
+    sets = sets + 1
+    local o = { name = opts.name or ("mymaster" .. sets), quorum = opts.quorum or 2,
                 down_after = opts.down_after or 1000, failover_timeout = opts.failover_timeout or 3000 }
     local self = setmetatable({ name = o.name, sentinels = {} }, Sentinel)
     stoppers[#stoppers + 1] = self
@@ -581,7 +587,12 @@ function HA.fleet(tmp, c, url, until_ns, max_wait)
             local w = { out = ("%s/w%d-%d.log"):format(tmp, h, p), host = h }
             local env = c.env or ""
             if interp == "luajit" then
-                env = env .. ("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' "):format(H.root, H.root)
+                -- a control's hooks (H.hooks_env) live in the test build:
+                -- LuaJIT's own (its production build ignores them, and
+                -- then only the Lua 5.4 process of a host ran without
+                -- the mechanism: CI runs 19, 20, 25 saw a control hold)
+                local build = env:find("MEDIQUO_TEST_HOOKS=1", 1, true) and "build/testing/luajit" or "build/luajit"
+                env = env .. ("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/%s/?.so;;' "):format(H.root, H.root, build)
             end
             local out = H.run(("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s"
                                .. " >%s.stdout 2>&1 & echo $!"):format(env, interp, w.out, c.key, dir,
