@@ -70,7 +70,9 @@ $(ASAN_DIR)/lua5.4-asan: spec/asan/lua_host.c
 # view of libcurl's and OpenSSL's global caches at exit is noise. Any ASan
 # or UBSan report aborts the process, and fails the run even if busted had
 # already printed its "ok" lines.
-test-asan: deps asan-build
+# (the Redis HA controls run LuaJIT processes beside the sanitized Lua 5.4
+# ones, on the LuaJIT test build: its hooks; spec/redis_ha_helper.lua)
+test-asan: deps asan-build $(BUILD)/testing/luajit/mediquo/core.so
 	@for f in $(ASAN_DIR)/mediquo/core.so $(ASAN_DIR)/lua5.4-asan; do \
 	    nm -D "$$f" | grep -q __asan_report_load && nm -D "$$f" | grep -q __ubsan_handle \
 	    || { echo "test-asan: $$f is not instrumented" >&2; exit 1; }; done

@@ -173,6 +173,32 @@ describe("rate_limit.redis in nginx", function()
         assert.truthy(most <= 10, "the API saw " .. most .. " in a window")
     end)
 
+    it("X-RateLimit-Remaining on a Redis budget counts another host's starts", function()
+        -- another host (a limiter in this process, its own dir) starts 40
+        -- of 100 per 30 s; the example gateway's /book answers with what
+        -- the budget has left, as Redis counted it at the gateway's round
+        -- trip (mq_rdl_remaining); its own window alone said 99
+        local sb = H.sandbox{}
+        sb:reset()
+        local key = "rrem-" .. now()
+        local other = assert(limiter.new{ key = key, dir = H.mkdir(tmp .. "/rem-other"), redis = srv.url,
+                                          per_minute = 100, burst = 100, period = 30, max_wait = 0 })
+        for i = 1, 40 do assert.is_true((other:try()), "the other host's start #" .. i) end
+        local gw = NH.gateway(sb, { workers = 1, env = { MEDIQUO_RL_KEY = key, MEDIQUO_RL_PER_MINUTE = 100,
+                                                         MEDIQUO_RL_BURST = 100, MEDIQUO_RL_PERIOD = 30,
+                                                         MEDIQUO_RL_REDIS = srv.url } })
+        local st, body, h = gw:post("/book", { code = "rrem-" .. now(), starts_at = "2030-05-20T12:00:00Z",
+                                               patient = "P1", professional = "prof-demo-1" })
+        gw:stop()
+        other:close()
+        assert.equal(201, st, H.json.encode(body))
+        assert.equal("100", h["x-ratelimit-limit"])
+        local rem = tonumber(h["x-ratelimit-remaining"])
+        if os.getenv("RSPEC_DEBUG") then print("\n    X-RateLimit-Remaining " .. tostring(rem)) end
+        assert.truthy(rem and rem >= 0 and rem <= 100 - 41, "X-RateLimit-Remaining " .. tostring(rem)
+                      .. " after 41 starts in all")
+    end)
+
     it("the same two gateways without Redis: each spends the whole budget (the spec can fail)", function()
         local _, most = two_gateways("")
         assert.truthy(most > 10, "the API saw only " .. most .. " in a window")

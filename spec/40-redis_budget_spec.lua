@@ -269,6 +269,37 @@ describe("a Redis budget (issue 20)", function()
         end)
     end)
 
+    describe("what the budget has left (X-RateLimit-Remaining, status().available)", function()
+        -- two hosts (two dirs) on one budget of 100 per 3 s: what one
+        -- host says is left counts the other's starts, as Redis counted
+        -- them at this host's last round trip (src/limiter_redis.c,
+        -- mq_rdl_remaining); the host's own window alone said 99 here
+        it("counts every host's starts; a window after the last answer, the host's own", function()
+            local key = newkey()
+            local function open(d)
+                return assert(limiter.new{ key = key, dir = mkdir(tmp .. "/" .. d), redis = srv.url,
+                                           per_minute = 100, burst = 100, period = 3, max_wait = 0 })
+            end
+            local a, b = open("rem-a"), open("rem-b")
+            for i = 1, 40 do assert.is_true((a:try()), "host A start #" .. i) end
+            assert.is_true((b:try()), "host B's start")
+            local lim, left = b.core:budget()
+            assert.equal(100, lim)
+            -- B's own window holds 1 start; the budget, 41 and A's unstarted lease
+            assert.truthy(left <= 100 - 41, "B says " .. left .. " left after 41 starts in all")
+            assert.truthy(left >= 0, left)
+            assert.equal(left, b:status().available)
+            local _, left_a = a.core:budget()
+            assert.truthy(left_a <= 100 - 40, "A says " .. left_a .. " left after its 40 starts")
+            -- a window (3 s + its guard) after B's last answer, and with
+            -- B's start out of its own: the host's own room again, 100
+            H.sleep(3.2)
+            assert.equal(100, select(2, b.core:budget()))
+            a:close()
+            b:close()
+        end)
+    end)
+
     describe("degraded", function()
         it("a refused call's retry_after is the time to the next try at Redis, not 1 ms", function()
             local own = R.start()

@@ -592,6 +592,9 @@ function HA.fleet(tmp, c, url, until_ns, max_wait)
                 -- then only the Lua 5.4 process of a host ran without
                 -- the mechanism: CI runs 19, 20, 25 saw a control hold)
                 local build = env:find("MEDIQUO_TEST_HOOKS=1", 1, true) and "build/testing/luajit" or "build/luajit"
+                local so = io.open(("%s/%s/mediquo/core.so"):format(H.root, build))
+                assert(so, build .. "/mediquo/core.so missing: run make test-build (or make luajit)")
+                so:close()
                 env = env .. ("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/%s/?.so;;' "):format(H.root, H.root, build)
             end
             local out = H.run(("%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s"

@@ -15,7 +15,7 @@
 #endif
 
 #define MQ_LF_MAGIC   "MQRDLSE"
-#define MQ_LF_VERSION 6u
+#define MQ_LF_VERSION 7u
 #define MQ_LF_RING    256       /* recent starts, (time, count) */
 #define MQ_LF_ERR     1200
 
@@ -52,6 +52,8 @@ typedef struct {
     int64_t  obs_rem;           /* x-ratelimit-remaining to tell (-1: none) */
     int64_t  obs_until;         /* ...valid until then */
     int64_t  obs_at;            /* ...seen then: told only while fresh */
+    int64_t  fleet_used;        /* slots Redis counted in the window at its last answer */
+    int64_t  fleet_at;          /* ...received then (0: no answer yet) */
     int64_t  ring_head;
     int64_t  ring_t[MQ_LF_RING];
     int64_t  ring_n[MQ_LF_RING];

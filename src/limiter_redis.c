@@ -79,6 +79,10 @@ struct mq_rdl {
     int64_t pend_pause;         /* ...a pause to keep, when its lock was busy */
     int64_t busy_since;         /* every lock attempt since then failed, */
     int busy_n;                 /* ...this many */
+    /* the budget as this process last saw it under the lease lock (snap):
+     * X-RateLimit-Remaining without another lock (mq_rdl_remaining) */
+    int64_t snap_used, snap_at, snap_leased;
+    int snap_degraded;
     char errbuf[MQ_LF_ERR];     /* l->error: the lease file's fault, or Redis's setup fault */
 };
 
@@ -574,6 +578,16 @@ static void count_demand(mq_rdl *r, mq_lease_file *f, int64_t mark)
     f->demand++;
 }
 
+/* what mq_rdl_remaining reads, copied while the lease lock is held */
+static void snap(mq_rdl *r, const mq_lease_file *f, int64_t now)
+{
+    r->snap_used = f->fleet_used;
+    r->snap_at = f->fleet_at;
+    r->snap_leased = (f->lease_n > 0 && now < f->lease_until ? f->lease_n : 0)
+                   + (f->next_n > 0 && now < f->next_until ? f->next_n : 0);
+    r->snap_degraded = f->degraded != 0;
+}
+
 static int begin_op(mq_limiter *l, void *arg)
 {
     struct begin_args *a = arg;
@@ -658,6 +672,7 @@ static int begin_op(mq_limiter *l, void *arg)
             step = STEP_FALLBACK;
         }
     }
+    snap(r, f, now);
     mq_lease_unlock(&r->lf);
     return step;
 }
@@ -778,6 +793,7 @@ static int finish_op(mq_limiter *l, void *arg)
         *a->wait = now >= f->fb_from && fallback_of(r, f->hosts) > 0
                  ? 0.001        /* the fallback is open: take it now */
                  : degraded_wait(f, fallback_of(r, f->hosts), now);
+        snap(r, f, now);
         mq_lease_unlock(&r->lf);
         return STEP_WAIT;
     }
@@ -793,6 +809,8 @@ static int finish_op(mq_limiter *l, void *arg)
     if (f->obs_until == r->sent_obs) f->obs_until = 0, f->obs_rem = -1;
     grant = vals[0];
     f->last_grant = grant;
+    f->fleet_used = vals[5];
+    f->fleet_at = now;
     /* with a grant too: the next slot is not before then (µs) */
     f->wait_until = now + (int64_t)vals[1] * 1000;
     if (grant > 0 && vals[8] > 0) {
@@ -805,6 +823,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_n = f->lease_from < f->lease_until ? grant : 0;
         lease_began(f, f->lease_n, f->lease_from);
         mq_lease_record(f, now + d, grant, window_ns(r) + r->lease_ns);
+        snap(r, f, now);
         mq_lease_unlock(&r->lf);
         *a->wait = (double)d / NS;
         return STEP_WAIT;
@@ -816,6 +835,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->next_n = grant;
         f->next_until = r->t_send + r->lease_ns;
         mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
+        snap(r, f, now);
         mq_lease_unlock(&r->lf);
         *a->wait = 0;
         return STEP_WAIT;
@@ -828,6 +848,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_n = ahead ? grant : grant - 1;
         lease_began(f, grant, now);
         mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
+        snap(r, f, now);
         mq_lease_unlock(&r->lf);
         if (ahead) {            /* its asker started already: "again now" */
             *a->wait = 0;
@@ -840,6 +861,7 @@ static int finish_op(mq_limiter *l, void *arg)
         return STEP_LEASED;
     }
     *a->wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
+    snap(r, f, now);
     mq_lease_unlock(&r->lf);
     return STEP_WAIT;
 }
@@ -1103,6 +1125,20 @@ int mq_rdl_observe(mq_limiter *l, long remaining, double reset_in)
         contact(l, why, sizeof why);
     }
     return 1;
+}
+
+long mq_rdl_remaining(mq_limiter *l, long local)
+{
+    const mq_rdl *r = l->rd;
+    int64_t room;
+
+    if (r == NULL || r->snap_degraded || r->snap_at == 0
+        || mq_coarse_ns() - r->snap_at >= window_ns(r))
+        return local;
+    room = r->per_minute - r->snap_used;
+    if (room < 0) room = 0;
+    room += r->snap_leased;
+    return room < local ? (long)room : local;
 }
 
 static int status_op(mq_limiter *l, void *arg)

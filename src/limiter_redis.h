@@ -101,6 +101,14 @@ void mq_rdl_pause(mq_limiter *l, double seconds, int flush);
  * left). 1 when Redis takes it; 0 when degraded: the local file must. */
 int  mq_rdl_observe(mq_limiter *l, long remaining, double reset_in);
 void mq_rdl_status(mq_limiter *l, mq_rdl_status_t *st);
+/* What the budget has left for this host's callers (X-RateLimit-Remaining,
+ * status().available), as this process last saw it under the lease lock
+ * (at its last call: no lock taken here): Redis's room at the last answer
+ * any process of the host had (per_minute less the slots it counted in the
+ * window), plus the host's leased slots not yet started; never more than
+ * `local`, the host's own window's room. Degraded, before any answer, or a
+ * window after the last one: `local`. */
+long mq_rdl_remaining(mq_limiter *l, long local);
 #ifdef MQ_TESTING
 /* Test hook (llimiter.c, -DMQ_TESTING builds only): takes the lease lock,
  * stops this process (SIGSTOP) holding it, and releases it once continued.

@@ -267,7 +267,7 @@ static int l_status(lua_State *L)
     lua_createtable(L, 0, 6);
     set_int(L, "per_minute", st.per_minute);
     set_int(L, "used", st.used);
-    set_int(L, "available", st.available);
+    set_int(L, "available", mq_rdl_remaining(l, st.available));
     set_num(L, "paused_until", st.paused_until);
     mq_lredis_status(L, l);                 /* backend, degraded, hosts[, error] */
     if (mq_limiter_error(l) != NULL) {
@@ -292,7 +292,9 @@ static int l_status(lua_State *L)
 
 /* :budget() -> per_minute, available | nothing (the file is unusable):
  * what a gateway's X-RateLimit-Limit / -Remaining say, without the table
- * :status() makes (mediquo.ngx.reply calls it on every answer) */
+ * :status() makes (mediquo.ngx.reply calls it on every answer); with
+ * Redis, available is the fleet's as the host last heard it
+ * (mq_rdl_remaining) */
 static int l_budget(lua_State *L)
 {
     mq_limiter *l = check_open(L);
@@ -302,7 +304,7 @@ static int l_budget(lua_State *L)
         return 0;
     mq_limiter_status(l, &st);
     lua_pushinteger(L, (lua_Integer)st.per_minute);
-    lua_pushinteger(L, (lua_Integer)st.available);
+    lua_pushinteger(L, (lua_Integer)mq_rdl_remaining(l, st.available));
     return 2;
 }
 
