@@ -10,8 +10,11 @@
 #   make bench-ngx-instr instructions a /book in one worker, the gateway and
 #                        proxy_pass, counted by callgrind (bench/ngx_instr.sh:
 #                        ~1 min; the A/B instrument for a small change)
+#   make bench-ngx-health how steady bench-ngx's /health p99 reading is (an
+#                        A/A pair per run) and what a slow /book costs, the
+#                        gateway beside proxy_pass (bench/ngx_health.sh, ~2 min)
 
-.PHONY: gateway-demo bench-ngx bench-ngx-instr
+.PHONY: gateway-demo bench-ngx bench-ngx-instr bench-ngx-health
 gateway-demo: deps luajit
 	@bash examples/gateway.sh demo
 
@@ -20,3 +23,6 @@ bench-ngx: deps bench-deps luajit
 
 bench-ngx-instr: deps bench-deps luajit
 	@bash bench/ngx_instr.sh
+
+bench-ngx-health: deps bench-deps luajit
+	@bash bench/ngx_health.sh

@@ -295,7 +295,7 @@ describe("rate_limit.redis", function()
                 local c = { key = newkey(), per_minute = 60, burst = 10, period = 2,
                             env = H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 ") }
                 return { ts = outage(c), P = c.period * NS, limit = 60, info = "Redis killed and restarted empty" }
-            end, "28")
+            end, "28", pending)
         end)
     end)
 

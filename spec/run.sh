@@ -41,6 +41,7 @@ run_suite() {
     local name=$1; shift
     local out="$logdir/$name.tap"
     echo "== suite $name: $*"
+    t_suite=$SECONDS
     "$@" -o TAP ${BUSTED_ARGS:-} >"$out" 2>&1
     local rc=$?
     local p f k
@@ -53,6 +54,7 @@ run_suite() {
     fi
     grep -A 25 '^not ok ' "$out" | head -n 200
     echo "-- $name: $p passed, $f failed, $k skipped"
+    echo "   ($name took $((SECONDS - t_suite)) s)"
     passed=$((passed + p))
     failed=$((failed + f))
     skipped=$((skipped + k))
