@@ -3,7 +3,7 @@
 #   make fuzz                      every harness for FUZZ_SECONDS (300) each,
 #                                  FUZZ_JOBS (2) at a time; one summary line
 #                                  each; fails if any crashed
-#   make fuzz-ci                   the same, 10 s each (CI: a smoke run; `make fuzz` is the real one)
+#   make fuzz-ci                   the same, 5 s each (CI: a smoke run; `make fuzz` is the real one)
 #   make fuzz FUZZERS=iso8601      just the ones named
 #   FUZZ_ARGS=...                  extra libFuzzer flags for every harness
 #
@@ -63,7 +63,7 @@ fuzz: fuzz-build
 	@sh fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZERS)
 
 fuzz-ci:
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 
 define FUZZ_RULE
 $(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1)) $(CORE_HDRS)

@@ -85,6 +85,9 @@ describe("rate_limit.redis through Sentinel", function()
 
     describe("SENTINEL FAILOVER under load from 3 hosts: the old master, still up, answers READONLY", function()
         it("never over the limit in any window, no call past max_wait, every process on the new master", function()
+            -- (under ASan: READONLY's path in C runs in spec 36's demotion,
+            -- and CI's 30 minutes do not hold this 24 s run twice)
+            if H.sanitized(pending, "the READONLY path: spec 36 under ASan") then return end
             local c = { key = newkey(), per_minute = 60, burst = 10, period = 2, gateway = 3 }
             -- Sentinel demotes the old master when it next reads its INFO
             -- (every 10 s): ~11 s here, so this run is longer

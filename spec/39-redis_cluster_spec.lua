@@ -91,6 +91,10 @@ describe("rate_limit.redis through Redis Cluster", function()
 
     describe("the budget's slot resharded to another master under load from 3 hosts (ASK, then MOVED)", function()
         it("never over the limit in any window, no call past max_wait, every process on the new node", function()
+            -- (under ASan: ASK and MOVED are parsed by the code
+            -- fuzz/fuzz_redis_topo.c runs under ASan, MOVED followed in
+            -- this spec's setup; CI's 30 minutes do not hold this run twice)
+            if H.sanitized(pending, "ASK and MOVED: fuzz_redis_topo and the setup under ASan") then return end
             under_load("cl-reshard", function(slot, node)
                 local to = c.seed
                 local moved = c:migrate_slot(slot, node, to, 1.0)
