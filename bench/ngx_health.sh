@@ -83,7 +83,7 @@ for i in $(seq 1 "$runs"); do
               sleep 1; probe "${port[$tag]}" > "$work/busy"; wait)
         c1=$(cpu_s "$work/$tag")
         n=$(printf '%s\n' "$out" | awk '/requests in/ { print $1 }')
-        us=$(awk -v a="$c0" -v b="$c1" -v n="${n:-0}" 'BEGIN { printf "%.0f", n > 0 ? (b - a) * 1e6 / n : 0 }')
+        us=$(awk -v a="$c0" -v b="$c1" -v n="${n:-0}" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }')
         echo "$a $b $(cat "$work/busy") $us" >> "$work/$tag.txt"
         echo "$tag run $i: $a $b $(cat "$work/busy") $us"
     done
