@@ -24,8 +24,9 @@ ASAN_DIR      := $(BUILD)/asan
 # headers beside the instrumented host) and 32-readme (it runs the README's
 # lines with the rock `make` built, as a reader would). The gateway-only
 # specs (37, 44-46) and the sandbox's own (41: its jitter, over curl)
-# drive nginx alone: nothing of the instrumented core runs in them. MEDIQUO_SPEC_SANITIZED=1 tells a spec its process runs
-# several times slower: a timing proof (spec 40's >= 99% used) is left to
+# drive nginx alone: nothing of the instrumented core runs in them.
+# MEDIQUO_SPEC_SANITIZED=1 tells a spec its process runs several times
+# slower: a timing proof (spec 40's >= 99% used) is left to
 # the plain run.
 ASAN_NOT      := spec/%-sandbox_spec.lua spec/%-sandbox_cli_spec.lua spec/%-sandbox_iso8601_spec.lua \
                  spec/%ngx_spec.lua spec/%ngx_metrics_spec.lua \

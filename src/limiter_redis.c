@@ -578,13 +578,20 @@ static void count_demand(mq_rdl *r, mq_lease_file *f, int64_t mark)
     f->demand++;
 }
 
+/* slots the host leased and has not started, the one asked ahead too
+ * (status's `leased`, and what mq_rdl_remaining adds to Redis's room) */
+static int64_t leased_now(const mq_lease_file *f, int64_t now)
+{
+    return (f->lease_n > 0 && now < f->lease_until ? f->lease_n : 0)
+         + (f->next_n > 0 && now < f->next_until ? f->next_n : 0);
+}
+
 /* what mq_rdl_remaining reads, copied while the lease lock is held */
 static void snap(mq_rdl *r, const mq_lease_file *f, int64_t now)
 {
     r->snap_used = f->fleet_used;
     r->snap_at = f->fleet_at;
-    r->snap_leased = (f->lease_n > 0 && now < f->lease_until ? f->lease_n : 0)
-                   + (f->next_n > 0 && now < f->next_until ? f->next_n : 0);
+    r->snap_leased = leased_now(f, now);
     r->snap_degraded = f->degraded != 0;
 }
 
@@ -1156,8 +1163,7 @@ static int status_op(mq_limiter *l, void *arg)
     st->degraded = f->degraded != 0;
     st->hosts = f->hosts > 0 ? f->hosts : 1;
     st->fallback = fallback_of(r, f->hosts);
-    st->leased = (f->lease_until > mq_rl_now_ns() ? f->lease_n : 0)
-               + (f->next_until > mq_rl_now_ns() ? f->next_n : 0);
+    st->leased = leased_now(f, mq_rl_now_ns());
     snprintf(st->error, sizeof st->error, "%s", f->err);
     mq_lease_unlock(&r->lf);
     return 0;
