@@ -15,10 +15,11 @@
 #     also writes the example's consultation URL -> booking map.
 #  2. /health p50/p99 on the gateway: idle, and while 16 /book calls wait on
 #     an upstream that answers in 200 ms (a second sandbox, --latency-ms
-#     200), from a paced probe (bench/ngx/probe.lua), median of the runs;
-#     each run twice: every process on the shared cores, and pinned
-#     (taskset: the gateway and the probe on one core, the load on the
-#     other), where the bound is read (see the section's comment).
+#     200), from one paced probe (bench/ngx/probe.lua) through BENCH_NGX_RUNS
+#     cycles of 3 s idle and 3 s busy, samples pooled by phase
+#     (bench/ngx/health.sh); twice: every process on the shared cores, and
+#     pinned (taskset: the gateway and the probe on one core, the load on
+#     the other), where the bound is read (see the section's comment).
 #  3. 200 /book calls at once against an upstream that answers in 500 ms (a
 #     third sandbox, --latency-ms 500): the time until the last answer
 #     (bench/ngx/burst.lua); all in flight at once, it is ~0.5 s.
@@ -132,22 +133,17 @@ parse() {
     /Non-2xx/ { bad = $NF }
     END { printf "%.1f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }'
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-# CPU seconds (user + system) the workers of the nginx under prefix $1 used so far
-worker_cpu() {
-    local t=0 p
-    for p in $(pgrep -P "$(cat "$1/nginx.pid")"); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
-    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", t / hz }'
-}
+# median, pin_tree, worker_ns (the workers' CPU ns, exact), health_phases
+. "$root/bench/ngx/health.sh"
 # wrk against one contender, with its workers' CPU per request appended:
 # -> "rps p50_ms p99_ms non2xx cpu_us_per_request"
 measure() {
     local prefix=$1 url=$2 shape=$3 c0 c1 out
-    c0=$(worker_cpu "$prefix")
+    c0=$(worker_ns "$prefix/nginx.pid")
     out=$(BOOK_SHAPE=$shape wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$url/book")
-    c1=$(worker_cpu "$prefix")
+    c1=$(worker_ns "$prefix/nginx.pid")
     printf '%s %s\n' "$(printf '%s\n' "$out" | parse)" \
-        "$(printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } END { printf "%.1f", n ? (b - a) * 1e6 / n : 0 }')"
+        "$(printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } END { printf "%.1f", n ? (b - a) / 1000 / n : 0 }')"
 }
 
 # EVALSHA calls redis-server answered so far (0 without the Redis contender)
@@ -209,10 +205,13 @@ done
 px_cpu=$(col "$work/px.txt" 5); gw_cpu=$(col "$work/gw.txt" 5)
 bad=$(awk '{ s += $4 } END { print s + 0 }' "$work/gw.txt" "$work/px.txt" "$work/sub.txt" "$work/gww.txt")
 
-# /health: idle, then under 16 slow /book calls (200 ms upstream); a paced
-# probe (bench/ngx/probe.lua: one GET every 1 ms over 4 kept-alive
-# connections for 4 s: 4,000 samples, the p99 is the 40th slowest). Each run
-# is measured twice:
+# /health: idle, and with 16 slow /book calls in flight (200 ms upstream),
+# read by one paced probe through alternating phases (bench/ngx/health.sh,
+# health_phases: $runs cycles of 3 s idle then 3 s busy; each p99 from
+# ~12,000 samples pooled over the cycles, so the machine's drift falls on
+# idle and busy alike; until session 12, five 4 s windows' p99s, idle and
+# busy ones a few seconds apart, whose median moved more between two idle
+# readings than the bound's margin). Each gateway is read twice:
 #   shared  every process where the scheduler puts it: wrk, the slow sandbox
 #           and Redis take turns with the gateway and the probe on the same 2
 #           cores, so the busy p99 is also the load generator's CPU
@@ -224,18 +223,6 @@ eval "$(make -s env)"
 last_cpu=$(( $(nproc) - 1 ))
 can_pin= probe_cpus= load_cpus=
 command -v taskset >/dev/null && [ "$last_cpu" -ge 1 ] && can_pin=1
-# on CPULIST CMD...: CMD on those CPUs (as it is when nothing can be pinned)
-on() {
-    local cpus=$1
-    shift
-    if [ -n "$can_pin" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
-}
-# pin_tree PIDFILE CPULIST: an nginx (master and workers) onto CPULIST
-pin_tree() {
-    local m p
-    m=$(cat "$1") || return 0
-    for p in $m $(pgrep -P "$m"); do taskset -a -p -c "$2" "$p" >/dev/null 2>&1; done
-}
 # pin MODE PREFIX: MODE pinned|shared for the gateway under PREFIX and the load's side
 pin() {
     [ -n "$can_pin" ] || return 0
@@ -246,27 +233,19 @@ pin() {
     [ -n "$redis_pid" ] && taskset -a -p -c "$other" "$redis_pid" >/dev/null 2>&1
     probe_cpus=$gw_cpus load_cpus=$other
 }
-# health_runs PORT URL TAG PREFIX: idle and busy probes of one gateway ->
-# $work/TAG.{shared,pinned}.{idle,busy} ("0 p50 p99" lines)
-health_runs() {
-    local i mode load
-    for mode in shared ${can_pin:+pinned}; do : > "$work/$3.$mode.idle"; : > "$work/$3.$mode.busy"; done
-    for i in $(seq 1 "$runs"); do
-        for mode in shared ${can_pin:+pinned}; do
-            pin "$mode" "$4"
-            on "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.idle"
-            on "$load_cpus" wrk -t2 -c16 -d6s -s bench/ngx/book.lua "$2/book" > "$work/$3.slowbook.$i.$mode" &
-            load=$!
-            sleep 1
-            on "$probe_cpus" lua5.4 bench/ngx/probe.lua "$1" 4 1 4 | awk '{ print "0", $1, $2 }' >> "$work/$3.$mode.busy"
-            wait "$load"
-        done
+# health TAG PORT URL PREFIX: both readings of one gateway -> $work/TAG.MODE
+health() {
+    local mode
+    for mode in shared ${can_pin:+pinned}; do
+        pin "$mode" "$4"
+        : > "$work/$1.$mode"
+        HEALTH_CYCLES=$runs health_phases "$2" "$3" gateway "$4/nginx.pid" "$probe_cpus" "$load_cpus" "$work/$1.$mode"
     done
     pin shared "$4"
 }
-health_runs "$gw2_port" "$gw2" local "$work/gw2"
-slow_rps=$(parse < "$work/local.slowbook.1.shared" | cut -d' ' -f1)
-[ -n "$gwr" ] && health_runs "$gw2r_port" "$gw2r" redis "$work/gw2r"
+health local "$gw2_port" "$gw2" "$work/gw2"
+slow_rps=$(cut -d' ' -f10 "$work/local.shared")
+[ -n "$gwr" ] && health redis "$gw2r_port" "$gw2r" "$work/gw2r"
 
 # 200 at once on a 500 ms upstream
 : > "$work/burst.txt"
@@ -295,13 +274,13 @@ awk -v a="$px_cpu" -v b="$gw_cpu" 'BEGIN { printf "worker CPU per /book, mediquo
     "$(ratios gwrb | median)" "$(col "$work/gwrb.txt" 5)" "$(median < "$work/gwrb_rt.txt")"
 echo "non-2xx answers in all /book runs: $bad"
 echo
-echo "| /health on the gateway (median of $runs) | p50 ms | p99 ms |"
+echo "| /health on the gateway ($runs cycles, pooled) | p50 ms | p99 ms |"
 echo "|-----------------------------------------|-------:|-------:|"
-# health_row TAG MODE LABEL
+# health_rows TAG MODE LABEL
 health_rows() {
-    [ -s "$work/$1.$2.idle" ] || return 0
-    printf "| %s, idle | %s | %s |\n" "$3" "$(col "$work/$1.$2.idle" 2)" "$(col "$work/$1.$2.idle" 3)"
-    printf "| %s, 16 /book on a 200 ms upstream | %s | %s |\n" "$3" "$(col "$work/$1.$2.busy" 2)" "$(col "$work/$1.$2.busy" 3)"
+    [ -s "$work/$1.$2" ] || return 0
+    printf "| %s, idle | %s | %s |\n" "$3" "$(cut -d' ' -f1 "$work/$1.$2")" "$(cut -d' ' -f2 "$work/$1.$2")"
+    printf "| %s, 16 /book on a 200 ms upstream | %s | %s |\n" "$3" "$(cut -d' ' -f3 "$work/$1.$2")" "$(cut -d' ' -f4 "$work/$1.$2")"
 }
 health_rows local shared "shared cores"
 health_rows local pinned "pinned"
@@ -309,11 +288,10 @@ if [ -n "$gwr" ]; then
     health_rows redis shared "budget in Redis, shared cores"
     health_rows redis pinned "budget in Redis, pinned"
 fi
-# health_ratio TAG MODE LABEL BOUND: busy p99 / idle p99 (medians of the runs)
+# health_ratio TAG MODE LABEL BOUND: busy p99 / idle p99, the A/A pair, CPU a slow /book
 health_ratio() {
-    [ -s "$work/$1.$2.idle" ] || return 0
-    awk -v a="$(col "$work/$1.$2.busy" 3)" -v b="$(col "$work/$1.$2.idle" 3)" -v l="$3" -v bound="$4" \
-        'BEGIN { printf "/health p99 under load / idle, %s: %.2f%s\n", l, a / b, bound }'
+    [ -s "$work/$1.$2" ] || return 0
+    awk -v l="$3" -v bound="$4" '{ printf "/health p99 under load / idle, %s: %s%s (the median of the cycles\047 pairs; pooled %.2f); idle A/A (odd / even cycles) %s; %d / %d samples; workers %s us a slow /book\n", l, $5, bound, $4 / $2, $6, $7, $8, $9 }' "$work/$1.$2"
 }
 health_ratio local pinned "pinned" " (bound <= 1.5)"
 health_ratio local shared "shared cores" " (the load generator's CPU in it too)"

@@ -10,9 +10,11 @@
 #   make bench-ngx-instr instructions a /book in one worker, the gateway and
 #                        proxy_pass, counted by callgrind (bench/ngx_instr.sh:
 #                        ~1 min; the A/B instrument for a small change)
-#   make bench-ngx-health how steady bench-ngx's /health p99 reading is (an
-#                        A/A pair per run) and what a slow /book costs, the
-#                        gateway beside proxy_pass (bench/ngx_health.sh, ~2 min)
+#   make bench-ngx-health bench-ngx's /health reading for the gateway beside
+#                        proxy_pass, a bare Lua cosocket proxy (the floor for a
+#                        Lua handler) and a control whose /book spins 300 us
+#                        (which it must catch); each with its idle A/A pair and
+#                        the workers' CPU a slow /book (bench/ngx_health.sh, ~3 min)
 
 .PHONY: gateway-demo bench-ngx bench-ngx-instr bench-ngx-health
 gateway-demo: deps luajit
