@@ -191,15 +191,22 @@ H.bin = H.root .. "/bin/mediquo-sandbox"
 -- loads the test build first (for its Lua: MEDIQUO_LUA luajit -> the LuaJIT
 -- one) and sets MEDIQUO_TEST_HOOKS=1, then extra ("MEDIQUO_TEST_X=1 ").
 -- MEDIQUO_TEST_CPATH overrides the path (make test-asan's core has the hooks).
+-- H.core_cpath(dir, make) -> the cpath entry of the core built in dir (under
+-- the tree's root: "build/testing/luajit"); the spec fails saying which
+-- make target builds it when it is missing
+function H.core_cpath(dir, make)
+    local full = H.root .. "/" .. dir
+    local f = io.open(full .. "/mediquo/core.so")
+    assert(f, full .. "/mediquo/core.so missing: run " .. make)
+    f:close()
+    return full .. "/?.so"
+end
+
 function H.test_cpath()
     local p = os.getenv("MEDIQUO_TEST_CPATH")
     if p then return p end
     local jit = (os.getenv("MEDIQUO_LUA") or ""):find("luajit", 1, true)
-    local dir = H.root .. "/build/testing" .. (jit and "/luajit" or "")
-    local f = io.open(dir .. "/mediquo/core.so")
-    assert(f, dir .. "/mediquo/core.so missing: run make test-build")
-    f:close()
-    return dir .. "/?.so"
+    return H.core_cpath("build/testing" .. (jit and "/luajit" or ""), "make test-build")
 end
 
 function H.hooks_env(extra)

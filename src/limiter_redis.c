@@ -79,7 +79,7 @@ struct mq_rdl {
     int64_t pend_pause;         /* ...a pause to keep, when its lock was busy */
     int64_t busy_since;         /* every lock attempt since then failed, */
     int busy_n;                 /* ...this many */
-    /* the budget as this process last saw it under the lease lock (snap):
+    /* the budget as this process last saw it under the lease lock (unlock_snap):
      * X-RateLimit-Remaining without another lock (mq_rdl_remaining) */
     int64_t snap_used, snap_at, snap_leased;
     int snap_degraded;
@@ -586,13 +586,15 @@ static int64_t leased_now(const mq_lease_file *f, int64_t now)
          + (f->next_n > 0 && now < f->next_until ? f->next_n : 0);
 }
 
-/* what mq_rdl_remaining reads, copied while the lease lock is held */
-static void snap(mq_rdl *r, const mq_lease_file *f, int64_t now)
+/* the lease lock let go, what mq_rdl_remaining reads copied just before
+ * (every unlock of begin_op and finish_op: no lock per reply) */
+static void unlock_snap(mq_rdl *r, const mq_lease_file *f, int64_t now)
 {
     r->snap_used = f->fleet_used;
     r->snap_at = f->fleet_at;
     r->snap_leased = leased_now(f, now);
     r->snap_degraded = f->degraded != 0;
+    mq_lease_unlock(&r->lf);
 }
 
 static int begin_op(mq_limiter *l, void *arg)
@@ -679,8 +681,7 @@ static int begin_op(mq_limiter *l, void *arg)
             step = STEP_FALLBACK;
         }
     }
-    snap(r, f, now);
-    mq_lease_unlock(&r->lf);
+    unlock_snap(r, f, now);
     return step;
 }
 
@@ -800,8 +801,7 @@ static int finish_op(mq_limiter *l, void *arg)
         *a->wait = now >= f->fb_from && fallback_of(r, f->hosts) > 0
                  ? 0.001        /* the fallback is open: take it now */
                  : degraded_wait(f, fallback_of(r, f->hosts), now);
-        snap(r, f, now);
-        mq_lease_unlock(&r->lf);
+        unlock_snap(r, f, now);
         return STEP_WAIT;
     }
     f->degraded = 0;
@@ -830,8 +830,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_n = f->lease_from < f->lease_until ? grant : 0;
         lease_began(f, f->lease_n, f->lease_from);
         mq_lease_record(f, now + d, grant, window_ns(r) + r->lease_ns);
-        snap(r, f, now);
-        mq_lease_unlock(&r->lf);
+        unlock_snap(r, f, now);
         *a->wait = (double)d / NS;
         return STEP_WAIT;
     }
@@ -842,8 +841,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->next_n = grant;
         f->next_until = r->t_send + r->lease_ns;
         mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
-        snap(r, f, now);
-        mq_lease_unlock(&r->lf);
+        unlock_snap(r, f, now);
         *a->wait = 0;
         return STEP_WAIT;
     }
@@ -855,8 +853,7 @@ static int finish_op(mq_limiter *l, void *arg)
         f->lease_n = ahead ? grant : grant - 1;
         lease_began(f, grant, now);
         mq_lease_record(f, now, grant, window_ns(r) + r->lease_ns);
-        snap(r, f, now);
-        mq_lease_unlock(&r->lf);
+        unlock_snap(r, f, now);
         if (ahead) {            /* its asker started already: "again now" */
             *a->wait = 0;
             return STEP_WAIT;
@@ -868,8 +865,7 @@ static int finish_op(mq_limiter *l, void *arg)
         return STEP_LEASED;
     }
     *a->wait = vals[1] > 0 ? (double)vals[1] / 1e6 : (f->need_upload ? 0 : 0.001);
-    snap(r, f, now);
-    mq_lease_unlock(&r->lf);
+    unlock_snap(r, f, now);
     return STEP_WAIT;
 }
 
