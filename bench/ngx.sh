@@ -288,10 +288,13 @@ if [ -n "$gwr" ]; then
     health_rows redis shared "budget in Redis, shared cores"
     health_rows redis pinned "budget in Redis, pinned"
 fi
-# health_ratio TAG MODE LABEL BOUND: busy p99 / idle p99, the A/A pair, CPU a slow /book
+# health_ratio TAG MODE LABEL BOUND: busy p99 / idle p99 of the pooled samples
+# (where the bound is read: each p99 from ~13,000 samples; a cycle's p99 is
+# its ~26th slowest, and a ratio of two such is noisier), the cycles' pairs'
+# median beside it, the A/A pair, the workers' CPU a slow /book
 health_ratio() {
     [ -s "$work/$1.$2" ] || return 0
-    awk -v l="$3" -v bound="$4" '{ printf "/health p99 under load / idle, %s: %s%s (the median of the cycles\047 pairs; pooled %.2f); idle A/A (odd / even cycles) %s; %d / %d samples; workers %s us a slow /book\n", l, $5, bound, $4 / $2, $6, $7, $8, $9 }' "$work/$1.$2"
+    awk -v l="$3" -v bound="$4" '{ printf "/health p99 under load / idle, %s: %.2f%s (pooled samples; the cycles\047 pairs, median: %s); idle A/A (odd / even cycles) %s; %d / %d samples; workers %s us a slow /book\n", l, $4 / $2, bound, $5, $6, $7, $8, $9 }' "$work/$1.$2"
 }
 health_ratio local pinned "pinned" " (bound <= 1.5)"
 health_ratio local shared "shared cores" " (the load generator's CPU in it too)"

@@ -15,8 +15,8 @@
 #            (300) us of CPU: a /book as heavy as that must read higher,
 #            or the reading cannot tell a heavy /book from a light one
 #
-# Per contender: /health p99 idle and busy (pooled), busy / idle (pooled;
-# and the median of the cycles' pairs, as bench/ngx.sh reads the bound), the
+# Per contender: /health p99 idle and busy (pooled), busy / idle (pooled,
+# where bench/ngx.sh reads the bound; the median of the cycles' pairs), the
 # idle A/A pair (the odd cycles' p99 / the even ones'), the workers' CPU per
 # slow /book.
 #
@@ -96,5 +96,5 @@ for tag in gw px raw burn; do
     : > "$work/$tag.txt"
     HEALTH_CYCLES=$runs health_phases "${port[$tag]}" "${url[$tag]}" "${shape[$tag]}" "$work/$tag/nginx.pid" \
         "$last" "0-$((last - 1))" "$work/$tag.txt"
-    awk -v l="${label[$tag]}" '{ printf "%s: /health p99 idle %s ms, busy %s ms (pooled: %.2f); busy / idle %s (the cycles\047 pairs, median); idle A/A %s; %d / %d samples; workers %s us a slow /book, %s /book a second\n", l, $2, $4, $4 / $2, $5, $6, $7, $8, $9, $10 }' "$work/$tag.txt"
+    awk -v l="${label[$tag]}" '{ printf "%s: /health p99 idle %s ms, busy %s ms: busy / idle %.2f (the cycles\047 pairs, median: %s); idle A/A %s; %d / %d samples; workers %s us a slow /book, %s /book a second\n", l, $2, $4, $4 / $2, $5, $6, $7, $8, $9, $10 }' "$work/$tag.txt"
 done
