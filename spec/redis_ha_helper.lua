@@ -753,9 +753,10 @@ function HA.holds(r)
     end
 end
 
--- HA.breaks(r): the control (the mechanisms off): the window broken
-function HA.breaks(r)
-    local n = worst(r, "control: ")
+-- HA.breaks(r [, n]): the control (the mechanisms off): the window broken
+-- (n: its worst window, when the caller counted it already)
+function HA.breaks(r, n)
+    n = n or worst(r, "control: ")
     assert.truthy(n > r.limit, "max " .. n .. "; " .. r.info)
 end
 
@@ -769,15 +770,12 @@ end
 -- only the hook differs, and the lua54 suite shows the window broken
 function HA.breaks_once(run, tag, pending)
     if H.sanitized(pending, "a control run, the mechanism off") then return end
-    local r, n
-    for attempt = 1, 2 do
-        r = run()
-        n = worst(r, "control: ")
-        if n > r.limit then return r end
-        print(("\n[%s] control attempt %d: worst window %d of %d%s"):format(tag, attempt, n, r.limit,
-                                                                            attempt == 1 and ", made again" or ""))
-    end
-    assert.truthy(n > r.limit, "max " .. n .. "; " .. r.info)   -- HA.breaks(r), its window counted once
+    local n
+    local r = H.control_once(run, function(x)
+        n = worst(x, "control: ")
+        return n > x.limit, ("worst window %d of %d"):format(n, x.limit)
+    end, tag)
+    HA.breaks(r, n)
     return r
 end
 
