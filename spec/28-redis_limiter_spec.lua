@@ -299,6 +299,69 @@ describe("rate_limit.redis", function()
         end)
     end)
 
+    describe("the script, after nobody called for almost a quarantine", function()
+        -- The script itself (core.redis_script(), run by redis-cli --eval),
+        -- two hosts A and B on a budget of period 1 s, lease 20 ms: a host
+        -- starts on its fallback period + lease + horizon (1.27 s) after its
+        -- first failure and tries Redis again every 500 ms, so a host back
+        -- from an outage after more than 1.27 - 0.5 - 0.1 s of silence from
+        -- everyone may meet one still on its fallback: no grant until every
+        -- host has called (spec 36's demotion broke its window so: 47 of 40)
+        local file
+        local function call(key, host, want, known, up, recf)
+            local keys = {}
+            for _, k in ipairs{ "s", "log", "hosts", "rec" } do keys[#keys + 1] = ("{%s}:%s"):format(key, k) end
+            local argv = { "L", host, "60", "10", "1000", "20", tostring(want), "2", up or "-", recf or "0",
+                           tostring(known or 0), "60000", "30000", "-1", "-1", "0", "500" }
+            for i, a in ipairs(argv) do argv[i] = H.shell_quote(a) end
+            local out = srv:cli("--eval " .. H.shell_quote(file) .. " " .. table.concat(keys, " ") .. " , "
+                                .. table.concat(argv, " "))
+            local v = {}
+            for n in out:gmatch("(-?%d+)") do v[#v + 1] = tonumber(n) end
+            assert(#v >= 8, "the script answered: " .. out)
+            return { grant = v[1], epoch = v[4], learning = v[5] }
+        end
+        -- A and B register (the first contact of a new state: both hand back
+        -- nothing), then speak; B comes back after `gap` s of silence, away
+        -- (degraded: "d") unless recf says otherwise
+        local function back_after(gap, up, recf)
+            local key = newkey()
+            local e = call(key, "A", 0, 0, "").epoch
+            call(key, "B", 0, 0, "")
+            assert.equal(1, call(key, "A", 1, e).grant)
+            H.sleep(gap)
+            return call(key, "B", 1, e, up, recf or "d"), key, e
+        end
+        setup(function()
+            file = tmp .. "/script.lua"
+            local f = assert(io.open(file, "w"))
+            f:write(core.redis_script())
+            f:close()
+        end)
+
+        it("after 1.1 s: B gets nothing until A has called; after 0.2 s B is granted at once", function()
+            local r, key, e = back_after(1.1)
+            assert.equal(0, r.grant)
+            assert.equal(1, r.learning)
+            assert.equal(1, call(key, "A", 1, e).grant, "A called: the learning ends")
+            assert.equal(1, call(key, "B", 1, e).grant)
+            r = back_after(0.2)
+            assert.equal(1, r.grant)
+            assert.equal(0, r.learning)
+        end)
+
+        it("a quiet fleet is no outage: B, not away, granted at once after 1.1 s", function()
+            local r = back_after(1.1, nil, "0")
+            assert.equal(1, r.grant)
+            assert.equal(0, r.learning)
+        end)
+
+        it("the control (the test hook's \"!\", the mechanisms off): B granted after 1.1 s", function()
+            local r = back_after(1.1, "!")
+            assert.equal(1, r.grant)
+        end)
+    end)
+
     describe("authentication", function()
         local sec
 
@@ -345,6 +408,39 @@ describe("rate_limit.redis", function()
             assert.is_nil(l)
             assert.equal("config", err.kind)
             assert.matches("does not speak the Redis protocol", err.message, 1, true)
+        end)
+    end)
+
+    describe("a retry whose answer never came", function()
+        -- spec/redis_unsure.lua: Redis refuses writes (-OOM), the quarantine
+        -- passes, the host starts on its fallback; then Redis stalls (DEBUG
+        -- SLEEP) and a retry's script goes out unanswered within
+        -- redis_timeout. Redis runs it after the stall: it may count the
+        -- host as back and grant the others while the host, not knowing,
+        -- goes on with its fallback (spec 36's demotion: a timed-out retry,
+        -- then 10 fallback starts beside the others' grants). So no fallback
+        -- start until the next try tells; the control has it at once.
+        local function run(env, k)
+            local out = H.run(("%slua5.4 spec/redis_unsure.lua %d %s %s 2>&1"):format(
+                env or "", srv.port, newkey(), mkdir(tmp .. "/unsure" .. k)))
+            local r = {}
+            for name, rest in out:gmatch("(%a+) ([^\n]*)") do r[name] = rest end
+            return r, out
+        end
+
+        it("no start on the fallback until the next try; back on Redis after the stall", function()
+            local r, out = run(nil, 1)
+            assert.equal("true", r.open, out)
+            assert.equal("true", r.oom, out)
+            assert.equal("true", r.fallback, out)
+            assert.matches("^nil .*timed_out", r.unsure, out)
+            assert.equal("true false", r.back, out)
+        end)
+
+        it("the control (the test hook, the mechanisms off): the fallback admits at once", function()
+            local r, out = run(H.hooks_env("MEDIQUO_TEST_REDIS_UNSAFE=1 "), 2)
+            assert.equal("true", r.fallback, out)
+            assert.matches("^true .*timed_out", r.unsure, out)
         end)
     end)
 

@@ -140,7 +140,8 @@ describe("rate_limit.redis over TLS", function()
         local ts, late, raised, seen, final = fleet:collect()
         return { ts = ts, late = late, raised = raised, seen = seen, final = final, P = P, c = c,
                  t_start = t_start, until_ns = until_ns,
-                 info = "starts per 0.5 s: " .. HA.histogram(ts, t_start, 5 * c.period) }
+                 info = "starts per 0.5 s: " .. HA.histogram(ts, t_start, 5 * c.period)
+                     .. "; " .. fleet:timeline(t_start, 5 * c.period) }
     end
 
     it("a primary demoted to a replica (READONLY) under load from 3 hosts: the worst window "
@@ -149,6 +150,9 @@ describe("rate_limit.redis over TLS", function()
         assert.same({}, r.raised)
         assert.same({}, r.late)
         local worst = max_in_window(r.ts, r.P)
+        if os.getenv("RSPEC_DEBUG") then
+            print(("\n    worst window %d of %d; %s"):format(worst, r.c.per_minute, r.info))
+        end
         assert.truthy(worst <= r.c.per_minute, "window exceeded: " .. worst .. "; " .. r.info)
         local demoted = false
         for _, s in ipairs(r.seen) do

@@ -672,6 +672,37 @@ function Fleet:collect()
     return ts, late, raised, seen, final, per_host
 end
 
+-- each host's starts in half-second bins from t0 and when its processes saw
+-- degraded change ("D1@3.1" / "D0@5.2", s from t0), for messages: which
+-- host started when, around a fault
+function Fleet:timeline(t0, secs)
+    local hosts, marks = {}, {}
+    for _, w in ipairs(self.ws) do
+        hosts[w.host] = hosts[w.host] or {}
+        marks[w.host] = marks[w.host] or {}
+        for _, l in ipairs(H.lines(w.out)) do
+            local t = tonumber(l:match("^t (%d+)"))
+            if t then hosts[w.host][#hosts[w.host] + 1] = t end
+            local d, at, why = l:match("^degraded (%d) (%d+) ?(.*)")
+            if d then
+                marks[w.host][#marks[w.host] + 1] = ("D%s@%.2f%s"):format(d, (tonumber(at) - t0) / NS,
+                    d == "1" and why ~= "" and " (" .. why:sub(1, 60) .. ")" or "")
+            end
+            local wat, wwhy = l:match("^why (%d+) (.*)")       -- RSPEC_DEBUG's trace
+            if wat then
+                marks[w.host][#marks[w.host] + 1] = ("W@%.2f (%s)"):format((tonumber(wat) - t0) / NS, wwhy:sub(1, 80))
+            end
+        end
+    end
+    local out = {}
+    for h, ts in pairs(hosts) do
+        table.sort(ts)
+        out[#out + 1] = ("host %d: %s [%s]"):format(h, HA.histogram(ts, t0, secs), table.concat(marks[h], " "))
+    end
+    table.sort(out)
+    return table.concat(out, "; ")
+end
+
 -- a histogram of the starts in half-second bins from t0, for messages
 function HA.histogram(ts, t0, secs)
     local hist, out = {}, {}

@@ -3,7 +3,7 @@
 -- per line and flushed at once:
 --   t <ns>          an admitted start (the limiter's CLOCK_MONOTONIC ns)
 --   late <s>        an acquire that took longer than max_wait + 0.25 s
---   degraded <0|1>  status().degraded changed
+--   degraded <0|1> <ns> <error>  status().degraded changed, when, and why
 --   raise <msg>     a call raised (it never may)
 --   final <backend> <0|1> <error>   status() at the end
 --   done
@@ -38,6 +38,7 @@ end
 log("ready")
 local now = core.limiter_now
 local degraded = false
+local trace, last_error = os.getenv("RSPEC_DEBUG"), nil  -- "why": each new error while degraded
 for _ = 1, 1000000 do
     if now() >= until_ns then break end
     local t0 = now()
@@ -51,8 +52,11 @@ for _ = 1, 1000000 do
     if not oks then log("raise " .. tostring(st)) break end
     if st.degraded ~= degraded then
         degraded = st.degraded
-        log("degraded " .. (degraded and 1 or 0))
+        log(("degraded %d %.0f %s"):format(degraded and 1 or 0, now(), tostring(st.error)))
+    elseif trace and degraded and st.error ~= last_error then
+        log(("why %.0f %s"):format(now(), tostring(st.error)))
     end
+    last_error = st.error
 end
 local okf, fst = pcall(lim.status, lim)
 if okf then

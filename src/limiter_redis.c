@@ -37,13 +37,15 @@
 
 #define NS 1000000000LL
 #define MS 1000000LL
-#define RETRY_NS (NS / 2)           /* degraded: Redis again this often */
+#define RETRY_NS (NS / 2)           /* degraded: Redis again this often, */
+#define RETRY_MS "500"              /* ...as the script is told (its "retry") */
 #define REFUSED_RETRY_NS (5 * NS)   /* a setup fault: less often, still reported */
 #define LEASE_MAX 16                /* slots asked for at once, as demand says */
 #define LEASE_BIG 1024              /* ...and at most, a lease grown under demand */
 #define AHEAD_NS (4 * MS)           /* ask ahead when the lease lasts less than that */
 #define KEY_TTL_MS 86400000LL       /* an idle budget's keys go after a day */
 #define STUCK_NS NS                 /* a lease lock held that long: its holder is stopped */
+#define STATUS_WAIT_NS (5 * MS)     /* status() tries the lease lock this long */
 
 struct mq_rdl {
     mq_lease lf;
@@ -363,13 +365,14 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     q->argv[n++] = r->num[3];
     q->argv[n++] = r->num[4];
     q->argv[n++] = r->upload;
-    q->argv[n++] = f->fb_used > 0 ? "1" : "0";
+    q->argv[n++] = f->fb_used > 0 ? "1" : f->degraded ? "d" : "0";
     q->argv[n++] = r->num[5];
     q->argv[n++] = r->num[6];
     q->argv[n++] = r->num[7];
     q->argv[n++] = r->num[8];
     q->argv[n++] = r->num[9];
     q->argv[n++] = r->num[10];
+    q->argv[n++] = RETRY_MS;
     q->argc = n;
     q->tmo = budget < r->timeout ? budget : r->timeout;
     f->busy_until = now + (int64_t)(q->tmo * 1e9) + 50 * MS;
@@ -796,6 +799,12 @@ static int finish_op(mq_limiter *l, void *arg)
         f->refused = a->rc == MQ_REDIS_REFUSED;
         f->refused_cfg = r->cfg;
         f->next_try = r->t_send + (f->refused ? REFUSED_RETRY_NS : RETRY_NS);
+        /* the script went out and no answer came: it may have run, and
+         * Redis then counts this host as back (its learning over, grants
+         * to the others): no start on the fallback before the next try
+         * tells (spec 36: a timed-out retry, then 10 fallback starts
+         * beside the others' grants) */
+        if (a->rc == MQ_REDIS_UNSURE && !r->unsafe && f->fb_from < f->next_try) f->fb_from = f->next_try;
         f->lease_n = f->next_n = 0;
         snprintf(f->err, sizeof f->err, "%s", a->why ? a->why : "redis failed");
         *a->wait = now >= f->fb_from && fallback_of(r, f->hosts) > 0
@@ -1149,8 +1158,14 @@ static int status_op(mq_limiter *l, void *arg)
     mq_rdl_status_t *st = arg;
     mq_rdl *r = l->rd;
     mq_lease_file *f = r->lf.f;
+    int64_t until = mq_rl_now_ns() + STATUS_WAIT_NS;
+    int held;
 
-    if (lease_lock(r, mq_rl_now_ns()) != 0) {
+    /* no call waits on it: a sharer merely descheduled while it holds the
+     * lock (a busy host) is waited for a while, not reported as stopped */
+    while ((held = lease_lock(r, mq_rl_now_ns())) != 0 && mq_rl_now_ns() < until)
+        continue;
+    if (held) {
         st->degraded = 1;
         snprintf(st->error, sizeof st->error,
                  "redis lease file: its lock is held (a sharer stopped while holding it?)");

@@ -36,7 +36,7 @@ typedef struct {
 } mq_rdl_status_t;
 
 #define MQ_RDL_NKEYS 4
-#define MQ_RDL_NARGS 16
+#define MQ_RDL_NARGS 17
 #define MQ_RDL_NVALS 9          /* grant wait_us hosts epoch learning used pause_ms send_history delay_us */
 
 /* One round trip the host must make: the script's keys then arguments. */

@@ -24,13 +24,15 @@ local lease = tonumber(ARGV[6])     -- how long a leased slot stays usable, ms
 local want = tonumber(ARGV[7])      -- slots asked for (0: a contact only)
 local hl = tonumber(ARGV[8])        -- hosts this host last saw sharing the key
 local up = ARGV[9]                  -- this host's recent starts "age_ms:n ...", or "-" (not sent)
-local recf = ARGV[10]               -- "1": this host started on its fallback since
+local recf = ARGV[10]               -- "1": this host started on its fallback since; "d": it
+                                    -- is away (degraded) and started none; "0": neither
 local known = ARGV[11]              -- the epoch this host last spoke to
 local ttl = tonumber(ARGV[12])      -- the keys' expiry, ms
 local hostttl = tonumber(ARGV[13])  -- a host not heard of for this long is gone, ms
 local pz = tonumber(ARGV[14])       -- a pause to apply, ms from now (-1: none)
 local rem = tonumber(ARGV[15])      -- x-ratelimit-remaining seen (-1: none)
 local reset = tonumber(ARGV[16])    -- ...and its window's reset, ms from now
+local retry = tonumber(ARGV[17])    -- a host away from Redis tries it again this often, ms
 local horizon = math.min(1000, period / 4)
 -- this server's run: the state names the run that last wrote it. A state
 -- another run wrote came by replication (a replica promoted by a failover,
@@ -40,7 +42,8 @@ local horizon = math.min(1000, period / 4)
 -- run known ("-"), no such check (docs/limiter-and-redis.md)
 local info = redis.pcall('INFO', 'server')
 local rid = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or '-'
-local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect', 'rid')
+local v = redis.call('HMGET', S, 'epoch', 'used', 'tat', 'seq', 'pause', 'calu', 'call', 'learn', 'expect', 'rid',
+                    'at')
 local epoch, used, tat, seq, pause, calu, call, learn, expect
 -- "!" for the uploaded starts: the test build's control run, which must
 -- show the window broken without the mechanisms (this check included)
@@ -61,7 +64,21 @@ redis.call('ZADD', HOSTS, now, host)
 redis.call('ZREMRANGEBYSCORE', HOSTS, '-inf', now - hostttl)
 local hosts = redis.call('ZCARD', HOSTS)
 local fresh = known ~= tostring(epoch)
-if recf == '1' and not fresh and learn <= now then
+-- A host back from an outage ("d") after nobody spoke to Redis for almost
+-- a quarantine (period + lease + horizon: a host starts on its fallback
+-- that long after its first failure, which came after the last contact,
+-- 'at'): a host not back yet may start on its fallback before its next
+-- try (every `retry`), unseen here. Learn as after a host's fallback: no
+-- grant until every host has called (and handed its fallback starts back)
+-- or the learning ends. Without it, the hosts back first took the whole
+-- window while one still on its fallback added its burst to it (spec 36's
+-- demotion: 47 in a window of 40). Only a host that was away: a quiet
+-- fleet (no calls for a while, Redis fine) is no outage. A learning under
+-- way is kept; one that has heard every host is over.
+local away = recf == 'd' and up ~= '!' and v[1] and tonumber(v[11])
+             and now - tonumber(v[11]) > period + lease + horizon - retry - 100
+             and (learn <= now or redis.call('SCARD', REC) >= expect)
+if not fresh and ((recf == '1' and learn <= now) or away) then
   learn, expect = now + period + lease + horizon, hosts
   redis.call('DEL', REC)
 end
@@ -75,7 +92,7 @@ if fresh or recf == '1' then
   -- only when asked for ("-": not sent), so one round trip costs ~200 bytes
   if up == '-' then
     redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,
-      'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid)
+      'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid, 'at', now)
     for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
     return {0, 0, hosts, epoch, 1, used, 0, 1}
   end
@@ -159,7 +176,7 @@ if want > 0 then
   if grant == 0 and wait <= 0 then wait = 1 end
 end
 redis.call('HSET', S, 'epoch', epoch, 'used', used, 'tat', tat, 'seq', seq, 'pause', pause,
-  'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid)
+  'calu', calu, 'call', call, 'learn', learn, 'expect', expect, 'rid', rid, 'at', now)
 for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
 return {grant, math.ceil(wait * 1000), hosts, epoch, learning, used, math.max(0, math.ceil(pause - now)), 0,
   math.ceil(delay * 1000)}

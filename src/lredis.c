@@ -359,7 +359,8 @@ static int l_finish(lua_State *L)
     long long vals[MQ_RCONV_NVALS] = { 0 };
     double wait = 0;
     int64_t at = 0;
-    int st, i, v = u->st.act == MQ_RC_DONE ? u->st.verdict : MQ_RV_DOWN;
+    int st, i, v = u->st.act == MQ_RC_DONE ? u->st.verdict
+                 : u->c && mq_rconv_unsure(u->c) ? MQ_RV_UNSURE : MQ_RV_DOWN;
 
     if (v == MQ_RV_OK)
         for (i = 0; i < u->st.nvals; i++) vals[i] = u->st.vals[i];

@@ -17,7 +17,8 @@
 enum {
     MQ_REDIS_OK = MQ_RV_OK,
     MQ_REDIS_DOWN = MQ_RV_DOWN,         /* an outage: fall back, try again later */
-    MQ_REDIS_REFUSED = MQ_RV_CONFIG     /* a setup fault: kind config */
+    MQ_REDIS_REFUSED = MQ_RV_CONFIG,    /* a setup fault: kind config */
+    MQ_REDIS_UNSURE = MQ_RV_UNSURE      /* an outage; the script may have run */
 };
 
 typedef struct mq_redis mq_redis;

@@ -52,6 +52,7 @@ struct mq_rconv {
     char *out;
     size_t outlen, outcap;
     int tags[MAXTAGS], ntags, got;
+    int issued;                 /* out handed to the driver since the last go() */
     int evaled;
     char msg[MQ_RCONV_MSG];
     char last[720];             /* the last Sentinel's or seed's fault */
@@ -67,6 +68,7 @@ static void clear_exchange(mq_rconv *c)
     c->rd = NULL;
     c->outlen = 0;
     c->ntags = c->got = 0;
+    c->issued = 0;
     c->evaled = 0;
 }
 
@@ -221,6 +223,7 @@ static void oom(mq_rconv *c, mq_rconv_step *st)
 
 static void send_step(mq_rconv *c, mq_rconv_step *st)
 {
+    c->issued = 1;
     st->act = MQ_RC_SEND;
     st->out = c->out;
     st->outlen = c->outlen;
@@ -238,6 +241,7 @@ static void go(mq_rconv *c, const char *host, int port, mq_rconv_step *st)
     if (c->rd == NULL) return oom(c, st);
     c->outlen = 0;
     c->ntags = c->got = 0;
+    c->issued = 0;
     st->act = MQ_RC_CONNECT;
     st->host = c->u.path ? NULL : c->node;
     st->path = c->u.path;
@@ -347,6 +351,16 @@ void mq_rconv_sent(mq_rconv *c, mq_rconv_step *st)
     st->act = MQ_RC_RECV;
 }
 
+int mq_rconv_unsure(const mq_rconv *c)
+{
+    int i;
+
+    if (!c->issued || c->phase != PH_DATA) return 0;
+    for (i = c->got; i < c->ntags; i++)
+        if (c->tags[i] == T_EVALSHA || c->tags[i] == T_EVAL) return 1;
+    return 0;
+}
+
 void mq_rconv_fault(mq_rconv *c, const char *doing, const char *why, int setup,
                     mq_rconv_step *st)
 {
@@ -362,7 +376,7 @@ void mq_rconv_fault(mq_rconv *c, const char *doing, const char *why, int setup,
         return next_node(c, st);
     }
     snprintf(c->msg, sizeof c->msg, "redis %s unreachable (%s)", c->where, text);
-    done(c, MQ_RV_DOWN, st);
+    done(c, mq_rconv_unsure(c) ? MQ_RV_UNSURE : MQ_RV_DOWN, st);
 }
 
 static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }

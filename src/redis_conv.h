@@ -90,9 +90,14 @@ void mq_rconv_sent(mq_rconv *c, mq_rconv_step *st);
 void mq_rconv_feed(mq_rconv *c, const char *buf, size_t n, mq_rconv_step *st);
 /* A transport fault: doing ("connect", ...; NULL when why says it), why
  * in words; setup 1 when no retry can help (a certificate refused, a
- * CA file missing): config. */
+ * CA file missing): config. An outage is MQ_RV_UNSURE when the script went
+ * out and its answer was not read (mq_rconv_unsure), else MQ_RV_DOWN. */
 void mq_rconv_fault(mq_rconv *c, const char *doing, const char *why, int setup,
                     mq_rconv_step *st);
+/* 1 when the exchange under way has sent the script (EVALSHA or EVAL) to
+ * the data node and not read its answer: had it ended here, the script may
+ * have run. */
+int mq_rconv_unsure(const mq_rconv *c);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

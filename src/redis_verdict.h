@@ -13,8 +13,10 @@
 #endif
 
 /* What an exchange came to: the script's answer, an outage (fall back and
- * retry), a setup fault (config). */
-enum { MQ_RV_OK = 0, MQ_RV_DOWN = -1, MQ_RV_CONFIG = -2 };
+ * retry), a setup fault (config), or an outage after the script went out
+ * with no answer read (a timeout, a reset): it may have run, and Redis may
+ * count this host as back (MQ_RV_UNSURE, an outage all the same). */
+enum { MQ_RV_OK = 0, MQ_RV_DOWN = -1, MQ_RV_CONFIG = -2, MQ_RV_UNSURE = -3 };
 
 /* The error reply `reply` to cmd from the node `where`: MQ_RV_DOWN or
  * MQ_RV_CONFIG, and the message (the reply quoted whole) into msg. */
