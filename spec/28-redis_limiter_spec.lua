@@ -13,7 +13,6 @@ local HA = require "spec.redis_ha_helper"
 
 local NS = 1e9
 local now = core.limiter_now
-local root = H.root
 
 local tmp
 local nkey = 0
@@ -21,80 +20,17 @@ local mkdir = H.mkdir
 
 local function newkey() nkey = nkey + 1; return string.format("rspec-%d-%d", nkey, now()) end
 
-local lines = H.lines
-
--- interp: "lua5.4" (the rock in the current tree) or "luajit" (build/luajit)
-local nworker = 0
-local function spawn(interp, c, dir, until_ns, url, max_wait)
-    nworker = nworker + 1
-    local w = { out = string.format("%s/w%d.log", tmp, nworker) }
-    local env = c.env or ""
-    if interp == "luajit" then
-        env = env .. string.format("LUA_PATH='%s/lua/?.lua;;' LUA_CPATH='%s/build/luajit/?.so;;' ", root, root)
-    end
-    local out = H.run(string.format(
-        "%s%s spec/redis_worker.lua %s '%s' '%s' %d %d %s %.0f '%s' %s >%s.stdout 2>&1 & echo $!",
-        env, interp, w.out, c.key, dir, c.per_minute, c.burst, c.period, until_ns, url or "-",
-        max_wait or 0.5, w.out))
-    w.pid = assert(tonumber(out:match("(%d+)")))
-    return w
-end
-
-local function wait_done(ws, timeout)
-    local deadline = now() + timeout * NS
-    for _ = 1, 2000 do
-        local all = true
-        for _, w in ipairs(ws) do
-            local ls = lines(w.out)
-            if ls[#ls] ~= "done" then
-                if ls[1] and ls[1]:match("^error") then error(w.out .. ": " .. ls[1]) end
-                all = false
-            end
-        end
-        if all then return true end
-        if now() > deadline then break end
-        H.sleep(0.1)
-    end
-    for _, w in ipairs(ws) do
-        print(w.out, table.concat(lines(w.out .. ".stdout"), "\n"))
-        H.run("kill -9 " .. w.pid .. " 2>/dev/null")
-    end
-    error("workers did not finish")
-end
-
-local function collect(ws)
-    local ts, late, raised, seen = {}, {}, {}, {}
-    for i, w in ipairs(ws) do
-        seen[i] = {}
-        for _, l in ipairs(lines(w.out)) do
-            local t = l:match("^t (%d+)")
-            if t then ts[#ts + 1] = tonumber(t) end
-            if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
-            if l:match("^raise") then raised[#raised + 1] = w.out .. ": " .. l end
-            local d = l:match("^degraded (%d)")
-            if d then seen[i][#seen[i] + 1] = d end
-        end
-    end
-    table.sort(ts)
-    return ts, late, raised, seen
-end
-
 -- the most starts in any half-open window [t, t + period)
 local max_in_window = H.max_in_window
 
 local count_between = H.count_between
 
--- 3 hosts x 2 processes, Lua 5.4 and LuaJIT mixed, until until_ns
+-- 3 hosts x 2 processes, Lua 5.4 and LuaJIT mixed, until until_ns (url
+-- nil: no Redis); spec/redis_ha_helper.lua's fleet, in a dir of its own
+local nfleet = 0
 local function fleet(c, url, until_ns, max_wait)
-    local ws = {}
-    for h = 1, 3 do
-        local dir = tmp .. "/host" .. h
-        H.run("mkdir -p " .. dir)
-        for p = 1, 2 do
-            ws[#ws + 1] = spawn((h + p) % 2 == 0 and "lua5.4" or "luajit", c, dir, until_ns, url, max_wait)
-        end
-    end
-    return ws
+    nfleet = nfleet + 1
+    return HA.fleet(("%s/f%d"):format(tmp, nfleet), c, url or "-", until_ns, max_wait)
 end
 
 describe("rate_limit.redis", function()
@@ -158,27 +94,26 @@ describe("rate_limit.redis", function()
             local c = { key = newkey(), per_minute = 60, burst = 10, period = 3 }
             local P = c.period * NS
             local until_ns = now() + 3 * P + 1.0 * NS
-            local ws = fleet(c, srv.url, until_ns)
-            wait_done(ws, 40)
-            local ts, late, raised = collect(ws)
+            local f = fleet(c, srv.url, until_ns)
+            f:wait(40)
+            local ts, late, raised, _, _, per_host = f:collect()
             assert.same({}, raised)
             assert.same({}, late)
             local t0 = ts[1]
             assert.equal(60, max_in_window(ts, P))
             local used = count_between(ts, t0, t0 + 3 * P)
             assert.truthy(used >= 0.99 * 180, "only " .. used .. " of 180 in 3 windows")
-            for h = 0, 2 do
-                local n = #collect{ ws[2 * h + 1], ws[2 * h + 2] }
-                assert.truthy(n > 0, "host " .. (h + 1) .. " starved")
+            for h = 1, 3 do
+                assert.truthy(per_host[h] > 0, "host " .. h .. " starved")
             end
         end)
 
         it("the same run without Redis: every host spends the whole budget (the spec can fail)", function()
             local c = { key = newkey(), per_minute = 60, burst = 10, period = 3 }
             local P = c.period * NS
-            local ws = fleet(c, nil, now() + 1.5 * P)
-            wait_done(ws, 30)
-            local ts = collect(ws)
+            local f = fleet(c, nil, now() + 1.5 * P)
+            f:wait(30)
+            local ts = f:collect()
             assert.truthy(max_in_window(ts, P) > 60, "max " .. max_in_window(ts, P))
         end)
     end)
@@ -250,21 +185,15 @@ describe("rate_limit.redis", function()
             local P = c.period * NS
             local t_start = now()
             local until_ns = t_start + 6 * P
-            local ws = fleet(c, srv.url, until_ns, 0.5)
+            local f = fleet(c, srv.url, until_ns, 0.5)
             H.sleep(1.5 * c.period)
             srv:kill9()
             H.sleep(1.6 * c.period)
             srv:restart()
-            wait_done(ws, 40)
-            local ts, late, raised, seen = collect(ws)
+            f:wait(40)
+            local ts, late, raised, seen = f:collect()
             if os.getenv("RSPEC_DEBUG") then
-                local hist = {}
-                for _, t in ipairs(ts) do
-                    local k = math.floor((t - t_start) / NS * 2)
-                    hist[k] = (hist[k] or 0) + 1
-                end
-                for k = 0, 24 do io.write(k / 2, ":", hist[k] or 0, " ") end
-                print("max", max_in_window(ts, P))
+                print(("\n    max %d; %s"):format(max_in_window(ts, P), f:timeline(t_start, 6 * c.period)))
             end
             return ts, late, raised, seen, t_start, until_ns
         end

@@ -649,55 +649,52 @@ end
 
 -- ts (sorted starts), late, raised, and per worker: the degraded changes
 -- seen and the final status line ("final <backend> <degraded> <error>");
--- then the starts per host ({ [h] = n })
+-- then the starts per host ({ [h] = n }). The same pass keeps, for
+-- Fleet:timeline, each host's starts and its processes' degraded changes
 function Fleet:collect()
     local ts, late, raised, seen, final, per_host = {}, {}, {}, {}, {}, {}
+    local starts, marks = {}, {}
     for i, w in ipairs(self.ws) do
         seen[i] = {}
         per_host[w.host] = per_host[w.host] or 0
+        starts[w.host], marks[w.host] = starts[w.host] or {}, marks[w.host] or {}
         for _, l in ipairs(H.lines(w.out)) do
-            local t = l:match("^t (%d+)")
+            local t = tonumber(l:match("^t (%d+)"))
             if t then
-                ts[#ts + 1] = tonumber(t)
+                ts[#ts + 1] = t
                 per_host[w.host] = per_host[w.host] + 1
+                starts[w.host][#starts[w.host] + 1] = t
             end
             if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
             if l:match("^raise") then raised[#raised + 1] = w.out .. ": " .. l end
-            local d = l:match("^degraded (%d)")
-            if d then seen[i][#seen[i] + 1] = d end
+            local d, at, why = l:match("^degraded (%d) (%d+) ?(.*)")
+            if d then
+                seen[i][#seen[i] + 1] = d
+                local m = marks[w.host]
+                m[#m + 1] = { "D" .. d, tonumber(at), d == "1" and why ~= "" and why:sub(1, 60) }
+            end
+            local wat, wwhy = l:match("^why (%d+) (.*)")       -- RSPEC_DEBUG's trace
+            if wat then marks[w.host][#marks[w.host] + 1] = { "W", tonumber(wat), wwhy:sub(1, 80) } end
             if l:match("^final ") then final[i] = l end
         end
     end
     table.sort(ts)
+    self.starts, self.marks = starts, marks
     return ts, late, raised, seen, final, per_host
 end
 
 -- each host's starts in half-second bins from t0 and when its processes saw
 -- degraded change ("D1@3.1" / "D0@5.2", s from t0), for messages: which
--- host started when, around a fault
+-- host started when, around a fault (after Fleet:collect)
 function Fleet:timeline(t0, secs)
-    local hosts, marks = {}, {}
-    for _, w in ipairs(self.ws) do
-        hosts[w.host] = hosts[w.host] or {}
-        marks[w.host] = marks[w.host] or {}
-        for _, l in ipairs(H.lines(w.out)) do
-            local t = tonumber(l:match("^t (%d+)"))
-            if t then hosts[w.host][#hosts[w.host] + 1] = t end
-            local d, at, why = l:match("^degraded (%d) (%d+) ?(.*)")
-            if d then
-                marks[w.host][#marks[w.host] + 1] = ("D%s@%.2f%s"):format(d, (tonumber(at) - t0) / NS,
-                    d == "1" and why ~= "" and " (" .. why:sub(1, 60) .. ")" or "")
-            end
-            local wat, wwhy = l:match("^why (%d+) (.*)")       -- RSPEC_DEBUG's trace
-            if wat then
-                marks[w.host][#marks[w.host] + 1] = ("W@%.2f (%s)"):format((tonumber(wat) - t0) / NS, wwhy:sub(1, 80))
-            end
-        end
-    end
     local out = {}
-    for h, ts in pairs(hosts) do
+    for h, ts in pairs(self.starts) do
         table.sort(ts)
-        out[#out + 1] = ("host %d: %s [%s]"):format(h, HA.histogram(ts, t0, secs), table.concat(marks[h], " "))
+        local ms = {}
+        for _, m in ipairs(self.marks[h]) do
+            ms[#ms + 1] = ("%s@%.2f%s"):format(m[1], (m[2] - t0) / NS, m[3] and " (" .. m[3] .. ")" or "")
+        end
+        out[#out + 1] = ("host %d: %s [%s]"):format(h, HA.histogram(ts, t0, secs), table.concat(ms, " "))
     end
     table.sort(out)
     return table.concat(out, "; ")

@@ -34,6 +34,9 @@ local rem = tonumber(ARGV[15])      -- x-ratelimit-remaining seen (-1: none)
 local reset = tonumber(ARGV[16])    -- ...and its window's reset, ms from now
 local retry = tonumber(ARGV[17])    -- a host away from Redis tries it again this often, ms
 local horizon = math.min(1000, period / 4)
+-- a quarantine: a host starts on its fallback this long after its first
+-- failure; a learning lasts as long
+local quarantine = period + lease + horizon
 -- this server's run: the state names the run that last wrote it. A state
 -- another run wrote came by replication (a replica promoted by a failover,
 -- without the old master's last writes: everything it granted since the
@@ -57,7 +60,7 @@ else
   -- them first, under a new epoch (so each host hands back its starts)
   epoch, used, tat, seq, pause, calu, call = math.floor(now), 0, 0, 0, 0, 0, 0
   if v[1] and tonumber(v[1]) == epoch then epoch = epoch + 1 end
-  learn, expect = now + period + lease + horizon, math.max(hl, 1)
+  learn, expect = now + quarantine, math.max(hl, 1)
   redis.call('DEL', LOG, REC)
 end
 redis.call('ZADD', HOSTS, now, host)
@@ -65,10 +68,9 @@ redis.call('ZREMRANGEBYSCORE', HOSTS, '-inf', now - hostttl)
 local hosts = redis.call('ZCARD', HOSTS)
 local fresh = known ~= tostring(epoch)
 -- A host back from an outage ("d") after nobody spoke to Redis for almost
--- a quarantine (period + lease + horizon: a host starts on its fallback
--- that long after its first failure, which came after the last contact,
--- 'at'): a host not back yet may start on its fallback before its next
--- try (every `retry`), unseen here. Learn as after a host's fallback: no
+-- a quarantine (its first failure came after the last contact, 'at'): a
+-- host not back yet may start on its fallback before its next try (every
+-- `retry`), unseen here. Learn as after a host's fallback: no
 -- grant until every host has called (and handed its fallback starts back)
 -- or the learning ends. Without it, the hosts back first took the whole
 -- window while one still on its fallback added its burst to it (spec 36's
@@ -76,10 +78,10 @@ local fresh = known ~= tostring(epoch)
 -- fleet (no calls for a while, Redis fine) is no outage. A learning under
 -- way is kept; one that has heard every host is over.
 local away = recf == 'd' and up ~= '!' and v[1] and tonumber(v[11])
-             and now - tonumber(v[11]) > period + lease + horizon - retry - 100
+             and now - tonumber(v[11]) > quarantine - retry - 100
              and (learn <= now or redis.call('SCARD', REC) >= expect)
 if not fresh and ((recf == '1' and learn <= now) or away) then
-  learn, expect = now + period + lease + horizon, hosts
+  learn, expect = now + quarantine, hosts
   redis.call('DEL', REC)
 end
 local function add(e, n)
