@@ -192,10 +192,21 @@ baseline() {
     measure "$work/px" "$px" api >> "$work/px_$1.txt"
     tail -n1 "$work/px_$1.txt" >> "$work/px.txt"
 }
+# The contenders' order turns by one each run (run 1: gw sub gww gwr gwrb,
+# run 2: sub gww gwr gwrb gw, ...): over 5 runs each takes each place once.
+# In a fixed order the first pair of every run read lower, whoever held it
+# (2026-12-06, three runs: the gateway first 0.85, 0.86, the webhook
+# gateway third 0.92, 0.94; swapped, the webhook gateway first 0.87, the
+# gateway third 0.89): a place, not a contender, was measured
+read -r -a order <<< "$tags"
 for i in $(seq 1 "$runs"); do
     line= pairs=
-    for tag in $tags; do
+    n=${#order[@]}
+    for k in $(seq 0 $((n - 1))); do
+        tag=${order[$(( (i - 1 + k) % n ))]}
         if [ $((i % 2)) = 1 ]; then baseline "$tag"; contender "$tag"; else contender "$tag"; baseline "$tag"; fi
+    done
+    for tag in $tags; do
         line="$line${line:+  }${label[$tag]} $(tail -n1 "$work/$tag.txt") proxy_pass $(tail -n1 "$work/px_$tag.txt")"
         pairs="$pairs${pairs:+, }${label[$tag]}/proxy_pass $(ratios "$tag" | tail -n1)"
     done
