@@ -6,8 +6,8 @@
 #     vs nginx's own proxy_pass to the same sandbox (bench/ngx/proxy.conf,
 #     2 workers: the upper bound), each contender's window paired with a
 #     proxy_pass window right beside it (before it in odd runs, after it in
-#     even ones), median of BENCH_NGX_RUNS pairs of BENCH_NGX_SECONDS
-#     windows (wrk -t2 -c32).
+#     even ones; the contenders' order turning by one each run), median
+#     of BENCH_NGX_RUNS pairs of BENCH_NGX_SECONDS windows (wrk -t2 -c32).
 #     A third contender, the same gateway with its transport swapped for
 #     a subrequest to nginx's proxy module (bench/ngx/subrequest.lua,
 #     keepalive upstream): the design the issue asked to weigh. A fourth,
