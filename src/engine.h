@@ -41,6 +41,7 @@
 #include "policy.h"
 #include "explain.h"
 #include "request.h"
+#include "xstr.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
@@ -76,8 +77,6 @@ typedef struct {
 typedef enum { MQ_W_IDLE, MQ_W_SLOT, MQ_W_SEND, MQ_W_BACKOFF, MQ_W_DONE } mq_wait;
 
 #define MQ_MAX_RETRIES_MAX 100     /* max_retries: 0..100 */
-#define MQ_XSTR_(x) #x
-#define MQ_XSTR(x) MQ_XSTR_(x)
 #define MQ_MAX_RETRIES_DEFAULT 2
 
 /* The one rule for the max_retries option: NULL when v (a Lua number, or

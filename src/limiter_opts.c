@@ -6,16 +6,14 @@
 #include <math.h>
 
 #include "limiter.h"
-
-#define STR_(x) #x
-#define STR(x) STR_(x)              /* a bound in words, from its one number */
+#include "xstr.h"
 
 /* The words are Lua's (mediquo.limiter prefixes the field with
  * "rate_limit."): they name the bound, never the value. */
 static const char *const why_not[MQ_RULE__COUNT] = {
     [MQ_RULE_PER_MINUTE] = "must be an integer > 0",
     [MQ_RULE_BURST]      = "must be an integer from 1 to per_minute",
-    [MQ_RULE_PERIOD]     = "must be a number > 0 (seconds, at most " STR(MQ_LIMITER_MAX_PERIOD_N) ")",
+    [MQ_RULE_PERIOD]     = "must be a number > 0 (seconds, at most " MQ_XSTR(MQ_LIMITER_MAX_PERIOD_N) ")",
 };
 
 const char *const mq_limiter_rule_fields[MQ_RULE__COUNT] = {
@@ -40,7 +38,7 @@ int mq_limiter_check_rule(double v[MQ_RULE__COUNT], const int given[MQ_RULE__COU
         return -1;
     }
     if (pm > MQ_LIMITER_MAX_PER_MIN) {
-        *why = "must be at most " STR(MQ_LIMITER_MAX_PER_MIN_N);
+        *why = "must be at most " MQ_XSTR(MQ_LIMITER_MAX_PER_MIN_N);
         return -1;
     }
     if (!given[MQ_RULE_BURST]) v[MQ_RULE_BURST] = pm < 60 ? pm : 60;

@@ -34,13 +34,12 @@
 #include "redis_conn.h"
 #include "shmfile.h"
 #include "shmguard.h"
+#include "xstr.h"
 
 #define NS 1000000000LL
 #define MS 1000000LL
 #define RETRY_MS 500                /* degraded: Redis again this often (ms), */
-#define RETRY_NS (RETRY_MS * MS)
-#define STR_(x) #x
-#define STR(x) STR_(x)              /* ...as the script is told (its "retry") */
+#define RETRY_NS (RETRY_MS * MS)    /* ...as the script is told (its "retry") */
 #define REFUSED_RETRY_NS (5 * NS)   /* a setup fault: less often, still reported */
 #define LEASE_MAX 16                /* slots asked for at once, as demand says */
 #define LEASE_BIG 1024              /* ...and at most, a lease grown under demand */
@@ -374,7 +373,7 @@ static void request(mq_rdl *r, mq_lease_file *f, int64_t now, double budget, mq_
     q->argv[n++] = r->num[8];
     q->argv[n++] = r->num[9];
     q->argv[n++] = r->num[10];
-    q->argv[n++] = STR(RETRY_MS);
+    q->argv[n++] = MQ_XSTR(RETRY_MS);
     q->argc = n;
     q->tmo = budget < r->timeout ? budget : r->timeout;
     f->busy_until = now + (int64_t)(q->tmo * 1e9) + 50 * MS;
