@@ -656,13 +656,11 @@ function Fleet:collect()
     local starts, marks = {}, {}
     for i, w in ipairs(self.ws) do
         seen[i] = {}
-        per_host[w.host] = per_host[w.host] or 0
         starts[w.host], marks[w.host] = starts[w.host] or {}, marks[w.host] or {}
         for _, l in ipairs(H.lines(w.out)) do
             local t = tonumber(l:match("^t (%d+)"))
             if t then
                 ts[#ts + 1] = t
-                per_host[w.host] = per_host[w.host] + 1
                 starts[w.host][#starts[w.host] + 1] = t
             end
             if l:match("^late") then late[#late + 1] = w.out .. ": " .. l end
@@ -679,6 +677,7 @@ function Fleet:collect()
         end
     end
     table.sort(ts)
+    for h, s in pairs(starts) do per_host[h] = #s end
     self.starts, self.marks = starts, marks
     return ts, late, raised, seen, final, per_host
 end
