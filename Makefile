@@ -36,7 +36,7 @@ DESTDIR     ?=
 CORE_SRCS := src/lmediquo.c src/lclient.c src/llimiter.c src/transport.c \
              src/policy.c src/limiter.c src/limiter_file.c src/limiter_rule.c src/iso8601.c \
              src/urlenc.c src/headers.c src/batch.c src/lbatch.c src/metrics.c \
-             src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/answer.c \
+             src/lmetrics.c src/shmfile.c src/shmguard.c src/text.c src/lcheck.c src/lbody.c src/answer.c \
              src/engine.c src/request.c src/secrets.c src/secrets_enc.c src/explain.c src/lengine.c src/lengine_wire.c \
              src/driver_easy.c src/lhttp.c src/baseurl.c \
              src/ljournal.c src/lopt.c src/lclass.c src/ltz.c src/suggest.c \

@@ -5,7 +5,10 @@
  * the body (written with no escape) or in buf (unescaped), and equal the
  * reference's; on a 0, *a must be cleared. mq_answer_error on the same
  * bytes: memory-safe, everything it keeps in the body or buf, and it takes
- * every body the appointment scan takes. */
+ * every body the appointment scan takes. mq_answer_fields on the same
+ * bytes: a 1 exactly for a body the reference takes whose named members
+ * are no object or array, each named member then its last copy as the
+ * reference reads it; on a 0, every value cleared. */
 #include <ctype.h>
 #include <regex.h>
 #include <stdint.h>
@@ -216,6 +219,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     || sub.obj_len < 2 || sub.obj[0] != '{'
                                     || sub.obj[sub.obj_len - 1] != '}'))
                 abort();
+        }
+    }
+    /* the request reader (mediquo.ngx.read's core.json_fields) */
+    {
+        static const char *const names[] = { "code", "starts_at", "patient", "professional",
+                                             "duration" };
+        enum { N = sizeof names / sizeof names[0] };
+        mq_answer_val v[N];
+        P e = data + size, top = skip(data, e), m[N];
+        int valid = top != e && *top == '{' && skip(rvalue(top, e, 0), e) == e, scalars = 1;
+        int frc = mq_answer_fields((const char *)data, size, buf, names, N, v);
+        for (int i = 0; i < N; i++) {
+            m[i] = valid ? member(top, e, names[i], tmp) : NULL;
+            if (m[i] && (*m[i] == '{' || *m[i] == '['))
+                scalars = 0;
+        }
+        if (frc != (valid && scalars))
+            abort();
+        for (int i = 0; i < N; i++) {
+            if (frc == 0 || !m[i] || *m[i] == 'n') {
+                if (v[i].kind != MQ_JV_NONE || v[i].s || v[i].len)
+                    abort();
+            } else if (*m[i] == '"') {
+                if (v[i].kind != MQ_JV_STRING || !rstring(m[i], e, code, &cn)
+                    || !WHERE(v[i].s, v[i].len) || v[i].len != cn || memcmp(v[i].s, code, cn) != 0)
+                    abort();
+            } else if (*m[i] == 't' || *m[i] == 'f') {
+                if (v[i].kind != (*m[i] == 't' ? MQ_JV_TRUE : MQ_JV_FALSE))
+                    abort();
+            } else if (v[i].kind != MQ_JV_NUMBER || v[i].s != (const char *)m[i]
+                       || v[i].len != (size_t)(rvalue(m[i], e, 0) - m[i])) {
+                abort();
+            }
         }
     }
     free(buf);

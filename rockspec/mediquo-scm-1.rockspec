@@ -42,7 +42,7 @@ build = {
             "src/limiter.c", "src/limiter_file.c", "src/limiter_rule.c",
             "src/iso8601.c", "src/urlenc.c", "src/headers.c",
             "src/batch.c", "src/lbatch.c", "src/metrics.c", "src/lmetrics.c",
-            "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/answer.c",
+            "src/shmfile.c", "src/shmguard.c", "src/text.c", "src/lcheck.c", "src/lbody.c", "src/answer.c",
             "src/engine.c", "src/baseurl.c", "src/request.c", "src/secrets.c", "src/secrets_enc.c", "src/explain.c",
             "src/lengine.c", "src/lengine_wire.c", "src/driver_easy.c", "src/lhttp.c",
             "src/ljournal.c", "src/lopt.c", "src/lclass.c", "src/ltz.c", "src/suggest.c", "src/redis_conn.c", "src/lease_file.c",

@@ -97,6 +97,19 @@ describe("mediquo.ngx.reply in nginx (workers as nobody)", function()
         assert.are.equal(201, st, raw)
         assert.are.equal(code, json.decode(raw).code)
         assert.truthy(header(h, "X-RateLimit-Limit"))
+        -- a JSON body over query arguments: its fields win, theirs fill in
+        local jcode = fresh("json")
+        st, raw = H.http("POST", gw.url .. "/book?code=not-this-one&patient=P1",
+                         '{"code":"' .. jcode .. '","starts_at":"2030-05-20T10:00:00Z",'
+                         .. '"professional":"prof-demo-1","patient":null}',
+                         { ["Content-Type"] = "application/json" })
+        assert.are.equal(201, st, raw)
+        assert.are.equal(jcode, json.decode(raw).code)
+        -- a JSON body with a field the C reader leaves to cjson (an object)
+        st, body = gw:post("/book", '{"code":{"a":1},"starts_at":"2030-05-20T10:00:00Z",'
+                                    .. '"patient":"P1","professional":"prof-demo-1"}')
+        assert.are.equal(400, st)
+        assert.are.equal("code", body.field)
         -- not JSON, not a form: the body is named
         st, body = gw:post("/book", "not json")
         assert.are.equal(400, st)

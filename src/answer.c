@@ -1,6 +1,7 @@
 /* answer.c: data.appointment.code and .url out of a create or reschedule
- * answer, the message and per-field messages out of an error answer, or
- * the webhook subscription of a given type and URL out of a list answer,
+ * answer, the message and per-field messages out of an error answer, the
+ * webhook subscription of a given type and URL out of a list answer, or
+ * the named top-level members of a request body (the gateway's caller's),
  * in one pass, with no allocation and no recursion. It is the engine's
  * only reader of an answer's JSON, with no second decoder behind it: the
  * engine (engine.c) makes a 2xx answer it refuses (a 0) kind
@@ -24,7 +25,8 @@ typedef const unsigned char *ptr;
 enum { C_ARRAY, C_OTHER, C_TOP, C_DATA, C_APPT, C_ERRS, C_FLIST, C_SUBS, C_SUB, C_META };
 /* ...and what the value about to be read will be to the caller. */
 enum { V_OTHER, V_TOP, V_DATA, V_APPT, V_CODE, V_URL, V_MSG, V_ERRS, V_FIELD, V_FMSG,
-       V_SUBS, V_SUB, V_STYPE, V_META, V_SURL };
+       V_SUBS, V_SUB, V_STYPE, V_META, V_SURL,
+       V_NAMED };    /* V_NAMED + i: the request member names[i] */
 
 #define MAX_FIELD_KEYS 64   /* a 422 with more fields: the rest are dropped */
 #define MAX_FIELD_MSGS 16   /* messages kept per field */
@@ -44,6 +46,9 @@ typedef struct {
     mq_answer_sub *sub;   /* non-NULL: find this subscription in data[] */
     ptr sub_start;        /* the object of data[] being read */
     int type_ok, url_ok;  /* its type and meta.url, as last seen, match */
+    const char *const *names;   /* non-NULL: a request body's members */
+    size_t nnames;
+    mq_answer_val *vals;
 } scan;
 
 static ptr ws(ptr p, ptr end)
@@ -225,10 +230,47 @@ static void field_msg(scan *s, ptr msg, size_t n)
     e->nfields++;
 }
 
+/* A request member's scalar value at s->p, as cjson gives it (null: none). */
+static int named(scan *s, mq_answer_val *v)
+{
+    ptr p = s->p, end = s->end, q;
+
+    v->kind = MQ_JV_NONE;
+    v->s = NULL;
+    v->len = 0;
+    if (*p == '"') {
+        ptr str;
+        if (!string(s, s->buf + (p + 1 - s->base), &str, &v->len))
+            return 0;
+        v->kind = MQ_JV_STRING;
+        v->s = (const char *)str;
+        return 1;
+    }
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if ((s->p = number(p, end)) == NULL)
+            return 0;
+        v->kind = MQ_JV_NUMBER;
+        v->s = (const char *)p;
+        v->len = (size_t)(s->p - p);
+        return 1;
+    }
+    if ((q = word(p, end, "true")) != NULL)
+        v->kind = MQ_JV_TRUE;
+    else if ((q = word(p, end, "false")) != NULL)
+        v->kind = MQ_JV_FALSE;
+    else
+        q = word(p, end, "null");
+    s->p = q;
+    return q != NULL;
+}
+
 /* A scalar value at s->p; the strings we are after are kept. */
 static int scalar(scan *s, int want)
 {
     ptr p = s->p, end = s->end;
+
+    if (want >= V_NAMED)
+        return named(s, &s->vals[want - V_NAMED]);
 
     if (*p == '"' && (want == V_STYPE || want == V_SURL)) {
         ptr str;
@@ -304,6 +346,14 @@ static int key(scan *s, int *want)
         return 0;
     s->p = ws(s->p + 1, s->end);
     *want = V_OTHER;
+    if (s->names != NULL) {
+        for (size_t i = 0; in == C_TOP && i < s->nnames; i++)
+            if (is(k, n, s->names[i])) {
+                *want = V_NAMED + (int)i;
+                break;
+            }
+        return 1;
+    }
     if (s->sub != NULL) {
         if (in == C_TOP && is(k, n, "data"))
             *want = V_SUBS;
@@ -352,6 +402,8 @@ static int parse(scan *s)
         if (s->p == s->end)
             return 0;
         if (*s->p == '{' || *s->p == '[') {
+            if (want >= V_NAMED)
+                return 0;           /* a request member that is no scalar: cjson's */
             int c = *s->p == '[' ? (want == V_FIELD ? C_FLIST : want == V_SUBS ? C_SUBS : C_ARRAY)
                   : want == V_TOP ? C_TOP : want == V_DATA ? C_DATA
                   : want == V_APPT ? C_APPT : want == V_ERRS && s->depth == 1 ? C_ERRS
@@ -451,5 +503,27 @@ int mq_answer_subscription(const char *body, size_t len, char *buf, mq_answer_su
     }
     sub->obj = NULL;
     sub->obj_len = 0;
+    return 0;
+}
+
+int mq_answer_fields(const char *body, size_t len, char *buf, const char *const *names, size_t n,
+                     mq_answer_val *vals)
+{
+    for (size_t i = 0; i < n; i++) {
+        vals[i].kind = MQ_JV_NONE;
+        vals[i].s = NULL;
+        vals[i].len = 0;
+    }
+    if (body && buf && names && n < 64) {
+        scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
+                   .buf = (unsigned char *)buf, .names = names, .nnames = n, .vals = vals };
+        if (parse(&s))
+            return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vals[i].kind = MQ_JV_NONE;
+        vals[i].s = NULL;
+        vals[i].len = 0;
+    }
     return 0;
 }

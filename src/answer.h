@@ -55,6 +55,23 @@ typedef struct {
  * whether a match is in it); 0: it is not. buf: as above. */
 int mq_answer_subscription(const char *body, size_t len, char *buf, mq_answer_sub *sub);
 
+/* A request body's top-level members, as cjson decodes them (the nginx
+ * driver's reader of what a gateway's caller sent): for each of names[],
+ * the value of its last copy. */
+typedef enum { MQ_JV_NONE, MQ_JV_STRING, MQ_JV_NUMBER, MQ_JV_TRUE, MQ_JV_FALSE } mq_jv_kind;
+typedef struct {
+    mq_jv_kind kind;            /* NONE: absent, or null */
+    const char *s; size_t len;  /* STRING: as the appointment's strings;
+                                 * NUMBER: its text in body (RFC 8259) */
+} mq_answer_val;
+
+/* 1: body is one JSON object in the strict grammar above, and none of the
+ * n members named is an object or an array: vals[0..n) are filled. 0:
+ * anything else (vals all NONE); the caller then decodes with cjson, which
+ * takes more. buf: as above. */
+int mq_answer_fields(const char *body, size_t len, char *buf, const char *const *names, size_t n,
+                     mq_answer_val *vals);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -156,6 +156,14 @@ static const struct { mq_op op; const char *const *fields; } op_fields[] = {
     { MQ_OP_CANCEL, cancel_fields },
 };
 
+const char *const *mq_op_fields(mq_op op)
+{
+    for (size_t i = 0; i < sizeof op_fields / sizeof *op_fields; i++)
+        if (op_fields[i].op == op)
+            return op_fields[i].fields;
+    return NULL;
+}
+
 /* which create field a key names: F_*, F__COUNT for "op" (allowed, not sent), -1 */
 static int field_of(const char *k, size_t len)
 {

@@ -50,6 +50,10 @@ int mq_check_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
 int mq_check_appt_op(lua_State *L, mq_op op, int ia, int ib, mq_op_args *a,
                      const char **field, const char **why, char *buf);
 
+/* The fields of an appointment operation (create, reschedule, cancel), in
+ * the order a row lists them, NULL-terminated; NULL for any other op. */
+const char *const *mq_op_fields(mq_op op);
+
 /* core.check_text, check_code, check_starts_at, check_duration,
  * check_fields, check_op, suggest: added to the module table on top of the stack */
 void mq_lcheck_open(lua_State *L);

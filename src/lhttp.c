@@ -41,9 +41,16 @@
 
 /* ---- the request writer ---------------------------------------------- */
 
+#define HEAD_PATH_MAX 64        /* the longest path whose head is kept */
+
 typedef struct {
     char *fixed;            /* "Host: ...\r\n...X-Secret-Key: ...\r\n"; NULL once freed */
     size_t fixed_len;
+    /* the last head made (mq_lhttp_push_head), kept at [1] of the
+     * userdata's own table: a create's is the same string every time */
+    int head_m, head_body;  /* head_m -1: none kept */
+    size_t head_plen;
+    char head_path[HEAD_PATH_MAX];
 } http1_w;
 
 static int w_gc(lua_State *L)
@@ -108,11 +115,13 @@ static int w_new(lua_State *L)
         return 2;
     }
     cap = l[0] + l[1] + l[2] + ual + 160;
-    w = lua_newuserdata(L, sizeof *w);
+    w = mq_newuserdata(L, sizeof *w);
     w->fixed = NULL;
     w->fixed_len = 0;
-    luaL_getmetatable(L, MQ_HTTP1_MT);
-    lua_setmetatable(L, -2);
+    w->head_m = -1;
+    mq_setmetatable(L, MQ_HTTP1_MT);
+    lua_createtable(L, 1, 0);       /* where the last head is kept */
+    mq_setuservalue(L, -2);
     buf = malloc(cap);
     if (buf == NULL)
         return luaL_error(L, "mediquo.http1: out of memory");
@@ -164,13 +173,30 @@ static void add_head(luaL_Buffer *b, const http1_w *w, int m, const char *path, 
         luaL_addstring(b, "Content-Type: application/json\r\n");
 }
 
-/* the rest of the head: a POST or PUT always says its length */
+/* the rest of the head: a POST or PUT always says its length (written
+ * here, not by snprintf: this runs once a request) */
 static void length_line(char *num, size_t cap, int m, int has_body, size_t blen)
 {
-    if (has_body || m < 2)
-        snprintf(num, cap, "Content-Length: %zu\r\n\r\n", blen);
-    else
-        snprintf(num, cap, "\r\n");
+    static const char pre[] = "Content-Length: ", post[] = "\r\n\r\n";
+    char digits[24];
+    size_t nd = 0, at = sizeof pre - 1;
+
+    if (!has_body && m >= 2) {
+        memcpy(num, post + 2, 3);               /* "\r\n" and its NUL */
+        return;
+    }
+    do {
+        digits[nd++] = (char)('0' + blen % 10);
+        blen /= 10;
+    } while (blen > 0);
+    if (cap < sizeof pre + nd + sizeof post - 1) {  /* never with the 48 bytes callers give */
+        num[0] = '\0';
+        return;
+    }
+    memcpy(num, pre, at);
+    while (nd > 0)
+        num[at++] = digits[--nd];
+    memcpy(num + at, post, sizeof post);          /* with its NUL */
 }
 
 /* w:request(method, path, body|nil) -> bytes */
@@ -203,14 +229,32 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
     char num[48];
     int m = 0;
 
+    if (widx < 0)
+        widx = lua_gettop(L) + widx + 1;
     while (methods[m] != NULL && strcmp(methods[m], method) != 0)
         m++;
     if (methods[m] == NULL)
         return luaL_error(L, "mediquo.http1: no method %s", method);
-    check_path(L, widx, path, plen);
-    luaL_buffinit(L, &b);
-    add_head(&b, w, m, path, plen, has_body);
-    luaL_pushresult(&b);
+    mq_getuservalue(L, widx);
+    if (m == w->head_m && (has_body != 0) == w->head_body && plen == w->head_plen
+        && memcmp(path, w->head_path, plen) == 0) {
+        lua_rawgeti(L, -1, 1);          /* the same head as last time */
+        lua_remove(L, -2);
+    } else {
+        check_path(L, widx, path, plen);
+        luaL_buffinit(L, &b);
+        add_head(&b, w, m, path, plen, has_body);
+        luaL_pushresult(&b);
+        if (plen <= HEAD_PATH_MAX) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -3, 1);
+            memcpy(w->head_path, path, plen);
+            w->head_plen = plen;
+            w->head_m = m;
+            w->head_body = has_body != 0;
+        }
+        lua_remove(L, -2);
+    }
     length_line(num, sizeof num, m, has_body, blen);
     lua_pushstring(L, num);
     return 2;
@@ -291,14 +335,16 @@ static void header_end(http1_p *h)
 
 static int which_header(const char *name, size_t len)
 {
-    static const struct { const char *n; int w; } ours[] = {
-        { "retry-after", H_RETRY_AFTER },
-        { "x-ratelimit-remaining", H_RL_REMAINING },
-        { "x-ratelimit-limit", H_RL_LIMIT },
-        { "x-ratelimit-reset", H_RL_RESET },
+#define OURS(n, w) { (n), sizeof(n) - 1, (w) }
+    static const struct { const char *n; size_t len; int w; } ours[] = {
+        OURS("retry-after", H_RETRY_AFTER),
+        OURS("x-ratelimit-remaining", H_RL_REMAINING),
+        OURS("x-ratelimit-limit", H_RL_LIMIT),
+        OURS("x-ratelimit-reset", H_RL_RESET),
     };
+#undef OURS
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-        if (strlen(ours[i].n) == len && strncasecmp(name, ours[i].n, len) == 0)
+        if (ours[i].len == len && strncasecmp(name, ours[i].n, len) == 0)
             return ours[i].w;
     return H_NONE;
 }

@@ -346,9 +346,10 @@ static uint64_t used(mq_rl_hdr *h, const rule *r, uint64_t now_u)
     return r->n - lo;
 }
 
-static int64_t available(mq_rl_hdr *h, const rule *r, int64_t now)
+/* the starts allowed now, u of the ring's slots being held */
+static int64_t available_of(mq_rl_hdr *h, const rule *r, int64_t now, uint64_t u)
 {
-    int64_t a = (int64_t)(r->n - used(h, r, (uint64_t)now >> MQ_RL_UNIT_SHIFT));
+    int64_t a = (int64_t)(r->n - u);
 
     if (left_ns(&h->cal_until, now, r) > 0) {
         int64_t c = (int64_t)ld(&h->cal_limit) - (int64_t)ld(&h->seq);
@@ -356,6 +357,11 @@ static int64_t available(mq_rl_hdr *h, const rule *r, int64_t now)
     }
     if (left_ns(&h->paused_until, now, r) > 0 || a < 0) a = 0;
     return a;
+}
+
+static int64_t available(mq_rl_hdr *h, const rule *r, int64_t now)
+{
+    return available_of(h, r, now, used(h, r, (uint64_t)now >> MQ_RL_UNIT_SHIFT));
 }
 
 /* limit is informational: the rule stays per_minute (a lower server limit
@@ -408,7 +414,7 @@ static void status_op(mq_rl_hdr *h, void *arg)
     mq_limiter_status_t *st = a->st;
     rule r;
     int64_t now;
-    uint64_t p;
+    uint64_t p, u;
 
     get_rule(h, &r);
     now = mq_rl_now_ns();
@@ -420,8 +426,9 @@ static void status_op(mq_rl_hdr *h, void *arg)
     st->rule_set_by_uid = (long)h->set_by_uid;
     st->mismatch = h->per_minute != a->want[0] || h->burst != a->want[1]
                 || h->period_ns != a->want[2];
-    st->used = (long)used(h, &r, (uint64_t)now >> MQ_RL_UNIT_SHIFT);
-    st->available = (long)available(h, &r, now);
+    u = used(h, &r, (uint64_t)now >> MQ_RL_UNIT_SHIFT);    /* one search for both */
+    st->used = (long)u;
+    st->available = (long)available_of(h, &r, now, u);
     if ((p = left_ns(&h->paused_until, now, &r)) > 0) {
         struct timespec rt;
         clock_gettime(CLOCK_REALTIME, &rt);

@@ -6,6 +6,7 @@
 #include "llimiter.h"
 #include "lmetrics.h"
 #include "lbatch.h"
+#include "lbody.h"
 #include "lcheck.h"
 #include "lengine.h"
 #include "clock.h"
@@ -100,6 +101,7 @@ int luaopen_mediquo_core(lua_State *L)
     mq_lbatch_open(L);
     lua_pop(L, 1);
     mq_lcheck_open(L);
+    mq_lbody_open(L);
     mq_lengine_open(L);
     mq_llimiter_open(L);
     mq_lredis_open(L);

@@ -1,5 +1,6 @@
 -- test/answer_cjson.lua: the C answer scanner (core.appointment, src/answer.c)
--- against cjson, the reference it stands in front of. Lua 5.4:
+-- against cjson, the reference it stands in front of, and the same scanner
+-- reading request bodies (core.json_fields, mediquo.ngx.read's) too. Lua 5.4:
 --
 --   lua5.4 test/answer_cjson.lua [count] [seed]
 --
@@ -309,4 +310,73 @@ for _, k in ipairs(cats) do
     local eg = format("%q", examples[k]):gsub("\\\n", "\\n")
     print("          e.g. " .. (#eg > 150 and sub(eg, 1, 150) .. "..." or eg))
 end
+
+-- ---- request bodies: core.json_fields against cjson -------------------------
+-- What mediquo.ngx.read takes from a JSON body: whenever json_fields gives
+-- a table, cjson decodes the body to an object whose create fields (a
+-- null: none) are the very same values, of the same types, and no other.
+-- A nil (the reader then decodes with cjson) is allowed; counted.
+local json_fields = core.json_fields
+local FIELDS, is_field = core.OP_FIELDS.create, {}
+for _, f in ipairs(FIELDS) do is_field[f] = true end
+
+local function request_body()
+    local m = {}
+    for _ = 1, random(0, 7) do
+        local k = chance(0.7) and pick(FIELDS) or pick(KEYS)
+        local v = chance(0.6) and (chance(0.8) and jstr(text()) or pick(NUMBERS)) or value(3)
+        m[#m + 1] = { k, v }
+    end
+    return ws() .. object(m) .. ws()
+end
+
+local REQUESTS = {
+    '{"code":"b1-1","starts_at":"2030-05-20T10:00:00Z","patient":"P1","professional":"prof-demo-1"}',
+    ' {"code":"A1","duration":30,"starts_at":1893456000,"patient":null,"x":[1,{"y":null}]}\n',
+    '{"c\\u006fde":"A\\/1","code":"A2","patient":"caf\\u00e9"}',
+    '{"code":{"a":1}}', '{"code":["A1"]}', '{"duration":true,"patient":false}',
+    '{"code":"A\t1"}', '{"code":"A1"} x', '{"code":"A1",}', '{"duration":0x10}', '{}', '[1]',
+    '{"duration":-0,"starts_at":1e400}', '{"code":"A1","code":null}',
+}
+
+local req = { bodies = 0, taken = 0, refused = 0, mismatches = 0 }
+local function compare_request(body)
+    req.bodies = req.bodies + 1
+    local t = json_fields(body, "create")
+    if t == nil then
+        req.refused = req.refused + 1
+        return
+    end
+    req.taken = req.taken + 1
+    local doc, bad = json.decode(body), nil
+    if type(doc) ~= "table" then
+        bad = "cjson does not decode it"
+    else
+        for _, f in ipairs(FIELDS) do
+            local want = doc[f]
+            if want == json.null then want = nil end
+            if t[f] ~= want or math.type(t[f]) ~= math.type(want) then
+                bad = format("%s: %s (%s) against cjson's %s", f, tostring(t[f]), type(t[f]), tostring(want))
+                break
+            end
+        end
+        for k in pairs(t) do
+            if not is_field[k] then bad = "an extra key " .. tostring(k) end
+        end
+    end
+    if bad then
+        req.mismatches = req.mismatches + 1
+        print(format("REQUEST MISMATCH: %s on %q", bad, body))
+    end
+end
+
+for _, body in ipairs(REQUESTS) do compare_request(body) end
+for _ = 1, COUNT do
+    local body = request_body()
+    compare_request(chance(0.5) and body or mutate(body))
+end
+print(format("request bodies %d: %d read by json_fields, %d left to cjson, %d mismatches",
+             req.bodies, req.taken, req.refused, req.mismatches))
+mismatches = mismatches + req.mismatches
+
 os.exit(mismatches == 0 and 0 or 1)

@@ -190,9 +190,10 @@ local function worker_state()
     return w
 end
 
-local function count(w, op, kind, t0, retries, waits, wait_s, attempts)
+-- (t1: the clock's last reading, when the engine was told the call's end)
+local function count(w, op, kind, t0, t1, retries, waits, wait_s, attempts)
     if w and w.mx and (op == "create" or op == "reschedule" or op == "cancel") then
-        local ok, err = w.mx:add(op, kind, now() - t0, retries, waits, wait_s, attempts)
+        local ok, err = w.mx:add(op, kind, t1 - t0, retries, waits, wait_s, attempts)
         if not ok then
             -- the file was cut short: this call's counts are lost, the
             -- next call maps it again; counters are not worth failing for
@@ -234,6 +235,10 @@ local function perform(fname, op, a, b)
         end
     end
     local call, action, step = eng:start(op, a, b, t0, nil, spare)
+    -- tn: the clock's last reading, what the engine was last told; the
+    -- next attempt's timeout and the call's latency count from it (between
+    -- it and them the worker only runs C and Lua: no yield)
+    local tn = t0
     local logged = false    -- this call's cause is in error.log (ngx_log.mark)
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
@@ -245,12 +250,13 @@ local function perform(fname, op, a, b)
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
             local head, length, body, timeout, connect_timeout = call:request_head(conn.w)
-            local outcome, p, status = conn:attempt(head, length, body, timeout, connect_timeout)
+            local outcome, p, status = conn:attempt(head, length, body, timeout, connect_timeout, tn)
+            tn = now()
             if outcome == "ok" then
                 -- the answer (p, the parser) read by the engine in C, and
                 -- what it means for the shared budget applied to lim
                 attempts = attempts + 1
-                action, step = call:answer(p, now(), lim)
+                action, step = call:answer(p, tn, lim)
                 http.release(p)
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
@@ -260,7 +266,7 @@ local function perform(fname, op, a, b)
                 action, step = call:fault("nginx", p)
             else
                 attempts = attempts + 1
-                action, step = call:failure(outcome, p, now(), status)
+                action, step = call:failure(outcome, p, tn, status)
             end
         elseif action == "slot" then
             local granted, waited, retry_after, fault = true, 0, nil, nil
@@ -268,6 +274,7 @@ local function perform(fname, op, a, b)
             if waited > 0 then
                 waits, wait_s = waits + 1, wait_s + waited
             end
+            tn = now()      -- the wait may have slept, or made a Redis round trip
             if fault then
                 -- a state file unusable, Redis refusing the setup: the
                 -- host's; logged once per cause, then once a minute
@@ -275,7 +282,7 @@ local function perform(fname, op, a, b)
                 logged = true
                 action, step = call:fault("rate_limit", fault)
             else
-                action, step = call:slot(granted, waited, retry_after, now())
+                action, step = call:slot(granted, waited, retry_after, tn)
             end
         elseif action == "backoff" then
             -- full jitter may draw 0: nginx warns on ngx.sleep(0) (a
@@ -283,7 +290,8 @@ local function perform(fname, op, a, b)
             local backoff = step.backoff
             if backoff > 0 then ngx.sleep(backoff) end
             retries = retries + 1
-            action, step = call:wake(now())
+            tn = now()
+            action, step = call:wake(tn)
         else
             break           -- "done"
         end
@@ -291,10 +299,10 @@ local function perform(fname, op, a, b)
     local value, e = call:result()
     if calls and #calls < 64 then calls[#calls + 1] = call end
     if value then
-        count(w, op, "ok", t0, retries, waits, wait_s, attempts)
+        count(w, op, "ok", t0, tn, retries, waits, wait_s, attempts)
         return value
     end
-    count(w, op, e.kind, t0, retries, waits, wait_s, e.attempts or attempts)
+    count(w, op, e.kind, t0, tn, retries, waits, wait_s, e.attempts or attempts)
     local err = errors.new(e)
     if logged then ngx_log.mark(err) end
     return nil, err

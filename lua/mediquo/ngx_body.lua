@@ -18,6 +18,11 @@ local sub = string.sub
 local byte = string.byte
 local decode = cjson.decode
 local null = cjson.null
+local json_fields = require("mediquo.core").json_fields
+-- a table made with room for its fields (LuaJIT's table.new, which nginx's
+-- Lua module has): filled key by key, a {} grows its hash part 1, 2, 4, 8
+local has_new_tab, new_tab = pcall(require, "table.new")
+if not has_new_tab then new_tab = function() return {} end end
 
 local _M = { _VERSION = require("mediquo.core")._VERSION }
 
@@ -92,10 +97,14 @@ function _M.read(op)
     local method = req.get_method()
     if not m[method] then return nil, wrong_method(method, m) end
 
-    local out = {}
-    -- the query string first, the body over it
-    local aerr = take_form(out, names, ngx.var.args and req.get_uri_args(16) or {})
-    if aerr then return nil, aerr end
+    -- the query string first, the body over it; out made when there is
+    -- something to put in it
+    local out
+    if ngx.var.args then
+        out = new_tab(0, #names)
+        local aerr = take_form(out, names, req.get_uri_args(16))
+        if aerr then return nil, aerr end
+    end
 
     req.read_body()
     local data = req.get_body_data()
@@ -103,7 +112,7 @@ function _M.read(op)
         if req.get_body_file() then
             return nil, errors.invalid("body", "too large (over client_body_buffer_size)")
         end
-        return out
+        return out or {}
     end
     -- a JSON object (whatever the Content-Type says: `curl -d '{...}'`
     -- sends application/x-www-form-urlencoded), else form fields
@@ -112,21 +121,30 @@ function _M.read(op)
         if not find(ngx.var.content_type or "", "application/x-www-form-urlencoded", 1, true) then
             return nil, errors.invalid("body", "must be a JSON object or form fields")
         end
+        out = out or new_tab(0, #names)
         local ferr = take_form(out, names, req.get_post_args(16))
         if ferr then return nil, ferr end
         return out
     end
-    local t = decode(at == 1 and data or sub(data, at))
-    if type(t) ~= "table" then
-        return nil, errors.invalid("body", "is not a valid JSON object")
+    -- fields that are not ours are ignored, as the API ignores them. The
+    -- usual body is read in C (core.json_fields: op's members as cjson
+    -- reads them, a null none); one it does not take (a member of ours
+    -- that is an object or array, a raw control byte, ...) by cjson
+    local t = json_fields(data, op)
+    if t and not out then return t end
+    if not t then
+        t = decode(at == 1 and data or sub(data, at))
+        if type(t) ~= "table" then
+            return nil, errors.invalid("body", "is not a valid JSON object")
+        end
     end
+    out = out or new_tab(0, #names)
     for i = 1, #names do
         local name = names[i]
         local v = t[name]
         if v == null then v = nil end      -- a JSON null is a missing field
         if v ~= nil then out[name] = v end
     end
-    -- fields that are not ours are ignored, as the API ignores them
     return out
 end
 

@@ -137,15 +137,19 @@ local function give_up(sock, p, outcome, message, status)
     return outcome, message, status
 end
 
--- t:attempt(head, length, body|nil, timeout, connect_timeout) -> "ok", p |
--- outcome, message[, status] (see above)
-function T.attempt(t, head, length, body, timeout, connect_timeout)
-    local t0 = now()
-    -- the head in two strings and the body: the whole request as one more
-    -- Lua string cost a copy and its interning (a hash-chain walk with a
-    -- memcmp over the common headers) per request; the head without its
-    -- length is the same string for every create
-    local req = { head, length, body }
+-- the request as sock:send takes it: the head in two strings and the body
+-- (the whole request as one more Lua string cost a copy and its interning
+-- per request; the head without its length is the same string for every
+-- create). One table for every attempt of the worker: filled just before
+-- sock:send, which copies the strings into nginx's buffer before it can
+-- yield, and emptied right after
+local req = {}
+
+-- t:attempt(head, length, body|nil, timeout, connect_timeout[, t0]) -> "ok", p |
+-- outcome, message[, status] (see above). t0: when the attempt's timeout
+-- starts (core.now's clock), the caller's last reading of it; now when nil
+function T.attempt(t, head, length, body, timeout, connect_timeout, t0)
+    t0 = t0 or now()
     local sock = ngx.socket.tcp()
     local cto = connect_timeout < timeout and connect_timeout or timeout
     -- io_ms: the send and read timeouts set; set again below only when
@@ -204,7 +208,9 @@ function T.attempt(t, head, length, body, timeout, connect_timeout)
         io_ms = ms(left)
         sock:settimeouts(io_ms, io_ms, io_ms)
     end
+    req[1], req[2], req[3] = head, length, body
     local sent, serr = sock:send(req)
+    req[1], req[2], req[3] = nil, nil, nil
     if not sent then
         -- part of it may have left: the server may act on it
         if serr == "timeout" then

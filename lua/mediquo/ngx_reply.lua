@@ -71,19 +71,38 @@ local function status_of(err)
 end
 _M.status_of = status_of
 
--- a JSON string: as it is when nothing needs escaping (the usual code and
--- URL; and no "\/" as cjson writes), else cjson's (valid JSON either way)
-local function jstr(v)
-    if type(v) ~= "string" then return encode(v) or "null" end
+-- v is a string JSON takes between quotes as it is (the usual code and URL)
+local function plain(v)
+    if type(v) ~= "string" then return false end
     for i = 1, #v do        -- byte() compiles; a pattern find would not
         local c = byte(v, i)
-        if c < 32 or c == 34 or c == 92 or c == 127 then return encode(v) end
+        if c < 32 or c == 34 or c == 92 or c == 127 then return false end
     end
-    return '"' .. v .. '"'
+    return true
+end
+
+-- a JSON string: as it is when nothing needs escaping (and no "\/" as
+-- cjson writes), else cjson's (valid JSON either way)
+local function jstr(v)
+    if plain(v) then return '"' .. v .. '"' end
+    return encode(v) or "null"
+end
+
+-- the body of a create's or reschedule's answer: one string made (the
+-- usual case), not one per field and then the whole
+local function appointment_body(code, url)
+    if plain(code) and plain(url) then
+        return '{"code":"' .. code .. '","url":"' .. url .. '"}'
+    end
+    return '{"code":' .. jstr(code) .. ',"url":' .. jstr(url) .. '}'
 end
 
 local CT = "application/json"
 local OK_CANCEL = '{"ok":true}'
+
+-- the last limit sent and its text: the limit seldom changes, and a
+-- number set as a header is made a string each time
+local last_limit, last_limit_text
 
 -- send(status, body, limit, remaining)
 local function send(status, body, limit, remaining)
@@ -92,7 +111,10 @@ local function send(status, body, limit, remaining)
     h.content_type = CT
     h.content_length = #body
     if limit then
-        h["X-RateLimit-Limit"] = limit
+        if limit ~= last_limit then
+            last_limit, last_limit_text = limit, tostring(limit)
+        end
+        h["X-RateLimit-Limit"] = last_limit_text
         h["X-RateLimit-Remaining"] = remaining
     end
     ngx.print(body)
@@ -121,8 +143,7 @@ function _M.reply(value, err, opts, created, limit, remaining)
     if opts and opts.headers == false then limit = nil end
     if value ~= nil and value ~= false then
         if value == true then return send(200, OK_CANCEL, limit, remaining) end
-        return send(created and 201 or 200,
-                    '{"code":' .. jstr(value.code) .. ',"url":' .. jstr(value.url) .. '}',
+        return send(created and 201 or 200, appointment_body(value.code, value.url),
                     limit, remaining)
     end
     if type(err) ~= "table" or not err.kind then
