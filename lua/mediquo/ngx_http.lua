@@ -7,7 +7,7 @@
 --   local t = http.new{ scheme =, host =, port =, api_key =, secret_key =,
 --                       user_agent =, insecure =, ca_file = }
 --   local head, length, body, timeout, cto = call:request_head(t.w)
---   local outcome, p, status = t:attempt(head, length, body, timeout, cto)
+--   local outcome, p, status = t:attempt(head, length, body, timeout, cto[, t0])
 --   if outcome == "ok" then call:answer(p, now); http.release(p) end
 --
 -- "ok": p is the core.http1_parser holding the complete answer, which the
