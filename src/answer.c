@@ -506,24 +506,25 @@ int mq_answer_subscription(const char *body, size_t len, char *buf, mq_answer_su
     return 0;
 }
 
-int mq_answer_fields(const char *body, size_t len, char *buf, const char *const *names, size_t n,
-                     mq_answer_val *vals)
+static void no_vals(mq_answer_val *vals, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         vals[i].kind = MQ_JV_NONE;
         vals[i].s = NULL;
         vals[i].len = 0;
     }
+}
+
+int mq_answer_fields(const char *body, size_t len, char *buf, const char *const *names, size_t n,
+                     mq_answer_val *vals)
+{
+    no_vals(vals, n);           /* a member never met is none */
     if (body && buf && names && n < 64) {
         scan s = { .base = (ptr)body, .p = (ptr)body, .end = (ptr)body + len,
                    .buf = (unsigned char *)buf, .names = names, .nnames = n, .vals = vals };
         if (parse(&s))
             return 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        vals[i].kind = MQ_JV_NONE;
-        vals[i].s = NULL;
-        vals[i].len = 0;
-    }
+    no_vals(vals, n);           /* what a refused body half-filled */
     return 0;
 }
