@@ -333,6 +333,24 @@ describe("limiter", function()
             assert.truthy(used >= 0.99 * 100, "only " .. used .. " of 100 in 2 windows")
         end)
 
+        it("counts the window's starts from a hint as a plain halving does", function()
+            -- lim:status().used and observe() search the ring for the
+            -- window's first start from where this process found it last
+            -- (a gallop, then halving); the test build counts at one
+            -- instant from hints near and far and by plain halving while
+            -- two processes fill and drain a 3,000-slot ring
+            local c = cfg{ per_minute = 3000, burst = 100, period = 0.25 }
+            local until_ns = now() + 1.5 * NS
+            local ws = { spawn("search", c, until_ns, 1, nil, H.hooks_env()),
+                         spawn("search", c, until_ns, 2, nil, H.hooks_env()) }
+            for i = 1, 2 do
+                assert(wait_for(ws[i], "done", 15))
+                local got = lines(ws[i].out)[2]
+                local n = tonumber((got or ""):match("^checked (%d+)$"))
+                assert.truthy(n and n > 100, "worker " .. i .. ": " .. tostring(got))
+            end
+        end)
+
         it("a sharer SIGKILLed in the middle of an admission is finished by the others", function()
             local c = cfg{ per_minute = 50, period = 30 }
             local l = assert(core.limiter(c))

@@ -11,6 +11,10 @@
 --               at the end (most of its time is inside the limiter)
 --       pause   pause(A) once
 --       observe observe(A = remaining, nil, B = reset_in) once
+--       search  until UNTIL_NS, admit in spurts and idle in between, and after
+--               each, count the window's starts from hints near and far
+--               (the test build's _used_both, H.hooks_env): logs "checked N"
+--               or "mismatch OFF FROM_HINT PLAIN"
 --       freeze  claim a slot and stop before finishing it (the test build: H.hooks_env);
 --               with the old locking library: take the lock and hang
 -- A host fault (the state file cut short) is logged as "fault MESSAGE" and
@@ -71,6 +75,35 @@ elseif mode == "pause" then
     lim:pause(a)
 elseif mode == "observe" then
     lim:observe(a, nil, b)
+elseif mode == "search" then
+    local n, checked, bad = per_minute, 0, nil
+    math.randomseed(a or 1)
+    local function idle(s)      -- a busy wait: plain Lua has no sleep
+        local t = core.limiter_now() + s * 1e9
+        for _ = 1, MAX_ITER do if core.limiter_now() >= t then break end end
+    end
+    for _ = 1, 100000 do
+        if core.limiter_now() >= until_ns or bad then break end
+        local stop = core.limiter_now() + math.random() * 0.03 * 1e9
+        for _ = 1, MAX_ITER do
+            if core.limiter_now() >= stop then break end
+            lim:try()
+        end
+        idle(math.random() * 0.06)
+        local _, plain = lim:_used_both(0)
+        local edge = n - plain      -- the first start in the window, from the oldest
+        for _, off in ipairs{ -10, 0, n - 1, n, n + 10, edge, edge - 1, edge + 1,
+                              edge - math.random(0, 300), edge + math.random(0, 300),
+                              math.random(0, n), math.random(-n, 2 * n) } do
+            local x, y = lim:_used_both(off)
+            if x ~= y then
+                bad = ("mismatch %d %d %d"):format(off, x, y)
+                break
+            end
+            checked = checked + 1
+        end
+    end
+    log(bad or ("checked " .. checked))
 elseif mode == "freeze" then
     log("freezing")
     -- (a library with a lock instead: hold it forever, the same test)

@@ -98,6 +98,8 @@ struct mq_limiter {
     pthread_mutex_t remap;      /* threads of this process re-mapping l: never
                                  * waited for (trylock), never across processes */
     int        remap_ok;        /* remap was initialised */
+    uint64_t   hint;            /* where used() found the window's first start
+                                 * last (a seq; threads race on it: a guess) */
     struct mq_rdl *rd;          /* across hosts through Redis, or NULL */
     const mq_rl_remote *remote; /* its entry points, set with rd */
 };

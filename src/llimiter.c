@@ -352,6 +352,22 @@ static int l_freeze(lua_State *L)
     return 0;
 }
 
+/* Test hook for the window's count: lim:_used_both(off) -> the starts in
+ * the window searched from a hint off slots past the oldest, and by plain
+ * halving, at one instant (spec 52 holds them equal). */
+static int l_used_both(lua_State *L)
+{
+    mq_limiter *l = check_open(L);
+    uint64_t a, b;
+    if (getenv("MEDIQUO_TEST_HOOKS") == NULL)
+        return luaL_error(L, "test hook disabled (set MEDIQUO_TEST_HOOKS)");
+    if (mq_limiter_used_both(l, (int64_t)luaL_checkinteger(L, 2), &a, &b) != 0)
+        return luaL_error(L, "limiter unusable");
+    lua_pushinteger(L, (lua_Integer)a);
+    lua_pushinteger(L, (lua_Integer)b);
+    return 2;
+}
+
 /* Test hook for the frozen-holder spec of the Redis limiter: takes the
  * host's lease lock and stops this process (SIGSTOP) holding it; once
  * continued, releases it -> true | false [, fault] (the file was cut short
@@ -415,6 +431,7 @@ static const luaL_Reg methods[] = {
     /* test builds only (make test-build): never in the shipped module */
     { "_freeze_mid_admission", l_freeze },
     { "_hold_lease_lock", l_hold_lease },
+    { "_used_both", l_used_both },
 #endif
     { NULL, NULL },
 };
