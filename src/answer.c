@@ -212,7 +212,9 @@ static ptr word(ptr p, ptr end, const char *w)
 
 static int is(ptr k, size_t n, const char *name)
 {
-    return n == strlen(name) && memcmp(k, name, n) == 0;
+    /* the first byte before strlen: most keys differ there */
+    if (n == 0) return name[0] == '\0';
+    return k[0] == (unsigned char)name[0] && n == strlen(name) && memcmp(k, name, n) == 0;
 }
 
 /* One message of the field s->key (msg NULL: the field itself). */

@@ -246,30 +246,53 @@ static int l_engine_stats(lua_State *L)
     return 1;
 }
 
+/* A call's uservalue: [UV_ENGINE] its engine (kept alive), [UV_STEP] its
+ * step table (made at its first slot or backoff step, refilled at each
+ * one after), then the step's field names as Lua strings, made with the
+ * call: a field set by a kept string is not looked up among Lua's strings
+ * at every step. */
+enum { UV_ENGINE = 1, UV_STEP, UV_K_MAX_WAIT, UV_K_UNTIL, UV_K_BACKOFF, UV__COUNT };
+
+static void set_field(lua_State *L, int uv, int t, int k, int has, double v)
+{
+    lua_rawgeti(L, uv, k);
+    if (has)
+        lua_pushnumber(L, v);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, t);
+}
+
 /* the step as (action, step): step a table of the mq_step fields the
  * action has ({ max_wait, until } for "slot", { backoff, until } for
  * "backoff"), nil for "send" and "done" (no table on the usual path; a
- * send's deadline is already in call:request()'s timeouts) */
-int mq_lengine_push_step(lua_State *L, mq_step st)
+ * send's deadline is already in call:request()'s timeouts). The table is
+ * the call's own, refilled at each step: read before the next one. */
+int mq_lengine_push_step(lua_State *L, mq_step st, int cidx)
 {
+    int uv, t;
+
+    if (cidx < 0)
+        cidx = lua_gettop(L) + cidx + 1;
     lua_pushstring(L, mq_action_name(st.action));
-    switch (st.action) {
-    case MQ_A_SLOT:
-        lua_createtable(L, 0, 2);
-        lua_pushnumber(L, st.max_wait);
-        lua_setfield(L, -2, "max_wait");
-        break;
-    case MQ_A_BACKOFF:
-        lua_createtable(L, 0, 2);
-        lua_pushnumber(L, st.backoff);
-        lua_setfield(L, -2, "backoff");
-        break;
-    default:
+    if (st.action != MQ_A_SLOT && st.action != MQ_A_BACKOFF) {
         lua_pushnil(L);
         return 2;
     }
-    lua_pushnumber(L, st.until);
-    lua_setfield(L, -2, "until");
+    mq_getuservalue(L, cidx);
+    uv = lua_gettop(L);
+    lua_rawgeti(L, uv, UV_STEP);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, uv, UV_STEP);
+    }
+    t = lua_gettop(L);
+    set_field(L, uv, t, UV_K_MAX_WAIT, st.action == MQ_A_SLOT, st.max_wait);
+    set_field(L, uv, t, UV_K_BACKOFF, st.action == MQ_A_BACKOFF, st.backoff);
+    set_field(L, uv, t, UV_K_UNTIL, 1, st.until);
+    lua_remove(L, uv);
     return 2;
 }
 
@@ -299,10 +322,17 @@ static int l_engine_start(lua_State *L)
         mq_engine_call_init(&lc->c);
         lc->started = 0;
         mq_setmetatable(L, MQ_ECALL_MT);
-        /* the call keeps its engine alive (a table: 5.1 fenvs must be) */
-        lua_createtable(L, 1, 0);
+        /* the call keeps its engine alive (a table: 5.1 fenvs must be),
+         * and its step table and names (mq_lengine_push_step) */
+        lua_createtable(L, UV__COUNT - 1, 0);
         lua_pushvalue(L, 1);
-        lua_rawseti(L, -2, 1);
+        lua_rawseti(L, -2, UV_ENGINE);
+        lua_pushliteral(L, "max_wait");
+        lua_rawseti(L, -2, UV_K_MAX_WAIT);
+        lua_pushliteral(L, "until");
+        lua_rawseti(L, -2, UV_K_UNTIL);
+        lua_pushliteral(L, "backoff");
+        lua_rawseti(L, -2, UV_K_BACKOFF);
         mq_setuservalue(L, 7);
     }
     lc->started = 1;
@@ -313,7 +343,7 @@ static int l_engine_start(lua_State *L)
     else
         a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now);
     lua_settop(L, 7);
-    mq_lengine_push_step(L, a);
+    mq_lengine_push_step(L, a, 7);
     return 3;
 }
 
@@ -359,7 +389,7 @@ static int l_call_slot(lua_State *L)
     lcall *lc = check_call(L, MQ_W_SLOT, "slot");
     mq_step a = mq_engine_slot(&lc->c, lua_toboolean(L, 2), luaL_optnumber(L, 3, 0),
                                luaL_optnumber(L, 4, -1), luaL_checknumber(L, 5));
-    return mq_lengine_push_step(L, a);
+    return mq_lengine_push_step(L, a, 1);
 }
 
 /* call:fault(what, why): the host's setup failed where the call waits for
@@ -370,7 +400,7 @@ static int l_call_fault(lua_State *L)
     const char *what = luaL_checkstring(L, 2), *why = luaL_checkstring(L, 3);
     if (lc->c.state != MQ_W_SLOT && lc->c.state != MQ_W_SEND)
         return luaL_error(L, "mediquo engine call: fault() while the call waits for something else");
-    return mq_lengine_push_step(L, mq_engine_host_fault(&lc->c, what, why));
+    return mq_lengine_push_step(L, mq_engine_host_fault(&lc->c, what, why), 1);
 }
 
 /* a number field of res, or dflt when absent */
@@ -409,7 +439,7 @@ static int l_call_response(lua_State *L)
     r.rl_reset = res_num(L, "rl_reset", -1);
     a = mq_engine_response(&lc->c, &r, now);
     lua_settop(L, 3);
-    return mq_lengine_push_step(L, a);
+    return mq_lengine_push_step(L, a, 1);
 }
 
 /* call:failure(outcome, message|nil, now [, status]) */
@@ -426,7 +456,7 @@ static int l_call_failure(lua_State *L)
         mq_engine_resent(&lc->c);
         if (lc->c.m != MQ_M_POST) {
             mq_step send = { .action = MQ_A_SEND };
-            return mq_lengine_push_step(L, send);
+            return mq_lengine_push_step(L, send, 1);
         }
         o = MQ_T_RESET;
     } else {
@@ -435,14 +465,14 @@ static int l_call_failure(lua_State *L)
             return luaL_argerror(L, 2, "outcome must be connect, connect_timeout, tls, "
                                  "timeout, reset, too_big, failed or resent");
     }
-    return mq_lengine_push_step(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now));
+    return mq_lengine_push_step(L, mq_engine_failure(&lc->c, (mq_outcome)o, msg, status, now), 1);
 }
 
 static int l_call_wake(lua_State *L)
 {
     lcall *lc = check_call(L, MQ_W_BACKOFF, "wake");
     mq_step a = mq_engine_wake(&lc->c, luaL_checknumber(L, 2));
-    return mq_lengine_push_step(L, a);
+    return mq_lengine_push_step(L, a, 1);
 }
 
 static int l_call_limiter_note(lua_State *L)

@@ -33,8 +33,8 @@ void mq_lengine_cfg(lua_State *L, int t, mq_engine_cfg *cfg);
  * it waits for another step than want, -1: any; step names the method). */
 mq_ecall *mq_lengine_call(lua_State *L, int want, const char *step);
 /* A step as Lua gets it: the action's name and its table (nil for send and
- * done); returns 2. */
-int mq_lengine_push_step(lua_State *L, mq_step st);
+ * done: the table of the call at stack index cidx, refilled); returns 2. */
+int mq_lengine_push_step(lua_State *L, mq_step st, int cidx);
 /* A send step's body (nil without one), timeout and connect_timeout, as
  * call:request() and call:request_head() end; returns 3. */
 int mq_lengine_push_send(lua_State *L, const mq_request *r);

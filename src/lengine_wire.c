@@ -55,6 +55,6 @@ int mq_lengine_answer(lua_State *L)
         else if (n.kind == MQ_NOTE_OBSERVE)
             mq_limiter_observe(lim, n.remaining, n.limit, n.reset);
     }
-    lua_settop(L, 0);
-    return mq_lengine_push_step(L, st);
+    lua_settop(L, 1);       /* the call: the step table is its own */
+    return mq_lengine_push_step(L, st, 1);
 }
