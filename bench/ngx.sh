@@ -5,9 +5,10 @@
 #     2 workers, mediquo.ngx: validation, shared limiter, retries, metrics)
 #     vs nginx's own proxy_pass to the same sandbox (bench/ngx/proxy.conf,
 #     2 workers: the upper bound), each contender's window paired with a
-#     proxy_pass window right beside it (before it in odd runs, after it in
-#     even ones; the contenders' order turning by one each run), median
-#     of BENCH_NGX_RUNS pairs of BENCH_NGX_SECONDS windows (wrk -t2 -c32).
+#     proxy_pass window taken in turns with it (BENCH_NGX_SLICES slices a
+#     side, A B B A ...; the contenders' order turning by one each run),
+#     median of BENCH_NGX_RUNS pairs of BENCH_NGX_SECONDS a side (wrk -t2
+#     -c32).
 #     A third contender, the same gateway with its transport swapped for
 #     a subrequest to nginx's proxy module (bench/ngx/subrequest.lua,
 #     keepalive upstream): the design the issue asked to weigh. A fourth,
@@ -25,7 +26,7 @@
 #     (bench/ngx/burst.lua); all in flight at once, it is ~0.5 s.
 #
 #   bash bench/ngx.sh            (or: make bench BENCH=ngx, make bench-ngx)
-#   BENCH_NGX_RUNS=5 BENCH_NGX_SECONDS=5 BENCH_NGX_CONNS=32 BENCH_NGX_BURST=200
+#   BENCH_NGX_RUNS=5 BENCH_NGX_SECONDS=5 BENCH_NGX_SLICES=5 BENCH_NGX_CONNS=32 BENCH_NGX_BURST=200
 #  4. the same /book with the budget in Redis (rate_limit.redis: a real
 #     redis-server on loopback, started and stopped here by its PID),
 #     paired with proxy_pass in the same runs (skipped without redis-server);
@@ -123,27 +124,31 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null "$px/health" && break; sleep 0.0
 
 reset_sb() { curl -s -o /dev/null -X POST "${sb%/v1}/__sandbox/reset"; }
 
-# wrk output -> "rps p50_ms p99_ms non2xx"
-parse() {
-    awk '
+# median, pin_tree, worker_ns (the workers' CPU ns, exact), health_phases
+. "$root/bench/ngx/health.sh"
+# slice PREFIX URL SHAPE SECS: one wrk window of SECS on a fresh sandbox
+# -> "requests seconds p50_ms p99_ms non2xx cpu_ns" (its workers' CPU)
+slice() {
+    local prefix=$1 url=$2 shape=$3 c0 c1 out
+    reset_sb
+    c0=$(worker_ns "$prefix/nginx.pid")
+    out=$(BOOK_SHAPE=$shape wrk -t2 -c"$conns" -d"$4s" --latency -s bench/ngx/book.lua "$url/book")
+    c1=$(worker_ns "$prefix/nginx.pid")
+    printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '
     function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec:/ { rps = $2 }
+    /requests in/ { n = $1; d = $4; sub(/s,?$/, "", d) }
     /^ +50%/ { p50 = ms($2) }
     /^ +99%/ { p99 = ms($2) }
     /Non-2xx/ { bad = $NF }
-    END { printf "%.1f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }'
+    END { printf "%d %.3f %.3f %.3f %d %d\n", n, d, p50, p99, bad + 0, b - a }'
 }
-# median, pin_tree, worker_ns (the workers' CPU ns, exact), health_phases
-. "$root/bench/ngx/health.sh"
-# wrk against one contender, with its workers' CPU per request appended:
-# -> "rps p50_ms p99_ms non2xx cpu_us_per_request"
-measure() {
-    local prefix=$1 url=$2 shape=$3 c0 c1 out
-    c0=$(worker_ns "$prefix/nginx.pid")
-    out=$(BOOK_SHAPE=$shape wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/ngx/book.lua "$url/book")
-    c1=$(worker_ns "$prefix/nginx.pid")
-    printf '%s %s\n' "$(printf '%s\n' "$out" | parse)" \
-        "$(printf '%s\n' "$out" | awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } END { printf "%.1f", n ? (b - a) / 1000 / n : 0 }')"
+# slices FILE -> one window's line from its slices' lines: "rps p50_ms
+# p99_ms non2xx cpu_us_per_request" (rps and CPU over all the slices'
+# requests; p50, p99: the median of the slices')
+slices() {
+    awk '{ n += $1; d += $2 } END { printf "%.1f ", (d > 0 ? n / d : 0) }' "$1"
+    printf '%s %s ' "$(cut -d' ' -f3 "$1" | median)" "$(cut -d' ' -f4 "$1" | median)"
+    awk '{ n += $1; bad += $5; cpu += $6 } END { printf "%d %.1f\n", bad + 0, (n ? cpu / 1000 / n : 0) }' "$1"
 }
 
 # EVALSHA calls redis-server answered so far (0 without the Redis contender)
@@ -151,46 +156,53 @@ evalsha_calls() {
     [ -n "$redis_pid" ] || { echo 0; return; }
     bash bench/ngx/evalsha_calls.sh "$redis_port"
 }
-# measure_redis TAG URL: measure, and the run's Redis round trips (EVALSHA)
-# per /book into TAG_rt.txt
-measure_redis() {
-    local e0
-    e0=$(evalsha_calls)
-    measure "$work/$1" "$2" gateway >> "$work/$1.txt"
-    awk -v a="$e0" -v b="$(evalsha_calls)" -v r="$(tail -n1 "$work/$1.txt" | cut -d' ' -f1)" -v s="$secs" \
-        'BEGIN { printf "%.4f\n", (r > 0 ? (b - a) / (r * s) : 0) }' >> "$work/$1_rt.txt"
-}
 # col FILE N: the median of column N
 col() { cut -d' ' -f"$2" "$1" | median; }
 # ratios TAG: each run's throughput / its own proxy_pass window's (px_TAG.txt)
 ratios() { paste -d' ' "$work/$1.txt" "$work/px_$1.txt" | awk '{ printf "%.3f\n", $1 / $6 }'; }
 
-# the contenders, each paired with a proxy_pass window of its own right
-# beside it: before it in odd runs, after it in even ones (so neither side
-# always has the warmer or the later window); the machine's drift over a
-# run (minutes, on a shared VM) stays out of every pair
+# the contenders, each paired with a proxy_pass window of its own, the two
+# taken in turns: BENCH_NGX_SLICES (5) slices of BENCH_NGX_SECONDS /
+# slices each, in the order A B B A A B ... (A: proxy_pass in odd runs,
+# the contender in even ones), so the machine's drift within a pair falls
+# on both sides alike. Until session 16 a pair was two whole windows one
+# after the other, and its ratio swung 0.79-1.15 within one run (session
+# 15's logs): a shared VM's load changes over seconds
 tags="gw sub gww"
 [ -n "$gwr" ] && tags="$tags gwr gwrb"
 declare -A url=([gw]=$gw [sub]=$sub [gww]=$gww [gwr]=$gwr [gwrb]=$gwrb)
 declare -A label=([gw]=mediquo.ngx [sub]=subrequest [gww]="with the webhook map" [gwr]="redis budget"
                   [gwrb]="redis, burst 1000")
+nslices=${BENCH_NGX_SLICES:-5}
+slice_s=$(( secs / nslices )); [ "$slice_s" -ge 1 ] || slice_s=1
 
-echo "# bench/ngx.sh: $runs runs x ${secs}s, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# bench/ngx.sh: $runs runs x ${nslices}x${slice_s}s a side, wrk -t2 -c$conns, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 : > "$work/px.txt"
 for tag in $tags; do : > "$work/$tag.txt"; : > "$work/${tag}_rt.txt"; : > "$work/px_$tag.txt"; done
-# contender TAG: one window of it
-contender() {
-    reset_sb
-    case $1 in
-        gwr*) measure_redis "$1" "${url[$1]}" ;;
-        *) measure "$work/$1" "${url[$1]}" gateway >> "$work/$1.txt" ;;
+# pair TAG RUN: TAG's window and its proxy_pass window, in slices taken in
+# turns; the lines go to TAG.txt, px_TAG.txt and px.txt (the Redis
+# contenders' round trips per /book to TAG_rt.txt)
+pair() {
+    local tag=$1 run=$2 j side e0 e1 rt=0
+    : > "$work/cur_c"; : > "$work/cur_p"
+    for j in $(seq 1 "$nslices"); do
+        # A B B A ...: proxy_pass first when j + run is even
+        for side in $( [ $(( (j + run) % 2 )) = 0 ] && echo "px c" || echo "c px"); do
+            if [ "$side" = px ]; then
+                slice "$work/px" "$px" api "$slice_s" >> "$work/cur_p"
+            else
+                e0=$(evalsha_calls)
+                slice "$work/$tag" "${url[$tag]}" gateway "$slice_s" >> "$work/cur_c"
+                e1=$(evalsha_calls)
+                rt=$((rt + e1 - e0))
+            fi
+        done
+    done
+    slices "$work/cur_c" >> "$work/$tag.txt"
+    slices "$work/cur_p" | tee -a "$work/px.txt" >> "$work/px_$tag.txt"
+    case $tag in
+        gwr*) awk -v e="$rt" '{ n += $1 } END { printf "%.4f\n", (n > 0 ? e / n : 0) }' "$work/cur_c" >> "$work/${tag}_rt.txt" ;;
     esac
-}
-# baseline TAG: one proxy_pass window, TAG's pair
-baseline() {
-    reset_sb
-    measure "$work/px" "$px" api >> "$work/px_$1.txt"
-    tail -n1 "$work/px_$1.txt" >> "$work/px.txt"
 }
 # The contenders' order turns by one each run (run 1: gw sub gww gwr gwrb,
 # run 2: sub gww gwr gwrb gw, ...): over 5 runs each takes each place once.
@@ -203,8 +215,7 @@ n=${#order[@]}
 for i in $(seq 1 "$runs"); do
     line= pairs=
     for k in $(seq 0 $((n - 1))); do
-        tag=${order[$(( (i - 1 + k) % n ))]}
-        if [ $((i % 2)) = 1 ]; then baseline "$tag"; contender "$tag"; else contender "$tag"; baseline "$tag"; fi
+        pair "${order[$(( (i - 1 + k) % n ))]}" "$i"
     done
     for tag in $tags; do
         line="$line${line:+  }${label[$tag]} $(tail -n1 "$work/$tag.txt") proxy_pass $(tail -n1 "$work/px_$tag.txt")"
