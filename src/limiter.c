@@ -489,29 +489,37 @@ const char *mq_limiter_key(const mq_limiter *l) { return l->key; }
 const char *mq_limiter_path(const mq_limiter *l) { return l->path; }
 
 #ifdef MQ_TESTING
-struct used_args { int64_t off; uint64_t from_hint, plain; };
+struct used_args { int64_t off; uint64_t from_hint, plain; int still; };
 
+/* both searches, again until no admission (of any process) came between
+ * the first read of seq and the last: the ring they read was one */
 static void used_op(mq_rl_hdr *h, void *p)
 {
     struct used_args *a = p;
+    const uint64_t *ring = ring_of(h);
     rule r;
-    uint64_t now_u = (uint64_t)mq_rl_now_ns() >> MQ_RL_UNIT_SHIFT, hint, none;
 
     get_rule(h, &r);
-    hint = ld(&h->seq) - r.n + (uint64_t)a->off;
-    none = ld(&h->seq) + 2 * r.n;                   /* no slot's: a plain halving */
-    a->from_hint = used(h, &r, now_u, &hint);
-    a->plain = used(h, &r, now_u, &none);
+    a->still = 0;
+    for (int tries = 0; tries < 1000 && !a->still; tries++) {
+        uint64_t k = ld(&h->seq), s = ld(&ring[k % r.n]);
+        uint64_t now_u = (uint64_t)mq_rl_now_ns() >> MQ_RL_UNIT_SHIFT;
+        uint64_t hint = k - r.n + (uint64_t)a->off;
+        uint64_t none = k + 2 * r.n;            /* no slot's: a plain halving */
+        a->from_hint = used(h, &r, now_u, &hint);
+        a->plain = used(h, &r, now_u, &none);
+        a->still = ld(&h->seq) == k && ld(&ring[k % r.n]) == s;
+    }
 }
 
 int mq_limiter_used_both(mq_limiter *l, int64_t off, uint64_t *from_hint, uint64_t *plain)
 {
-    struct used_args a = { off, 0, 0 };
+    struct used_args a = { off, 0, 0, 0 };
 
     if (guarded(l, used_op, &a) != 0) return -1;
     *from_hint = a.from_hint;
     *plain = a.plain;
-    return 0;
+    return a.still ? 0 : 1;
 }
 
 void mq_limiter_freeze_mid_admission(mq_limiter *l)

@@ -121,7 +121,9 @@ const char *mq_limiter_path(const mq_limiter *l);
  * place for a sharer to freeze; a spec SIGSTOPs or SIGKILLs the caller. */
 void mq_limiter_freeze_mid_admission(mq_limiter *l);
 /* The starts in the window counted at one instant twice: searched from a
- * hint off slots past the oldest, and by plain halving. 0, or -1. */
+ * hint off slots past the oldest, and by plain halving, with no admission
+ * between: 0; 1 when other processes kept admitting through 1,000 tries;
+ * -1 (the file is unusable). */
 int  mq_limiter_used_both(mq_limiter *l, int64_t off, uint64_t *from_hint, uint64_t *plain);
 #endif
 
