@@ -162,7 +162,7 @@ lint-tidy:
 # and no test hook in its strings: the hooks are compiled only with
 # -DMQ_TESTING (make test-build, mk/testing.mk). LINT_HOOKS matches their
 # names (Lua methods, C functions, env switches, the refusal message).
-LINT_HOOKS ?= MEDIQUO_TEST_|hold_lease_lock|freeze_mid_admission|^l_hold_lease$$|^l_freeze$$|MEDIQUO_TEST_NO_JITTER_GUARD|test hook disabled
+LINT_HOOKS ?= MEDIQUO_TEST_|hold_lease_lock|freeze_mid_admission|used_both|^l_hold_lease$$|^l_freeze$$|MEDIQUO_TEST_NO_JITTER_GUARD|test hook disabled
 lint-symbols: all
 	@set -e; for so in $(TREE)/lib/lua/$(LUA_VERSION)/mediquo/core.so $(BUILD)/luajit/mediquo/core.so; do \
 	    syms=$$(nm -D --defined-only "$$so" | awk '{print $$3}' | grep -v '^_init$$\|^_fini$$' | sort | tr '\n' ' '); \

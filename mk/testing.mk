@@ -1,7 +1,8 @@
 # mk/testing.mk: the test build of the C core (issue 25). The shipped module
 # (the rock, build/luajit) carries no test hook; this one is compiled with
-# -DMQ_TESTING, which adds the limiter's `_freeze_mid_admission` and
-# `_hold_lease_lock` methods and honours MEDIQUO_TEST_NO_JITTER_GUARD. The
+# -DMQ_TESTING, which adds the limiter's `_freeze_mid_admission`,
+# `_hold_lease_lock` and `_used_both` methods and honours
+# MEDIQUO_TEST_NO_JITTER_GUARD. The
 # specs that use a hook put it first on their children's LUA_CPATH
 # (spec/helper.lua H.hooks_env), so nothing else loads it.
 #

@@ -185,8 +185,8 @@ end)()
 H.bin = H.root .. "/bin/mediquo-sandbox"
 
 -- The test build of mediquo.core (make test-build, -DMQ_TESTING) is the only
--- one with the test hooks: the limiter's _freeze_mid_admission and
--- _hold_lease_lock, and the MEDIQUO_TEST_* switches; the shipped module has
+-- one with the test hooks: the limiter's _freeze_mid_admission,
+-- _hold_lease_lock and _used_both, and the MEDIQUO_TEST_* switches; the shipped module has
 -- none. H.hooks_env(extra) -> a command-line prefix for a child process that
 -- loads the test build first (for its Lua: MEDIQUO_LUA luajit -> the LuaJIT
 -- one) and sets MEDIQUO_TEST_HOOKS=1, then extra ("MEDIQUO_TEST_X=1 ").
