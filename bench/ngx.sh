@@ -146,9 +146,8 @@ slice() {
 # p99_ms non2xx cpu_us_per_request" (rps and CPU over all the slices'
 # requests; p50, p99: the median of the slices')
 slices() {
-    awk '{ n += $1; d += $2 } END { printf "%.1f ", (d > 0 ? n / d : 0) }' "$1"
-    printf '%s %s ' "$(cut -d' ' -f3 "$1" | median)" "$(cut -d' ' -f4 "$1" | median)"
-    awk '{ n += $1; bad += $5; cpu += $6 } END { printf "%d %.1f\n", bad + 0, (n ? cpu / 1000 / n : 0) }' "$1"
+    awk -v p50="$(col "$1" 3)" -v p99="$(col "$1" 4)" '{ n += $1; d += $2; bad += $5; cpu += $6 }
+        END { printf "%.1f %s %s %d %.1f\n", (d > 0 ? n / d : 0), p50, p99, bad + 0, (n ? cpu / 1000 / n : 0) }' "$1"
 }
 
 # EVALSHA calls redis-server answered so far (0 without the Redis contender)
