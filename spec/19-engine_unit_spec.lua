@@ -430,6 +430,32 @@ describe("engine", function()
         assert.has_error(function() call:result() end)
     end)
 
+    it("a method takes only a userdata made as its class (the tag, src/lclass.h)", function()
+        local e = engine()
+        local call = e:start("cancel", "A", nil, 0)
+        local start = debug.getmetatable(e).__index.start
+        local result = debug.getmetatable(call).__index.result
+        local function refused(f, self, want)
+            local ok, err = pcall(f, self, "cancel", "A", nil, 0)
+            assert.is_false(ok)
+            assert.matches(want, tostring(err))
+        end
+        refused(start, call, "mediquo.core.engine expected")
+        refused(result, e, "mediquo.core.call expected")
+        refused(start, "engine", "mediquo.core.engine expected, got string")
+        refused(start, io.stdout, "mediquo.core.engine expected")
+        -- a foreign userdata given the engine's metatable (debug.setmetatable):
+        -- luaL_checkudata alone would take a FILE handle for an engine
+        local f = assert(io.tmpfile())
+        local own = debug.getmetatable(f)
+        debug.setmetatable(f, debug.getmetatable(e))
+        local ok, err = pcall(start, f, "cancel", "A", nil, 0)
+        debug.setmetatable(f, own)
+        f:close()
+        assert.is_false(ok)
+        assert.matches("mediquo.core.engine expected, got a userdata not made as one", tostring(err))
+    end)
+
     it("exports one table of names", function()
         assert.is_true(core.KINDS.server_error)
         assert.is_false(core.KINDS.config)

@@ -17,17 +17,6 @@ static inline void mq_setmetatable(lua_State *L, const char *tname)
     luaL_getmetatable(L, tname);
     lua_setmetatable(L, -2);
 }
-static inline void *mq_testudata(lua_State *L, int i, const char *tname)
-{
-    void *p = lua_touserdata(L, i);
-    if (p == NULL || !lua_getmetatable(L, i))
-        return NULL;
-    luaL_getmetatable(L, tname);
-    if (!lua_rawequal(L, -1, -2))
-        p = NULL;
-    lua_pop(L, 2);
-    return p;
-}
 #else
 #define mq_rawlen(L, i)          lua_rawlen((L), (i))
 #define mq_setfuncs(L, l)        luaL_setfuncs((L), (l), 0)
@@ -35,7 +24,6 @@ static inline void *mq_testudata(lua_State *L, int i, const char *tname)
 #define mq_setuservalue(L, i)    lua_setuservalue((L), (i))
 #define mq_getuservalue(L, i)    ((void)lua_getuservalue((L), (i)))
 #define mq_setmetatable(L, t)    luaL_setmetatable((L), (t))
-#define mq_testudata(L, i, t)    luaL_testudata((L), (i), (t))
 #endif
 
 #if LUA_VERSION_NUM >= 504

@@ -47,15 +47,17 @@
 #include <unistd.h>
 
 #define MQ_BATCH_MT "mediquo.core.batch"
+#define BATCH_TAG   "mq.batch"     /* lclass.h: each userdata's first 8 bytes */
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_batch *b;            /* NULL once closed */
     mq_client *c;           /* borrowed: the uservalue keeps it alive */
 } lbatch;
 
 static lbatch *check_batch(lua_State *L)
 {
-    lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
+    lbatch *lb = mq_ltag_check(L, 1, BATCH_TAG, MQ_BATCH_MT);
     if (lb->b == NULL)
         luaL_error(L, "mediquo batch is closed");
     if (mq_lclient_transport(lb->c) == NULL) {
@@ -84,6 +86,7 @@ static int l_batch_new(lua_State *L)
         return luaL_argerror(L, 3, "max_wait must be a number of seconds");
 
     lb = mq_newuserdata(L, sizeof *lb);
+    mq_ltag_set(lb->tag, BATCH_TAG);
     lb->b = NULL;           /* __gc is safe from here on */
     lb->c = c;
     mq_setmetatable(L, MQ_BATCH_MT);
@@ -270,7 +273,7 @@ static int l_batch_slot_wait(lua_State *L)
 /* batch:pending() -> rows added and not yet returned by step */
 static int l_batch_pending(lua_State *L)
 {
-    lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
+    lbatch *lb = mq_ltag_check(L, 1, BATCH_TAG, MQ_BATCH_MT);
     lua_pushinteger(L, lb->b ? (lua_Integer)mq_batch_pending(lb->b) : 0);
     return 1;
 }
@@ -278,7 +281,7 @@ static int l_batch_pending(lua_State *L)
 /* close, __gc and __close: one idempotent function */
 static int l_batch_close(lua_State *L)
 {
-    lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
+    lbatch *lb = mq_ltag_check(L, 1, BATCH_TAG, MQ_BATCH_MT);
     mq_batch_free(lb->b);
     lb->b = NULL;
     return 0;
@@ -286,7 +289,7 @@ static int l_batch_close(lua_State *L)
 
 static int l_batch_tostring(lua_State *L)
 {
-    lbatch *lb = luaL_checkudata(L, 1, MQ_BATCH_MT);
+    lbatch *lb = mq_ltag_check(L, 1, BATCH_TAG, MQ_BATCH_MT);
     if (lb->b == NULL)
         lua_pushliteral(L, "mediquo.core.batch (closed)");
     else
@@ -300,7 +303,7 @@ static int l_batch_tostring(lua_State *L)
 static int l_sync(lua_State *L)
 {
     FILE *f;
-    luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_ltag_check(L, 1, MQ_CLIENT_TAG, MQ_CLIENT_MT);
 #if LUA_VERSION_NUM >= 502
     luaL_Stream *s = luaL_checkudata(L, 2, LUA_FILEHANDLE);
     f = s->closef != NULL ? s->f : NULL;

@@ -18,3 +18,12 @@ int mq_lclass(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_R
     }
     return 1;
 }
+
+void *mq_ltag_fail(lua_State *L, int idx, const char *name)
+{
+    /* the usual words for a value of another type; and a userdata with
+     * our metatable but not our tag (debug.setmetatable) is refused too */
+    luaL_checkudata(L, idx, name);
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got a userdata not made as one", name));
+    return NULL;
+}

@@ -28,7 +28,7 @@ void mq_lclient_methods(lua_State *L)
 
 mq_client *mq_lclient_check(lua_State *L, int idx)
 {
-    mq_client *c = luaL_checkudata(L, idx, MQ_CLIENT_MT);
+    mq_client *c = mq_ltag_check(L, idx, MQ_CLIENT_TAG, MQ_CLIENT_MT);
     if (c->t == NULL)
         luaL_error(L, "mediquo client is closed");
     return c;
@@ -58,6 +58,7 @@ static int l_client_new(lua_State *L)
 
     c = mq_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);       /* __gc is safe from here on */
+    mq_ltag_set(c->tag, MQ_CLIENT_TAG);
     mq_setmetatable(L, MQ_CLIENT_MT);
 
     mq_engine_call_init(&c->call);
@@ -140,7 +141,7 @@ static int l_client_unsubscribe(lua_State *L) { return run(L, MQ_OP_WH_UNSUBSCRI
 /* client:stats() -> the engine's counters (batches run on the same engine) */
 static int l_client_stats(lua_State *L)
 {
-    mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_client *c = mq_ltag_check(L, 1, MQ_CLIENT_TAG, MQ_CLIENT_MT);
     mq_engine_stats st;
     if (c->e != NULL)
         st = *mq_engine_stats_of(c->e);
@@ -153,7 +154,7 @@ static int l_client_stats(lua_State *L)
 /* close, __gc and __close: one idempotent function */
 static int l_client_close(lua_State *L)
 {
-    mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_client *c = mq_ltag_check(L, 1, MQ_CLIENT_TAG, MQ_CLIENT_MT);
     mq_transport_free(c->t);
     c->t = NULL;
     mq_engine_call_free(&c->call);
@@ -165,7 +166,7 @@ static int l_client_close(lua_State *L)
 
 static int l_client_tostring(lua_State *L)
 {
-    mq_client *c = luaL_checkudata(L, 1, MQ_CLIENT_MT);
+    mq_client *c = mq_ltag_check(L, 1, MQ_CLIENT_TAG, MQ_CLIENT_MT);
     if (c->t == NULL || c->e == NULL)
         lua_pushstring(L, "mediquo.core.client (closed)");
     else    /* the engine's base URL: parsed, no user info in it */

@@ -2,7 +2,7 @@
 #ifndef MQ_LCLIENT_H
 #define MQ_LCLIENT_H
 
-#include "compat.h"
+#include "lclass.h"
 #include "engine.h"
 #include "limiter.h"
 #include "transport.h"
@@ -12,11 +12,13 @@
 #endif
 
 #define MQ_CLIENT_MT  "mediquo.core.client"
+#define MQ_CLIENT_TAG "mq.clien"      /* lclass.h: each userdata's first 8 bytes */
 #define MQ_URL_MAX 4096
 
 /* The client userdata. Other files take its parts through the functions
  * below (batches drive calls of its engine over dups of its transport). */
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_transport *t;        /* NULL once closed */
     mq_limiter *lim;        /* borrowed: the limiter userdata is the uservalue */
     mq_engine *e;           /* every decision of a call */

@@ -49,11 +49,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ENGINE_TAG "mq.engin"    /* lclass.h: each userdata's first 8 bytes */
+#define CALL_TAG   "mq.ecall"
+
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_engine *e;           /* NULL once collected */
 } lengine;
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_ecall c;
     int started;
 } lcall;
@@ -205,7 +210,7 @@ void mq_lengine_cfg(lua_State *L, int t, mq_engine_cfg *cfg)
 
 static lengine *check_engine(lua_State *L)
 {
-    lengine *le = luaL_checkudata(L, 1, MQ_ENGINE_MT);
+    lengine *le = mq_ltag_check(L, 1, ENGINE_TAG, MQ_ENGINE_MT);
     if (le->e == NULL)
         luaL_error(L, "mediquo engine is closed");
     return le;
@@ -221,6 +226,7 @@ static int l_engine_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     mq_lengine_cfg(L, 1, &cfg);
     le = mq_newuserdata(L, sizeof *le);
+    mq_ltag_set(le->tag, ENGINE_TAG);
     le->e = NULL;
     mq_setmetatable(L, MQ_ENGINE_MT);
     if (mq_engine_new(&cfg, mq_rand_seed(), &le->e, err, sizeof err) != 0) {
@@ -233,7 +239,7 @@ static int l_engine_new(lua_State *L)
 
 static int l_engine_gc(lua_State *L)
 {
-    lengine *le = luaL_checkudata(L, 1, MQ_ENGINE_MT);
+    lengine *le = mq_ltag_check(L, 1, ENGINE_TAG, MQ_ENGINE_MT);
     mq_engine_free(le->e);
     le->e = NULL;
     return 0;
@@ -311,7 +317,7 @@ static int l_engine_start(lua_State *L)
 
     lua_settop(L, 7);
     if (!lua_isnil(L, 7)) {
-        lc = luaL_checkudata(L, 7, MQ_ECALL_MT);
+        lc = mq_ltag_check(L, 7, CALL_TAG, MQ_ECALL_MT);
         if (lc->c.e != le->e || lc->c.state != MQ_W_DONE)
             return luaL_error(L, "mediquo engine: start() with a call of another engine, or not done");
         mq_engine_call_free(&lc->c);
@@ -319,6 +325,7 @@ static int l_engine_start(lua_State *L)
     } else {
         lua_settop(L, 6);
         lc = mq_newuserdata(L, sizeof *lc);     /* 7 */
+        mq_ltag_set(lc->tag, CALL_TAG);
         mq_engine_call_init(&lc->c);
         lc->started = 0;
         mq_setmetatable(L, MQ_ECALL_MT);
@@ -349,7 +356,7 @@ static int l_engine_start(lua_State *L)
 
 static lcall *check_call(lua_State *L, int want, const char *step)
 {
-    lcall *lc = luaL_checkudata(L, 1, MQ_ECALL_MT);
+    lcall *lc = mq_ltag_check(L, 1, CALL_TAG, MQ_ECALL_MT);
     if (lc->c.e == NULL)
         luaL_error(L, "mediquo engine call: not started");
     if (want >= 0 && (int)lc->c.state != want)
@@ -504,7 +511,7 @@ static int l_call_result(lua_State *L)
 
 static int l_call_gc(lua_State *L)
 {
-    lcall *lc = luaL_checkudata(L, 1, MQ_ECALL_MT);
+    lcall *lc = mq_ltag_check(L, 1, CALL_TAG, MQ_ECALL_MT);
     mq_engine_call_free(&lc->c);
     return 0;
 }

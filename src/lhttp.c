@@ -36,6 +36,8 @@
 
 #define MQ_HTTP1_MT   "mediquo.core.http1"
 #define MQ_PARSER_MT  "mediquo.core.http1_parser"
+#define HTTP1_TAG     "mq.http1"     /* lclass.h: each userdata's first 8 bytes */
+#define PARSER_TAG    "mq.parse"
 #define NAME_MAX_LEN  32        /* longer header names are none of ours */
 #define VALUE_MAX_LEN 128       /* longer values of ours are malformed */
 
@@ -44,6 +46,7 @@
 #define HEAD_PATH_MAX 64        /* the longest path whose head is kept */
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     char *fixed;            /* "Host: ...\r\n...X-Secret-Key: ...\r\n"; NULL once freed */
     size_t fixed_len;
     /* the last head made (mq_lhttp_push_head), kept at [1] of the
@@ -55,7 +58,7 @@ typedef struct {
 
 static int w_gc(lua_State *L)
 {
-    http1_w *w = luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    http1_w *w = mq_ltag_check(L, 1, HTTP1_TAG, MQ_HTTP1_MT);
     if (w->fixed != NULL) {
         memset(w->fixed, 0, w->fixed_len);   /* it holds the keys */
         free(w->fixed);
@@ -66,7 +69,7 @@ static int w_gc(lua_State *L)
 
 static int w_tostring(lua_State *L)
 {
-    luaL_checkudata(L, 1, MQ_HTTP1_MT);
+    mq_ltag_check(L, 1, HTTP1_TAG, MQ_HTTP1_MT);
     lua_pushliteral(L, "mediquo.http1");
     return 1;
 }
@@ -116,6 +119,7 @@ static int w_new(lua_State *L)
     }
     cap = l[0] + l[1] + l[2] + ual + 160;
     w = mq_newuserdata(L, sizeof *w);
+    mq_ltag_set(w->tag, HTTP1_TAG);
     w->fixed = NULL;
     w->fixed_len = 0;
     w->head_m = -1;
@@ -143,7 +147,7 @@ static const char *const methods[] = { "POST", "PUT", "DELETE", "GET", NULL };
 /* the writer at idx, not freed */
 static http1_w *check_w(lua_State *L, int idx)
 {
-    http1_w *w = luaL_checkudata(L, idx, MQ_HTTP1_MT);
+    http1_w *w = mq_ltag_check(L, idx, HTTP1_TAG, MQ_HTTP1_MT);
     if (w->fixed == NULL)
         luaL_error(L, "mediquo.http1: freed");
     return w;
@@ -265,6 +269,7 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
 enum { H_NONE, H_RETRY_AFTER, H_RL_REMAINING, H_RL_LIMIT, H_RL_RESET };
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     http_parser p;
     char *body;             /* malloc'd, at most MQ_BODY_CAP */
     size_t body_len, body_cap;
@@ -453,6 +458,7 @@ static int p_new(lua_State *L)
 {
     http1_p *h = lua_newuserdata(L, sizeof *h);
     memset(h, 0, sizeof *h);
+    mq_ltag_set(h->tag, PARSER_TAG);
     luaL_getmetatable(L, MQ_PARSER_MT);
     lua_setmetatable(L, -2);
     parser_reset(h);
@@ -461,7 +467,7 @@ static int p_new(lua_State *L)
 
 static int p_gc(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     free(h->body);
     h->body = NULL;
     h->body_cap = h->body_len = 0;
@@ -470,7 +476,7 @@ static int p_gc(lua_State *L)
 
 static int p_reset(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     parser_reset(h);
     return 0;
 }
@@ -500,7 +506,7 @@ static int parse_error(lua_State *L, http1_p *h)
  * (keepalive: the connection may carry the next request) */
 static int p_feed(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     size_t len, n;
     const char *data = luaL_checklstring(L, 2, &len);
     if (h->done) {
@@ -533,7 +539,7 @@ static int p_feed(lua_State *L)
 /* p:eof() -> "done" | nil, outcome, message: the peer closed the connection */
 static int p_eof(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     if (!h->done && h->started) {
         /* a body delimited by the close ends here */
         http_parser_execute(&h->p, &settings, NULL, 0);
@@ -562,7 +568,7 @@ static void push_opt(lua_State *L, double v)
 
 static int p_result(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     if (h->status > 0)
         lua_pushinteger(L, (lua_Integer)h->status);
     else
@@ -578,7 +584,7 @@ static int p_result(lua_State *L)
 
 void mq_lhttp_answer(lua_State *L, int idx, mq_answer *a)
 {
-    http1_p *h = luaL_checkudata(L, idx, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, idx, PARSER_TAG, MQ_PARSER_MT);
 
     if (!h->done || h->status <= 0)
         luaL_argerror(L, idx, "the parser has no complete answer");
@@ -593,14 +599,14 @@ void mq_lhttp_answer(lua_State *L, int idx, mq_answer *a)
 
 static int p_started(lua_State *L)
 {
-    http1_p *h = luaL_checkudata(L, 1, MQ_PARSER_MT);
+    http1_p *h = mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     lua_pushboolean(L, h->started);
     return 1;
 }
 
 static int p_tostring(lua_State *L)
 {
-    luaL_checkudata(L, 1, MQ_PARSER_MT);
+    mq_ltag_check(L, 1, PARSER_TAG, MQ_PARSER_MT);
     lua_pushliteral(L, "mediquo.http1_parser");
     return 1;
 }

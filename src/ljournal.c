@@ -30,9 +30,11 @@
 #include "ljournal.h"
 #include "lclass.h"
 
-#define JOURNAL_MT "mediquo.core.journal"
+#define JOURNAL_MT  "mediquo.core.journal"
+#define JOURNAL_TAG "mq.journ"     /* lclass.h: each userdata's first 8 bytes */
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     int fd;                     /* -1 once closed (or never opened) */
 } held_file;
 
@@ -73,6 +75,7 @@ static int open_locked(lua_State *L, const char *path, int flags)
 {
     held_file *h = (held_file *)mq_newuserdata(L, sizeof *h);
     int fd, e;
+    mq_ltag_set(h->tag, JOURNAL_TAG);
     h->fd = -1;
     mq_setmetatable(L, JOURNAL_MT);
     fd = open(path, flags | O_CLOEXEC, 0666);
@@ -101,6 +104,7 @@ static int l_lock(lua_State *L)
         return push_fail(L, "cannot open", errno);
     if (!S_ISREG(st.st_mode)) {
         held_file *h = (held_file *)mq_newuserdata(L, sizeof *h);
+        mq_ltag_set(h->tag, JOURNAL_TAG);
         h->fd = -1;
         mq_setmetatable(L, JOURNAL_MT);
         lua_pushboolean(L, 0);
@@ -138,7 +142,7 @@ static int l_journal(lua_State *L)
 
 static held_file *check_open(lua_State *L)
 {
-    held_file *h = (held_file *)luaL_checkudata(L, 1, JOURNAL_MT);
+    held_file *h = mq_ltag_check(L, 1, JOURNAL_TAG, JOURNAL_MT);
     if (h->fd < 0) luaL_error(L, "journal is closed");
     return h;
 }
@@ -179,7 +183,7 @@ static int l_sync(lua_State *L)
 /* close, __gc and __close: one idempotent function (closing drops the lock) */
 static int l_close(lua_State *L)
 {
-    held_file *h = (held_file *)luaL_checkudata(L, 1, JOURNAL_MT);
+    held_file *h = mq_ltag_check(L, 1, JOURNAL_TAG, JOURNAL_MT);
     if (h->fd >= 0) {
         close(h->fd);
         h->fd = -1;
@@ -189,7 +193,7 @@ static int l_close(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-    held_file *h = (held_file *)luaL_checkudata(L, 1, JOURNAL_MT);
+    held_file *h = mq_ltag_check(L, 1, JOURNAL_TAG, JOURNAL_MT);
     lua_pushstring(L, h->fd < 0 ? "mediquo.core.journal (closed)" : "mediquo.core.journal");
     return 1;
 }

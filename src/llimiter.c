@@ -22,7 +22,7 @@ typedef mq_llimiter_ud lim_ud;
 
 static mq_limiter *check_open(lua_State *L)
 {
-    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    lim_ud *u = mq_ltag_check(L, 1, MQ_LIMITER_TAG, MQ_LIMITER_MT);
     if (u->l == NULL) luaL_error(L, "limiter is closed");
     return u->l;
 }
@@ -126,6 +126,7 @@ static int l_new(lua_State *L)
 
     /* the userdata first: if anything below raises, __gc sees l == NULL */
     u = (lim_ud *)mq_newuserdata(L, sizeof *u);
+    mq_ltag_set(u->tag, MQ_LIMITER_TAG);
     u->l = NULL;
     mq_setmetatable(L, MQ_LIMITER_MT);
     if ((lua_toboolean(L, 5) ? mq_limiter_open_existing : mq_limiter_open)(&cfg, &u->l, err,
@@ -318,7 +319,7 @@ static int l_path(lua_State *L)
 /* close, __gc and __close: one idempotent function */
 static int l_close(lua_State *L)
 {
-    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    lim_ud *u = mq_ltag_check(L, 1, MQ_LIMITER_TAG, MQ_LIMITER_MT);
     mq_limiter_close(u->l);
     u->l = NULL;
     return 0;
@@ -326,7 +327,7 @@ static int l_close(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-    lim_ud *u = (lim_ud *)luaL_checkudata(L, 1, MQ_LIMITER_MT);
+    lim_ud *u = mq_ltag_check(L, 1, MQ_LIMITER_TAG, MQ_LIMITER_MT);
     mq_limiter_status_t st;
 
     if (u->l == NULL) {

@@ -7,10 +7,13 @@
 
 #include "compat.h"
 #include "limiter.h"
+#include "lclass.h"
 
-#define MQ_LIMITER_MT "mediquo.core.limiter"
+#define MQ_LIMITER_MT  "mediquo.core.limiter"
+#define MQ_LIMITER_TAG "mq.limit"     /* lclass.h: each userdata's first 8 bytes */
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_limiter *l;              /* NULL once closed (or never opened) */
 } mq_llimiter_ud;
 
@@ -18,7 +21,7 @@ typedef struct {
  * has been closed. */
 static inline mq_limiter *mq_llimiter_get(lua_State *L, int idx)
 {
-    mq_llimiter_ud *u = (mq_llimiter_ud *)mq_testudata(L, idx, MQ_LIMITER_MT);
+    mq_llimiter_ud *u = (mq_llimiter_ud *)mq_ltag_test(L, idx, MQ_LIMITER_TAG);
     return u ? u->l : NULL;
 }
 

@@ -16,8 +16,10 @@
 #include "lclass.h"
 
 #define MQ_METRICS_MT "mediquo.core.metrics"
+#define METRICS_TAG   "mq.metri"     /* lclass.h: each userdata's first 8 bytes */
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_metrics *m;          /* NULL once closed (or never opened) */
 } mx_ud;
 
@@ -27,7 +29,7 @@ typedef char kinds_match[MQ_MX_KINDS == MQ_K__COUNT ? 1 : -1];
 
 static mq_metrics *check_open(lua_State *L)
 {
-    mx_ud *u = (mx_ud *)luaL_checkudata(L, 1, MQ_METRICS_MT);
+    mx_ud *u = mq_ltag_check(L, 1, METRICS_TAG, MQ_METRICS_MT);
     if (u->m == NULL) luaL_error(L, "metrics is closed");
     return u->m;
 }
@@ -64,6 +66,7 @@ static int l_new(lua_State *L)
     lua_settop(L, 3);
     /* the userdata first: if anything below raises, __gc sees m == NULL */
     u = (mx_ud *)mq_newuserdata(L, sizeof *u);
+    mq_ltag_set(u->tag, METRICS_TAG);
     u->m = NULL;
     mq_setmetatable(L, MQ_METRICS_MT);
     if (mq_metrics_open(key, dir, gid, &u->m, err, sizeof err) != 0) {
@@ -172,7 +175,7 @@ static int l_path(lua_State *L)
 /* close, __gc and __close: one idempotent function */
 static int l_close(lua_State *L)
 {
-    mx_ud *u = (mx_ud *)luaL_checkudata(L, 1, MQ_METRICS_MT);
+    mx_ud *u = mq_ltag_check(L, 1, METRICS_TAG, MQ_METRICS_MT);
     mq_metrics_close(u->m);
     u->m = NULL;
     return 0;
@@ -180,7 +183,7 @@ static int l_close(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-    mx_ud *u = (mx_ud *)luaL_checkudata(L, 1, MQ_METRICS_MT);
+    mx_ud *u = mq_ltag_check(L, 1, METRICS_TAG, MQ_METRICS_MT);
     if (u->m == NULL)
         lua_pushliteral(L, "mediquo.metrics(closed)");
     else

@@ -17,7 +17,8 @@
 #include "redis_conv.h"
 #include "lclass.h"
 
-#define MQ_CONV_MT "mediquo.core.redis_conv"
+#define MQ_CONV_MT  "mediquo.core.redis_conv"
+#define CONV_TAG    "mq.rconv"     /* lclass.h: each userdata's first 8 bytes */
 
 /* opts[name], raw: no metamethod of the caller's table runs */
 static int rawfield(lua_State *L, int idx, const char *name)
@@ -182,13 +183,14 @@ static int push_step(lua_State *L, mq_limiter *l, int st, double wait, int64_t a
 }
 
 typedef struct {
+    char tag[MQ_LTAG_LEN];
     mq_rconv *c;
     mq_rconv_step st;
 } conv_ud;
 
 static conv_ud *conv_check(lua_State *L)
 {
-    conv_ud *u = (conv_ud *)luaL_checkudata(L, 1, MQ_CONV_MT);
+    conv_ud *u = mq_ltag_check(L, 1, CONV_TAG, MQ_CONV_MT);
     if (u->c == NULL) luaL_error(L, "redis conversation is closed");
     return u;
 }
@@ -270,7 +272,7 @@ static int c_fault(lua_State *L)
 
 static int c_close(lua_State *L)
 {
-    conv_ud *u = (conv_ud *)luaL_checkudata(L, 1, MQ_CONV_MT);
+    conv_ud *u = mq_ltag_check(L, 1, CONV_TAG, MQ_CONV_MT);
     mq_rconv_free(u->c);
     u->c = NULL;
     return 0;
@@ -284,6 +286,7 @@ static int push_conv(lua_State *L, mq_limiter *l, const mq_rdl_req *req)
     conv_ud *u = (conv_ud *)mq_newuserdata(L, sizeof *u);
 
     memset(u, 0, sizeof *u);
+    mq_ltag_set(u->tag, CONV_TAG);
     mq_setmetatable(L, MQ_CONV_MT);
     u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
     if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
@@ -355,7 +358,7 @@ static int c_message(lua_State *L)
 static int l_finish(lua_State *L)
 {
     mq_limiter *l = check_redis(L);
-    conv_ud *u = (conv_ud *)luaL_checkudata(L, 2, MQ_CONV_MT);
+    conv_ud *u = mq_ltag_check(L, 2, CONV_TAG, MQ_CONV_MT);
     long long vals[MQ_RCONV_NVALS] = { 0 };
     double wait = 0;
     int64_t at = 0;
