@@ -85,11 +85,8 @@ static int l_batch_new(lua_State *L)
     if (max_wait != max_wait)
         return luaL_argerror(L, 3, "max_wait must be a number of seconds");
 
-    lb = mq_newuserdata(L, sizeof *lb);
-    mq_ltag_set(lb->tag, BATCH_TAG);
-    lb->b = NULL;           /* __gc is safe from here on */
+    lb = mq_lclass_new(L, sizeof *lb, BATCH_TAG, MQ_BATCH_MT);   /* b NULL: __gc is safe */
     lb->c = c;
-    mq_setmetatable(L, MQ_BATCH_MT);
     lua_createtable(L, 1, 0);   /* a table: 5.1 fenvs must be */
     lua_pushvalue(L, 1);
     lua_rawseti(L, -2, 1);

@@ -19,6 +19,15 @@ int mq_lclass(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_R
     return 1;
 }
 
+void *mq_lclass_make(lua_State *L, size_t size, const char *tag, const char *name)
+{
+    void *p = mq_newuserdata(L, size);
+    memset(p, 0, size);
+    memcpy(p, tag, MQ_LTAG_LEN);
+    mq_setmetatable(L, name);
+    return p;
+}
+
 void *mq_ltag_fail(lua_State *L, int idx, const char *name)
 {
     /* the usual words for a value of another type; and a userdata with

@@ -56,10 +56,7 @@ static int l_client_new(lua_State *L)
         return 2;
     }
 
-    c = mq_newuserdata(L, sizeof *c);
-    memset(c, 0, sizeof *c);       /* __gc is safe from here on */
-    mq_ltag_set(c->tag, MQ_CLIENT_TAG);
-    mq_setmetatable(L, MQ_CLIENT_MT);
+    c = mq_lclass_new(L, sizeof *c, MQ_CLIENT_TAG, MQ_CLIENT_MT);   /* zeroed: __gc is safe */
 
     mq_engine_call_init(&c->call);
 

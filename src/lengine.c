@@ -225,10 +225,7 @@ static int l_engine_new(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     mq_lengine_cfg(L, 1, &cfg);
-    le = mq_newuserdata(L, sizeof *le);
-    mq_ltag_set(le->tag, ENGINE_TAG);
-    le->e = NULL;
-    mq_setmetatable(L, MQ_ENGINE_MT);
+    le = mq_lclass_new(L, sizeof *le, ENGINE_TAG, MQ_ENGINE_MT);   /* e NULL */
     if (mq_engine_new(&cfg, mq_rand_seed(), &le->e, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -324,11 +321,8 @@ static int l_engine_start(lua_State *L)
         mq_engine_call_init(&lc->c);
     } else {
         lua_settop(L, 6);
-        lc = mq_newuserdata(L, sizeof *lc);     /* 7 */
-        mq_ltag_set(lc->tag, CALL_TAG);
+        lc = mq_lclass_new(L, sizeof *lc, CALL_TAG, MQ_ECALL_MT);     /* 7 */
         mq_engine_call_init(&lc->c);
-        lc->started = 0;
-        mq_setmetatable(L, MQ_ECALL_MT);
         /* the call keeps its engine alive (a table: 5.1 fenvs must be),
          * and its step table and names (mq_lengine_push_step) */
         lua_createtable(L, UV__COUNT - 1, 0);

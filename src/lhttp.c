@@ -118,12 +118,8 @@ static int w_new(lua_State *L)
         return 2;
     }
     cap = l[0] + l[1] + l[2] + ual + 160;
-    w = mq_newuserdata(L, sizeof *w);
-    mq_ltag_set(w->tag, HTTP1_TAG);
-    w->fixed = NULL;
-    w->fixed_len = 0;
+    w = mq_lclass_new(L, sizeof *w, HTTP1_TAG, MQ_HTTP1_MT);   /* fixed NULL */
     w->head_m = -1;
-    mq_setmetatable(L, MQ_HTTP1_MT);
     lua_createtable(L, 1, 0);       /* where the last head is kept */
     mq_setuservalue(L, -2);
     buf = malloc(cap);
@@ -456,11 +452,7 @@ static const http_parser_settings settings = {
 
 static int p_new(lua_State *L)
 {
-    http1_p *h = lua_newuserdata(L, sizeof *h);
-    memset(h, 0, sizeof *h);
-    mq_ltag_set(h->tag, PARSER_TAG);
-    luaL_getmetatable(L, MQ_PARSER_MT);
-    lua_setmetatable(L, -2);
+    http1_p *h = mq_lclass_new(L, sizeof *h, PARSER_TAG, MQ_PARSER_MT);
     parser_reset(h);
     return 1;
 }

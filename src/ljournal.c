@@ -73,11 +73,9 @@ static int write_all(int fd, const char *buf, size_t len)
  * is made first so that __gc closes the descriptor whatever follows */
 static int open_locked(lua_State *L, const char *path, int flags)
 {
-    held_file *h = (held_file *)mq_newuserdata(L, sizeof *h);
+    held_file *h = (held_file *)mq_lclass_new(L, sizeof *h, JOURNAL_TAG, JOURNAL_MT);
     int fd, e;
-    mq_ltag_set(h->tag, JOURNAL_TAG);
     h->fd = -1;
-    mq_setmetatable(L, JOURNAL_MT);
     fd = open(path, flags | O_CLOEXEC, 0666);
     if (fd < 0)
         return push_fail(L, "cannot open", errno);
@@ -103,10 +101,8 @@ static int l_lock(lua_State *L)
     if (stat(path, &st) != 0)
         return push_fail(L, "cannot open", errno);
     if (!S_ISREG(st.st_mode)) {
-        held_file *h = (held_file *)mq_newuserdata(L, sizeof *h);
-        mq_ltag_set(h->tag, JOURNAL_TAG);
+        held_file *h = (held_file *)mq_lclass_new(L, sizeof *h, JOURNAL_TAG, JOURNAL_MT);
         h->fd = -1;
-        mq_setmetatable(L, JOURNAL_MT);
         lua_pushboolean(L, 0);
         return 2;
     }

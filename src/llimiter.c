@@ -125,10 +125,7 @@ static int l_new(lua_State *L)
     }
 
     /* the userdata first: if anything below raises, __gc sees l == NULL */
-    u = (lim_ud *)mq_newuserdata(L, sizeof *u);
-    mq_ltag_set(u->tag, MQ_LIMITER_TAG);
-    u->l = NULL;
-    mq_setmetatable(L, MQ_LIMITER_MT);
+    u = (lim_ud *)mq_lclass_new(L, sizeof *u, MQ_LIMITER_TAG, MQ_LIMITER_MT);   /* l NULL */
     if ((lua_toboolean(L, 5) ? mq_limiter_open_existing : mq_limiter_open)(&cfg, &u->l, err,
                                                                            sizeof err) != 0) {
         lua_pushnil(L);

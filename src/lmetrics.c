@@ -65,10 +65,7 @@ static int l_new(lua_State *L)
     }
     lua_settop(L, 3);
     /* the userdata first: if anything below raises, __gc sees m == NULL */
-    u = (mx_ud *)mq_newuserdata(L, sizeof *u);
-    mq_ltag_set(u->tag, METRICS_TAG);
-    u->m = NULL;
-    mq_setmetatable(L, MQ_METRICS_MT);
+    u = (mx_ud *)mq_lclass_new(L, sizeof *u, METRICS_TAG, MQ_METRICS_MT);   /* m NULL */
     if (mq_metrics_open(key, dir, gid, &u->m, err, sizeof err) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);

@@ -283,11 +283,8 @@ static int c_close(lua_State *L)
  * -1 out of memory (the userdata pushed all the same, closed) */
 static int push_conv(lua_State *L, mq_limiter *l, const mq_rdl_req *req)
 {
-    conv_ud *u = (conv_ud *)mq_newuserdata(L, sizeof *u);
+    conv_ud *u = (conv_ud *)mq_lclass_new(L, sizeof *u, CONV_TAG, MQ_CONV_MT);   /* zeroed */
 
-    memset(u, 0, sizeof *u);
-    mq_ltag_set(u->tag, CONV_TAG);
-    mq_setmetatable(L, MQ_CONV_MT);
     u->c = mq_rconv_new(mq_rdl_url(mq_rdl_of(l)), mq_rdl_script());
     if (u->c) mq_rconv_set_topo(u->c, mq_rdl_topo(mq_rdl_of(l)));
     return u->c == NULL || mq_rconv_start(u->c, MQ_RDL_NKEYS, req->argc, req->argv, &u->st) != 0
