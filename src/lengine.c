@@ -5,9 +5,10 @@
  *                      retry_post=, max_wait=, limiter_period=, api_key=, secret_key= }
  *         -> eng | nil, msg     (keys only to scrub them; max_wait absent or
  *                                false: no limiter, so no "slot" action)
- *   call, action, step = eng:start(op, a, b, now [, resumed])
+ *   call, action, step = eng:start(op, a, b, now [, resumed [, done_call [, lim]]])
  *         op "create"|"reschedule"|"cancel"; a, b as the public API;
- *         resumed: an earlier run may have sent it (batches, imports)
+ *         resumed: an earlier run may have sent it (batches, imports);
+ *         lim: a local core.limiter, a free slot taken at once (below)
  *   action, step: what to do next and the named fields of its mq_step:
  *         "slot",    { max_wait = seconds it may wait for a limiter slot,
  *                      until = no slot after this moment }
@@ -44,6 +45,7 @@
 #include "answer.h"
 #include "lopt.h"
 #include "lclass.h"
+#include "llimiter_ud.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,20 +301,28 @@ int mq_lengine_push_step(lua_State *L, mq_step st, int cidx)
     return 2;
 }
 
-/* eng:start(op, a, b, now [, resumed [, done_call]]) -> call, action, step
+/* eng:start(op, a, b, now [, resumed [, done_call [, lim]]]) -> call, action, step
  * done_call: a call of this engine whose result was read, started again
  * instead of a new one (a call is ~6 KB: the nginx driver keeps a few
- * rather than make and collect one per request) */
+ * rather than make and collect one per request). lim: a core.limiter
+ * whose budget is this host's own (not Redis): when the call's first step
+ * is a slot and lim has one free now, it is taken here, as lim:try() and
+ * call:slot(true, 0, nil, now) would, and the call goes on ("send"); when
+ * it has none (or fails), the step is "slot" as without lim, for the
+ * driver's own wait. */
 static int l_engine_start(lua_State *L)
 {
     lengine *le = check_engine(L);
     double now = luaL_checknumber(L, 5);
     int resumed = lua_toboolean(L, 6);
+    mq_limiter *lim = NULL;
     lcall *lc;
     mq_op op;
     mq_step a;
 
-    lua_settop(L, 7);
+    lua_settop(L, 8);
+    if (!lua_isnil(L, 8) && (lim = mq_llimiter_get(L, 8)) == NULL)
+        return luaL_argerror(L, 8, "an open core.limiter expected");
     if (!lua_isnil(L, 7)) {
         lc = mq_ltag_check(L, 7, CALL_TAG, MQ_ECALL_MT);
         if (lc->c.e != le->e || lc->c.state != MQ_W_DONE)
@@ -320,8 +330,7 @@ static int l_engine_start(lua_State *L)
         mq_engine_call_free(&lc->c);
         mq_engine_call_init(&lc->c);
     } else {
-        lua_settop(L, 6);
-        lc = mq_lclass_new(L, sizeof *lc, CALL_TAG, MQ_ECALL_MT);     /* 7 */
+        lc = mq_lclass_new(L, sizeof *lc, CALL_TAG, MQ_ECALL_MT);     /* 9 */
         mq_engine_call_init(&lc->c);
         /* the call keeps its engine alive (a table: 5.1 fenvs must be),
          * and its step table and names (mq_lengine_push_step) */
@@ -334,7 +343,8 @@ static int l_engine_start(lua_State *L)
         lua_rawseti(L, -2, UV_K_UNTIL);
         lua_pushliteral(L, "backoff");
         lua_rawseti(L, -2, UV_K_BACKOFF);
-        mq_setuservalue(L, 7);
+        mq_setuservalue(L, 9);
+        lua_replace(L, 7);
     }
     lc->started = 1;
     if (lua_type(L, 2) != LUA_TSTRING || mq_op_parse(lua_tostring(L, 2), &op) != 0)
@@ -343,6 +353,11 @@ static int l_engine_start(lua_State *L)
                              "update_subscription or unsubscribe");
     else
         a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now);
+    if (a.action == MQ_A_SLOT && lim != NULL && !mq_limiter_remote(lim)) {
+        double wait;
+        if (mq_limiter_try_at(lim, &wait, NULL))
+            a = mq_engine_slot(&lc->c, 1, 0, -1, now);
+    }
     lua_settop(L, 7);
     mq_lengine_push_step(L, a, 7);
     return 3;

@@ -10,11 +10,13 @@
  *       the request as sock:send{ head, length, body } sends it (head: the
  *       request line and every header but the length, the same string for
  *       every request of one method and path)
- *   action, step = call:answer(p, now [, lim])
+ *   action, step [, value, err] = call:answer(p, now [, lim])
  *       the answer the parser read (p:feed said "done") handed to the
  *       engine (mq_engine_response); with lim (a core.limiter) what it
  *       means for the shared budget applied to it (mq_engine_note: pause
- *       or observe), as the driver did with call:limiter_note() */
+ *       or observe), as the driver did with call:limiter_note(). When the
+ *       call is done (action "done"), also what call:result() returns:
+ *       one step less on the usual path. */
 #include "engine.h"
 #include "lengine.h"
 #include "lhttp.h"
@@ -56,5 +58,8 @@ int mq_lengine_answer(lua_State *L)
             mq_limiter_observe(lim, n.remaining, n.limit, n.reset);
     }
     lua_settop(L, 1);       /* the call: the step table is its own */
-    return mq_lengine_push_step(L, st, 1);
+    mq_lengine_push_step(L, st, 1);
+    if (st.action != MQ_A_DONE)
+        return 2;
+    return 2 + mq_lengine_push_result(L, c);
 }

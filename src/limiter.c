@@ -487,6 +487,7 @@ void mq_limiter_status(mq_limiter *l, mq_limiter_status_t *st)
 
 const char *mq_limiter_key(const mq_limiter *l) { return l->key; }
 const char *mq_limiter_path(const mq_limiter *l) { return l->path; }
+int mq_limiter_remote(const mq_limiter *l) { return l->rd != NULL; }
 
 #ifdef MQ_TESTING
 struct used_args { int64_t off; uint64_t from_hint, plain; int still; };

@@ -115,6 +115,8 @@ int  mq_limiter_acquire_at(mq_limiter *l, double max_wait, double *waited,
                            double *retry_after, int64_t *at);
 const char *mq_limiter_key(const mq_limiter *l);
 const char *mq_limiter_path(const mq_limiter *l);
+/* 1 when the budget is kept in Redis (a try may be a round trip), else 0 */
+int mq_limiter_remote(const mq_limiter *l);
 #ifdef MQ_TESTING
 /* Test hook (-DMQ_TESTING builds only): claims the next slot (the CAS that
  * admits) and then stops forever before finishing the admission, the worst

@@ -167,6 +167,9 @@ local function worker_state()
         if not lim then return nil, "rate_limit", (lerr.message:gsub("^rate_limit: ", "")) end
         w.lim = lim
         w.redis = rl.redis
+        -- a budget of this host's own: eng:start takes a free slot itself
+        -- (no lim:try and call:slot from Lua on the usual path)
+        if not rl.redis then w.start_lim = lim end
     end
     if config.metrics then
         -- the limiter's dir (its default made above), else the default
@@ -234,12 +237,15 @@ local function perform(fname, op, a, b)
             calls[n] = nil
         end
     end
-    local call, action, step = eng:start(op, a, b, t0, nil, spare)
+    -- with a local budget the first slot is taken in eng:start when one
+    -- is free (action "send"); "slot" when the driver must wait for it
+    local call, action, step = eng:start(op, a, b, t0, nil, spare, w and w.start_lim)
     -- tn: the clock's last reading, what the engine was last told; the
     -- next attempt's timeout and the call's latency count from it (between
     -- it and them the worker only runs C and Lua: no yield)
     local tn = t0
     local logged = false    -- this call's cause is in error.log (ngx_log.mark)
+    local value, e          -- the result, when call:answer ends the call
     if not w and action ~= "done" then
         -- the worker's set-up failed: the host's, and the engine says so
         -- (and counts it)
@@ -256,7 +262,7 @@ local function perform(fname, op, a, b)
                 -- the answer (p, the parser) read by the engine in C, and
                 -- what it means for the shared budget applied to lim
                 attempts = attempts + 1
-                action, step = call:answer(p, tn, lim)
+                action, step, value, e = call:answer(p, tn, lim)
                 http.release(p)
             elseif outcome == "config" then
                 -- nginx lacks a directive: nothing was sent, and no retry
@@ -296,7 +302,7 @@ local function perform(fname, op, a, b)
             break           -- "done"
         end
     end
-    local value, e = call:result()
+    if value == nil and e == nil then value, e = call:result() end
     if calls and #calls < 64 then calls[#calls + 1] = call end
     if value then
         count(w, op, "ok", t0, tn, retries, waits, wait_s, attempts)
