@@ -155,6 +155,31 @@ describe("mediquo.ngx and the host's own setup", function()
         local stats = json.decode(text)
         assert.are.equal(2, stats.by_kind.config, json.encode(stats))
     end)
+
+    it("the example's answers name no worker: no pid in any header (the tests' config adds X-Worker)",
+       function()
+        local sb = H.sandbox{}
+        local gw = NH.gateway(sb, { workers = 1, conf = H.root .. "/examples/nginx.conf" })
+        finally(function() gw:stop() end)
+        local pid = H.run("cat " .. H.shell_quote(gw.prefix .. "/nginx.pid")):match("%d+")
+        local worker = H.run("pgrep -P " .. pid):match("%d+")
+        assert.truthy(worker)
+        for _, path in ipairs{ "/book", "/status" } do
+            local st, _, headers
+            if path == "/book" then st, _, headers = gw:post(path, booking())
+            else st, _, headers = gw:get(path) end
+            assert.truthy(st and headers and headers["content-type"])
+            for k, v in pairs(headers or {}) do
+                assert.falsy(k == "x-worker", path .. ": " .. k)
+                assert.falsy(tostring(v):find(worker, 1, true), path .. ": " .. k .. ": " .. tostring(v))
+            end
+        end
+        -- the tests' own gateways do carry it
+        local tgw = NH.gateway(sb, { workers = 1 })
+        finally(function() tgw:stop() end)
+        local _, _, th = tgw:post("/book", booking())
+        assert.truthy(th["x-worker"])
+    end)
 end)
 
 describe("mediquo.ngx against hostile servers", function()

@@ -22,6 +22,30 @@ local running = {}
 
 local record = H.record_prefix   -- spec/run.sh stops what is left there
 
+-- The tests' gateway config: examples/nginx.conf with one line more, an
+-- X-Worker header (which worker answered: what the tests of two workers
+-- read). A test's, not the example's: it would tell every caller the
+-- workers' pids.
+local function test_conf_text()
+    local f = assert(io.open(H.root .. "/examples/nginx.conf", "rb"))
+    local conf = f:read("a")
+    f:close()
+    local with, n = conf:gsub("(\n(%s*)default_type application/json;[^\n]*\n)",
+                              "%1%2add_header X-Worker $pid always;\n", 1)
+    assert(n == 1, "examples/nginx.conf: no default_type line to put X-Worker after")
+    return with
+end
+
+local function write_temp(text)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+local test_conf     -- the path of test_conf_text(), made once
+
 -- NH.booking(code, extra) -> a POST /book body the sandbox accepts, extra's
 -- fields over it
 function NH.booking(code, extra)
@@ -60,7 +84,8 @@ function NH.gateway(sb, opts)
         env.MEDIQUO_NGINX_USER = opts.user
         H.run("chown " .. q(opts.user:match("^%S+")) .. " " .. q(dir))
     end
-    env.MEDIQUO_GATEWAY_CONF = opts.conf
+    if not opts.conf and not test_conf then test_conf = write_temp(test_conf_text()) end
+    env.MEDIQUO_GATEWAY_CONF = opts.conf or test_conf
     for k, v in pairs(opts.env or {}) do env[k] = tostring(v) end
     local assigns = {}
     for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end
@@ -105,22 +130,17 @@ local scratch = {}   -- spawn_posts dirs not yet removed (a test failed before w
 NH._sentinel = setmetatable({}, { __gc = function()
     for i = #running, 1, -1 do running[i]:stop() end
     for dir in pairs(scratch) do H.run("rm -rf " .. q(dir)) end
+    if test_conf then os.remove(test_conf) end
 end })
 
--- NH.conf_variant(edit) -> path of a config template: examples/nginx.conf
--- passed through edit(text) -> text (which must change it). The caller
--- removes the file.
+-- NH.conf_variant(edit) -> path of a config template: the tests' config
+-- (examples/nginx.conf with X-Worker) passed through edit(text) -> text
+-- (which must change it). The caller removes the file.
 function NH.conf_variant(edit)
-    local f = assert(io.open(H.root .. "/examples/nginx.conf", "rb"))
-    local conf = f:read("a")
-    f:close()
+    local conf = test_conf_text()
     local changed = edit(conf)
     assert(changed ~= conf, "the edit changed nothing")
-    local path = os.tmpname()
-    f = assert(io.open(path, "wb"))
-    f:write(changed)
-    f:close()
-    return path
+    return write_temp(changed)
 end
 
 -- gw:post(path, table|string) -> status, decoded body (or raw), headers

@@ -16,6 +16,9 @@
 #include "answer.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 64   /* cjson counts objects and arrays alike */
 
@@ -112,6 +115,30 @@ static const unsigned char special[256] = { ONE32, ['"'] = 1, ['\\'] = 1 };
 #undef ONE32
 #undef ONE4
 
+/* The first special byte at or after p, or end. With SSE2 (every x86-64)
+ * 16 bytes a step while 16 are left: a URL of 60 bytes in four steps, a
+ * key in one; the table for the rest, and where there is no SSE2. */
+static ptr plain_run(ptr p, ptr end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);    /* x <= 0x1f: max(x, 0x1f) == 0x1f */
+
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(x, ctl), ctl));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits != 0)
+            return p + __builtin_ctz(bits);
+        p += 16;
+    }
+#endif
+    while (p < end && !special[*p])
+        p++;
+    return p;
+}
+
 /* The string whose opening quote is at s->p: s->p moves past the closing
  * one, *str and *n (when asked for) say where its bytes are. Without an
  * escape (the usual case) they are the body's own. With one, they are
@@ -124,8 +151,7 @@ static int string(scan *s, unsigned char *out, ptr *str, size_t *n)
     size_t k, used;
     unsigned char u[4];
 
-    while (p < end && !special[*p])
-        p++;
+    p = plain_run(p, end);
     if (p < end && *p == '"') {         /* no escape */
         if (str) *str = start;
         if (n) *n = (size_t)(p - start);
@@ -138,9 +164,7 @@ static int string(scan *s, unsigned char *out, ptr *str, size_t *n)
         unsigned char c = *p;
         if (c != '\\') {
             /* a run of plain bytes, copied at once */
-            ptr q = p;
-            while (q < end && !special[*q])
-                q++;
+            ptr q = plain_run(p, end);
             if (q == p) {               /* a raw control byte */
                 if (!s->lax || *p == '"')
                     return 0;

@@ -6,10 +6,10 @@
  * the answer's body string and its res table, and three calls
  * (limiter_note, then lim:pause or lim:observe) fewer.
  *
- *   head, length, body|nil, timeout, connect_timeout = call:request_head(w)
- *       the request as sock:send{ head, length, body } sends it (head: the
- *       request line and every header but the length, the same string for
- *       every request of one method and path)
+ *   head, body|nil, timeout, connect_timeout = call:request_head(w)
+ *       the request as sock:send{ head, body } sends it (head: the request
+ *       line and every header with the length, the same string for every
+ *       request of one method, path and body length)
  *   action, step [, value, err] = call:answer(p, now [, lim])
  *       the answer the parser read (p:feed said "done") handed to the
  *       engine (mq_engine_response); with lim (a core.limiter) what it
@@ -32,7 +32,7 @@ int mq_lengine_request_head(lua_State *L)
     lua_settop(L, 2);
     mq_lhttp_push_head(L, 2, mq_method_name(r.method), r.path, r.path_len, r.body != NULL,
                        r.body_len);
-    return 2 + mq_lengine_push_send(L, &r);
+    return 1 + mq_lengine_push_send(L, &r);
 }
 
 int mq_lengine_answer(lua_State *L)

@@ -5,8 +5,8 @@
  *
  *   w = core.http1{ api_key=, secret_key=, host=, user_agent=? }
  *   w:request(method, path, body|nil) -> the request bytes, ready to send
- *   (call:request_head(w), lengine_wire.c: the same bytes in three parts,
- *   for a cosocket's send { head, length, body }: mq_lhttp_push_head)
+ *   (call:request_head(w), lengine_wire.c: the same bytes in two parts,
+ *   for a cosocket's send { head, body }: mq_lhttp_push_head)
  *   p = core.http1_parser()
  *   p:feed(bytes) -> "more" | "done", keepalive | nil, outcome, message
  *   p:eof()       -> "done" | nil, outcome, message   (the peer closed)
@@ -43,17 +43,22 @@
 
 /* ---- the request writer ---------------------------------------------- */
 
-#define HEAD_PATH_MAX 64        /* the longest path whose head is kept */
+#define HEAD_PATH_MAX 64        /* the longest path whose heads are kept */
+#define HEADS_MAX     64        /* heads kept, by body length */
+#define HEADS_UV      1         /* where in the writer's own table */
 
 typedef struct {
     char tag[MQ_LTAG_LEN];
     char *fixed;            /* "Host: ...\r\n...X-Secret-Key: ...\r\n"; NULL once freed */
     size_t fixed_len;
-    /* the last head made (mq_lhttp_push_head), kept at [1] of the
-     * userdata's own table: a create's is the same string every time */
+    /* the heads of the last method and path (mq_lhttp_push_head), one a
+     * body length, kept in a table at [HEADS_UV] of the userdata's own
+     * table at blen % HEADS_MAX + 1: a create's are the same few strings
+     * every time */
     int head_m, head_body;  /* head_m -1: none kept */
     size_t head_plen;
     char head_path[HEAD_PATH_MAX];
+    size_t heads_blen[HEADS_MAX];
 } http1_w;
 
 static int w_gc(lua_State *L)
@@ -227,7 +232,7 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
     http1_w *w = check_w(L, widx);
     luaL_Buffer b;
     char num[48];
-    int m = 0;
+    int m = 0, uv;
 
     if (widx < 0)
         widx = lua_gettop(L) + widx + 1;
@@ -236,28 +241,47 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
     if (methods[m] == NULL)
         return luaL_error(L, "mediquo.http1: no method %s", method);
     mq_getuservalue(L, widx);
+    uv = lua_gettop(L);
     if (m == w->head_m && (has_body != 0) == w->head_body && plen == w->head_plen
         && memcmp(path, w->head_path, plen) == 0) {
-        lua_rawgeti(L, -1, 1);          /* the same head as last time */
-        lua_remove(L, -2);
+        /* the same method and path as last time: this length's head? */
+        lua_rawgeti(L, uv, HEADS_UV);
+        lua_rawgeti(L, -1, (int)(blen % HEADS_MAX) + 1);
+        if (lua_type(L, -1) == LUA_TSTRING && w->heads_blen[blen % HEADS_MAX] == blen) {
+            lua_replace(L, uv);
+            lua_settop(L, uv);
+            return 1;
+        }
+        lua_pop(L, 2);
     } else {
         check_path(L, widx, path, plen);
-        luaL_buffinit(L, &b);
-        add_head(&b, w, m, path, plen, has_body);
-        luaL_pushresult(&b);
+        /* another method or path: its heads are made afresh */
+        w->head_m = -1;
         if (plen <= HEAD_PATH_MAX) {
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, -3, 1);
+            lua_createtable(L, HEADS_MAX, 0);
+            lua_rawseti(L, uv, HEADS_UV);
             memcpy(w->head_path, path, plen);
             w->head_plen = plen;
             w->head_m = m;
             w->head_body = has_body != 0;
         }
-        lua_remove(L, -2);
     }
+    luaL_buffinit(L, &b);
+    add_head(&b, w, m, path, plen, has_body);
     length_line(num, sizeof num, m, has_body, blen);
-    lua_pushstring(L, num);
-    return 2;
+    luaL_addstring(&b, num);
+    luaL_pushresult(&b);
+    if (w->head_m == m) {
+        /* kept by its length (modulo HEADS_MAX; a clash replaces) */
+        lua_rawgeti(L, uv, HEADS_UV);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, (int)(blen % HEADS_MAX) + 1);
+        lua_pop(L, 1);
+        w->heads_blen[blen % HEADS_MAX] = blen;
+    }
+    lua_replace(L, uv);
+    lua_settop(L, uv);
+    return 1;
 }
 
 /* ---- the response reader --------------------------------------------- */

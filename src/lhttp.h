@@ -13,11 +13,11 @@
 /* Adds `http1` (request writer) and `http1_parser` (response reader) to
  * the module table on top of the stack. */
 void mq_lhttp_open(lua_State *L);
-/* The request head for the writer at widx, as two strings pushed: the
- * request line and every header but the length (the same string for
- * every request of a method and path: interned once), then the length
- * line and the blank one. Raises a Lua error for a bad writer, method or
- * path. Returns 2. */
+/* The request head for the writer at widx as one string pushed: the
+ * request line, every header, the length line and the blank one (kept:
+ * the same string for every request of a method, path and body length,
+ * made once). Raises a Lua error for a bad writer, method or path.
+ * Returns 1. */
 int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *path, size_t plen,
                        int has_body, size_t blen);
 /* The complete answer the parser at idx read, for the engine: a->body is

@@ -27,7 +27,7 @@ end
 
 -- the answer as the engine takes it: a parser fed the bytes the wire had
 -- carried (call:answer reads it in C)
-function T.attempt(_, head, _, body)
+function T.attempt(_, head, body)
     local method, path = head:match("^(%u+) (%S+)")
     local res = ngx.location.capture("/__mq" .. path, { method = METHOD[method], body = body })
     if not res or res.truncated then return "reset", "subrequest failed" end

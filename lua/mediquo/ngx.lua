@@ -255,8 +255,8 @@ local function perform(fname, op, a, b)
     end
     for _ = 1, 100000 do        -- bounded by the deadline; the count is a backstop
         if action == "send" then
-            local head, length, body, timeout, connect_timeout = call:request_head(conn.w)
-            local outcome, p, status = conn:attempt(head, length, body, timeout, connect_timeout, tn)
+            local head, body, timeout, connect_timeout = call:request_head(conn.w)
+            local outcome, p, status = conn:attempt(head, body, timeout, connect_timeout, tn)
             tn = now()
             if outcome == "ok" then
                 -- the answer (p, the parser) read by the engine in C, and

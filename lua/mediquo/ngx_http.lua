@@ -6,8 +6,8 @@
 --   local http = require "mediquo.ngx_http"
 --   local t = http.new{ scheme =, host =, port =, api_key =, secret_key =,
 --                       user_agent =, insecure =, ca_file = }
---   local head, length, body, timeout, cto = call:request_head(t.w)
---   local outcome, p, status = t:attempt(head, length, body, timeout, cto[, t0])
+--   local head, body, timeout, cto = call:request_head(t.w)
+--   local outcome, p, status = t:attempt(head, body, timeout, cto[, t0])
 --   if outcome == "ok" then call:answer(p, now); http.release(p) end
 --
 -- "ok": p is the core.http1_parser holding the complete answer, which the
@@ -145,10 +145,10 @@ end
 -- yield, and emptied right after
 local req = {}
 
--- t:attempt(head, length, body|nil, timeout, connect_timeout[, t0]) -> "ok", p |
+-- t:attempt(head, body|nil, timeout, connect_timeout[, t0]) -> "ok", p |
 -- outcome, message[, status] (see above). t0: when the attempt's timeout
 -- starts (core.now's clock), the caller's last reading of it; now when nil
-function T.attempt(t, head, length, body, timeout, connect_timeout, t0)
+function T.attempt(t, head, body, timeout, connect_timeout, t0)
     t0 = t0 or now()
     local sock = ngx.socket.tcp()
     local cto = connect_timeout < timeout and connect_timeout or timeout
@@ -208,9 +208,9 @@ function T.attempt(t, head, length, body, timeout, connect_timeout, t0)
         io_ms = ms(left)
         sock:settimeouts(io_ms, io_ms, io_ms)
     end
-    req[1], req[2], req[3] = head, length, body
+    req[1], req[2] = head, body
     local sent, serr = sock:send(req)
-    req[1], req[2], req[3] = nil, nil, nil
+    req[1], req[2] = nil, nil
     if not sent then
         -- part of it may have left: the server may act on it
         if serr == "timeout" then
