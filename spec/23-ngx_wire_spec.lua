@@ -52,6 +52,37 @@ describe("core.http1 (the request bytes)", function()
         assert.truthy(del:find("\r\n\r\n$"))
     end)
 
+    it("call:request_head's head, kept per body length, is w:request's: kept, over 64 lengths, other paths",
+       function()
+        local w = assert(writer())
+        local eng = assert(core.engine{ base_url = "https://api.example:8443/v1", api_key = KEY,
+                                        secret_key = SECRET })
+        local function check(call, action)
+            assert.equal("send", action)
+            local head, body = call:request_head(w)
+            local method, path = call:request()
+            assert.equal(w:request(method, path, body), head .. (body or ""))
+        end
+        local function create(n)
+            check(eng:start("create", { code = "c-" .. ("x"):rep(n), patient = "p",
+                                        professional = "q", starts_at = "2030-05-20T10:00:00Z" }, nil, 0))
+        end
+        -- 40 lengths of one path, twice: the second round reads the kept heads
+        for _ = 1, 2 do
+            for n = 1, 40 do create(n) end
+        end
+        -- over HEADS_MAX (64) lengths: a new table when one is full
+        for _ = 1, 2 do
+            for n = 1, 100 do create(n) end
+        end
+        -- other methods and paths between creates: each starts afresh
+        for n = 1, 20 do
+            check(eng:start("cancel", "c" .. n, nil, 0))
+            check(eng:start("reschedule", "c" .. n, "2030-05-21T10:00:00Z", 0))
+            create(n)
+        end
+    end)
+
     it("keeps the keys in C: nothing reads them back", function()
         local w = assert(writer())
         assert.are.equal("mediquo.http1", tostring(w))

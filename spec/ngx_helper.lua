@@ -36,14 +36,6 @@ local function test_conf_text()
     return with
 end
 
-local function write_temp(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
-end
-
 local test_conf     -- the path of test_conf_text(), made once
 
 -- NH.booking(code, extra) -> a POST /book body the sandbox accepts, extra's
@@ -84,7 +76,7 @@ function NH.gateway(sb, opts)
         env.MEDIQUO_NGINX_USER = opts.user
         H.run("chown " .. q(opts.user:match("^%S+")) .. " " .. q(dir))
     end
-    if not opts.conf and not test_conf then test_conf = write_temp(test_conf_text()) end
+    if not opts.conf and not test_conf then test_conf = H.write_file(os.tmpname(), test_conf_text()) end
     env.MEDIQUO_GATEWAY_CONF = opts.conf or test_conf
     for k, v in pairs(opts.env or {}) do env[k] = tostring(v) end
     local assigns = {}
@@ -140,7 +132,7 @@ function NH.conf_variant(edit)
     local conf = test_conf_text()
     local changed = edit(conf)
     assert(changed ~= conf, "the edit changed nothing")
-    return write_temp(changed)
+    return H.write_file(os.tmpname(), changed)
 end
 
 -- gw:post(path, table|string) -> status, decoded body (or raw), headers

@@ -19,8 +19,9 @@ int mq_lclass(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_R
               const char *guard);
 
 /* Every userdata of a class begins with the class's tag: 8 bytes (a
- * string literal of 8 characters), set where it is made (mq_lclass_new). A method finds its self by the tag -- two API calls and one
- * compare -- not by luaL_checkudata, which interns the class's name and
+ * string literal of 8 characters), set where it is made (mq_lclass_new).
+ * A method finds its self by the tag -- two API calls and one compare --
+ * not by luaL_checkudata, which interns the class's name and
  * looks the metatable up in the registry every call (~190 instructions
  * under LuaJIT, 13 checks a gateway /book: docs/performance.md). It is
  * also the stricter check: a foreign userdata given one of our metatables

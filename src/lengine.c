@@ -355,7 +355,7 @@ static int l_engine_start(lua_State *L)
         a = mq_lengine_start(L, le->e, &lc->c, op, 3, 4, resumed, now);
     if (a.action == MQ_A_SLOT && lim != NULL && !mq_limiter_remote(lim)) {
         double wait;
-        if (mq_limiter_try_at(lim, &wait, NULL))
+        if (mq_limiter_try(lim, &wait))
             a = mq_engine_slot(&lc->c, 1, 0, -1, now);
     }
     lua_settop(L, 7);

@@ -44,7 +44,7 @@
 /* ---- the request writer ---------------------------------------------- */
 
 #define HEAD_PATH_MAX 64        /* the longest path whose heads are kept */
-#define HEADS_MAX     64        /* heads kept, by body length */
+#define HEADS_MAX     64        /* heads kept (by body length); then a new table */
 #define HEADS_UV      1         /* where in the writer's own table */
 
 typedef struct {
@@ -53,12 +53,11 @@ typedef struct {
     size_t fixed_len;
     /* the heads of the last method and path (mq_lhttp_push_head), one a
      * body length, kept in a table at [HEADS_UV] of the userdata's own
-     * table at blen % HEADS_MAX + 1: a create's are the same few strings
-     * every time */
+     * table at [blen + 1]: a create's are the same few strings every time */
     int head_m, head_body;  /* head_m -1: none kept */
     size_t head_plen;
     char head_path[HEAD_PATH_MAX];
-    size_t heads_blen[HEADS_MAX];
+    int heads_n;            /* how many that table holds */
 } http1_w;
 
 static int w_gc(lua_State *L)
@@ -125,7 +124,7 @@ static int w_new(lua_State *L)
     cap = l[0] + l[1] + l[2] + ual + 160;
     w = mq_lclass_new(L, sizeof *w, HTTP1_TAG, MQ_HTTP1_MT);   /* fixed NULL */
     w->head_m = -1;
-    lua_createtable(L, 1, 0);       /* where the last head is kept */
+    lua_createtable(L, 1, 0);       /* where the heads are kept (HEADS_UV) */
     mq_setuservalue(L, -2);
     buf = malloc(cap);
     if (buf == NULL)
@@ -232,7 +231,7 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
     http1_w *w = check_w(L, widx);
     luaL_Buffer b;
     char num[48];
-    int m = 0, uv;
+    int m = 0, uv, keep;
 
     if (widx < 0)
         widx = lua_gettop(L) + widx + 1;
@@ -246,38 +245,41 @@ int mq_lhttp_push_head(lua_State *L, int widx, const char *method, const char *p
         && memcmp(path, w->head_path, plen) == 0) {
         /* the same method and path as last time: this length's head? */
         lua_rawgeti(L, uv, HEADS_UV);
-        lua_rawgeti(L, -1, (int)(blen % HEADS_MAX) + 1);
-        if (lua_type(L, -1) == LUA_TSTRING && w->heads_blen[blen % HEADS_MAX] == blen) {
+        lua_rawgeti(L, -1, (int)blen + 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
             lua_replace(L, uv);
             lua_settop(L, uv);
             return 1;
         }
         lua_pop(L, 2);
+        keep = 1;
     } else {
         check_path(L, widx, path, plen);
-        /* another method or path: its heads are made afresh */
         w->head_m = -1;
-        if (plen <= HEAD_PATH_MAX) {
-            lua_createtable(L, HEADS_MAX, 0);
-            lua_rawseti(L, uv, HEADS_UV);
-            memcpy(w->head_path, path, plen);
-            w->head_plen = plen;
-            w->head_m = m;
-            w->head_body = has_body != 0;
-        }
+        keep = plen <= HEAD_PATH_MAX;
     }
     luaL_buffinit(L, &b);
     add_head(&b, w, m, path, plen, has_body);
     length_line(num, sizeof num, m, has_body, blen);
     luaL_addstring(&b, num);
     luaL_pushresult(&b);
-    if (w->head_m == m) {
-        /* kept by its length (modulo HEADS_MAX; a clash replaces) */
+    if (keep) {
+        /* kept by its length; another method or path, or HEADS_MAX
+         * lengths kept already, start a new table */
+        if (w->head_m != m || w->heads_n >= HEADS_MAX) {
+            lua_createtable(L, 0, 8);
+            lua_rawseti(L, uv, HEADS_UV);
+            w->heads_n = 0;
+            memcpy(w->head_path, path, plen);
+            w->head_plen = plen;
+            w->head_m = m;
+            w->head_body = has_body != 0;
+        }
         lua_rawgeti(L, uv, HEADS_UV);
         lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, (int)(blen % HEADS_MAX) + 1);
+        lua_rawseti(L, -2, (int)blen + 1);
         lua_pop(L, 1);
-        w->heads_blen[blen % HEADS_MAX] = blen;
+        w->heads_n++;
     }
     lua_replace(L, uv);
     lua_settop(L, uv);

@@ -167,9 +167,6 @@ local function worker_state()
         if not lim then return nil, "rate_limit", (lerr.message:gsub("^rate_limit: ", "")) end
         w.lim = lim
         w.redis = rl.redis
-        -- a budget of this host's own: eng:start takes a free slot itself
-        -- (no lim:try and call:slot from Lua on the usual path)
-        if not rl.redis then w.start_lim = lim end
     end
     if config.metrics then
         -- the limiter's dir (its default made above), else the default
@@ -237,9 +234,11 @@ local function perform(fname, op, a, b)
             calls[n] = nil
         end
     end
-    -- with a local budget the first slot is taken in eng:start when one
-    -- is free (action "send"); "slot" when the driver must wait for it
-    local call, action, step = eng:start(op, a, b, t0, nil, spare, w and w.start_lim)
+    -- with a budget of this host's own (not Redis) the first slot is taken
+    -- in eng:start when one is free (action "send"); "slot" when the
+    -- driver must wait for it (no lim:try and call:slot from Lua)
+    local call, action, step = eng:start(op, a, b, t0, nil, spare,
+                                         not (w and w.redis) and lim or nil)
     -- tn: the clock's last reading, what the engine was last told; the
     -- next attempt's timeout and the call's latency count from it (between
     -- it and them the worker only runs C and Lua: no yield)
