@@ -64,6 +64,7 @@ build = {
       ["mediquo.ngx"] = "lua/mediquo/ngx.lua",
       ["mediquo.ngx_http"] = "lua/mediquo/ngx_http.lua",
       ["mediquo.ngx_limiter"] = "lua/mediquo/ngx_limiter.lua",
+      ["mediquo.ngx_clock"] = "lua/mediquo/ngx_clock.lua",
       ["mediquo.ngx_reply"] = "lua/mediquo/ngx_reply.lua",
       ["mediquo.ngx_log"] = "lua/mediquo/ngx_log.lua",
       ["mediquo.ngx_body"] = "lua/mediquo/ngx_body.lua",

@@ -489,6 +489,24 @@ describe("engine", function()
         assert.matches("mediquo.core.engine expected, got a userdata not made as one", tostring(err))
     end)
 
+    it("mediquo.ngx_clock reads core.now's clock, through the FFI on LuaJIT", function()
+        local clock = require "mediquo.ngx_clock"
+        local ffi = jit and require("ffi")
+        if ffi and ffi.os == "Linux" and ffi.abi("64bit") then
+            -- its own reading (compiled into the trace), not core.now's C function
+            assert.are_not.equal(core.now, clock)
+        else
+            assert.equal(core.now, clock)
+        end
+        local prev = clock()
+        for _ = 1, 1000 do
+            local a, b, c = core.now(), clock(), core.now()
+            assert.truthy(a <= b and b <= c, ("core.now %.9f, ngx_clock %.9f, core.now %.9f"):format(a, b, c))
+            assert.truthy(b >= prev)
+            prev = b
+        end
+    end)
+
     it("exports one table of names", function()
         assert.is_true(core.KINDS.server_error)
         assert.is_false(core.KINDS.config)

@@ -48,7 +48,7 @@ local huge = math.huge
 local format = string.format
 local concat = table.concat
 local sort = table.sort
-local now = core.now
+local now = require("mediquo.ngx_clock")
 
 local _M = { _VERSION = core._VERSION }
 

@@ -31,7 +31,7 @@ local tostring = tostring
 local find = string.find
 local max = math.max
 local floor = math.floor
-local now = core.now
+local now = require("mediquo.ngx_clock")
 
 local _M = { _VERSION = core._VERSION }
 local T = {}

@@ -21,7 +21,7 @@ local core = require "mediquo.core"
 local ngx_redis = require "mediquo.ngx_redis"
 
 local ngx = ngx
-local now = core.now
+local now = require("mediquo.ngx_clock")
 
 local _M = { _VERSION = core._VERSION }
 
